@@ -1,0 +1,51 @@
+# The two commands: `make drill` (a full rollback rehearsal on the local stack) and `make test`.
+# Both install what they need: a .venv with the pinned moto and cfn-lint, the npm ASL validator,
+# and Debian packages (PostgreSQL, kubectl, Chromium) when they are missing.
+
+SHELL := /bin/bash
+VENV := .venv
+CARGO ?= cargo
+export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
+
+.PHONY: all test drill venv node system-deps lint unit build release fmt clean
+
+all: test
+
+## Python tools (moto, cfn-lint), pinned in requirements-dev.txt.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Debian packages the tests drive for real; installed only when missing.
+APT_PACKAGES :=
+ifeq ($(shell command -v kubectl),)
+APT_PACKAGES += kubernetes-client
+endif
+ifeq ($(wildcard /usr/lib/postgresql/*/bin/initdb),)
+APT_PACKAGES += postgresql
+endif
+system-deps:
+ifneq ($(strip $(APT_PACKAGES)),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
+endif
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: venv system-deps
+	$(CARGO) test --workspace
+
+test: venv system-deps lint unit
+
+build:
+	$(CARGO) build --workspace
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) node_modules

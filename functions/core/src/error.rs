@@ -1,0 +1,352 @@
+//! One error type for every function. Each variant surfaces as a Step Functions error name
+//! (`Rollback.<Kind>`) that the definition's Retry and Catch match by name.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::{Deserialize, Serialize};
+
+use crate::validation::ValidationErrors;
+
+/// The kinds of failure, one Step Functions error name each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    InvalidPlan,
+    InvalidRequest,
+    InvalidInput,
+    SnapshotNotFound,
+    SnapshotFailed,
+    RestoreFailed,
+    SwapFailed,
+    StableImageNotFound,
+    RetagFailed,
+    NoRolloutHistory,
+    RolloutStuck,
+    PlanDrifted,
+    ConcurrentRollback,
+    Rejected,
+    WaitTimedOut,
+    SmokeConfig,
+    Kubernetes,
+    Throttled,
+    Transient,
+    Aws,
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 21] = [
+        ErrorKind::InvalidPlan,
+        ErrorKind::InvalidRequest,
+        ErrorKind::InvalidInput,
+        ErrorKind::SnapshotNotFound,
+        ErrorKind::SnapshotFailed,
+        ErrorKind::RestoreFailed,
+        ErrorKind::SwapFailed,
+        ErrorKind::StableImageNotFound,
+        ErrorKind::RetagFailed,
+        ErrorKind::NoRolloutHistory,
+        ErrorKind::RolloutStuck,
+        ErrorKind::PlanDrifted,
+        ErrorKind::ConcurrentRollback,
+        ErrorKind::Rejected,
+        ErrorKind::WaitTimedOut,
+        ErrorKind::SmokeConfig,
+        ErrorKind::Kubernetes,
+        ErrorKind::Throttled,
+        ErrorKind::Transient,
+        ErrorKind::Aws,
+        ErrorKind::Internal,
+    ];
+
+    /// The Step Functions error name, e.g. `Rollback.SnapshotNotFound`.
+    pub fn error_name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidPlan => "Rollback.InvalidPlan",
+            ErrorKind::InvalidRequest => "Rollback.InvalidRequest",
+            ErrorKind::InvalidInput => "Rollback.InvalidInput",
+            ErrorKind::SnapshotNotFound => "Rollback.SnapshotNotFound",
+            ErrorKind::SnapshotFailed => "Rollback.SnapshotFailed",
+            ErrorKind::RestoreFailed => "Rollback.RestoreFailed",
+            ErrorKind::SwapFailed => "Rollback.SwapFailed",
+            ErrorKind::StableImageNotFound => "Rollback.StableImageNotFound",
+            ErrorKind::RetagFailed => "Rollback.RetagFailed",
+            ErrorKind::NoRolloutHistory => "Rollback.NoRolloutHistory",
+            ErrorKind::RolloutStuck => "Rollback.RolloutStuck",
+            ErrorKind::PlanDrifted => "Rollback.PlanDrifted",
+            ErrorKind::ConcurrentRollback => "Rollback.ConcurrentRollback",
+            ErrorKind::Rejected => "Rollback.Rejected",
+            ErrorKind::WaitTimedOut => "Rollback.WaitTimedOut",
+            ErrorKind::SmokeConfig => "Rollback.SmokeConfig",
+            ErrorKind::Kubernetes => "Rollback.Kubernetes",
+            ErrorKind::Throttled => "Rollback.Throttled",
+            ErrorKind::Transient => "Rollback.Transient",
+            ErrorKind::Aws => "Rollback.AwsError",
+            ErrorKind::Internal => "Rollback.Internal",
+        }
+    }
+
+    pub fn from_error_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.error_name() == name)
+    }
+
+    /// Worth retrying with backoff: the same call may succeed later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("invalid plan: {0}")]
+    InvalidPlan(ValidationErrors),
+    #[error("invalid request: {0}")]
+    InvalidRequest(ValidationErrors),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    SnapshotNotFound(String),
+    #[error("{0}")]
+    SnapshotFailed(String),
+    #[error("{0}")]
+    RestoreFailed(String),
+    #[error("{0}")]
+    SwapFailed(String),
+    #[error("{0}")]
+    StableImageNotFound(String),
+    #[error("{0}")]
+    RetagFailed(String),
+    #[error("{0}")]
+    NoRolloutHistory(String),
+    #[error("{0}")]
+    RolloutStuck(String),
+    #[error("the approved plan no longer matches live state: {0}")]
+    PlanDrifted(String),
+    #[error("{0}")]
+    ConcurrentRollback(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("{0}")]
+    WaitTimedOut(String),
+    #[error("smoke test configuration: {0}")]
+    SmokeConfig(String),
+    #[error("kubernetes {operation}: {message}")]
+    Kubernetes {
+        operation: String,
+        message: String,
+        retryable: bool,
+    },
+    #[error("{operation} was throttled: {message}")]
+    Throttled { operation: String, message: String },
+    #[error("{operation} failed transiently: {message}")]
+    Transient { operation: String, message: String },
+    #[error("{operation} failed: {code}: {message}")]
+    Aws {
+        operation: String,
+        code: String,
+        message: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RollbackError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RollbackError::InvalidPlan(_) => ErrorKind::InvalidPlan,
+            RollbackError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            RollbackError::InvalidInput(_) => ErrorKind::InvalidInput,
+            RollbackError::SnapshotNotFound(_) => ErrorKind::SnapshotNotFound,
+            RollbackError::SnapshotFailed(_) => ErrorKind::SnapshotFailed,
+            RollbackError::RestoreFailed(_) => ErrorKind::RestoreFailed,
+            RollbackError::SwapFailed(_) => ErrorKind::SwapFailed,
+            RollbackError::StableImageNotFound(_) => ErrorKind::StableImageNotFound,
+            RollbackError::RetagFailed(_) => ErrorKind::RetagFailed,
+            RollbackError::NoRolloutHistory(_) => ErrorKind::NoRolloutHistory,
+            RollbackError::RolloutStuck(_) => ErrorKind::RolloutStuck,
+            RollbackError::PlanDrifted(_) => ErrorKind::PlanDrifted,
+            RollbackError::ConcurrentRollback(_) => ErrorKind::ConcurrentRollback,
+            RollbackError::Rejected(_) => ErrorKind::Rejected,
+            RollbackError::WaitTimedOut(_) => ErrorKind::WaitTimedOut,
+            RollbackError::SmokeConfig(_) => ErrorKind::SmokeConfig,
+            RollbackError::Kubernetes {
+                retryable: true, ..
+            } => ErrorKind::Transient,
+            RollbackError::Kubernetes {
+                retryable: false, ..
+            } => ErrorKind::Kubernetes,
+            RollbackError::Throttled { .. } => ErrorKind::Throttled,
+            RollbackError::Transient { .. } => ErrorKind::Transient,
+            RollbackError::Aws { .. } => ErrorKind::Aws,
+            RollbackError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The Step Functions error name this error surfaces as.
+    pub fn error_name(&self) -> &'static str {
+        self.kind().error_name()
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+
+    /// Classifies an AWS SDK failure: throttling and server-side or network trouble are
+    /// retryable, everything else is permanent and keeps the service's error code.
+    pub fn from_sdk<E, R>(operation: &str, err: SdkError<E, R>) -> RollbackError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let operation = operation.to_owned();
+        match &err {
+            SdkError::TimeoutError(_) => RollbackError::Transient {
+                operation,
+                message: "the request timed out".to_owned(),
+            },
+            SdkError::DispatchFailure(failure) => RollbackError::Transient {
+                operation,
+                message: format!(
+                    "could not reach the service: {}",
+                    describe_chain(&err, failure.is_io())
+                ),
+            },
+            SdkError::ResponseError(_) => RollbackError::Transient {
+                operation,
+                message: format!("unreadable response: {}", describe_chain(&err, false)),
+            },
+            SdkError::ServiceError(service) => {
+                let meta = service.err();
+                let code = meta.code().unwrap_or("Unknown").to_owned();
+                let message = meta.message().unwrap_or_default().to_owned();
+                if is_throttling_code(&code) {
+                    RollbackError::Throttled {
+                        operation,
+                        message: format!("{code}: {message}"),
+                    }
+                } else if is_transient_code(&code) {
+                    RollbackError::Transient {
+                        operation,
+                        message: format!("{code}: {message}"),
+                    }
+                } else {
+                    RollbackError::Aws {
+                        operation,
+                        code,
+                        message,
+                    }
+                }
+            }
+            _ => RollbackError::Aws {
+                operation,
+                code: "Unknown".to_owned(),
+                message: describe_chain(&err, false),
+            },
+        }
+    }
+}
+
+/// Error codes AWS services use for throttling.
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "RequestLimitExceeded"
+            | "BandwidthLimitExceeded"
+            | "LimitExceededException"
+            | "RequestThrottled"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException"
+    )
+}
+
+/// Server-side error codes worth a retry.
+pub fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InternalFailure"
+            | "InternalError"
+            | "InternalServerError"
+            | "InternalServerException"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+            | "ServerException"
+    )
+}
+
+fn describe_chain(err: &dyn StdError, io: bool) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    let text = parts.join(": ");
+    if io { format!("{text} (I/O)") } else { text }
+}
+
+impl From<RollbackError> for lambda_runtime::Diagnostic {
+    fn from(err: RollbackError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.error_name().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for RollbackError {
+    fn from(err: serde_json::Error) -> Self {
+        RollbackError::InvalidInput(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.error_name()).collect();
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_error_name(kind.error_name()), Some(kind));
+            assert!(kind.error_name().starts_with("Rollback."));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn diagnostic_carries_the_step_functions_name() {
+        let diag: lambda_runtime::Diagnostic =
+            RollbackError::SnapshotNotFound("no snapshot of db before 12:00".into()).into();
+        assert_eq!(diag.error_type, "Rollback.SnapshotNotFound");
+        assert!(diag.error_message.contains("no snapshot of db"));
+    }
+
+    #[test]
+    fn retryable_split() {
+        let throttled = RollbackError::Throttled {
+            operation: "x".into(),
+            message: "y".into(),
+        };
+        assert!(throttled.is_retryable());
+        assert!(!RollbackError::PlanDrifted("x".into()).is_retryable());
+        let k8s = RollbackError::Kubernetes {
+            operation: "get".into(),
+            message: "503".into(),
+            retryable: true,
+        };
+        assert_eq!(k8s.error_name(), "Rollback.Transient");
+    }
+}

@@ -1,0 +1,27 @@
+//! Shared model of the rollback system.
+//!
+//! Everything that more than one function (or the local engine, or `rollbackctl`) needs
+//! lives here once: the rollback plan and its validation, the request that starts an
+//! execution, the envelope every function receives, the error kinds that surface as
+//! Step Functions error names, resource naming, and AWS client configuration.
+
+pub mod aws;
+pub mod error;
+pub mod fingerprint;
+pub mod ids;
+pub mod plan;
+pub mod request;
+pub mod resolved;
+pub mod step;
+pub mod telemetry;
+pub mod validation;
+
+pub use error::{ErrorKind, RollbackError};
+pub use ids::ExecutionId;
+pub use plan::Plan;
+pub use request::{Mode, RollbackRequest, Scope, Trigger};
+pub use step::StepInput;
+pub use validation::{FieldError, ValidationErrors};
+
+/// Result alias used across the function crates.
+pub type Result<T, E = RollbackError> = std::result::Result<T, E>;

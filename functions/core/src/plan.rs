@@ -1,0 +1,563 @@
+//! The rollback plan: what "back to stable" means for one service. Deploy-time configuration,
+//! validated before anything runs.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::{self, Rule, ValidationErrors, check_len};
+
+pub const MAX_DATABASES: usize = 10;
+pub const MAX_IMAGES: usize = 20;
+pub const MAX_DEPLOYMENTS: usize = 20;
+pub const MAX_HTTP_CHECKS: usize = 20;
+pub const MAX_SQL_PROBES: usize = 20;
+pub const MAX_ALARMS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Lowercase DNS label naming the service; it prefixes every resource the rollback creates.
+    pub service: String,
+    #[serde(default)]
+    pub databases: Vec<DatabaseRef>,
+    #[serde(default)]
+    pub images: Vec<ImageRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRef>,
+    #[serde(default)]
+    pub smoke: SmokeChecks,
+    #[serde(default)]
+    pub approval: ApprovalPolicy,
+    #[serde(default)]
+    pub polling: PollingPolicy,
+    #[serde(default)]
+    pub triggers: TriggerPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseRef {
+    pub kind: DatabaseKind,
+    /// DB instance identifier (`rds-instance`) or DB cluster identifier (clusters).
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseKind {
+    RdsInstance,
+    AuroraCluster,
+    /// DocumentDB speaks the RDS cluster API.
+    DocdbCluster,
+}
+
+impl DatabaseKind {
+    pub fn is_cluster(self) -> bool {
+        !matches!(self, DatabaseKind::RdsInstance)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::RdsInstance => "rds-instance",
+            DatabaseKind::AuroraCluster => "aurora-cluster",
+            DatabaseKind::DocdbCluster => "docdb-cluster",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    pub repository: String,
+    /// The tag the cluster deploys (the bad release points here now).
+    pub release_tag: String,
+    /// The tag that marks the last known-good image.
+    pub stable_tag: String,
+    /// Registry (account id) when the repository is in another account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRef {
+    /// EKS cluster name.
+    pub name: String,
+    pub namespace: String,
+    pub deployments: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeChecks {
+    #[serde(default)]
+    pub http: Vec<HttpCheck>,
+    #[serde(default)]
+    pub sql: Vec<SqlProbe>,
+    /// CloudWatch alarms that must be back to OK.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    /// `ok`: every alarm must be OK; `not-alarm`: INSUFFICIENT_DATA is accepted too.
+    #[serde(default)]
+    pub alarm_policy: AlarmPolicy,
+    /// Overall time budget for one smoke run, in seconds.
+    #[serde(default = "defaults::smoke_budget_seconds")]
+    pub budget_seconds: u64,
+}
+
+impl Default for SmokeChecks {
+    fn default() -> Self {
+        SmokeChecks {
+            http: Vec::new(),
+            sql: Vec::new(),
+            alarms: Vec::new(),
+            alarm_policy: AlarmPolicy::default(),
+            budget_seconds: defaults::smoke_budget_seconds(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlarmPolicy {
+    #[default]
+    Ok,
+    NotAlarm,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "defaults::expect_status")]
+    pub expect_status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    #[serde(default = "defaults::timeout_ms")]
+    pub timeout_ms: u64,
+    /// Extra attempts after a transient failure (connection error, 5xx, timeout).
+    #[serde(default = "defaults::retries")]
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlProbe {
+    pub name: String,
+    /// The plan database (its `id`) the probe connects to.
+    pub database: String,
+    /// Secrets Manager secret (ARN or name) holding RDS-style JSON credentials.
+    pub secret_arn: String,
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_rows: Option<u64>,
+    /// Expected value of the first column of the first row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_value: Option<serde_json::Value>,
+    #[serde(default = "defaults::timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    #[serde(default = "defaults::approval_timeout_minutes")]
+    pub timeout_minutes: u32,
+    #[serde(default = "defaults::escalate_after_minutes")]
+    pub escalate_after_minutes: u32,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            timeout_minutes: defaults::approval_timeout_minutes(),
+            escalate_after_minutes: defaults::escalate_after_minutes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollingPolicy {
+    #[serde(default = "defaults::interval_seconds")]
+    pub interval_seconds: u32,
+    #[serde(default = "defaults::max_wait_minutes")]
+    pub max_wait_minutes: u32,
+}
+
+impl PollingPolicy {
+    /// How many status polls fit in the wait bound (at least one).
+    pub fn max_polls(&self) -> u32 {
+        ((self.max_wait_minutes * 60) / self.interval_seconds.max(1)).max(1)
+    }
+}
+
+impl Default for PollingPolicy {
+    fn default() -> Self {
+        PollingPolicy {
+            interval_seconds: defaults::interval_seconds(),
+            max_wait_minutes: defaults::max_wait_minutes(),
+        }
+    }
+}
+
+/// Which alarm transitions may start a rollback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerPolicy {
+    /// Act on INSUFFICIENT_DATA → ALARM (off by default: that is what a newly created alarm does).
+    #[serde(default)]
+    pub act_from_insufficient_data: bool,
+    /// Act on an alarm that went into ALARM before the current release rolled out.
+    #[serde(default)]
+    pub act_on_alarm_before_release: bool,
+}
+
+mod defaults {
+    pub fn expect_status() -> u16 {
+        200
+    }
+    pub fn timeout_ms() -> u64 {
+        3000
+    }
+    pub fn retries() -> u32 {
+        2
+    }
+    pub fn smoke_budget_seconds() -> u64 {
+        60
+    }
+    pub fn approval_timeout_minutes() -> u32 {
+        60
+    }
+    pub fn escalate_after_minutes() -> u32 {
+        15
+    }
+    pub fn interval_seconds() -> u32 {
+        15
+    }
+    pub fn max_wait_minutes() -> u32 {
+        90
+    }
+}
+
+/// Identifier rules of the services the plan names.
+pub mod rules {
+    use super::*;
+
+    pub static SERVICE: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-z]([a-z0-9]|-[a-z0-9])*$",
+            1,
+            40,
+            "use 1-40 lowercase letters, digits and single hyphens, starting with a letter",
+        )
+    });
+    /// RDS DB instance / cluster identifiers (DocumentDB follows the same rules).
+    pub static RDS_IDENTIFIER: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-zA-Z]([a-zA-Z0-9]|-[a-zA-Z0-9])*$",
+            1,
+            63,
+            "RDS identifiers have 1-63 letters, digits or hyphens, start with a letter, \
+             and have no two consecutive hyphens and no trailing hyphen",
+        )
+    });
+    pub static ECR_REPOSITORY: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$",
+            2,
+            256,
+            "ECR repository names have 2-256 lowercase letters, digits, and . _ - / separators",
+        )
+    });
+    pub static IMAGE_TAG: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-zA-Z0-9_][a-zA-Z0-9._-]*$",
+            1,
+            128,
+            "image tags have 1-128 letters, digits, _ . -, and do not start with . or -",
+        )
+    });
+    pub static ACCOUNT_ID: LazyLock<Rule> =
+        LazyLock::new(|| Rule::new(r"^[0-9]{12}$", 12, 12, "an AWS account id is 12 digits"));
+    pub static EKS_CLUSTER: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[0-9A-Za-z][A-Za-z0-9_-]*$",
+            1,
+            100,
+            "EKS cluster names have 1-100 letters, digits, - and _, starting with a letter or digit",
+        )
+    });
+    /// Kubernetes namespace: DNS-1123 label.
+    pub static K8S_NAMESPACE: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            1,
+            63,
+            "namespaces are DNS-1123 labels: 1-63 lowercase letters, digits and '-', \
+             starting and ending with a letter or digit",
+        )
+    });
+    /// Kubernetes object name: DNS-1123 subdomain.
+    pub static K8S_NAME: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+            1,
+            253,
+            "Kubernetes names are DNS-1123 subdomains: lowercase letters, digits, '-' and '.', \
+             at most 253 characters",
+        )
+    });
+    pub static ALARM_NAME: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[^\x00-\x1f\x7f]+$",
+            1,
+            255,
+            "alarm names have 1-255 printable characters",
+        )
+    });
+    pub static SECRET_ID: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]+)$",
+            1,
+            2048,
+            "give a Secrets Manager secret ARN or name (letters, digits and /_+=.@-)",
+        )
+    });
+    pub static CHECK_NAME: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[^\x00-\x1f\x7f]+$",
+            1,
+            100,
+            "check names have 1-100 printable characters",
+        )
+    });
+}
+
+impl Plan {
+    /// Parses and validates a plan document. Every problem is reported, each with its path.
+    pub fn from_json(text: &str) -> Result<Plan, ValidationErrors> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            let mut errors = ValidationErrors::default();
+            errors.push(".", format!("not valid JSON: {e}"));
+            errors
+        })?;
+        Plan::from_value(value)
+    }
+
+    pub fn from_value(value: serde_json::Value) -> Result<Plan, ValidationErrors> {
+        let plan: Plan = validation::from_value(value)?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Semantic checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        rules::SERVICE.check(&mut errors, "service", &self.service);
+
+        check_len(&mut errors, "databases", &self.databases, MAX_DATABASES);
+        let mut seen = HashSet::new();
+        for (i, db) in self.databases.iter().enumerate() {
+            let path = format!("databases[{i}].id");
+            rules::RDS_IDENTIFIER.check(&mut errors, &path, &db.id);
+            if !seen.insert(db.id.to_ascii_lowercase()) {
+                errors.push(path, format!("database {:?} is listed twice", db.id));
+            }
+        }
+
+        check_len(&mut errors, "images", &self.images, MAX_IMAGES);
+        let mut seen = HashSet::new();
+        for (i, image) in self.images.iter().enumerate() {
+            let path = format!("images[{i}]");
+            rules::ECR_REPOSITORY.check(
+                &mut errors,
+                &format!("{path}.repository"),
+                &image.repository,
+            );
+            rules::IMAGE_TAG.check(
+                &mut errors,
+                &format!("{path}.release_tag"),
+                &image.release_tag,
+            );
+            rules::IMAGE_TAG.check(
+                &mut errors,
+                &format!("{path}.stable_tag"),
+                &image.stable_tag,
+            );
+            if image.release_tag == image.stable_tag {
+                errors.push(
+                    format!("{path}.stable_tag"),
+                    "must differ from release_tag: the stable tag is what the release tag is reset to",
+                );
+            }
+            if let Some(registry) = &image.registry_id {
+                rules::ACCOUNT_ID.check(&mut errors, &format!("{path}.registry_id"), registry);
+            }
+            if !seen.insert((image.registry_id.clone(), image.repository.clone())) {
+                errors.push(
+                    format!("{path}.repository"),
+                    format!("repository {:?} is listed twice", image.repository),
+                );
+            }
+        }
+
+        if let Some(cluster) = &self.cluster {
+            rules::EKS_CLUSTER.check(&mut errors, "cluster.name", &cluster.name);
+            rules::K8S_NAMESPACE.check(&mut errors, "cluster.namespace", &cluster.namespace);
+            if cluster.deployments.is_empty() {
+                errors.push(
+                    "cluster.deployments",
+                    "list at least one deployment to undo",
+                );
+            }
+            check_len(
+                &mut errors,
+                "cluster.deployments",
+                &cluster.deployments,
+                MAX_DEPLOYMENTS,
+            );
+            let mut seen = HashSet::new();
+            for (i, name) in cluster.deployments.iter().enumerate() {
+                let path = format!("cluster.deployments[{i}]");
+                rules::K8S_NAME.check(&mut errors, &path, name);
+                if !seen.insert(name) {
+                    errors.push(path, format!("deployment {name:?} is listed twice"));
+                }
+            }
+        }
+
+        if self.databases.is_empty() && self.images.is_empty() && self.cluster.is_none() {
+            errors.push(
+                ".",
+                "the plan rolls nothing back: list databases, images or a cluster",
+            );
+        }
+
+        self.validate_smoke(&mut errors);
+        self.validate_policies(&mut errors);
+        errors.into_result(())
+    }
+
+    fn validate_smoke(&self, errors: &mut ValidationErrors) {
+        let smoke = &self.smoke;
+        check_len(errors, "smoke.http", &smoke.http, MAX_HTTP_CHECKS);
+        for (i, check) in smoke.http.iter().enumerate() {
+            let path = format!("smoke.http[{i}]");
+            rules::CHECK_NAME.check(errors, &format!("{path}.name"), &check.name);
+            match url::Url::parse(&check.url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => errors.push(
+                    format!("{path}.url"),
+                    format!(
+                        "{:?} is not an absolute http(s) URL, e.g. https://api.example.com/health",
+                        validation::truncate(&check.url, 80)
+                    ),
+                ),
+            }
+            if !(100..=599).contains(&check.expect_status) {
+                errors.push(
+                    format!("{path}.expect_status"),
+                    format!("{} is not an HTTP status; use 100-599", check.expect_status),
+                );
+            }
+            if let Some(pattern) = &check.body_regex
+                && let Err(e) = regex::Regex::new(pattern)
+            {
+                errors.push(
+                    format!("{path}.body_regex"),
+                    format!("not a valid regex: {e}"),
+                );
+            }
+            check_timeout(errors, &format!("{path}.timeout_ms"), check.timeout_ms);
+            if check.retries > 10 {
+                errors.push(format!("{path}.retries"), "at most 10 retries");
+            }
+        }
+
+        check_len(errors, "smoke.sql", &smoke.sql, MAX_SQL_PROBES);
+        for (i, probe) in smoke.sql.iter().enumerate() {
+            let path = format!("smoke.sql[{i}]");
+            rules::CHECK_NAME.check(errors, &format!("{path}.name"), &probe.name);
+            if !self.databases.iter().any(|db| db.id == probe.database) {
+                errors.push(
+                    format!("{path}.database"),
+                    format!(
+                        "{:?} is not one of the plan's databases ({})",
+                        validation::truncate(&probe.database, 80),
+                        self.databases
+                            .iter()
+                            .map(|d| d.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            rules::SECRET_ID.check(errors, &format!("{path}.secret_arn"), &probe.secret_arn);
+            if probe.query.trim().is_empty() {
+                errors.push(format!("{path}.query"), "give the SQL query to run");
+            }
+            if probe.expect_rows.is_none() && probe.expect_value.is_none() {
+                errors.push(
+                    format!("{path}.expect_rows"),
+                    "give expect_rows or expect_value, or the probe cannot fail",
+                );
+            }
+            check_timeout(errors, &format!("{path}.timeout_ms"), probe.timeout_ms);
+        }
+
+        check_len(errors, "smoke.alarms", &smoke.alarms, MAX_ALARMS);
+        for (i, alarm) in smoke.alarms.iter().enumerate() {
+            rules::ALARM_NAME.check(errors, &format!("smoke.alarms[{i}]"), alarm);
+        }
+        if !(1..=900).contains(&smoke.budget_seconds) {
+            errors.push(
+                "smoke.budget_seconds",
+                "use 1-900 seconds (a Lambda runs at most 15 minutes)",
+            );
+        }
+    }
+
+    fn validate_policies(&self, errors: &mut ValidationErrors) {
+        let approval = &self.approval;
+        if !(1..=7 * 24 * 60).contains(&approval.timeout_minutes) {
+            errors.push(
+                "approval.timeout_minutes",
+                "use 1-10080 minutes (up to a week)",
+            );
+        }
+        if approval.escalate_after_minutes == 0
+            || approval.escalate_after_minutes >= approval.timeout_minutes
+        {
+            errors.push(
+                "approval.escalate_after_minutes",
+                format!(
+                    "must be at least 1 and less than approval.timeout_minutes ({})",
+                    approval.timeout_minutes
+                ),
+            );
+        }
+        let polling = &self.polling;
+        if !(1..=3600).contains(&polling.interval_seconds) {
+            errors.push("polling.interval_seconds", "use 1-3600 seconds");
+        }
+        if !(1..=24 * 60).contains(&polling.max_wait_minutes) {
+            errors.push("polling.max_wait_minutes", "use 1-1440 minutes");
+        }
+    }
+
+    pub fn database(&self, id: &str) -> Option<&DatabaseRef> {
+        self.databases.iter().find(|d| d.id == id)
+    }
+}
+
+fn check_timeout(errors: &mut ValidationErrors, path: &str, timeout_ms: u64) {
+    if !(1..=60_000).contains(&timeout_ms) {
+        errors.push(path, "use 1-60000 milliseconds");
+    }
+}

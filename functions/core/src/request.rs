@@ -1,0 +1,358 @@
+//! The request that starts an execution: an EventBridge alarm event or a manual console start.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::validation::{self, ValidationErrors};
+
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// The normalized request every function receives as `request`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub trigger: Trigger,
+    pub reason: String,
+    #[serde(default)]
+    pub scope: Scope,
+    /// Restore databases to their state before this instant (default: the bad release's rollout time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<DateTime<Utc>>,
+    /// The release being rolled back, as recorded in pre-deploy snapshot tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+impl Default for RollbackRequest {
+    fn default() -> Self {
+        RollbackRequest {
+            trigger: Trigger::Manual { requested_by: None },
+            reason: "manual rollback".to_owned(),
+            scope: Scope::App,
+            cutoff: None,
+            release: None,
+            mode: Mode::Live,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Trigger {
+    Manual {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_by: Option<String>,
+    },
+    Alarm(AlarmTrigger),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmTrigger {
+    pub alarm_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_arn: Option<String>,
+    pub state: AlarmState,
+    pub previous_state: AlarmState,
+    /// When the alarm entered `state`.
+    pub state_changed_at: DateTime<Utc>,
+    /// When the alarm entered `previous_state`, if the event says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state_changed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub state_reason: String,
+    /// EventBridge event id (for tracing duplicates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// Images and deployments only.
+    #[default]
+    #[serde(rename = "app")]
+    App,
+    /// Images, deployments, and databases restored from the pre-deploy snapshot.
+    #[serde(rename = "app+database")]
+    AppAndDatabase,
+}
+
+impl Scope {
+    pub fn includes_database(self) -> bool {
+        matches!(self, Scope::AppAndDatabase)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Live,
+    /// Every step in its non-destructive form.
+    Drill,
+}
+
+impl Mode {
+    pub fn is_drill(self) -> bool {
+        matches!(self, Mode::Drill)
+    }
+}
+
+/// A manual start from the console: `{}` means "roll back the app now".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualStart {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    scope: Option<Scope>,
+    #[serde(default)]
+    cutoff: Option<DateTime<Utc>>,
+    #[serde(default)]
+    release: Option<String>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    requested_by: Option<String>,
+}
+
+/// The parts of EventBridge's "CloudWatch Alarm State Change" event we read.
+#[derive(Debug, Deserialize)]
+struct AlarmEvent {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    detail: AlarmDetail,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlarmDetail {
+    alarm_name: String,
+    state: AlarmStateDetail,
+    previous_state: AlarmStateDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlarmStateDetail {
+    value: AlarmState,
+    #[serde(default)]
+    reason: String,
+    timestamp: String,
+}
+
+pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
+
+impl RollbackRequest {
+    /// Reads an execution's input: an EventBridge alarm event or a manual start document.
+    pub fn from_start_input(input: Value) -> Result<RollbackRequest, ValidationErrors> {
+        let is_event = input.get("detail-type").is_some() || input.get("source").is_some();
+        let request = if is_event {
+            Self::from_alarm_event(input)?
+        } else {
+            Self::from_manual(input)?
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    fn from_alarm_event(input: Value) -> Result<RollbackRequest, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let source = input
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let detail_type = input
+            .get("detail-type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if source != "aws.cloudwatch" {
+            errors.push("source", format!("{source:?} is not \"aws.cloudwatch\"; only CloudWatch alarm events start a rollback"));
+        }
+        if detail_type != ALARM_DETAIL_TYPE {
+            errors.push(
+                "detail-type",
+                format!("{detail_type:?} is not {ALARM_DETAIL_TYPE:?}"),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let event: AlarmEvent = validation::from_value(input)?;
+        let state_changed_at = parse_alarm_time(
+            &mut errors,
+            "detail.state.timestamp",
+            &event.detail.state.timestamp,
+        );
+        let previous_changed_at = parse_alarm_time(
+            &mut errors,
+            "detail.previousState.timestamp",
+            &event.detail.previous_state.timestamp,
+        );
+        let (Some(state_changed_at), true) = (state_changed_at, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let reason = format!(
+            "alarm {} went {} → {}",
+            event.detail.alarm_name,
+            event.detail.previous_state.value.as_str(),
+            event.detail.state.value.as_str()
+        );
+        Ok(RollbackRequest {
+            trigger: Trigger::Alarm(AlarmTrigger {
+                alarm_name: event.detail.alarm_name,
+                alarm_arn: event.resources.into_iter().next(),
+                state: event.detail.state.value,
+                previous_state: event.detail.previous_state.value,
+                state_changed_at,
+                previous_state_changed_at: previous_changed_at,
+                state_reason: validation::truncate(&event.detail.state.reason, MAX_REASON_CHARS),
+                event_id: event.id,
+            }),
+            reason,
+            ..RollbackRequest::default()
+        })
+    }
+
+    fn from_manual(input: Value) -> Result<RollbackRequest, ValidationErrors> {
+        let input = if input.is_null() {
+            Value::Object(Default::default())
+        } else {
+            input
+        };
+        let start: ManualStart = validation::from_value(input)?;
+        let defaults = RollbackRequest::default();
+        Ok(RollbackRequest {
+            trigger: Trigger::Manual {
+                requested_by: start.requested_by,
+            },
+            reason: start.reason.unwrap_or(defaults.reason),
+            scope: start.scope.unwrap_or_default(),
+            cutoff: start.cutoff,
+            release: start.release,
+            mode: start.mode.unwrap_or_default(),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        if self.reason.trim().is_empty() {
+            errors.push("reason", "give a short reason, or leave the field out");
+        }
+        if self.reason.chars().count() > MAX_REASON_CHARS {
+            errors.push("reason", format!("at most {MAX_REASON_CHARS} characters"));
+        }
+        if let Some(release) = &self.release
+            && !crate::plan::rules::IMAGE_TAG.is_valid(release)
+        {
+            errors.push(
+                "release",
+                "release names have 1-128 letters, digits, _ . - (as image tags do)",
+            );
+        }
+        if let Some(cutoff) = self.cutoff
+            && cutoff > Utc::now() + chrono::Duration::minutes(5)
+        {
+            errors.push(
+                "cutoff",
+                "is in the future; give the bad release's rollout time (RFC 3339)",
+            );
+        }
+        if let Trigger::Manual {
+            requested_by: Some(by),
+        } = &self.trigger
+            && by.chars().count() > 200
+        {
+            errors.push("requested_by", "at most 200 characters");
+        }
+        errors.into_result(())
+    }
+
+    /// Whether this request should act, given the plan's trigger policy; `Err` says why not.
+    pub fn should_act(&self, policy: &crate::plan::TriggerPolicy) -> Result<(), String> {
+        let Trigger::Alarm(alarm) = &self.trigger else {
+            return Ok(());
+        };
+        if alarm.state != AlarmState::Alarm {
+            return Err(format!(
+                "alarm {} moved to {}, not ALARM; only transitions into ALARM start a rollback",
+                alarm.alarm_name,
+                alarm.state.as_str()
+            ));
+        }
+        if alarm.previous_state == AlarmState::Alarm {
+            return Err(format!("alarm {} was already in ALARM", alarm.alarm_name));
+        }
+        if alarm.previous_state == AlarmState::InsufficientData
+            && !policy.act_from_insufficient_data
+        {
+            return Err(format!(
+                "alarm {} went INSUFFICIENT_DATA → ALARM (as a new alarm does); the plan's \
+                 triggers.act_from_insufficient_data is off",
+                alarm.alarm_name
+            ));
+        }
+        Ok(())
+    }
+
+    /// A deterministic execution name for this request, so duplicate deliveries of one alarm
+    /// transition cannot start two executions (Step Functions refuses a second start with the
+    /// same name). Manual starts get `None`: the console names them.
+    pub fn dedup_execution_name(&self) -> Option<String> {
+        let Trigger::Alarm(alarm) = &self.trigger else {
+            return None;
+        };
+        let stamp = alarm.state_changed_at.format("%Y%m%dT%H%M%SZ").to_string();
+        Some(crate::ids::execution_name(
+            "alarm",
+            &alarm.alarm_name,
+            &stamp,
+        ))
+    }
+}
+
+impl AlarmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// CloudWatch writes `2024-05-01T12:00:00.000+0000`; accept RFC 3339 too.
+fn parse_alarm_time(
+    errors: &mut ValidationErrors,
+    path: &str,
+    text: &str,
+) -> Option<DateTime<Utc>> {
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .map(|t| t.with_timezone(&Utc));
+    match parsed {
+        Ok(t) => Some(t),
+        Err(_) => {
+            errors.push(
+                path,
+                format!(
+                    "{:?} is not a timestamp like 2024-05-01T12:00:00.000+0000",
+                    validation::truncate(text, 60)
+                ),
+            );
+            None
+        }
+    }
+}

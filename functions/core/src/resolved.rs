@@ -1,0 +1,138 @@
+//! What "back to stable" concretely means, as the resolve steps find it. These are the outputs
+//! of `restore:resolve`, `retag:resolve` and `deploy-undo:resolve`; notify renders them in the
+//! approval email, and the destructive steps re-check them against live state.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::DatabaseKind;
+
+/// The snapshot one database would be restored from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseResolution {
+    pub database: String,
+    pub kind: DatabaseKind,
+    pub snapshot_id: String,
+    pub snapshot_created_at: DateTime<Utc>,
+    /// `manual` (pre-deploy snapshots) or `automated` (`rds:` daily snapshots).
+    pub snapshot_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    pub data_loss: DataLossWindow,
+}
+
+/// Writes made to the live database in this window are not in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataLossWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub seconds: i64,
+    /// e.g. "writes from 2024-05-01 11:02 UTC to 12:30 UTC (1 h 28 min) …".
+    pub summary: String,
+}
+
+impl DataLossWindow {
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        let seconds = (to - from).num_seconds().max(0);
+        let summary = format!(
+            "writes from {} to {} ({}) are not in the snapshot; the live database is backed up \
+             before the restore so they can be recovered by hand",
+            from.format("%Y-%m-%d %H:%M:%S UTC"),
+            to.format("%Y-%m-%d %H:%M:%S UTC"),
+            human_duration(seconds)
+        );
+        DataLossWindow {
+            from,
+            to,
+            seconds,
+            summary,
+        }
+    }
+}
+
+/// `5400` → `1 h 30 min`; `42` → `42 s`.
+pub fn human_duration(seconds: i64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, _) if s == 0 => format!("{m} min"),
+        (0, 0, _) => format!("{m} min {s} s"),
+        (0, _, _) => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h"),
+    }
+}
+
+/// The digests behind one repository's tags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageResolution {
+    pub repository: String,
+    pub release_tag: String,
+    pub stable_tag: String,
+    pub stable_digest: String,
+    /// `None` when the release tag does not exist (nothing to move aside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_pushed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_pushed_at: Option<DateTime<Utc>>,
+    pub retag_needed: bool,
+    /// Tags are immutable: the release tag cannot be moved; deploy-undo pins the digest instead.
+    pub immutable_tags: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One deployment's current and target revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentResolution {
+    pub name: String,
+    pub namespace: String,
+    pub current_revision: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<i64>,
+    pub current_images: Vec<String>,
+    #[serde(default)]
+    pub target_images: Vec<String>,
+    /// When the current revision rolled out: the default database cutoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_rolled_out_at: Option<DateTime<Utc>>,
+    pub replicas: i32,
+    /// `Some(false)` when the target revision's images are not the stable digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches_stable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(42), "42 s");
+        assert_eq!(human_duration(300), "5 min");
+        assert_eq!(human_duration(301), "5 min 1 s");
+        assert_eq!(human_duration(5400), "1 h 30 min");
+        assert_eq!(human_duration(90_000), "1 d 1 h");
+    }
+
+    #[test]
+    fn data_loss_window_counts_seconds_and_explains() {
+        let from = DateTime::parse_from_rfc3339("2024-05-01T11:02:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = DateTime::parse_from_rfc3339("2024-05-01T12:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let w = DataLossWindow::new(from, to);
+        assert_eq!(w.seconds, 5280);
+        assert!(w.summary.contains("1 h 28 min"), "{}", w.summary);
+    }
+}

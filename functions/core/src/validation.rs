@@ -1,0 +1,157 @@
+//! Field-level validation errors: every problem names the JSON path and says what would be valid.
+
+use std::fmt;
+
+use regex::Regex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `databases[1].kind` (`.` for the document itself).
+    pub path: String,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+/// Every problem found in a document, in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.0.iter()
+    }
+
+    /// `Ok(value)` when nothing was pushed.
+    pub fn into_result<T>(self, value: T) -> Result<T, ValidationErrors> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// True when some error is about `path` (exactly).
+    pub fn mentions(&self, path: &str) -> bool {
+        self.0.iter().any(|e| e.path == path)
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Deserializes `value` into `T`, turning serde's first error into a [`FieldError`] with its path.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationErrors> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = display_path(&err.path().to_string());
+        let mut errors = ValidationErrors::default();
+        errors.push(path, explain_serde(&err.inner().to_string()));
+        errors
+    })
+}
+
+/// serde_path_to_error writes `databases[1].kind`; the document root is `.`.
+fn display_path(raw: &str) -> String {
+    if raw.is_empty() || raw == "." {
+        ".".to_owned()
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// serde's messages are good but terse about the fix; add the hint where we can.
+fn explain_serde(message: &str) -> String {
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    if message.starts_with("unknown field") {
+        format!("{message}; remove it or fix its spelling")
+    } else if message.starts_with("missing field") {
+        format!("{message}; add it")
+    } else {
+        message
+    }
+}
+
+/// Checks `value` against an identifier rule and records a readable error.
+pub struct Rule {
+    pattern: Regex,
+    min: usize,
+    max: usize,
+    describe: &'static str,
+}
+
+impl Rule {
+    pub fn new(pattern: &str, min: usize, max: usize, describe: &'static str) -> Self {
+        Rule {
+            pattern: Regex::new(pattern).expect("identifier rule regex compiles"),
+            min,
+            max,
+            describe,
+        }
+    }
+
+    pub fn is_valid(&self, value: &str) -> bool {
+        let len = value.chars().count();
+        len >= self.min && len <= self.max && self.pattern.is_match(value)
+    }
+
+    pub fn check(&self, errors: &mut ValidationErrors, path: &str, value: &str) {
+        if !self.is_valid(value) {
+            errors.push(
+                path,
+                format!("{:?} is not valid: {}", truncate(value, 80), self.describe),
+            );
+        }
+    }
+}
+
+/// Shortens hostile or huge input before it is echoed back in an error message.
+pub fn truncate(value: &str, max_chars: usize) -> String {
+    if value.chars().count() <= max_chars {
+        value.to_owned()
+    } else {
+        let head: String = value.chars().take(max_chars).collect();
+        format!("{head}…")
+    }
+}
+
+/// Records an error when `items` has more than `max` entries.
+pub fn check_len<T>(errors: &mut ValidationErrors, path: &str, items: &[T], max: usize) {
+    if items.len() > max {
+        errors.push(
+            path,
+            format!("has {} entries; at most {max} are allowed", items.len()),
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The plan and request documents: the example validates, and every bad case names its field.
+
+use rollback_core::plan::DatabaseKind;
+use rollback_core::request::{AlarmState, Trigger};
+use rollback_core::{Mode, Plan, RollbackRequest, Scope};
+use serde_json::{Value, json};
+
+fn example() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/plans/mint-replica.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn errors_of(plan: Value) -> Vec<(String, String)> {
+    Plan::from_value(plan)
+        .expect_err("plan should be rejected")
+        .iter()
+        .map(|e| (e.path.clone(), e.message.clone()))
+        .collect()
+}
+
+fn assert_rejects(mutate: impl FnOnce(&mut Value), path: &str, says: &str) {
+    let mut plan = example();
+    mutate(&mut plan);
+    let errors = errors_of(plan);
+    assert!(
+        errors.iter().any(|(p, m)| p == path && m.contains(says)),
+        "expected an error at {path} saying {says:?}, got {errors:?}"
+    );
+}
+
+#[test]
+fn example_plan_validates() {
+    let plan = Plan::from_value(example()).unwrap();
+    assert_eq!(plan.service, "mint-replica");
+    assert_eq!(plan.databases[1].kind, DatabaseKind::DocdbCluster);
+    assert_eq!(plan.polling.max_polls(), 360);
+}
+
+#[test]
+fn unknown_field_is_named_with_its_path() {
+    assert_rejects(
+        |p| p["databases"][1]["engine"] = json!("docdb"),
+        "databases[1].engine",
+        "unknown field `engine`",
+    );
+    assert_rejects(
+        |p| p["colour"] = json!("red"),
+        "colour",
+        "unknown field `colour`",
+    );
+}
+
+#[test]
+fn bad_database_kind_lists_the_valid_kinds() {
+    assert_rejects(
+        |p| p["databases"][1]["kind"] = json!("mongo"),
+        "databases[1].kind",
+        "expected one of `rds-instance`, `aurora-cluster`, `docdb-cluster`",
+    );
+}
+
+#[test]
+fn identifier_rules() {
+    assert_rejects(
+        |p| p["databases"][0]["id"] = json!("1db"),
+        "databases[0].id",
+        "start with a letter",
+    );
+    assert_rejects(
+        |p| p["databases"][0]["id"] = json!("db--x"),
+        "databases[0].id",
+        "consecutive hyphens",
+    );
+    assert_rejects(
+        |p| p["databases"][0]["id"] = json!("a".repeat(64)),
+        "databases[0].id",
+        "1-63",
+    );
+    assert_rejects(
+        |p| p["images"][0]["repository"] = json!("Upper"),
+        "images[0].repository",
+        "lowercase",
+    );
+    assert_rejects(
+        |p| p["images"][1]["stable_tag"] = json!("-x"),
+        "images[1].stable_tag",
+        "do not start with",
+    );
+    assert_rejects(
+        |p| p["images"][0]["stable_tag"] = json!("prod"),
+        "images[0].stable_tag",
+        "differ from release_tag",
+    );
+    assert_rejects(
+        |p| p["cluster"]["namespace"] = json!("Mint"),
+        "cluster.namespace",
+        "DNS-1123",
+    );
+    assert_rejects(
+        |p| p["cluster"]["deployments"][1] = json!("Bad_Name"),
+        "cluster.deployments[1]",
+        "DNS-1123",
+    );
+    assert_rejects(
+        |p| p["cluster"]["deployments"] = json!([]),
+        "cluster.deployments",
+        "at least one",
+    );
+    assert_rejects(
+        |p| p["service"] = json!("Mint Replica"),
+        "service",
+        "lowercase",
+    );
+}
+
+#[test]
+fn duplicates_and_list_limits() {
+    assert_rejects(
+        |p| p["databases"][1] = json!({"kind": "rds-instance", "id": "mint-replica-db"}),
+        "databases[1].id",
+        "listed twice",
+    );
+    assert_rejects(
+        |p| p["smoke"]["alarms"] = json!((0..21).map(|i| format!("a{i}")).collect::<Vec<_>>()),
+        "smoke.alarms",
+        "at most 20",
+    );
+}
+
+#[test]
+fn smoke_checks_are_checked() {
+    assert_rejects(
+        |p| p["smoke"]["http"][0]["url"] = json!("ftp://x"),
+        "smoke.http[0].url",
+        "http(s) URL",
+    );
+    assert_rejects(
+        |p| p["smoke"]["http"][0]["body_regex"] = json!("("),
+        "smoke.http[0].body_regex",
+        "regex",
+    );
+    assert_rejects(
+        |p| p["smoke"]["http"][0]["expect_status"] = json!(42),
+        "smoke.http[0].expect_status",
+        "100-599",
+    );
+    assert_rejects(
+        |p| p["smoke"]["sql"][0]["database"] = json!("other"),
+        "smoke.sql[0].database",
+        "mint-replica-db",
+    );
+    assert_rejects(
+        |p| {
+            p["smoke"]["sql"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("expect_rows");
+        },
+        "smoke.sql[0].expect_rows",
+        "cannot fail",
+    );
+}
+
+#[test]
+fn policies_are_bounded() {
+    assert_rejects(
+        |p| p["approval"]["escalate_after_minutes"] = json!(90),
+        "approval.escalate_after_minutes",
+        "less than approval.timeout_minutes",
+    );
+    assert_rejects(
+        |p| p["polling"]["interval_seconds"] = json!(0),
+        "polling.interval_seconds",
+        "1-3600",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let mut plan = example();
+    plan["service"] = json!("");
+    plan["databases"][0]["id"] = json!("-");
+    plan["polling"]["max_wait_minutes"] = json!(0);
+    assert!(errors_of(plan).len() >= 3);
+}
+
+#[test]
+fn empty_manual_start_means_roll_back_the_app_now() {
+    let request = RollbackRequest::from_start_input(json!({})).unwrap();
+    assert!(matches!(
+        request.trigger,
+        Trigger::Manual { requested_by: None }
+    ));
+    assert_eq!(request.scope, Scope::App);
+    assert_eq!(request.mode, Mode::Live);
+    assert!(request.dedup_execution_name().is_none());
+}
+
+#[test]
+fn manual_start_with_fields_and_errors() {
+    let request = RollbackRequest::from_start_input(json!({
+        "reason": "checkout broken", "scope": "app+database", "mode": "drill",
+        "cutoff": "2024-05-01T12:00:00Z", "release": "v42"
+    }))
+    .unwrap();
+    assert_eq!(request.scope, Scope::AppAndDatabase);
+    assert!(request.mode.is_drill());
+    let err = RollbackRequest::from_start_input(json!({"scope": "everything"})).unwrap_err();
+    assert!(err.mentions("scope"), "{err}");
+    assert!(err.to_string().contains("app+database"), "{err}");
+    let err = RollbackRequest::from_start_input(json!({"cutoff": "yesterday"})).unwrap_err();
+    assert!(err.mentions("cutoff"), "{err}");
+    let err = RollbackRequest::from_start_input(json!({"reson": "typo"})).unwrap_err();
+    assert!(err.to_string().contains("unknown field `reson`"), "{err}");
+    let err =
+        RollbackRequest::from_start_input(json!({"cutoff": "2999-01-01T00:00:00Z"})).unwrap_err();
+    assert!(err.to_string().contains("future"), "{err}");
+}
+
+fn alarm_event(previous: &str, state: &str) -> Value {
+    json!({
+        "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+        "account": "123456789012", "time": "2024-05-01T12:00:05Z", "region": "us-east-1",
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:mint-replica-5xx"],
+        "detail": {
+            "alarmName": "mint-replica-5xx",
+            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2024-05-01T12:00:00.000+0000"},
+            "previousState": {"value": previous, "reason": "ok", "timestamp": "2024-05-01T09:00:00.000+0000"},
+            "configuration": {"metrics": []}
+        }
+    })
+}
+
+#[test]
+fn alarm_event_becomes_an_alarm_trigger_with_a_dedup_name() {
+    let request = RollbackRequest::from_start_input(alarm_event("OK", "ALARM")).unwrap();
+    let Trigger::Alarm(alarm) = &request.trigger else {
+        panic!("not an alarm trigger")
+    };
+    assert_eq!(alarm.alarm_name, "mint-replica-5xx");
+    assert_eq!(alarm.previous_state, AlarmState::Ok);
+    assert_eq!(
+        request.dedup_execution_name().unwrap(),
+        "alarm-mint-replica-5xx-20240501T120000Z"
+    );
+    assert!(request.should_act(&Default::default()).is_ok());
+    // A duplicate delivery of the same transition gets the same name.
+    let again = RollbackRequest::from_start_input(alarm_event("OK", "ALARM")).unwrap();
+    assert_eq!(again.dedup_execution_name(), request.dedup_execution_name());
+}
+
+#[test]
+fn only_transitions_into_alarm_act() {
+    let policy = Default::default();
+    let to_ok = RollbackRequest::from_start_input(alarm_event("ALARM", "OK")).unwrap();
+    assert!(to_ok.should_act(&policy).unwrap_err().contains("not ALARM"));
+    let from_insufficient =
+        RollbackRequest::from_start_input(alarm_event("INSUFFICIENT_DATA", "ALARM")).unwrap();
+    assert!(from_insufficient.should_act(&policy).is_err());
+    let permissive = rollback_core::plan::TriggerPolicy {
+        act_from_insufficient_data: true,
+        ..Default::default()
+    };
+    assert!(from_insufficient.should_act(&permissive).is_ok());
+}
+
+#[test]
+fn foreign_events_are_refused_with_the_field() {
+    let mut event = alarm_event("OK", "ALARM");
+    event["source"] = json!("aws.ec2");
+    let err = RollbackRequest::from_start_input(event).unwrap_err();
+    assert!(err.mentions("source"), "{err}");
+    let mut event = alarm_event("OK", "ALARM");
+    event["detail"]["state"]["timestamp"] = json!("noon");
+    let err = RollbackRequest::from_start_input(event).unwrap_err();
+    assert!(err.mentions("detail.state.timestamp"), "{err}");
+}
+
+#[test]
+fn normalized_request_round_trips_through_json() {
+    let request = RollbackRequest::from_start_input(alarm_event("OK", "ALARM")).unwrap();
+    let value = serde_json::to_value(&request).unwrap();
+    let back: RollbackRequest = serde_json::from_value(value).unwrap();
+    assert_eq!(back, request);
+}

@@ -1,0 +1,181 @@
+//! Starts a pinned moto server (from the project's `.venv`) on a free loopback port, waits
+//! until it answers, and stops it when dropped. The child also gets SIGTERM if the test
+//! process dies first, so no moto outlives its tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+
+/// How long moto may take to start answering (it imports a lot of Python).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MotoError {
+    #[error(
+        "moto_server not found at {0}; run `make venv` (it installs the pinned moto into .venv) \
+         or set ROLLBACK_MOTO_SERVER to a moto_server binary"
+    )]
+    NotInstalled(PathBuf),
+    #[error("could not start moto: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error("moto did not answer on {addr} within {secs} s; its log is at {log}")]
+    NotReady {
+        addr: SocketAddr,
+        secs: u64,
+        log: String,
+    },
+    #[error("moto answered {path} with: {answer}")]
+    Api { path: String, answer: String },
+}
+
+pub struct MotoServer {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl MotoServer {
+    /// The moto_server the Makefile installs, or `ROLLBACK_MOTO_SERVER`.
+    pub fn binary() -> PathBuf {
+        std::env::var_os("ROLLBACK_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"))
+    }
+
+    /// Starts a fresh server on a free loopback port.
+    pub fn start() -> Result<MotoServer, MotoError> {
+        let binary = Self::binary();
+        if !binary.exists() {
+            return Err(MotoError::NotInstalled(binary));
+        }
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log = std::env::temp_dir().join(format!("moto-{port}-{}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log)?;
+        let mut command = Command::new(&binary);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to signal the child
+        // when this process exits, so a killed test run leaves no moto behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        let server = MotoServer { child, addr, log };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// One server shared by every test in this process; tests use distinct resource names.
+    pub fn shared() -> &'static MotoServer {
+        static SHARED: OnceLock<MotoServer> = OnceLock::new();
+        SHARED.get_or_init(|| MotoServer::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn wait_ready(&self) -> Result<(), MotoError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.request("GET", "/moto-api/", "").is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(MotoError::NotReady {
+            addr: self.addr,
+            secs: START_TIMEOUT.as_secs(),
+            log: self.log.display().to_string(),
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SDK configuration pointing at this server (region us-east-1, static test credentials).
+    pub fn sdk_config(&self) -> SdkConfig {
+        rollback_core::aws::for_endpoint(&self.endpoint(), rollback_core::aws::LOCAL_REGION)
+    }
+
+    /// Forgets every resource.
+    pub fn reset(&self) -> Result<(), MotoError> {
+        self.api("POST", "/moto-api/reset", "")
+    }
+
+    /// Makes moto's Step Functions actually run state machines (off by default, when
+    /// SendTaskSuccess accepts any token and does nothing). Call before creating machines.
+    pub fn enable_state_machine_execution(&self) -> Result<(), MotoError> {
+        self.api(
+            "POST",
+            "/moto-api/config",
+            r#"{"stepfunctions": {"execute_state_machine": true}}"#,
+        )
+    }
+
+    fn api(&self, method: &str, path: &str, body: &str) -> Result<(), MotoError> {
+        let answer = self.request(method, path, body)?;
+        if answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2") {
+            Ok(())
+        } else {
+            Err(MotoError::Api {
+                path: path.to_owned(),
+                answer: answer.lines().next().unwrap_or_default().to_owned(),
+            })
+        }
+    }
+
+    /// A tiny HTTP/1.1 client for moto's own API (its answers are small).
+    fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        if answer.is_empty() {
+            return Err(std::io::Error::other("empty answer"));
+        }
+        Ok(answer)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// The workspace root, where the Makefile creates `.venv`.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// A port nobody listens on right now (the OS picks it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
