@@ -6,6 +6,7 @@
 //! Step Functions error names, resource naming, and AWS client configuration.
 
 pub mod aws;
+pub mod contract;
 pub mod error;
 pub mod fingerprint;
 pub mod ids;

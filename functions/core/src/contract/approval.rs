@@ -1,0 +1,1 @@
+//! Contract of the `approval` function (to be filled by its owner).

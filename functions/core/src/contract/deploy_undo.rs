@@ -1,0 +1,1 @@
+//! Contract of the `deploy_undo` function (to be filled by its owner).

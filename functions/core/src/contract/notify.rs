@@ -1,0 +1,1 @@
+//! Contract of the `notify` function (to be filled by its owner).

@@ -1,0 +1,1 @@
+//! Contract of the `plan` function (to be filled by its owner).

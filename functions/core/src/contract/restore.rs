@@ -1,0 +1,1 @@
+//! Contract of the `restore` function (to be filled by its owner).

@@ -1,0 +1,1 @@
+//! Contract of the `retag` function (to be filled by its owner).

@@ -1,0 +1,1 @@
+//! Contract of the `smoke` function (to be filled by its owner).

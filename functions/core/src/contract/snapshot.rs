@@ -1,0 +1,1 @@
+//! Contract of the `snapshot` function (to be filled by its owner).
