@@ -1,0 +1,513 @@
+//! The engine: state machines, executions and task tokens, with Step Functions' API semantics.
+//! The HTTP endpoint (`service::http`) is a thin JSON layer over these methods; embedders such
+//! as the drill can call them directly.
+
+use crate::clock::{Clock, ClockMode};
+use crate::definition::{self, StateMachine};
+use crate::history::{History, HistoryEvent};
+use crate::interpreter::{ExecInfo, Interp, MAX_PAYLOAD_BYTES, StatesError};
+use crate::task::TaskHandler;
+use crate::tokens::{TokenError, TokenMsg, Tokens};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// Errors named and shaped like the Step Functions API's (`__type` on the wire).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidArn(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidDefinition(String),
+    #[error("{0}")]
+    InvalidExecutionInput(String),
+    #[error("{0}")]
+    InvalidOutput(String),
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    TaskDoesNotExist(String),
+    #[error("{0}")]
+    TaskTimedOut(String),
+    #[error("{0}")]
+    ExecutionAlreadyExists(String),
+    #[error("{0}")]
+    ExecutionDoesNotExist(String),
+    #[error("{0}")]
+    StateMachineDoesNotExist(String),
+    #[error("{0}")]
+    StateMachineAlreadyExists(String),
+    #[error("{0}")]
+    ValidationException(String),
+    #[error("{0}")]
+    UnknownOperation(String),
+}
+
+impl ServiceError {
+    /// The `__type` the AWS SDKs map to typed errors.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServiceError::InvalidArn(_) => "InvalidArn",
+            ServiceError::InvalidName(_) => "InvalidName",
+            ServiceError::InvalidDefinition(_) => "InvalidDefinition",
+            ServiceError::InvalidExecutionInput(_) => "InvalidExecutionInput",
+            ServiceError::InvalidOutput(_) => "InvalidOutput",
+            ServiceError::InvalidToken(_) => "InvalidToken",
+            ServiceError::TaskDoesNotExist(_) => "TaskDoesNotExist",
+            ServiceError::TaskTimedOut(_) => "TaskTimedOut",
+            ServiceError::ExecutionAlreadyExists(_) => "ExecutionAlreadyExists",
+            ServiceError::ExecutionDoesNotExist(_) => "ExecutionDoesNotExist",
+            ServiceError::StateMachineDoesNotExist(_) => "StateMachineDoesNotExist",
+            ServiceError::StateMachineAlreadyExists(_) => "StateMachineAlreadyExists",
+            ServiceError::ValidationException(_) => "ValidationException",
+            ServiceError::UnknownOperation(_) => "UnknownOperationException",
+        }
+    }
+}
+
+impl From<TokenError> for ServiceError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(_) => ServiceError::InvalidToken(e.to_string()),
+            TokenError::DoesNotExist => ServiceError::TaskDoesNotExist(e.to_string()),
+            TokenError::TimedOut => ServiceError::TaskTimedOut(e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub clock: ClockMode,
+    pub region: String,
+    pub account: String,
+    /// Token waits hold the virtual clock still (the default; a person may be about to answer).
+    pub token_waits_hold_clock: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            clock: ClockMode::Virtual,
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            token_waits_hold_clock: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Running, Self::Succeeded, Self::Failed, Self::TimedOut, Self::Aborted]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StateMachineRecord {
+    pub arn: String,
+    pub name: String,
+    pub definition: String,
+    pub role_arn: String,
+    pub created: DateTime<Utc>,
+    pub updated: Option<DateTime<Utc>>,
+    pub parsed: Arc<StateMachine>,
+}
+
+/// A snapshot of an execution, as DescribeExecution reports it.
+#[derive(Debug, Clone)]
+pub struct ExecutionDescription {
+    pub arn: String,
+    pub name: String,
+    pub state_machine_arn: String,
+    pub status: ExecutionStatus,
+    pub start: DateTime<Utc>,
+    pub stop: Option<DateTime<Utc>>,
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+struct Outcome {
+    status: ExecutionStatus,
+    stop: Option<DateTime<Utc>>,
+    output: Option<String>,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+struct ExecutionRecord {
+    arn: String,
+    name: String,
+    state_machine_arn: String,
+    input: String,
+    start: DateTime<Utc>,
+    history: Arc<History>,
+    clock: Arc<Clock>,
+    outcome: Mutex<Outcome>,
+    done: watch::Sender<bool>,
+    stop: Mutex<Option<oneshot::Sender<(String, String)>>>,
+}
+
+impl ExecutionRecord {
+    fn describe(&self) -> ExecutionDescription {
+        let o = lock(&self.outcome);
+        ExecutionDescription {
+            arn: self.arn.clone(),
+            name: self.name.clone(),
+            state_machine_arn: self.state_machine_arn.clone(),
+            status: o.status,
+            start: self.start,
+            stop: o.stop,
+            input: self.input.clone(),
+            output: o.output.clone(),
+            error: o.error.clone(),
+            cause: o.cause.clone(),
+        }
+    }
+
+    /// Records the terminal outcome once; later attempts (a stop racing completion) lose.
+    fn finish(&self, status: ExecutionStatus, output: Option<String>, error: Option<String>, cause: Option<String>) -> bool {
+        let mut o = lock(&self.outcome);
+        if o.status != ExecutionStatus::Running {
+            return false;
+        }
+        let now = self.clock.now();
+        let (ty, key, details) = match status {
+            ExecutionStatus::Succeeded => ("ExecutionSucceeded", "executionSucceededEventDetails",
+                serde_json::json!({"output": output.clone().unwrap_or_default(), "outputDetails": {"truncated": false}})),
+            ExecutionStatus::Failed => ("ExecutionFailed", "executionFailedEventDetails", serde_json::json!({"error": error, "cause": cause})),
+            ExecutionStatus::TimedOut => ("ExecutionTimedOut", "executionTimedOutEventDetails", serde_json::json!({"error": error, "cause": cause})),
+            _ => ("ExecutionAborted", "executionAbortedEventDetails", serde_json::json!({"error": error, "cause": cause})),
+        };
+        self.history.push_final(self.history.last_id(), now, ty, key, details);
+        *o = Outcome { status, stop: Some(now), output, error, cause };
+        let _ = self.done.send(true);
+        true
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Inner {
+    cfg: EngineConfig,
+    handler: Arc<dyn TaskHandler>,
+    machines: Mutex<BTreeMap<String, StateMachineRecord>>,
+    executions: Mutex<Vec<Arc<ExecutionRecord>>>,
+    tokens: Arc<Tokens>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 80
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Engine {
+    pub fn new(handler: Arc<dyn TaskHandler>, cfg: EngineConfig) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                handler,
+                machines: Mutex::new(BTreeMap::new()),
+                executions: Mutex::new(Vec::new()),
+                tokens: Arc::new(Tokens::default()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    fn sm_arn(&self, name: &str) -> String {
+        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.inner.cfg.region, self.inner.cfg.account)
+    }
+
+    fn parse(definition: &str) -> Result<StateMachine, ServiceError> {
+        StateMachine::from_json_str(definition).map_err(|e| ServiceError::InvalidDefinition(e.to_string()))
+    }
+
+    /// CreateStateMachine. `substitutions` fill `${Name}` placeholders first.
+    pub fn create_state_machine(
+        &self,
+        name: &str,
+        definition: &str,
+        role_arn: &str,
+        substitutions: &BTreeMap<String, String>,
+    ) -> Result<StateMachineRecord, ServiceError> {
+        if !valid_name(name) {
+            return Err(ServiceError::InvalidName(format!("Invalid Name: '{name}'")));
+        }
+        let definition = definition::substitute(definition, substitutions);
+        let parsed = Arc::new(Self::parse(&definition)?);
+        let arn = self.sm_arn(name);
+        let mut m = lock(&self.inner.machines);
+        if let Some(existing) = m.get(&arn) {
+            // AWS: creating an identical machine again is idempotent; a different one conflicts.
+            if existing.definition == definition && existing.role_arn == role_arn {
+                return Ok(existing.clone());
+            }
+            return Err(ServiceError::StateMachineAlreadyExists(format!("State Machine Already Exists: '{arn}'")));
+        }
+        let rec = StateMachineRecord {
+            arn: arn.clone(),
+            name: name.to_string(),
+            definition,
+            role_arn: role_arn.to_string(),
+            created: Utc::now(),
+            updated: None,
+            parsed,
+        };
+        m.insert(arn, rec.clone());
+        Ok(rec)
+    }
+
+    pub fn describe_state_machine(&self, arn: &str) -> Result<StateMachineRecord, ServiceError> {
+        lock(&self.inner.machines)
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'")))
+    }
+
+    pub fn list_state_machines(&self) -> Vec<StateMachineRecord> {
+        lock(&self.inner.machines).values().cloned().collect()
+    }
+
+    pub fn update_state_machine(&self, arn: &str, definition: Option<&str>, role_arn: Option<&str>) -> Result<DateTime<Utc>, ServiceError> {
+        let parsed = definition.map(Self::parse).transpose()?;
+        let mut m = lock(&self.inner.machines);
+        let rec = m
+            .get_mut(arn)
+            .ok_or_else(|| ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'")))?;
+        if let (Some(d), Some(p)) = (definition, parsed) {
+            rec.definition = d.to_string();
+            rec.parsed = Arc::new(p);
+        }
+        if let Some(r) = role_arn {
+            rec.role_arn = r.to_string();
+        }
+        let now = Utc::now();
+        rec.updated = Some(now);
+        Ok(now)
+    }
+
+    pub fn delete_state_machine(&self, arn: &str) -> Result<(), ServiceError> {
+        lock(&self.inner.machines).remove(arn);
+        Ok(())
+    }
+
+    /// StartExecution. Returns the execution ARN and start date.
+    pub fn start_execution(&self, sm_arn: &str, name: Option<&str>, input: Option<&str>) -> Result<(String, DateTime<Utc>), ServiceError> {
+        let sm = self.describe_state_machine(sm_arn)?;
+        let input_str = input.unwrap_or("{}").to_string();
+        let input: Value = serde_json::from_str(&input_str)
+            .map_err(|e| ServiceError::InvalidExecutionInput(format!("Invalid State Machine Execution Input: '{e}'")))?;
+        if input_str.len() > MAX_PAYLOAD_BYTES {
+            return Err(ServiceError::InvalidExecutionInput("execution input exceeds 262144 bytes".into()));
+        }
+        let name = name.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if !valid_name(&name) {
+            return Err(ServiceError::InvalidName(format!("Invalid Name: '{name}'")));
+        }
+        let arn = format!("arn:aws:states:{}:{}:execution:{}:{name}", self.inner.cfg.region, self.inner.cfg.account, sm.name);
+        let mut execs = lock(&self.inner.executions);
+        if let Some(e) = execs.iter().find(|e| e.arn == arn) {
+            // AWS idempotency: same name and input on a running execution returns it.
+            let running = lock(&e.outcome).status == ExecutionStatus::Running;
+            if running && e.input == input_str {
+                return Ok((e.arn.clone(), e.start));
+            }
+            return Err(ServiceError::ExecutionAlreadyExists(format!("Execution Already Exists: '{arn}'")));
+        }
+        let start = Utc::now();
+        let clock = Clock::new(self.inner.cfg.clock, start);
+        let history = Arc::new(History::default());
+        let (done, _) = watch::channel(false);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let rec = Arc::new(ExecutionRecord {
+            arn: arn.clone(),
+            name: name.clone(),
+            state_machine_arn: sm.arn.clone(),
+            input: input_str.clone(),
+            start,
+            history: history.clone(),
+            clock: clock.clone(),
+            outcome: Mutex::new(Outcome { status: ExecutionStatus::Running, stop: None, output: None, error: None, cause: None }),
+            done,
+            stop: Mutex::new(Some(stop_tx)),
+        });
+        let _ = history.push(0, start, "ExecutionStarted", Some("executionStartedEventDetails"), serde_json::json!({
+            "input": input_str, "inputDetails": {"truncated": false}, "roleArn": sm.role_arn,
+        }));
+        execs.push(rec.clone());
+        drop(execs);
+
+        let interp = Arc::new(Interp {
+            handler: self.inner.handler.clone(),
+            tokens: self.inner.tokens.clone(),
+            clock: clock.clone(),
+            history,
+            info: ExecInfo {
+                arn: arn.clone(),
+                name,
+                input: input.clone(),
+                start,
+                role_arn: sm.role_arn.clone(),
+                state_machine_arn: sm.arn.clone(),
+                state_machine_name: sm.name.clone(),
+                region: self.inner.cfg.region.clone(),
+            },
+            token_waits_hold_clock: self.inner.cfg.token_waits_hold_clock,
+        });
+        let machine = sm.parsed.clone();
+        tokio::spawn(run_execution(rec, interp, machine, input, stop_rx));
+        Ok((arn, start))
+    }
+
+    fn find(&self, arn: &str) -> Result<Arc<ExecutionRecord>, ServiceError> {
+        lock(&self.inner.executions)
+            .iter()
+            .find(|e| e.arn == arn)
+            .cloned()
+            .ok_or_else(|| ServiceError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'")))
+    }
+
+    pub fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError> {
+        Ok(self.find(arn)?.describe())
+    }
+
+    pub fn history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError> {
+        Ok(self.find(arn)?.history.snapshot())
+    }
+
+    /// The execution's clock, e.g. to [`Clock::advance`] past a token wait's timeout.
+    pub fn clock(&self, arn: &str) -> Result<Arc<Clock>, ServiceError> {
+        Ok(self.find(arn)?.clock.clone())
+    }
+
+    /// Executions newest first, optionally of one state machine and status.
+    pub fn list_executions(&self, sm_arn: Option<&str>, status: Option<ExecutionStatus>) -> Vec<ExecutionDescription> {
+        let execs: Vec<_> = lock(&self.inner.executions).clone();
+        execs
+            .iter()
+            .rev()
+            .map(|e| e.describe())
+            .filter(|d| sm_arn.is_none_or(|a| d.state_machine_arn == a) && status.is_none_or(|s| d.status == s))
+            .collect()
+    }
+
+    pub async fn stop_execution(&self, arn: &str, error: Option<&str>, cause: Option<&str>) -> Result<DateTime<Utc>, ServiceError> {
+        let e = self.find(arn)?;
+        if let Some(tx) = lock(&e.stop).take() {
+            let _ = tx.send((error.unwrap_or_default().to_string(), cause.unwrap_or_default().to_string()));
+        }
+        // Wait (bounded) for the run loop to record the abort so the answer is consistent.
+        let mut rx = e.done.subscribe();
+        let wait = async {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        Ok(e.describe().stop.unwrap_or_else(Utc::now))
+    }
+
+    /// Waits (in real time, at most `limit`) until the execution is no longer running.
+    pub async fn wait_for_completion(&self, arn: &str, limit: Duration) -> Result<ExecutionDescription, ServiceError> {
+        let e = self.find(arn)?;
+        let mut rx = e.done.subscribe();
+        let wait = async {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        Ok(e.describe())
+    }
+
+    pub fn send_task_success(&self, token: &str, output: &str) -> Result<(), ServiceError> {
+        let v: Value = serde_json::from_str(output).map_err(|e| ServiceError::InvalidOutput(format!("Invalid JSON output: {e}")))?;
+        self.inner.tokens.send(token, TokenMsg::Success(v))?;
+        Ok(())
+    }
+
+    pub fn send_task_failure(&self, token: &str, error: Option<&str>, cause: Option<&str>) -> Result<(), ServiceError> {
+        self.inner.tokens.send(token, TokenMsg::Failure {
+            error: error.unwrap_or_default().to_string(),
+            cause: cause.unwrap_or_default().to_string(),
+        })?;
+        Ok(())
+    }
+
+    pub fn send_task_heartbeat(&self, token: &str) -> Result<(), ServiceError> {
+        self.inner.tokens.send(token, TokenMsg::Heartbeat)?;
+        Ok(())
+    }
+}
+
+async fn run_execution(rec: Arc<ExecutionRecord>, interp: Arc<Interp>, sm: Arc<StateMachine>, input: Value, stop_rx: oneshot::Receiver<(String, String)>) {
+    let clock = interp.clock.clone();
+    let timeout = sm.timeout_seconds;
+    let body = {
+        let interp = interp.clone();
+        let clock = clock.clone();
+        async move {
+            let run = interp.run_machine(&sm, input, 1, None);
+            match timeout {
+                Some(t) => tokio::select! {
+                    r = run => Some(r.map(|(o, _)| o)),
+                    _ = clock.sleep(Duration::from_secs(t)) => None,
+                },
+                None => Some(run.await.map(|(o, _)| o)),
+            }
+        }
+    };
+    let driven = clock.drive(body);
+    tokio::select! {
+        r = driven => match r {
+            Some(Ok(out)) => { rec.finish(ExecutionStatus::Succeeded, Some(out.to_string()), None, None); }
+            Some(Err(StatesError { error, cause })) => { rec.finish(ExecutionStatus::Failed, None, Some(error), Some(cause)); }
+            None => { rec.finish(ExecutionStatus::TimedOut, None, Some("States.Timeout".into()), Some("The execution timed out".into())); }
+        },
+        s = stop_rx => {
+            let (error, cause) = s.unwrap_or_default();
+            rec.finish(ExecutionStatus::Aborted, None, Some(error).filter(|e| !e.is_empty()), Some(cause).filter(|c| !c.is_empty()));
+        }
+    }
+}

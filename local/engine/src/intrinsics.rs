@@ -1,0 +1,509 @@
+//! Intrinsic functions (`States.Format(...)` and friends): a parser into an expression tree at
+//! definition load, and an evaluator at run time. Failures surface as `States.IntrinsicFailure`
+//! at the call site.
+
+use crate::paths::JsonPath;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use sha2::Digest;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Lit(Value),
+    Path(JsonPath),
+    Call(Box<Call>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub name: String,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IntrinsicError {
+    #[error("invalid intrinsic function '{expr}': {reason}")]
+    Syntax { expr: String, reason: String },
+    #[error("{0}")]
+    Eval(String),
+}
+
+const FUNCTIONS: &[&str] = &[
+    "States.Format",
+    "States.StringToJson",
+    "States.JsonToString",
+    "States.Array",
+    "States.ArrayPartition",
+    "States.ArrayContains",
+    "States.ArrayRange",
+    "States.ArrayGetItem",
+    "States.ArrayLength",
+    "States.ArrayUnique",
+    "States.Base64Encode",
+    "States.Base64Decode",
+    "States.Hash",
+    "States.JsonMerge",
+    "States.MathRandom",
+    "States.MathAdd",
+    "States.StringSplit",
+    "States.UUID",
+];
+
+impl Call {
+    pub fn parse(expr: &str) -> Result<Call, IntrinsicError> {
+        let chars: Vec<char> = expr.trim().chars().collect();
+        let mut p = Parser {
+            c: &chars,
+            i: 0,
+            expr,
+        };
+        let call = p.call()?;
+        p.ws();
+        if p.i != chars.len() {
+            return Err(p.err("unexpected trailing characters"));
+        }
+        Ok(call)
+    }
+
+    pub fn eval(&self, input: &Value, ctx: &Value) -> Result<Value, IntrinsicError> {
+        let mut args = Vec::with_capacity(self.args.len());
+        for a in &self.args {
+            args.push(match a {
+                Arg::Lit(v) => v.clone(),
+                Arg::Path(p) => p.select(input, ctx).ok_or_else(|| {
+                    IntrinsicError::Eval(format!(
+                        "the JsonPath argument '{p}' of {} could not be found in the input",
+                        self.name
+                    ))
+                })?,
+                Arg::Call(c) => c.eval(input, ctx)?,
+            });
+        }
+        eval_fn(&self.name, args)
+    }
+}
+
+struct Parser<'a> {
+    c: &'a [char],
+    i: usize,
+    expr: &'a str,
+}
+
+impl Parser<'_> {
+    fn err(&self, reason: &str) -> IntrinsicError {
+        IntrinsicError::Syntax {
+            expr: self.expr.to_string(),
+            reason: format!("{reason} at offset {}", self.i),
+        }
+    }
+    fn ws(&mut self) {
+        while self.i < self.c.len() && self.c[self.i].is_whitespace() {
+            self.i += 1;
+        }
+    }
+    fn call(&mut self) -> Result<Call, IntrinsicError> {
+        self.ws();
+        let start = self.i;
+        while self.i < self.c.len() && (self.c[self.i].is_alphanumeric() || self.c[self.i] == '.') {
+            self.i += 1;
+        }
+        let name: String = self.c[start..self.i].iter().collect();
+        if !FUNCTIONS.contains(&name.as_str()) {
+            return Err(self.err(&format!("unknown intrinsic function '{name}'")));
+        }
+        self.ws();
+        if self.c.get(self.i) != Some(&'(') {
+            return Err(self.err("expected '('"));
+        }
+        self.i += 1;
+        let mut args = Vec::new();
+        self.ws();
+        if self.c.get(self.i) == Some(&')') {
+            self.i += 1;
+            return Ok(Call { name, args });
+        }
+        loop {
+            args.push(self.arg()?);
+            self.ws();
+            match self.c.get(self.i) {
+                Some(',') => self.i += 1,
+                Some(')') => {
+                    self.i += 1;
+                    break;
+                }
+                _ => return Err(self.err("expected ',' or ')'")),
+            }
+        }
+        Ok(Call { name, args })
+    }
+    fn arg(&mut self) -> Result<Arg, IntrinsicError> {
+        self.ws();
+        match self.c.get(self.i) {
+            Some('\'') => {
+                self.i += 1;
+                let mut s = String::new();
+                loop {
+                    match self.c.get(self.i) {
+                        None => return Err(self.err("unterminated string")),
+                        Some('\\') => {
+                            // Escapes keep `'`, `{`, `}` and `\` literal; `\{` stays escaped so
+                            // States.Format can tell it from a placeholder.
+                            let n = *self.c.get(self.i + 1).ok_or_else(|| self.err("dangling '\\'"))?;
+                            if n == '{' || n == '}' {
+                                s.push('\\');
+                            }
+                            s.push(n);
+                            self.i += 2;
+                        }
+                        Some('\'') => {
+                            self.i += 1;
+                            break;
+                        }
+                        Some(ch) => {
+                            s.push(*ch);
+                            self.i += 1;
+                        }
+                    }
+                }
+                Ok(Arg::Lit(Value::String(s)))
+            }
+            Some('$') => {
+                let start = self.i;
+                let mut depth = 0i32;
+                let mut quote = false;
+                while let Some(&ch) = self.c.get(self.i) {
+                    if quote {
+                        if ch == '\'' {
+                            quote = false;
+                        }
+                    } else if ch == '\'' {
+                        quote = true;
+                    } else if ch == '[' || ch == '(' {
+                        depth += 1;
+                    } else if ch == ']' || (ch == ')' && depth > 0) {
+                        depth -= 1;
+                    } else if depth == 0 && (ch == ',' || ch == ')') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                let raw: String = self.c[start..self.i].iter().collect();
+                JsonPath::parse(raw.trim())
+                    .map(Arg::Path)
+                    .map_err(|e| self.err(&e.to_string()))
+            }
+            Some(ch) if ch.is_alphabetic() => {
+                let rest: String = self.c[self.i..].iter().collect();
+                for (kw, v) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
+                    if rest.starts_with(kw)
+                        && !rest[kw.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '.')
+                    {
+                        self.i += kw.len();
+                        return Ok(Arg::Lit(v));
+                    }
+                }
+                Ok(Arg::Call(Box::new(self.call()?)))
+            }
+            Some(ch) if ch.is_ascii_digit() || *ch == '-' => {
+                let start = self.i;
+                self.i += 1;
+                while let Some(ch) = self.c.get(self.i) {
+                    if ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '+' | '-') {
+                        self.i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let raw: String = self.c[start..self.i].iter().collect();
+                serde_json::from_str::<Value>(&raw)
+                    .ok()
+                    .filter(Value::is_number)
+                    .map(Arg::Lit)
+                    .ok_or_else(|| self.err(&format!("bad number '{raw}'")))
+            }
+            _ => Err(self.err("expected an argument")),
+        }
+    }
+}
+
+fn fail(msg: impl Into<String>) -> IntrinsicError {
+    IntrinsicError::Eval(msg.into())
+}
+
+fn arity(name: &str, args: &[Value], n: std::ops::RangeInclusive<usize>) -> Result<(), IntrinsicError> {
+    if n.contains(&args.len()) {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "{name} expects {} argument(s) but got {}",
+            if n.start() == n.end() { n.start().to_string() } else { format!("{}..{}", n.start(), n.end()) },
+            args.len()
+        )))
+    }
+}
+
+fn as_int(name: &str, v: &Value) -> Result<i64, IntrinsicError> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .ok_or_else(|| fail(format!("{name} expects integer arguments, got {v}"))),
+        _ => Err(fail(format!("{name} expects integer arguments, got {v}"))),
+    }
+}
+
+fn as_str<'v>(name: &str, v: &'v Value) -> Result<&'v str, IntrinsicError> {
+    v.as_str()
+        .ok_or_else(|| fail(format!("{name} expects a string argument, got {v}")))
+}
+
+fn as_arr<'v>(name: &str, v: &'v Value) -> Result<&'v Vec<Value>, IntrinsicError> {
+    v.as_array()
+        .ok_or_else(|| fail(format!("{name} expects an array argument, got {v}")))
+}
+
+fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
+    use serde_json::json;
+    Ok(match name {
+        "States.Format" => {
+            if args.is_empty() {
+                return Err(fail("States.Format needs a template"));
+            }
+            let tpl = as_str(name, &args[0])?;
+            let mut out = String::new();
+            let mut rest = args[1..].iter();
+            let chars: Vec<char> = tpl.chars().collect();
+            let mut i = 0;
+            while i < chars.len() {
+                match chars[i] {
+                    '\\' if i + 1 < chars.len() => {
+                        out.push(chars[i + 1]);
+                        i += 2;
+                        continue;
+                    }
+                    '{' if chars.get(i + 1) == Some(&'}') => {
+                        let v = rest
+                            .next()
+                            .ok_or_else(|| fail("States.Format has more placeholders than arguments"))?;
+                        match v {
+                            Value::String(s) => out.push_str(s),
+                            other => out.push_str(&other.to_string()),
+                        }
+                        i += 2;
+                        continue;
+                    }
+                    c => out.push(c),
+                }
+                i += 1;
+            }
+            if rest.next().is_some() {
+                return Err(fail("States.Format has more arguments than placeholders"));
+            }
+            Value::String(out)
+        }
+        "States.StringToJson" => {
+            arity(name, &args, 1..=1)?;
+            let s = as_str(name, &args[0])?;
+            if s.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(s).map_err(|e| fail(format!("States.StringToJson: {e}")))?
+            }
+        }
+        "States.JsonToString" => {
+            arity(name, &args, 1..=1)?;
+            Value::String(args[0].to_string())
+        }
+        "States.Array" => Value::Array(args),
+        "States.ArrayPartition" => {
+            arity(name, &args, 2..=2)?;
+            let a = as_arr(name, &args[0])?;
+            let n = as_int(name, &args[1])?;
+            if n <= 0 {
+                return Err(fail("States.ArrayPartition chunk size must be a positive integer"));
+            }
+            Value::Array(a.chunks(n as usize).map(|c| Value::Array(c.to_vec())).collect())
+        }
+        "States.ArrayContains" => {
+            arity(name, &args, 2..=2)?;
+            Value::Bool(as_arr(name, &args[0])?.contains(&args[1]))
+        }
+        "States.ArrayRange" => {
+            arity(name, &args, 3..=3)?;
+            let (s, e, step) = (as_int(name, &args[0])?, as_int(name, &args[1])?, as_int(name, &args[2])?);
+            if step == 0 {
+                return Err(fail("States.ArrayRange step must not be 0"));
+            }
+            let mut out = Vec::new();
+            let mut i = s;
+            while (step > 0 && i <= e) || (step < 0 && i >= e) {
+                out.push(json!(i));
+                if out.len() > 1000 {
+                    return Err(fail("States.ArrayRange would produce more than 1000 items"));
+                }
+                i += step;
+            }
+            Value::Array(out)
+        }
+        "States.ArrayGetItem" => {
+            arity(name, &args, 2..=2)?;
+            let a = as_arr(name, &args[0])?;
+            let i = as_int(name, &args[1])?;
+            if i < 0 || i as usize >= a.len() {
+                return Err(fail(format!("States.ArrayGetItem index {i} is out of bounds (length {})", a.len())));
+            }
+            a[i as usize].clone()
+        }
+        "States.ArrayLength" => {
+            arity(name, &args, 1..=1)?;
+            json!(as_arr(name, &args[0])?.len())
+        }
+        "States.ArrayUnique" => {
+            arity(name, &args, 1..=1)?;
+            let mut out: Vec<Value> = Vec::new();
+            for v in as_arr(name, &args[0])? {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+            Value::Array(out)
+        }
+        "States.Base64Encode" => {
+            arity(name, &args, 1..=1)?;
+            let s = as_str(name, &args[0])?;
+            if s.len() > 10_000 {
+                return Err(fail("States.Base64Encode input exceeds 10000 characters"));
+            }
+            Value::String(base64::engine::general_purpose::STANDARD.encode(s))
+        }
+        "States.Base64Decode" => {
+            arity(name, &args, 1..=1)?;
+            let s = as_str(name, &args[0])?;
+            if s.len() > 10_000 {
+                return Err(fail("States.Base64Decode input exceeds 10000 characters"));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| fail(format!("States.Base64Decode: {e}")))?;
+            Value::String(String::from_utf8(bytes).map_err(|_| fail("States.Base64Decode: not UTF-8"))?)
+        }
+        "States.Hash" => {
+            arity(name, &args, 2..=2)?;
+            let data = match &args[0] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if data.len() > 10_000 {
+                return Err(fail("States.Hash input exceeds 10000 characters"));
+            }
+            let b = data.as_bytes();
+            let h = match as_str(name, &args[1])? {
+                "MD5" => hex::encode(crate::digest::md5(b)),
+                "SHA-1" => hex::encode(crate::digest::sha1(b)),
+                "SHA-256" => hex::encode(sha2::Sha256::digest(b)),
+                "SHA-384" => hex::encode(sha2::Sha384::digest(b)),
+                "SHA-512" => hex::encode(sha2::Sha512::digest(b)),
+                other => return Err(fail(format!("States.Hash: unsupported algorithm '{other}'"))),
+            };
+            Value::String(h)
+        }
+        "States.JsonMerge" => {
+            arity(name, &args, 3..=3)?;
+            let (Value::Object(a), Value::Object(b)) = (&args[0], &args[1]) else {
+                return Err(fail("States.JsonMerge expects two JSON objects"));
+            };
+            if args[2] != Value::Bool(false) {
+                return Err(fail("States.JsonMerge supports only shallow merges (third argument false)"));
+            }
+            let mut m: Map<String, Value> = a.clone();
+            for (k, v) in b {
+                m.insert(k.clone(), v.clone());
+            }
+            Value::Object(m)
+        }
+        "States.MathRandom" => {
+            use rand::{Rng, SeedableRng};
+            arity(name, &args, 2..=3)?;
+            let (s, e) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
+            if s > e {
+                return Err(fail("States.MathRandom start must not exceed end"));
+            }
+            let n = match args.get(2) {
+                Some(seed) => rand::rngs::StdRng::seed_from_u64(as_int(name, seed)? as u64).gen_range(s..=e),
+                None => rand::thread_rng().gen_range(s..=e),
+            };
+            json!(n)
+        }
+        "States.MathAdd" => {
+            arity(name, &args, 2..=2)?;
+            let (a, b) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
+            json!(a.checked_add(b).ok_or_else(|| fail("States.MathAdd overflow"))?)
+        }
+        "States.StringSplit" => {
+            arity(name, &args, 2..=2)?;
+            let s = as_str(name, &args[0])?;
+            let d: Vec<char> = as_str(name, &args[1])?.chars().collect();
+            Value::Array(
+                s.split(|c| d.contains(&c))
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Value::String(p.to_string()))
+                    .collect(),
+            )
+        }
+        "States.UUID" => {
+            arity(name, &args, 0..=0)?;
+            Value::String(uuid::Uuid::new_v4().to_string())
+        }
+        other => return Err(fail(format!("unknown intrinsic function '{other}'"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(e: &str, input: Value) -> Result<Value, IntrinsicError> {
+        Call::parse(e)?.eval(&input, &json!({}))
+    }
+
+    #[test]
+    fn functions() {
+        let i = json!({"name": "x", "n": 3, "arr": [1, 2, 2, 3], "s": "{\"a\":1}"});
+        assert_eq!(ev("States.Format('Hi {} #{}', $.name, $.n)", i.clone()).unwrap(), json!("Hi x #3"));
+        assert_eq!(ev("States.Format('\\{\\} {}', 'a')", i.clone()).unwrap(), json!("{} a"));
+        assert_eq!(ev("States.StringToJson($.s)", i.clone()).unwrap(), json!({"a": 1}));
+        assert_eq!(ev("States.JsonToString($.arr)", i.clone()).unwrap(), json!("[1,2,2,3]"));
+        assert_eq!(ev("States.Array(1, 'a', true, null, $.n)", i.clone()).unwrap(), json!([1, "a", true, null, 3]));
+        assert_eq!(ev("States.ArrayPartition($.arr, 3)", i.clone()).unwrap(), json!([[1, 2, 2], [3]]));
+        assert_eq!(ev("States.ArrayContains($.arr, 3)", i.clone()).unwrap(), json!(true));
+        assert_eq!(ev("States.ArrayRange(1, 9, 2)", i.clone()).unwrap(), json!([1, 3, 5, 7, 9]));
+        assert_eq!(ev("States.ArrayGetItem($.arr, 3)", i.clone()).unwrap(), json!(3));
+        assert_eq!(ev("States.ArrayLength($.arr)", i.clone()).unwrap(), json!(4));
+        assert_eq!(ev("States.ArrayUnique($.arr)", i.clone()).unwrap(), json!([1, 2, 3]));
+        assert_eq!(ev("States.Base64Encode('hello')", i.clone()).unwrap(), json!("aGVsbG8="));
+        assert_eq!(ev("States.Base64Decode('aGVsbG8=')", i.clone()).unwrap(), json!("hello"));
+        assert_eq!(
+            ev("States.Hash('hello', 'SHA-256')", i.clone()).unwrap(),
+            json!("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        );
+        assert_eq!(ev("States.MathAdd($.n, -4)", i.clone()).unwrap(), json!(-1));
+        assert_eq!(ev("States.StringSplit('a,b+c,,d', ',+')", i.clone()).unwrap(), json!(["a", "b", "c", "d"]));
+        assert_eq!(
+            ev("States.JsonMerge(States.StringToJson($.s), States.StringToJson('{\"b\":2}'), false)", i.clone()).unwrap(),
+            json!({"a": 1, "b": 2})
+        );
+        let r = ev("States.MathRandom(1, 3)", i.clone()).unwrap().as_i64().unwrap();
+        assert!((1..=3).contains(&r));
+        assert_eq!(ev("States.UUID()", i.clone()).unwrap().as_str().unwrap().len(), 36);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(Call::parse("States.Nope(1)").is_err());
+        assert!(Call::parse("States.Format('a'").is_err());
+        assert!(ev("States.ArrayGetItem(States.Array(1), 5)", json!({})).is_err());
+        assert!(ev("States.MathAdd(1.5, 1)", json!({})).is_err());
+        assert!(ev("States.Format('{}', $.missing)", json!({})).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! `rollback-engine`: a local AWS Step Functions engine.
+//!
+//! - [`definition`]: ASL (JSONPath mode) parsed and validated into a typed model;
+//! - [`interpreter`]: runs executions, with Retry/Catch, timeouts and `waitForTaskToken`;
+//! - [`clock`]: per-execution virtual clocks, so waits take no real time;
+//! - [`task`]: the [`TaskHandler`] trait embedders implement, and a [`LambdaRegistry`];
+//! - [`engine`]: Step Functions API semantics (executions, history, tokens);
+//! - [`service::http`]: the AWS JSON 1.0 endpoint for `aws-sdk-sfn`, the AWS CLI and boto3.
+
+pub mod choice;
+pub mod clock;
+pub mod definition;
+mod digest;
+pub mod engine;
+pub mod history;
+pub mod interpreter;
+pub mod intrinsics;
+pub mod paths;
+pub mod service;
+pub mod task;
+pub mod tokens;
+
+pub use clock::ClockMode;
+pub use engine::{Engine, EngineConfig, ExecutionDescription, ExecutionStatus, ServiceError};
+pub use interpreter::StatesError;
+pub use service::http::{Mode, Server, serve};
+pub use task::{LambdaRegistry, NoTasks, TaskFailure, TaskHandler, TaskRequest};

@@ -1,0 +1,2 @@
+//! Network-facing parts of the engine.
+pub mod http;
