@@ -1,0 +1,713 @@
+//! A deployment controller that keeps revisions the way kube-controller-manager's does
+//! (pkg/controller/deployment: sync.go, progress.go, util/deployment_util.go), plus a pod
+//! simulation: ReplicaSets have no pods, their status just follows their spec — at once by
+//! default, or one pod per `step()` when a test wants to watch a rollout progress.
+//!
+//! Reconciliation runs synchronously under the store lock after every write, so a client
+//! that writes and then reads sees the controller's result (which tests rely on) while
+//! watchers still see the intermediate objects as separate events.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec, ReplicaSetStatus,
+};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::meta::{self, Selector};
+use crate::objects::{self, from_value, to_value};
+use crate::store::{Kind, Store};
+
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The controller keeps revision-history under this many characters, like the real one's default.
+const REVISION_HISTORY_LIMIT_CHARS: usize = 2000;
+
+const PROGRESSING: &str = "Progressing";
+const AVAILABLE: &str = "Available";
+pub const REASON_NEW_RS_CREATED: &str = "NewReplicaSetCreated";
+pub const REASON_FOUND_NEW_RS: &str = "FoundNewReplicaSet";
+pub const REASON_RS_UPDATED: &str = "ReplicaSetUpdated";
+pub const REASON_NEW_RS_AVAILABLE: &str = "NewReplicaSetAvailable";
+pub const REASON_TIMED_OUT: &str = "ProgressDeadlineExceeded";
+pub const REASON_PAUSED: &str = "DeploymentPaused";
+pub const REASON_RESUMED: &str = "DeploymentResumed";
+
+/// Bring every Deployment (and stand-alone ReplicaSet) to its desired state.
+pub fn reconcile(store: &mut Store) {
+    let keys: Vec<(String, String)> = store
+        .list(Kind::Deployment, None)
+        .into_iter()
+        .map(meta::ns_name)
+        .collect();
+    for (ns, name) in keys {
+        sync_deployment(store, &ns, &name);
+    }
+    // ReplicaSets nobody controls still get "pods".
+    let orphans: Vec<Value> = store
+        .list(Kind::ReplicaSet, None)
+        .into_iter()
+        .filter(|rs| controller_uid(rs).is_none())
+        .cloned()
+        .collect();
+    let auto = store.sim.auto_progress;
+    for rs in orphans {
+        if let Ok(mut typed) = from_value::<ReplicaSet>(Kind::ReplicaSet, &rs) {
+            observe(&mut typed, auto);
+            commit_rs(store, &typed);
+        }
+    }
+}
+
+/// One unit of simulated pod progress for every ReplicaSet (a pod created, became ready, or
+/// terminated), then a reconcile so Deployments' status follows. Returns whether anything moved.
+pub fn step(store: &mut Store) -> bool {
+    let all: Vec<Value> = store
+        .list(Kind::ReplicaSet, None)
+        .into_iter()
+        .cloned()
+        .collect();
+    let mut moved = false;
+    for rs in all {
+        let Ok(mut typed) = from_value::<ReplicaSet>(Kind::ReplicaSet, &rs) else {
+            continue;
+        };
+        let want = typed.spec.replicas.unwrap_or(1);
+        let st = typed.status.get_or_insert_with(Default::default);
+        let ready = st.ready_replicas.unwrap_or(0);
+        if st.replicas < want {
+            st.replicas += 1; // a pod was created; it is not ready yet
+        } else if st.replicas > want {
+            st.replicas -= 1; // a pod terminated
+            st.ready_replicas = Some(ready.min(st.replicas));
+        } else if ready < st.replicas {
+            st.ready_replicas = Some(ready + 1);
+        } else {
+            continue;
+        }
+        st.available_replicas = st.ready_replicas;
+        st.fully_labeled_replicas = Some(st.replicas);
+        moved = true;
+        commit_rs(store, &typed);
+    }
+    reconcile(store);
+    moved
+}
+
+/// The RS controller's view: it always observes the latest generation; pods match the spec
+/// at once when `auto` (otherwise `step` moves them).
+fn observe(rs: &mut ReplicaSet, auto: bool) {
+    let want = rs.spec.replicas.unwrap_or(1);
+    let generation = rs.metadata.generation;
+    let st = rs.status.get_or_insert_with(Default::default);
+    if auto {
+        st.replicas = want;
+        st.fully_labeled_replicas = Some(want);
+        st.ready_replicas = Some(want);
+        st.available_replicas = Some(want);
+    }
+    st.observed_generation = generation;
+}
+
+fn commit_rs(store: &mut Store, rs: &ReplicaSet) {
+    if let Ok(v) = to_value(rs) {
+        let v = clean_status(v);
+        store.update(Kind::ReplicaSet, v);
+    }
+}
+
+/// Zero counts are omitted in the API's JSON (omitempty); keep stored objects the same shape.
+fn clean_status(mut v: Value) -> Value {
+    if let Some(Value::Object(st)) = v.get_mut("status") {
+        st.retain(|k, val| k == "replicas" || !(val == &Value::from(0)));
+    }
+    v
+}
+
+fn controller_uid(obj: &Value) -> Option<String> {
+    obj.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+        .and_then(|o| o.get("uid")?.as_str().map(str::to_string))
+}
+
+pub fn revision_of(meta: &ObjectMeta) -> i64 {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A template with the pod-template-hash label removed, normalized for comparison.
+fn template_without_hash(t: Option<&PodTemplateSpec>) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Some(Value::Object(labels)) = v.pointer_mut("/metadata/labels") {
+        labels.remove(POD_TEMPLATE_HASH);
+    }
+    meta::normalized(&v)
+}
+
+/// ComputeHash: a stable hash of the template (and the collision count), rendered with the
+/// same "safe" alphabet the real controller uses so names look familiar (`web-6d4b5c7f9`).
+pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: i32) -> String {
+    let canonical = template_without_hash(Some(template)).to_string();
+    let mut hasher = Sha256::new();
+    hasher.update(canonical.as_bytes());
+    if collision_count > 0 {
+        hasher.update(collision_count.to_le_bytes());
+    }
+    let digest = hasher.finalize();
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    n.to_string()
+        .bytes()
+        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn set_condition(
+    status: &mut DeploymentStatus,
+    type_: &str,
+    cond_status: &str,
+    reason: &str,
+    message: String,
+) {
+    let now = meta::now();
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    if let Some(existing) = conditions
+        .iter_mut()
+        .find(|c| c.type_.as_deref() == Some(type_))
+    {
+        if existing.status.as_deref() == Some(cond_status)
+            && existing.reason.as_deref() == Some(reason)
+        {
+            return;
+        }
+        let transition = if existing.status.as_deref() == Some(cond_status) {
+            existing.last_transition_time.clone()
+        } else {
+            Some(now.clone())
+        };
+        *existing = DeploymentCondition {
+            type_: Some(type_.into()),
+            status: Some(cond_status.into()),
+            reason: Some(reason.into()),
+            message: Some(message),
+            last_update_time: Some(now),
+            last_transition_time: transition,
+        };
+    } else {
+        conditions.push(DeploymentCondition {
+            type_: Some(type_.into()),
+            status: Some(cond_status.into()),
+            reason: Some(reason.into()),
+            message: Some(message),
+            last_update_time: Some(now.clone()),
+            last_transition_time: Some(now),
+        });
+    }
+}
+
+fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_.as_deref() == Some(type_))
+}
+
+/// Deployment annotations that are copied to the new ReplicaSet (all but the controller's own).
+fn copyable(key: &str) -> bool {
+    !matches!(
+        key,
+        LAST_APPLIED | REVISION | REVISION_HISTORY | DESIRED_REPLICAS | MAX_REPLICAS
+    ) && key != "deprecated.deployment.rollback.to"
+}
+
+/// SetNewReplicaSetAnnotations: copy the deployment's annotations and move the revision up
+/// to `new_revision`, remembering the revisions this template had before.
+fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: i64) {
+    let annotations = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    for (k, v) in d.metadata.annotations.iter().flatten() {
+        if copyable(k) {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+    let old = annotations.get(REVISION).cloned();
+    let old_rev: i64 = old.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0);
+    if old_rev < new_revision {
+        annotations.insert(REVISION.into(), new_revision.to_string());
+        if let Some(old) = old {
+            // Rolling back to this ReplicaSet: keep the revisions it used to be.
+            let history = annotations
+                .get(REVISION_HISTORY)
+                .cloned()
+                .unwrap_or_default();
+            let mut revs: Vec<String> = history
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            revs.push(old);
+            while revs.join(",").len() > REVISION_HISTORY_LIMIT_CHARS && revs.len() > 1 {
+                revs.remove(0);
+            }
+            annotations.insert(REVISION_HISTORY.into(), revs.join(","));
+        }
+    }
+}
+
+fn sync_deployment(store: &mut Store, ns: &str, name: &str) {
+    let Some(dv) = store.get(Kind::Deployment, ns, name).cloned() else {
+        return;
+    };
+    let Ok(d) = from_value::<Deployment>(Kind::Deployment, &dv) else {
+        return;
+    };
+    if d.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let spec = d.spec.clone();
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    let Some(selector) = Selector::from_label_selector(&spec.selector) else {
+        return;
+    };
+    let auto = store.sim.auto_progress;
+    let desired = spec.replicas.unwrap_or(1);
+    let paused = spec.paused.unwrap_or(false);
+
+    // Adopt ReplicaSets that match the selector and have no controller (ClaimReplicaSets).
+    let mut owned: Vec<ReplicaSet> = Vec::new();
+    for rsv in store.list(Kind::ReplicaSet, Some(ns)) {
+        let Ok(mut rs) = from_value::<ReplicaSet>(Kind::ReplicaSet, rsv) else {
+            continue;
+        };
+        match controller_uid(rsv) {
+            Some(owner) if owner == uid => owned.push(rs),
+            Some(_) => {}
+            None if selector.matches(&meta::labels_of(rsv)) => {
+                rs.metadata
+                    .owner_references
+                    .get_or_insert_with(Vec::new)
+                    .push(owner_ref(&d));
+                owned.push(rs);
+            }
+            None => {}
+        }
+    }
+    let originals: Vec<Value> = owned.iter().filter_map(|rs| to_value(rs).ok()).collect();
+
+    let mut status = d.status.clone().unwrap_or_default();
+    let old_status = status.clone();
+    let wanted = template_without_hash(Some(&spec.template));
+    let mut new_idx = owned
+        .iter()
+        .position(|rs| template_without_hash(rs.spec.template.as_ref()) == wanted);
+    let max_old_revision = owned
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != new_idx)
+        .map(|(_, rs)| revision_of(&rs.metadata))
+        .max()
+        .unwrap_or(0);
+    let has_deadline = spec
+        .progress_deadline_seconds
+        .is_some_and(|s| s != i32::MAX);
+    let mut expired = store
+        .sim
+        .deadline_expired
+        .contains(&(ns.to_string(), name.to_string()));
+
+    let max_surge = objects::resolve_int_or_percent(
+        spec.strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.max_surge.as_ref()),
+        desired,
+        true,
+    );
+    let max_unavailable = objects::resolve_int_or_percent(
+        spec.strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.max_unavailable.as_ref()),
+        desired,
+        false,
+    );
+
+    if paused {
+        // A paused deployment is only scaled: no new ReplicaSet, no rollout.
+        let active: Vec<usize> = (0..owned.len())
+            .filter(|i| replicas(&owned[*i]) > 0)
+            .collect();
+        let target = match (new_idx, active.as_slice()) {
+            (Some(n), a) if a.iter().all(|i| *i == n) => Some(n),
+            (_, [only]) => Some(*only),
+            _ => None,
+        };
+        if let Some(t) = target {
+            set_replicas(&mut owned[t], desired);
+        }
+        if condition(&status, PROGRESSING).and_then(|c| c.reason.as_deref()) != Some(REASON_PAUSED)
+        {
+            set_condition(
+                &mut status,
+                PROGRESSING,
+                "Unknown",
+                REASON_PAUSED,
+                "Deployment is paused".into(),
+            );
+        }
+    } else {
+        if condition(&status, PROGRESSING).and_then(|c| c.reason.as_deref()) == Some(REASON_PAUSED)
+        {
+            set_condition(
+                &mut status,
+                PROGRESSING,
+                "Unknown",
+                REASON_RESUMED,
+                "Deployment is resumed".into(),
+            );
+        }
+        let new_revision = max_old_revision + 1;
+        match new_idx {
+            Some(i) => {
+                set_new_rs_annotations(&d, &mut owned[i], new_revision);
+                if has_deadline && condition(&status, PROGRESSING).is_none() {
+                    let msg = format!(
+                        "Found new replica set {:?}",
+                        owned[i].metadata.name.clone().unwrap_or_default()
+                    );
+                    set_condition(&mut status, PROGRESSING, "True", REASON_FOUND_NEW_RS, msg);
+                }
+            }
+            None => {
+                let rs =
+                    new_replica_set(&d, store, ns, &mut status, new_revision, desired, max_surge);
+                let msg = format!(
+                    "Created new replica set {:?}",
+                    rs.metadata.name.clone().unwrap_or_default()
+                );
+                if has_deadline {
+                    set_condition(&mut status, PROGRESSING, "True", REASON_NEW_RS_CREATED, msg);
+                }
+                // A new rollout starts a new deadline.
+                store
+                    .sim
+                    .deadline_expired
+                    .remove(&(ns.to_string(), name.to_string()));
+                expired = false;
+                owned.push(rs);
+                new_idx = Some(owned.len() - 1);
+            }
+        }
+        // Rolling update, collapsed: the new ReplicaSet gets every replica and the old ones
+        // none; with auto progress off, pods (status) catch up one `step()` at a time.
+        for (i, rs) in owned.iter_mut().enumerate() {
+            set_replicas(rs, if Some(i) == new_idx { desired } else { 0 });
+        }
+    }
+
+    // Persist ReplicaSets (the new one is created, changed ones updated).
+    for (i, rs) in owned.iter_mut().enumerate() {
+        let before = originals.get(i);
+        if let Some(before) = before {
+            let before_spec = before.get("spec").cloned();
+            if to_value(&rs.spec).ok() != before_spec {
+                rs.metadata.generation = Some(rs.metadata.generation.unwrap_or(1) + 1);
+            }
+        } else {
+            rs.metadata.generation = Some(1);
+        }
+        observe(rs, auto);
+        let Ok(v) = to_value(rs) else { continue };
+        let v = clean_status(v);
+        if before.is_none() {
+            let created = store.create(Kind::ReplicaSet, v);
+            if let Ok(c) = from_value::<ReplicaSet>(Kind::ReplicaSet, &created) {
+                *rs = c;
+            }
+        } else if before != Some(&v) {
+            store.update(Kind::ReplicaSet, v);
+        }
+    }
+
+    // calculateStatus
+    let total_spec: i32 = owned.iter().map(replicas).sum();
+    let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
+    let available: i32 = owned
+        .iter()
+        .map(|rs| st(rs).available_replicas.unwrap_or(0))
+        .sum();
+    status.observed_generation = d.metadata.generation;
+    status.replicas = Some(owned.iter().map(|rs| st(rs).replicas).sum());
+    status.updated_replicas = Some(new_idx.map(|i| st(&owned[i]).replicas).unwrap_or(0));
+    status.ready_replicas = Some(
+        owned
+            .iter()
+            .map(|rs| st(rs).ready_replicas.unwrap_or(0))
+            .sum(),
+    );
+    status.available_replicas = Some(available);
+    status.unavailable_replicas = Some((total_spec - available).max(0));
+    if available >= desired - max_unavailable {
+        set_condition(
+            &mut status,
+            AVAILABLE,
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.".into(),
+        );
+    } else {
+        set_condition(
+            &mut status,
+            AVAILABLE,
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.".into(),
+        );
+    }
+
+    let new_name = new_idx.and_then(|i| owned[i].metadata.name.clone());
+    let complete = status.updated_replicas == Some(desired)
+        && status.replicas == Some(desired)
+        && status.available_replicas == Some(desired)
+        && status.observed_generation >= d.metadata.generation;
+    if !paused && has_deadline {
+        // syncRolloutStatus
+        let current = condition(&status, PROGRESSING).cloned();
+        let already_complete = status.replicas == status.updated_replicas
+            && current.as_ref().and_then(|c| c.reason.as_deref()) == Some(REASON_NEW_RS_AVAILABLE);
+        let o = |s: &DeploymentStatus| {
+            (
+                s.replicas.unwrap_or(0),
+                s.updated_replicas.unwrap_or(0),
+                s.ready_replicas.unwrap_or(0),
+                s.available_replicas.unwrap_or(0),
+            )
+        };
+        let (o_rep, o_upd, o_ready, o_avail) = o(&old_status);
+        let (n_rep, n_upd, n_ready, n_avail) = o(&status);
+        let progressed = n_upd > o_upd
+            || (n_rep - n_upd) < (o_rep - o_upd)
+            || n_ready > o_ready
+            || n_avail > o_avail;
+        let deadline_passed = current
+            .as_ref()
+            .and_then(|c| c.last_update_time.as_ref())
+            .is_some_and(|t| {
+                let deadline = i64::from(spec.progress_deadline_seconds.unwrap_or(i32::MAX));
+                t.0.as_second().saturating_add(deadline) < meta::now_seconds()
+            });
+        let rs_label = new_name
+            .clone()
+            .map(|n| format!("ReplicaSet {n:?}"))
+            .unwrap_or_else(|| format!("Deployment {name:?}"));
+        if !already_complete {
+            if complete {
+                set_condition(
+                    &mut status,
+                    PROGRESSING,
+                    "True",
+                    REASON_NEW_RS_AVAILABLE,
+                    format!("{rs_label} has successfully progressed."),
+                );
+                store
+                    .sim
+                    .deadline_expired
+                    .remove(&(ns.to_string(), name.to_string()));
+            } else if progressed {
+                // Progress refreshes lastUpdateTime even with the same reason (the special case
+                // in progress.go), keeping lastTransitionTime while the status stays True.
+                let transition = current
+                    .as_ref()
+                    .filter(|c| c.status.as_deref() == Some("True"))
+                    .and_then(|c| c.last_transition_time.clone());
+                let now = meta::now();
+                let conds = status.conditions.get_or_insert_with(Vec::new);
+                conds.retain(|c| c.type_.as_deref() != Some(PROGRESSING));
+                conds.push(DeploymentCondition {
+                    type_: Some(PROGRESSING.into()),
+                    status: Some("True".into()),
+                    reason: Some(REASON_RS_UPDATED.into()),
+                    message: Some(format!("{rs_label} is progressing.")),
+                    last_update_time: Some(now.clone()),
+                    last_transition_time: transition.or(Some(now)),
+                });
+                store
+                    .sim
+                    .deadline_expired
+                    .remove(&(ns.to_string(), name.to_string()));
+            } else if expired || deadline_passed {
+                set_condition(
+                    &mut status,
+                    PROGRESSING,
+                    "False",
+                    REASON_TIMED_OUT,
+                    format!("{rs_label} has timed out progressing."),
+                );
+            }
+        }
+    }
+
+    let mut new_d = d.clone();
+    if let Some(i) = new_idx {
+        let rev = revision_of(&owned[i].metadata);
+        if rev > 0 {
+            new_d
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(REVISION.into(), rev.to_string());
+        }
+    }
+    new_d.status = Some(status);
+    if let Ok(v) = to_value(&new_d) {
+        let v = clean_status(v);
+        if v != dv {
+            store.update(Kind::Deployment, v);
+        }
+    }
+
+    // cleanupDeployment: only once the rollout is complete (or while paused), never the new
+    // ReplicaSet, never one that still has pods.
+    let limit = spec
+        .revision_history_limit
+        .unwrap_or(objects::DEFAULT_REVISION_HISTORY_LIMIT);
+    if paused || complete {
+        let mut old: Vec<&ReplicaSet> = owned
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != new_idx)
+            .map(|(_, rs)| rs)
+            .collect();
+        let excess = old
+            .len()
+            .saturating_sub(usize::try_from(limit).unwrap_or(0));
+        old.sort_by_key(|rs| revision_of(&rs.metadata));
+        for rs in old.into_iter().take(excess) {
+            let status_replicas = rs.status.as_ref().map(|s| s.replicas).unwrap_or(0);
+            if replicas(rs) == 0 && status_replicas == 0 {
+                if let Some(n) = rs.metadata.name.as_deref() {
+                    store.delete(Kind::ReplicaSet, ns, n);
+                }
+            }
+        }
+    }
+}
+
+fn replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.replicas.unwrap_or(1)
+}
+
+fn set_replicas(rs: &mut ReplicaSet, n: i32) {
+    rs.spec.replicas = Some(n);
+    // The controller records what it wanted, for proportional scaling.
+    rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+}
+
+fn owner_ref(d: &Deployment) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: d.metadata.name.clone().unwrap_or_default(),
+        uid: d.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Build the ReplicaSet for the deployment's current template (getNewReplicaSet, create path).
+fn new_replica_set(
+    d: &Deployment,
+    store: &Store,
+    ns: &str,
+    status: &mut DeploymentStatus,
+    revision: i64,
+    desired: i32,
+    max_surge: i32,
+) -> ReplicaSet {
+    let spec = d.spec.clone();
+    let mut collision = status.collision_count.unwrap_or(0);
+    let dname = d.metadata.name.clone().unwrap_or_default();
+    // A name taken by a ReplicaSet with another template is a hash collision: bump and retry.
+    let hash = loop {
+        let h = pod_template_hash(&spec.template, collision);
+        if store
+            .get(Kind::ReplicaSet, ns, &format!("{dname}-{h}"))
+            .is_none()
+        {
+            break h;
+        }
+        collision += 1;
+        status.collision_count = Some(collision);
+    };
+    let mut template = spec.template.clone();
+    let tmeta = template.metadata.get_or_insert_with(Default::default);
+    tmeta
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(POD_TEMPLATE_HASH.into(), hash.clone());
+    let mut selector = spec.selector.clone();
+    selector
+        .match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(POD_TEMPLATE_HASH.into(), hash.clone());
+    let labels = tmeta.labels.clone();
+    let mut rs = ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(format!("{dname}-{hash}")),
+            namespace: Some(ns.into()),
+            labels,
+            owner_references: Some(vec![owner_ref(d)]),
+            annotations: Some(BTreeMap::from([
+                (DESIRED_REPLICAS.to_string(), desired.to_string()),
+                (MAX_REPLICAS.to_string(), (desired + max_surge).to_string()),
+            ])),
+            ..Default::default()
+        },
+        spec: ReplicaSetSpec {
+            replicas: Some(0),
+            min_ready_seconds: spec.min_ready_seconds,
+            selector,
+            template: Some(template),
+        },
+        status: Some(ReplicaSetStatus::default()),
+    };
+    set_new_rs_annotations(d, &mut rs, revision);
+    rs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_ignores_the_hash_label() {
+        let mut t: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a", "image": "x:1"}]}
+        }))
+        .unwrap();
+        let h = pod_template_hash(&t, 0);
+        assert_eq!(h, pod_template_hash(&t, 0));
+        assert_ne!(h, pod_template_hash(&t, 1));
+        t.metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(POD_TEMPLATE_HASH.into(), h.clone());
+        assert_eq!(h, pod_template_hash(&t, 0));
+        assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+    }
+}
