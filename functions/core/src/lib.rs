@@ -5,6 +5,7 @@
 //! execution, the envelope every function receives, the error kinds that surface as
 //! Step Functions error names, resource naming, and AWS client configuration.
 
+pub mod approval_link;
 pub mod aws;
 pub mod contract;
 pub mod error;

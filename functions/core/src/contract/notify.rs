@@ -1,1 +1,215 @@
-//! Contract of the `notify` function (to be filled by its owner).
+//! Contract of the `notify` function: one SNS message per action, plain text for a tired
+//! on-call engineer. Every action accepts an optional `topic_arn`; without it the function's
+//! `ROLLBACK_TOPIC_ARN` (or `ROLLBACK_ESCALATION_TOPIC_ARN` for `escalate`) is used.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::contract::approval::ApprovalDecision;
+use crate::contract::smoke::SmokeReport;
+use crate::resolved::{DatabaseResolution, DeploymentResolution, ImageResolution};
+
+pub const ACTIONS: &[&str] = &[
+    "approval-request",
+    "progress",
+    "success",
+    "failure",
+    "escalate",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum NotifyAction {
+    ApprovalRequest(ApprovalRequest),
+    Progress(ProgressNotice),
+    Success(SuccessNotice),
+    Failure(FailureNotice),
+    Escalate(EscalateNotice),
+}
+
+/// What the resolve steps found: restore/retag/deploy-undo `resolve` outputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedPlan {
+    #[serde(default)]
+    pub databases: Vec<DatabaseResolution>,
+    #[serde(default)]
+    pub images: Vec<ImageResolution>,
+    #[serde(default)]
+    pub deployments: Vec<DeploymentResolution>,
+}
+
+impl ResolvedPlan {
+    pub fn is_empty(&self) -> bool {
+        self.databases.is_empty() && self.images.is_empty() && self.deployments.is_empty()
+    }
+}
+
+/// `approval-request`: invoked with `lambda:invoke.waitForTaskToken`; the email carries signed
+/// links (approve app + database — only when the plan restores databases —, approve app only,
+/// reject) to the approval page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// `$$.Task.Token`. Sealed into the links, never printed.
+    pub task_token: String,
+    #[serde(default)]
+    pub resolved: ResolvedPlan,
+    /// Fingerprint of the plan being approved (`rollback_core::fingerprint` of what the
+    /// destructive steps will re-check). Defaults to the fingerprint of `resolved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Base URL of the approval page; defaults to `ROLLBACK_APPROVAL_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+    /// When the links stop working; defaults to now + `plan.approval.timeout_minutes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the execution started (`$$.Execution.StartTime`), for the timings line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// `progress`: a stage started or finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressNotice {
+    /// e.g. `restoring databases`.
+    pub stage: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+/// `success`: the rollback finished and the smoke tests passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuccessNotice {
+    #[serde(default)]
+    pub resolved: ResolvedPlan,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<ApprovalDecision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<SmokeReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+/// `failure`: the contingency notice, from a Catch's `{Error, Cause}` and the progress record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureNotice {
+    pub error: StepError,
+    #[serde(default)]
+    pub progress: ProgressRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+/// `escalate`: nobody decided within `plan.approval.escalate_after_minutes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateNotice {
+    /// When the approval request went out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub resolved: ResolvedPlan,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+/// What a Step Functions Catch puts at its ResultPath: `{"Error": …, "Cause": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// What the execution has done so far; the state machine appends to it as steps finish.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+    /// Current state of each resource the rollback touches.
+    #[serde(default)]
+    pub resources: Vec<ResourceState>,
+    /// Backups taken so far. Missing entries are filled in from the deterministic names
+    /// (`ids::rollback_snapshot_id`, `ids::aside_identifier`) and marked "if created".
+    #[serde(default)]
+    pub backups: Vec<BackupRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// e.g. `snapshot`, `restore`, `swap`, `retag`, `undo`, `smoke`.
+    pub name: String,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Done,
+    Failed,
+    InProgress,
+    NotStarted,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Done => "done",
+            StepStatus::Failed => "FAILED",
+            StepStatus::InProgress => "in progress",
+            StepStatus::NotStarted => "not started",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// e.g. `rds-instance mint-replica-db`, `ecr mint-replica-backend:prod`.
+    pub resource: String,
+    /// e.g. `available (restored from …)`, `points at sha256:… (stable)`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub database: String,
+    /// Snapshot of the state just before the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// The pre-rollback database, renamed aside by the swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aside_id: Option<String>,
+}
+
+/// Output of every notify action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyOutput {
+    pub message_id: String,
+    pub topic_arn: String,
+    pub subject: String,
+}

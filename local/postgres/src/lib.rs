@@ -1,0 +1,325 @@
+//! A throwaway PostgreSQL server for tests and local drills: `initdb` into a temporary
+//! directory, `postgres` on a free loopback port with password (SCRAM) authentication, and
+//! everything removed when dropped. Uses Debian's packaged server
+//! (`/usr/lib/postgresql/<version>/bin`, or `ROLLBACK_PG_BIN`).
+//!
+//! PostgreSQL refuses to run as root, so under root the server runs as the `postgres` user
+//! (created by the Debian package) and the data directory is handed to it.
+
+use std::ffi::CString;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error(
+        "PostgreSQL server binaries not found (looked for {0}); install Debian's `postgresql` \
+         package (`make system-deps`) or set ROLLBACK_PG_BIN to a directory with initdb and postgres"
+    )]
+    NotInstalled(String),
+    #[error(
+        "running as root and there is no `postgres` user to run the server as; install \
+         Debian's `postgresql` package, which creates it"
+    )]
+    NoServiceUser,
+    #[error("{step}: {source}")]
+    Io {
+        step: &'static str,
+        source: std::io::Error,
+    },
+    #[error("initdb failed ({status}); its output:\n{output}")]
+    Initdb { status: String, output: String },
+    #[error("postgres did not accept connections on {addr} within {secs} s; its log:\n{log}")]
+    NotReady {
+        addr: SocketAddr,
+        secs: u64,
+        log: String,
+    },
+}
+
+fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> PostgresError {
+    move |source| PostgresError::Io { step, source }
+}
+
+/// A running server. The superuser is `postgres` with a random password; one database,
+/// `postgres`, exists.
+pub struct PostgresServer {
+    child: Child,
+    addr: SocketAddr,
+    password: String,
+    dir: tempfile::TempDir,
+}
+
+impl PostgresServer {
+    /// The directory with `initdb` and `postgres`: `ROLLBACK_PG_BIN`, else the newest
+    /// `/usr/lib/postgresql/<version>/bin`.
+    pub fn bin_dir() -> Result<PathBuf, PostgresError> {
+        if let Some(dir) = std::env::var_os("ROLLBACK_PG_BIN") {
+            let dir = PathBuf::from(dir);
+            return if dir.join("initdb").exists() {
+                Ok(dir)
+            } else {
+                Err(PostgresError::NotInstalled(dir.display().to_string()))
+            };
+        }
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+                let bin = entry.path().join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .collect();
+        versions.sort();
+        versions
+            .pop()
+            .map(|(_, bin)| bin)
+            .ok_or_else(|| PostgresError::NotInstalled("/usr/lib/postgresql/*/bin/initdb".into()))
+    }
+
+    /// Initialises a cluster in a fresh temporary directory and starts it on a free port.
+    pub fn start() -> Result<PostgresServer, PostgresError> {
+        let bin = Self::bin_dir()?;
+        let owner = service_user()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rollback-pg-")
+            .tempdir()
+            .map_err(io("creating the temporary directory"))?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).map_err(io("creating the data directory"))?;
+        let password = random_password();
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, &password).map_err(io("writing the password file"))?;
+        if let Some((uid, gid)) = owner {
+            for path in [dir.path(), &data, &pwfile] {
+                chown(path, uid, gid).map_err(io("handing the directory to postgres"))?;
+            }
+        }
+
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .stdin(Stdio::null());
+        as_user(&mut initdb, owner);
+        let out = initdb.output().map_err(io("running initdb"))?;
+        let _ = std::fs::remove_file(&pwfile);
+        if !out.status.success() {
+            return Err(PostgresError::Initdb {
+                status: out.status.to_string(),
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            });
+        }
+
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(io("finding a free port"))?
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log_path = dir.path().join("postgres.log");
+        let log = std::fs::File::create(&log_path).map_err(io("creating the log"))?;
+        if let Some((uid, gid)) = owner {
+            chown(&log_path, uid, gid).map_err(io("handing the log to postgres"))?;
+        }
+        let mut command = Command::new(bin.join("postgres"));
+        command
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            // No Unix socket: nothing outside the test should find this server.
+            .args(["-c", "unix_socket_directories="])
+            .args(["-c", "fsync=off", "-c", "max_connections=20"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("opening the log"))?)
+            .stderr(log);
+        as_user(&mut command, owner);
+        // SAFETY: prctl is async-signal-safe; the kernel signals the server when the test
+        // process dies, so no server outlives its tests.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(io("starting postgres"))?;
+        let mut server = PostgresServer {
+            child,
+            addr,
+            password,
+            dir,
+        };
+        server.wait_ready(&bin)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, bin: &Path) -> Result<(), PostgresError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let isready = bin.join("pg_isready");
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            let up = if isready.exists() {
+                Command::new(&isready)
+                    .args([
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &self.addr.port().to_string(),
+                        "-t",
+                        "2",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            } else {
+                TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_ok()
+            };
+            if up {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(PostgresError::NotReady {
+            addr: self.addr,
+            secs: START_TIMEOUT.as_secs(),
+            log: std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default(),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn user(&self) -> &str {
+        "postgres"
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    pub fn dbname(&self) -> &str {
+        "postgres"
+    }
+
+    /// A libpq-style connection string (`host=… port=… user=… password=… dbname=…`).
+    pub fn connection_string(&self) -> String {
+        format!(
+            "host={} port={} user={} password={} dbname={}",
+            self.host(),
+            self.port(),
+            self.user(),
+            self.password,
+            self.dbname()
+        )
+    }
+
+    /// The credentials as an RDS-style Secrets Manager secret
+    /// (`{username, password, host, port, dbname, engine}`).
+    pub fn rds_secret(&self) -> serde_json::Value {
+        serde_json::json!({
+            "username": self.user(),
+            "password": self.password,
+            "host": self.host(),
+            "port": self.port(),
+            "dbname": self.dbname(),
+            "engine": "postgres",
+        })
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, no waiting.
+        // SAFETY: the pid is our own child's.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Some((uid, gid))` of the `postgres` user when running as root; `None` otherwise.
+fn service_user() -> Result<Option<(u32, u32)>, PostgresError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = CString::new("postgres").expect("no NUL");
+    // SAFETY: getpwnam returns a pointer into static storage or null; read it at once.
+    // Tests may call this from several threads; the worst case is a racy re-read of the
+    // same user's entry.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return Err(PostgresError::NoServiceUser);
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    Ok(Some((uid, gid)))
+}
+
+fn as_user(command: &mut Command, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        // std drops root's supplementary groups when it changes the uid.
+        command.uid(uid).gid(gid);
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+/// 24 hex digits from the kernel's random source (no quoting issues in connection strings).
+fn random_password() -> String {
+    let mut bytes = [0u8; 12];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
