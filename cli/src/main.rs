@@ -1,0 +1,199 @@
+//! rollbackctl: command-line wiring only; the logic is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use rollback_core::Plan;
+use rollbackctl::{history::History, ops, report};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(
+    name = "rollbackctl",
+    version,
+    about = "Operate and rehearse deployment rollbacks"
+)]
+struct Cli {
+    /// Step Functions / AWS endpoint override (e.g. the local engine's URL).
+    #[arg(long, global = true, env = "ROLLBACK_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a rollback plan file; every problem is listed with its JSON path.
+    Validate { plan: PathBuf },
+    /// Start a rollback execution.
+    Start {
+        #[arg(long, env = "ROLLBACK_STATE_MACHINE_ARN")]
+        state_machine_arn: String,
+        /// Execution input as JSON (a manual start document or an alarm event); default `{}`.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show an execution's state.
+    Status { execution_arn: String },
+    /// Approve the pending approval of an execution.
+    Approve {
+        execution_arn: String,
+        /// `app` or `app+database`.
+        #[arg(long, default_value = "app")]
+        scope: String,
+        #[arg(long, env = "USER", default_value = "rollbackctl")]
+        approver: String,
+    },
+    /// Reject the pending approval of an execution.
+    Reject {
+        execution_arn: String,
+        #[arg(long, env = "USER", default_value = "rollbackctl")]
+        approver: String,
+    },
+    /// Write the post-mortem skeleton for an execution (from the endpoint, or a saved history.json).
+    Report {
+        /// Execution ARN (fetched from the endpoint) — or use --history.
+        execution_arn: Option<String>,
+        #[arg(long)]
+        history: Option<PathBuf>,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// For CI/CD: exit 1 when REPO@DIGEST was rolled back by a rollback execution.
+    Guard {
+        #[arg(long)]
+        image: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    rollback_core::telemetry::init_local();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let endpoint = cli.endpoint_url.as_deref();
+    match cli.command {
+        Command::Validate { plan } => {
+            let text = std::fs::read_to_string(&plan)
+                .with_context(|| format!("reading {}", plan.display()))?;
+            match Plan::from_json(&text) {
+                Ok(p) => {
+                    println!(
+                        "{}: valid plan for {} ({} databases, {} images, {} deployments)",
+                        plan.display(),
+                        p.service,
+                        p.databases.len(),
+                        p.images.len(),
+                        p.cluster.as_ref().map_or(0, |c| c.deployments.len())
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    eprintln!("{}: {} problem(s)", plan.display(), errors.len());
+                    for e in errors.iter() {
+                        eprintln!("  {}: {}", e.path, e.message);
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Start {
+            state_machine_arn,
+            input,
+            name,
+        } => {
+            let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
+            let input: Value = serde_json::from_str(&input).context("--input is not JSON")?;
+            println!(
+                "{}",
+                ops::start(&sfn, &state_machine_arn, input, name).await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { execution_arn } => {
+            let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
+            println!("{}", ops::status(&sfn, &execution_arn).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve {
+            execution_arn,
+            scope,
+            approver,
+        } => {
+            let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
+            ops::decide(&sfn, &execution_arn, true, &scope, &approver).await?;
+            println!("approved ({scope})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reject {
+            execution_arn,
+            approver,
+        } => {
+            let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
+            ops::decide(&sfn, &execution_arn, false, "app", &approver).await?;
+            println!("rejected");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            execution_arn,
+            history,
+            output,
+        } => {
+            let (name, history) = match (execution_arn, history) {
+                (_, Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let history: History = serde_json::from_str(&text)
+                        .context("not a get-execution-history document")?;
+                    (path.display().to_string(), history)
+                }
+                (Some(arn), None) => {
+                    let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
+                    let events = ops::history(&sfn, &arn).await?;
+                    let name = arn.rsplit(':').next().unwrap_or(&arn).to_owned();
+                    (name, History::from_sdk(&events))
+                }
+                (None, None) => anyhow::bail!("give an execution ARN or --history FILE"),
+            };
+            let markdown = report::render(&report::analyse(&name, &history));
+            match output {
+                Some(path) => std::fs::write(&path, markdown)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{markdown}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Guard { image } => {
+            let (repo, digest) = image
+                .split_once('@')
+                .context("--image must be REPOSITORY@sha256:DIGEST")?;
+            let ecr = aws_sdk_ecr::Client::new(&ops::sdk_config(endpoint).await);
+            match ops::guard_image(&ecr, repo, digest).await? {
+                Some(tag) => {
+                    eprintln!(
+                        "{image} was rolled back (tagged {tag}: execution {}); do not redeploy it",
+                        tag.trim_start_matches("rolled-back-")
+                    );
+                    Ok(ExitCode::from(1))
+                }
+                None => {
+                    println!("{image}: not rolled back");
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Turns an execution history into the post-mortem skeleton: timeline, trigger, decision, every
+//! change made, the data-loss window, failures, and the sections people fill in.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use rollback_core::RollbackRequest;
+use rollback_core::request::Trigger;
+use rollback_core::resolved::human_duration;
+use serde_json::Value;
+
+use crate::history::{Event, History};
+
+/// One state's activity: loops (status polls) fold into one row with a count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineRow {
+    pub state: String,
+    pub entered: DateTime<Utc>,
+    pub exited: Option<DateTime<Utc>>,
+    pub visits: u32,
+}
+
+/// What the report found in the history, before rendering.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    pub execution: String,
+    pub status: String,
+    pub started: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub request: Option<RollbackRequest>,
+    pub timeline: Vec<TimelineRow>,
+    pub decision: Option<Value>,
+    pub failures: Vec<(String, String, String)>,
+    /// Facts found in state outputs, by category, deduplicated, in first-seen order.
+    pub changes: BTreeMap<&'static str, Vec<String>>,
+    pub data_loss: Vec<String>,
+    pub transitions: usize,
+}
+
+pub fn analyse(execution: &str, history: &History) -> Findings {
+    let mut f = Findings {
+        execution: execution.to_owned(),
+        status: "RUNNING".to_owned(),
+        ..Default::default()
+    };
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last_state = String::new();
+    for event in &history.events {
+        match event.kind.as_str() {
+            "ExecutionStarted" => {
+                f.started = Some(event.timestamp);
+                f.request = event
+                    .detail_json("input")
+                    .and_then(|input| RollbackRequest::from_start_input(input).ok());
+            }
+            "ExecutionSucceeded" => finish(&mut f, event, "SUCCEEDED"),
+            "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut" => {
+                let status = event.kind.trim_start_matches("Execution").to_uppercase();
+                finish(&mut f, event, &status);
+                if let (Some(error), cause) = (event.detail_str("error"), event.detail_str("cause"))
+                {
+                    f.failures.push((
+                        "(execution)".to_owned(),
+                        error.to_owned(),
+                        cause.unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+            kind if kind.ends_with("StateEntered") => {
+                let name = event.detail_str("name").unwrap_or("?").to_owned();
+                f.transitions += 1;
+                last_state = name.clone();
+                match f.timeline.iter().position(|r| r.state == name) {
+                    Some(i) => {
+                        f.timeline[i].visits += 1;
+                        open.insert(name, i);
+                    }
+                    None => {
+                        f.timeline.push(TimelineRow {
+                            state: name.clone(),
+                            entered: event.timestamp,
+                            exited: None,
+                            visits: 1,
+                        });
+                        open.insert(name, f.timeline.len() - 1);
+                    }
+                }
+            }
+            kind if kind.ends_with("StateExited") => {
+                let name = event.detail_str("name").unwrap_or("?");
+                if let Some(&i) = open.get(name) {
+                    f.timeline[i].exited = Some(event.timestamp);
+                }
+                if let Some(output) = event.detail_json("output") {
+                    collect_facts(&output, &mut f);
+                }
+            }
+            "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" | "LambdaFunctionTimedOut" => {
+                f.failures.push((
+                    last_state.clone(),
+                    event.detail_str("error").unwrap_or("unknown").to_owned(),
+                    event.detail_str("cause").unwrap_or_default().to_owned(),
+                ));
+            }
+            "TaskSucceeded" => {
+                if let Some(output) = event.detail_json("output") {
+                    collect_facts(&output, &mut f);
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+fn finish(f: &mut Findings, event: &Event, status: &str) {
+    f.status = status.to_owned();
+    f.ended = Some(event.timestamp);
+}
+
+/// Walks a state's output and records what the rollback did, by the contract's field names.
+fn collect_facts(value: &Value, f: &mut Findings) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| collect_facts(v, f)),
+        Value::Object(map) => {
+            let s = |k: &str| map.get(k).and_then(Value::as_str);
+            let i = |k: &str| map.get(k).and_then(Value::as_i64);
+            if map.contains_key("decision")
+                && (map.contains_key("approver") || map.contains_key("decided_at"))
+            {
+                f.decision = Some(value.clone());
+            }
+            if let (Some(db), Some(snap)) = (s("database"), s("snapshot_id")) {
+                let line = if map.contains_key("data_loss") {
+                    format!("{db}: restore source snapshot `{snap}`")
+                } else {
+                    format!(
+                        "{db}: backup snapshot `{snap}` ({})",
+                        s("status").unwrap_or("requested")
+                    )
+                };
+                push(f, "Databases", line);
+            }
+            if let Some(summary) = map
+                .get("data_loss")
+                .and_then(|d| d.get("summary"))
+                .and_then(Value::as_str)
+            {
+                let db = s("database").unwrap_or("database");
+                let line = format!("{db}: {summary}");
+                if !f.data_loss.contains(&line) {
+                    f.data_loss.push(line);
+                }
+            }
+            if let Some(aside) = s("aside_id").or_else(|| s("aside_identifier")) {
+                push(
+                    f,
+                    "Databases",
+                    format!(
+                        "previous database kept as `{aside}` (delete it once the incident is closed)"
+                    ),
+                );
+            }
+            if let (Some(repo), Some(stable)) = (s("repository"), s("stable_digest")) {
+                let old = s("release_digest").unwrap_or("(none)");
+                push(
+                    f,
+                    "Images",
+                    format!(
+                        "{repo}:{}: {} → {}",
+                        s("release_tag").unwrap_or("release"),
+                        short_digest(old),
+                        short_digest(stable)
+                    ),
+                );
+            }
+            if let (Some(name), Some(current)) = (s("name"), i("current_revision")) {
+                let target = i("target_revision")
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "?".to_owned());
+                push(
+                    f,
+                    "Deployments",
+                    format!(
+                        "{}/{name}: revision {current} → {target}",
+                        s("namespace").unwrap_or("default")
+                    ),
+                );
+            }
+            for v in map.values() {
+                if v.is_object() || v.is_array() {
+                    collect_facts(v, f);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push(f: &mut Findings, category: &'static str, line: String) {
+    let lines = f.changes.entry(category).or_default();
+    if !lines.contains(&line) {
+        lines.push(line);
+    }
+}
+
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
+        _ => digest.to_owned(),
+    }
+}
+
+/// Markdown for `report.md`.
+pub fn render(f: &Findings) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Rollback report: {}\n", f.execution);
+    let _ = writeln!(out, "- **Outcome:** {}", f.status);
+    if let Some(started) = f.started {
+        let _ = writeln!(out, "- **Started:** {}", stamp(started));
+    }
+    if let (Some(started), Some(ended)) = (f.started, f.ended) {
+        let _ = writeln!(
+            out,
+            "- **Ended:** {} (after {})",
+            stamp(ended),
+            human_duration((ended - started).num_seconds())
+        );
+    }
+    let _ = writeln!(out, "- **State transitions:** {}\n", f.transitions);
+
+    let _ = writeln!(out, "## Trigger\n");
+    match &f.request {
+        Some(request) => {
+            match &request.trigger {
+                Trigger::Alarm(alarm) => {
+                    let _ = writeln!(
+                        out,
+                        "CloudWatch alarm `{}` went {} → {} at {}: {}",
+                        alarm.alarm_name,
+                        alarm.previous_state.as_str(),
+                        alarm.state.as_str(),
+                        stamp(alarm.state_changed_at),
+                        one_line(&alarm.state_reason)
+                    );
+                }
+                Trigger::Manual { requested_by } => {
+                    let _ = writeln!(
+                        out,
+                        "Manual start by {}.",
+                        requested_by.as_deref().unwrap_or("an operator (console)")
+                    );
+                }
+            }
+            let scope = serde_json::to_value(request.scope)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "\nReason: {}. Requested scope: `{scope}`. Mode: `{:?}`.\n",
+                one_line(&request.reason),
+                request.mode
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "(the execution input could not be read as a rollback request)\n"
+            );
+        }
+    }
+
+    let _ = writeln!(out, "## Decision\n");
+    match &f.decision {
+        Some(d) => {
+            let g = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+            let _ = writeln!(
+                out,
+                "`{}` (scope `{}`) by {} at {}.\n",
+                g("decision"),
+                g("scope"),
+                one_line(&g("approver")),
+                g("decided_at")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "No approval decision was recorded.\n");
+        }
+    }
+
+    let _ = writeln!(out, "## Timeline\n");
+    let _ = writeln!(out, "| Entered (UTC) | State | Duration | Visits |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for row in &f.timeline {
+        let duration = row
+            .exited
+            .map(|x| human_duration((x - row.entered).num_seconds()))
+            .unwrap_or_else(|| "(not exited)".to_owned());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {duration} | {} |",
+            row.entered.format("%H:%M:%S"),
+            row.state,
+            row.visits
+        );
+    }
+
+    let _ = writeln!(out, "\n## Changes made\n");
+    if f.changes.is_empty() {
+        let _ = writeln!(out, "None recorded.");
+    }
+    for (category, lines) in &f.changes {
+        let _ = writeln!(out, "**{category}**\n");
+        for line in lines {
+            let _ = writeln!(out, "- {line}");
+        }
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "\n## Data-loss window\n");
+    if f.data_loss.is_empty() {
+        let _ = writeln!(out, "No database was restored.");
+    }
+    for line in &f.data_loss {
+        let _ = writeln!(out, "- {line}");
+    }
+
+    let _ = writeln!(out, "\n## Failures\n");
+    if f.failures.is_empty() {
+        let _ = writeln!(out, "None.");
+    }
+    for (state, error, cause) in &f.failures {
+        let _ = writeln!(out, "- in `{state}`: `{error}` — {}", one_line(cause));
+    }
+
+    let _ = writeln!(
+        out,
+        "\n## Post-mortem (to fill in)\n\n### Root cause\n\n_What in the release caused the failure?_\n\n\
+         ### Impact\n\n_Who was affected, for how long, and what data (see the data-loss window)?_\n\n\
+         ### Lessons\n\n_What went well, what went badly, where we were lucky._\n\n\
+         ### Preventive measures\n\n_What changes so this cannot recur; owners and dates._"
+    );
+    out
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Keeps hostile or multi-line text from breaking the Markdown layout.
+fn one_line(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    // Raw HTML passes through Markdown renderers; a pipe would split a table cell.
+    let flat = flat.replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|");
+    rollback_core::validation::truncate(flat.trim(), 300)
+}

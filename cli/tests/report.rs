@@ -1,0 +1,169 @@
+//! The post-mortem skeleton from a saved history: trigger, decision, folded polling loops,
+//! changes, data-loss window and failures, in the shape the AWS CLI prints histories.
+
+use rollbackctl::history::History;
+use rollbackctl::report::{analyse, render};
+use serde_json::{Value, json};
+
+fn event(id: i64, kind: &str, t: f64, details: Value) -> Value {
+    let mut e = json!({"id": id, "previousEventId": id - 1, "type": kind, "timestamp": t});
+    if let Value::Object(d) = details {
+        e.as_object_mut().unwrap().extend(d);
+    }
+    e
+}
+
+fn entered(id: i64, name: &str, t: f64) -> Value {
+    event(
+        id,
+        "TaskStateEntered",
+        t,
+        json!({"stateEnteredEventDetails": {"name": name, "input": "{}"}}),
+    )
+}
+
+fn exited(id: i64, name: &str, t: f64, output: Value) -> Value {
+    event(
+        id,
+        "TaskStateExited",
+        t,
+        json!({"stateExitedEventDetails": {"name": name, "output": output.to_string()}}),
+    )
+}
+
+fn sample() -> History {
+    let alarm = json!({
+        "version": "0", "id": "e1", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:mint-replica-5xx"],
+        "detail": {"alarmName": "mint-replica-5xx",
+            "state": {"value": "ALARM", "reason": "Threshold <b>Crossed</b>\n| injected", "timestamp": "2024-05-01T12:00:00.000+0000"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2024-05-01T09:00:00.000+0000"}}
+    });
+    let t0 = 1_714_564_800.0; // 2024-05-01T12:00:00Z
+    let events = vec![
+        event(
+            1,
+            "ExecutionStarted",
+            t0,
+            json!({"executionStartedEventDetails": {"input": alarm.to_string()}}),
+        ),
+        entered(2, "Resolve images", t0 + 1.0),
+        exited(
+            3,
+            "Resolve images",
+            t0 + 2.0,
+            json!({"images": [{"repository": "mint-replica-backend", "release_tag": "prod", "stable_tag": "stable",
+            "stable_digest": "sha256:1111111111111111aaaa", "release_digest": "sha256:2222222222222222bbbb", "retag_needed": true, "immutable_tags": false}]}),
+        ),
+        entered(4, "Restore status", t0 + 10.0),
+        exited(5, "Restore status", t0 + 20.0, json!({})),
+        entered(6, "Restore status", t0 + 30.0),
+        exited(
+            7,
+            "Restore status",
+            t0 + 600.0,
+            json!({"databases": [{"database": "mint-replica-db", "snapshot_id": "predeploy-mint-replica-v41-mint-replica-db",
+            "data_loss": {"summary": "writes from 11:00 to 12:00 are not in the snapshot"}}]}),
+        ),
+        entered(8, "Approval", t0 + 3.0),
+        exited(
+            9,
+            "Approval",
+            t0 + 5.0,
+            json!({"decision": {"decision": "approve", "scope": "app+database", "approver": "alice@example.com", "decided_at": "2024-05-01T12:00:05Z"}}),
+        ),
+        entered(10, "Swap", t0 + 601.0),
+        exited(
+            11,
+            "Swap",
+            t0 + 602.0,
+            json!({"swapped": [{"database": "mint-replica-db", "aside_id": "mint-replica-db-pre-rollback-1234abcd"}]}),
+        ),
+        entered(12, "Smoke tests", t0 + 700.0),
+        event(
+            13,
+            "TaskFailed",
+            t0 + 701.0,
+            json!({"taskFailedEventDetails": {"error": "Rollback.SmokeFailed", "cause": "api health: 503"}}),
+        ),
+        event(
+            14,
+            "ExecutionFailed",
+            t0 + 702.0,
+            json!({"executionFailedEventDetails": {"error": "Rollback.SmokeFailed", "cause": "smoke tests failed"}}),
+        ),
+    ];
+    serde_json::from_value(json!({"events": events})).unwrap()
+}
+
+#[test]
+fn findings_cover_trigger_decision_changes_and_failures() {
+    let f = analyse("alarm-mint-replica-5xx-20240501T120000Z", &sample());
+    assert_eq!(f.status, "FAILED");
+    assert_eq!(f.transitions, 6);
+    let restore = f
+        .timeline
+        .iter()
+        .find(|r| r.state == "Restore status")
+        .unwrap();
+    assert_eq!(restore.visits, 2, "a polling loop folds into one row");
+    assert_eq!(
+        (restore.exited.unwrap() - restore.entered).num_seconds(),
+        590
+    );
+    assert_eq!(
+        f.decision.as_ref().unwrap()["approver"],
+        "alice@example.com"
+    );
+    assert!(
+        f.changes["Images"][0].contains("sha256:222222222222 → sha256:111111111111"),
+        "{:?}",
+        f.changes
+    );
+    assert!(
+        f.changes["Databases"]
+            .iter()
+            .any(|l| l.contains("mint-replica-db-pre-rollback-1234abcd"))
+    );
+    assert_eq!(f.data_loss.len(), 1);
+    assert_eq!(f.failures[0].0, "Smoke tests");
+    assert_eq!(f.failures[0].1, "Rollback.SmokeFailed");
+}
+
+#[test]
+fn rendered_report_has_every_section_and_neutralises_hostile_text() {
+    let md = render(&analyse("exec-1", &sample()));
+    for section in [
+        "## Trigger",
+        "## Decision",
+        "## Timeline",
+        "## Changes made",
+        "## Data-loss window",
+        "## Failures",
+        "### Root cause",
+        "### Impact",
+        "### Lessons",
+        "### Preventive measures",
+    ] {
+        assert!(md.contains(section), "missing {section}:\n{md}");
+    }
+    assert!(md.contains("mint-replica-5xx"));
+    assert!(md.contains("OK → ALARM"));
+    assert!(md.contains("alice@example.com"));
+    // The alarm reason's newline and pipe cannot break the Markdown table or lines.
+    assert!(
+        md.contains("Threshold &lt;b&gt;Crossed&lt;/b&gt; \\| injected"),
+        "{md}"
+    );
+}
+
+#[test]
+fn history_reads_iso_timestamps_too() {
+    let h: History = serde_json::from_value(json!({"events": [
+        {"id": 1, "previousEventId": 0, "type": "ExecutionStarted", "timestamp": "2024-05-01T12:00:00.000Z",
+         "executionStartedEventDetails": {"input": "{}"}}
+    ]})).unwrap();
+    let f = analyse("x", &h);
+    assert_eq!(f.started.unwrap().to_rfc3339(), "2024-05-01T12:00:00+00:00");
+    assert!(f.request.is_some(), "{{}} is a valid manual request");
+}
