@@ -1,0 +1,349 @@
+//! The real kubectl against the local API: get, scale, rollout history/undo/status.
+//! Skipped (loudly) when kubectl is not installed; the Makefile installs it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use rollback_kube_api::{DEFAULT_TOKEN, LocalKube, MintImages, Options, REVISION};
+
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn kubectl_path() -> Option<PathBuf> {
+    let from_env = std::env::var_os("KUBECTL").map(PathBuf::from);
+    let candidates = from_env.into_iter().chain(
+        std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("kubectl"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(kube: &LocalKube) -> Option<Kubectl> {
+        let Some(bin) = kubectl_path() else {
+            eprintln!(
+                "\n!!!!! SKIPPED: kubectl not found on PATH (install kubernetes-client); kubectl tests did not run !!!!!\n"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, DEFAULT_TOKEN).unwrap();
+        let cache = dir.path().join("cache");
+        Some(Kubectl {
+            bin,
+            kubeconfig,
+            cache,
+            _dir: dir,
+        })
+    }
+
+    /// Run kubectl in namespace mint; returns (success, stdout, stderr). Bounded by a timeout.
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(["-n", "mint"])
+            .args(args);
+        // Keep kubectl away from the user's config and caches.
+        cmd.env("HOME", self.cache.parent().unwrap_or(Path::new("/tmp")))
+            .env_remove("KUBECONFIG");
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        let out = tokio::time::timeout(KUBECTL_TIMEOUT, cmd.output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in {KUBECTL_TIMEOUT:?}"))
+            .expect("kubectl runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        (out.status.success(), stdout, stderr)
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(args).await;
+        assert!(
+            ok,
+            "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        stdout
+    }
+}
+
+async fn setup() -> Option<(LocalKube, Kubectl)> {
+    let kube = LocalKube::start(Options::default()).await.unwrap();
+    kube.seed_mint_demo(&MintImages::example()).unwrap();
+    let kubectl = Kubectl::new(&kube)?;
+    Some((kube, kubectl))
+}
+
+fn image_of(kube: &LocalKube, name: &str) -> String {
+    let d = kube.deployment("mint", name).unwrap();
+    d.spec.template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+fn revision_of(kube: &LocalKube, name: &str) -> String {
+    kube.deployment("mint", name)
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()[REVISION]
+        .clone()
+}
+
+#[tokio::test]
+async fn get_and_scale() {
+    let Some((kube, kubectl)) = setup().await else {
+        return;
+    };
+    let out = kubectl.ok(&["get", "deploy"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("READY") && lines[0].contains("UP-TO-DATE"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("backend-deployment") && l.contains("2/2")),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("frontend-deployment")),
+        "{out}"
+    );
+
+    kubectl
+        .ok(&["scale", "deploy/backend-deployment", "--replicas=0"])
+        .await;
+    let d = kube.deployment("mint", "backend-deployment").unwrap();
+    assert_eq!(d.spec.replicas, Some(0));
+    let out = kubectl
+        .ok(&[
+            "get",
+            "deploy",
+            "backend-deployment",
+            "-o",
+            "jsonpath={.status.availableReplicas}",
+        ])
+        .await;
+    assert!(
+        out.is_empty() || out == "0",
+        "no replicas available: {out:?}"
+    );
+    kubectl
+        .ok(&["scale", "deploy/backend-deployment", "--replicas=2"])
+        .await;
+    assert_eq!(
+        kube.deployment("mint", "backend-deployment")
+            .unwrap()
+            .status
+            .unwrap()
+            .available_replicas,
+        Some(2)
+    );
+    assert_eq!(
+        revision_of(&kube, "backend-deployment"),
+        "2",
+        "scaling is not a rollout"
+    );
+
+    let rs = kubectl
+        .ok(&["get", "rs", "-l", "app=backend-deployment", "-o", "name"])
+        .await;
+    assert_eq!(rs.lines().count(), 2, "{rs}");
+}
+
+#[tokio::test]
+async fn rollout_history_undo_and_status() {
+    let Some((kube, kubectl)) = setup().await else {
+        return;
+    };
+    let images = MintImages::example();
+
+    let history = kubectl
+        .ok(&["rollout", "history", "deploy/backend-deployment"])
+        .await;
+    assert!(
+        history.contains(&format!("1         release {}", images.backend_stable)),
+        "{history}"
+    );
+    assert!(
+        history.contains(&format!("2         release {}", images.backend_bad)),
+        "{history}"
+    );
+
+    // Server-side dry run changes nothing.
+    let out = kubectl
+        .ok(&[
+            "rollout",
+            "undo",
+            "deploy/backend-deployment",
+            "--dry-run=server",
+        ])
+        .await;
+    assert!(out.contains("rolled back (server dry run)"), "{out}");
+    assert_eq!(image_of(&kube, "backend-deployment"), images.backend_bad);
+
+    let out = kubectl
+        .ok(&["rollout", "undo", "deploy/backend-deployment"])
+        .await;
+    assert!(out.contains("rolled back"), "{out}");
+    assert_eq!(image_of(&kube, "backend-deployment"), images.backend_stable);
+    assert_eq!(revision_of(&kube, "backend-deployment"), "3");
+    // kubectl sent the JSON patch of the template and annotations (rollback.go).
+    let patch = kube
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH" && r.uri.contains("backend-deployment"))
+        .expect("a PATCH");
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/json-patch+json")
+    );
+
+    let status = kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "deploy/backend-deployment",
+            "--timeout=10s",
+        ])
+        .await;
+    assert!(status.contains("successfully rolled out"), "{status}");
+
+    // --to-revision: frontend back to revision 1.
+    kubectl
+        .ok(&[
+            "rollout",
+            "undo",
+            "deploy/frontend-deployment",
+            "--to-revision=1",
+        ])
+        .await;
+    assert_eq!(
+        image_of(&kube, "frontend-deployment"),
+        images.frontend_stable
+    );
+    assert_eq!(revision_of(&kube, "frontend-deployment"), "3");
+    let (ok, _, stderr) = kubectl
+        .run(&[
+            "rollout",
+            "undo",
+            "deploy/frontend-deployment",
+            "--to-revision=9",
+        ])
+        .await;
+    assert!(
+        !ok && stderr.contains("unable to find specified revision"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn rollout_status_follows_a_stepped_rollout_and_reports_a_stuck_one() {
+    let Some((kube, kubectl)) = setup().await else {
+        return;
+    };
+    kube.set_auto_progress(false);
+    kubectl
+        .ok(&[
+            "set",
+            "image",
+            "deploy/backend-deployment",
+            "backend=mint-replica-backend:v3",
+        ])
+        .await;
+
+    // Drive the rollout from a background task while kubectl watches.
+    let stepper = {
+        let kube_steps = async {
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if !kube.step() {
+                    break;
+                }
+            }
+        };
+        let status = kubectl.run(&[
+            "rollout",
+            "status",
+            "deploy/backend-deployment",
+            "--timeout=20s",
+        ]);
+        tokio::join!(kube_steps, status).1
+    };
+    let (ok, stdout, stderr) = stepper;
+    assert!(ok, "rollout status failed: {stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Waiting for deployment"),
+        "saw progress messages: {stdout}"
+    );
+    assert!(stdout.contains("successfully rolled out"), "{stdout}");
+
+    // A stuck rollout: the deadline passes, kubectl reports it and fails.
+    kubectl
+        .ok(&[
+            "set",
+            "image",
+            "deploy/frontend-deployment",
+            "frontend=mint-replica-frontend:v3",
+        ])
+        .await;
+    kube.expire_progress_deadline("mint", "frontend-deployment")
+        .unwrap();
+    let (ok, _, stderr) = kubectl
+        .run(&[
+            "rollout",
+            "status",
+            "deploy/frontend-deployment",
+            "--timeout=10s",
+        ])
+        .await;
+    assert!(!ok, "stuck rollout must fail");
+    assert!(
+        stderr.contains("exceeded its progress deadline"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn paused_deployment_refuses_undo() {
+    let Some((kube, kubectl)) = setup().await else {
+        return;
+    };
+    kubectl
+        .ok(&["rollout", "pause", "deploy/backend-deployment"])
+        .await;
+    let (ok, _, stderr) = kubectl
+        .run(&["rollout", "undo", "deploy/backend-deployment"])
+        .await;
+    assert!(!ok && stderr.contains("paused"), "{stderr}");
+    kubectl
+        .ok(&["rollout", "resume", "deploy/backend-deployment"])
+        .await;
+    kubectl
+        .ok(&["rollout", "undo", "deploy/backend-deployment"])
+        .await;
+    assert_eq!(
+        image_of(&kube, "backend-deployment"),
+        MintImages::example().backend_stable
+    );
+}
