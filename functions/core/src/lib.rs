@@ -8,6 +8,7 @@
 pub mod approval_link;
 pub mod aws;
 pub mod contract;
+pub mod eks_token;
 pub mod error;
 pub mod fingerprint;
 pub mod ids;

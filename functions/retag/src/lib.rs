@@ -1,0 +1,55 @@
+//! The `retag` Lambda: resolves the digests behind each plan image's stable and release tags,
+//! and points the release tag back at the stable digest.
+//!
+//! Retagging is BatchGetImage of the stable manifest (asking for every manifest media type we
+//! support, or a multi-arch image comes back as one platform's manifest) followed by PutImage of
+//! the same bytes under the release tag with the same `imageManifestMediaType` (OCI manifests are
+//! rejected without it). Before the release tag moves, its digest is tagged
+//! `rolled-back-<execution>` so the bad image stays inspectable and no lifecycle policy can
+//! sweep it as untagged. Digests are only ever compared, never computed: ECR (and moto) decide
+//! what a digest is.
+
+mod apply;
+mod ecr;
+mod resolve;
+
+use rollback_core::contract::retag::RetagAction;
+use rollback_core::{RollbackError, StepInput};
+use serde_json::Value;
+
+pub use apply::apply;
+pub use ecr::ACCEPTED_MEDIA_TYPES;
+pub use resolve::resolve;
+
+/// The AWS clients the function uses.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Clients {
+            ecr: aws_sdk_ecr::Client::new(config),
+        }
+    }
+}
+
+/// Entry point for every action: validates the envelope, then runs the action.
+pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackError> {
+    let input = StepInput::<RetagAction>::parse(input)?;
+    let output = match &input.action {
+        RetagAction::Resolve => serde_json::to_value(resolve(clients, &input.plan).await?),
+        RetagAction::Apply { images } => serde_json::to_value(
+            apply(
+                clients,
+                &input.plan,
+                &input.execution,
+                input.request.mode,
+                images,
+            )
+            .await?,
+        ),
+    };
+    output.map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
+}
