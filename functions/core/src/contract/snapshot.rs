@@ -1,1 +1,143 @@
-//! Contract of the `snapshot` function (to be filled by its owner).
+//! Contract of the `snapshot` function: backups of the plan's databases.
+//!
+//! Input envelope: [`crate::step::StepInput<SnapshotAction>`]. Every action answers with
+//! [`SnapshotOutput`].
+//!
+//! - `create`: snapshot the current state of the plan's databases before anything is restored
+//!   (`rollback-<service>-<exec>-<db>`, purpose `pre-rollback`). A retry finds the snapshot its
+//!   first attempt started and reports it instead of making a second one. In drill mode nothing
+//!   is created: the databases are checked and the snapshots that a live run would take are
+//!   reported with status `skipped-drill` (manual snapshots are never deleted automatically,
+//!   so drills would otherwise pile them up).
+//! - `status`: the state of the snapshots `create` (or `pre-deploy`) names; a failed snapshot is
+//!   `Rollback.SnapshotFailed`, a missing one `Rollback.SnapshotNotFound`.
+//! - `pre-deploy`: called by the deploy pipeline before a release; snapshot
+//!   `predeploy-<service>-<release>-<db>` (purpose `pre-deploy`), which `restore:resolve` prefers.
+//!
+//! Tags on every snapshot: `rollback:execution`, `rollback:purpose`, `rollback:release` (when
+//! known), `rollback:service`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::DatabaseKind;
+
+pub const ACTIONS: &[&str] = &["create", "status", "pre-deploy"];
+
+/// Tag keys the snapshot function writes and `restore:resolve` reads.
+pub mod tags {
+    pub const EXECUTION: &str = "rollback:execution";
+    pub const PURPOSE: &str = "rollback:purpose";
+    pub const RELEASE: &str = "rollback:release";
+    pub const SERVICE: &str = "rollback:service";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum SnapshotAction {
+    /// Back up the current state (purpose `pre-rollback`).
+    Create {
+        /// Plan database ids to snapshot (default: every database in the plan).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        databases: Option<Vec<String>>,
+    },
+    /// Report the snapshots `create` (or `pre-deploy`) made.
+    Status {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        databases: Option<Vec<String>>,
+        /// Which snapshots: `pre-rollback` (default) or `pre-deploy` (then `release` is needed).
+        #[serde(default)]
+        purpose: SnapshotPurpose,
+        /// Release of `pre-deploy` snapshots (default: `request.release`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<String>,
+    },
+    /// Snapshot before a release (purpose `pre-deploy`).
+    PreDeploy {
+        /// The release about to be deployed (default: `request.release`; one of them is required).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        databases: Option<Vec<String>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotPurpose {
+    /// Backup of the current state taken by a rollback before it restores anything.
+    #[default]
+    PreRollback,
+    /// Taken by the deploy pipeline before a release: the state to go back to.
+    PreDeploy,
+}
+
+impl SnapshotPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotPurpose::PreRollback => "pre-rollback",
+            SnapshotPurpose::PreDeploy => "pre-deploy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotOutput {
+    pub snapshots: Vec<SnapshotReport>,
+    /// True when every snapshot is `available` (or skipped in a drill).
+    pub all_available: bool,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotReport {
+    /// Plan database id.
+    pub database: String,
+    pub kind: DatabaseKind,
+    pub snapshot_id: String,
+    pub purpose: SnapshotPurpose,
+    /// RDS status: `creating`, `available`, …, or `skipped-drill`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_percent: Option<i32>,
+    /// False when this call found the snapshot already there (a retry, or a second call).
+    #[serde(default)]
+    pub created_now: bool,
+}
+
+/// Status value reported for snapshots a drill does not take.
+pub const SKIPPED_DRILL: &str = "skipped-drill";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn actions_parse_from_the_envelope_fields() {
+        let a: SnapshotAction = serde_json::from_value(json!({"action": "create"})).unwrap();
+        assert_eq!(a, SnapshotAction::Create { databases: None });
+        let a: SnapshotAction = serde_json::from_value(
+            json!({"action": "status", "purpose": "pre-deploy", "release": "v1"}),
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            SnapshotAction::Status {
+                databases: None,
+                purpose: SnapshotPurpose::PreDeploy,
+                release: Some("v1".into())
+            }
+        );
+        for name in ACTIONS {
+            let v = json!({"action": name, "release": "v1"});
+            assert!(
+                serde_json::from_value::<SnapshotAction>(v).is_ok(),
+                "{name}"
+            );
+        }
+    }
+}

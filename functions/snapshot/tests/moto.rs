@@ -1,0 +1,344 @@
+//! The snapshot actions against a real moto server.
+
+use aws_sdk_rds::Client;
+use rollback_core::contract::snapshot::{SnapshotOutput, tags};
+use rollback_core::{ErrorKind, ExecutionId, ids};
+use rollback_moto::MotoServer;
+use rollback_snapshot::{Clients, handle};
+use serde_json::{Value, json};
+
+/// The shared moto server. moto is started with PR_SET_PDEATHSIG, which fires when the
+/// spawning *thread* exits; test threads end early, so it is started from a thread that
+/// lives as long as the test process.
+fn moto() -> &'static MotoServer {
+    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    STARTED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = MotoServer::shared();
+            tx.send(()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("moto failed to start");
+    });
+    MotoServer::shared()
+}
+
+fn clients() -> Clients {
+    Clients {
+        rds: Client::new(&moto().sdk_config()),
+    }
+}
+
+async fn instance(rds: &Client, id: &str) {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn aurora(rds: &Client, id: &str) {
+    rds.create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("password123")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier(format!("{id}-1"))
+        .db_cluster_identifier(id)
+        .db_instance_class("db.r6g.large")
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .unwrap();
+}
+
+fn envelope(action: Value, databases: Value, execution: &str) -> Value {
+    let mut v = action;
+    v["plan"] = json!({"service": "svc", "databases": databases});
+    v["execution"] = json!(execution);
+    v
+}
+
+fn out(v: Value) -> SnapshotOutput {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn snapshot_tags(rds: &Client, id: &str) -> Vec<(String, String)> {
+    let out = rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    out.db_snapshots()[0]
+        .tag_list()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn create_is_idempotent_and_tags_the_backup() {
+    let c = clients();
+    instance(&c.rds, "snap-idem-db").await;
+    let dbs = json!([{"kind": "rds-instance", "id": "snap-idem-db"}]);
+    let mut input = envelope(json!({"action": "create"}), dbs, "exec-idem");
+    input["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "release": "v2"});
+
+    let first = out(handle(&c, input.clone()).await.unwrap());
+    let second = out(handle(&c, input).await.unwrap());
+
+    let expected = ids::rollback_snapshot_id("svc", &ExecutionId::new("exec-idem"), "snap-idem-db");
+    assert_eq!(first.snapshots.len(), 1);
+    assert_eq!(first.snapshots[0].snapshot_id, expected);
+    assert!(first.snapshots[0].created_now);
+    assert_eq!(second.snapshots[0].snapshot_id, expected);
+    assert!(
+        !second.snapshots[0].created_now,
+        "the retry must find the first snapshot"
+    );
+    assert!(second.all_available);
+    assert!(second.snapshots[0].created_at.is_some());
+
+    let manual = c
+        .rds
+        .describe_db_snapshots()
+        .db_instance_identifier("snap-idem-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manual.db_snapshots().len(), 1, "exactly one backup");
+
+    let tags = snapshot_tags(&c.rds, &expected).await;
+    for (k, v) in [
+        (tags::EXECUTION, "exec-idem"),
+        (tags::PURPOSE, "pre-rollback"),
+        (tags::RELEASE, "v2"),
+        (tags::SERVICE, "svc"),
+    ] {
+        assert!(
+            tags.contains(&(k.to_owned(), v.to_owned())),
+            "{k}={v} missing in {tags:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cluster_snapshots_use_the_cluster_api() {
+    let c = clients();
+    aurora(&c.rds, "snap-aurora").await;
+    let dbs = json!([{"kind": "aurora-cluster", "id": "snap-aurora"}]);
+    let input = envelope(json!({"action": "create"}), dbs.clone(), "exec-aurora");
+    let first = out(handle(&c, input.clone()).await.unwrap());
+    let again = out(handle(&c, input).await.unwrap());
+    assert!(first.snapshots[0].created_now && !again.snapshots[0].created_now);
+
+    let listed = c
+        .rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier(&first.snapshots[0].snapshot_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.db_cluster_snapshots()[0].db_cluster_identifier(),
+        Some("snap-aurora")
+    );
+
+    let status = out(handle(
+        &c,
+        envelope(json!({"action": "status"}), dbs, "exec-aurora"),
+    )
+    .await
+    .unwrap());
+    assert_eq!(status.snapshots[0].status, "available");
+    assert!(status.all_available);
+}
+
+#[tokio::test]
+async fn status_without_create_is_snapshot_not_found() {
+    let c = clients();
+    instance(&c.rds, "snap-missing-db").await;
+    let dbs = json!([{"kind": "rds-instance", "id": "snap-missing-db"}]);
+    let err = handle(&c, envelope(json!({"action": "status"}), dbs, "exec-never"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
+    assert!(err.to_string().contains("snap-missing-db"), "{err}");
+    assert!(err.to_string().contains("run create first"), "{err}");
+}
+
+#[tokio::test]
+async fn pre_deploy_snapshots_carry_the_release() {
+    let c = clients();
+    instance(&c.rds, "snap-predeploy-db").await;
+    let dbs = json!([{"kind": "rds-instance", "id": "snap-predeploy-db"}]);
+    let input = envelope(
+        json!({"action": "pre-deploy", "release": "v1.4.0"}),
+        dbs.clone(),
+        "deploy-v1.4.0",
+    );
+    let first = out(handle(&c, input.clone()).await.unwrap());
+    let id = ids::pre_deploy_snapshot_id("svc", "v1.4.0", "snap-predeploy-db");
+    assert_eq!(first.snapshots[0].snapshot_id, id);
+    assert!(!out(handle(&c, input).await.unwrap()).snapshots[0].created_now);
+    let tags = snapshot_tags(&c.rds, &id).await;
+    assert!(tags.contains(&(tags::PURPOSE.into(), "pre-deploy".into())));
+    assert!(tags.contains(&(tags::RELEASE.into(), "v1.4.0".into())));
+
+    let status = out(handle(
+        &c,
+        envelope(
+            json!({"action": "status", "purpose": "pre-deploy", "release": "v1.4.0"}),
+            dbs.clone(),
+            "any",
+        ),
+    )
+    .await
+    .unwrap());
+    assert_eq!(status.snapshots[0].snapshot_id, id);
+
+    let err = handle(
+        &c,
+        envelope(json!({"action": "pre-deploy"}), dbs, "deploy-x"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().starts_with("invalid input: release:"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn drill_creates_nothing() {
+    let c = clients();
+    instance(&c.rds, "snap-drill-db").await;
+    let dbs = json!([{"kind": "rds-instance", "id": "snap-drill-db"}]);
+    let mut input = envelope(json!({"action": "create"}), dbs, "exec-drill");
+    input["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "mode": "drill"});
+    let result = out(handle(&c, input.clone()).await.unwrap());
+    assert!(result.drill && result.all_available);
+    assert_eq!(result.snapshots[0].status, "skipped-drill");
+    let manual = c
+        .rds
+        .describe_db_snapshots()
+        .db_instance_identifier("snap-drill-db")
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert!(manual.db_snapshots().is_empty());
+
+    input["action"] = json!("status");
+    let status = out(handle(&c, input).await.unwrap());
+    assert_eq!(status.snapshots[0].status, "skipped-drill");
+}
+
+#[tokio::test]
+async fn plan_and_input_mistakes_name_the_field() {
+    let c = clients();
+    aurora(&c.rds, "snap-kind-cluster").await;
+
+    // A database that does not exist.
+    let err = handle(
+        &c,
+        envelope(
+            json!({"action": "create"}),
+            json!([{"kind": "rds-instance", "id": "snap-no-such-db"}]),
+            "e",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidPlan);
+    assert!(err.to_string().contains("plan.databases[0].id"), "{err}");
+
+    // A cluster member listed as an instance.
+    let err = handle(
+        &c,
+        envelope(
+            json!({"action": "create"}),
+            json!([{"kind": "rds-instance", "id": "snap-kind-cluster-1"}]),
+            "e",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidPlan);
+    assert!(err.to_string().contains("plan.databases[0].kind"), "{err}");
+
+    // An Aurora cluster listed as DocumentDB.
+    let err = handle(
+        &c,
+        envelope(
+            json!({"action": "create"}),
+            json!([{"kind": "docdb-cluster", "id": "snap-kind-cluster"}]),
+            "e",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidPlan);
+    assert!(err.to_string().contains("aurora-cluster"), "{err}");
+
+    // Invalid identifier in the plan: rejected before any AWS call.
+    let err = handle(
+        &c,
+        envelope(
+            json!({"action": "create"}),
+            json!([{"kind": "rds-instance", "id": "bad--id"}]),
+            "e",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidPlan);
+    assert!(err.to_string().contains("plan.databases[0].id"), "{err}");
+
+    // A filter naming a database outside the plan.
+    let err = handle(
+        &c,
+        envelope(
+            json!({"action": "create", "databases": ["other"]}),
+            json!([{"kind": "aurora-cluster", "id": "snap-kind-cluster"}]),
+            "e",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("databases[0]"), "{err}");
+
+    // Unknown action.
+    let err = handle(
+        &c,
+        envelope(
+            json!({"action": "delete"}),
+            json!([{"kind": "aurora-cluster", "id": "snap-kind-cluster"}]),
+            "e",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
