@@ -1,1 +1,126 @@
-//! Contract of the `plan` function (to be filled by its owner).
+//! Contract of the `plan` function: the first two states of every execution.
+//!
+//! - `validate` reads the execution input (an EventBridge alarm event or a manual start), checks
+//!   it and the deploy-time plan, decides whether to act, and emits the state every later step
+//!   reads (`plan`, `request`, `execution`, `timing`, flags the Choice states test).
+//! - `guard` enforces one rollback per service at a time: it fails `Rollback.ConcurrentRollback`
+//!   when another execution of this state machine started earlier and is still running.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::contract::notify::ResolvedPlan;
+use crate::ids::ExecutionId;
+use crate::plan::Plan;
+use crate::request::RollbackRequest;
+
+pub const ACTIONS: &[&str] = &["validate", "guard", "fingerprint"];
+
+/// `validate`'s input. The plan is not an input: it is deploy-time configuration the function
+/// loads itself (`ROLLBACK_PLAN`), so an execution input cannot change what gets rolled back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateInput {
+    /// Always `"validate"`.
+    pub action: String,
+    /// The raw execution input (`$`): an EventBridge event, `{}` or a manual start document.
+    #[serde(default)]
+    pub input: Value,
+    /// `$$.Execution.Name`.
+    pub execution: ExecutionId,
+}
+
+/// `validate`'s output: the execution's state from here on (the definition keeps it at `$`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateOutput {
+    pub plan: Plan,
+    pub request: RollbackRequest,
+    pub execution: ExecutionId,
+    /// `false`: the trigger does not call for a rollback (see `skip_reason`); the execution
+    /// ends quietly.
+    pub act: bool,
+    /// Always present (`null` when acting): the definition's ResultSelector reads it, and a
+    /// missing path is a runtime error in Step Functions.
+    #[serde(default)]
+    pub skip_reason: Option<String>,
+    /// For alarm triggers: a key naming the alarm transition, so duplicate deliveries of one
+    /// transition are recognised by the guard. Always present (`null` for manual starts).
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// What the execution touches, for the definition's Choice states.
+    pub scope: ScopeFlags,
+    pub timing: Timing,
+}
+
+/// Booleans the Choice states branch on (ASL cannot compute them from the plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeFlags {
+    /// The request asks for `app+database` and the plan lists databases.
+    pub databases: bool,
+    pub images: bool,
+    pub cluster: bool,
+}
+
+/// The plan's time limits in the units ASL needs (Wait `SecondsPath`, `TimeoutSecondsPath`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    pub approval_timeout_seconds: u64,
+    pub escalate_after_seconds: u64,
+    /// The escalation branch waits this long after escalating: past the approval timeout, so
+    /// the approval task's own timeout always ends the wait first.
+    pub escalation_tail_seconds: u64,
+    pub poll_interval_seconds: u64,
+    /// Status polls per wait loop (snapshot, restore, swap, rollout) before `Rollback.WaitTimedOut`.
+    pub max_polls: u64,
+    /// Smoke-test re-runs after a failed run before giving up (the rollout may need a moment
+    /// to serve); the definition doubles the delay each time.
+    pub smoke_max_retries: u64,
+    /// Seconds before the first re-run.
+    pub smoke_retry_seconds: u64,
+}
+
+/// Extra seconds the escalation branch outlasts the approval timeout.
+pub const ESCALATION_TAIL_GRACE_SECONDS: u64 = 60;
+
+/// Actions that take the usual envelope (`StepInput<PlanAction>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum PlanAction {
+    Guard(GuardInput),
+    /// The fingerprint of the resolved plan the approver is shown (`crate::fingerprint` of the
+    /// typed [`ResolvedPlan`], as notify computes it), for the decision check after approval.
+    Fingerprint {
+        resolved: ResolvedPlan,
+    },
+}
+
+/// `fingerprint`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintOutput {
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardInput {
+    /// `$$.StateMachine.Id`: the state machine whose running executions are checked.
+    pub state_machine: String,
+    /// `$$.Execution.StartTime`: this execution's start, for "who came first".
+    pub started_at: DateTime<Utc>,
+    /// `validate`'s `dedup_key` (alarm triggers), to recognise duplicate deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+}
+
+/// `guard`'s output (the definition stores it at `$.guard`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardOutput {
+    /// `true`: this execution may proceed.
+    pub proceed: bool,
+    /// `false` with this set: a duplicate delivery of an alarm transition another execution
+    /// is already handling; the execution ends quietly. Always present (`null`).
+    #[serde(default)]
+    pub duplicate_of: Option<String>,
+    /// Running executions checked (for the timeline).
+    pub running_checked: u32,
+}
