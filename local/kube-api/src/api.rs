@@ -241,8 +241,7 @@ pub fn patch(
     kind: Kind,
     ns: &str,
     name: &str,
-    patch_kind: PatchKind,
-    body: &[u8],
+    (patch_kind, body): (PatchKind, &[u8]),
     part: Part,
     opts: WriteOptions,
 ) -> ApiResult<Value> {
@@ -447,8 +446,7 @@ mod tests {
             Kind::Deployment,
             "ns",
             "web",
-            PatchKind::Merge,
-            br#"{"spec":{"replicas":7}}"#,
+            (PatchKind::Merge, br#"{"spec":{"replicas":7}}"#),
             Part::Main,
             dry,
         )

@@ -596,10 +596,11 @@ fn sync_deployment(store: &mut Store, ns: &str, name: &str) {
         old.sort_by_key(|rs| revision_of(&rs.metadata));
         for rs in old.into_iter().take(excess) {
             let status_replicas = rs.status.as_ref().map(|s| s.replicas).unwrap_or(0);
-            if replicas(rs) == 0 && status_replicas == 0 {
-                if let Some(n) = rs.metadata.name.as_deref() {
-                    store.delete(Kind::ReplicaSet, ns, n);
-                }
+            if replicas(rs) == 0
+                && status_replicas == 0
+                && let Some(n) = rs.metadata.name.as_deref()
+            {
+                store.delete(Kind::ReplicaSet, ns, n);
             }
         }
     }

@@ -337,8 +337,7 @@ impl LocalKube {
             Kind::Deployment,
             ns,
             name,
-            patch::PatchKind::Merge,
-            &body,
+            (patch::PatchKind::Merge, &body),
             api::Part::Main,
             api::WriteOptions::default(),
         )?;

@@ -114,8 +114,7 @@ impl LocalKube {
             Kind::Deployment,
             ns,
             name,
-            PatchKind::Strategic,
-            &body,
+            (PatchKind::Strategic, &body),
             Part::Main,
             WriteOptions::default(),
         )?;
