@@ -16,7 +16,7 @@ pub enum Error {
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("seeding state: {0}")]
-    Seed(ApiError),
+    Seed(#[from] ApiError),
 }
 
 /// A request failure with the HTTP code and the `reason` the real API server uses.
