@@ -332,7 +332,8 @@ impl LocalKube {
     ) -> Result<Deployment, ApiError> {
         let body = serde_json::to_vec(patch).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut store = lock(&self.shared.store);
-        let out = api::patch(
+        // The patch answer is the object before the controller's pass; read the settled one.
+        api::patch(
             &mut store,
             Kind::Deployment,
             ns,
@@ -342,7 +343,6 @@ impl LocalKube {
             api::WriteOptions::default(),
         )?;
         drop(store);
-        let _ = out;
         self.deployment(ns, name)
             .ok_or_else(|| ApiError::not_found("deployments.apps", name))
     }
