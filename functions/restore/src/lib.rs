@@ -1,1 +1,286 @@
+//! The `restore` function: resolve the snapshot each database goes back to, restore it beside
+//! the live database, and swap identifiers so the application's endpoint stays the same.
+//! See `rollback_core::contract::restore` for the contract.
 
+pub mod cleanup;
+pub mod db;
+pub mod resolve;
+pub mod start;
+pub mod status;
+pub mod swap;
+
+use chrono::{DateTime, Utc};
+use rollback_core::contract::restore::{
+    CleanupOutput, CutoffSource, ResolveOutput, RestoreAction, StartOutput, StatusOutput,
+    SwapOutput, SwapReport, SwapState,
+};
+use rollback_core::plan::{DatabaseRef, Plan};
+use rollback_core::resolved::DatabaseResolution;
+use rollback_core::validation::ValidationErrors;
+use rollback_core::{RollbackError, StepInput, ids};
+use serde_json::Value;
+
+use crate::start::Target;
+
+/// The AWS clients the function uses.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub rds: aws_sdk_rds::Client,
+}
+
+type Input = StepInput<RestoreAction>;
+
+/// Lambda handler body: parses and validates the envelope, runs the action.
+pub async fn handle(clients: &Clients, payload: Value) -> Result<Value, RollbackError> {
+    let input = Input::parse(payload)?;
+    match &input.action {
+        RestoreAction::Resolve { release_time } => {
+            to_json(resolve(clients, &input, *release_time, Utc::now()).await?)
+        }
+        RestoreAction::Start { resolved } => to_json(start(clients, &input, resolved).await?),
+        RestoreAction::Status { databases } => {
+            to_json(status(clients, &input, databases.as_deref()).await?)
+        }
+        RestoreAction::Swap { databases } => {
+            to_json(swap(clients, &input, databases.as_deref()).await?)
+        }
+        RestoreAction::CleanupDrill { databases } => {
+            to_json(cleanup_drill(clients, &input, databases.as_deref()).await?)
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RollbackError> {
+    Ok(serde_json::to_value(value)?)
+}
+
+/// Per database, the newest available snapshot before the cutoff, and the data-loss window.
+pub async fn resolve(
+    clients: &Clients,
+    input: &Input,
+    release_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<ResolveOutput, RollbackError> {
+    let in_scope = input.request.scope.includes_database();
+    if in_scope {
+        require_databases(&input.plan)?;
+    }
+    let (cutoff, cutoff_source) = match (input.request.cutoff, release_time) {
+        (Some(cutoff), _) => (cutoff, CutoffSource::Request),
+        (None, Some(at)) => (at, CutoffSource::ReleaseTime),
+        (None, None) => (now, CutoffSource::Now),
+    };
+    if cutoff > now {
+        return Err(RollbackError::InvalidInput(format!(
+            "{}: {cutoff} is in the future; give the time the bad release rolled out",
+            match cutoff_source {
+                CutoffSource::Request => "request.cutoff",
+                _ => "release_time",
+            }
+        )));
+    }
+    let criteria = resolve::Criteria {
+        service: &input.plan.service,
+        release: input.request.release.as_deref(),
+        cutoff,
+        cutoff_source,
+        now,
+    };
+    resolve::resolve(&clients.rds, &input.plan.databases, &criteria, in_scope).await
+}
+
+/// Restores each approved resolution into its restore identifier (a scratch one in a drill).
+pub async fn start(
+    clients: &Clients,
+    input: &Input,
+    resolved: &[DatabaseResolution],
+) -> Result<StartOutput, RollbackError> {
+    require_database_scope(input, "start")?;
+    if resolved.is_empty() {
+        return Err(RollbackError::InvalidInput(
+            "resolved: empty; pass the `databases` that resolve returned and the approver saw"
+                .into(),
+        ));
+    }
+    let mut plan_dbs = Vec::new();
+    for (i, r) in resolved.iter().enumerate() {
+        let db = input
+            .plan
+            .databases
+            .iter()
+            .find(|d| d.id == r.database)
+            .ok_or_else(|| {
+                RollbackError::InvalidInput(format!(
+                    "resolved[{i}].database: {:?} is not one of the plan's databases",
+                    r.database
+                ))
+            })?;
+        if db.kind != r.kind {
+            return Err(RollbackError::InvalidInput(format!(
+                "resolved[{i}].kind: {} but the plan says {}",
+                r.kind.as_str(),
+                db.kind.as_str()
+            )));
+        }
+        if resolved[..i].iter().any(|o| o.database == r.database) {
+            return Err(RollbackError::InvalidInput(format!(
+                "resolved[{i}].database: {:?} is listed twice",
+                r.database
+            )));
+        }
+        plan_dbs.push(db);
+    }
+    let drill = input.request.mode.is_drill();
+    let mut databases = Vec::new();
+    for (db, r) in plan_dbs.into_iter().zip(resolved) {
+        databases.push(start::start_one(&clients.rds, &target(input, db), r).await?);
+    }
+    Ok(StartOutput { drill, databases })
+}
+
+/// Availability of each restored copy (bounded by the caller's poll loop).
+pub async fn status(
+    clients: &Clients,
+    input: &Input,
+    filter: Option<&[String]>,
+) -> Result<StatusOutput, RollbackError> {
+    let mut databases = Vec::new();
+    for db in select_databases(&input.plan, filter)? {
+        databases.push(status::status_one(&clients.rds, &target(input, db)).await?);
+    }
+    let all_available = databases.iter().all(|d| d.available);
+    Ok(StatusOutput {
+        drill: input.request.mode.is_drill(),
+        databases,
+        all_available,
+    })
+}
+
+/// Renames current → aside and restored → original; call again until `complete`.
+pub async fn swap(
+    clients: &Clients,
+    input: &Input,
+    filter: Option<&[String]>,
+) -> Result<SwapOutput, RollbackError> {
+    let drill = input.request.mode.is_drill();
+    let dbs = select_databases(&input.plan, filter)?;
+    let mut reports = Vec::new();
+    if drill {
+        for db in dbs {
+            reports.push(SwapReport {
+                database: db.id.clone(),
+                kind: db.kind,
+                state: SwapState::SkippedDrill,
+                aside: ids::aside_identifier(&db.id, &input.execution),
+                restored_from: ids::restore_identifier(&db.id, &input.execution, true),
+                note: "drill: nothing renamed; the scratch copy is deleted by cleanup-drill".into(),
+            });
+        }
+    } else {
+        require_database_scope(input, "swap")?;
+        for db in dbs {
+            reports.push(swap::swap_one(&clients.rds, &target(input, db)).await?);
+        }
+    }
+    let complete = reports
+        .iter()
+        .all(|r| matches!(r.state, SwapState::Done | SwapState::SkippedDrill));
+    let aside = reports
+        .iter()
+        .filter(|r| r.state != SwapState::SkippedDrill)
+        .map(|r| r.aside.clone())
+        .collect();
+    Ok(SwapOutput {
+        drill,
+        complete,
+        databases: reports,
+        aside,
+    })
+}
+
+/// Deletes a drill's scratch copies; call again until `complete`.
+pub async fn cleanup_drill(
+    clients: &Clients,
+    input: &Input,
+    filter: Option<&[String]>,
+) -> Result<CleanupOutput, RollbackError> {
+    if !input.request.mode.is_drill() {
+        return Err(RollbackError::InvalidInput(
+            "request.mode: cleanup-drill only deletes a drill's scratch copies and the request \
+             is live; restored databases of a live rollback are kept"
+                .into(),
+        ));
+    }
+    let mut databases = Vec::new();
+    for db in select_databases(&input.plan, filter)? {
+        databases.push(cleanup::cleanup_one(&clients.rds, &target(input, db)).await?);
+    }
+    let complete = databases.iter().all(|d| d.state == "deleted");
+    Ok(CleanupOutput {
+        complete,
+        databases,
+    })
+}
+
+fn target<'a>(input: &'a Input, db: &'a DatabaseRef) -> Target<'a> {
+    Target {
+        db,
+        execution: &input.execution,
+        drill: input.request.mode.is_drill(),
+    }
+}
+
+fn require_databases(plan: &Plan) -> Result<(), RollbackError> {
+    if plan.databases.is_empty() {
+        let mut errors = ValidationErrors::default();
+        errors.push(
+            "plan.databases",
+            "the request's scope is app+database but the plan lists no databases",
+        );
+        return Err(RollbackError::InvalidPlan(errors));
+    }
+    Ok(())
+}
+
+/// Destructive actions refuse to run when the request leaves databases alone.
+fn require_database_scope(input: &Input, action: &str) -> Result<(), RollbackError> {
+    if !input.request.scope.includes_database() {
+        return Err(RollbackError::InvalidInput(format!(
+            "request.scope: {action} restores databases but the request's scope is app; \
+             start a rollback with scope app+database to restore databases"
+        )));
+    }
+    require_databases(&input.plan)
+}
+
+/// The plan databases an action applies to.
+pub fn select_databases<'p>(
+    plan: &'p Plan,
+    filter: Option<&[String]>,
+) -> Result<Vec<&'p DatabaseRef>, RollbackError> {
+    let Some(filter) = filter else {
+        return Ok(plan.databases.iter().collect());
+    };
+    if filter.is_empty() {
+        return Err(RollbackError::InvalidInput(
+            "databases: the list is empty; omit it to mean every database in the plan".into(),
+        ));
+    }
+    for (i, id) in filter.iter().enumerate() {
+        if !plan.databases.iter().any(|d| &d.id == id) {
+            return Err(RollbackError::InvalidInput(format!(
+                "databases[{i}]: {id:?} is not one of the plan's databases ({})",
+                plan.databases
+                    .iter()
+                    .map(|d| d.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(plan
+        .databases
+        .iter()
+        .filter(|d| filter.contains(&d.id))
+        .collect())
+}

@@ -1,0 +1,238 @@
+//! Instances and clusters, one shape: what the restore actions read and the few calls they
+//! make (describe, rename, delete). DocumentDB clusters speak the same cluster API.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::Client;
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+use rollback_core::RollbackError;
+use rollback_core::plan::DatabaseKind;
+
+/// A DB instance or DB cluster as the restore actions need it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DbState {
+    pub id: String,
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+    pub engine: Option<String>,
+    pub engine_version: Option<String>,
+    /// Instances only (cluster instances: their class).
+    pub class: Option<String>,
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    /// DB parameter group (instances) or DB cluster parameter group (clusters).
+    pub parameter_group: Option<String>,
+    pub multi_az: Option<bool>,
+    pub deletion_protection: Option<bool>,
+    pub port: Option<i32>,
+    /// Instances: the cluster they belong to.
+    pub cluster: Option<String>,
+    /// Clusters: member instance ids, writer first.
+    pub members: Vec<String>,
+    pub serverless_v2: Option<(f64, f64)>,
+}
+
+impl DbState {
+    pub fn is_available(&self) -> bool {
+        self.status == "available"
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+}
+
+fn tags_of(list: &[Tag]) -> BTreeMap<String, String> {
+    list.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+impl From<&DbInstance> for DbState {
+    fn from(i: &DbInstance) -> Self {
+        DbState {
+            id: i.db_instance_identifier().unwrap_or_default().to_owned(),
+            status: i.db_instance_status().unwrap_or("unknown").to_owned(),
+            tags: tags_of(i.tag_list()),
+            engine: i.engine().map(str::to_owned),
+            engine_version: i.engine_version().map(str::to_owned),
+            class: i.db_instance_class().map(str::to_owned),
+            subnet_group: i
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .map(str::to_owned),
+            security_groups: i
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect(),
+            parameter_group: i
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_owned),
+            multi_az: i.multi_az(),
+            deletion_protection: i.deletion_protection(),
+            port: i.endpoint().and_then(|e| e.port()).or(i.db_instance_port()),
+            cluster: i.db_cluster_identifier().map(str::to_owned),
+            members: Vec::new(),
+            serverless_v2: None,
+        }
+    }
+}
+
+impl From<&DbCluster> for DbState {
+    fn from(c: &DbCluster) -> Self {
+        let mut members: Vec<_> = c.db_cluster_members().iter().collect();
+        members.sort_by_key(|m| !m.is_cluster_writer().unwrap_or(false));
+        DbState {
+            id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+            status: c.status().unwrap_or("unknown").to_owned(),
+            tags: tags_of(c.tag_list()),
+            engine: c.engine().map(str::to_owned),
+            engine_version: c.engine_version().map(str::to_owned),
+            class: c.db_cluster_instance_class().map(str::to_owned),
+            subnet_group: c.db_subnet_group().map(str::to_owned),
+            security_groups: c
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect(),
+            parameter_group: c.db_cluster_parameter_group().map(str::to_owned),
+            multi_az: c.multi_az(),
+            deletion_protection: c.deletion_protection(),
+            port: c.port(),
+            cluster: None,
+            members: members
+                .iter()
+                .filter_map(|m| m.db_instance_identifier().map(str::to_owned))
+                .collect(),
+            serverless_v2: c
+                .serverless_v2_scaling_configuration()
+                .and_then(|s| Some((s.min_capacity()?, s.max_capacity()?))),
+        }
+    }
+}
+
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    err.as_service_error().and_then(|e| e.code())
+}
+
+/// The instance with this id, or `None`.
+pub async fn instance(rds: &Client, id: &str) -> Result<Option<DbState>, RollbackError> {
+    match rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_instances().first().map(DbState::from)),
+        Err(e) if error_code(&e) == Some("DBInstanceNotFound") => Ok(None),
+        Err(e) => Err(RollbackError::from_sdk("DescribeDBInstances", e)),
+    }
+}
+
+/// The cluster with this id, or `None`.
+pub async fn cluster(rds: &Client, id: &str) -> Result<Option<DbState>, RollbackError> {
+    match rds
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_clusters().first().map(DbState::from)),
+        Err(e) if error_code(&e) == Some("DBClusterNotFoundFault") => Ok(None),
+        Err(e) => Err(RollbackError::from_sdk("DescribeDBClusters", e)),
+    }
+}
+
+/// The instance or cluster with this id, per the plan's kind.
+pub async fn describe(
+    rds: &Client,
+    kind: DatabaseKind,
+    id: &str,
+) -> Result<Option<DbState>, RollbackError> {
+    if kind.is_cluster() {
+        cluster(rds, id).await
+    } else {
+        instance(rds, id).await
+    }
+}
+
+/// Renames an instance or cluster (applied immediately; RDS completes it asynchronously).
+pub async fn rename(
+    rds: &Client,
+    kind: DatabaseKind,
+    from: &str,
+    to: &str,
+) -> Result<(), RollbackError> {
+    if kind.is_cluster() {
+        rds.modify_db_cluster()
+            .db_cluster_identifier(from)
+            .new_db_cluster_identifier(to)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| RollbackError::from_sdk("ModifyDBCluster", e))
+    } else {
+        rds.modify_db_instance()
+            .db_instance_identifier(from)
+            .new_db_instance_identifier(to)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| RollbackError::from_sdk("ModifyDBInstance", e))
+    }
+}
+
+pub fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// Instance ids of a restored cluster: `<target>-1` … `<target>-n`, cut to fit 63 characters.
+pub fn member_ids(target: &str, count: usize) -> Vec<String> {
+    (1..=count)
+        .map(|n| {
+            let suffix = format!("-{n}");
+            let mut head: String = target
+                .chars()
+                .take(rollback_core::ids::RDS_IDENTIFIER_MAX - suffix.len())
+                .collect();
+            while head.ends_with('-') {
+                head.pop();
+            }
+            format!("{head}{suffix}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollback_core::plan::rules::RDS_IDENTIFIER;
+
+    #[test]
+    fn member_ids_fit_and_stay_distinct() {
+        let long = "a".repeat(63);
+        let ids = member_ids(&long, 12);
+        assert_eq!(ids.len(), 12);
+        for id in &ids {
+            assert!(RDS_IDENTIFIER.is_valid(id), "{id}");
+        }
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 12);
+        assert_eq!(
+            member_ids("db-restored-1a2b", 1),
+            vec!["db-restored-1a2b-1"]
+        );
+    }
+}

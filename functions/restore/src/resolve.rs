@@ -1,0 +1,526 @@
+//! `resolve`: which snapshot each database goes back to, and what that costs in data.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::Client;
+use chrono::{DateTime, Utc};
+use rollback_core::RollbackError;
+use rollback_core::contract::restore::{CutoffSource, ResolveNote, ResolveOutput};
+use rollback_core::contract::snapshot::tags;
+use rollback_core::plan::DatabaseRef;
+use rollback_core::resolved::{DataLossWindow, DatabaseResolution};
+
+use crate::db::error_code;
+
+/// A snapshot of one database, instance or cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub id: String,
+    pub source: String,
+    pub status: String,
+    pub created_at: Option<DateTime<Utc>>,
+    /// `manual`, `automated`, `shared`, `public`, `awsbackup`.
+    pub snapshot_type: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+fn tags_of(list: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+    list.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// Every manual and automated snapshot RDS lists for the database.
+pub async fn list_snapshots(
+    rds: &Client,
+    db: &DatabaseRef,
+) -> Result<Vec<Candidate>, RollbackError> {
+    let mut out = Vec::new();
+    if db.kind.is_cluster() {
+        let mut pages = rds
+            .describe_db_cluster_snapshots()
+            .db_cluster_identifier(&db.id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if error_code(&e) == Some("DBClusterSnapshotNotFoundFault") => break,
+                Err(e) => return Err(RollbackError::from_sdk("DescribeDBClusterSnapshots", e)),
+            };
+            out.extend(page.db_cluster_snapshots().iter().map(|s| {
+                Candidate {
+                    id: s
+                        .db_cluster_snapshot_identifier()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    source: s.db_cluster_identifier().unwrap_or_default().to_owned(),
+                    status: s.status().unwrap_or("unknown").to_owned(),
+                    created_at: s.snapshot_create_time().and_then(to_chrono),
+                    snapshot_type: s.snapshot_type().unwrap_or("unknown").to_owned(),
+                    tags: tags_of(s.tag_list()),
+                }
+            }));
+        }
+    } else {
+        let mut pages = rds
+            .describe_db_snapshots()
+            .db_instance_identifier(&db.id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) if error_code(&e) == Some("DBSnapshotNotFound") => break,
+                Err(e) => return Err(RollbackError::from_sdk("DescribeDBSnapshots", e)),
+            };
+            out.extend(page.db_snapshots().iter().map(|s| Candidate {
+                id: s.db_snapshot_identifier().unwrap_or_default().to_owned(),
+                source: s.db_instance_identifier().unwrap_or_default().to_owned(),
+                status: s.status().unwrap_or("unknown").to_owned(),
+                created_at: s.snapshot_create_time().and_then(to_chrono),
+                snapshot_type: s.snapshot_type().unwrap_or("unknown").to_owned(),
+                tags: tags_of(s.tag_list()),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// What the choice needs to know besides the snapshots.
+pub struct Criteria<'a> {
+    pub service: &'a str,
+    /// `request.release`: a pre-deploy snapshot of exactly this release wins.
+    pub release: Option<&'a str>,
+    pub cutoff: DateTime<Utc>,
+    pub cutoff_source: CutoffSource,
+    pub now: DateTime<Utc>,
+}
+
+/// Picks the snapshot for one database, or explains why none qualifies.
+///
+/// Eligible: of this database, `available`, created before the cutoff, manual or automated,
+/// and not a `pre-rollback` backup (that holds the state being rolled back). Among those, a
+/// pre-deploy snapshot tagged for this service is preferred (it was taken right before a
+/// release, by the pipeline, for exactly this purpose; with `request.release`, the one of that
+/// release); otherwise the newest eligible snapshot, automated (`rds:…`) or manual.
+pub fn choose(
+    db: &DatabaseRef,
+    criteria: &Criteria<'_>,
+    candidates: &[Candidate],
+) -> Result<(DatabaseResolution, ResolveNote), RollbackError> {
+    let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
+    let mut eligible: Vec<(&Candidate, DateTime<Utc>)> = Vec::new();
+    for c in candidates {
+        let reason = if !c.source.eq_ignore_ascii_case(&db.id) {
+            Some("of another database".to_owned())
+        } else if c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-rollback") {
+            Some("a pre-rollback backup (the state being rolled back)".to_owned())
+        } else if !matches!(c.snapshot_type.as_str(), "manual" | "automated") {
+            Some(format!("of type {}", c.snapshot_type))
+        } else if c.status != "available" {
+            Some(format!("not available (status {})", c.status))
+        } else {
+            match c.created_at {
+                None => Some("without a creation time".to_owned()),
+                Some(t) if t >= criteria.cutoff => Some("created after the cutoff".to_owned()),
+                Some(t) => {
+                    eligible.push((c, t));
+                    None
+                }
+            }
+        };
+        if let Some(reason) = reason {
+            *rejected.entry(reason).or_default() += 1;
+        }
+    }
+
+    let is_pre_deploy = |c: &Candidate| {
+        c.snapshot_type == "manual"
+            && c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-deploy")
+            && c.tags.get(tags::SERVICE).map(String::as_str) == Some(criteria.service)
+    };
+    let pre_deploy: Vec<_> = eligible
+        .iter()
+        .copied()
+        .filter(|(c, _)| is_pre_deploy(c))
+        .collect();
+    let of_release = criteria.release.and_then(|release| {
+        newest(
+            pre_deploy
+                .iter()
+                .copied()
+                .filter(|(c, _)| c.tags.get(tags::RELEASE).map(String::as_str) == Some(release))
+                .collect(),
+        )
+    });
+    let (chosen, source, why) = if let Some(found) = of_release {
+        (
+            found,
+            "pre-deploy",
+            format!(
+                "the pre-deploy snapshot taken before release {}",
+                criteria.release.unwrap_or_default()
+            ),
+        )
+    } else if let Some(found) = newest(pre_deploy) {
+        let release = found
+            .0
+            .tags
+            .get(tags::RELEASE)
+            .map(|r| format!(" (before release {r})"))
+            .unwrap_or_default();
+        (
+            found,
+            "pre-deploy",
+            format!("the newest pre-deploy snapshot before the cutoff{release}"),
+        )
+    } else if let Some(found) = newest(eligible.clone()) {
+        (
+            found,
+            "fallback",
+            format!(
+                "no pre-deploy snapshot of this database qualifies, so the newest {} snapshot \
+             before the cutoff",
+                found.0.snapshot_type
+            ),
+        )
+    } else {
+        let reasons = if rejected.is_empty() {
+            "RDS lists no snapshots for it".to_owned()
+        } else {
+            rejected
+                .iter()
+                .map(|(reason, n)| format!("{n} {reason}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(RollbackError::SnapshotNotFound(format!(
+            "no usable snapshot of {} ({}) created before the cutoff {} ({}): {} snapshot(s) \
+             considered: {reasons}. Take a snapshot of a known-good state, or start the \
+             rollback with a later cutoff, or roll back the app only",
+            db.id,
+            db.kind.as_str(),
+            criteria.cutoff.format("%Y-%m-%d %H:%M:%S UTC"),
+            cutoff_words(criteria.cutoff_source),
+            candidates.len(),
+        )));
+    };
+    let (snapshot, created_at) = chosen;
+    let resolution = DatabaseResolution {
+        database: db.id.clone(),
+        kind: db.kind,
+        snapshot_id: snapshot.id.clone(),
+        snapshot_created_at: created_at,
+        snapshot_type: snapshot.snapshot_type.clone(),
+        release: snapshot.tags.get(tags::RELEASE).cloned(),
+        data_loss: DataLossWindow::new(created_at, criteria.now),
+    };
+    let skipped = if rejected.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; not used: {}",
+            rejected
+                .iter()
+                .map(|(reason, n)| format!("{n} {reason}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let note = ResolveNote {
+        database: db.id.clone(),
+        source: source.to_owned(),
+        considered: candidates.len(),
+        explanation: format!(
+            "{} ({}, {}): {why}{skipped}",
+            snapshot.id,
+            snapshot.snapshot_type,
+            created_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+    };
+    Ok((resolution, note))
+}
+
+fn newest(list: Vec<(&Candidate, DateTime<Utc>)>) -> Option<(&Candidate, DateTime<Utc>)> {
+    list.into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)))
+}
+
+fn cutoff_words(source: CutoffSource) -> &'static str {
+    match source {
+        CutoffSource::Request => "the request's cutoff",
+        CutoffSource::ReleaseTime => "when the bad release rolled out",
+        CutoffSource::Now => "now: neither a cutoff nor the release time was given",
+    }
+}
+
+/// Resolves every plan database (none when the scope leaves databases alone).
+pub async fn resolve(
+    rds: &Client,
+    databases: &[DatabaseRef],
+    criteria: &Criteria<'_>,
+    in_scope: bool,
+) -> Result<ResolveOutput, RollbackError> {
+    let mut resolved = Vec::new();
+    let mut notes = Vec::new();
+    if in_scope {
+        for db in databases {
+            let candidates = list_snapshots(rds, db).await?;
+            let (resolution, note) = choose(db, criteria, &candidates)?;
+            tracing::info!(database = %db.id, snapshot = %resolution.snapshot_id, "resolved");
+            resolved.push(resolution);
+            notes.push(note);
+        }
+    }
+    Ok(ResolveOutput {
+        in_scope,
+        cutoff: criteria.cutoff,
+        cutoff_source: criteria.cutoff_source,
+        databases: resolved,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollback_core::plan::DatabaseKind;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn snap(
+        id: &str,
+        source: &str,
+        status: &str,
+        at: &str,
+        kind: &str,
+        tags: &[(&str, &str)],
+    ) -> Candidate {
+        Candidate {
+            id: id.into(),
+            source: source.into(),
+            status: status.into(),
+            created_at: Some(t(at)),
+            snapshot_type: kind.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn criteria(release: Option<&str>) -> Criteria<'_> {
+        Criteria {
+            service: "svc",
+            release,
+            cutoff: t("2024-05-01T12:00:00Z"),
+            cutoff_source: CutoffSource::Request,
+            now: t("2024-05-01T13:00:00Z"),
+        }
+    }
+
+    fn db() -> DatabaseRef {
+        DatabaseRef {
+            kind: DatabaseKind::RdsInstance,
+            id: "db1".into(),
+        }
+    }
+
+    const PRE: &[(&str, &str)] = &[
+        ("rollback:purpose", "pre-deploy"),
+        ("rollback:service", "svc"),
+    ];
+
+    #[test]
+    fn prefers_pre_deploy_over_a_newer_automated_snapshot() {
+        let list = vec![
+            snap(
+                "rds:db1-a",
+                "db1",
+                "available",
+                "2024-05-01T11:30:00Z",
+                "automated",
+                &[],
+            ),
+            snap(
+                "pre",
+                "db1",
+                "available",
+                "2024-05-01T11:00:00Z",
+                "manual",
+                PRE,
+            ),
+            snap(
+                "late",
+                "db1",
+                "available",
+                "2024-05-01T12:30:00Z",
+                "manual",
+                PRE,
+            ),
+            snap(
+                "creating",
+                "db1",
+                "creating",
+                "2024-05-01T11:50:00Z",
+                "manual",
+                PRE,
+            ),
+        ];
+        let (r, note) = choose(&db(), &criteria(None), &list).unwrap();
+        assert_eq!(r.snapshot_id, "pre");
+        assert_eq!(note.source, "pre-deploy");
+        assert_eq!(r.data_loss.seconds, 7200);
+        assert!(
+            note.explanation.contains("1 created after the cutoff"),
+            "{}",
+            note.explanation
+        );
+        assert!(
+            note.explanation.contains("status creating"),
+            "{}",
+            note.explanation
+        );
+    }
+
+    #[test]
+    fn the_requested_release_wins_among_pre_deploy_snapshots() {
+        let v1 = [PRE, &[("rollback:release", "v1")]].concat();
+        let v2 = [PRE, &[("rollback:release", "v2")]].concat();
+        let list = vec![
+            snap(
+                "pre-v1",
+                "db1",
+                "available",
+                "2024-05-01T10:00:00Z",
+                "manual",
+                &v1,
+            ),
+            snap(
+                "pre-v2",
+                "db1",
+                "available",
+                "2024-05-01T11:00:00Z",
+                "manual",
+                &v2,
+            ),
+        ];
+        let (r, _) = choose(&db(), &criteria(Some("v1")), &list).unwrap();
+        assert_eq!(r.snapshot_id, "pre-v1");
+        assert_eq!(r.release.as_deref(), Some("v1"));
+        let (r, _) = choose(&db(), &criteria(None), &list).unwrap();
+        assert_eq!(r.snapshot_id, "pre-v2");
+    }
+
+    #[test]
+    fn falls_back_to_automated_and_never_uses_backups_or_other_services() {
+        let other_service = [
+            ("rollback:purpose", "pre-deploy"),
+            ("rollback:service", "other"),
+        ];
+        let backup = [
+            ("rollback:purpose", "pre-rollback"),
+            ("rollback:service", "svc"),
+        ];
+        let list = vec![
+            snap(
+                "rds:db1-old",
+                "db1",
+                "available",
+                "2024-04-30T03:00:00Z",
+                "automated",
+                &[],
+            ),
+            snap(
+                "backup",
+                "db1",
+                "available",
+                "2024-05-01T11:59:00Z",
+                "manual",
+                &backup,
+            ),
+            snap(
+                "foreign",
+                "db1",
+                "available",
+                "2024-04-29T03:00:00Z",
+                "manual",
+                &other_service,
+            ),
+            snap(
+                "shared",
+                "db1",
+                "available",
+                "2024-05-01T11:00:00Z",
+                "shared",
+                &[],
+            ),
+        ];
+        let (r, note) = choose(&db(), &criteria(None), &list).unwrap();
+        assert_eq!(r.snapshot_id, "rds:db1-old");
+        assert_eq!(r.snapshot_type, "automated");
+        assert_eq!(note.source, "fallback");
+        assert!(
+            note.explanation.contains("pre-rollback backup"),
+            "{}",
+            note.explanation
+        );
+    }
+
+    #[test]
+    fn nothing_eligible_explains_what_was_searched() {
+        let list = vec![
+            snap(
+                "late",
+                "db1",
+                "available",
+                "2024-05-01T12:30:00Z",
+                "manual",
+                PRE,
+            ),
+            snap(
+                "creating",
+                "db1",
+                "creating",
+                "2024-05-01T11:50:00Z",
+                "manual",
+                PRE,
+            ),
+            snap(
+                "other",
+                "db2",
+                "available",
+                "2024-05-01T11:00:00Z",
+                "manual",
+                PRE,
+            ),
+        ];
+        let err = choose(&db(), &criteria(None), &list).unwrap_err();
+        assert_eq!(err.error_name(), "Rollback.SnapshotNotFound");
+        let text = err.to_string();
+        for part in [
+            "db1",
+            "2024-05-01 12:00:00 UTC",
+            "3 snapshot(s) considered",
+            "1 created after the cutoff",
+            "1 not available (status creating)",
+            "1 of another database",
+        ] {
+            assert!(text.contains(part), "{part} missing in {text}");
+        }
+        let err = choose(&db(), &criteria(None), &[]).unwrap_err();
+        assert!(err.to_string().contains("RDS lists no snapshots"), "{err}");
+    }
+}
