@@ -11,6 +11,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,7 +53,7 @@ fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> PostgresError {
 /// A running server. The superuser is `postgres` with a random password; one database,
 /// `postgres`, exists.
 pub struct PostgresServer {
-    child: Child,
+    keeper: Option<Keeper>,
     addr: SocketAddr,
     password: String,
     dir: tempfile::TempDir,
@@ -162,9 +166,9 @@ impl PostgresServer {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(io("starting postgres"))?;
+        let keeper = Keeper::spawn(command)?;
         let mut server = PostgresServer {
-            child,
+            keeper: Some(keeper),
             addr,
             password,
             dir,
@@ -177,7 +181,7 @@ impl PostgresServer {
         let deadline = Instant::now() + START_TIMEOUT;
         let isready = bin.join("pg_isready");
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if self.keeper.as_ref().is_some_and(|k| k.exited()) {
                 break;
             }
             let up = if isready.exists() {
@@ -267,21 +271,97 @@ impl PostgresServer {
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, no waiting.
-        // SAFETY: the pid is our own child's.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
+}
+
+/// Owns the server process from a dedicated thread. The kernel sends PR_SET_PDEATHSIG when
+/// the *thread* that spawned the child exits, so the spawning thread must live as long as the
+/// server (a test's or a blocking pool's thread may end first); it also stops the server.
+struct Keeper {
+    stop: mpsc::Sender<()>,
+    exited: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Keeper {
+    fn spawn(mut command: Command) -> Result<Keeper, PostgresError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (started, start_result) = mpsc::channel::<std::io::Result<()>>();
+        let exited = Arc::new(AtomicBool::new(false));
+        let flag = exited.clone();
+        let thread = std::thread::Builder::new()
+            .name("postgres-keeper".into())
+            .spawn(move || {
+                let mut child = match command.spawn() {
+                    Ok(child) => {
+                        let _ = started.send(Ok(()));
+                        child
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                // Until asked to stop (or the owner is gone).
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(100))
+                {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+                shut_down(&mut child);
+                flag.store(true, Ordering::SeqCst);
+            })
+            .map_err(io("starting the keeper thread"))?;
+        match start_result.recv() {
+            Ok(Ok(())) => Ok(Keeper {
+                stop,
+                exited,
+                thread,
+            }),
+            Ok(Err(e)) => Err(PostgresError::Io {
+                step: "starting postgres",
+                source: e,
+            }),
+            Err(_) => Err(PostgresError::Io {
+                step: "starting postgres",
+                source: std::io::Error::other("the keeper thread ended"),
+            }),
+        }
+    }
+
+    fn exited(&self) -> bool {
+        self.exited.load(Ordering::SeqCst)
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+fn shut_down(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, no waiting.
+    // SAFETY: the pid is our own child's, not yet reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `Some((uid, gid))` of the `postgres` user when running as root; `None` otherwise.

@@ -26,3 +26,17 @@ fn starts_listens_on_loopback_and_cleans_up() {
         "server still listening after drop"
     );
 }
+
+#[test]
+fn outlives_the_thread_that_started_it() {
+    // PR_SET_PDEATHSIG fires when the spawning *thread* exits; the keeper thread prevents it.
+    let server = std::thread::spawn(|| PostgresServer::start().unwrap_or_else(|e| panic!("{e}")))
+        .join()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        TcpStream::connect(server.addr()).is_ok(),
+        "server died with its starting thread; log:\n{}",
+        server.log()
+    );
+}
