@@ -95,11 +95,13 @@ async fn check_stable(
             "ECR repository {} no longer has an image tagged {:?} (approved: {})",
             image.repository, image.stable_tag, approved.stable_digest
         ))),
-        Some(now) if now.digest != approved.stable_digest => Err(RollbackError::PlanDrifted(format!(
-            "{}:{} now points at {}, but the approved plan rolls back to {}; resolve again and \
+        Some(now) if now.digest != approved.stable_digest => {
+            Err(RollbackError::PlanDrifted(format!(
+                "{}:{} now points at {}, but the approved plan rolls back to {}; resolve again and \
              re-approve",
-            image.repository, image.stable_tag, now.digest, approved.stable_digest
-        ))),
+                image.repository, image.stable_tag, now.digest, approved.stable_digest
+            )))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -119,7 +121,9 @@ async fn apply_one(
     if current.as_deref() == Some(stable.as_str()) {
         // Already there: either it was never moved, or an earlier attempt of this step moved it.
         let kept = ecr::describe_tag(&clients.ecr, image, &keep_tag).await?;
-        let kept_as = kept.filter(|k| &k.digest != stable).map(|_| keep_tag.clone());
+        let kept_as = kept
+            .filter(|k| &k.digest != stable)
+            .map(|_| keep_tag.clone());
         let message = match &kept_as {
             Some(tag) => format!(
                 "{}:{} already points at {stable}; the bad digest is kept as {tag}",

@@ -12,8 +12,12 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Every manifest media type retag moves as-is.
-pub const ACCEPTED_MEDIA_TYPES: [&str; 4] =
-    [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX];
+pub const ACCEPTED_MEDIA_TYPES: [&str; 4] = [
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    OCI_INDEX,
+];
 
 /// What one tag points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +101,7 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -201,7 +204,11 @@ pub async fn get_manifest(
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => serde_json::from_str::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned))
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
             .ok_or_else(|| {
                 RollbackError::RetagFailed(format!(
                     "the manifest of {}@{digest} does not say its media type; \

@@ -1,9 +1,9 @@
 //! `resolve`: what the release and stable tags point at now. Changes nothing.
 
+use rollback_core::RollbackError;
 use rollback_core::contract::retag::ResolveOutput;
 use rollback_core::plan::{ImageRef, Plan};
 use rollback_core::resolved::ImageResolution;
-use rollback_core::RollbackError;
 
 use crate::Clients;
 use crate::ecr;
