@@ -192,6 +192,9 @@ impl ExecutionRecord {
 
     /// Records the terminal outcome once; later attempts (a stop racing completion) lose.
     fn finish(&self, status: ExecutionStatus, output: Option<String>, error: Option<String>, cause: Option<String>) -> bool {
+        // A Fail state without Error/Cause leaves them out of DescribeExecution, as in AWS.
+        let error = error.filter(|e| !e.is_empty());
+        let cause = cause.filter(|c| !c.is_empty());
         let mut o = lock(&self.outcome);
         if o.status != ExecutionStatus::Running {
             return false;
@@ -206,7 +209,8 @@ impl ExecutionRecord {
         };
         self.history.push_final(self.history.last_id(), now, ty, key, details);
         *o = Outcome { status, stop: Some(now), output, error, cause };
-        let _ = self.done.send(true);
+        // send_replace: plain send() drops the value when nobody is subscribed yet.
+        self.done.send_replace(true);
         true
     }
 }
