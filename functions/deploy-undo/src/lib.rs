@@ -1,0 +1,94 @@
+//! The `deploy-undo` Lambda: resolves, pauses, rolls back and watches the plan's EKS
+//! deployments with `kubectl rollout undo` semantics.
+//!
+//! # Reaching the cluster
+//! As EKS clients do: endpoint and CA from `eks:DescribeCluster`, and a bearer token
+//! `k8s-aws-v1.<base64url of a presigned STS GetCallerIdentity URL>` signed for the cluster
+//! (`rollback_core::eks_token`), reused within an invocation and renewed before it expires.
+//!
+//! # Endpoint override (local stacks, private endpoints)
+//! `DescribeCluster` still runs, but its endpoint and CA are replaced when these are set
+//! (the Lambda reads them in `main`; tests pass an [`ApiOverride`] in [`Clients`]):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `ROLLBACK_KUBE_API_URL` | API server URL, e.g. `https://127.0.0.1:6443` (`http://` for a plain-HTTP local API) |
+//! | `ROLLBACK_KUBE_CA_FILE` | path of the PEM CA that signed the server certificate |
+//! | `ROLLBACK_KUBE_CA_PEM`  | the PEM itself (used when `ROLLBACK_KUBE_CA_FILE` is unset) |
+//!
+//! The EKS token is sent either way, so the authentication path is the one used in AWS.
+//!
+//! # Actions
+//! See `rollback_core::contract::deploy_undo`.
+
+mod cluster;
+mod history;
+mod images;
+mod resolve;
+mod scale;
+mod status;
+mod undo;
+
+use rollback_core::contract::deploy_undo::DeployUndoAction;
+use rollback_core::{RollbackError, StepInput};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use cluster::{ApiOverride, CA_FILE_VAR, CA_PEM_VAR, Cluster, URL_VAR};
+pub use history::{POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY};
+pub use resolve::resolve;
+pub use scale::{pause, resume};
+pub use status::{judge, status};
+pub use undo::{ANNOTATIONS_TO_SKIP, undo};
+
+/// What the function needs: EKS for `DescribeCluster`, the SDK configuration for the
+/// credentials and region that sign the token, and the optional endpoint override.
+#[derive(Clone)]
+pub struct Clients {
+    pub eks: aws_sdk_eks::Client,
+    pub config: aws_config::SdkConfig,
+    pub api_override: Option<ApiOverride>,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig, api_override: Option<ApiOverride>) -> Self {
+        Clients {
+            eks: aws_sdk_eks::Client::new(config),
+            config: config.clone(),
+            api_override,
+        }
+    }
+}
+
+/// Entry point for every action: validates the envelope, connects, runs the action.
+pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackError> {
+    let input = StepInput::<DeployUndoAction>::parse(input)?;
+    let cluster_ref = input.plan.cluster.as_ref().ok_or_else(|| {
+        RollbackError::InvalidInput(
+            "the plan has no `cluster`: there are no deployments for deploy-undo to act on".into(),
+        )
+    })?;
+    let cluster = Cluster::connect(clients, cluster_ref).await?;
+    let names = &cluster_ref.deployments;
+    let drill = input.request.mode.is_drill();
+    match &input.action {
+        DeployUndoAction::Resolve {
+            images,
+            to_revision,
+        } => encode(resolve(&cluster, names, images, *to_revision).await?),
+        DeployUndoAction::Pause => encode(pause(&cluster, names, &input.execution, drill).await?),
+        DeployUndoAction::Resume { deployments } => {
+            encode(resume(&cluster, names, &input.execution, drill, deployments).await?)
+        }
+        DeployUndoAction::Undo {
+            deployments,
+            to_revision,
+        } => encode(undo(&cluster, names, deployments, *to_revision, drill).await?),
+        DeployUndoAction::Status => encode(status(&cluster, names).await?),
+    }
+}
+
+fn encode(output: impl Serialize) -> Result<Value, RollbackError> {
+    serde_json::to_value(output)
+        .map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
+}

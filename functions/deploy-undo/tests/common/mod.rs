@@ -1,0 +1,137 @@
+//! Shared test setup: moto (for eks:DescribeCluster) plus a local Kubernetes API that only
+//! accepts EKS-shaped bearer tokens, reached through the endpoint/CA override.
+#![allow(dead_code)]
+
+use aws_sdk_eks::types::VpcConfigRequest;
+use rollback_core::contract::deploy_undo::ResolveOutput;
+use rollback_deploy_undo::{ApiOverride, Clients};
+use rollback_kube_api::{EksAuth, LocalKube, Options};
+use rollback_moto::MotoServer;
+use serde_json::{Value, json};
+
+pub const NS: &str = "mint";
+
+/// `MotoServer::shared()` started from a thread that never ends: moto gets PR_SET_PDEATHSIG
+/// when the thread that spawned it exits, and test threads end before the process does.
+pub fn moto() -> &'static MotoServer {
+    static CELL: std::sync::OnceLock<&'static MotoServer> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tx.send(MotoServer::shared()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap()
+    })
+}
+
+pub struct Env {
+    pub kube: LocalKube,
+    pub clients: Clients,
+    pub cluster: String,
+}
+
+/// A fresh local API (EKS tokens only, plus `extra_tokens`) and an EKS cluster in moto named
+/// after the test.
+pub async fn env_with_tokens(cluster: &str, extra_tokens: Vec<String>) -> Env {
+    let kube = LocalKube::start(Options {
+        static_tokens: extra_tokens,
+        eks: Some(EksAuth {
+            region: Some(rollback_core::aws::LOCAL_REGION.into()),
+        }),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let config = moto().sdk_config();
+    let eks = aws_sdk_eks::Client::new(&config);
+    eks.create_cluster()
+        .name(cluster)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            VpcConfigRequest::builder()
+                .subnet_ids("subnet-0123")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let clients = Clients::new(
+        &config,
+        Some(ApiOverride {
+            url: kube.url(),
+            ca_pem: kube.ca_pem().map(str::to_owned),
+        }),
+    );
+    Env {
+        kube,
+        clients,
+        cluster: cluster.to_owned(),
+    }
+}
+
+pub async fn env(cluster: &str) -> Env {
+    env_with_tokens(cluster, Vec::new()).await
+}
+
+impl Env {
+    pub fn plan(&self, deployments: &[&str]) -> Value {
+        json!({
+            "service": "mint-replica",
+            "cluster": {"name": self.cluster, "namespace": NS, "deployments": deployments},
+        })
+    }
+
+    /// Runs one action through the Lambda handler.
+    pub async fn call(
+        &self,
+        deployments: &[&str],
+        action: Value,
+        drill: bool,
+    ) -> Result<Value, rollback_core::RollbackError> {
+        let mut input = action;
+        input["plan"] = self.plan(deployments);
+        input["execution"] = json!(format!("exec-{}", self.cluster));
+        input["request"] = json!({
+            "trigger": {"kind": "manual"},
+            "reason": "test",
+            "mode": if drill { "drill" } else { "live" },
+        });
+        rollback_deploy_undo::handle(&self.clients, input).await
+    }
+
+    pub async fn resolve(&self, deployments: &[&str], images: Value) -> ResolveOutput {
+        let out = self
+            .call(
+                deployments,
+                json!({"action": "resolve", "images": images}),
+                false,
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(out).unwrap()
+    }
+
+    pub fn images(&self, name: &str) -> Vec<String> {
+        let d = self.kube.deployment(NS, name).unwrap();
+        d.spec
+            .template
+            .spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .map(|c| c.image.unwrap_or_default())
+            .collect()
+    }
+
+    pub fn revision(&self, name: &str) -> Option<i64> {
+        let d = self.kube.deployment(NS, name).unwrap();
+        d.metadata
+            .annotations?
+            .get(rollback_deploy_undo::REVISION)?
+            .parse()
+            .ok()
+    }
+}
