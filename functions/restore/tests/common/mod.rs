@@ -1,0 +1,154 @@
+//! Shared fixtures of the restore tests against moto.
+#![allow(dead_code)]
+
+use aws_sdk_rds::Client;
+use rollback_moto::MotoServer;
+use rollback_restore::Clients;
+use serde_json::{Value, json};
+
+/// The shared moto server. moto is started with PR_SET_PDEATHSIG, which fires when the
+/// spawning *thread* exits; test threads end early, so it is started from a thread that
+/// lives as long as the test process.
+pub fn moto() -> &'static MotoServer {
+    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    STARTED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = MotoServer::shared();
+            tx.send(()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("moto failed to start");
+    });
+    MotoServer::shared()
+}
+
+pub fn rds() -> Client {
+    Client::new(&moto().sdk_config())
+}
+
+pub fn clients() -> Clients {
+    Clients { rds: rds() }
+}
+
+pub fn snapshot_clients() -> rollback_snapshot::Clients {
+    rollback_snapshot::Clients { rds: rds() }
+}
+
+/// A PostgreSQL instance with a parameter group and security groups, so `start` has settings
+/// to copy.
+pub async fn instance(rds: &Client, id: &str, class: &str) {
+    let group = format!("{id}-params");
+    rds.create_db_parameter_group()
+        .db_parameter_group_name(&group)
+        .db_parameter_group_family("postgres15")
+        .description("test")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class(class)
+        .engine("postgres")
+        .engine_version("15.4")
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .backup_retention_period(7)
+        .db_parameter_group_name(group)
+        .vpc_security_group_ids("sg-0a1")
+        .vpc_security_group_ids("sg-0b2")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// An Aurora PostgreSQL cluster with a writer and a reader of different classes.
+pub async fn aurora(rds: &Client, id: &str) {
+    rds.create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .master_username("admin")
+        .master_user_password("password123")
+        .vpc_security_group_ids("sg-0c3")
+        .send()
+        .await
+        .unwrap();
+    for (n, class) in [(1, "db.r6g.large"), (2, "db.r6g.xlarge")] {
+        rds.create_db_instance()
+            .db_instance_identifier(format!("{id}-{n}"))
+            .db_cluster_identifier(id)
+            .db_instance_class(class)
+            .engine("aurora-postgresql")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+pub fn request(mode: &str, extra: Value) -> Value {
+    let mut r = json!({"trigger": {"kind": "manual"}, "reason": "bad release",
+                       "scope": "app+database", "mode": mode});
+    if let (Some(r), Some(extra)) = (r.as_object_mut(), extra.as_object()) {
+        r.extend(extra.clone());
+    }
+    r
+}
+
+pub fn envelope(action: Value, databases: Value, request: Value, execution: &str) -> Value {
+    let mut v = action;
+    v["plan"] = json!({"service": "svc", "databases": databases});
+    v["request"] = request;
+    v["execution"] = json!(execution);
+    v
+}
+
+pub async fn instance_state(rds: &Client, id: &str) -> Option<aws_sdk_rds::types::DbInstance> {
+    rds.describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.db_instances().first().cloned())
+}
+
+pub async fn snapshot_ids(rds: &Client, db: &str) -> Vec<String> {
+    let mut ids: Vec<String> = rds
+        .describe_db_snapshots()
+        .db_instance_identifier(db)
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Creates a pre-deploy snapshot through the snapshot function and returns its creation time.
+pub async fn pre_deploy(db: &str, kind: &str, release: &str) -> chrono::DateTime<chrono::Utc> {
+    let out = rollback_snapshot::handle(
+        &snapshot_clients(),
+        envelope(
+            json!({"action": "pre-deploy", "release": release}),
+            json!([{"kind": kind, "id": db}]),
+            json!({"trigger": {"kind": "manual"}, "reason": "deploy"}),
+            &format!("deploy-{release}"),
+        ),
+    )
+    .await
+    .unwrap();
+    serde_json::from_value(out["snapshots"][0]["created_at"].clone()).unwrap()
+}
+
+pub fn midpoint(
+    a: chrono::DateTime<chrono::Utc>,
+    b: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    a + (b - a) / 2
+}

@@ -1,0 +1,802 @@
+//! The restore actions against a real moto server.
+
+mod common;
+
+use common::*;
+use rollback_core::contract::restore::{
+    CleanupOutput, ResolveOutput, StartOutput, StatusOutput, SwapOutput, SwapState,
+};
+use rollback_core::{ErrorKind, ExecutionId, ids};
+use rollback_restore::handle;
+use serde_json::{Value, json};
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn resolve_prefers_the_pre_deploy_snapshot_before_the_cutoff() {
+    let rds = rds();
+    instance(&rds, "res-pick-db", "db.t3.micro").await;
+    instance(&rds, "res-pick-other", "db.t3.micro").await;
+    let v1 = pre_deploy("res-pick-db", "rds-instance", "v1").await;
+    pre_deploy("res-pick-other", "rds-instance", "v1").await;
+    // A newer manual snapshot without our tags, still before the cutoff.
+    let manual = rds
+        .create_db_snapshot()
+        .db_instance_identifier("res-pick-db")
+        .db_snapshot_identifier("res-pick-db-by-hand")
+        .send()
+        .await
+        .unwrap();
+    let manual_at = manual
+        .db_snapshot()
+        .unwrap()
+        .snapshot_create_time()
+        .unwrap();
+    let manual_at =
+        chrono::DateTime::from_timestamp(manual_at.secs(), manual_at.subsec_nanos()).unwrap();
+    let v2 = pre_deploy("res-pick-db", "rds-instance", "v2").await;
+    assert!(
+        v1 < manual_at && manual_at < v2,
+        "snapshots must have distinct times"
+    );
+    let cutoff = midpoint(manual_at, v2);
+
+    let out: ResolveOutput = parse(
+        handle(
+            &clients(),
+            envelope(
+                json!({"action": "resolve"}),
+                json!([{"kind": "rds-instance", "id": "res-pick-db"}]),
+                request("live", json!({"cutoff": cutoff})),
+                "exec-pick",
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(out.in_scope);
+    assert_eq!(out.cutoff, cutoff);
+    let r = &out.databases[0];
+    assert_eq!(
+        r.snapshot_id,
+        ids::pre_deploy_snapshot_id("svc", "v1", "res-pick-db")
+    );
+    assert_eq!(r.snapshot_created_at, v1);
+    assert_eq!(r.snapshot_type, "manual");
+    assert_eq!(r.release.as_deref(), Some("v1"));
+    assert_eq!(r.data_loss.from, v1);
+    assert!(r.data_loss.seconds >= 0);
+    let note = &out.notes[0];
+    assert_eq!(note.source, "pre-deploy");
+    // automated + v1 + by-hand + v2 (the other instance's snapshot is not listed at all)
+    assert_eq!(note.considered, 4, "{note:?}");
+    assert!(
+        note.explanation.contains("1 created after the cutoff"),
+        "{}",
+        note.explanation
+    );
+
+    // The release time from deploy-undo is the cutoff when the request has none.
+    let out: ResolveOutput = parse(
+        handle(
+            &clients(),
+            envelope(
+                json!({"action": "resolve", "release_time": v2 + chrono::Duration::milliseconds(1)}),
+                json!([{"kind": "rds-instance", "id": "res-pick-db"}]),
+                request("live", json!({})),
+                "exec-pick",
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        out.databases[0].snapshot_id,
+        ids::pre_deploy_snapshot_id("svc", "v2", "res-pick-db")
+    );
+}
+
+#[tokio::test]
+async fn resolve_falls_back_to_the_automated_snapshot() {
+    let rds = rds();
+    instance(&rds, "res-auto-db", "db.t3.micro").await;
+    let out: ResolveOutput = parse(
+        handle(
+            &clients(),
+            envelope(
+                json!({"action": "resolve"}),
+                json!([{"kind": "rds-instance", "id": "res-auto-db"}]),
+                request("live", json!({})),
+                "exec-auto",
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    let r = &out.databases[0];
+    assert!(
+        r.snapshot_id.starts_with("rds:res-auto-db"),
+        "{}",
+        r.snapshot_id
+    );
+    assert_eq!(r.snapshot_type, "automated");
+    assert_eq!(out.notes[0].source, "fallback");
+    assert_eq!(
+        out.cutoff_source,
+        rollback_core::contract::restore::CutoffSource::Now
+    );
+}
+
+#[tokio::test]
+async fn resolve_without_an_eligible_snapshot_explains_the_search() {
+    let rds = rds();
+    instance(&rds, "res-none-db", "db.t3.micro").await;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(1);
+    let err = handle(
+        &clients(),
+        envelope(
+            json!({"action": "resolve"}),
+            json!([{"kind": "rds-instance", "id": "res-none-db"}]),
+            request("live", json!({"cutoff": cutoff})),
+            "exec-none",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
+    let text = err.to_string();
+    assert!(text.contains("res-none-db"), "{text}");
+    assert!(
+        text.contains("1 snapshot(s) considered: 1 created after the cutoff"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn resolve_with_app_scope_resolves_nothing() {
+    let out: ResolveOutput = parse(
+        handle(
+            &clients(),
+            envelope(
+                json!({"action": "resolve"}),
+                json!([{"kind": "rds-instance", "id": "res-scope-never-created"}]),
+                json!({"trigger": {"kind": "manual"}, "reason": "r"}),
+                "exec-scope",
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(!out.in_scope);
+    assert!(out.databases.is_empty());
+}
+
+async fn resolved(db: &str, kind: &str, exec: &str, mode: &str) -> Value {
+    let out = handle(
+        &clients(),
+        envelope(
+            json!({"action": "resolve"}),
+            json!([{"kind": kind, "id": db}]),
+            request(mode, json!({})),
+            exec,
+        ),
+    )
+    .await
+    .unwrap();
+    out["databases"].clone()
+}
+
+async fn act(
+    action: Value,
+    db: &str,
+    kind: &str,
+    exec: &str,
+    mode: &str,
+) -> Result<Value, rollback_core::RollbackError> {
+    handle(
+        &clients(),
+        envelope(
+            action,
+            json!([{"kind": kind, "id": db}]),
+            request(mode, json!({})),
+            exec,
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn start_copies_the_source_settings_and_is_idempotent() {
+    let rds = rds();
+    instance(&rds, "res-start-db", "db.m5.large").await;
+    pre_deploy("res-start-db", "rds-instance", "v1").await;
+    let resolved = resolved("res-start-db", "rds-instance", "exec-start", "live").await;
+
+    let first: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-start-db",
+            "rds-instance",
+            "exec-start",
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    let again: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-start-db",
+            "rds-instance",
+            "exec-start",
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    let target = ids::restore_identifier("res-start-db", &ExecutionId::new("exec-start"), false);
+    assert_eq!(first.databases[0].target, target);
+    assert!(first.databases[0].created_now);
+    assert!(
+        !again.databases[0].created_now,
+        "a retry must not restore twice"
+    );
+
+    let copy = instance_state(&rds, &target)
+        .await
+        .expect("restored instance");
+    assert_eq!(copy.db_instance_class(), Some("db.m5.large"));
+    assert_eq!(
+        copy.db_parameter_groups()[0].db_parameter_group_name(),
+        Some("res-start-db-params")
+    );
+    let groups: Vec<_> = copy
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(groups, ["sg-0a1", "sg-0b2"]);
+
+    let status: StatusOutput = parse(
+        act(
+            json!({"action": "status"}),
+            "res-start-db",
+            "rds-instance",
+            "exec-start",
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(status.all_available);
+    assert_eq!(status.databases[0].target, target);
+    assert!(!status.databases[0].swapped);
+}
+
+#[tokio::test]
+async fn start_refuses_a_snapshot_that_is_gone() {
+    let rds = rds();
+    instance(&rds, "res-drift-db", "db.t3.micro").await;
+    pre_deploy("res-drift-db", "rds-instance", "v1").await;
+    let resolved = resolved("res-drift-db", "rds-instance", "exec-drift", "live").await;
+    rds.delete_db_snapshot()
+        .db_snapshot_identifier(resolved[0]["snapshot_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let err = act(
+        json!({"action": "start", "resolved": resolved}),
+        "res-drift-db",
+        "rds-instance",
+        "exec-drift",
+        "live",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PlanDrifted);
+    assert!(err.to_string().contains("no longer exists"), "{err}");
+    let target = ids::restore_identifier("res-drift-db", &ExecutionId::new("exec-drift"), false);
+    assert!(instance_state(&rds, &target).await.is_none());
+}
+
+#[tokio::test]
+async fn swap_keeps_the_identifier_and_is_idempotent() {
+    let rds = rds();
+    instance(&rds, "res-swap-db", "db.t3.micro").await;
+    pre_deploy("res-swap-db", "rds-instance", "v1").await;
+    let exec = "exec-swap";
+    let resolved = resolved("res-swap-db", "rds-instance", exec, "live").await;
+    let endpoint_before = instance_state(&rds, "res-swap-db")
+        .await
+        .unwrap()
+        .endpoint()
+        .unwrap()
+        .address()
+        .map(str::to_owned);
+    act(
+        json!({"action": "start", "resolved": resolved}),
+        "res-swap-db",
+        "rds-instance",
+        exec,
+        "live",
+    )
+    .await
+    .unwrap();
+
+    let swap: SwapOutput = parse(
+        act(
+            json!({"action": "swap"}),
+            "res-swap-db",
+            "rds-instance",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    let aside = ids::aside_identifier("res-swap-db", &ExecutionId::new(exec));
+    assert!(swap.complete);
+    assert_eq!(swap.databases[0].state, SwapState::Done);
+    assert_eq!(swap.aside, [aside.clone()]);
+
+    let now_serving = instance_state(&rds, "res-swap-db").await.unwrap();
+    let tags: Vec<_> = now_serving
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert!(tags.contains(&("rollback:role", "restored")), "{tags:?}");
+    assert_eq!(
+        now_serving.endpoint().unwrap().address().map(str::to_owned),
+        endpoint_before
+    );
+    assert!(
+        instance_state(&rds, &aside).await.is_some(),
+        "the previous database is kept aside"
+    );
+    let restored_id = ids::restore_identifier("res-swap-db", &ExecutionId::new(exec), false);
+    assert!(instance_state(&rds, &restored_id).await.is_none());
+
+    let again: SwapOutput = parse(
+        act(
+            json!({"action": "swap"}),
+            "res-swap-db",
+            "rds-instance",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(again.complete);
+    assert!(instance_state(&rds, &aside).await.is_some());
+
+    // status and start after the swap find the restored database at the original identifier.
+    let status: StatusOutput = parse(
+        act(
+            json!({"action": "status"}),
+            "res-swap-db",
+            "rds-instance",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(status.databases[0].swapped && status.all_available);
+    assert_eq!(status.databases[0].target, "res-swap-db");
+    let restart: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-swap-db",
+            "rds-instance",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(!restart.databases[0].created_now);
+    assert_eq!(restart.databases[0].target, "res-swap-db");
+}
+
+#[tokio::test]
+async fn swap_before_the_restore_renames_nothing() {
+    let rds = rds();
+    instance(&rds, "res-early-db", "db.t3.micro").await;
+    let err = act(
+        json!({"action": "swap"}),
+        "res-early-db",
+        "rds-instance",
+        "exec-early",
+        "live",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SwapFailed);
+    assert!(err.to_string().contains("Nothing was renamed"), "{err}");
+    assert!(instance_state(&rds, "res-early-db").await.is_some());
+}
+
+#[tokio::test]
+async fn aurora_cluster_restores_with_its_instances_and_swaps() {
+    let rds = rds();
+    aurora(&rds, "res-aurora").await;
+    pre_deploy("res-aurora", "aurora-cluster", "v1").await;
+    let exec = "exec-aurora";
+    let resolved = resolved("res-aurora", "aurora-cluster", exec, "live").await;
+    assert_eq!(resolved[0]["snapshot_type"], "manual");
+
+    let started: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-aurora",
+            "aurora-cluster",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    let target = ids::restore_identifier("res-aurora", &ExecutionId::new(exec), false);
+    assert_eq!(
+        started.databases[0].instances,
+        [format!("{target}-1"), format!("{target}-2")]
+    );
+    let cluster = rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&target)
+        .send()
+        .await
+        .unwrap();
+    let cluster = &cluster.db_clusters()[0];
+    assert_eq!(cluster.engine(), Some("aurora-postgresql"));
+    assert_eq!(cluster.engine_version(), Some("15.4"));
+    assert_eq!(
+        cluster.vpc_security_groups()[0].vpc_security_group_id(),
+        Some("sg-0c3")
+    );
+    let classes: Vec<_> = futures_classes(&rds, &started.databases[0].instances).await;
+    assert_eq!(classes, ["db.r6g.large", "db.r6g.xlarge"]);
+
+    let again: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-aurora",
+            "aurora-cluster",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(!again.databases[0].created_now);
+
+    let status: StatusOutput = parse(
+        act(
+            json!({"action": "status"}),
+            "res-aurora",
+            "aurora-cluster",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(status.all_available, "{status:?}");
+    assert_eq!(status.databases[0].instances.len(), 2);
+
+    let swap: SwapOutput = parse(
+        act(
+            json!({"action": "swap"}),
+            "res-aurora",
+            "aurora-cluster",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(swap.complete);
+    let aside = ids::aside_identifier("res-aurora", &ExecutionId::new(exec));
+    let current = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("res-aurora")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        current.db_clusters()[0]
+            .tag_list()
+            .iter()
+            .any(|t| t.value() == Some("restored"))
+    );
+    assert!(
+        rds.describe_db_clusters()
+            .db_cluster_identifier(&aside)
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+async fn futures_classes(rds: &aws_sdk_rds::Client, ids: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(
+            instance_state(rds, id)
+                .await
+                .unwrap()
+                .db_instance_class()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
+    let rds = rds();
+    instance(&rds, "res-drill-db", "db.t3.micro").await;
+    pre_deploy("res-drill-db", "rds-instance", "v1").await;
+    let exec = "exec-drill";
+    let before = instance_state(&rds, "res-drill-db").await.unwrap();
+    let snapshots_before = snapshot_ids(&rds, "res-drill-db").await;
+
+    let resolved = resolved("res-drill-db", "rds-instance", exec, "drill").await;
+    let started: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-drill-db",
+            "rds-instance",
+            exec,
+            "drill",
+        )
+        .await
+        .unwrap(),
+    );
+    let scratch = ids::restore_identifier("res-drill-db", &ExecutionId::new(exec), true);
+    assert!(started.drill);
+    assert_eq!(started.databases[0].target, scratch);
+    let status: StatusOutput = parse(
+        act(
+            json!({"action": "status"}),
+            "res-drill-db",
+            "rds-instance",
+            exec,
+            "drill",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(status.all_available);
+    let swap: SwapOutput = parse(
+        act(
+            json!({"action": "swap"}),
+            "res-drill-db",
+            "rds-instance",
+            exec,
+            "drill",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(swap.databases[0].state, SwapState::SkippedDrill);
+    assert!(swap.aside.is_empty());
+
+    let cleanup: CleanupOutput = parse(
+        act(
+            json!({"action": "cleanup-drill"}),
+            "res-drill-db",
+            "rds-instance",
+            exec,
+            "drill",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(cleanup.complete);
+    assert!(instance_state(&rds, &scratch).await.is_none());
+    let again: CleanupOutput = parse(
+        act(
+            json!({"action": "cleanup-drill"}),
+            "res-drill-db",
+            "rds-instance",
+            exec,
+            "drill",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(again.complete);
+
+    let after = instance_state(&rds, "res-drill-db").await.unwrap();
+    assert_eq!(after.db_instance_status(), before.db_instance_status());
+    assert_eq!(after.db_instance_class(), before.db_instance_class());
+    assert_eq!(after.endpoint(), before.endpoint());
+    assert_eq!(after.tag_list(), before.tag_list());
+    assert_eq!(snapshot_ids(&rds, "res-drill-db").await, snapshots_before);
+    let aside = ids::aside_identifier("res-drill-db", &ExecutionId::new(exec));
+    assert!(instance_state(&rds, &aside).await.is_none());
+}
+
+#[tokio::test]
+async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
+    let rds = rds();
+    aurora(&rds, "res-drill-cl").await;
+    pre_deploy("res-drill-cl", "aurora-cluster", "v1").await;
+    let exec = "exec-drill-cl";
+    let resolved = resolved("res-drill-cl", "aurora-cluster", exec, "drill").await;
+    let started: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            "res-drill-cl",
+            "aurora-cluster",
+            exec,
+            "drill",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        started.databases[0].instances.len(),
+        1,
+        "a drill creates only the writer"
+    );
+    let mut complete = false;
+    for _ in 0..5 {
+        let out: CleanupOutput = parse(
+            act(
+                json!({"action": "cleanup-drill"}),
+                "res-drill-cl",
+                "aurora-cluster",
+                exec,
+                "drill",
+            )
+            .await
+            .unwrap(),
+        );
+        if out.complete {
+            complete = true;
+            break;
+        }
+    }
+    assert!(complete);
+    let scratch = ids::restore_identifier("res-drill-cl", &ExecutionId::new(exec), true);
+    assert!(
+        rds.describe_db_clusters()
+            .db_cluster_identifier(&scratch)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        rds.describe_db_clusters()
+            .db_cluster_identifier("res-drill-cl")
+            .send()
+            .await
+            .is_ok()
+    );
+    assert!(instance_state(&rds, "res-drill-cl-1").await.is_some());
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field() {
+    let db = json!([{"kind": "rds-instance", "id": "res-bad-db"}]);
+    let resolution = json!([{"database": "res-other", "kind": "rds-instance", "snapshot_id": "s",
+        "snapshot_created_at": "2024-05-01T00:00:00Z", "snapshot_type": "manual",
+        "data_loss": {"from": "2024-05-01T00:00:00Z", "to": "2024-05-01T00:00:00Z", "seconds": 0, "summary": ""}}]);
+    let cases = [
+        (
+            json!({"action": "start", "resolved": resolution}),
+            request("live", json!({})),
+            ErrorKind::InvalidInput,
+            "resolved[0].database",
+        ),
+        (
+            json!({"action": "start", "resolved": []}),
+            json!({"trigger": {"kind": "manual"}, "reason": "r"}),
+            ErrorKind::InvalidInput,
+            "request.scope",
+        ),
+        (
+            json!({"action": "start"}),
+            request("live", json!({})),
+            ErrorKind::InvalidInput,
+            "resolved",
+        ),
+        (
+            json!({"action": "cleanup-drill"}),
+            request("live", json!({})),
+            ErrorKind::InvalidInput,
+            "request.mode",
+        ),
+        (
+            json!({"action": "status", "databases": ["nope"]}),
+            request("live", json!({})),
+            ErrorKind::InvalidInput,
+            "databases[0]",
+        ),
+        (
+            json!({"action": "resolve", "release_time": "2999-01-01T00:00:00Z"}),
+            request("live", json!({})),
+            ErrorKind::InvalidInput,
+            "release_time",
+        ),
+        (
+            json!({"action": "resolve"}),
+            request("live", json!({"cutoff": "2999-01-01T00:00:00Z"})),
+            ErrorKind::InvalidRequest,
+            "request.cutoff",
+        ),
+        (
+            json!({"action": "resolve"}),
+            request("live", json!({"mode": "sideways"})),
+            // Core maps serde errors outside the plan to InvalidInput, with the path.
+            ErrorKind::InvalidInput,
+            "request.mode",
+        ),
+        (
+            json!({"action": "restore-everything"}),
+            request("live", json!({})),
+            ErrorKind::InvalidInput,
+            "resolve",
+        ),
+    ];
+    for (action, request, kind, field) in cases {
+        let err = handle(
+            &clients(),
+            envelope(action.clone(), db.clone(), request, "exec-bad"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), kind, "{action}: {err}");
+        assert!(
+            err.to_string().contains(field),
+            "{action}: {field} not named in {err}"
+        );
+    }
+    // Plan problems.
+    for (databases, field) in [
+        (
+            json!([{"kind": "oracle", "id": "x"}]),
+            "plan.databases[0].kind",
+        ),
+        (
+            json!([{"kind": "rds-instance", "id": "x--y"}]),
+            "plan.databases[0].id",
+        ),
+    ] {
+        let err = handle(
+            &clients(),
+            envelope(
+                json!({"action": "resolve"}),
+                databases,
+                request("live", json!({})),
+                "e",
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidPlan, "{err}");
+        assert!(
+            err.to_string().contains(field),
+            "{field} not named in {err}"
+        );
+    }
+    let err = handle(
+        &clients(),
+        envelope(
+            json!({"action": "resolve"}),
+            json!([]),
+            request("live", json!({})),
+            "e",
+        ),
+    )
+    .await;
+    // A plan with neither databases nor anything else is invalid on its own.
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidPlan);
+}
