@@ -1,0 +1,610 @@
+//! Checks over `statemachine/rollback.asl.json`: the graph is sound, every failure reaches the
+//! contingency notice, the functions and actions it calls exist in the contracts, the error
+//! names exist in core, the template provides every substitution, and the execution data stays
+//! far below Step Functions' 256 KB limit at the plan's maximum sizes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use rollback_core::ErrorKind;
+use rollback_core::contract;
+use serde_json::{Value, json};
+
+const CONTINGENCY: &str = "Report failure";
+/// Tasks whose Catch may not go to the contingency notice, and why.
+const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "Report failure",
+        "the contingency notice itself: its failure goes straight to Fail",
+    ),
+    (
+        "Validate request",
+        "without a valid plan notify cannot render; the ExecutionsFailed alarm reports it",
+    ),
+];
+const RETRIED: &[&str] = &[
+    "Rollback.Throttled",
+    "Rollback.Transient",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn definition() -> Value {
+    let text = std::fs::read_to_string(root().join("statemachine/rollback.asl.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// One state-graph scope: the top level or one Parallel branch.
+struct Scope {
+    path: String,
+    start: String,
+    states: serde_json::Map<String, Value>,
+}
+
+fn scopes(def: &Value, path: &str, out: &mut Vec<Scope>) {
+    let states = def["States"].as_object().unwrap().clone();
+    for (name, state) in &states {
+        if let Some(branches) = state["Branches"].as_array() {
+            for (i, b) in branches.iter().enumerate() {
+                scopes(b, &format!("{path}/{name}[{i}]"), out);
+            }
+        }
+    }
+    out.push(Scope {
+        path: path.to_owned(),
+        start: def["StartAt"].as_str().unwrap().to_owned(),
+        states,
+    });
+}
+
+fn all_scopes() -> Vec<Scope> {
+    let mut out = Vec::new();
+    scopes(&definition(), "", &mut out);
+    out
+}
+
+/// Every state a state can go to next (Next, Default, Choice rules, Catch).
+fn successors(state: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["Next", "Default"] {
+        if let Some(n) = state[key].as_str() {
+            out.push(n.to_owned());
+        }
+    }
+    for list in ["Choices", "Catch"] {
+        for item in state[list].as_array().into_iter().flatten() {
+            if let Some(n) = item["Next"].as_str() {
+                out.push(n.to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn is_terminal(state: &Value) -> bool {
+    matches!(state["Type"].as_str(), Some("Succeed" | "Fail")) || state["End"] == json!(true)
+}
+
+fn reachable(scope: &Scope, from: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from.to_owned()];
+    while let Some(name) = todo.pop() {
+        if seen.insert(name.clone())
+            && let Some(state) = scope.states.get(&name)
+        {
+            todo.extend(successors(state));
+        }
+    }
+    seen
+}
+
+/// Every (state, Task) pair, with the scope path it is in.
+fn tasks() -> Vec<(String, String, Value)> {
+    all_scopes()
+        .into_iter()
+        .flat_map(|s| {
+            let path = s.path.clone();
+            s.states
+                .into_iter()
+                .filter(|(_, st)| st["Type"] == "Task")
+                .map(move |(n, st)| (path.clone(), n, st))
+        })
+        .collect()
+}
+
+#[test]
+fn every_target_exists() {
+    for scope in all_scopes() {
+        assert!(
+            scope.states.contains_key(&scope.start),
+            "{}: StartAt {}",
+            scope.path,
+            scope.start
+        );
+        for (name, state) in &scope.states {
+            for next in successors(state) {
+                assert!(
+                    scope.states.contains_key(&next),
+                    "{}/{name}: target {next:?} is not a state of this scope",
+                    scope.path
+                );
+            }
+            assert!(
+                is_terminal(state) || state["Type"] == "Choice" || state["Next"].is_string(),
+                "{}/{name} has neither Next nor End",
+                scope.path
+            );
+        }
+    }
+}
+
+#[test]
+fn every_state_is_reachable() {
+    for scope in all_scopes() {
+        let seen = reachable(&scope, &scope.start);
+        for name in scope.states.keys() {
+            assert!(seen.contains(name), "{}/{name} is unreachable", scope.path);
+        }
+    }
+}
+
+#[test]
+fn every_state_can_reach_an_end() {
+    for scope in all_scopes() {
+        for name in scope.states.keys() {
+            let ends = reachable(&scope, name)
+                .into_iter()
+                .any(|n| is_terminal(&scope.states[&n]));
+            assert!(
+                ends,
+                "{}/{name} cannot reach Succeed, Fail or End",
+                scope.path
+            );
+        }
+    }
+}
+
+#[test]
+fn every_loop_is_bounded_by_a_plan_limit() {
+    // States in a cycle are mutually reachable; each cycle must pass a Choice that compares a
+    // counter with a `$.timing` bound.
+    for scope in all_scopes() {
+        for name in scope.states.keys() {
+            let from_here = reachable(&scope, name);
+            let cycle: Vec<&String> = from_here
+                .iter()
+                .filter(|other| *other != name && reachable(&scope, other).contains(name))
+                .collect();
+            if cycle.is_empty() {
+                continue;
+            }
+            let bounded = cycle.iter().chain([&name]).any(|n| {
+                let s = &scope.states[*n];
+                s["Choices"].as_array().into_iter().flatten().any(|rule| {
+                    rule["NumericGreaterThanEqualsPath"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("$.timing."))
+                })
+            });
+            assert!(
+                bounded,
+                "{}/{name} is in a loop with no bound from the plan",
+                scope.path
+            );
+        }
+    }
+}
+
+#[test]
+fn every_failure_reaches_the_contingency_notice() {
+    let def = definition();
+    let top = def["States"].as_object().unwrap();
+    assert_eq!(top[CONTINGENCY]["Type"], "Task");
+    // The notice must not loop back into itself.
+    for c in top[CONTINGENCY]["Catch"].as_array().unwrap() {
+        assert_eq!(top[c["Next"].as_str().unwrap()]["Type"], "Fail");
+    }
+    assert_eq!(
+        top[CONTINGENCY]["Next"].as_str().map(|n| &top[n]["Type"]),
+        Some(&json!("Fail"))
+    );
+    for (name, state) in top {
+        let kind = state["Type"].as_str().unwrap();
+        if !matches!(kind, "Task" | "Parallel") {
+            continue;
+        }
+        if let Some((_, why)) = CATCH_EXCEPTIONS.iter().find(|(n, _)| n == name) {
+            assert!(
+                state["Catch"].as_array().is_some_and(|c| !c.is_empty()),
+                "{name} ({why}) still needs a Catch"
+            );
+            continue;
+        }
+        let catch_all = state["Catch"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["ErrorEquals"] == json!(["States.ALL"]))
+            .unwrap_or_else(|| panic!("{name} has no States.ALL Catch"));
+        assert_eq!(catch_all["Next"], CONTINGENCY, "{name}");
+        assert_eq!(
+            catch_all["ResultPath"], "$.failure",
+            "{name}: the notice reads $.failure"
+        );
+    }
+    // Synthesised failures (timeouts, drift) go through the notice too.
+    for (name, state) in top {
+        if state["Type"] == "Pass" && state["ResultPath"] == "$.failure" {
+            assert_eq!(state["Next"], CONTINGENCY, "{name}");
+        }
+    }
+    // Every top-level Fail other than the two documented ends is reached only via the notice.
+    let fails: Vec<&String> = top
+        .iter()
+        .filter(|(_, s)| s["Type"] == "Fail")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(fails, ["Request or plan invalid", "Rollback failed"]);
+}
+
+#[test]
+fn every_task_retries_transient_errors_with_jittered_backoff() {
+    for (path, name, state) in tasks() {
+        let retry = state["Retry"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}/{name}: no Retry"));
+        let covered: BTreeSet<&str> = retry
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+            .filter_map(Value::as_str)
+            .collect();
+        for e in RETRIED {
+            assert!(covered.contains(e), "{path}/{name}: {e} is not retried");
+        }
+        for r in retry {
+            assert_eq!(r["JitterStrategy"], "FULL", "{path}/{name}");
+            assert!(r["MaxDelaySeconds"].as_u64().is_some(), "{path}/{name}");
+            assert!(
+                r["BackoffRate"].as_f64().unwrap_or(1.0) > 1.0,
+                "{path}/{name}"
+            );
+            assert!(
+                !r["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("States.ALL")),
+                "{path}/{name}"
+            );
+        }
+    }
+}
+
+fn contract_actions(function: &str) -> &'static [&'static str] {
+    match function {
+        "PlanFunctionArn" => contract::plan::ACTIONS,
+        "SnapshotFunctionArn" => contract::snapshot::ACTIONS,
+        "RestoreFunctionArn" => contract::restore::ACTIONS,
+        "RetagFunctionArn" => contract::retag::ACTIONS,
+        "DeployUndoFunctionArn" => contract::deploy_undo::ACTIONS,
+        "SmokeTestFunctionArn" => contract::smoke::ACTIONS,
+        "NotifyFunctionArn" => contract::notify::ACTIONS,
+        other => panic!("the definition calls {other}, which no contract describes"),
+    }
+}
+
+#[test]
+fn every_function_action_exists_in_its_contract() {
+    let mut used = BTreeSet::new();
+    for (path, name, state) in tasks() {
+        let params = &state["Parameters"];
+        let function = params["FunctionName"].as_str().unwrap();
+        let key = function
+            .strip_prefix("${")
+            .and_then(|f| f.strip_suffix('}'))
+            .unwrap_or_else(|| {
+                panic!("{path}/{name}: FunctionName {function} is not a substitution")
+            });
+        let action = params["Payload"]["action"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}/{name}: no action"));
+        assert!(
+            contract_actions(key).contains(&action),
+            "{path}/{name}: {key} has no action {action:?} (contract: {:?})",
+            contract_actions(key)
+        );
+        let resource = state["Resource"].as_str().unwrap();
+        assert!(
+            resource == "arn:aws:states:::lambda:invoke"
+                || resource == "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "{path}/{name}: {resource}"
+        );
+        if resource.ends_with("waitForTaskToken") {
+            assert_eq!(
+                params["Payload"]["task_token.$"], "$$.Task.Token",
+                "{path}/{name}"
+            );
+            assert!(state["TimeoutSecondsPath"].is_string() || state["TimeoutSeconds"].is_u64());
+        } else {
+            assert!(
+                state["ResultSelector"].is_object() || state["ResultPath"].is_null(),
+                "{path}/{name}: keep the lambda:invoke envelope out of the state"
+            );
+        }
+        // The envelope every function parses (validate reads the raw input instead).
+        if action != "validate" {
+            for field in ["plan.$", "request.$", "execution.$"] {
+                assert!(
+                    params["Payload"][field].is_string(),
+                    "{path}/{name}: Payload lacks {field}"
+                );
+            }
+        }
+        used.insert((key.to_owned(), action.to_owned()));
+    }
+    // The definition exercises the whole rollback, not a subset.
+    for needed in [
+        ("PlanFunctionArn", "validate"),
+        ("PlanFunctionArn", "guard"),
+        ("SnapshotFunctionArn", "create"),
+        ("RestoreFunctionArn", "swap"),
+        ("RetagFunctionArn", "apply"),
+        ("DeployUndoFunctionArn", "undo"),
+        ("SmokeTestFunctionArn", "run"),
+        ("NotifyFunctionArn", "approval-request"),
+        ("NotifyFunctionArn", "escalate"),
+        ("NotifyFunctionArn", "failure"),
+    ] {
+        assert!(
+            used.contains(&(needed.0.to_owned(), needed.1.to_owned())),
+            "{needed:?} unused"
+        );
+    }
+}
+
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_rollback_error_name_exists_in_core() {
+    let mut strings = Vec::new();
+    collect_strings(&definition(), &mut strings);
+    let names: BTreeSet<String> = strings
+        .iter()
+        .filter(|s| s.starts_with("Rollback.") && !s.contains(' '))
+        .cloned()
+        .collect();
+    assert!(names.contains("Rollback.Rejected") && names.contains("Rollback.WaitTimedOut"));
+    for name in names {
+        assert!(
+            ErrorKind::from_error_name(&name).is_some(),
+            "{name} is not an ErrorKind"
+        );
+    }
+    assert_eq!(contract::approval::REJECTED_ERROR, "Rollback.Rejected");
+}
+
+/// `DefinitionSubstitutions:` keys in the template (a line scan: the template uses CloudFormation
+/// tags that plain YAML parsers reject).
+fn template_substitutions() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    let mut keys = BTreeSet::new();
+    let mut indent: Option<usize> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        if trimmed.starts_with("DefinitionSubstitutions:") {
+            indent = Some(depth);
+            continue;
+        }
+        if let Some(base) = indent {
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if depth <= base {
+                indent = None;
+                continue;
+            }
+            if let Some((key, _)) = trimmed.split_once(':')
+                && depth == base + 2
+            {
+                keys.insert(key.trim().to_owned());
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_substitution_is_provided_by_the_template() {
+    let text = std::fs::read_to_string(root().join("statemachine/rollback.asl.json")).unwrap();
+    let re = regex_lite(&text);
+    let provided = template_substitutions();
+    assert!(
+        !provided.is_empty(),
+        "no DefinitionSubstitutions found in infra/template.yaml"
+    );
+    for key in &re {
+        assert!(
+            provided.contains(key),
+            "${{{key}}} is not in the template's DefinitionSubstitutions"
+        );
+    }
+    assert_eq!(re.len(), 8, "{re:?}");
+}
+
+/// `${Name}` placeholders in the definition.
+fn regex_lite(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        rest = &rest[i + 2..];
+        if let Some(j) = rest.find('}') {
+            out.insert(rest[..j].to_owned());
+            rest = &rest[j..];
+        }
+    }
+    out
+}
+
+#[test]
+fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
+    let state = worst_case_state();
+    let bytes = serde_json::to_vec(&state).unwrap().len();
+    for (key, value) in state.as_object().unwrap() {
+        println!(
+            "  {key}: {} bytes",
+            serde_json::to_vec(value).unwrap().len()
+        );
+    }
+    // The fullest state: Report success, after every step stored its selected result.
+    println!(
+        "worst-case execution state: {bytes} bytes ({:.1}% of 256 KiB)",
+        bytes as f64 * 100.0 / 262_144.0
+    );
+    // Every count and every string at its maximum: must fit, with room for the envelope.
+    assert!(bytes < 262_144 * 85 / 100, "{bytes} bytes");
+    TYPICAL.set(true);
+    let typical = serde_json::to_vec(&worst_case_state()).unwrap().len();
+    println!("maximum counts, typical name lengths: {typical} bytes");
+    assert!(typical < 262_144 / 3, "{typical} bytes");
+    TYPICAL.set(false);
+    // The plan really is at its maximum sizes (and valid).
+    let plan = rollback_core::Plan::from_value(state["plan"].clone()).unwrap();
+    assert_eq!(plan.databases.len(), rollback_core::plan::MAX_DATABASES);
+    assert_eq!(plan.images.len(), rollback_core::plan::MAX_IMAGES);
+    assert_eq!(
+        plan.cluster.unwrap().deployments.len(),
+        rollback_core::plan::MAX_DEPLOYMENTS
+    );
+}
+
+thread_local! {
+    /// Off: every string at its longest allowed length. On: at a typical length (24).
+    static TYPICAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn long(prefix: &str, i: usize, len: usize) -> String {
+    let len = if TYPICAL.get() { len.min(24) } else { len };
+    let mut s = format!("{prefix}{i}-");
+    while s.len() < len {
+        s.push('x');
+    }
+    s
+}
+
+/// Every field the definition keeps, filled as large as the plan limits allow.
+fn worst_case_state() -> Value {
+    use rollback_core::plan::*;
+    let at = "2024-05-01T12:00:00Z";
+    let plan = json!({
+        "service": long("s", 0, 40),
+        "databases": (0..MAX_DATABASES).map(|i| json!({"kind": "aurora-cluster", "id": long("db", i, 63)})).collect::<Vec<_>>(),
+        "images": (0..MAX_IMAGES).map(|i| json!({"repository": long("repo", i, 200), "release_tag": long("r", i, 128), "stable_tag": long("s", i, 128), "registry_id": "123456789012"})).collect::<Vec<_>>(),
+        "cluster": {"name": long("c", 0, 100), "namespace": long("n", 0, 63),
+                    "deployments": (0..MAX_DEPLOYMENTS).map(|i| long("d", i, 253)).collect::<Vec<_>>()},
+        "smoke": {
+            "http": (0..MAX_HTTP_CHECKS).map(|i| json!({"name": long("h", i, 100), "url": format!("https://{}.example.com/health", long("h", i, 200)), "expect_status": 200, "body_contains": long("b", i, 200), "timeout_ms": 3000})).collect::<Vec<_>>(),
+            "sql": (0..MAX_SQL_PROBES).map(|i| json!({"name": long("q", i, 100), "database": long("db", i % MAX_DATABASES, 63), "secret_arn": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}", long("s", i, 200)), "query": long("select ", i, 500), "expect_rows": 1})).collect::<Vec<_>>(),
+            "alarms": (0..MAX_ALARMS).map(|i| long("a", i, 255)).collect::<Vec<_>>()
+        }
+    });
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let images: Vec<Value> = (0..MAX_IMAGES).map(|i| json!({
+        "repository": long("repo", i, 200), "release_tag": long("r", i, 128), "stable_tag": long("s", i, 128),
+        "stable_digest": digest, "release_digest": digest, "stable_pushed_at": at, "release_pushed_at": at,
+        "retag_needed": true, "immutable_tags": false, "note": long("note", i, 200)})).collect();
+    let deployments: Vec<Value> = (0..MAX_DEPLOYMENTS).map(|i| json!({
+        "name": long("d", i, 253), "namespace": long("n", 0, 63), "current_revision": 12, "target_revision": 11,
+        "current_images": (0..4).map(|_| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}", long("repo", i, 200))).collect::<Vec<_>>(),
+        "target_images": (0..4).map(|_| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}", long("repo", i, 200))).collect::<Vec<_>>(),
+        "current_rolled_out_at": at, "replicas": 10, "matches_stable": true, "note": long("note", i, 200)})).collect();
+    let databases: Vec<Value> = (0..MAX_DATABASES).map(|i| json!({
+        "database": long("db", i, 63), "kind": "aurora-cluster", "snapshot_id": long("predeploy-", i, 255),
+        "snapshot_created_at": at, "snapshot_type": "manual", "release": long("v", i, 128),
+        "data_loss": {"from": at, "to": at, "seconds": 5400, "summary": long("writes from ", i, 300)}})).collect();
+    let record = |name: &str| json!({"name": name, "status": "done", "detail": long("detail ", 0, 120), "at": at});
+    let checks: Vec<Value> = (0..MAX_HTTP_CHECKS + MAX_SQL_PROBES + MAX_ALARMS).map(|i| json!({
+        "kind": "http", "name": long("h", i, 255), "passed": true, "elapsed_ms": 1234, "attempts": 3, "reason": long("200 OK ", i, 300)})).collect();
+    json!({
+        "plan": plan,
+        "request": {"trigger": {"kind": "alarm", "alarm_name": long("a", 0, 255), "alarm_arn": format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}", long("a", 0, 255)),
+                    "state": "ALARM", "previous_state": "OK", "state_changed_at": at, "previous_state_changed_at": at,
+                    "state_reason": long("reason ", 0, 1000), "event_id": long("e", 0, 36)},
+                    "reason": long("alarm ", 0, 1000), "scope": "app+database", "mode": "live", "release": long("v", 0, 128)},
+        "act": true, "skip_reason": null, "dedup_key": long("alarm-", 0, 80),
+        "scope": {"databases": true, "images": true, "cluster": true},
+        "timing": {"approval_timeout_seconds": 604800, "escalate_after_seconds": 604740, "escalation_tail_seconds": 120,
+                   "poll_interval_seconds": 3600, "max_polls": 86400, "smoke_max_retries": 4, "smoke_retry_seconds": 3600},
+        "found": {"restore": {"databases": databases},
+                  "retag": {"images": images},
+                  "undo": {"output": {"deployments": deployments, "release_time": at, "warnings": (0..MAX_DEPLOYMENTS).map(|i| long("warning ", i, 300)).collect::<Vec<_>>()}}},
+        "guard": {"proceed": true, "duplicate_of": null},
+        "fingerprint": {"sha256": "f".repeat(64)},
+        "polls": {"backup": {"count": 86400}, "restore": {"count": 86400}, "swap": {"count": 86400}, "settle": {"count": 86400}, "cleanup": {"count": 86400}, "rollout": {"count": 86400}},
+        "smoke_retry": {"count": 4, "wait": 57600, "next": 115200},
+        "checked": {"complete": true},
+        "swapped": {"complete": true, "aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()},
+        "decided": {"Error": "Approval.Decided", "Cause": "x".repeat(400)},
+        "progress": {
+            "backup": {"name": "backup", "status": "in-progress", "detail": long("d", 0, 120), "at": at,
+                       "snapshots": (0..MAX_DATABASES).map(|i| json!({"database": long("db", i, 63), "kind": "aurora-cluster", "snapshot_id": long("rollback-", i, 255), "purpose": "pre-rollback", "status": "creating", "created_at": at, "progress_percent": 10, "created_now": true})).collect::<Vec<_>>()},
+            "approval": {"name": "approval", "status": "done", "detail": "approved", "at": at,
+                         "decision": {"decision": "approve", "scope": "app+database", "approver": long("someone@", 0, 254), "decided_at": at, "fingerprint": "f".repeat(64)}},
+            "pause": record("pause"),
+            "restore_retag": {"databases": merge(record("databases"), json!({"aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()})),
+                              "images": record("images")},
+            "undo": record("undo"),
+            "resume": record("resume"),
+            "rollout": record("rollout"),
+            "smoke": record("smoke")
+        },
+        "smoke": {"passed": true, "checks": checks, "started_at": at, "elapsed_ms": 60000, "budget_exhausted": false, "summary": long("60 of 60 ", 0, 300)}
+    })
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+#[test]
+fn the_worst_case_state_has_every_field_the_definition_writes() {
+    // Each ResultPath the definition writes to must be a key of the worst-case state, so the
+    // size test above cannot silently miss a field.
+    let state = worst_case_state();
+    let mut paths = BTreeMap::new();
+    for scope in all_scopes() {
+        for (name, s) in &scope.states {
+            if let Some(p) = s["ResultPath"].as_str() {
+                paths.insert(p.to_owned(), format!("{}/{name}", scope.path));
+            }
+        }
+    }
+    for (path, at) in paths {
+        if path == "$" {
+            continue;
+        }
+        let mut v = &state;
+        for part in path.trim_start_matches("$.").split('.') {
+            v = &v[part];
+        }
+        assert!(
+            !v.is_null() || path == "$.failure" || path.ends_with("_failure"),
+            "{path} (written by {at}) is missing from the worst case"
+        );
+    }
+}
