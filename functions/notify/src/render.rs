@@ -1,0 +1,584 @@
+//! The plain-text messages. Pure functions of their inputs (and `now`), so tests and the
+//! local drill can print exactly what SNS would carry.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use rollback_core::contract::notify::{
+    EscalateNotice, FailureNotice, ProgressNotice, ProgressRecord, ResolvedPlan, StepStatus,
+    SuccessNotice,
+};
+use rollback_core::contract::smoke::SmokeReport;
+use rollback_core::ids::{self, ExecutionId};
+use rollback_core::plan::Plan;
+use rollback_core::request::{RollbackRequest, Trigger};
+use rollback_core::resolved::human_duration;
+
+use crate::runbook;
+use crate::text::{clean, short_digest};
+
+/// A rendered notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+}
+
+/// SNS accepts 256 KiB; stay well below it.
+pub const MAX_BODY_CHARS: usize = 100_000;
+
+/// What the envelope says about this execution.
+pub struct Context<'a> {
+    pub plan: &'a Plan,
+    pub request: &'a RollbackRequest,
+    pub execution: &'a ExecutionId,
+    pub now: DateTime<Utc>,
+}
+
+impl Context<'_> {
+    pub fn service(&self) -> String {
+        clean(&self.plan.service, 60)
+    }
+
+    pub fn subject_prefix(&self) -> &'static str {
+        if self.request.mode.is_drill() {
+            "[rollback DRILL]"
+        } else {
+            "[rollback]"
+        }
+    }
+
+    /// `alarm X (ALARM since …)` or `manual (by Y)`.
+    pub fn trigger_short(&self) -> String {
+        match &self.request.trigger {
+            Trigger::Alarm(a) => format!("alarm {}", clean(&a.alarm_name, 60)),
+            Trigger::Manual { requested_by } => match requested_by {
+                Some(by) => format!("manual, by {}", clean(by, 60)),
+                None => "manual".to_owned(),
+            },
+        }
+    }
+
+    /// The header every message starts with: service, trigger, reason, mode, execution, timing.
+    pub fn header(&self, out: &mut String, started_at: Option<DateTime<Utc>>) {
+        let _ = writeln!(out, "Service:    {}", self.service());
+        match &self.request.trigger {
+            Trigger::Alarm(a) => {
+                let _ = writeln!(
+                    out,
+                    "Trigger:    alarm {} went {} at {}",
+                    clean(&a.alarm_name, 120),
+                    a.state.as_str(),
+                    fmt_time(a.state_changed_at)
+                );
+                if !a.state_reason.is_empty() {
+                    let _ = writeln!(out, "            {}", clean(&a.state_reason, 300));
+                }
+            }
+            Trigger::Manual { requested_by } => {
+                let by = requested_by
+                    .as_deref()
+                    .map(|b| format!(" by {}", clean(b, 120)))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "Trigger:    manual start{by}");
+            }
+        }
+        let _ = writeln!(out, "Reason:     {}", clean(&self.request.reason, 300));
+        let _ = writeln!(
+            out,
+            "Scope:      {}",
+            if self.request.scope.includes_database() {
+                "app + database (requested)"
+            } else {
+                "app (requested)"
+            }
+        );
+        if self.request.mode.is_drill() {
+            let _ = writeln!(
+                out,
+                "Mode:       DRILL - every step runs in its non-destructive form"
+            );
+        }
+        let _ = writeln!(out, "Execution:  {}", clean(self.execution.as_str(), 80));
+        if let Some(started) = started_at {
+            let _ = writeln!(
+                out,
+                "Started:    {} ({} ago)",
+                fmt_time(started),
+                human_duration((self.now - started).num_seconds().max(0))
+            );
+        }
+    }
+}
+
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn finish(mut body: String) -> String {
+    if body.chars().count() > MAX_BODY_CHARS {
+        body = crate::text::cut(&body, MAX_BODY_CHARS);
+        body.push_str("\n[message cut: too long]\n");
+    }
+    body
+}
+
+/// The resolved plan, one block per kind. `future`: "will" (approval) or past tense (success).
+pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPlan, future: bool) {
+    if resolved.is_empty() {
+        let _ = writeln!(out, "  (the resolve steps reported nothing to change)");
+        return;
+    }
+    if !resolved.databases.is_empty() {
+        let _ = writeln!(
+            out,
+            "Databases{}:",
+            if future {
+                " (restored only with \"approve app + database\")"
+            } else {
+                ""
+            }
+        );
+        for db in &resolved.databases {
+            let release = db
+                .release
+                .as_deref()
+                .map(|r| format!(", release {}", clean(r, 60)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  - {} ({}): {} snapshot {} taken {} ({}{release})",
+                clean(&db.database, 80),
+                db.kind.as_str(),
+                if future {
+                    "restore from"
+                } else {
+                    "restored from"
+                },
+                clean(&db.snapshot_id, 255),
+                fmt_time(db.snapshot_created_at),
+                clean(&db.snapshot_type, 20),
+            );
+            let _ = writeln!(
+                out,
+                "    DATA LOSS: writes from {} to {} ({}) are not in that snapshot.",
+                fmt_time(db.data_loss.from),
+                fmt_time(db.data_loss.to),
+                human_duration(db.data_loss.seconds)
+            );
+            let _ = writeln!(
+                out,
+                "    Backups: the current state is snapshotted as {} and the current database \
+                 is kept as {}.",
+                ids::rollback_snapshot_id(&ctx.plan.service, ctx.execution, &db.database),
+                ids::aside_identifier(&db.database, ctx.execution)
+            );
+        }
+    }
+    if !resolved.images.is_empty() {
+        let _ = writeln!(out, "Images:");
+        for image in &resolved.images {
+            let from = image
+                .release_digest
+                .as_deref()
+                .map(short_digest)
+                .unwrap_or_else(|| "(no release tag)".to_owned());
+            let action = if !image.retag_needed {
+                "already at the stable digest, nothing to do".to_owned()
+            } else if image.immutable_tags {
+                "tags are immutable: the deployments are pinned to the stable digest instead"
+                    .to_owned()
+            } else if future {
+                format!(
+                    "tag {} will point at the stable image again",
+                    clean(&image.release_tag, 128)
+                )
+            } else {
+                format!(
+                    "tag {} points at the stable image again",
+                    clean(&image.release_tag, 128)
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  - {}:{}  {} -> {} ({})",
+                clean(&image.repository, 120),
+                clean(&image.release_tag, 128),
+                from,
+                short_digest(&image.stable_digest),
+                clean(&image.stable_tag, 128),
+            );
+            let _ = writeln!(out, "    {action}");
+            if let Some(note) = &image.note {
+                let _ = writeln!(out, "    note: {}", clean(note, 300));
+            }
+        }
+    }
+    if !resolved.deployments.is_empty() {
+        let _ = writeln!(out, "Deployments:");
+        for d in &resolved.deployments {
+            let target = d
+                .target_revision
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".to_owned());
+            let images = |list: &[String]| {
+                if list.is_empty() {
+                    "-".to_owned()
+                } else {
+                    list.iter()
+                        .take(5)
+                        .map(|i| clean(i, 200))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  - {}/{}: revision {} -> {} ({} replicas)",
+                clean(&d.namespace, 63),
+                clean(&d.name, 253),
+                d.current_revision,
+                target,
+                d.replicas
+            );
+            let _ = writeln!(
+                out,
+                "    images {} -> {}",
+                images(&d.current_images),
+                images(&d.target_images)
+            );
+            if let Some(at) = d.current_rolled_out_at {
+                let _ = writeln!(out, "    bad revision rolled out at {}", fmt_time(at));
+            }
+            if d.matches_stable == Some(false) {
+                let _ = writeln!(
+                    out,
+                    "    WARNING: the target revision's images are not the stable digests"
+                );
+            }
+            if let Some(note) = &d.note {
+                let _ = writeln!(out, "    note: {}", clean(note, 300));
+            }
+        }
+    }
+}
+
+/// Short lines for the confirmation page (carried inside the signed link).
+pub fn summary_lines(resolved: &ResolvedPlan, include_databases: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if include_databases {
+        for db in &resolved.databases {
+            lines.push(format!(
+                "restore database {} from {} ({}); writes of {} are lost",
+                clean(&db.database, 63),
+                clean(&db.snapshot_id, 80),
+                fmt_time(db.snapshot_created_at),
+                human_duration(db.data_loss.seconds)
+            ));
+        }
+    } else if !resolved.databases.is_empty() {
+        lines.push(format!(
+            "databases NOT restored ({})",
+            resolved
+                .databases
+                .iter()
+                .map(|d| clean(&d.database, 63))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for image in &resolved.images {
+        lines.push(format!(
+            "image {}:{} {} -> {}",
+            clean(&image.repository, 60),
+            clean(&image.release_tag, 30),
+            image
+                .release_digest
+                .as_deref()
+                .map(short_digest)
+                .unwrap_or_else(|| "none".into()),
+            short_digest(&image.stable_digest)
+        ));
+    }
+    for d in &resolved.deployments {
+        lines.push(format!(
+            "deployment {}/{} revision {} -> {}",
+            clean(&d.namespace, 63),
+            clean(&d.name, 60),
+            d.current_revision,
+            d.target_revision
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into())
+        ));
+    }
+    lines
+}
+
+pub fn progress(ctx: &Context<'_>, notice: &ProgressNotice) -> Message {
+    let stage = clean(&notice.stage, 80);
+    let mut body = String::new();
+    let _ = writeln!(body, "Rollback of {} is running: {stage}.", ctx.service());
+    if !notice.message.is_empty() {
+        let _ = writeln!(body, "{}", clean(&notice.message, 1000));
+    }
+    let _ = writeln!(body);
+    ctx.header(&mut body, notice.started_at);
+    if let Some(record) = &notice.progress {
+        let _ = writeln!(body);
+        steps(&mut body, record);
+    }
+    let _ = writeln!(
+        body,
+        "\nNo action needed; you will get a message when it ends."
+    );
+    Message {
+        subject: crate::text::subject(&format!(
+            "{} {}: {stage}",
+            ctx.subject_prefix(),
+            ctx.service()
+        )),
+        body: finish(body),
+    }
+}
+
+pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "Rollback of {} finished{}. No action needed.\n",
+        ctx.service(),
+        match &notice.smoke {
+            Some(s) if s.passed => " and the smoke tests passed",
+            Some(_) => ", BUT SOME SMOKE TESTS FAILED (see below)",
+            None => "",
+        }
+    );
+    ctx.header(&mut body, notice.started_at);
+    if let Some(started) = notice.started_at {
+        let _ = writeln!(
+            body,
+            "Took:       {}",
+            human_duration((ctx.now - started).num_seconds().max(0))
+        );
+    }
+    if let Some(d) = &notice.decision {
+        let _ = writeln!(
+            body,
+            "Approved:   by {} at {} (scope {})",
+            clean(&d.approver, 254),
+            fmt_time(d.decided_at),
+            match d.scope {
+                rollback_core::Scope::App => "app",
+                rollback_core::Scope::AppAndDatabase => "app + database",
+            }
+        );
+    }
+    let _ = writeln!(body, "\nWHAT WAS DONE");
+    let mut resolved = notice.resolved.clone();
+    if notice
+        .decision
+        .as_ref()
+        .is_some_and(|d| !d.scope.includes_database())
+    {
+        resolved.databases.clear();
+        let _ = writeln!(body, "Databases: not restored (approved for app only).");
+    }
+    resolved_plan(&mut body, ctx, &resolved, false);
+    if let Some(smoke) = &notice.smoke {
+        let _ = writeln!(body, "\nSMOKE TESTS");
+        smoke_lines(&mut body, smoke);
+    }
+    if let Some(record) = &notice.progress {
+        let _ = writeln!(body);
+        steps(&mut body, record);
+    }
+    Message {
+        subject: crate::text::subject(&format!(
+            "{} DONE: {} rolled back",
+            ctx.subject_prefix(),
+            ctx.service()
+        )),
+        body: finish(body),
+    }
+}
+
+pub fn smoke_lines(out: &mut String, smoke: &SmokeReport) {
+    let _ = writeln!(out, "{}", clean(&smoke.summary, 500));
+    for c in &smoke.checks {
+        let _ = writeln!(
+            out,
+            "  [{}] {} {}: {} ({} ms)",
+            if c.passed { "pass" } else { "FAIL" },
+            match c.kind {
+                rollback_core::contract::smoke::CheckKind::Http => "http",
+                rollback_core::contract::smoke::CheckKind::Sql => "sql",
+                rollback_core::contract::smoke::CheckKind::Alarm => "alarm",
+            },
+            clean(&c.name, 100),
+            clean(&c.reason, 200),
+            c.elapsed_ms
+        );
+    }
+}
+
+pub fn steps(out: &mut String, record: &ProgressRecord) {
+    let (done, rest): (Vec<_>, Vec<_>) = record
+        .steps
+        .iter()
+        .partition(|s| matches!(s.status, StepStatus::Done | StepStatus::Skipped));
+    let line = |out: &mut String, s: &rollback_core::contract::notify::StepRecord| {
+        let at =
+            s.at.map(|t| format!(" at {}", fmt_time(t)))
+                .unwrap_or_default();
+        let detail = if s.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", clean(&s.detail, 300))
+        };
+        let _ = writeln!(
+            out,
+            "  [{}] {}{at}{detail}",
+            s.status.as_str(),
+            clean(&s.name, 80)
+        );
+    };
+    let _ = writeln!(out, "WHAT COMPLETED");
+    if done.is_empty() {
+        let _ = writeln!(out, "  nothing");
+    }
+    for s in done {
+        line(out, s);
+    }
+    let _ = writeln!(out, "WHAT DID NOT");
+    if rest.is_empty() {
+        let _ = writeln!(out, "  nothing");
+    }
+    for s in rest {
+        line(out, s);
+    }
+}
+
+pub fn escalate(ctx: &Context<'_>, notice: &EscalateNotice) -> Message {
+    let waiting = notice
+        .requested_at
+        .map(|t| human_duration((ctx.now - t).num_seconds().max(0)));
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "ESCALATION: the rollback of {} is waiting for approval{} and nobody has decided.\n",
+        ctx.service(),
+        waiting
+            .as_deref()
+            .map(|w| format!(" for {w}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        body,
+        "The service stays on the bad release until someone decides. The approvers received \
+         a mail with the subject \"{} APPROVAL NEEDED: {} ...\"; open a link in it, or decide \
+         with `rollbackctl approve|reject {}`. The approval times out after {} minutes from \
+         the request.\n",
+        ctx.subject_prefix(),
+        ctx.service(),
+        clean(ctx.execution.as_str(), 80),
+        ctx.plan.approval.timeout_minutes
+    );
+    ctx.header(&mut body, notice.requested_at);
+    if !notice.resolved.is_empty() {
+        let _ = writeln!(body, "\nWHAT WOULD BE DONE");
+        resolved_plan(&mut body, ctx, &notice.resolved, true);
+    }
+    Message {
+        subject: crate::text::subject(&format!(
+            "{} ESCALATION: {} approval pending{}",
+            ctx.subject_prefix(),
+            ctx.service(),
+            waiting.map(|w| format!(" {w}")).unwrap_or_default()
+        )),
+        body: finish(body),
+    }
+}
+
+pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
+    let error = clean(&notice.error.error, 120);
+    let cause = runbook::cause_text(&notice.error.cause);
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "Rollback of {} FAILED and stopped. Manual action is needed.\n",
+        ctx.service()
+    );
+    let _ = writeln!(body, "Error:      {error}");
+    let _ = writeln!(body, "Cause:      {}", clean(&cause, 1500));
+    ctx.header(&mut body, notice.started_at);
+    let _ = writeln!(body);
+    steps(&mut body, &notice.progress);
+
+    let _ = writeln!(body, "STATE OF EACH RESOURCE");
+    if notice.progress.resources.is_empty() {
+        for db in &ctx.plan.databases {
+            let _ = writeln!(
+                body,
+                "  {} {}: not reported - check it (aws rds describe-db-{}s)",
+                db.kind.as_str(),
+                clean(&db.id, 63),
+                if db.kind.is_cluster() {
+                    "cluster"
+                } else {
+                    "instance"
+                }
+            );
+        }
+        for image in &ctx.plan.images {
+            let _ = writeln!(
+                body,
+                "  ecr {}:{}: not reported - check which digest it points at",
+                clean(&image.repository, 120),
+                clean(&image.release_tag, 128)
+            );
+        }
+        if let Some(cluster) = &ctx.plan.cluster {
+            for d in &cluster.deployments {
+                let _ = writeln!(
+                    body,
+                    "  deployment {}/{}: not reported - kubectl -n {} rollout history deployment/{}",
+                    clean(&cluster.namespace, 63),
+                    clean(d, 253),
+                    clean(&cluster.namespace, 63),
+                    clean(d, 253)
+                );
+            }
+        }
+    }
+    for r in &notice.progress.resources {
+        let _ = writeln!(
+            body,
+            "  {}: {}",
+            clean(&r.resource, 200),
+            clean(&r.state, 300)
+        );
+    }
+
+    let _ = writeln!(body, "WHERE THE BACKUPS ARE");
+    for line in runbook::backups(ctx, &notice.progress) {
+        let _ = writeln!(body, "  {line}");
+    }
+    let _ = writeln!(body, "NEXT MANUAL STEP");
+    for line in runbook::next_steps(ctx, &notice.error.error, &notice.progress) {
+        let _ = writeln!(body, "  {line}");
+    }
+    let _ = writeln!(
+        body,
+        "\nThe full history is in the Step Functions console under execution {}.",
+        clean(ctx.execution.as_str(), 80)
+    );
+    Message {
+        subject: crate::text::subject(&format!(
+            "{} FAILED: {} - manual action needed ({})",
+            ctx.subject_prefix(),
+            ctx.service(),
+            error
+        )),
+        body: finish(body),
+    }
+}

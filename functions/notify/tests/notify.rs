@@ -1,0 +1,530 @@
+//! notify against moto: messages are published to SNS and read back through an SQS queue
+//! subscribed with RawMessageDelivery (moto's /moto-api/data.json breaks once RDS resources
+//! exist, so it is not used).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::Utc;
+use rollback_core::approval_link::{Decision, LinkKey};
+use rollback_core::request::Scope;
+use rollback_moto::MotoServer;
+use rollback_notify::{Clients, Config, handle};
+use serde_json::{Value, json};
+
+/// `MotoServer::shared()` from a thread that never ends: PR_SET_PDEATHSIG fires when the
+/// spawning thread exits, and test threads end before the process does.
+fn moto() -> &'static MotoServer {
+    static CELL: OnceLock<&'static MotoServer> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tx.send(MotoServer::shared()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap()
+    })
+}
+
+/// A topic with a raw-delivery SQS subscription: returns (topic ARN, queue URL).
+async fn topic(name: &str) -> (String, String) {
+    let config = moto().sdk_config();
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topic = sns.create_topic().name(name).send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_owned();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}-q");
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    (topic_arn, queue_url)
+}
+
+/// The next message on the queue (bounded wait).
+async fn next_message(queue_url: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
+    for _ in 0..20 {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(m) = out.messages().first() {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+            return m.body().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no message on {queue_url}");
+}
+
+async fn queue_is_empty(queue_url: &str) -> bool {
+    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
+    sqs.receive_message()
+        .queue_url(queue_url)
+        .send()
+        .await
+        .unwrap()
+        .messages()
+        .is_empty()
+}
+
+fn clients() -> Clients {
+    Clients::new(&moto().sdk_config())
+}
+
+fn plan() -> Value {
+    json!({
+        "service": "mint-replica",
+        "databases": [{"kind": "rds-instance", "id": "mint-replica-db"}],
+        "images": [{"repository": "mint-replica-backend", "release_tag": "prod", "stable_tag": "stable"}],
+        "cluster": {"name": "mint-eks", "namespace": "mint", "deployments": ["backend-deployment"]},
+        "approval": {"timeout_minutes": 60, "escalate_after_minutes": 15}
+    })
+}
+
+fn request() -> Value {
+    json!({
+        "trigger": {"kind": "alarm", "alarm_name": "mint-replica-5xx", "state": "ALARM",
+                    "previous_state": "OK", "state_changed_at": "2024-05-01T12:31:00Z",
+                    "state_reason": "Threshold Crossed: 5xx > 10 <b>bold</b>\u{1b}[31m"},
+        "reason": "5xx after release v42",
+        "scope": "app+database"
+    })
+}
+
+const BAD: &str = "sha256:badbadbadbad0000000000000000000000000000000000000000000000000000";
+const GOOD: &str = "sha256:600d600d600d1111111111111111111111111111111111111111111111111111";
+
+fn resolved(hostile_note: &str) -> Value {
+    json!({
+        "databases": [{
+            "database": "mint-replica-db", "kind": "rds-instance",
+            "snapshot_id": "predeploy-mint-replica-v42-mint-replica-db",
+            "snapshot_created_at": "2024-05-01T11:02:00Z", "snapshot_type": "manual",
+            "release": "v42",
+            "data_loss": {"from": "2024-05-01T11:02:00Z", "to": "2024-05-01T12:30:00Z",
+                          "seconds": 5280, "summary": "…"}
+        }],
+        "images": [{
+            "repository": "mint-replica-backend", "release_tag": "prod", "stable_tag": "stable",
+            "stable_digest": GOOD, "release_digest": BAD, "retag_needed": true,
+            "immutable_tags": false, "note": hostile_note
+        }],
+        "deployments": [{
+            "name": "backend-deployment", "namespace": "mint", "current_revision": 7,
+            "target_revision": 6, "current_images": ["repo/backend@sha256:bad"],
+            "target_images": ["repo/backend@sha256:good"], "replicas": 3
+        }]
+    })
+}
+
+fn links(body: &str) -> Vec<String> {
+    body.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("http://approve.test/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn token_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "t")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+fn assert_clean(body: &str) {
+    for c in body.chars() {
+        assert!(
+            c == '\n' || !c.is_control(),
+            "control character {c:?} in {body}"
+        );
+    }
+    assert!(!body.contains('\u{202E}'));
+}
+
+#[tokio::test]
+async fn approval_request_renders_the_plan_and_signed_links() {
+    let (topic_arn, queue) = topic("notify-approval").await;
+    let key = LinkKey::generate();
+    let config = Config::local(&topic_arn, "http://approve.test/approval", key.clone());
+    let token = "AAAAKgAAAAIAAAAAAAAAAQ-very-secret-task-token";
+    let hostile = format!(
+        "<script>alert(1)</script>\u{1b}[2J\u{202E}evil\r\nInjected: header {}",
+        "A".repeat(100_000)
+    );
+    let out = handle(
+        &clients(),
+        &config,
+        json!({
+            "action": "approval-request",
+            "task_token": token,
+            "resolved": resolved(&hostile),
+            "fingerprint": "f1ngerprint",
+            "started_at": "2024-05-01T12:32:00Z",
+            "plan": plan(), "request": request(), "execution": "exec-approval-1"
+        }),
+    )
+    .await
+    .unwrap();
+    let subject = out["subject"].as_str().unwrap();
+    assert_eq!(
+        subject,
+        "[rollback] APPROVAL NEEDED: mint-replica (alarm mint-replica-5xx)"
+    );
+    assert!(subject.len() < 100);
+    assert_eq!(out["topic_arn"], json!(topic_arn));
+
+    let body = next_message(&queue).await;
+    println!("{body}");
+    assert_clean(&body);
+    assert!(
+        body.len() < 20_000,
+        "hostile note not bounded: {}",
+        body.len()
+    );
+    assert!(!body.contains(token), "task token leaked into the mail");
+    for expected in [
+        "Service:    mint-replica",
+        "alarm mint-replica-5xx went ALARM at 2024-05-01 12:31:00 UTC",
+        "Reason:     5xx after release v42",
+        "predeploy-mint-replica-v42-mint-replica-db taken 2024-05-01 11:02:00 UTC",
+        "DATA LOSS: writes from 2024-05-01 11:02:00 UTC to 2024-05-01 12:30:00 UTC (1 h 28 min)",
+        "mint-replica-backend:prod  sha256:badbadbadbad -> sha256:600d600d600d (stable)",
+        "mint/backend-deployment: revision 7 -> 6 (3 replicas)",
+        "Plan fingerprint: f1ngerprint",
+        "Approve app + database:",
+        "Approve app only:",
+        "Reject:",
+    ] {
+        assert!(body.contains(expected), "missing {expected:?}");
+    }
+    // The deterministic backup names are announced before anything happens.
+    let exec = rollback_core::ExecutionId::new("exec-approval-1");
+    assert!(body.contains(&rollback_core::ids::aside_identifier(
+        "mint-replica-db",
+        &exec
+    )));
+
+    let urls = links(&body);
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    let opened: Vec<_> = urls
+        .iter()
+        .map(|u| key.open(&token_of(u), Utc::now()).unwrap())
+        .collect();
+    assert_eq!(
+        opened
+            .iter()
+            .map(|p| (p.decision, p.scope))
+            .collect::<Vec<_>>(),
+        vec![
+            (Decision::Approve, Scope::AppAndDatabase),
+            (Decision::Approve, Scope::App),
+            (Decision::Reject, Scope::App)
+        ]
+    );
+    for p in &opened {
+        assert_eq!(p.task_token, token);
+        assert_eq!(p.fingerprint, "f1ngerprint");
+        assert_eq!(p.execution, "exec-approval-1");
+        assert_eq!(p.summary.service, "mint-replica");
+        // Default expiry: the plan's approval timeout.
+        let minutes = (p.expires_at() - Utc::now()).num_minutes();
+        assert!((58..=60).contains(&minutes), "{minutes}");
+    }
+    assert!(opened[0].summary.lines[0].starts_with("restore database mint-replica-db"));
+    assert!(opened[1].summary.lines[0].starts_with("databases NOT restored"));
+}
+
+#[tokio::test]
+async fn without_databases_there_is_no_database_approval() {
+    let (topic_arn, queue) = topic("notify-approval-nodb").await;
+    let key = LinkKey::generate();
+    let config = Config::local(&topic_arn, "http://approve.test/", key.clone());
+    let mut resolved = resolved("");
+    resolved["databases"] = json!([]);
+    let mut plan = plan();
+    plan["databases"] = json!([]);
+    handle(
+        &clients(),
+        &config,
+        json!({"action": "approval-request", "task_token": "tok", "resolved": resolved,
+               "plan": plan, "execution": "exec-approval-2"}),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    assert!(!body.contains("Approve app + database"));
+    let urls = links(&body);
+    assert_eq!(urls.len(), 2);
+    // Without an explicit fingerprint the links carry the resolved plan's.
+    let p = key.open(&token_of(&urls[0]), Utc::now()).unwrap();
+    let parsed: rollback_core::contract::notify::ResolvedPlan =
+        serde_json::from_value(resolved).unwrap();
+    assert_eq!(
+        p.fingerprint,
+        rollback_core::fingerprint::fingerprint(&parsed)
+    );
+}
+
+#[tokio::test]
+async fn failure_is_a_contingency_notice() {
+    let (topic_arn, queue) = topic("notify-failure").await;
+    let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
+    let out = handle(
+        &clients(),
+        &config,
+        json!({
+            "action": "failure",
+            "error": {"Error": "Rollback.SwapFailed",
+                      "Cause": "{\"errorType\":\"Rollback.SwapFailed\",\"errorMessage\":\"renaming mint-replica-db-restored-1 to mint-replica-db failed: InvalidDBInstanceState\"}"},
+            "progress": {
+                "steps": [
+                    {"name": "backup snapshot", "status": "done", "detail": "rollback-mint-replica-x-mint-replica-db available"},
+                    {"name": "restore", "status": "done"},
+                    {"name": "swap", "status": "failed", "detail": "second rename failed"},
+                    {"name": "retag", "status": "not-started"},
+                    {"name": "undo deployments", "status": "not-started"}
+                ],
+                "resources": [
+                    {"resource": "rds-instance mint-replica-db", "state": "missing (renamed aside)"},
+                    {"resource": "rds-instance mint-replica-db-pre-rollback-x", "state": "available (the previous live database)"}
+                ],
+                "backups": [{"database": "mint-replica-db", "snapshot_id": "rollback-mint-replica-x-mint-replica-db",
+                             "aside_id": "mint-replica-db-pre-rollback-x"}]
+            },
+            "plan": plan(), "request": request(), "execution": "exec-failure-1"
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[rollback] FAILED: mint-replica - manual action needed")
+    );
+    let body = next_message(&queue).await;
+    println!("{body}");
+    assert_clean(&body);
+    let completed = body.find("WHAT COMPLETED").unwrap();
+    let not_done = body.find("WHAT DID NOT").unwrap();
+    let state = body.find("STATE OF EACH RESOURCE").unwrap();
+    let backups = body.find("WHERE THE BACKUPS ARE").unwrap();
+    let next = body.find("NEXT MANUAL STEP").unwrap();
+    assert!(completed < not_done && not_done < state && state < backups && backups < next);
+    assert!(body[completed..not_done].contains("[done] restore"));
+    assert!(body[not_done..state].contains("[FAILED] swap: second rename failed"));
+    assert!(body[not_done..state].contains("[not started] retag"));
+    assert!(body[state..backups].contains("mint-replica-db-pre-rollback-x: available"));
+    assert!(body[backups..next].contains(
+        "mint-replica-db: snapshot rollback-mint-replica-x-mint-replica-db; previous database kept as mint-replica-db-pre-rollback-x"
+    ));
+    let exec = rollback_core::ExecutionId::new("exec-failure-1");
+    let aside = rollback_core::ids::aside_identifier("mint-replica-db", &exec);
+    assert!(body[next..].contains(&format!("rename {aside} back to mint-replica-db")));
+    // The Lambda error's message, not its JSON wrapper.
+    assert!(
+        body.contains("Cause:      renaming mint-replica-db-restored-1 to mint-replica-db failed")
+    );
+}
+
+#[tokio::test]
+async fn failure_without_a_record_still_says_where_backups_would_be() {
+    let (topic_arn, queue) = topic("notify-failure-bare").await;
+    let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
+    handle(
+        &clients(),
+        &config,
+        json!({"action": "failure", "error": {"Error": "States.Timeout", "Cause": "x"},
+               "plan": plan(), "request": request(), "execution": "exec-failure-2"}),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    let exec = rollback_core::ExecutionId::new("exec-failure-2");
+    assert!(body.contains(&rollback_core::ids::rollback_snapshot_id(
+        "mint-replica",
+        &exec,
+        "mint-replica-db"
+    )));
+    assert!(body.contains("not reported"));
+    assert!(body.contains("WHAT COMPLETED\n  nothing"));
+}
+
+#[tokio::test]
+async fn progress_success_and_escalation() {
+    let (topic_arn, queue) = topic("notify-progress").await;
+    let (escalation_arn, escalation_queue) = topic("notify-escalation").await;
+    let mut config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
+    config.escalation_topic_arn = Some(escalation_arn);
+
+    let out = handle(
+        &clients(),
+        &config,
+        json!({"action": "progress", "stage": "restoring databases",
+               "message": "restore of mint-replica-db started",
+               "plan": plan(), "request": request(), "execution": "exec-p"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out["subject"],
+        json!("[rollback] mint-replica: restoring databases")
+    );
+    let body = next_message(&queue).await;
+    assert!(body.contains("restore of mint-replica-db started"));
+
+    let started = (Utc::now() - chrono::Duration::minutes(42)).to_rfc3339();
+    handle(
+        &clients(),
+        &config,
+        json!({"action": "success", "resolved": resolved("n"), "started_at": started,
+               "decision": {"decision": "approve", "scope": "app", "approver": "oncall@example.com",
+                            "decided_at": "2024-05-01T12:40:00Z", "fingerprint": "f"},
+               "smoke": {"passed": true, "started_at": "2024-05-01T13:00:00Z", "elapsed_ms": 40,
+                         "budget_exhausted": false, "summary": "all 1 checks passed",
+                         "checks": [{"kind": "http", "name": "api health", "passed": true,
+                                     "elapsed_ms": 12, "attempts": 1, "reason": "200 OK in 12 ms"}]},
+               "plan": plan(), "request": request(), "execution": "exec-p"}),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    println!("{body}");
+    assert!(body.contains("finished and the smoke tests passed"));
+    assert!(body.contains("Took:       42 min"));
+    assert!(body.contains("Approved:   by oncall@example.com"));
+    assert!(body.contains("Databases: not restored (approved for app only)."));
+    assert!(!body.contains("restored from snapshot"));
+    assert!(body.contains("[pass] http api health: 200 OK in 12 ms"));
+
+    let requested = (Utc::now() - chrono::Duration::minutes(16)).to_rfc3339();
+    let out = handle(
+        &clients(),
+        &config,
+        json!({"action": "escalate", "requested_at": requested,
+               "plan": plan(), "request": request(), "execution": "exec-p"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out["subject"],
+        json!("[rollback] ESCALATION: mint-replica approval pending 16 min")
+    );
+    let body = next_message(&escalation_queue).await;
+    assert!(body.contains("waiting for approval for 16 min"));
+    assert!(
+        queue_is_empty(&queue).await,
+        "escalation went to the main topic"
+    );
+}
+
+#[tokio::test]
+async fn missing_configuration_is_invalid_input() {
+    let config = Config {
+        topic_arn: None,
+        escalation_topic_arn: None,
+        approval_url: None,
+        key: rollback_core::approval_link::KeyCache::with_key(LinkKey::generate()),
+    };
+    let err = handle(
+        &clients(),
+        &config,
+        json!({"action": "progress", "stage": "x", "plan": plan(), "execution": "e"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_name(), "Rollback.InvalidInput");
+    assert!(err.to_string().contains("ROLLBACK_TOPIC_ARN"));
+    let err = handle(
+        &clients(),
+        &config,
+        json!({"action": "approval-request", "task_token": "t", "plan": plan(), "execution": "e"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("ROLLBACK_APPROVAL_URL"), "{err}");
+    // Unknown fields are typos, not ignored.
+    let err = handle(
+        &clients(),
+        &config,
+        json!({"action": "progress", "stage": "x", "stgae": "y", "plan": plan(), "execution": "e"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_name(), "Rollback.InvalidInput", "{err}");
+}
+
+#[tokio::test]
+async fn the_key_comes_from_secrets_manager() {
+    let sm = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
+    let bytes = LinkKey::generate_secret_bytes();
+    sm.create_secret()
+        .name("notify/link-key")
+        .secret_string(LinkKey::encode_secret(&bytes))
+        .send()
+        .await
+        .unwrap();
+    let (topic_arn, queue) = topic("notify-key").await;
+    let config = Config {
+        topic_arn: Some(topic_arn),
+        escalation_topic_arn: None,
+        approval_url: Some("http://approve.test/".into()),
+        key: rollback_core::approval_link::KeyCache::new("notify/link-key"),
+    };
+    handle(
+        &clients(),
+        &config,
+        json!({"action": "approval-request", "task_token": "tok", "resolved": resolved(""),
+               "plan": plan(), "execution": "e-key"}),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    let url = &links(&body)[0];
+    let opened = LinkKey::from_bytes(&bytes)
+        .open(&token_of(url), Utc::now())
+        .unwrap();
+    assert_eq!(opened.task_token, "tok");
+
+    let missing = Config {
+        key: rollback_core::approval_link::KeyCache::new("notify/no-such-key"),
+        ..config
+    };
+    let err = handle(
+        &clients(),
+        &missing,
+        json!({"action": "approval-request", "task_token": "tok", "plan": plan(), "execution": "e"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_name(), "Rollback.AwsError", "{err}");
+}
