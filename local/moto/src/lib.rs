@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -72,7 +72,7 @@ impl MotoServer {
                 Ok(())
             });
         }
-        let child = command.spawn()?;
+        let child = spawn_from_lasting_thread(command)?;
         let server = MotoServer { child, addr, log };
         server.wait_ready()?;
         Ok(server)
@@ -165,6 +165,35 @@ impl Drop for MotoServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// Spawns `command` from a thread that lives as long as the process. `PR_SET_PDEATHSIG` fires
+/// when the *thread* that forked the child exits, and test harnesses run each test on its own
+/// short-lived thread: spawned from there, a shared moto would die after the first test.
+fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("moto-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("spawning the moto spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply_tx))
+        .map_err(|_| std::io::Error::other("the moto spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the moto spawner thread did not answer"))?
 }
 
 /// The workspace root, where the Makefile creates `.venv`.

@@ -22,3 +22,21 @@ fn starts_on_a_free_loopback_port_and_stops_on_drop() {
     );
     assert!(TcpStream::connect_timeout(&b.addr(), Duration::from_millis(500)).is_ok());
 }
+
+/// The shared server outlives the test thread that first asked for it.
+#[test]
+fn shared_server_survives_its_first_test_thread() {
+    let addr = std::thread::spawn(|| {
+        let server = MotoServer::shared();
+        server.reset().expect("answers");
+        server.addr()
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok(),
+        "moto died with the thread that started it"
+    );
+    MotoServer::shared().reset().expect("still answers");
+}
