@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: all test drill venv node system-deps lint unit build release fmt clean
+.PHONY: all test drill venv node system-deps lint unit validate build release fmt clean
 
 all: test
 
@@ -31,6 +31,16 @@ ifneq ($(strip $(APT_PACKAGES)),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)
 endif
 
+## The ASL validator, pinned in package-lock.json.
+node: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## cfn-lint on the SAM template, asl-validator on the definition.
+validate: venv node
+	scripts/validate-definitions.sh
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -41,7 +51,7 @@ lint:
 unit: venv system-deps
 	$(CARGO) test --workspace
 
-test: venv system-deps lint unit
+test: venv node system-deps lint validate unit
 
 build:
 	$(CARGO) build --workspace
