@@ -146,7 +146,18 @@ async fn revert(
     let original = db.id.as_str();
     tracing::warn!(database = original, error = %cause, "second rename failed; reverting");
     match db::rename(rds, db.kind, aside, original).await {
-        Ok(()) if cause.is_retryable() => cause,
+        // Back where we started: a retry of swap redoes both steps.
+        Ok(()) if cause.is_retryable() => match cause {
+            RollbackError::Throttled { operation, message } => RollbackError::Throttled {
+                operation,
+                message: format!("{message}; {aside} was renamed back to {original}, retry swap"),
+            },
+            RollbackError::Transient { operation, message } => RollbackError::Transient {
+                operation,
+                message: format!("{message}; {aside} was renamed back to {original}, retry swap"),
+            },
+            other => other,
+        },
         Ok(()) => RollbackError::SwapFailed(format!(
             "renaming {restored} to {original} failed ({cause}); {aside} was renamed back to \
              {original}, so the service keeps its current database. The restored copy \

@@ -146,7 +146,7 @@ async fn database_rollback_end_to_end() {
     assert!(instance_state(&rds, &restored_id).await.is_none());
     // …the old database is kept aside…
     let aside = ids::aside_identifier(db, &ExecutionId::new(exec));
-    assert_eq!(swap.aside, [aside.clone()]);
+    assert_eq!(swap.aside, std::slice::from_ref(&aside));
     let kept = instance_state(&rds, &aside)
         .await
         .expect("old database kept aside");

@@ -339,7 +339,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     let aside = ids::aside_identifier("res-swap-db", &ExecutionId::new(exec));
     assert!(swap.complete);
     assert_eq!(swap.databases[0].state, SwapState::Done);
-    assert_eq!(swap.aside, [aside.clone()]);
+    assert_eq!(swap.aside, std::slice::from_ref(&aside));
 
     let now_serving = instance_state(&rds, "res-swap-db").await.unwrap();
     let tags: Vec<_> = now_serving
