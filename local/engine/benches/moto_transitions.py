@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs benches/representative.asl.json on moto's executor (Tasks become Pass states, since moto
-cannot invoke Lambda) and prints state transitions per second, for the Rust bench's ratio.
+"""Runs benches/representative.asl.json on moto's executor and prints state transitions per
+second, for the Rust bench's ratio. Tasks become Pass states (moto cannot invoke Lambda) and so
+do Waits (moto sleeps for real; comparing against that would only measure the virtual clock).
 Usage: moto_transitions.py DEFINITION RUNS"""
 import json
 import logging
@@ -15,7 +16,7 @@ logging.disable(logging.CRITICAL)
 
 def detask(v):
     if isinstance(v, dict):
-        if v.get("Type") == "Task":
+        if v.get("Type") in ("Task", "Wait"):
             p = {k: v[k] for k in ("Next", "End", "ResultPath") if k in v}
             p.update({"Type": "Pass", "Parameters": {"Payload.$": "$"}})
             return p

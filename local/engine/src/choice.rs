@@ -9,7 +9,11 @@ pub enum ChoiceRule {
     And(Vec<ChoiceRule>),
     Or(Vec<ChoiceRule>),
     Not(Box<ChoiceRule>),
-    Cmp { variable: JsonPath, op: Op, operand: Operand },
+    Cmp {
+        variable: JsonPath,
+        op: Op,
+        operand: Operand,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +77,9 @@ const OPS: &[(&str, Op)] = &[
 
 /// Parses one rule. `top` rules carry `Next`; nested ones must not.
 pub fn parse_rule(v: &Value, at: &str, top: bool) -> Result<ChoiceRule, String> {
-    let o = v.as_object().ok_or_else(|| format!("{at}: a choice rule must be an object"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| format!("{at}: a choice rule must be an object"))?;
     let list = |k: &str| -> Result<Vec<ChoiceRule>, String> {
         let a = o[k]
             .as_array()
@@ -101,7 +107,11 @@ pub fn parse_rule(v: &Value, at: &str, top: bool) -> Result<ChoiceRule, String> 
         return Ok(ChoiceRule::Or(list("Or")?));
     }
     if let Some(n) = o.get("Not") {
-        return Ok(ChoiceRule::Not(Box::new(parse_rule(n, &format!("{at}/Not"), false)?)));
+        return Ok(ChoiceRule::Not(Box::new(parse_rule(
+            n,
+            &format!("{at}/Not"),
+            false,
+        )?)));
     }
     let variable = o
         .get("Variable")
@@ -127,21 +137,33 @@ pub fn parse_rule(v: &Value, at: &str, top: bool) -> Result<ChoiceRule, String> 
     let (name, op, operand) = found.ok_or_else(|| format!("{at}: no comparison operator"))?;
     if let Operand::Lit(l) = &operand {
         let ok = match op {
-            Op::StringEquals | Op::StringLessThan | Op::StringGreaterThan | Op::StringLessThanEquals
-            | Op::StringGreaterThanEquals | Op::StringMatches => l.is_string(),
-            Op::NumericEquals | Op::NumericLessThan | Op::NumericGreaterThan | Op::NumericLessThanEquals
+            Op::StringEquals
+            | Op::StringLessThan
+            | Op::StringGreaterThan
+            | Op::StringLessThanEquals
+            | Op::StringGreaterThanEquals
+            | Op::StringMatches => l.is_string(),
+            Op::NumericEquals
+            | Op::NumericLessThan
+            | Op::NumericGreaterThan
+            | Op::NumericLessThanEquals
             | Op::NumericGreaterThanEquals => l.is_number(),
-            Op::TimestampEquals | Op::TimestampLessThan | Op::TimestampGreaterThan
-            | Op::TimestampLessThanEquals | Op::TimestampGreaterThanEquals => {
-                l.as_str().and_then(parse_ts).is_some()
-            }
+            Op::TimestampEquals
+            | Op::TimestampLessThan
+            | Op::TimestampGreaterThan
+            | Op::TimestampLessThanEquals
+            | Op::TimestampGreaterThanEquals => l.as_str().and_then(parse_ts).is_some(),
             _ => l.is_boolean(),
         };
         if !ok {
             return Err(format!("{at}/{name}: operand {l} has the wrong type"));
         }
     }
-    Ok(ChoiceRule::Cmp { variable, op, operand })
+    Ok(ChoiceRule::Cmp {
+        variable,
+        op,
+        operand,
+    })
 }
 
 pub fn parse_ts(s: &str) -> Option<DateTime<FixedOffset>> {
@@ -195,7 +217,11 @@ impl ChoiceRule {
                 Ok(false)
             }
             ChoiceRule::Not(r) => Ok(!r.eval(input, ctx)?),
-            ChoiceRule::Cmp { variable, op, operand } => {
+            ChoiceRule::Cmp {
+                variable,
+                op,
+                operand,
+            } => {
                 let val = variable.select(input, ctx);
                 if *op == Op::IsPresent {
                     let present = match &val {
@@ -243,24 +269,36 @@ fn compare(op: Op, l: &Value, r: &Value) -> bool {
         Op::IsTimestamp => is(l.as_str().and_then(parse_ts).is_some()),
         Op::IsPresent => true,
         Op::BooleanEquals => matches!((l, r), (Value::Bool(a), Value::Bool(b)) if a == b),
-        Op::StringMatches => matches!((l, r), (Value::String(a), Value::String(p)) if string_matches(a, p)),
-        Op::StringEquals | Op::StringLessThan | Op::StringGreaterThan | Op::StringLessThanEquals
+        Op::StringMatches => {
+            matches!((l, r), (Value::String(a), Value::String(p)) if string_matches(a, p))
+        }
+        Op::StringEquals
+        | Op::StringLessThan
+        | Op::StringGreaterThan
+        | Op::StringLessThanEquals
         | Op::StringGreaterThanEquals => {
             let (Value::String(a), Value::String(b)) = (l, r) else {
                 return false;
             };
             ord_ok(op, a.cmp(b))
         }
-        Op::NumericEquals | Op::NumericLessThan | Op::NumericGreaterThan | Op::NumericLessThanEquals
+        Op::NumericEquals
+        | Op::NumericLessThan
+        | Op::NumericGreaterThan
+        | Op::NumericLessThanEquals
         | Op::NumericGreaterThanEquals => {
             let (Some(a), Some(b)) = (l.as_f64().filter(|_| l.is_number()), r.as_f64()) else {
                 return false;
             };
             a.partial_cmp(&b).is_some_and(|o| ord_ok(op, o))
         }
-        Op::TimestampEquals | Op::TimestampLessThan | Op::TimestampGreaterThan
-        | Op::TimestampLessThanEquals | Op::TimestampGreaterThanEquals => {
-            let (Some(a), Some(b)) = (l.as_str().and_then(parse_ts), r.as_str().and_then(parse_ts)) else {
+        Op::TimestampEquals
+        | Op::TimestampLessThan
+        | Op::TimestampGreaterThan
+        | Op::TimestampLessThanEquals
+        | Op::TimestampGreaterThanEquals => {
+            let (Some(a), Some(b)) = (l.as_str().and_then(parse_ts), r.as_str().and_then(parse_ts))
+            else {
                 return false;
             };
             ord_ok(op, a.cmp(&b))
@@ -274,7 +312,9 @@ fn ord_ok(op: Op, o: std::cmp::Ordering) -> bool {
         Op::StringEquals | Op::NumericEquals | Op::TimestampEquals => o == Equal,
         Op::StringLessThan | Op::NumericLessThan | Op::TimestampLessThan => o == Less,
         Op::StringGreaterThan | Op::NumericGreaterThan | Op::TimestampGreaterThan => o == Greater,
-        Op::StringLessThanEquals | Op::NumericLessThanEquals | Op::TimestampLessThanEquals => o != Greater,
+        Op::StringLessThanEquals | Op::NumericLessThanEquals | Op::TimestampLessThanEquals => {
+            o != Greater
+        }
         _ => o != Less,
     }
 }

@@ -129,8 +129,14 @@ impl Clock {
 
 fn due(s: &mut State) -> Vec<Waker> {
     let now = s.now;
-    let keys: Vec<_> = s.sleepers.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
-    keys.into_iter().filter_map(|k| s.sleepers.remove(&k)).collect()
+    let keys: Vec<_> = s
+        .sleepers
+        .range(..=(now, u64::MAX))
+        .map(|(k, _)| *k)
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| s.sleepers.remove(&k))
+        .collect()
 }
 
 struct ExternalGuard(Arc<Clock>);
@@ -147,7 +153,11 @@ impl Drop for ExternalGuard {
         let w = {
             let mut s = self.0.lock();
             s.external -= 1;
-            if s.external == 0 { s.driver.clone() } else { None }
+            if s.external == 0 {
+                s.driver.clone()
+            } else {
+                None
+            }
         };
         if let Some(w) = w {
             w.wake();
@@ -169,7 +179,11 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match self.get_mut() {
             Sleep::Real(s) => s.as_mut().poll(cx),
-            Sleep::Virtual { clock, deadline, id } => {
+            Sleep::Virtual {
+                clock,
+                deadline,
+                id,
+            } => {
                 let mut s = clock.lock();
                 if s.now >= *deadline {
                     if let Some(i) = id.take() {
@@ -190,7 +204,12 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Sleep::Virtual { clock, deadline, id: Some(i) } = self {
+        if let Sleep::Virtual {
+            clock,
+            deadline,
+            id: Some(i),
+        } = self
+        {
             clock.lock().sleepers.remove(&(*deadline, *i));
         }
     }

@@ -210,7 +210,9 @@ impl StateMachine {
             .values()
             .map(|s| {
                 1 + match &s.kind {
-                    StateKind::Parallel { branches, .. } => branches.iter().map(|b| b.state_count()).sum(),
+                    StateKind::Parallel { branches, .. } => {
+                        branches.iter().map(|b| b.state_count()).sum()
+                    }
                     StateKind::Map { processor, .. } => processor.state_count(),
                     _ => 0,
                 }
@@ -225,18 +227,45 @@ fn allowed(ty: &str) -> &'static [&'static str] {
     match ty {
         "Pass" => &["Parameters", "Result", "ResultPath"],
         "Task" => &[
-            "Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch",
-            "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath", "Credentials",
+            "Resource",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
         ],
         "Choice" => &["Choices", "Default"],
         "Wait" => &["Seconds", "SecondsPath", "Timestamp", "TimestampPath"],
         "Succeed" => &[],
         "Fail" => &["Error", "ErrorPath", "Cause", "CausePath"],
-        "Parallel" => &["Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"],
+        "Parallel" => &[
+            "Branches",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+        ],
         "Map" => &[
-            "Iterator", "ItemProcessor", "ItemsPath", "ItemSelector", "Parameters", "MaxConcurrency",
-            "MaxConcurrencyPath", "ResultSelector", "ResultPath", "Retry", "Catch", "ToleratedFailurePercentage",
-            "ToleratedFailureCount", "Label",
+            "Iterator",
+            "ItemProcessor",
+            "ItemsPath",
+            "ItemSelector",
+            "Parameters",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+            "Label",
         ],
         _ => &[],
     }
@@ -270,21 +299,35 @@ fn parse_machine(v: &Value, at: &str, errs: &mut Vec<String>, top: bool) -> Stat
         Some(_) => None,
     };
     for k in o.keys() {
-        if !["StartAt", "States", "Comment", "Version", "TimeoutSeconds", "QueryLanguage", "ProcessorConfig"].contains(&k.as_str()) {
+        if ![
+            "StartAt",
+            "States",
+            "Comment",
+            "Version",
+            "TimeoutSeconds",
+            "QueryLanguage",
+            "ProcessorConfig",
+        ]
+        .contains(&k.as_str())
+        {
             errs.push(format!("{at}: unknown field '{k}'"));
         }
     }
     if let Some(q) = o.get("QueryLanguage")
         && q != "JSONPath"
     {
-        errs.push(format!("{at}/QueryLanguage: only JSONPath is supported, got {q}"));
+        errs.push(format!(
+            "{at}/QueryLanguage: only JSONPath is supported, got {q}"
+        ));
     }
     let mut states = BTreeMap::new();
     match o.get("States").and_then(Value::as_object) {
         Some(m) if !m.is_empty() => {
             for (name, sv) in m {
                 if name.is_empty() || name.len() > 80 {
-                    errs.push(format!("{at}/States/{name}: state names must be 1-80 characters"));
+                    errs.push(format!(
+                        "{at}/States/{name}: state names must be 1-80 characters"
+                    ));
                 }
                 let st = parse_state(name, sv, &format!("{at}/States/{name}"), errs);
                 states.insert(name.clone(), st);
@@ -354,12 +397,20 @@ fn check_transitions(sm: &StateMachine, at: &str, errs: &mut Vec<String>) {
     }
     for name in sm.states.keys() {
         if !seen.contains(name) {
-            errs.push(format!("{at}/States/{name}: state is not reachable from StartAt"));
+            errs.push(format!(
+                "{at}/States/{name}: state is not reachable from StartAt"
+            ));
         }
     }
 }
 
-fn opt_path(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String>, reference: bool) -> Option<Option<JsonPath>> {
+fn opt_path(
+    o: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    errs: &mut Vec<String>,
+    reference: bool,
+) -> Option<Option<JsonPath>> {
     match o.get(key) {
         None => None,
         Some(Value::Null) => Some(None),
@@ -388,15 +439,33 @@ fn root() -> JsonPath {
     JsonPath::parse("$").expect("'$' is a valid path")
 }
 
-fn data_path(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String>, reference: bool) -> Option<JsonPath> {
+fn data_path(
+    o: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    errs: &mut Vec<String>,
+    reference: bool,
+) -> Option<JsonPath> {
     opt_path(o, key, at, errs, reference).unwrap_or_else(|| Some(root()))
 }
 
-fn template(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String>) -> Option<Template> {
-    o.get(key).map(|v| Template::compile(v, &format!("{at}/{key}"), errs))
+fn template(
+    o: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    errs: &mut Vec<String>,
+) -> Option<Template> {
+    o.get(key)
+        .map(|v| Template::compile(v, &format!("{at}/{key}"), errs))
 }
 
-fn num_field(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String>, positive: bool) -> Option<Num> {
+fn num_field(
+    o: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    errs: &mut Vec<String>,
+    positive: bool,
+) -> Option<Num> {
     let path_key = format!("{key}Path");
     match (o.get(key), o.get(&path_key)) {
         (Some(_), Some(_)) => {
@@ -404,18 +473,30 @@ fn num_field(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String>
             None
         }
         (Some(v), None) => match v.as_f64() {
-            Some(n) if n.fract() == 0.0 && (n > 0.0 || (!positive && n >= 0.0)) => Some(Num::Lit(n)),
+            Some(n) if n.fract() == 0.0 && (n > 0.0 || (!positive && n >= 0.0)) => {
+                Some(Num::Lit(n))
+            }
             _ => {
-                errs.push(format!("{at}/{key}: must be a {} integer", if positive { "positive" } else { "non-negative" }));
+                errs.push(format!(
+                    "{at}/{key}: must be a {} integer",
+                    if positive { "positive" } else { "non-negative" }
+                ));
                 None
             }
         },
-        (None, Some(_)) => opt_path(o, &path_key, at, errs, true).flatten().map(Num::Path),
+        (None, Some(_)) => opt_path(o, &path_key, at, errs, true)
+            .flatten()
+            .map(Num::Path),
         (None, None) => None,
     }
 }
 
-fn str_source(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String>) -> Option<StrSource> {
+fn str_source(
+    o: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    errs: &mut Vec<String>,
+) -> Option<StrSource> {
     let path_key = format!("{key}Path");
     match (o.get(key), o.get(&path_key)) {
         (Some(_), Some(_)) => {
@@ -429,11 +510,16 @@ fn str_source(o: &Map<String, Value>, key: &str, at: &str, errs: &mut Vec<String
         }
         (None, Some(Value::String(s))) => {
             let r = if s.starts_with("States.") {
-                Call::parse(s).map(StrSource::Intrinsic).map_err(|e| e.to_string())
+                Call::parse(s)
+                    .map(StrSource::Intrinsic)
+                    .map_err(|e| e.to_string())
             } else {
-                JsonPath::parse(s).map(StrSource::Path).map_err(|e| e.to_string())
+                JsonPath::parse(s)
+                    .map(StrSource::Path)
+                    .map_err(|e| e.to_string())
             };
-            r.map_err(|e| errs.push(format!("{at}/{path_key}: {e}"))).ok()
+            r.map_err(|e| errs.push(format!("{at}/{path_key}: {e}")))
+                .ok()
         }
         (None, Some(_)) => {
             errs.push(format!("{at}/{path_key}: must be a string"));
@@ -467,10 +553,14 @@ fn check_states_all(lists: &[Vec<String>], at: &str, errs: &mut Vec<String>) {
     for (i, l) in lists.iter().enumerate() {
         if l.iter().any(|e| e == "States.ALL") {
             if l.len() > 1 {
-                errs.push(format!("{at}[{i}]/ErrorEquals: States.ALL must be the only error name"));
+                errs.push(format!(
+                    "{at}[{i}]/ErrorEquals: States.ALL must be the only error name"
+                ));
             }
             if i + 1 != lists.len() {
-                errs.push(format!("{at}[{i}]: a States.ALL entry must be the last one"));
+                errs.push(format!(
+                    "{at}[{i}]: a States.ALL entry must be the last one"
+                ));
             }
         }
     }
@@ -484,7 +574,13 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
     if let Some(rs) = o.get("Retry") {
         let Some(rs) = rs.as_array() else {
             errs.push(format!("{at}/Retry: must be an array"));
-            return Compound { parameters, result_selector, result_path, retry, catch: vec![] };
+            return Compound {
+                parameters,
+                result_selector,
+                result_path,
+                retry,
+                catch: vec![],
+            };
         };
         for (i, r) in rs.iter().enumerate() {
             let here = format!("{at}/Retry[{i}]");
@@ -505,7 +601,9 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
                 None | Some("NONE") => false,
                 Some("FULL") => true,
                 Some(other) => {
-                    errs.push(format!("{here}/JitterStrategy: must be FULL or NONE, got '{other}'"));
+                    errs.push(format!(
+                        "{here}/JitterStrategy: must be FULL or NONE, got '{other}'"
+                    ));
                     false
                 }
             };
@@ -519,7 +617,11 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
             });
         }
     }
-    check_states_all(&retry.iter().map(|r| r.errors.clone()).collect::<Vec<_>>(), &format!("{at}/Retry"), errs);
+    check_states_all(
+        &retry.iter().map(|r| r.errors.clone()).collect::<Vec<_>>(),
+        &format!("{at}/Retry"),
+        errs,
+    );
     let mut catch = Vec::new();
     if let Some(cs) = o.get("Catch") {
         match cs.as_array() {
@@ -542,8 +644,18 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
             None => errs.push(format!("{at}/Catch: must be an array")),
         }
     }
-    check_states_all(&catch.iter().map(|c| c.errors.clone()).collect::<Vec<_>>(), &format!("{at}/Catch"), errs);
-    Compound { parameters, result_selector, result_path, retry, catch }
+    check_states_all(
+        &catch.iter().map(|c| c.errors.clone()).collect::<Vec<_>>(),
+        &format!("{at}/Catch"),
+        errs,
+    );
+    Compound {
+        parameters,
+        result_selector,
+        result_path,
+        retry,
+        catch,
+    }
 }
 
 fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State {
@@ -572,7 +684,10 @@ fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State
     let (input_path, output_path) = if ty == "Fail" {
         (Some(root()), Some(root()))
     } else {
-        (data_path(o, "InputPath", at, errs, false), data_path(o, "OutputPath", at, errs, false))
+        (
+            data_path(o, "InputPath", at, errs, false),
+            data_path(o, "OutputPath", at, errs, false),
+        )
     };
     let kind = match ty {
         "Pass" => StateKind::Pass {
@@ -581,16 +696,21 @@ fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State
             result_path: data_path(o, "ResultPath", at, errs, true),
         },
         "Task" => {
-            let resource = o.get("Resource").and_then(Value::as_str).unwrap_or_else(|| {
-                errs.push(format!("{at}/Resource: missing or not a string"));
-                ""
-            });
+            let resource = o
+                .get("Resource")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| {
+                    errs.push(format!("{at}/Resource: missing or not a string"));
+                    ""
+                });
             let timeout = num_field(o, "TimeoutSeconds", at, errs, true);
             let heartbeat = num_field(o, "HeartbeatSeconds", at, errs, true);
             if let (Some(Num::Lit(t)), Some(Num::Lit(h))) = (&timeout, &heartbeat)
                 && h >= t
             {
-                errs.push(format!("{at}: HeartbeatSeconds must be smaller than TimeoutSeconds"));
+                errs.push(format!(
+                    "{at}: HeartbeatSeconds must be smaller than TimeoutSeconds"
+                ));
             }
             StateKind::Task(Box::new(TaskSpec {
                 resource: resource.to_string(),
@@ -637,7 +757,11 @@ fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State
                 }
                 WaitSpec::Timestamp(s.to_string())
             } else if o.contains_key("TimestampPath") {
-                WaitSpec::TimestampPath(opt_path(o, "TimestampPath", at, errs, true).flatten().unwrap_or_else(root))
+                WaitSpec::TimestampPath(
+                    opt_path(o, "TimestampPath", at, errs, true)
+                        .flatten()
+                        .unwrap_or_else(root),
+                )
             } else {
                 WaitSpec::Seconds(num_field(o, "Seconds", at, errs, false).unwrap_or(Num::Lit(0.0)))
             };
@@ -660,24 +784,35 @@ fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State
                     vec![]
                 }
             };
-            StateKind::Parallel { branches, common: Box::new(compound(o, at, errs)) }
+            StateKind::Parallel {
+                branches,
+                common: Box::new(compound(o, at, errs)),
+            }
         }
         "Map" => {
             let (key, proc_v) = match (o.get("ItemProcessor"), o.get("Iterator")) {
                 (Some(p), None) => ("ItemProcessor", p),
                 (None, Some(p)) => ("Iterator", p),
                 _ => {
-                    errs.push(format!("{at}: exactly one of ItemProcessor or Iterator is required"));
+                    errs.push(format!(
+                        "{at}: exactly one of ItemProcessor or Iterator is required"
+                    ));
                     ("ItemProcessor", &Value::Null)
                 }
             };
-            if let Some(mode) = proc_v.pointer("/ProcessorConfig/Mode").and_then(Value::as_str)
+            if let Some(mode) = proc_v
+                .pointer("/ProcessorConfig/Mode")
+                .and_then(Value::as_str)
                 && mode != "INLINE"
             {
-                errs.push(format!("{at}/{key}/ProcessorConfig/Mode: only INLINE maps are supported, got {mode}"));
+                errs.push(format!(
+                    "{at}/{key}/ProcessorConfig/Mode: only INLINE maps are supported, got {mode}"
+                ));
             }
             if o.contains_key("ItemSelector") && o.contains_key("Parameters") {
-                errs.push(format!("{at}: only one of ItemSelector and Parameters may be set"));
+                errs.push(format!(
+                    "{at}: only one of ItemSelector and Parameters may be set"
+                ));
             }
             let mut common = compound(o, at, errs);
             let item_selector = template(o, "ItemSelector", at, errs).or(common.parameters.take());
@@ -723,25 +858,39 @@ mod tests {
     fn rejects_bad_definitions() {
         let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}));
         assert!(e.contains("no state named 'B'"), "{e}");
-        let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}, "B": {"Type": "Succeed"}}}));
+        let e = errors(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}, "B": {"Type": "Succeed"}}}),
+        );
         assert!(e.contains("not reachable"), "{e}");
-        let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "x", "End": true,
-            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "A"}, {"ErrorEquals": ["X"], "Next": "A"}]}}}));
+        let e = errors(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "x", "End": true,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "A"}, {"ErrorEquals": ["X"], "Next": "A"}]}}}),
+        );
         assert!(e.contains("must be the last"), "{e}");
         let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Wait", "End": true}}}));
         assert!(e.contains("exactly one of Seconds"), "{e}");
         let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Bogus", "End": true}}}));
         assert!(e.contains("unknown state type"), "{e}");
-        let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters": {"x.$": "nope"}, "End": true}}}));
+        let e = errors(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters": {"x.$": "nope"}, "End": true}}}),
+        );
         assert!(e.contains("invalid JSONPath"), "{e}");
-        let e = errors(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A", "End": true}}}));
+        let e = errors(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A", "End": true}}}),
+        );
         assert!(e.contains("exactly one of Next or End"), "{e}");
     }
 
     #[test]
     fn substitutions() {
         let mut m = BTreeMap::new();
-        m.insert("Fn".to_string(), "arn:aws:lambda:us-east-1:1:function:f".to_string());
-        assert_eq!(substitute(r#"{"R":"${Fn}","K":"${Other}"}"#, &m), r#"{"R":"arn:aws:lambda:us-east-1:1:function:f","K":"${Other}"}"#);
+        m.insert(
+            "Fn".to_string(),
+            "arn:aws:lambda:us-east-1:1:function:f".to_string(),
+        );
+        assert_eq!(
+            substitute(r#"{"R":"${Fn}","K":"${Other}"}"#, &m),
+            r#"{"R":"arn:aws:lambda:us-east-1:1:function:f","K":"${Other}"}"#
+        );
     }
 }

@@ -10,7 +10,8 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
     let k: Vec<u32> = (0..64)
         .map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32)
         .collect();
-    let (mut a0, mut b0, mut c0, mut d0) = (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
+    let (mut a0, mut b0, mut c0, mut d0) =
+        (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -50,7 +51,13 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
 }
 
 pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h = [0x67452301u32, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut h = [
+        0x67452301u32,
+        0xEFCDAB89,
+        0x98BADCFE,
+        0x10325476,
+        0xC3D2E1F0,
+    ];
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -106,7 +113,10 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
 mod tests {
     #[test]
     fn known_vectors() {
-        assert_eq!(hex::encode(super::md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            hex::encode(super::md5(b"")),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
         assert_eq!(
             hex::encode(super::md5(b"The quick brown fox jumps over the lazy dog")),
             "9e107d9d372bb6826bd81d3542a419d6"

@@ -120,9 +120,15 @@ impl ExecutionStatus {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Running, Self::Succeeded, Self::Failed, Self::TimedOut, Self::Aborted]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::TimedOut,
+            Self::Aborted,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
@@ -191,7 +197,13 @@ impl ExecutionRecord {
     }
 
     /// Records the terminal outcome once; later attempts (a stop racing completion) lose.
-    fn finish(&self, status: ExecutionStatus, output: Option<String>, error: Option<String>, cause: Option<String>) -> bool {
+    fn finish(
+        &self,
+        status: ExecutionStatus,
+        output: Option<String>,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> bool {
         // A Fail state without Error/Cause leaves them out of DescribeExecution, as in AWS.
         let error = error.filter(|e| !e.is_empty());
         let cause = cause.filter(|c| !c.is_empty());
@@ -201,14 +213,36 @@ impl ExecutionRecord {
         }
         let now = self.clock.now();
         let (ty, key, details) = match status {
-            ExecutionStatus::Succeeded => ("ExecutionSucceeded", "executionSucceededEventDetails",
-                serde_json::json!({"output": output.clone().unwrap_or_default(), "outputDetails": {"truncated": false}})),
-            ExecutionStatus::Failed => ("ExecutionFailed", "executionFailedEventDetails", serde_json::json!({"error": error, "cause": cause})),
-            ExecutionStatus::TimedOut => ("ExecutionTimedOut", "executionTimedOutEventDetails", serde_json::json!({"error": error, "cause": cause})),
-            _ => ("ExecutionAborted", "executionAbortedEventDetails", serde_json::json!({"error": error, "cause": cause})),
+            ExecutionStatus::Succeeded => (
+                "ExecutionSucceeded",
+                "executionSucceededEventDetails",
+                serde_json::json!({"output": output.clone().unwrap_or_default(), "outputDetails": {"truncated": false}}),
+            ),
+            ExecutionStatus::Failed => (
+                "ExecutionFailed",
+                "executionFailedEventDetails",
+                serde_json::json!({"error": error, "cause": cause}),
+            ),
+            ExecutionStatus::TimedOut => (
+                "ExecutionTimedOut",
+                "executionTimedOutEventDetails",
+                serde_json::json!({"error": error, "cause": cause}),
+            ),
+            _ => (
+                "ExecutionAborted",
+                "executionAbortedEventDetails",
+                serde_json::json!({"error": error, "cause": cause}),
+            ),
         };
-        self.history.push_final(self.history.last_id(), now, ty, key, details);
-        *o = Outcome { status, stop: Some(now), output, error, cause };
+        self.history
+            .push_final(self.history.last_id(), now, ty, key, details);
+        *o = Outcome {
+            status,
+            stop: Some(now),
+            output,
+            error,
+            cause,
+        };
         // send_replace: plain send() drops the value when nobody is subscribed yet.
         self.done.send_replace(true);
         true
@@ -235,7 +269,8 @@ pub struct Engine {
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 80
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl Engine {
@@ -256,11 +291,15 @@ impl Engine {
     }
 
     fn sm_arn(&self, name: &str) -> String {
-        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.inner.cfg.region, self.inner.cfg.account)
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.inner.cfg.region, self.inner.cfg.account
+        )
     }
 
     fn parse(definition: &str) -> Result<StateMachine, ServiceError> {
-        StateMachine::from_json_str(definition).map_err(|e| ServiceError::InvalidDefinition(e.to_string()))
+        StateMachine::from_json_str(definition)
+            .map_err(|e| ServiceError::InvalidDefinition(e.to_string()))
     }
 
     /// CreateStateMachine. `substitutions` fill `${Name}` placeholders first.
@@ -283,7 +322,9 @@ impl Engine {
             if existing.definition == definition && existing.role_arn == role_arn {
                 return Ok(existing.clone());
             }
-            return Err(ServiceError::StateMachineAlreadyExists(format!("State Machine Already Exists: '{arn}'")));
+            return Err(ServiceError::StateMachineAlreadyExists(format!(
+                "State Machine Already Exists: '{arn}'"
+            )));
         }
         let rec = StateMachineRecord {
             arn: arn.clone(),
@@ -299,22 +340,26 @@ impl Engine {
     }
 
     pub fn describe_state_machine(&self, arn: &str) -> Result<StateMachineRecord, ServiceError> {
-        lock(&self.inner.machines)
-            .get(arn)
-            .cloned()
-            .ok_or_else(|| ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'")))
+        lock(&self.inner.machines).get(arn).cloned().ok_or_else(|| {
+            ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'"))
+        })
     }
 
     pub fn list_state_machines(&self) -> Vec<StateMachineRecord> {
         lock(&self.inner.machines).values().cloned().collect()
     }
 
-    pub fn update_state_machine(&self, arn: &str, definition: Option<&str>, role_arn: Option<&str>) -> Result<DateTime<Utc>, ServiceError> {
+    pub fn update_state_machine(
+        &self,
+        arn: &str,
+        definition: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> Result<DateTime<Utc>, ServiceError> {
         let parsed = definition.map(Self::parse).transpose()?;
         let mut m = lock(&self.inner.machines);
-        let rec = m
-            .get_mut(arn)
-            .ok_or_else(|| ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'")))?;
+        let rec = m.get_mut(arn).ok_or_else(|| {
+            ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'"))
+        })?;
         if let (Some(d), Some(p)) = (definition, parsed) {
             rec.definition = d.to_string();
             rec.parsed = Arc::new(p);
@@ -333,19 +378,34 @@ impl Engine {
     }
 
     /// StartExecution. Returns the execution ARN and start date.
-    pub fn start_execution(&self, sm_arn: &str, name: Option<&str>, input: Option<&str>) -> Result<(String, DateTime<Utc>), ServiceError> {
+    pub fn start_execution(
+        &self,
+        sm_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<(String, DateTime<Utc>), ServiceError> {
         let sm = self.describe_state_machine(sm_arn)?;
         let input_str = input.unwrap_or("{}").to_string();
-        let input: Value = serde_json::from_str(&input_str)
-            .map_err(|e| ServiceError::InvalidExecutionInput(format!("Invalid State Machine Execution Input: '{e}'")))?;
+        let input: Value = serde_json::from_str(&input_str).map_err(|e| {
+            ServiceError::InvalidExecutionInput(format!(
+                "Invalid State Machine Execution Input: '{e}'"
+            ))
+        })?;
         if input_str.len() > MAX_PAYLOAD_BYTES {
-            return Err(ServiceError::InvalidExecutionInput("execution input exceeds 262144 bytes".into()));
+            return Err(ServiceError::InvalidExecutionInput(
+                "execution input exceeds 262144 bytes".into(),
+            ));
         }
-        let name = name.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if !valid_name(&name) {
             return Err(ServiceError::InvalidName(format!("Invalid Name: '{name}'")));
         }
-        let arn = format!("arn:aws:states:{}:{}:execution:{}:{name}", self.inner.cfg.region, self.inner.cfg.account, sm.name);
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{name}",
+            self.inner.cfg.region, self.inner.cfg.account, sm.name
+        );
         let mut execs = lock(&self.inner.executions);
         if let Some(e) = execs.iter().find(|e| e.arn == arn) {
             // AWS idempotency: same name and input on a running execution returns it.
@@ -353,7 +413,9 @@ impl Engine {
             if running && e.input == input_str {
                 return Ok((e.arn.clone(), e.start));
             }
-            return Err(ServiceError::ExecutionAlreadyExists(format!("Execution Already Exists: '{arn}'")));
+            return Err(ServiceError::ExecutionAlreadyExists(format!(
+                "Execution Already Exists: '{arn}'"
+            )));
         }
         let start = Utc::now();
         let clock = Clock::new(self.inner.cfg.clock, start);
@@ -368,13 +430,25 @@ impl Engine {
             start,
             history: history.clone(),
             clock: clock.clone(),
-            outcome: Mutex::new(Outcome { status: ExecutionStatus::Running, stop: None, output: None, error: None, cause: None }),
+            outcome: Mutex::new(Outcome {
+                status: ExecutionStatus::Running,
+                stop: None,
+                output: None,
+                error: None,
+                cause: None,
+            }),
             done,
             stop: Mutex::new(Some(stop_tx)),
         });
-        let _ = history.push(0, start, "ExecutionStarted", Some("executionStartedEventDetails"), serde_json::json!({
-            "input": input_str, "inputDetails": {"truncated": false}, "roleArn": sm.role_arn,
-        }));
+        let _ = history.push(
+            0,
+            start,
+            "ExecutionStarted",
+            Some("executionStartedEventDetails"),
+            serde_json::json!({
+                "input": input_str, "inputDetails": {"truncated": false}, "roleArn": sm.role_arn,
+            }),
+        );
         execs.push(rec.clone());
         drop(execs);
 
@@ -405,7 +479,9 @@ impl Engine {
             .iter()
             .find(|e| e.arn == arn)
             .cloned()
-            .ok_or_else(|| ServiceError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'")))
+            .ok_or_else(|| {
+                ServiceError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
+            })
     }
 
     pub fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError> {
@@ -422,20 +498,35 @@ impl Engine {
     }
 
     /// Executions newest first, optionally of one state machine and status.
-    pub fn list_executions(&self, sm_arn: Option<&str>, status: Option<ExecutionStatus>) -> Vec<ExecutionDescription> {
+    pub fn list_executions(
+        &self,
+        sm_arn: Option<&str>,
+        status: Option<ExecutionStatus>,
+    ) -> Vec<ExecutionDescription> {
         let execs: Vec<_> = lock(&self.inner.executions).clone();
         execs
             .iter()
             .rev()
             .map(|e| e.describe())
-            .filter(|d| sm_arn.is_none_or(|a| d.state_machine_arn == a) && status.is_none_or(|s| d.status == s))
+            .filter(|d| {
+                sm_arn.is_none_or(|a| d.state_machine_arn == a)
+                    && status.is_none_or(|s| d.status == s)
+            })
             .collect()
     }
 
-    pub async fn stop_execution(&self, arn: &str, error: Option<&str>, cause: Option<&str>) -> Result<DateTime<Utc>, ServiceError> {
+    pub async fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<DateTime<Utc>, ServiceError> {
         let e = self.find(arn)?;
         if let Some(tx) = lock(&e.stop).take() {
-            let _ = tx.send((error.unwrap_or_default().to_string(), cause.unwrap_or_default().to_string()));
+            let _ = tx.send((
+                error.unwrap_or_default().to_string(),
+                cause.unwrap_or_default().to_string(),
+            ));
         }
         // Wait (bounded) for the run loop to record the abort so the answer is consistent.
         let mut rx = e.done.subscribe();
@@ -451,7 +542,11 @@ impl Engine {
     }
 
     /// Waits (in real time, at most `limit`) until the execution is no longer running.
-    pub async fn wait_for_completion(&self, arn: &str, limit: Duration) -> Result<ExecutionDescription, ServiceError> {
+    pub async fn wait_for_completion(
+        &self,
+        arn: &str,
+        limit: Duration,
+    ) -> Result<ExecutionDescription, ServiceError> {
         let e = self.find(arn)?;
         let mut rx = e.done.subscribe();
         let wait = async {
@@ -466,16 +561,25 @@ impl Engine {
     }
 
     pub fn send_task_success(&self, token: &str, output: &str) -> Result<(), ServiceError> {
-        let v: Value = serde_json::from_str(output).map_err(|e| ServiceError::InvalidOutput(format!("Invalid JSON output: {e}")))?;
+        let v: Value = serde_json::from_str(output)
+            .map_err(|e| ServiceError::InvalidOutput(format!("Invalid JSON output: {e}")))?;
         self.inner.tokens.send(token, TokenMsg::Success(v))?;
         Ok(())
     }
 
-    pub fn send_task_failure(&self, token: &str, error: Option<&str>, cause: Option<&str>) -> Result<(), ServiceError> {
-        self.inner.tokens.send(token, TokenMsg::Failure {
-            error: error.unwrap_or_default().to_string(),
-            cause: cause.unwrap_or_default().to_string(),
-        })?;
+    pub fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        self.inner.tokens.send(
+            token,
+            TokenMsg::Failure {
+                error: error.unwrap_or_default().to_string(),
+                cause: cause.unwrap_or_default().to_string(),
+            },
+        )?;
         Ok(())
     }
 
@@ -485,7 +589,13 @@ impl Engine {
     }
 }
 
-async fn run_execution(rec: Arc<ExecutionRecord>, interp: Arc<Interp>, sm: Arc<StateMachine>, input: Value, stop_rx: oneshot::Receiver<(String, String)>) {
+async fn run_execution(
+    rec: Arc<ExecutionRecord>,
+    interp: Arc<Interp>,
+    sm: Arc<StateMachine>,
+    input: Value,
+    stop_rx: oneshot::Receiver<(String, String)>,
+) {
     let clock = interp.clock.clone();
     let timeout = sm.timeout_seconds;
     let body = {

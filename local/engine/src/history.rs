@@ -79,7 +79,14 @@ impl History {
     }
 
     /// Terminal events are always recorded, even past the limit, so the outcome is visible.
-    pub fn push_final(&self, prev: u64, at: DateTime<Utc>, event_type: &str, key: &'static str, details: Value) -> u64 {
+    pub fn push_final(
+        &self,
+        prev: u64,
+        at: DateTime<Utc>,
+        event_type: &str,
+        key: &'static str,
+        details: Value,
+    ) -> u64 {
         let mut ev = self.lock();
         let id = ev.len() as u64 + 1;
         ev.push(HistoryEvent {

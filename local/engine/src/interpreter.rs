@@ -1,7 +1,10 @@
 //! The ASL interpreter: runs one execution as a single future (see `clock` for why).
 
 use crate::clock::Clock;
-use crate::definition::{Catcher, Compound, Num, ResultPath, State, StateKind, StateMachine, StrSource, Template, WaitSpec};
+use crate::definition::{
+    Catcher, Compound, Num, ResultPath, State, StateKind, StateMachine, StrSource, Template,
+    WaitSpec,
+};
 use crate::history::{History, HistoryFull};
 use crate::paths::JsonPath;
 use crate::task::{self, BoxFuture, Pattern, ResourceKind, TaskFailure, TaskHandler, TaskRequest};
@@ -25,10 +28,16 @@ pub struct StatesError {
 
 impl StatesError {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        StatesError { error: error.into(), cause: cause.into() }
+        StatesError {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
     fn runtime(state: &str, cause: impl std::fmt::Display) -> Self {
-        Self::new("States.Runtime", format!("An error occurred while executing the state '{state}'. {cause}"))
+        Self::new(
+            "States.Runtime",
+            format!("An error occurred while executing the state '{state}'. {cause}"),
+        )
     }
 }
 
@@ -113,7 +122,9 @@ fn check_size(state: &str, v: &Value, what: &str) -> Result<(), StatesError> {
     if n > MAX_PAYLOAD_BYTES {
         return Err(StatesError::new(
             "States.DataLimitExceeded",
-            format!("The state/task '{state}' returned a {what} of {n} bytes, larger than the maximum of {MAX_PAYLOAD_BYTES} bytes."),
+            format!(
+                "The state/task '{state}' returned a {what} of {n} bytes, larger than the maximum of {MAX_PAYLOAD_BYTES} bytes."
+            ),
         ));
     }
     Ok(())
@@ -129,7 +140,13 @@ impl Interp {
         self.clock.now()
     }
 
-    fn push(&self, prev: Prev, ty: &str, key: Option<&'static str>, details: Value) -> Result<Prev, StatesError> {
+    fn push(
+        &self,
+        prev: Prev,
+        ty: &str,
+        key: Option<&'static str>,
+        details: Value,
+    ) -> Result<Prev, StatesError> {
         Ok(self.history.push(prev, self.now(), ty, key, details)?)
     }
 
@@ -167,10 +184,9 @@ impl Interp {
             let mut name = sm.start_at.as_str();
             let mut input = input;
             loop {
-                let state = sm
-                    .states
-                    .get(name)
-                    .ok_or_else(|| StatesError::new("States.Runtime", format!("no state named '{name}'")))?;
+                let state = sm.states.get(name).ok_or_else(|| {
+                    StatesError::new("States.Runtime", format!("no state named '{name}'"))
+                })?;
                 let ty = type_name(&state.kind);
                 let entered = self.now();
                 prev = self.push(
@@ -179,7 +195,13 @@ impl Interp {
                     Some("stateEnteredEventDetails"),
                     json!({"name": name, "input": input.to_string(), "inputDetails": {"truncated": false}}),
                 )?;
-                let visit = Visit { state: name, entered, retry_count: 0, token: None, item };
+                let visit = Visit {
+                    state: name,
+                    entered,
+                    retry_count: 0,
+                    token: None,
+                    item,
+                };
                 let (output, flow) = self.run_state(state, input, &mut prev, visit).await?;
                 check_size(name, &output, "output")?;
                 prev = self.push(
@@ -195,7 +217,9 @@ impl Interp {
                             .states
                             .get_key_value(&n)
                             .map(|(k, _)| k.as_str())
-                            .ok_or_else(|| StatesError::new("States.Runtime", format!("no state named '{n}'")))?;
+                            .ok_or_else(|| {
+                                StatesError::new("States.Runtime", format!("no state named '{n}'"))
+                            })?;
                         input = output;
                     }
                 }
@@ -210,42 +234,85 @@ impl Interp {
         }
     }
 
-    fn input_path(&self, state: &State, input: &Value, v: &Visit<'_>) -> Result<Value, StatesError> {
+    fn input_path(
+        &self,
+        state: &State,
+        input: &Value,
+        v: &Visit<'_>,
+    ) -> Result<Value, StatesError> {
         match &state.input_path {
             None => Ok(json!({})),
             Some(p) => p.select(input, &self.context(v)).ok_or_else(|| {
-                StatesError::runtime(state.name.as_str(), format!("Invalid input path '{p}': could not be found in the input '{input}'"))
+                StatesError::runtime(
+                    state.name.as_str(),
+                    format!("Invalid input path '{p}': could not be found in the input '{input}'"),
+                )
             }),
         }
     }
 
-    fn output_path(&self, state: &State, output: Value, v: &Visit<'_>) -> Result<Value, StatesError> {
+    fn output_path(
+        &self,
+        state: &State,
+        output: Value,
+        v: &Visit<'_>,
+    ) -> Result<Value, StatesError> {
         match &state.output_path {
             None => Ok(json!({})),
             Some(p) => p.select(&output, &self.context(v)).ok_or_else(|| {
-                StatesError::runtime(state.name.as_str(), format!("Invalid output path '{p}': could not be found in the output '{output}'"))
+                StatesError::runtime(
+                    state.name.as_str(),
+                    format!(
+                        "Invalid output path '{p}': could not be found in the output '{output}'"
+                    ),
+                )
             }),
         }
     }
 
-    fn resolve(&self, t: &Template, input: &Value, v: &Visit<'_>, field: &str) -> Result<Value, StatesError> {
+    fn resolve(
+        &self,
+        t: &Template,
+        input: &Value,
+        v: &Visit<'_>,
+        field: &str,
+    ) -> Result<Value, StatesError> {
         let ctx = self.context(v);
-        resolve_template(t, input, &ctx, field).map_err(|cause| StatesError::runtime(v.state, cause))
+        resolve_template(t, input, &ctx, field)
+            .map_err(|cause| StatesError::runtime(v.state, cause))
     }
 
-    fn result_path(state: &str, rp: &ResultPath, raw: Value, result: Value) -> Result<Value, StatesError> {
+    fn result_path(
+        state: &str,
+        rp: &ResultPath,
+        raw: Value,
+        result: Value,
+    ) -> Result<Value, StatesError> {
         match rp {
             None => Ok(raw),
             Some(p) => p.set(raw, result).map_err(|e| {
-                StatesError::new("States.ResultPathMatchFailure", format!("State '{state}': {e}"))
+                StatesError::new(
+                    "States.ResultPathMatchFailure",
+                    format!("State '{state}': {e}"),
+                )
             }),
         }
     }
 
-    async fn run_state(&self, state: &State, input: Value, prev: &mut Prev, v: Visit<'_>) -> Result<(Value, Flow), StatesError> {
+    async fn run_state(
+        &self,
+        state: &State,
+        input: Value,
+        prev: &mut Prev,
+        v: Visit<'_>,
+    ) -> Result<(Value, Flow), StatesError> {
         let name = state.name.as_str();
         match &state.kind {
-            StateKind::Pass { parameters, result, result_path } => {
+            StateKind::Pass {
+                parameters,
+                result,
+                result_path,
+            } => {
                 let eff = self.input_path(state, &input, &v)?;
                 let res = match (result, parameters) {
                     (Some(r), _) => r.clone(),
@@ -261,17 +328,29 @@ impl Interp {
             }
             StateKind::Fail { error, cause } => {
                 let ctx = self.context(&v);
-                let get = |s: &Option<StrSource>, what: &str| -> Result<Option<String>, StatesError> {
+                let get = |s: &Option<StrSource>,
+                           what: &str|
+                 -> Result<Option<String>, StatesError> {
                     Ok(match s {
                         None => None,
                         Some(StrSource::Lit(l)) => Some(l.clone()),
                         Some(StrSource::Path(p)) => match p.select(&input, &ctx) {
                             Some(Value::String(s)) => Some(s),
                             Some(other) => {
-                                return Err(StatesError::runtime(name, format!("The {what}Path '{p}' must select a string, got {other}")));
+                                return Err(StatesError::runtime(
+                                    name,
+                                    format!(
+                                        "The {what}Path '{p}' must select a string, got {other}"
+                                    ),
+                                ));
                             }
                             None => {
-                                return Err(StatesError::runtime(name, format!("The {what}Path '{p}' could not be found in the input '{input}'")));
+                                return Err(StatesError::runtime(
+                                    name,
+                                    format!(
+                                        "The {what}Path '{p}' could not be found in the input '{input}'"
+                                    ),
+                                ));
                             }
                         },
                         Some(StrSource::Intrinsic(c)) => match c.eval(&input, &ctx) {
@@ -283,20 +362,29 @@ impl Interp {
                 };
                 let error = get(error, "Error")?;
                 let cause = get(cause, "Cause")?;
-                Err(StatesError { error: error.unwrap_or_default(), cause: cause.unwrap_or_default() })
+                Err(StatesError {
+                    error: error.unwrap_or_default(),
+                    cause: cause.unwrap_or_default(),
+                })
             }
             StateKind::Choice { choices, default } => {
                 let eff = self.input_path(state, &input, &v)?;
                 let ctx = self.context(&v);
                 let mut target = None;
                 for (rule, next) in choices {
-                    if rule.eval(&eff, &ctx).map_err(|e| StatesError::runtime(name, e))? {
+                    if rule
+                        .eval(&eff, &ctx)
+                        .map_err(|e| StatesError::runtime(name, e))?
+                    {
                         target = Some(next.clone());
                         break;
                     }
                 }
                 let target = target.or_else(|| default.clone()).ok_or_else(|| {
-                    StatesError::new("States.NoChoiceMatched", format!("No Matches! (state '{name}')"))
+                    StatesError::new(
+                        "States.NoChoiceMatched",
+                        format!("No Matches! (state '{name}')"),
+                    )
                 })?;
                 Ok((self.output_path(state, eff, &v)?, Flow::Next(target)))
             }
@@ -305,33 +393,78 @@ impl Interp {
                 let ctx = self.context(&v);
                 let until = match spec {
                     WaitSpec::Seconds(n) => {
-                        let secs = num_value(n, &eff, &ctx).map_err(|e| StatesError::runtime(name, e))?;
+                        let secs =
+                            num_value(n, &eff, &ctx).map_err(|e| StatesError::runtime(name, e))?;
                         if secs < 0.0 || secs.fract() != 0.0 {
-                            return Err(StatesError::runtime(name, format!("Wait seconds must be a non-negative integer, got {secs}")));
+                            return Err(StatesError::runtime(
+                                name,
+                                format!("Wait seconds must be a non-negative integer, got {secs}"),
+                            ));
                         }
                         self.now() + TimeDelta::seconds(secs.min(99_999_999.0) as i64)
                     }
-                    WaitSpec::Timestamp(t) => parse_time(t).map_err(|e| StatesError::runtime(name, e))?,
+                    WaitSpec::Timestamp(t) => {
+                        parse_time(t).map_err(|e| StatesError::runtime(name, e))?
+                    }
                     WaitSpec::TimestampPath(p) => match p.select(&eff, &ctx) {
-                        Some(Value::String(s)) => parse_time(&s).map_err(|e| StatesError::runtime(name, e))?,
+                        Some(Value::String(s)) => {
+                            parse_time(&s).map_err(|e| StatesError::runtime(name, e))?
+                        }
                         other => {
-                            return Err(StatesError::runtime(name, format!("TimestampPath '{p}' must select an RFC3339 timestamp string, got {other:?}")));
+                            return Err(StatesError::runtime(
+                                name,
+                                format!(
+                                    "TimestampPath '{p}' must select an RFC3339 timestamp string, got {other:?}"
+                                ),
+                            ));
                         }
                     },
                 };
                 self.clock.sleep_until(until).await;
                 Ok((self.output_path(state, eff, &v)?, Self::next_of(state)))
             }
-            StateKind::Task(spec) => self.with_retry(state, &spec.common, input, prev, v, |raw, mut p, v| {
-                Box::pin(async move { (self.task_attempt(state, spec, raw, &mut p, v).await, p) })
-            }).await,
-            StateKind::Parallel { branches, common } => self.with_retry(state, common, input, prev, v, |raw, mut p, v| {
-                Box::pin(async move { (self.parallel_attempt(state, branches, common, raw, &mut p, v).await, p) })
-            }).await,
-            StateKind::Map { processor, items_path, item_selector, max_concurrency, common } => {
+            StateKind::Task(spec) => {
+                self.with_retry(state, &spec.common, input, prev, v, |raw, mut p, v| {
+                    Box::pin(
+                        async move { (self.task_attempt(state, spec, raw, &mut p, v).await, p) },
+                    )
+                })
+                .await
+            }
+            StateKind::Parallel { branches, common } => {
                 self.with_retry(state, common, input, prev, v, |raw, mut p, v| {
                     Box::pin(async move {
-                        let r = self.map_attempt(state, processor, items_path.as_ref(), item_selector.as_ref(), max_concurrency.as_ref(), common, raw, &mut p, v).await;
+                        (
+                            self.parallel_attempt(state, branches, common, raw, &mut p, v)
+                                .await,
+                            p,
+                        )
+                    })
+                })
+                .await
+            }
+            StateKind::Map {
+                processor,
+                items_path,
+                item_selector,
+                max_concurrency,
+                common,
+            } => {
+                self.with_retry(state, common, input, prev, v, |raw, mut p, v| {
+                    Box::pin(async move {
+                        let r = self
+                            .map_attempt(
+                                state,
+                                processor,
+                                items_path.as_ref(),
+                                item_selector.as_ref(),
+                                max_concurrency.as_ref(),
+                                common,
+                                raw,
+                                &mut p,
+                                v,
+                            )
+                            .await;
                         (r, p)
                     })
                 })
@@ -356,14 +489,21 @@ impl Interp {
         let mut counts = vec![0u32; common.retry.len()];
         let mut retry_count = 0u32;
         loop {
-            let visit = Visit { retry_count, ..v.clone() };
+            let visit = Visit {
+                retry_count,
+                ..v.clone()
+            };
             let (r, p) = attempt(input.clone(), *prev, visit).await;
             *prev = p;
             let err = match r {
                 Ok(out) => return Ok((out, Self::next_of(state))),
                 Err(e) => e,
             };
-            if let Some(i) = common.retry.iter().position(|r| error_matches(&r.errors, &err.error)) {
+            if let Some(i) = common
+                .retry
+                .iter()
+                .position(|r| error_matches(&r.errors, &err.error))
+            {
                 let r = &common.retry[i];
                 if counts[i] < r.max_attempts {
                     let mut delay = r.interval * r.backoff.powi(counts[i] as i32);
@@ -371,28 +511,52 @@ impl Interp {
                         delay = delay.min(m);
                     }
                     if r.jitter_full {
-                        delay = rand::random::<f64>() * delay;
+                        delay *= rand::random::<f64>();
                     }
                     counts[i] += 1;
                     retry_count += 1;
-                    self.clock.sleep(Duration::from_secs_f64(delay.clamp(0.0, 1e9))).await;
+                    self.clock
+                        .sleep(Duration::from_secs_f64(delay.clamp(0.0, 1e9)))
+                        .await;
                     continue;
                 }
             }
-            if let Some(c) = common.catch.iter().find(|c| error_matches(&c.errors, &err.error)) {
+            if let Some(c) = common
+                .catch
+                .iter()
+                .find(|c| error_matches(&c.errors, &err.error))
+            {
                 return self.caught(state, c, input, err);
             }
             return Err(err);
         }
     }
 
-    fn caught(&self, state: &State, c: &Catcher, input: Value, err: StatesError) -> Result<(Value, Flow), StatesError> {
-        let out = Self::result_path(&state.name, &c.result_path, input, json!({"Error": err.error, "Cause": err.cause}))?;
+    fn caught(
+        &self,
+        state: &State,
+        c: &Catcher,
+        input: Value,
+        err: StatesError,
+    ) -> Result<(Value, Flow), StatesError> {
+        let out = Self::result_path(
+            &state.name,
+            &c.result_path,
+            input,
+            json!({"Error": err.error, "Cause": err.cause}),
+        )?;
         Ok((out, Flow::Next(c.next.clone())))
     }
 
     /// ResultSelector → ResultPath → OutputPath, shared by Task, Parallel and Map.
-    fn finish(&self, state: &State, common: &Compound, raw: Value, result: Value, v: &Visit<'_>) -> Result<Value, StatesError> {
+    fn finish(
+        &self,
+        state: &State,
+        common: &Compound,
+        raw: Value,
+        result: Value,
+        v: &Visit<'_>,
+    ) -> Result<Value, StatesError> {
         check_size(&state.name, &result, "result")?;
         let result = match &common.result_selector {
             Some(t) => self.resolve(t, &result, v, "ResultSelector")?,
@@ -402,7 +566,14 @@ impl Interp {
         self.output_path(state, out, v)
     }
 
-    async fn task_attempt(&self, state: &State, spec: &crate::definition::TaskSpec, raw: Value, prev: &mut Prev, mut v: Visit<'_>) -> Result<Value, StatesError> {
+    async fn task_attempt(
+        &self,
+        state: &State,
+        spec: &crate::definition::TaskSpec,
+        raw: Value,
+        prev: &mut Prev,
+        mut v: Visit<'_>,
+    ) -> Result<Value, StatesError> {
         let name = state.name.as_str();
         let eff = self.input_path(state, &raw, &v)?;
         let res = task::parse_resource(&spec.resource);
@@ -423,9 +594,13 @@ impl Interp {
             match n {
                 None => Ok(None),
                 Some(n) => {
-                    let s = num_value(n, &params_input(&raw, state, &ctx), &ctx).map_err(|e| StatesError::runtime(name, e))?;
+                    let s = num_value(n, &params_input(&raw, state, &ctx), &ctx)
+                        .map_err(|e| StatesError::runtime(name, e))?;
                     if s <= 0.0 {
-                        return Err(StatesError::runtime(name, format!("{what} must be positive, got {s}")));
+                        return Err(StatesError::runtime(
+                            name,
+                            format!("{what} must be positive, got {s}"),
+                        ));
                     }
                     Ok(Some(s))
                 }
@@ -437,7 +612,10 @@ impl Interp {
 
         let (function, payload) = match res.kind {
             ResourceKind::LambdaInvoke => (
-                params.get("FunctionName").and_then(Value::as_str).map(str::to_string),
+                params
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 params.get("Payload").cloned().unwrap_or(json!({})),
             ),
             ResourceKind::LambdaArn => (Some(spec.resource.clone()), params.clone()),
@@ -457,7 +635,12 @@ impl Interp {
             if let Some(t) = timeout {
                 d["timeoutInSeconds"] = json!(t as u64);
             }
-            *prev = self.push(*prev, "LambdaFunctionScheduled", Some("lambdaFunctionScheduledEventDetails"), d)?;
+            *prev = self.push(
+                *prev,
+                "LambdaFunctionScheduled",
+                Some("lambdaFunctionScheduledEventDetails"),
+                d,
+            )?;
             *prev = self.push(*prev, "LambdaFunctionStarted", None, json!({}))?;
         } else {
             let mut d = with(json!({"region": self.info.region, "parameters": params.to_string()}));
@@ -468,7 +651,12 @@ impl Interp {
                 d["heartbeatInSeconds"] = json!(h as u64);
             }
             *prev = self.push(*prev, "TaskScheduled", Some("taskScheduledEventDetails"), d)?;
-            *prev = self.push(*prev, "TaskStarted", Some("taskStartedEventDetails"), rd.clone())?;
+            *prev = self.push(
+                *prev,
+                "TaskStarted",
+                Some("taskStartedEventDetails"),
+                rd.clone(),
+            )?;
         }
 
         let req = TaskRequest {
@@ -512,8 +700,14 @@ impl Interp {
                 let r = match submitted {
                     Err(e) => Err(e),
                     Ok(_) => {
-                        *prev = self.push(*prev, "TaskSubmitted", Some("taskSubmittedEventDetails"), with(json!({"output": "{}", "outputDetails": {"truncated": false}})))?;
-                        let mut hb = heartbeat.map(|h| self.now() + TimeDelta::milliseconds((h * 1000.0) as i64));
+                        *prev = self.push(
+                            *prev,
+                            "TaskSubmitted",
+                            Some("taskSubmittedEventDetails"),
+                            with(json!({"output": "{}", "outputDetails": {"truncated": false}})),
+                        )?;
+                        let mut hb = heartbeat
+                            .map(|h| self.now() + TimeDelta::milliseconds((h * 1000.0) as i64));
                         loop {
                             let recv = async {
                                 if self.token_waits_hold_clock {
@@ -529,11 +723,20 @@ impl Interp {
                             };
                             match msg {
                                 Some(TokenMsg::Success(v)) => break Ok(v),
-                                Some(TokenMsg::Failure { error, cause }) => break Err(StatesError::new(error, cause)),
-                                Some(TokenMsg::Heartbeat) => {
-                                    hb = heartbeat.map(|h| self.now() + TimeDelta::milliseconds((h * 1000.0) as i64));
+                                Some(TokenMsg::Failure { error, cause }) => {
+                                    break Err(StatesError::new(error, cause));
                                 }
-                                None => break Err(StatesError::new("States.Runtime", "task token channel closed")),
+                                Some(TokenMsg::Heartbeat) => {
+                                    hb = heartbeat.map(|h| {
+                                        self.now() + TimeDelta::milliseconds((h * 1000.0) as i64)
+                                    });
+                                }
+                                None => {
+                                    break Err(StatesError::new(
+                                        "States.Runtime",
+                                        "task token channel closed",
+                                    ));
+                                }
                             }
                         }
                     }
@@ -550,7 +753,9 @@ impl Interp {
         });
         match outcome {
             Ok(result) => {
-                let result = if res.kind == ResourceKind::LambdaInvoke && res.pattern == Pattern::RequestResponse {
+                let result = if res.kind == ResourceKind::LambdaInvoke
+                    && res.pattern == Pattern::RequestResponse
+                {
                     task::lambda_invoke_envelope(result, &uuid::Uuid::new_v4().to_string())
                 } else {
                     result
@@ -563,20 +768,51 @@ impl Interp {
                 self.finish(state, &spec.common, raw, result, &v)
             }
             Err(e) => {
-                let is_timeout = e.error == "States.Timeout" || e.error == "States.HeartbeatTimeout";
+                let is_timeout =
+                    e.error == "States.Timeout" || e.error == "States.HeartbeatTimeout";
                 let d = json!({"error": e.error, "cause": e.cause});
                 match (lambda_events, is_timeout) {
-                    (true, true) => *prev = self.push(*prev, "LambdaFunctionTimedOut", Some("lambdaFunctionTimedOutEventDetails"), d)?,
-                    (true, false) => *prev = self.push(*prev, "LambdaFunctionFailed", Some("lambdaFunctionFailedEventDetails"), d)?,
-                    (false, true) => *prev = self.push(*prev, "TaskTimedOut", Some("taskTimedOutEventDetails"), with(d))?,
-                    (false, false) => *prev = self.push(*prev, "TaskFailed", Some("taskFailedEventDetails"), with(d))?,
+                    (true, true) => {
+                        *prev = self.push(
+                            *prev,
+                            "LambdaFunctionTimedOut",
+                            Some("lambdaFunctionTimedOutEventDetails"),
+                            d,
+                        )?
+                    }
+                    (true, false) => {
+                        *prev = self.push(
+                            *prev,
+                            "LambdaFunctionFailed",
+                            Some("lambdaFunctionFailedEventDetails"),
+                            d,
+                        )?
+                    }
+                    (false, true) => {
+                        *prev = self.push(
+                            *prev,
+                            "TaskTimedOut",
+                            Some("taskTimedOutEventDetails"),
+                            with(d),
+                        )?
+                    }
+                    (false, false) => {
+                        *prev =
+                            self.push(*prev, "TaskFailed", Some("taskFailedEventDetails"), with(d))?
+                    }
                 }
                 Err(e)
             }
         }
     }
 
-    fn effective_input(&self, state: &State, common: &Compound, raw: &Value, v: &Visit<'_>) -> Result<Value, StatesError> {
+    fn effective_input(
+        &self,
+        state: &State,
+        common: &Compound,
+        raw: &Value,
+        v: &Visit<'_>,
+    ) -> Result<Value, StatesError> {
         let eff = self.input_path(state, raw, v)?;
         match &common.parameters {
             Some(t) => self.resolve(t, &eff, v, "Parameters"),
@@ -584,7 +820,15 @@ impl Interp {
         }
     }
 
-    async fn parallel_attempt(&self, state: &State, branches: &[StateMachine], common: &Compound, raw: Value, prev: &mut Prev, v: Visit<'_>) -> Result<Value, StatesError> {
+    async fn parallel_attempt(
+        &self,
+        state: &State,
+        branches: &[StateMachine],
+        common: &Compound,
+        raw: Value,
+        prev: &mut Prev,
+        v: Visit<'_>,
+    ) -> Result<Value, StatesError> {
         let eff = self.effective_input(state, common, &raw, &v)?;
         *prev = self.push(*prev, "ParallelStateStarted", None, json!({}))?;
         let start = *prev;
@@ -624,25 +868,47 @@ impl Interp {
         let items = match items_path {
             None => json!({}),
             Some(p) => p.select(&eff, &ctx).ok_or_else(|| {
-                StatesError::runtime(name, format!("Invalid path '{p}': The ItemsPath field could not be found in the input"))
+                StatesError::runtime(
+                    name,
+                    format!(
+                        "Invalid path '{p}': The ItemsPath field could not be found in the input"
+                    ),
+                )
             })?,
         };
         let Value::Array(items) = items else {
-            return Err(StatesError::runtime(name, format!("Item selection for Map state '{name}' must be a JSON array, got {items}")));
+            return Err(StatesError::runtime(
+                name,
+                format!("Item selection for Map state '{name}' must be a JSON array, got {items}"),
+            ));
         };
         let limit = match max_concurrency {
             None => 0,
-            Some(n) => num_value(n, &eff, &ctx).map_err(|e| StatesError::runtime(name, e))? as usize,
+            Some(n) => {
+                num_value(n, &eff, &ctx).map_err(|e| StatesError::runtime(name, e))? as usize
+            }
         };
-        let limit = if limit == 0 { items.len().max(1) } else { limit };
-        *prev = self.push(*prev, "MapStateStarted", Some("mapStateStartedEventDetails"), json!({"length": items.len()}))?;
+        let limit = if limit == 0 {
+            items.len().max(1)
+        } else {
+            limit
+        };
+        *prev = self.push(
+            *prev,
+            "MapStateStarted",
+            Some("mapStateStartedEventDetails"),
+            json!({"length": items.len()}),
+        )?;
         let start = *prev;
         let mut inputs = Vec::with_capacity(items.len());
         let entries: Vec<(usize, Value)> = items.into_iter().enumerate().collect();
         for entry in &entries {
             let item_input = match item_selector {
                 Some(t) => {
-                    let iv = Visit { item: Some(entry), ..v.clone() };
+                    let iv = Visit {
+                        item: Some(entry),
+                        ..v.clone()
+                    };
                     self.resolve(t, &eff, &iv, "ItemSelector")?
                 }
                 None => entry.1.clone(),
@@ -650,21 +916,42 @@ impl Interp {
             inputs.push(item_input);
         }
         let entries = &entries;
-        let runs = inputs.into_iter().enumerate().map(move |(i, input)| async move {
-            let entry = &entries[i];
-            let p = self.push(start, "MapIterationStarted", Some("mapIterationStartedEventDetails"), json!({"name": name, "index": i}))?;
-            match self.run_machine(processor, input, p, Some(entry)).await {
-                Ok((o, last)) => {
-                    self.push(last, "MapIterationSucceeded", Some("mapIterationSucceededEventDetails"), json!({"name": name, "index": i}))?;
-                    Ok(o)
+        let runs = inputs
+            .into_iter()
+            .enumerate()
+            .map(move |(i, input)| async move {
+                let entry = &entries[i];
+                let p = self.push(
+                    start,
+                    "MapIterationStarted",
+                    Some("mapIterationStartedEventDetails"),
+                    json!({"name": name, "index": i}),
+                )?;
+                match self.run_machine(processor, input, p, Some(entry)).await {
+                    Ok((o, last)) => {
+                        self.push(
+                            last,
+                            "MapIterationSucceeded",
+                            Some("mapIterationSucceededEventDetails"),
+                            json!({"name": name, "index": i}),
+                        )?;
+                        Ok(o)
+                    }
+                    Err(e) => {
+                        let _ = self.push(
+                            p,
+                            "MapIterationFailed",
+                            Some("mapIterationFailedEventDetails"),
+                            json!({"name": name, "index": i}),
+                        );
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    let _ = self.push(p, "MapIterationFailed", Some("mapIterationFailedEventDetails"), json!({"name": name, "index": i}));
-                    Err(e)
-                }
-            }
-        });
-        let result: Result<Vec<Value>, StatesError> = futures::stream::iter(runs).buffered(limit).try_collect().await;
+            });
+        let result: Result<Vec<Value>, StatesError> = futures::stream::iter(runs)
+            .buffered(limit)
+            .try_collect()
+            .await;
         match result {
             Ok(outs) => {
                 *prev = self.push(*prev, "MapStateSucceeded", None, json!({}))?;
@@ -692,7 +979,9 @@ fn num_value(n: &Num, input: &Value, ctx: &Value) -> Result<f64, String> {
         Num::Path(p) => match p.select(input, ctx) {
             Some(Value::Number(x)) => x.as_f64().ok_or_else(|| format!("'{p}' is not a number")),
             Some(other) => Err(format!("The path '{p}' must select a number, got {other}")),
-            None => Err(format!("The path '{p}' could not be found in the input '{input}'")),
+            None => Err(format!(
+                "The path '{p}' could not be found in the input '{input}'"
+            )),
         },
     }
 }
@@ -704,7 +993,12 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// Resolves a payload template. Errors are the cause text of a States.Runtime failure.
-pub fn resolve_template(t: &Template, input: &Value, ctx: &Value, field: &str) -> Result<Value, String> {
+pub fn resolve_template(
+    t: &Template,
+    input: &Value,
+    ctx: &Value,
+    field: &str,
+) -> Result<Value, String> {
     match t {
         Template::Lit(v) => Ok(v.clone()),
         Template::Path(p) => p.select(input, ctx).ok_or_else(|| {

@@ -148,7 +148,10 @@ impl Parser<'_> {
                         Some('\\') => {
                             // Escapes keep `'`, `{`, `}` and `\` literal; `\{` stays escaped so
                             // States.Format can tell it from a placeholder.
-                            let n = *self.c.get(self.i + 1).ok_or_else(|| self.err("dangling '\\'"))?;
+                            let n = *self
+                                .c
+                                .get(self.i + 1)
+                                .ok_or_else(|| self.err("dangling '\\'"))?;
                             if n == '{' || n == '}' {
                                 s.push('\\');
                             }
@@ -194,7 +197,11 @@ impl Parser<'_> {
             }
             Some(ch) if ch.is_alphabetic() => {
                 let rest: String = self.c[self.i..].iter().collect();
-                for (kw, v) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
+                for (kw, v) in [
+                    ("true", Value::Bool(true)),
+                    ("false", Value::Bool(false)),
+                    ("null", Value::Null),
+                ] {
                     if rest.starts_with(kw)
                         && !rest[kw.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '.')
                     {
@@ -230,13 +237,21 @@ fn fail(msg: impl Into<String>) -> IntrinsicError {
     IntrinsicError::Eval(msg.into())
 }
 
-fn arity(name: &str, args: &[Value], n: std::ops::RangeInclusive<usize>) -> Result<(), IntrinsicError> {
+fn arity(
+    name: &str,
+    args: &[Value],
+    n: std::ops::RangeInclusive<usize>,
+) -> Result<(), IntrinsicError> {
     if n.contains(&args.len()) {
         Ok(())
     } else {
         Err(fail(format!(
             "{name} expects {} argument(s) but got {}",
-            if n.start() == n.end() { n.start().to_string() } else { format!("{}..{}", n.start(), n.end()) },
+            if n.start() == n.end() {
+                n.start().to_string()
+            } else {
+                format!("{}..{}", n.start(), n.end())
+            },
             args.len()
         )))
     }
@@ -282,9 +297,9 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
                         continue;
                     }
                     '{' if chars.get(i + 1) == Some(&'}') => {
-                        let v = rest
-                            .next()
-                            .ok_or_else(|| fail("States.Format has more placeholders than arguments"))?;
+                        let v = rest.next().ok_or_else(|| {
+                            fail("States.Format has more placeholders than arguments")
+                        })?;
                         match v {
                             Value::String(s) => out.push_str(s),
                             other => out.push_str(&other.to_string()),
@@ -320,9 +335,15 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
             let a = as_arr(name, &args[0])?;
             let n = as_int(name, &args[1])?;
             if n <= 0 {
-                return Err(fail("States.ArrayPartition chunk size must be a positive integer"));
+                return Err(fail(
+                    "States.ArrayPartition chunk size must be a positive integer",
+                ));
             }
-            Value::Array(a.chunks(n as usize).map(|c| Value::Array(c.to_vec())).collect())
+            Value::Array(
+                a.chunks(n as usize)
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            )
         }
         "States.ArrayContains" => {
             arity(name, &args, 2..=2)?;
@@ -330,7 +351,11 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
         }
         "States.ArrayRange" => {
             arity(name, &args, 3..=3)?;
-            let (s, e, step) = (as_int(name, &args[0])?, as_int(name, &args[1])?, as_int(name, &args[2])?);
+            let (s, e, step) = (
+                as_int(name, &args[0])?,
+                as_int(name, &args[1])?,
+                as_int(name, &args[2])?,
+            );
             if step == 0 {
                 return Err(fail("States.ArrayRange step must not be 0"));
             }
@@ -350,7 +375,10 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
             let a = as_arr(name, &args[0])?;
             let i = as_int(name, &args[1])?;
             if i < 0 || i as usize >= a.len() {
-                return Err(fail(format!("States.ArrayGetItem index {i} is out of bounds (length {})", a.len())));
+                return Err(fail(format!(
+                    "States.ArrayGetItem index {i} is out of bounds (length {})",
+                    a.len()
+                )));
             }
             a[i as usize].clone()
         }
@@ -385,7 +413,9 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|e| fail(format!("States.Base64Decode: {e}")))?;
-            Value::String(String::from_utf8(bytes).map_err(|_| fail("States.Base64Decode: not UTF-8"))?)
+            Value::String(
+                String::from_utf8(bytes).map_err(|_| fail("States.Base64Decode: not UTF-8"))?,
+            )
         }
         "States.Hash" => {
             arity(name, &args, 2..=2)?;
@@ -403,7 +433,11 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
                 "SHA-256" => hex::encode(sha2::Sha256::digest(b)),
                 "SHA-384" => hex::encode(sha2::Sha384::digest(b)),
                 "SHA-512" => hex::encode(sha2::Sha512::digest(b)),
-                other => return Err(fail(format!("States.Hash: unsupported algorithm '{other}'"))),
+                other => {
+                    return Err(fail(format!(
+                        "States.Hash: unsupported algorithm '{other}'"
+                    )));
+                }
             };
             Value::String(h)
         }
@@ -413,7 +447,9 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
                 return Err(fail("States.JsonMerge expects two JSON objects"));
             };
             if args[2] != Value::Bool(false) {
-                return Err(fail("States.JsonMerge supports only shallow merges (third argument false)"));
+                return Err(fail(
+                    "States.JsonMerge supports only shallow merges (third argument false)",
+                ));
             }
             let mut m: Map<String, Value> = a.clone();
             for (k, v) in b {
@@ -429,7 +465,9 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
                 return Err(fail("States.MathRandom start must not exceed end"));
             }
             let n = match args.get(2) {
-                Some(seed) => rand::rngs::StdRng::seed_from_u64(as_int(name, seed)? as u64).gen_range(s..=e),
+                Some(seed) => {
+                    rand::rngs::StdRng::seed_from_u64(as_int(name, seed)? as u64).gen_range(s..=e)
+                }
                 None => rand::thread_rng().gen_range(s..=e),
             };
             json!(n)
@@ -437,7 +475,10 @@ fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
         "States.MathAdd" => {
             arity(name, &args, 2..=2)?;
             let (a, b) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
-            json!(a.checked_add(b).ok_or_else(|| fail("States.MathAdd overflow"))?)
+            json!(
+                a.checked_add(b)
+                    .ok_or_else(|| fail("States.MathAdd overflow"))?
+            )
         }
         "States.StringSplit" => {
             arity(name, &args, 2..=2)?;
@@ -470,32 +511,84 @@ mod tests {
     #[test]
     fn functions() {
         let i = json!({"name": "x", "n": 3, "arr": [1, 2, 2, 3], "s": "{\"a\":1}"});
-        assert_eq!(ev("States.Format('Hi {} #{}', $.name, $.n)", i.clone()).unwrap(), json!("Hi x #3"));
-        assert_eq!(ev("States.Format('\\{\\} {}', 'a')", i.clone()).unwrap(), json!("{} a"));
-        assert_eq!(ev("States.StringToJson($.s)", i.clone()).unwrap(), json!({"a": 1}));
-        assert_eq!(ev("States.JsonToString($.arr)", i.clone()).unwrap(), json!("[1,2,2,3]"));
-        assert_eq!(ev("States.Array(1, 'a', true, null, $.n)", i.clone()).unwrap(), json!([1, "a", true, null, 3]));
-        assert_eq!(ev("States.ArrayPartition($.arr, 3)", i.clone()).unwrap(), json!([[1, 2, 2], [3]]));
-        assert_eq!(ev("States.ArrayContains($.arr, 3)", i.clone()).unwrap(), json!(true));
-        assert_eq!(ev("States.ArrayRange(1, 9, 2)", i.clone()).unwrap(), json!([1, 3, 5, 7, 9]));
-        assert_eq!(ev("States.ArrayGetItem($.arr, 3)", i.clone()).unwrap(), json!(3));
-        assert_eq!(ev("States.ArrayLength($.arr)", i.clone()).unwrap(), json!(4));
-        assert_eq!(ev("States.ArrayUnique($.arr)", i.clone()).unwrap(), json!([1, 2, 3]));
-        assert_eq!(ev("States.Base64Encode('hello')", i.clone()).unwrap(), json!("aGVsbG8="));
-        assert_eq!(ev("States.Base64Decode('aGVsbG8=')", i.clone()).unwrap(), json!("hello"));
+        assert_eq!(
+            ev("States.Format('Hi {} #{}', $.name, $.n)", i.clone()).unwrap(),
+            json!("Hi x #3")
+        );
+        assert_eq!(
+            ev("States.Format('\\{\\} {}', 'a')", i.clone()).unwrap(),
+            json!("{} a")
+        );
+        assert_eq!(
+            ev("States.StringToJson($.s)", i.clone()).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            ev("States.JsonToString($.arr)", i.clone()).unwrap(),
+            json!("[1,2,2,3]")
+        );
+        assert_eq!(
+            ev("States.Array(1, 'a', true, null, $.n)", i.clone()).unwrap(),
+            json!([1, "a", true, null, 3])
+        );
+        assert_eq!(
+            ev("States.ArrayPartition($.arr, 3)", i.clone()).unwrap(),
+            json!([[1, 2, 2], [3]])
+        );
+        assert_eq!(
+            ev("States.ArrayContains($.arr, 3)", i.clone()).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            ev("States.ArrayRange(1, 9, 2)", i.clone()).unwrap(),
+            json!([1, 3, 5, 7, 9])
+        );
+        assert_eq!(
+            ev("States.ArrayGetItem($.arr, 3)", i.clone()).unwrap(),
+            json!(3)
+        );
+        assert_eq!(
+            ev("States.ArrayLength($.arr)", i.clone()).unwrap(),
+            json!(4)
+        );
+        assert_eq!(
+            ev("States.ArrayUnique($.arr)", i.clone()).unwrap(),
+            json!([1, 2, 3])
+        );
+        assert_eq!(
+            ev("States.Base64Encode('hello')", i.clone()).unwrap(),
+            json!("aGVsbG8=")
+        );
+        assert_eq!(
+            ev("States.Base64Decode('aGVsbG8=')", i.clone()).unwrap(),
+            json!("hello")
+        );
         assert_eq!(
             ev("States.Hash('hello', 'SHA-256')", i.clone()).unwrap(),
             json!("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
         );
         assert_eq!(ev("States.MathAdd($.n, -4)", i.clone()).unwrap(), json!(-1));
-        assert_eq!(ev("States.StringSplit('a,b+c,,d', ',+')", i.clone()).unwrap(), json!(["a", "b", "c", "d"]));
+        assert_eq!(
+            ev("States.StringSplit('a,b+c,,d', ',+')", i.clone()).unwrap(),
+            json!(["a", "b", "c", "d"])
+        );
         assert_eq!(
             ev("States.JsonMerge(States.StringToJson($.s), States.StringToJson('{\"b\":2}'), false)", i.clone()).unwrap(),
             json!({"a": 1, "b": 2})
         );
-        let r = ev("States.MathRandom(1, 3)", i.clone()).unwrap().as_i64().unwrap();
+        let r = ev("States.MathRandom(1, 3)", i.clone())
+            .unwrap()
+            .as_i64()
+            .unwrap();
         assert!((1..=3).contains(&r));
-        assert_eq!(ev("States.UUID()", i.clone()).unwrap().as_str().unwrap().len(), 36);
+        assert_eq!(
+            ev("States.UUID()", i.clone())
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .len(),
+            36
+        );
     }
 
     #[test]

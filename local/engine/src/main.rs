@@ -27,14 +27,28 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     match Cli::parse().cmd {
         Cmd::Serve { port, real_time } => {
             // No functions are registered here; crates embedding the engine register theirs.
             let registry = LambdaRegistry::new();
-            let cfg = EngineConfig { clock: if real_time { ClockMode::Real } else { ClockMode::Virtual }, ..Default::default() };
+            let cfg = EngineConfig {
+                clock: if real_time {
+                    ClockMode::Real
+                } else {
+                    ClockMode::Virtual
+                },
+                ..Default::default()
+            };
             let engine = Engine::new(Arc::new(registry), cfg);
-            let server = rollback_engine::serve(engine, Mode::Standalone, SocketAddr::from(([127, 0, 0, 1], port))).await?;
+            let server = rollback_engine::serve(
+                engine,
+                Mode::Standalone,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            )
+            .await?;
             println!("rollback-engine: Step Functions endpoint at {}", server.url);
             tokio::signal::ctrl_c().await?;
             server.shutdown();

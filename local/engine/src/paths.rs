@@ -180,7 +180,10 @@ fn set_in(cur: &mut Value, segs: &[Seg], value: Value, raw: &str) -> Result<(), 
         }
         Seg::Index(i) => {
             if !cur.is_array() {
-                return Err(fail(format!("cannot index a non-array value {}", short(cur))));
+                return Err(fail(format!(
+                    "cannot index a non-array value {}",
+                    short(cur)
+                )));
             }
             let arr = cur.as_array_mut().expect("checked above");
             let idx = norm_index(*i, arr.len())
@@ -199,7 +202,8 @@ fn set_in(cur: &mut Value, segs: &[Seg], value: Value, raw: &str) -> Result<(), 
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}…", &s[..s.floor_char_boundary(80)])
+        let cut = (0..=80).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        format!("{}…", &s[..cut])
     } else {
         s
     }
@@ -448,7 +452,9 @@ fn parse_bracket(inner: &str) -> Result<Seg, String> {
             if p.is_empty() {
                 Ok(None)
             } else {
-                p.parse().map(Some).map_err(|_| format!("bad slice bound '{p}'"))
+                p.parse()
+                    .map(Some)
+                    .map_err(|_| format!("bad slice bound '{p}'"))
             }
         };
         return Ok(Seg::Slice(
@@ -533,7 +539,9 @@ mod tests {
     use serde_json::json;
 
     fn sel(p: &str, v: &Value) -> Option<Value> {
-        JsonPath::parse(p).unwrap().select(v, &json!({"Execution": {"Id": "x"}}))
+        JsonPath::parse(p)
+            .unwrap()
+            .select(v, &json!({"Execution": {"Id": "x"}}))
     }
 
     #[test]

@@ -52,7 +52,12 @@ pub fn parse_resource(arn: &str) -> ParsedResource {
         } else {
             ResourceKind::Other
         };
-        return ParsedResource { kind, pattern, resource_type: svc.to_string(), resource_name: op.to_string() };
+        return ParsedResource {
+            kind,
+            pattern,
+            resource_type: svc.to_string(),
+            resource_name: op.to_string(),
+        };
     }
     let parts: Vec<&str> = arn.split(':').collect();
     if parts.len() >= 7 && parts[2] == "lambda" && parts[5] == "function" {
@@ -101,7 +106,10 @@ pub struct TaskFailure {
 
 impl TaskFailure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        TaskFailure { error: error.into(), cause: cause.into() }
+        TaskFailure {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 }
 
@@ -138,7 +146,8 @@ pub fn unsupported(req: &TaskRequest, known: &[String]) -> TaskFailure {
     )
 }
 
-pub type LambdaFn = Arc<dyn Fn(Value, TaskRequest) -> BoxFuture<'static, Result<Value, TaskFailure>> + Send + Sync>;
+pub type LambdaFn =
+    Arc<dyn Fn(Value, TaskRequest) -> BoxFuture<'static, Result<Value, TaskFailure>> + Send + Sync>;
 
 /// Maps Lambda function names (or full ARNs, reduced to their name) to in-process functions.
 #[derive(Clone, Default)]
@@ -149,7 +158,11 @@ pub struct LambdaRegistry {
 /// `arn:aws:lambda:r:a:function:name[:qualifier]` → `name`; a plain name is returned as is.
 pub fn function_name(f: &str) -> &str {
     let parts: Vec<&str> = f.split(':').collect();
-    if parts.len() >= 7 && parts[5] == "function" { parts[6] } else { f }
+    if parts.len() >= 7 && parts[5] == "function" {
+        parts[6]
+    } else {
+        f
+    }
 }
 
 impl LambdaRegistry {
@@ -170,7 +183,12 @@ impl LambdaRegistry {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.fns.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.fns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 

@@ -46,7 +46,10 @@ impl Tokens {
 
     pub fn issue(&self, execution_arn: &str) -> (String, mpsc::UnboundedReceiver<TokenMsg>) {
         let body = json!({"e": execution_arn, "n": uuid::Uuid::new_v4().to_string()}).to_string();
-        let token = format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body));
+        let token = format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body)
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock().insert(token.clone(), Slot::Open(tx));
         (token, rx)
@@ -62,9 +65,14 @@ impl Tokens {
     pub fn execution_of(token: &str) -> Result<String, TokenError> {
         let invalid = || TokenError::Invalid(token.chars().take(64).collect());
         let body = token.strip_prefix(PREFIX).ok_or_else(invalid)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).map_err(|_| invalid())?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| invalid())?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        v.get("e").and_then(Value::as_str).map(str::to_string).ok_or_else(invalid)
+        v.get("e")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(invalid)
     }
 
     pub fn send(&self, token: &str, msg: TokenMsg) -> Result<(), TokenError> {
@@ -100,9 +108,18 @@ mod tests {
         t.send(&tok, TokenMsg::Success(json!(1))).unwrap();
         assert!(matches!(rx.try_recv(), Ok(TokenMsg::Heartbeat)));
         assert!(matches!(rx.try_recv(), Ok(TokenMsg::Success(_))));
-        assert_eq!(t.send(&tok, TokenMsg::Success(json!(1))), Err(TokenError::TimedOut));
-        assert!(matches!(t.send("garbage", TokenMsg::Heartbeat), Err(TokenError::Invalid(_))));
+        assert_eq!(
+            t.send(&tok, TokenMsg::Success(json!(1))),
+            Err(TokenError::TimedOut)
+        );
+        assert!(matches!(
+            t.send("garbage", TokenMsg::Heartbeat),
+            Err(TokenError::Invalid(_))
+        ));
         let (other, _) = Tokens::default().issue("arn:y");
-        assert_eq!(t.send(&other, TokenMsg::Heartbeat), Err(TokenError::DoesNotExist));
+        assert_eq!(
+            t.send(&other, TokenMsg::Heartbeat),
+            Err(TokenError::DoesNotExist)
+        );
     }
 }

@@ -15,8 +15,12 @@ const FN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:echo";
 fn registry() -> LambdaRegistry {
     let r = LambdaRegistry::new();
     r.register("echo", |v, _req| async move { Ok(json!({"echo": v})) });
-    r.register("boom", |_v, _req| async move { Err(TaskFailure::new("Rollback.Boom", "exploded")) });
-    r.register("big", |_v, _req| async move { Ok(json!("x".repeat(300 * 1024))) });
+    r.register("boom", |_v, _req| async move {
+        Err(TaskFailure::new("Rollback.Boom", "exploded"))
+    });
+    r.register("big", |_v, _req| async move {
+        Ok(json!("x".repeat(300 * 1024)))
+    });
     r
 }
 
@@ -24,10 +28,26 @@ async fn run_with(engine: &Engine, def: Value, input: Value) -> ExecutionDescrip
     let name = format!("sm-{}", uuid::Uuid::new_v4().simple());
     let mut subs = BTreeMap::new();
     subs.insert("EchoArn".to_string(), FN_ARN.to_string());
-    let sm = engine.create_state_machine(&name, &def.to_string(), "arn:aws:iam::123456789012:role/r", &subs).expect("valid definition");
-    let (arn, _) = engine.start_execution(&sm.arn, None, Some(&input.to_string())).expect("start");
-    let d = engine.wait_for_completion(&arn, Duration::from_secs(10)).await.expect("describe");
-    assert_ne!(d.status, ExecutionStatus::Running, "execution did not finish: {arn}");
+    let sm = engine
+        .create_state_machine(
+            &name,
+            &def.to_string(),
+            "arn:aws:iam::123456789012:role/r",
+            &subs,
+        )
+        .expect("valid definition");
+    let (arn, _) = engine
+        .start_execution(&sm.arn, None, Some(&input.to_string()))
+        .expect("start");
+    let d = engine
+        .wait_for_completion(&arn, Duration::from_secs(10))
+        .await
+        .expect("describe");
+    assert_ne!(
+        d.status,
+        ExecutionStatus::Running,
+        "execution did not finish: {arn}"
+    );
     d
 }
 
@@ -52,7 +72,10 @@ async fn lambda_invoke_wraps_the_payload_and_bare_arn_does_not() {
     )
     .await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
-    assert_eq!(output(&d), json!({"x": 7, "wrapped": {"p": {"echo": {"x": 7}}, "code": 200}, "bare": {"echo": 7}}));
+    assert_eq!(
+        output(&d),
+        json!({"x": 7, "wrapped": {"p": {"echo": {"x": 7}}, "code": 200}, "bare": {"echo": 7}})
+    );
 }
 
 #[tokio::test]
@@ -67,8 +90,14 @@ async fn task_errors_retry_with_backoff_on_the_virtual_clock_then_catch() {
         json!({}),
     )
     .await;
-    assert!(real.elapsed() < Duration::from_secs(2), "virtual waits must not sleep");
-    assert_eq!(output(&d), json!({"err": {"Error": "Rollback.Boom", "Cause": "exploded"}}));
+    assert!(
+        real.elapsed() < Duration::from_secs(2),
+        "virtual waits must not sleep"
+    );
+    assert_eq!(
+        output(&d),
+        json!({"err": {"Error": "Rollback.Boom", "Cause": "exploded"}})
+    );
     // 600 + min(1200, 900) + min(2400, 900) seconds of virtual time.
     let elapsed = d.stop.expect("stop") - d.start;
     assert_eq!(elapsed.num_seconds(), 2400, "{elapsed:?}");
@@ -82,7 +111,14 @@ async fn unknown_resources_fail_with_a_clear_cause() {
     )
     .await;
     assert_eq!(d.error.as_deref(), Some("States.TaskFailed"));
-    assert!(d.cause.as_deref().unwrap_or("").contains("arn:aws:states:::sns:publish"), "{:?}", d.cause);
+    assert!(
+        d.cause
+            .as_deref()
+            .unwrap_or("")
+            .contains("arn:aws:states:::sns:publish"),
+        "{:?}",
+        d.cause
+    );
 }
 
 #[tokio::test]
@@ -104,19 +140,42 @@ async fn task_timeout_fires_when_the_clock_passes_it() {
     tokio::time::sleep(Duration::from_millis(30)).await;
     engine.clock(&arn).unwrap().advance(Duration::from_secs(59));
     tokio::time::sleep(Duration::from_millis(30)).await;
-    assert_eq!(engine.describe_execution(&arn).unwrap().status, ExecutionStatus::Running);
+    assert_eq!(
+        engine.describe_execution(&arn).unwrap().status,
+        ExecutionStatus::Running
+    );
     engine.clock(&arn).unwrap().advance(Duration::from_secs(2));
-    let d = engine.wait_for_completion(&arn, Duration::from_secs(5)).await.unwrap();
+    let d = engine
+        .wait_for_completion(&arn, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(d.error.as_deref(), Some("States.Timeout"));
-    let last_task = engine.history(&arn).unwrap().into_iter().rev().find(|e| e.event_type.starts_with("Task")).unwrap();
+    let last_task = engine
+        .history(&arn)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|e| e.event_type.starts_with("Task"))
+        .unwrap();
     assert_eq!(last_task.event_type, "TaskTimedOut");
 }
 
 #[tokio::test]
 async fn real_time_mode_sleeps_for_real() {
-    let engine = Engine::new(Arc::new(registry()), EngineConfig { clock: rollback_engine::ClockMode::Real, ..Default::default() });
+    let engine = Engine::new(
+        Arc::new(registry()),
+        EngineConfig {
+            clock: rollback_engine::ClockMode::Real,
+            ..Default::default()
+        },
+    );
     let t = Instant::now();
-    let d = run_with(&engine, json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}}), json!({})).await;
+    let d = run_with(
+        &engine,
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": true}}}),
+        json!({}),
+    )
+    .await;
     assert_eq!(d.status, ExecutionStatus::Succeeded);
     assert!(t.elapsed() >= Duration::from_millis(900));
 }
@@ -130,7 +189,9 @@ async fn wait_for_task_token_success_failure_heartbeat_and_timeouts() {
         let t2 = t2.clone();
         async move {
             assert_eq!(v["token"].as_str(), req.task_token.as_deref());
-            t2.lock().unwrap().push(req.task_token.clone().unwrap_or_default());
+            t2.lock()
+                .unwrap()
+                .push(req.task_token.clone().unwrap_or_default());
             Ok(json!(null))
         }
     });
@@ -138,7 +199,14 @@ async fn wait_for_task_token_success_failure_heartbeat_and_timeouts() {
     let def = json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
         "Parameters": {"FunctionName": "approval", "Payload": {"token.$": "$$.Task.Token"}},
         "TimeoutSeconds": 3600, "HeartbeatSeconds": 600, "ResultPath": "$.decision", "End": true}}});
-    let sm = engine.create_state_machine("approval", &def.to_string(), "arn:aws:iam::1:role/r", &BTreeMap::new()).unwrap();
+    let sm = engine
+        .create_state_machine(
+            "approval",
+            &def.to_string(),
+            "arn:aws:iam::1:role/r",
+            &BTreeMap::new(),
+        )
+        .unwrap();
 
     let next_token = |n: usize| {
         let tokens = tokens.clone();
@@ -154,47 +222,103 @@ async fn wait_for_task_token_success_failure_heartbeat_and_timeouts() {
     };
 
     // Success: time stands still while waiting; the output lands at ResultPath.
-    let (a, _) = engine.start_execution(&sm.arn, Some("ok"), Some(r#"{"k":1}"#)).unwrap();
+    let (a, _) = engine
+        .start_execution(&sm.arn, Some("ok"), Some(r#"{"k":1}"#))
+        .unwrap();
     let tok = next_token(0).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(engine.describe_execution(&a).unwrap().status, ExecutionStatus::Running);
+    assert_eq!(
+        engine.describe_execution(&a).unwrap().status,
+        ExecutionStatus::Running
+    );
     engine.send_task_heartbeat(&tok).unwrap();
-    engine.send_task_success(&tok, r#"{"approved":true}"#).unwrap();
-    let d = engine.wait_for_completion(&a, Duration::from_secs(5)).await.unwrap();
+    engine
+        .send_task_success(&tok, r#"{"approved":true}"#)
+        .unwrap();
+    let d = engine
+        .wait_for_completion(&a, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(output(&d), json!({"k": 1, "decision": {"approved": true}}));
-    assert!(matches!(engine.send_task_success(&tok, "{}"), Err(ServiceError::TaskTimedOut(_))));
-    assert!(matches!(engine.send_task_success("nonsense", "{}"), Err(ServiceError::InvalidToken(_))));
+    assert!(matches!(
+        engine.send_task_success(&tok, "{}"),
+        Err(ServiceError::TaskTimedOut(_))
+    ));
+    assert!(matches!(
+        engine.send_task_success("nonsense", "{}"),
+        Err(ServiceError::InvalidToken(_))
+    ));
 
     // Failure: the error name comes from SendTaskFailure.
     let (b, _) = engine.start_execution(&sm.arn, Some("no"), None).unwrap();
     let tok = next_token(1).await;
-    engine.send_task_failure(&tok, Some("Rejected"), Some("by alice")).unwrap();
-    let d = engine.wait_for_completion(&b, Duration::from_secs(5)).await.unwrap();
-    assert_eq!((d.error.as_deref(), d.cause.as_deref()), (Some("Rejected"), Some("by alice")));
+    engine
+        .send_task_failure(&tok, Some("Rejected"), Some("by alice"))
+        .unwrap();
+    let d = engine
+        .wait_for_completion(&b, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.error.as_deref(), d.cause.as_deref()),
+        (Some("Rejected"), Some("by alice"))
+    );
 
     // Heartbeat timeout: advancing the clock past HeartbeatSeconds without a heartbeat.
     let (c, _) = engine.start_execution(&sm.arn, Some("hb"), None).unwrap();
     let tok = next_token(2).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     engine.clock(&c).unwrap().advance(Duration::from_secs(601));
-    let d = engine.wait_for_completion(&c, Duration::from_secs(5)).await.unwrap();
+    let d = engine
+        .wait_for_completion(&c, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(d.error.as_deref(), Some("States.HeartbeatTimeout"));
-    assert!(matches!(engine.send_task_success(&tok, "{}"), Err(ServiceError::TaskTimedOut(_))));
-    let types: Vec<String> = engine.history(&c).unwrap().iter().map(|e| e.event_type.clone()).collect();
+    assert!(matches!(
+        engine.send_task_success(&tok, "{}"),
+        Err(ServiceError::TaskTimedOut(_))
+    ));
+    let types: Vec<String> = engine
+        .history(&c)
+        .unwrap()
+        .iter()
+        .map(|e| e.event_type.clone())
+        .collect();
     assert_eq!(
         types,
-        ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSubmitted", "TaskTimedOut", "ExecutionFailed"]
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSubmitted",
+            "TaskTimedOut",
+            "ExecutionFailed"
+        ]
     );
 
     // Idempotent StartExecution: same name + same input while running returns the same ARN.
-    let (d1, _) = engine.start_execution(&sm.arn, Some("dup"), Some("{}")).unwrap();
-    let (d2, _) = engine.start_execution(&sm.arn, Some("dup"), Some("{}")).unwrap();
+    let (d1, _) = engine
+        .start_execution(&sm.arn, Some("dup"), Some("{}"))
+        .unwrap();
+    let (d2, _) = engine
+        .start_execution(&sm.arn, Some("dup"), Some("{}"))
+        .unwrap();
     assert_eq!(d1, d2);
-    assert!(matches!(engine.start_execution(&sm.arn, Some("dup"), Some(r#"{"x":1}"#)), Err(ServiceError::ExecutionAlreadyExists(_))));
-    engine.stop_execution(&d1, Some("Op.Stop"), Some("operator")).await.unwrap();
+    assert!(matches!(
+        engine.start_execution(&sm.arn, Some("dup"), Some(r#"{"x":1}"#)),
+        Err(ServiceError::ExecutionAlreadyExists(_))
+    ));
+    engine
+        .stop_execution(&d1, Some("Op.Stop"), Some("operator"))
+        .await
+        .unwrap();
     let d = engine.describe_execution(&d1).unwrap();
     assert_eq!(d.status, ExecutionStatus::Aborted);
-    assert_eq!(engine.history(&d1).unwrap().last().unwrap().event_type, "ExecutionAborted");
+    assert_eq!(
+        engine.history(&d1).unwrap().last().unwrap().event_type,
+        "ExecutionAborted"
+    );
 }
 
 #[tokio::test]
@@ -215,13 +339,33 @@ async fn history_events_are_linked_and_typed() {
         assert!(e.previous_event_id < e.id);
     }
     let types: Vec<&str> = h.iter().map(|e| e.event_type.as_str()).collect();
-    for t in ["WaitStateEntered", "WaitStateExited", "ParallelStateEntered", "ParallelStateStarted", "LambdaFunctionScheduled",
-        "LambdaFunctionStarted", "LambdaFunctionSucceeded", "MapStateStarted", "MapIterationStarted", "MapIterationSucceeded",
-        "MapStateSucceeded", "ParallelStateSucceeded", "ParallelStateExited", "ExecutionSucceeded"] {
+    for t in [
+        "WaitStateEntered",
+        "WaitStateExited",
+        "ParallelStateEntered",
+        "ParallelStateStarted",
+        "LambdaFunctionScheduled",
+        "LambdaFunctionStarted",
+        "LambdaFunctionSucceeded",
+        "MapStateStarted",
+        "MapIterationStarted",
+        "MapIterationSucceeded",
+        "MapStateSucceeded",
+        "ParallelStateSucceeded",
+        "ParallelStateExited",
+        "ExecutionSucceeded",
+    ] {
         assert!(types.contains(&t), "missing {t} in {types:?}");
     }
-    let sched = h.iter().find(|e| e.event_type == "LambdaFunctionScheduled").unwrap().to_json();
-    assert_eq!(sched["lambdaFunctionScheduledEventDetails"]["resource"], FN_ARN);
+    let sched = h
+        .iter()
+        .find(|e| e.event_type == "LambdaFunctionScheduled")
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        sched["lambdaFunctionScheduledEventDetails"]["resource"],
+        FN_ARN
+    );
     assert!(sched["timestamp"].is_f64());
 }
 
@@ -241,7 +385,11 @@ async fn execution_timeout_and_payload_limit_and_history_cap() {
         json!({}),
     )
     .await;
-    assert_eq!(d.error.as_deref(), Some("States.DataLimitExceeded"), "States.ALL must not catch it");
+    assert_eq!(
+        d.error.as_deref(),
+        Some("States.DataLimitExceeded"),
+        "States.ALL must not catch it"
+    );
 
     // An endless Wait loop is bounded by the 25,000-event history limit.
     let d = run(
@@ -285,7 +433,15 @@ async fn map_concurrency_is_honoured() {
 fn definitions_are_validated_on_load() {
     let engine = Engine::new(Arc::new(registry()), EngineConfig::default());
     let err = engine
-        .create_state_machine("bad", r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nowhere"}}}"#, "r", &BTreeMap::new())
+        .create_state_machine(
+            "bad",
+            r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nowhere"}}}"#,
+            "r",
+            &BTreeMap::new(),
+        )
         .unwrap_err();
-    assert!(matches!(&err, ServiceError::InvalidDefinition(m) if m.contains("Nowhere")), "{err:?}");
+    assert!(
+        matches!(&err, ServiceError::InvalidDefinition(m) if m.contains("Nowhere")),
+        "{err:?}"
+    );
 }

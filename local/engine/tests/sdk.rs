@@ -22,9 +22,17 @@ fn client(url: &str) -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::from_conf(conf)
 }
 
-async fn wait_done(c: &aws_sdk_sfn::Client, arn: &str) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+async fn wait_done(
+    c: &aws_sdk_sfn::Client,
+    arn: &str,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
     for _ in 0..500 {
-        let d = c.describe_execution().execution_arn(arn).send().await.expect("describe");
+        let d = c
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .expect("describe");
         if d.status() != &ExecutionStatus::Running {
             return d;
         }
@@ -46,7 +54,13 @@ async fn sdk_drives_a_task_token_execution() {
         }
     });
     let engine = Engine::new(Arc::new(registry), EngineConfig::default());
-    let server = rollback_engine::serve(engine.clone(), Mode::Standalone, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+    let server = rollback_engine::serve(
+        engine.clone(),
+        Mode::Standalone,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("bind");
     let c = client(&server.url);
 
     let def = json!({"StartAt": "Prepare", "States": {
@@ -63,7 +77,14 @@ async fn sdk_drives_a_task_token_execution() {
         .send()
         .await
         .expect("create");
-    let start = c.start_execution().state_machine_arn(sm.state_machine_arn()).name("run-1").input(r#"{"service":"mint"}"#).send().await.expect("start");
+    let start = c
+        .start_execution()
+        .state_machine_arn(sm.state_machine_arn())
+        .name("run-1")
+        .input(r#"{"service":"mint"}"#)
+        .send()
+        .await
+        .expect("start");
     let arn = start.execution_arn().to_string();
 
     let token = {
@@ -77,22 +98,52 @@ async fn sdk_drives_a_task_token_execution() {
         }
         t.expect("the handler received a task token")
     };
-    c.send_task_heartbeat().task_token(&token).send().await.expect("heartbeat");
-    c.send_task_success().task_token(&token).output(r#"{"approved":true}"#).send().await.expect("success");
+    c.send_task_heartbeat()
+        .task_token(&token)
+        .send()
+        .await
+        .expect("heartbeat");
+    c.send_task_success()
+        .task_token(&token)
+        .output(r#"{"approved":true}"#)
+        .send()
+        .await
+        .expect("success");
 
     let d = wait_done(&c, &arn).await;
     assert_eq!(d.status(), &ExecutionStatus::Succeeded);
     let out: serde_json::Value = serde_json::from_str(d.output().unwrap()).unwrap();
-    assert_eq!(out, json!({"service": "mint", "prep": {"step": 1}, "answer": {"approved": true}}));
+    assert_eq!(
+        out,
+        json!({"service": "mint", "prep": {"step": 1}, "answer": {"approved": true}})
+    );
     // One virtual hour passed without a real one.
     let elapsed = d.stop_date().unwrap().secs() - d.start_date().secs();
     assert!((3600..3700).contains(&elapsed), "{elapsed}");
 
     // A second answer for a finished task is TaskTimedOut; a garbled token is InvalidToken.
-    let err = c.send_task_success().task_token(&token).output("{}").send().await.unwrap_err();
-    assert!(matches!(err.into_service_error(), SendTaskSuccessError::TaskTimedOut(_)));
-    let err = c.send_task_success().task_token("garbage").output("{}").send().await.unwrap_err();
-    assert!(matches!(err.into_service_error(), SendTaskSuccessError::InvalidToken(_)));
+    let err = c
+        .send_task_success()
+        .task_token(&token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.into_service_error(),
+        SendTaskSuccessError::TaskTimedOut(_)
+    ));
+    let err = c
+        .send_task_success()
+        .task_token("garbage")
+        .output("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.into_service_error(),
+        SendTaskSuccessError::InvalidToken(_)
+    ));
 
     // History paginates (3 per page), in both orders.
     let pages: Vec<_> = c
@@ -108,24 +159,65 @@ async fn sdk_drives_a_task_token_execution() {
     let events: Vec<_> = pages.iter().flat_map(|p| p.events().to_vec()).collect();
     let ids: Vec<i64> = events.iter().map(|e| e.id()).collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
-    let types: Vec<String> = events.iter().map(|e| e.r#type().as_str().to_string()).collect();
+    let types: Vec<String> = events
+        .iter()
+        .map(|e| e.r#type().as_str().to_string())
+        .collect();
     assert_eq!(types.first().map(String::as_str), Some("ExecutionStarted"));
     assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
-    assert!(types.iter().any(|t| t == "TaskSubmitted") && types.iter().any(|t| t == "WaitStateExited"));
-    let scheduled = events.iter().find(|e| e.r#type().as_str() == "TaskScheduled").unwrap();
+    assert!(
+        types.iter().any(|t| t == "TaskSubmitted") && types.iter().any(|t| t == "WaitStateExited")
+    );
+    let scheduled = events
+        .iter()
+        .find(|e| e.r#type().as_str() == "TaskScheduled")
+        .unwrap();
     let details = scheduled.task_scheduled_event_details().expect("details");
-    assert_eq!((details.resource_type(), details.resource()), ("lambda", "invoke.waitForTaskToken"));
-    let rev = c.get_execution_history().execution_arn(&arn).reverse_order(true).max_results(1).send().await.unwrap();
+    assert_eq!(
+        (details.resource_type(), details.resource()),
+        ("lambda", "invoke.waitForTaskToken")
+    );
+    let rev = c
+        .get_execution_history()
+        .execution_arn(&arn)
+        .reverse_order(true)
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rev.events()[0].r#type().as_str(), "ExecutionSucceeded");
     assert!(rev.next_token().is_some());
 
     // Typed errors for unknown executions and name reuse.
-    let err = c.describe_execution().execution_arn(format!("{arn}-nope")).send().await.unwrap_err();
-    assert!(matches!(err, SdkError::ServiceError(ref e) if matches!(e.err(), DescribeExecutionError::ExecutionDoesNotExist(_))));
-    let err = c.start_execution().state_machine_arn(sm.state_machine_arn()).name("run-1").input("{}").send().await.unwrap_err();
-    assert!(matches!(err.into_service_error(), StartExecutionError::ExecutionAlreadyExists(_)));
+    let err = c
+        .describe_execution()
+        .execution_arn(format!("{arn}-nope"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SdkError::ServiceError(ref e) if matches!(e.err(), DescribeExecutionError::ExecutionDoesNotExist(_)))
+    );
+    let err = c
+        .start_execution()
+        .state_machine_arn(sm.state_machine_arn())
+        .name("run-1")
+        .input("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.into_service_error(),
+        StartExecutionError::ExecutionAlreadyExists(_)
+    ));
 
-    let list = c.list_executions().state_machine_arn(sm.state_machine_arn()).status_filter(ExecutionStatus::Succeeded).send().await.unwrap();
+    let list = c
+        .list_executions()
+        .state_machine_arn(sm.state_machine_arn())
+        .status_filter(ExecutionStatus::Succeeded)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(list.executions().len(), 1);
     let machines = c.list_state_machines().send().await.unwrap();
     assert_eq!(machines.state_machines().len(), 1);

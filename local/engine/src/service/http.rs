@@ -49,7 +49,11 @@ pub async fn serve(engine: Engine, mode: Mode, addr: SocketAddr) -> std::io::Res
             tracing::error!("step functions endpoint stopped: {e}");
         }
     });
-    Ok(Server { url: format!("http://{addr}"), addr, handle })
+    Ok(Server {
+        url: format!("http://{addr}"),
+        addr,
+        handle,
+    })
 }
 
 pub fn router(engine: Engine, mode: Mode) -> Router {
@@ -63,24 +67,41 @@ pub fn router(engine: Engine, mode: Mode) -> Router {
 }
 
 fn respond(status: StatusCode, v: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/x-amz-json-1.0")], v.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn error(e: ServiceError) -> Response {
-    respond(StatusCode::BAD_REQUEST, json!({"__type": e.type_name(), "message": e.to_string()}))
+    respond(
+        StatusCode::BAD_REQUEST,
+        json!({"__type": e.type_name(), "message": e.to_string()}),
+    )
 }
 
 async fn handle(engine: &Engine, mode: Mode, headers: &HeaderMap, body: &[u8]) -> Response {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let Some(op) = target.strip_prefix("AWSStepFunctions.") else {
-        return error(ServiceError::UnknownOperation(format!("missing or unknown X-Amz-Target '{target}'")));
+        return error(ServiceError::UnknownOperation(format!(
+            "missing or unknown X-Amz-Target '{target}'"
+        )));
     };
     let req: Value = if body.is_empty() {
         json!({})
     } else {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return error(ServiceError::ValidationException(format!("request body is not JSON: {e}"))),
+            Err(e) => {
+                return error(ServiceError::ValidationException(format!(
+                    "request body is not JSON: {e}"
+                )));
+            }
         }
     };
     match dispatch(engine, mode, op, &req).await {
@@ -104,9 +125,16 @@ fn page(req: &Value, len: usize, default_max: usize) -> Result<(usize, usize), S
             .strip_prefix("page-")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| *n <= len)
-            .ok_or_else(|| ServiceError::ValidationException(format!("Invalid pagination token '{t}'")))?,
+            .ok_or_else(|| {
+                ServiceError::ValidationException(format!("Invalid pagination token '{t}'"))
+            })?,
     };
-    let max = req.get("maxResults").and_then(Value::as_u64).filter(|m| *m > 0).map(|m| m.min(1000) as usize).unwrap_or(default_max);
+    let max = req
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .filter(|m| *m > 0)
+        .map(|m| m.min(1000) as usize)
+        .unwrap_or(default_max);
     Ok((start, (start + max).min(len)))
 }
 
@@ -143,32 +171,55 @@ fn describe_json(d: &ExecutionDescription) -> Value {
     v
 }
 
-async fn dispatch(engine: &Engine, mode: Mode, op: &str, req: &Value) -> Result<Value, ServiceError> {
+async fn dispatch(
+    engine: &Engine,
+    mode: Mode,
+    op: &str,
+    req: &Value,
+) -> Result<Value, ServiceError> {
     let standalone = || {
         if mode == Mode::Standalone {
             Ok(())
         } else {
-            Err(ServiceError::UnknownOperation(format!("{op} is only available in standalone mode")))
+            Err(ServiceError::UnknownOperation(format!(
+                "{op} is only available in standalone mode"
+            )))
         }
     };
     match op {
         "StartExecution" => {
-            let (arn, start) = engine.start_execution(req_s(req, "stateMachineArn")?, s(req, "name"), s(req, "input"))?;
+            let (arn, start) = engine.start_execution(
+                req_s(req, "stateMachineArn")?,
+                s(req, "name"),
+                s(req, "input"),
+            )?;
             Ok(json!({"executionArn": arn, "startDate": epoch(start)}))
         }
-        "DescribeExecution" => Ok(describe_json(&engine.describe_execution(req_s(req, "executionArn")?)?)),
+        "DescribeExecution" => Ok(describe_json(
+            &engine.describe_execution(req_s(req, "executionArn")?)?,
+        )),
         "GetExecutionHistory" => {
             let mut events = engine.history(req_s(req, "executionArn")?)?;
-            if req.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false) {
+            if req
+                .get("reverseOrder")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
                 events.reverse();
             }
-            let include_data = req.get("includeExecutionData").and_then(Value::as_bool).unwrap_or(true);
+            let include_data = req
+                .get("includeExecutionData")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
             let (a, b) = page(req, events.len(), 100)?;
             let list: Vec<Value> = events[a..b]
                 .iter()
                 .map(|e| {
                     let mut j = e.to_json();
-                    if !include_data && let Some(k) = e.details_key && let Some(Value::Object(d)) = j.get_mut(k) {
+                    if !include_data
+                        && let Some(k) = e.details_key
+                        && let Some(Value::Object(d)) = j.get_mut(k)
+                    {
                         for f in ["input", "output", "inputDetails", "outputDetails"] {
                             d.remove(f);
                         }
@@ -181,7 +232,9 @@ async fn dispatch(engine: &Engine, mode: Mode, op: &str, req: &Value) -> Result<
         "ListExecutions" => {
             let status = match s(req, "statusFilter") {
                 None => None,
-                Some(x) => Some(ExecutionStatus::parse(x).ok_or_else(|| ServiceError::ValidationException(format!("invalid statusFilter '{x}'")))?),
+                Some(x) => Some(ExecutionStatus::parse(x).ok_or_else(|| {
+                    ServiceError::ValidationException(format!("invalid statusFilter '{x}'"))
+                })?),
             };
             let sm = s(req, "stateMachineArn");
             if let Some(a) = sm {
@@ -203,7 +256,13 @@ async fn dispatch(engine: &Engine, mode: Mode, op: &str, req: &Value) -> Result<
             Ok(with_token(json!({"executions": list}), b, all.len()))
         }
         "StopExecution" => {
-            let t = engine.stop_execution(req_s(req, "executionArn")?, s(req, "error"), s(req, "cause")).await?;
+            let t = engine
+                .stop_execution(
+                    req_s(req, "executionArn")?,
+                    s(req, "error"),
+                    s(req, "cause"),
+                )
+                .await?;
             Ok(json!({"stopDate": epoch(t)}))
         }
         "SendTaskSuccess" => {
@@ -223,18 +282,27 @@ async fn dispatch(engine: &Engine, mode: Mode, op: &str, req: &Value) -> Result<
             if let Some(t) = s(req, "type")
                 && t != "STANDARD"
             {
-                return Err(ServiceError::ValidationException(format!("only STANDARD state machines are supported, got {t}")));
+                return Err(ServiceError::ValidationException(format!(
+                    "only STANDARD state machines are supported, got {t}"
+                )));
             }
             let subs: BTreeMap<String, String> = BTreeMap::new();
             let role = s(req, "roleArn").unwrap_or("arn:aws:iam::123456789012:role/local");
-            let rec = engine.create_state_machine(req_s(req, "name")?, req_s(req, "definition")?, role, &subs)?;
+            let rec = engine.create_state_machine(
+                req_s(req, "name")?,
+                req_s(req, "definition")?,
+                role,
+                &subs,
+            )?;
             Ok(json!({"stateMachineArn": rec.arn, "creationDate": epoch(rec.created)}))
         }
         "DescribeStateMachine" => {
             standalone()?;
             let r = engine.describe_state_machine(req_s(req, "stateMachineArn")?)?;
-            Ok(json!({"stateMachineArn": r.arn, "name": r.name, "status": "ACTIVE", "definition": r.definition,
-                "roleArn": r.role_arn, "type": "STANDARD", "creationDate": epoch(r.created)}))
+            Ok(
+                json!({"stateMachineArn": r.arn, "name": r.name, "status": "ACTIVE", "definition": r.definition,
+                "roleArn": r.role_arn, "type": "STANDARD", "creationDate": epoch(r.created)}),
+            )
         }
         "ListStateMachines" => {
             standalone()?;
@@ -248,7 +316,11 @@ async fn dispatch(engine: &Engine, mode: Mode, op: &str, req: &Value) -> Result<
         }
         "UpdateStateMachine" => {
             standalone()?;
-            let t = engine.update_state_machine(req_s(req, "stateMachineArn")?, s(req, "definition"), s(req, "roleArn"))?;
+            let t = engine.update_state_machine(
+                req_s(req, "stateMachineArn")?,
+                s(req, "definition"),
+                s(req, "roleArn"),
+            )?;
             Ok(json!({"updateDate": epoch(t)}))
         }
         "DeleteStateMachine" => {
@@ -256,6 +328,8 @@ async fn dispatch(engine: &Engine, mode: Mode, op: &str, req: &Value) -> Result<
             engine.delete_state_machine(req_s(req, "stateMachineArn")?)?;
             Ok(Value::Object(Map::new()))
         }
-        other => Err(ServiceError::UnknownOperation(format!("operation '{other}' is not supported by the local engine"))),
+        other => Err(ServiceError::UnknownOperation(format!(
+            "operation '{other}' is not supported by the local engine"
+        ))),
     }
 }
