@@ -492,6 +492,18 @@ impl Engine {
         Ok(self.find(arn)?.history.snapshot())
     }
 
+    /// Events with an id greater than `after`, for embedders that follow an execution live
+    /// (the drill prints each state as it runs by polling this).
+    pub fn history_after(&self, arn: &str, after: u64) -> Result<Vec<HistoryEvent>, ServiceError> {
+        Ok(self
+            .find(arn)?
+            .history
+            .snapshot()
+            .into_iter()
+            .filter(|e| e.id > after)
+            .collect())
+    }
+
     /// The execution's clock, e.g. to [`Clock::advance`] past a token wait's timeout.
     pub fn clock(&self, arn: &str) -> Result<Arc<Clock>, ServiceError> {
         Ok(self.find(arn)?.clock.clone())

@@ -589,6 +589,7 @@ impl Interp {
             Some(t) => self.resolve(t, &eff, &v, "Parameters")?,
             None => eff,
         };
+        check_size(name, &params, "input (after Parameters)")?;
         let ctx = self.context(&v);
         let secs = |n: &Option<Num>, what: &str| -> Result<Option<f64>, StatesError> {
             match n {
@@ -814,10 +815,12 @@ impl Interp {
         v: &Visit<'_>,
     ) -> Result<Value, StatesError> {
         let eff = self.input_path(state, raw, v)?;
-        match &common.parameters {
-            Some(t) => self.resolve(t, &eff, v, "Parameters"),
-            None => Ok(eff),
-        }
+        let eff = match &common.parameters {
+            Some(t) => self.resolve(t, &eff, v, "Parameters")?,
+            None => eff,
+        };
+        check_size(&state.name, &eff, "input (after Parameters)")?;
+        Ok(eff)
     }
 
     async fn parallel_attempt(

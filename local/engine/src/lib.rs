@@ -25,3 +25,26 @@ pub use engine::{Engine, EngineConfig, ExecutionDescription, ExecutionStatus, Se
 pub use interpreter::StatesError;
 pub use service::http::{Mode, Server, serve};
 pub use task::{LambdaRegistry, NoTasks, TaskFailure, TaskHandler, TaskRequest};
+
+/// Serves a standalone Step Functions endpoint on 127.0.0.1:`port` (0 = any free port) whose
+/// Lambda tasks run the functions in `registry`. `rollback-engine serve` uses this with an
+/// empty registry; `rollbackctl` can use it with the project's functions registered.
+pub async fn serve_standalone(
+    registry: LambdaRegistry,
+    port: u16,
+    clock: ClockMode,
+) -> std::io::Result<Server> {
+    let engine = Engine::new(
+        std::sync::Arc::new(registry),
+        EngineConfig {
+            clock,
+            ..Default::default()
+        },
+    );
+    serve(
+        engine,
+        Mode::Standalone,
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+    .await
+}

@@ -1,9 +1,7 @@
 //! `rollback-engine serve --port N`: a standalone Step Functions endpoint for the AWS CLI/boto3.
 
 use clap::{Parser, Subcommand};
-use rollback_engine::{ClockMode, Engine, EngineConfig, LambdaRegistry, Mode};
-use std::net::SocketAddr;
-use std::sync::Arc;
+use rollback_engine::{ClockMode, LambdaRegistry};
 
 #[derive(Parser)]
 #[command(name = "rollback-engine", about = "Local AWS Step Functions engine")]
@@ -33,22 +31,13 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Serve { port, real_time } => {
             // No functions are registered here; crates embedding the engine register theirs.
-            let registry = LambdaRegistry::new();
-            let cfg = EngineConfig {
-                clock: if real_time {
-                    ClockMode::Real
-                } else {
-                    ClockMode::Virtual
-                },
-                ..Default::default()
+            let clock = if real_time {
+                ClockMode::Real
+            } else {
+                ClockMode::Virtual
             };
-            let engine = Engine::new(Arc::new(registry), cfg);
-            let server = rollback_engine::serve(
-                engine,
-                Mode::Standalone,
-                SocketAddr::from(([127, 0, 0, 1], port)),
-            )
-            .await?;
+            let server =
+                rollback_engine::serve_standalone(LambdaRegistry::new(), port, clock).await?;
             println!("rollback-engine: Step Functions endpoint at {}", server.url);
             tokio::signal::ctrl_c().await?;
             server.shutdown();
