@@ -1,0 +1,319 @@
+//! Recognising the AWS protocol of a request, naming its operation, and rendering errors the
+//! way that protocol's services do, so the SDK parses them exactly as it would AWS's.
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+
+use crate::schedule::FaultKind;
+
+/// The wire protocols the project's SDK clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// AWS query: a form body (or query string) with `Action=` (RDS, SNS, STS, CloudWatch 1.99).
+    Query,
+    /// AWS JSON 1.0 / 1.1: `X-Amz-Target: Service.Operation` (ECR, Secrets Manager, SFN, SQS).
+    Json,
+    /// REST-JSON: the operation is in the method and path (EKS).
+    RestJson,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Query => "query",
+            Protocol::Json => "json",
+            Protocol::RestJson => "rest-json",
+        }
+    }
+}
+
+/// What the schedule and the log need to know about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub protocol: Protocol,
+    /// The SigV4 signing name (`rds`, `ecr`, `eks`…), when the request is signed.
+    pub service: Option<String>,
+    pub operation: String,
+    pub method: String,
+    pub path: String,
+}
+
+impl RequestInfo {
+    pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> RequestInfo {
+        let path = uri.path().to_owned();
+        let service = signing_service(uri, headers);
+        let (protocol, operation) = if let Some(target) = header_str(headers, "x-amz-target") {
+            let op = target.rsplit('.').next().unwrap_or(target);
+            (Protocol::Json, op.to_owned())
+        } else if let Some(action) = query_action(uri, headers, body) {
+            (Protocol::Query, action)
+        } else {
+            let op = rest_operation(method, &path)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{method} {path}"));
+            (Protocol::RestJson, op)
+        };
+        RequestInfo {
+            protocol,
+            service,
+            operation,
+            method: method.to_string(),
+            path,
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn query_action(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let find = |bytes: &[u8]| {
+        url::form_urlencoded::parse(bytes)
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.into_owned())
+    };
+    if let Some(action) = uri.query().and_then(|q| find(q.as_bytes())) {
+        return Some(action);
+    }
+    let form = header_str(headers, CONTENT_TYPE.as_str())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if form { find(body) } else { None }
+}
+
+/// `Credential=<key>/<date>/<region>/<service>/aws4_request` from the Authorization header
+/// or a presigned URL's `X-Amz-Credential`.
+fn signing_service(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let from_scope = |scope: &str| scope.split('/').nth(3).map(str::to_owned);
+    if let Some(auth) = header_str(headers, AUTHORIZATION.as_str()) {
+        let cred = auth.split("Credential=").nth(1)?;
+        return from_scope(cred.split([',', ' ']).next()?);
+    }
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "X-Amz-Credential")
+        .and_then(|(_, v)| from_scope(&v))
+}
+
+/// The EKS operations the functions call, named so rules can say `DescribeCluster`.
+fn rest_operation(method: &Method, path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["clusters"]) => Some("ListClusters"),
+        ("POST", ["clusters"]) => Some("CreateCluster"),
+        ("GET", ["clusters", _]) => Some("DescribeCluster"),
+        ("DELETE", ["clusters", _]) => Some("DeleteCluster"),
+        _ => None,
+    }
+}
+
+/// A rendered error answer.
+#[derive(Debug, Clone)]
+pub struct ErrorAnswer {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, HeaderValue)>,
+    pub body: String,
+}
+
+/// The error answer for `kind` (one of the answered faults) in `protocol`'s shape.
+/// `json_content_type` echoes the request's `application/x-amz-json-1.x`.
+pub fn error_answer(
+    protocol: Protocol,
+    kind: FaultKind,
+    request_id: &str,
+    json_content_type: Option<&HeaderValue>,
+) -> ErrorAnswer {
+    let (status, query_code, json_code, rest_code, message) = match kind {
+        FaultKind::Throttle => (
+            StatusCode::BAD_REQUEST,
+            "Throttling",
+            "ThrottlingException",
+            "TooManyRequestsException",
+            "Rate exceeded",
+        ),
+        FaultKind::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "ServiceUnavailable",
+            "ServiceUnavailableException",
+            "The request has failed due to a temporary failure of the server.",
+        ),
+        // Only the answered kinds reach here; anything else is rendered as a server failure.
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "InternalFailure",
+            "ServerException",
+            "The request processing has failed because of an unknown error, exception or failure.",
+        ),
+    };
+    let request_id_header = HeaderValue::from_str(request_id)
+        .unwrap_or_else(|_| HeaderValue::from_static("fault-proxy"));
+    let mut headers = vec![("x-amzn-requestid", request_id_header)];
+    match protocol {
+        Protocol::Query => {
+            let error_type = if status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            };
+            headers.push((CONTENT_TYPE.as_str(), HeaderValue::from_static("text/xml")));
+            let body = format!(
+                "<ErrorResponse><Error><Type>{error_type}</Type><Code>{query_code}</Code>\
+                 <Message>{message}</Message></Error><RequestId>{request_id}</RequestId>\
+                 </ErrorResponse>"
+            );
+            ErrorAnswer {
+                status,
+                headers,
+                body,
+            }
+        }
+        Protocol::Json => {
+            let content_type = json_content_type
+                .cloned()
+                .unwrap_or_else(|| HeaderValue::from_static("application/x-amz-json-1.1"));
+            headers.push((CONTENT_TYPE.as_str(), content_type));
+            headers.push(("x-amzn-errortype", HeaderValue::from_static(json_code)));
+            let body = format!(r#"{{"__type": "{json_code}", "message": "{message}"}}"#);
+            ErrorAnswer {
+                status,
+                headers,
+                body,
+            }
+        }
+        Protocol::RestJson => {
+            let status = if kind == FaultKind::Throttle {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                status
+            };
+            headers.push((
+                CONTENT_TYPE.as_str(),
+                HeaderValue::from_static("application/json"),
+            ));
+            headers.push(("x-amzn-errortype", HeaderValue::from_static(rest_code)));
+            let body = format!(r#"{{"message": "{message}"}}"#);
+            ErrorAnswer {
+                status,
+                headers,
+                body,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> RequestInfo {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        RequestInfo::parse(
+            &method.parse().unwrap(),
+            &uri.parse().unwrap(),
+            &map,
+            body.as_bytes(),
+        )
+    }
+
+    const AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/rds/aws4_request, \
+                        SignedHeaders=host, Signature=abc";
+
+    #[test]
+    fn recognises_each_protocol_and_operation() {
+        let q = parse(
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", AUTH),
+            ],
+            "Action=DescribeDBInstances&Version=2014-10-31",
+        );
+        assert_eq!(q.protocol, Protocol::Query);
+        assert_eq!(q.operation, "DescribeDBInstances");
+        assert_eq!(q.service.as_deref(), Some("rds"));
+
+        let j = parse(
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                (
+                    "x-amz-target",
+                    "AmazonEC2ContainerRegistry_V20150921.BatchGetImage",
+                ),
+            ],
+            "{}",
+        );
+        assert_eq!(
+            (j.protocol, j.operation.as_str()),
+            (Protocol::Json, "BatchGetImage")
+        );
+        assert_eq!(j.service, None);
+
+        let r = parse("GET", "/clusters/prod", &[], "");
+        assert_eq!(
+            (r.protocol, r.operation.as_str()),
+            (Protocol::RestJson, "DescribeCluster")
+        );
+        let other = parse("POST", "/clusters/prod/updates", &[], "{}");
+        assert_eq!(other.operation, "POST /clusters/prod/updates");
+
+        let get_query = parse(
+            "GET",
+            "/?Action=GetCallerIdentity&Version=2011-06-15",
+            &[],
+            "",
+        );
+        assert_eq!(get_query.protocol, Protocol::Query);
+        assert_eq!(get_query.operation, "GetCallerIdentity");
+        // A JSON body that merely contains "Action=" is not the query protocol.
+        let json_body = parse(
+            "PUT",
+            "/x",
+            &[("content-type", "application/json")],
+            "Action=1",
+        );
+        assert_eq!(json_body.protocol, Protocol::RestJson);
+    }
+
+    #[test]
+    fn error_shapes() {
+        let q = error_answer(Protocol::Query, FaultKind::Throttle, "rid", None);
+        assert_eq!(q.status, StatusCode::BAD_REQUEST);
+        assert!(
+            q.body
+                .contains("<Type>Sender</Type><Code>Throttling</Code>")
+        );
+        assert!(q.body.contains("<RequestId>rid</RequestId>"));
+        let q = error_answer(Protocol::Query, FaultKind::Unavailable, "rid", None);
+        assert_eq!(q.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            q.body
+                .contains("<Type>Receiver</Type><Code>ServiceUnavailable</Code>")
+        );
+
+        let ct = HeaderValue::from_static("application/x-amz-json-1.0");
+        let j = error_answer(Protocol::Json, FaultKind::Throttle, "rid", Some(&ct));
+        assert_eq!(j.status, StatusCode::BAD_REQUEST);
+        assert!(j.headers.contains(&("content-type", ct)));
+        assert!(j.body.contains(r#""__type": "ThrottlingException""#));
+
+        let r = error_answer(Protocol::RestJson, FaultKind::Throttle, "rid", None);
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        let r = error_answer(Protocol::RestJson, FaultKind::InternalError, "rid", None);
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.headers.contains(&(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ServerException")
+        )));
+    }
+}
