@@ -384,6 +384,12 @@ impl Engine {
         name: Option<&str>,
         input: Option<&str>,
     ) -> Result<(String, DateTime<Utc>), ServiceError> {
+        // Executions run as Tokio tasks; refuse rather than panic outside a runtime.
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            ServiceError::ValidationException(
+                "start_execution must be called within a Tokio runtime".into(),
+            )
+        })?;
         let sm = self.describe_state_machine(sm_arn)?;
         let input_str = input.unwrap_or("{}").to_string();
         let input: Value = serde_json::from_str(&input_str).map_err(|e| {
@@ -470,7 +476,7 @@ impl Engine {
             token_waits_hold_clock: self.inner.cfg.token_waits_hold_clock,
         });
         let machine = sm.parsed.clone();
-        tokio::spawn(run_execution(rec, interp, machine, input, stop_rx));
+        rt.spawn(run_execution(rec, interp, machine, input, stop_rx));
         Ok((arn, start))
     }
 

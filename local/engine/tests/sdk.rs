@@ -223,3 +223,61 @@ async fn sdk_drives_a_task_token_execution() {
     assert_eq!(machines.state_machines().len(), 1);
     server.shutdown();
 }
+
+#[tokio::test]
+async fn standalone_binary_serves_the_api() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollback-engine"))
+        .args(["serve", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn rollback-engine");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("startup in time")
+        .expect("read")
+        .expect("a line");
+    let url = line.rsplit(' ').next().expect("url").to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let c = client(&url);
+    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 900, "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "nobody"}, "End": true}}});
+    let sm = c
+        .create_state_machine()
+        .name("demo")
+        .definition(def.to_string())
+        .role_arn("arn:aws:iam::1:role/r")
+        .send()
+        .await
+        .expect("create");
+    let ex = c
+        .start_execution()
+        .state_machine_arn(sm.state_machine_arn())
+        .send()
+        .await
+        .expect("start");
+    let d = wait_done(&c, ex.execution_arn()).await;
+    assert_eq!(d.status(), &ExecutionStatus::Failed);
+    assert_eq!(d.error(), Some("States.TaskFailed"));
+    assert!(
+        d.cause().unwrap_or("").contains("function 'nobody'"),
+        "{:?}",
+        d.cause()
+    );
+    let err = c
+        .create_state_machine()
+        .name("bad")
+        .definition("{\"StartAt\":\"X\",\"States\":{}}")
+        .role_arn("r")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.into_service_error(),
+        aws_sdk_sfn::operation::create_state_machine::CreateStateMachineError::InvalidDefinition(_)
+    ));
+    child.kill().await.expect("kill");
+}
