@@ -1,5 +1,6 @@
 //! The proxy against a real moto, with the real SDK clients of each protocol the functions
-//! speak: AWS query (RDS, SNS), AWS JSON 1.1 (ECR), REST-JSON (EKS).
+//! speak: AWS query (RDS, SNS, CloudWatch 1.99), AWS JSON 1.1 (ECR, Secrets Manager),
+//! AWS JSON 1.0 (Step Functions), REST-JSON (EKS).
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
@@ -46,17 +47,28 @@ fn standard_retries() -> RetryConfig {
 enum Svc {
     Rds,
     Sns,
+    CloudWatch,
     Ecr,
+    Secrets,
+    Sfn,
     Eks,
 }
 
 impl Svc {
-    const ALL: [Svc; 4] = [Svc::Rds, Svc::Sns, Svc::Ecr, Svc::Eks];
+    const ALL: [Svc; 7] = [
+        Svc::Rds,
+        Svc::Sns,
+        Svc::CloudWatch,
+        Svc::Ecr,
+        Svc::Secrets,
+        Svc::Sfn,
+        Svc::Eks,
+    ];
 
     fn protocol(self) -> Protocol {
         match self {
-            Svc::Rds | Svc::Sns => Protocol::Query,
-            Svc::Ecr => Protocol::Json,
+            Svc::Rds | Svc::Sns | Svc::CloudWatch => Protocol::Query,
+            Svc::Ecr | Svc::Secrets | Svc::Sfn => Protocol::Json,
             Svc::Eks => Protocol::RestJson,
         }
     }
@@ -115,7 +127,10 @@ where
 struct Clients {
     rds: aws_sdk_rds::Client,
     sns: aws_sdk_sns::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     ecr: aws_sdk_ecr::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    sfn: aws_sdk_sfn::Client,
     eks: aws_sdk_eks::Client,
 }
 
@@ -124,7 +139,10 @@ impl Clients {
         Clients {
             rds: aws_sdk_rds::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
         }
     }
@@ -146,6 +164,27 @@ impl Clients {
                 .await
                 .map(drop)
                 .map_err(|e| failure("ListTopics", e)),
+            Svc::CloudWatch => self
+                .cloudwatch
+                .describe_alarms()
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| failure("DescribeAlarms", e)),
+            Svc::Secrets => self
+                .secrets
+                .list_secrets()
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| failure("ListSecrets", e)),
+            Svc::Sfn => self
+                .sfn
+                .list_state_machines()
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| failure("ListStateMachines", e)),
             Svc::Ecr => self
                 .ecr
                 .describe_repositories()
@@ -326,12 +365,12 @@ async fn every_protocol_sees_throttling_and_5xx_as_the_sdk_does_for_aws() {
     }
     // Nothing faulted reached moto.
     let log = proxy.log();
-    assert_eq!(log.len(), 12);
+    assert_eq!(log.len(), 3 * Svc::ALL.len());
     assert!(
         log.iter()
             .all(|r| r.fault.is_some() && !r.reached_upstream())
     );
-    assert_eq!(proxy.faulted_count(), 12);
+    assert_eq!(proxy.faulted_count(), 3 * Svc::ALL.len());
 }
 
 #[tokio::test]
@@ -358,7 +397,7 @@ async fn dropped_connections_are_transient_dispatch_failures() {
     }
     let log = proxy.log();
     let faulted: Vec<_> = log.iter().filter(|r| r.fault.is_some()).collect();
-    assert_eq!(faulted.len(), 8);
+    assert_eq!(faulted.len(), 2 * Svc::ALL.len());
     for r in faulted {
         assert_eq!(r.client_status, None, "{r}");
         // Only drop-after-forward lets the call reach moto.
@@ -466,7 +505,7 @@ async fn rules_fail_the_next_n_calls_of_an_operation_and_the_sdk_retries_them() 
         standard_retries(),
         Duration::from_secs(60),
     ));
-    for svc in Svc::ALL {
+    for svc in [Svc::Rds, Svc::Sns, Svc::Ecr, Svc::Eks] {
         clients
             .probe(svc)
             .await
@@ -507,7 +546,7 @@ async fn run_sequence(seed: u64) -> (Vec<u64>, Vec<bool>) {
     ));
     let mut ok = Vec::new();
     for i in 0..40 {
-        ok.push(clients.probe(Svc::ALL[i % 4]).await.is_ok());
+        ok.push(clients.probe(Svc::ALL[i % Svc::ALL.len()]).await.is_ok());
     }
     (proxy.faulted_indices(), ok)
 }
@@ -546,7 +585,7 @@ async fn standard_retries_ride_out_a_30_percent_throttle_rate() {
     let mut attempts_total = 0;
     let mut trace = String::new();
     for i in 0..calls {
-        let result = clients.probe(Svc::ALL[i % 4]).await;
+        let result = clients.probe(Svc::ALL[i % Svc::ALL.len()]).await;
         // One call's attempts, in order.
         let attempts = proxy.take_log();
         attempts_total += attempts.len();
