@@ -53,6 +53,13 @@ unit: venv system-deps
 
 test: venv node system-deps lint validate unit
 
+## A full rollback rehearsal on the local stack: `make drill`, or e.g.
+## `make drill DRILL_ARGS='--approve reject'`, `make drill DRILL_ARGS='--fail-at "Swap databases"'`.
+DRILL_ARGS ?=
+drill: venv system-deps
+	$(CARGO) build --quiet -p rollbackctl
+	$(CARGO) run --quiet -p rollbackctl -- drill $(DRILL_ARGS)
+
 build:
 	$(CARGO) build --workspace
 

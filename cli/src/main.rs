@@ -25,6 +25,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Rehearse a full rollback offline: local moto, Kubernetes API, Step Functions engine and
+    /// approval page; from alarm to report. Exit 0: rolled back; 1: contingency path; 2: the
+    /// drill itself could not run; 3: rejected by the approver.
+    Drill {
+        /// How the approval is given: follow the emailed approve link (auto), approve the app
+        /// only (app-only), wait for you to open the printed link (manual), or reject.
+        #[arg(long, value_enum, default_value = "auto")]
+        approve: rollbackctl::drill::Approve,
+        /// Make the task in this state fail, to rehearse the contingency path
+        /// (e.g. --fail-at "Swap databases").
+        #[arg(long, value_name = "STATE")]
+        fail_at: Option<String>,
+        /// Where report.md and history.json go.
+        #[arg(long, default_value = "drill-output")]
+        output: PathBuf,
+        /// Real-time bound on the whole drill, in seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout_seconds: u64,
+    },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
     /// Start a rollback execution.
@@ -86,6 +105,21 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let endpoint = cli.endpoint_url.as_deref();
     match cli.command {
+        Command::Drill {
+            approve,
+            fail_at,
+            output,
+            timeout_seconds,
+        } => {
+            let report = rollbackctl::drill::run(rollbackctl::drill::DrillOptions {
+                approve,
+                fail_at,
+                output_dir: output,
+                timeout: std::time::Duration::from_secs(timeout_seconds),
+            })
+            .await?;
+            Ok(ExitCode::from(report.outcome.exit_code()))
+        }
         Command::Validate { plan } => {
             let text = std::fs::read_to_string(&plan)
                 .with_context(|| format!("reading {}", plan.display()))?;

@@ -356,6 +356,9 @@ fn one_line(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     // Raw HTML passes through Markdown renderers; a pipe would split a table cell.
-    let flat = flat.replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|");
+    let flat = flat
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|");
     rollback_core::validation::truncate(flat.trim(), 300)
 }

@@ -216,6 +216,11 @@ pub struct TriggerPolicy {
     /// Act on an alarm that went into ALARM before the current release rolled out.
     #[serde(default)]
     pub act_on_alarm_before_release: bool,
+    /// What an alarm-started rollback covers (a manual start says its own scope). With
+    /// `app+database` the databases are resolved and backed up, and the approver still chooses
+    /// between the app-only and the full rollback.
+    #[serde(default)]
+    pub alarm_scope: crate::request::Scope,
 }
 
 mod defaults {

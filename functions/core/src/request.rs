@@ -280,6 +280,14 @@ impl RollbackRequest {
         errors.into_result(())
     }
 
+    /// Applies the plan's trigger policy: an alarm-started request gets the plan's alarm scope.
+    pub fn with_trigger_policy(mut self, policy: &crate::plan::TriggerPolicy) -> Self {
+        if matches!(self.trigger, Trigger::Alarm(_)) {
+            self.scope = policy.alarm_scope;
+        }
+        self
+    }
+
     /// Whether this request should act, given the plan's trigger policy; `Err` says why not.
     pub fn should_act(&self, policy: &crate::plan::TriggerPolicy) -> Result<(), String> {
         let Trigger::Alarm(alarm) = &self.trigger else {

@@ -255,6 +255,22 @@ fn alarm_event_becomes_an_alarm_trigger_with_a_dedup_name() {
 }
 
 #[test]
+fn alarm_scope_comes_from_the_plan_and_manual_scope_from_the_request() {
+    let policy = rollback_core::plan::TriggerPolicy {
+        alarm_scope: Scope::AppAndDatabase,
+        ..Default::default()
+    };
+    let alarm = RollbackRequest::from_start_input(alarm_event("OK", "ALARM")).unwrap();
+    assert_eq!(alarm.scope, Scope::App);
+    assert_eq!(
+        alarm.with_trigger_policy(&policy).scope,
+        Scope::AppAndDatabase
+    );
+    let manual = RollbackRequest::from_start_input(json!({"scope": "app"})).unwrap();
+    assert_eq!(manual.with_trigger_policy(&policy).scope, Scope::App);
+}
+
+#[test]
 fn only_transitions_into_alarm_act() {
     let policy = Default::default();
     let to_ok = RollbackRequest::from_start_input(alarm_event("ALARM", "OK")).unwrap();

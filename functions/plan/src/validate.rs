@@ -36,8 +36,9 @@ pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput,
         ));
     }
     let plan = load_plan(plan_text)?;
-    let request =
-        RollbackRequest::from_start_input(input.input).map_err(RollbackError::InvalidRequest)?;
+    let request = RollbackRequest::from_start_input(input.input)
+        .map_err(RollbackError::InvalidRequest)?
+        .with_trigger_policy(&plan.triggers);
     let decision = request.should_act(&plan.triggers);
     let scope = ScopeFlags {
         databases: request.scope.includes_database() && !plan.databases.is_empty(),

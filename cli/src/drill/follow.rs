@@ -1,0 +1,153 @@
+//! Prints an execution's progress from its history, as it happens: each state as it enters and
+//! leaves it, with virtual (engine clock) and real timings; polling loops fold into a progress line.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use rollback_core::resolved::human_duration;
+
+use crate::history::{Event, History};
+
+pub struct Follower {
+    execution_arn: String,
+    seen: usize,
+    started: Option<DateTime<Utc>>,
+    entered: HashMap<String, (DateTime<Utc>, Instant)>,
+    visits: HashMap<String, u32>,
+    /// Upper bound of polls per wait loop, for the progress bar.
+    max_polls: u32,
+    tty: bool,
+    pub transitions: usize,
+    pub events: Vec<Event>,
+}
+
+impl Follower {
+    pub fn new(execution_arn: &str, max_polls: u32) -> Self {
+        Follower {
+            execution_arn: execution_arn.to_owned(),
+            seen: 0,
+            started: None,
+            entered: HashMap::new(),
+            visits: HashMap::new(),
+            max_polls: max_polls.max(1),
+            tty: std::io::stdout().is_terminal(),
+            transitions: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Fetches the history and prints what is new. Returns the new events.
+    pub async fn poll(&mut self, sfn: &aws_sdk_sfn::Client) -> Result<Vec<Event>> {
+        let events = crate::ops::history(sfn, &self.execution_arn)
+            .await
+            .context("following the execution")?;
+        let history = History::from_sdk(&events);
+        let new: Vec<Event> = history.events.into_iter().skip(self.seen).collect();
+        self.seen += new.len();
+        for event in &new {
+            self.print(event);
+        }
+        self.events.extend(new.iter().cloned());
+        Ok(new)
+    }
+
+    fn offset(&self, t: DateTime<Utc>) -> String {
+        let secs = self
+            .started
+            .map(|s| (t - s).num_seconds())
+            .unwrap_or_default();
+        format!("T+{:>5}", format!("{}:{:02}", secs / 60, secs % 60))
+    }
+
+    fn print(&mut self, event: &Event) {
+        let mut out = std::io::stdout().lock();
+        match event.kind.as_str() {
+            "ExecutionStarted" => {
+                self.started = Some(event.timestamp);
+                let _ = writeln!(out, "{} ● execution started", self.offset(event.timestamp));
+            }
+            kind if kind.ends_with("StateEntered") => {
+                self.transitions += 1;
+                let name = event.detail_str("name").unwrap_or("?").to_owned();
+                let visit = {
+                    let v = self.visits.entry(name.clone()).or_default();
+                    *v += 1;
+                    *v
+                };
+                self.entered
+                    .insert(name.clone(), (event.timestamp, Instant::now()));
+                if visit == 1 {
+                    let _ = writeln!(out, "{} ▶ {name}", self.offset(event.timestamp));
+                } else {
+                    self.progress(&mut out, &name, visit);
+                }
+            }
+            kind if kind.ends_with("StateExited") => {
+                let name = event.detail_str("name").unwrap_or("?").to_owned();
+                let visit = self.visits.get(&name).copied().unwrap_or(1);
+                if let Some((t, real)) = self.entered.get(&name)
+                    && visit == 1
+                {
+                    let _ = writeln!(
+                        out,
+                        "{} ✔ {name} ({} on the engine clock, {} ms real)",
+                        self.offset(event.timestamp),
+                        human_duration((event.timestamp - *t).num_seconds()),
+                        real.elapsed().as_millis()
+                    );
+                }
+            }
+            "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" => {
+                let _ = writeln!(
+                    out,
+                    "{}   ✖ {}: {}",
+                    self.offset(event.timestamp),
+                    event.detail_str("error").unwrap_or("error"),
+                    event.detail_str("cause").unwrap_or_default()
+                );
+            }
+            "ExecutionSucceeded" => {
+                let _ = writeln!(
+                    out,
+                    "{} ● execution succeeded",
+                    self.offset(event.timestamp)
+                );
+            }
+            "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut" => {
+                let _ = writeln!(
+                    out,
+                    "{} ● execution {}: {} {}",
+                    self.offset(event.timestamp),
+                    event.kind.trim_start_matches("Execution").to_lowercase(),
+                    event.detail_str("error").unwrap_or_default(),
+                    event.detail_str("cause").unwrap_or_default()
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// A polling loop's later visits: a bar on a terminal, every tenth visit in a log.
+    fn progress(&self, out: &mut impl Write, name: &str, visit: u32) {
+        let width = 30usize;
+        let filled = ((visit as usize * width) / self.max_polls as usize).min(width);
+        let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled));
+        if self.tty {
+            let _ = write!(
+                out,
+                "\r        ⏳ {name} {bar} poll {visit}/{}   ",
+                self.max_polls
+            );
+            let _ = out.flush();
+        } else if visit.is_multiple_of(10) {
+            let _ = writeln!(
+                out,
+                "        ⏳ {name} {bar} poll {visit}/{}",
+                self.max_polls
+            );
+        }
+    }
+}

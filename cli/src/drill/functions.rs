@@ -1,0 +1,110 @@
+//! The real function code, registered with the local engine under the names the definition's
+//! `DefinitionSubstitutions` give them, with clients pointing at the local stack.
+
+use std::sync::Arc;
+
+use rollback_core::RollbackError;
+use rollback_engine::{LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, task::BoxFuture};
+use serde_json::Value;
+
+/// `${Key}` in the definition → the function name registered for it.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("PlanFunctionArn", "rollback-plan"),
+    ("SnapshotFunctionArn", "rollback-snapshot"),
+    ("RestoreFunctionArn", "rollback-restore"),
+    ("RetagFunctionArn", "rollback-retag"),
+    ("DeployUndoFunctionArn", "rollback-deploy-undo"),
+    ("SmokeTestFunctionArn", "rollback-smoke-test"),
+    ("NotifyFunctionArn", "rollback-notify"),
+];
+
+pub fn function_arn(name: &str) -> String {
+    format!(
+        "arn:aws:lambda:{}:123456789012:function:{name}",
+        rollback_core::aws::LOCAL_REGION
+    )
+}
+
+/// The substitutions the SAM template provides in AWS, with local ARNs.
+pub fn substitutions(approval_topic_arn: &str) -> std::collections::BTreeMap<String, String> {
+    let mut map: std::collections::BTreeMap<String, String> = FUNCTIONS
+        .iter()
+        .map(|(key, name)| (key.to_string(), function_arn(name)))
+        .collect();
+    map.insert("ApprovalTopicArn".to_owned(), approval_topic_arn.to_owned());
+    map
+}
+
+/// Everything the functions need, built once for the drill.
+pub struct FunctionClients {
+    pub plan_text: String,
+    pub plan: rollback_plan::Clients,
+    pub snapshot: rollback_snapshot::Clients,
+    pub restore: rollback_restore::Clients,
+    pub retag: rollback_retag::Clients,
+    pub deploy_undo: rollback_deploy_undo::Clients,
+    pub smoke: rollback_smoke_test::Clients,
+    pub notify: rollback_notify::Clients,
+    pub notify_config: rollback_notify::Config,
+}
+
+/// A function's error as Step Functions sees it: the Lambda error type and message.
+fn failure(err: RollbackError) -> TaskFailure {
+    TaskFailure::new(err.error_name(), err.to_string())
+}
+
+macro_rules! register {
+    ($registry:expr, $clients:expr, $name:literal, |$c:ident, $payload:ident| $call:expr) => {{
+        let clients = $clients.clone();
+        $registry.register($name, move |$payload: Value, _req: TaskRequest| {
+            let clients = clients.clone();
+            async move {
+                let $c = &*clients;
+                $call.await.map_err(failure)
+            }
+        });
+    }};
+}
+
+pub fn register_all(registry: &LambdaRegistry, clients: Arc<FunctionClients>) {
+    register!(registry, clients, "rollback-plan", |c, p| {
+        rollback_plan::handle(&c.plan, &c.plan_text, p)
+    });
+    register!(registry, clients, "rollback-snapshot", |c, p| {
+        rollback_snapshot::handle(&c.snapshot, p)
+    });
+    register!(registry, clients, "rollback-restore", |c, p| {
+        rollback_restore::handle(&c.restore, p)
+    });
+    register!(registry, clients, "rollback-retag", |c, p| {
+        rollback_retag::handle(&c.retag, p)
+    });
+    register!(registry, clients, "rollback-deploy-undo", |c, p| {
+        rollback_deploy_undo::handle(&c.deploy_undo, p)
+    });
+    register!(registry, clients, "rollback-smoke-test", |c, p| {
+        rollback_smoke_test::handle(&c.smoke, p)
+    });
+    register!(registry, clients, "rollback-notify", |c, p| {
+        rollback_notify::handle(&c.notify, &c.notify_config, p)
+    });
+}
+
+/// `--fail-at STATE`: the task in that state fails as a function error would, so the drill
+/// rehearses the contingency path.
+pub struct FailAt {
+    pub inner: LambdaRegistry,
+    pub state: Option<String>,
+}
+
+pub const INJECTED_ERROR: &str = "Rollback.Internal";
+
+impl TaskHandler for FailAt {
+    fn invoke(&self, req: TaskRequest) -> BoxFuture<'static, Result<Value, TaskFailure>> {
+        if self.state.as_deref() == Some(req.state_name.as_str()) {
+            let cause = format!("failure injected at '{}' by --fail-at", req.state_name);
+            return Box::pin(async move { Err(TaskFailure::new(INJECTED_ERROR, cause)) });
+        }
+        self.inner.invoke(req)
+    }
+}

@@ -1,0 +1,324 @@
+//! Seeds the demo "Mint Replica" on the local stack: databases with pre-deploy snapshots, ECR
+//! repositories with a stable and a bad image, an EKS cluster whose deployments run the bad
+//! revision with the stable one in history, an alarm, the notification topic, and the plan.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_config::SdkConfig;
+use rollback_core::Plan;
+use serde_json::{Value, json};
+
+pub const SERVICE: &str = "mint-replica";
+pub const ALARM: &str = "mint-replica-5xx";
+pub const RELEASE_STABLE: &str = "v41";
+pub const RELEASE_BAD: &str = "v42";
+pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const REPOSITORIES: [(&str, &str); 2] = [
+    ("mint-replica-backend", "backend-deployment"),
+    ("mint-replica-frontend", "frontend-deployment"),
+];
+
+/// What the seeding made, for the run and the summary.
+pub struct Seeded {
+    pub plan: Plan,
+    pub plan_text: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+    /// (repository, deployment, stable image ref, bad image ref)
+    pub images: Vec<(String, String, String, String)>,
+    pub sql_probe: bool,
+}
+
+/// A Docker schema 2 manifest whose config digest makes each image distinct.
+fn manifest(seed: &str) -> String {
+    let hex = |s: &str| {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for b in s.bytes().cycle().take(32) {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    };
+    json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469, "digest": format!("sha256:{}", hex(seed))},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2_811_478, "digest": format!("sha256:{}", hex(&format!("layer-{seed}")))}]
+    })
+    .to_string()
+}
+
+async fn put_image(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    seed: &str,
+    tag: &str,
+) -> Result<String> {
+    let out = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(manifest(seed))
+        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
+        .image_tag(tag)
+        .send()
+        .await
+        .with_context(|| format!("PutImage {repository}:{tag}"))?;
+    out.image
+        .and_then(|i| i.image_id)
+        .and_then(|id| id.image_digest)
+        .context("PutImage returned no digest")
+}
+
+pub struct SeedInputs<'a> {
+    pub sdk: &'a SdkConfig,
+    pub kube: &'a rollback_kube_api::LocalKube,
+    /// The demo app's health URL (the smoke test's HTTP check).
+    pub health_url: String,
+    /// A local PostgreSQL for the SQL probe, when one could be started.
+    pub postgres: Option<&'a rollback_postgres::PostgresServer>,
+}
+
+pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
+    let sdk = inputs.sdk;
+    let rds = aws_sdk_rds::Client::new(sdk);
+    let ecr = aws_sdk_ecr::Client::new(sdk);
+    let eks = aws_sdk_eks::Client::new(sdk);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+
+    // Databases: PostgreSQL on RDS, and the document store. moto rejects engine `docdb`, so an
+    // aurora-postgresql cluster stands in for DocumentDB; it exercises the same RDS cluster API.
+    rds.create_db_instance()
+        .db_instance_identifier("mint-replica-db")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("mint")
+        .master_user_password("mint-password")
+        .send()
+        .await
+        .context("CreateDBInstance mint-replica-db")?;
+    rds.create_db_cluster()
+        .db_cluster_identifier("mint-replica-docs")
+        .engine("aurora-postgresql")
+        .master_username("mint")
+        .master_user_password("mint-password")
+        .send()
+        .await
+        .context("CreateDBCluster mint-replica-docs")?;
+    rds.create_db_instance()
+        .db_instance_identifier("mint-replica-docs-1")
+        .db_cluster_identifier("mint-replica-docs")
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r5.large")
+        .send()
+        .await
+        .context("CreateDBInstance mint-replica-docs-1")?;
+
+    // Images: `stable` is the last good release, `prod` points at the bad one.
+    let mut images = Vec::new();
+    for (repository, deployment) in REPOSITORIES {
+        ecr.create_repository()
+            .repository_name(repository)
+            .send()
+            .await
+            .with_context(|| format!("CreateRepository {repository}"))?;
+        let stable = put_image(
+            &ecr,
+            repository,
+            &format!("{repository}-{RELEASE_STABLE}"),
+            "stable",
+        )
+        .await?;
+        put_image(
+            &ecr,
+            repository,
+            &format!("{repository}-{RELEASE_STABLE}"),
+            RELEASE_STABLE,
+        )
+        .await?;
+        let bad = put_image(
+            &ecr,
+            repository,
+            &format!("{repository}-{RELEASE_BAD}"),
+            "prod",
+        )
+        .await?;
+        images.push((
+            repository.to_owned(),
+            deployment.to_owned(),
+            format!("{REGISTRY}/{repository}@{stable}"),
+            format!("{REGISTRY}/{repository}@{bad}"),
+        ));
+    }
+
+    eks.create_cluster()
+        .name("mint-replica-eks")
+        .role_arn("arn:aws:iam::123456789012:role/mint-replica-eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-11111111")
+                .build(),
+        )
+        .send()
+        .await
+        .context("CreateCluster mint-replica-eks")?;
+
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(ALARM)
+        .alarm_description("5xx responses of the Mint Replica API")
+        .namespace("MintReplica")
+        .metric_name("5XXError")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .context("PutMetricAlarm")?;
+    set_alarm(
+        &cloudwatch,
+        aws_sdk_cloudwatch::types::StateValue::Ok,
+        "5xx rate normal",
+    )
+    .await?;
+
+    // Notices go to a topic; the drill reads them through a raw-delivery SQS subscription.
+    let topic_arn = sns
+        .create_topic()
+        .name("mint-replica-rollback")
+        .send()
+        .await
+        .context("CreateTopic")?
+        .topic_arn
+        .context("no topic ARN")?;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("mint-replica-rollback-inbox")
+        .send()
+        .await
+        .context("CreateQueue")?
+        .queue_url
+        .context("no queue URL")?;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("GetQueueAttributes")?
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .context("no queue ARN")?;
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .context("Subscribe")?;
+
+    // The SQL probe reads credentials from Secrets Manager, as it does in AWS.
+    let mut sql = Vec::new();
+    if let Some(pg) = inputs.postgres {
+        let secret = json!({"engine": "postgres", "host": pg.host(), "port": pg.port(), "username": pg.user(),
+            "password": pg.password(), "dbname": pg.dbname()});
+        let arn = secrets
+            .create_secret()
+            .name("mint-replica-db-smoke")
+            .secret_string(secret.to_string())
+            .send()
+            .await
+            .context("CreateSecret")?
+            .arn
+            .context("no secret ARN")?;
+        sql.push(
+            json!({"name": "database answers", "database": "mint-replica-db", "secret_arn": arn,
+            "query": "select 1", "expect_rows": 1, "timeout_ms": 3000}),
+        );
+    }
+
+    let plan_value = plan_document(&inputs.health_url, sql.clone());
+    let plan_text = serde_json::to_string_pretty(&plan_value)?;
+    let plan = Plan::from_json(&plan_text)
+        .map_err(|e| anyhow::anyhow!("the drill's plan is invalid: {e}"))?;
+
+    // The pipeline's pre-deploy snapshots of release v42, through the real snapshot function.
+    let snapshot = rollback_snapshot::Clients { rds: rds.clone() };
+    rollback_snapshot::handle(
+        &snapshot,
+        json!({"action": "pre-deploy", "release": RELEASE_BAD, "plan": plan_value, "execution": format!("pipeline-{RELEASE_BAD}")}),
+    )
+    .await
+    .context("pre-deploy snapshots")?;
+
+    // The release rolls out after its snapshots (Kubernetes timestamps have whole seconds).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (b, f) = (&images[0], &images[1]);
+    inputs
+        .kube
+        .seed_mint_demo(&rollback_kube_api::MintImages {
+            backend_stable: b.2.clone(),
+            backend_bad: b.3.clone(),
+            frontend_stable: f.2.clone(),
+            frontend_bad: f.3.clone(),
+        })
+        .context("seeding the Kubernetes deployments")?;
+
+    Ok(Seeded {
+        plan,
+        plan_text,
+        topic_arn,
+        queue_url,
+        images,
+        sql_probe: !sql.is_empty(),
+    })
+}
+
+/// The example plan (infra/plans/mint-replica.json) pointed at the local demo app.
+fn plan_document(health_url: &str, sql: Vec<Value>) -> Value {
+    json!({
+        "service": SERVICE,
+        "databases": [
+            {"kind": "rds-instance", "id": "mint-replica-db"},
+            {"kind": "aurora-cluster", "id": "mint-replica-docs"}
+        ],
+        "images": REPOSITORIES.iter().map(|(r, _)| json!({"repository": r, "release_tag": "prod", "stable_tag": "stable"})).collect::<Vec<_>>(),
+        "cluster": {"name": "mint-replica-eks", "namespace": "mint", "deployments": ["backend-deployment", "frontend-deployment"]},
+        "smoke": {
+            "http": [{"name": "api health", "url": health_url, "expect_status": 200, "body_contains": "ok", "timeout_ms": 2000, "retries": 1}],
+            "sql": sql,
+            "alarms": [ALARM],
+            "budget_seconds": 30
+        },
+        "approval": {"timeout_minutes": 60, "escalate_after_minutes": 15},
+        "polling": {"interval_seconds": 15, "max_wait_minutes": 90},
+        // The drill rehearses everything: databases are resolved and backed up on the alarm.
+        "triggers": {"alarm_scope": "app+database"}
+    })
+}
+
+pub async fn set_alarm(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    state: aws_sdk_cloudwatch::types::StateValue,
+    reason: &str,
+) -> Result<()> {
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name(ALARM)
+        .state_value(state)
+        .state_reason(reason)
+        .send()
+        .await
+        .context("SetAlarmState")?;
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! The local stack the drill runs on: moto, the local Kubernetes API, the engine's Step
+//! Functions endpoint with the real functions registered, the approval page, the demo app.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use aws_sdk_cloudwatch::types::StateValue;
+use rollback_engine::{Engine, EngineConfig, LambdaRegistry};
+
+/// Stops a background server when the stack goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+use rollback_kube_api::LocalKube;
+use rollback_moto::MotoServer;
+use serde_json::{Value, json};
+
+use super::inbox::Mail;
+use super::{Approve, DrillOptions, demo_app, functions, seed};
+
+pub const STATE_MACHINE_NAME: &str = "mint-replica-rollback";
+
+pub struct LocalStack {
+    pub moto: MotoServer,
+    pub kube: Arc<LocalKube>,
+    _approval_task: AbortOnDrop,
+    pub engine_url: String,
+    _engine_server: rollback_engine::Server,
+    pub approval_url: String,
+    pub app: demo_app::DemoApp,
+    pub sdk: aws_config::SdkConfig,
+    pub sfn: aws_sdk_sfn::Client,
+    pub state_machine_arn: String,
+    pub seeded: seed::Seeded,
+    pub postgres_addr: Option<String>,
+    _postgres: Option<rollback_postgres::PostgresServer>,
+    _alarm_watch: tokio::task::JoinHandle<()>,
+}
+
+impl LocalStack {
+    pub async fn start(options: &DrillOptions) -> Result<LocalStack> {
+        rollback_kube_api::install_default_crypto_provider();
+        let moto = tokio::task::spawn_blocking(MotoServer::start)
+            .await?
+            .context("starting moto")?;
+        let sdk = moto.sdk_config();
+        let kube = Arc::new(
+            LocalKube::start(rollback_kube_api::Options::default())
+                .await
+                .context("starting the local Kubernetes API")?,
+        );
+        let postgres = tokio::task::spawn_blocking(rollback_postgres::PostgresServer::start)
+            .await?
+            .ok();
+
+        // The engine first, so the plan function's guard can list executions on it.
+        let registry = LambdaRegistry::new();
+        let handler = Arc::new(functions::FailAt {
+            inner: registry.clone(),
+            state: options.fail_at.clone(),
+        });
+        let engine = Engine::new(handler, EngineConfig::default());
+        let engine_server = rollback_engine::serve(
+            engine.clone(),
+            rollback_engine::Mode::Embedded,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .context("serving the Step Functions endpoint")?;
+        let engine_sdk =
+            rollback_core::aws::for_endpoint(&engine_server.url, rollback_core::aws::LOCAL_REGION);
+        let sfn = aws_sdk_sfn::Client::new(&engine_sdk);
+
+        let link_key = rollback_core::approval_link::LinkKey::generate();
+        let app = demo_app::start(kube.clone(), "mint").await?;
+        let health_url = format!("{}/health", app.url);
+        let seeded = seed::seed(seed::SeedInputs {
+            sdk: &sdk,
+            kube: &kube,
+            health_url,
+            postgres: postgres.as_ref(),
+        })
+        .await?;
+        app.set_stable(
+            seeded
+                .images
+                .iter()
+                .map(|(_, deployment, stable, _)| (deployment.clone(), stable.clone()))
+                .collect(),
+        );
+
+        // The approval page: the real handler, deciding through the engine's endpoint.
+        let (approval_addr, approval_task) = rollback_approval::serve_local(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            sfn.clone(),
+            link_key.clone(),
+        )
+        .await
+        .context("serving the approval page")?;
+        let approval_url = format!("http://{approval_addr}/approval");
+        let notify_config =
+            rollback_notify::Config::local(&seeded.topic_arn, &approval_url, link_key);
+        let kube_override = rollback_deploy_undo::ApiOverride {
+            url: kube.url(),
+            ca_pem: kube.ca_pem().map(str::to_owned),
+        };
+        let clients = functions::FunctionClients {
+            plan_text: seeded.plan_text.clone(),
+            plan: rollback_plan::Clients::new(&engine_sdk),
+            snapshot: rollback_snapshot::Clients {
+                rds: aws_sdk_rds::Client::new(&sdk),
+            },
+            restore: rollback_restore::Clients {
+                rds: aws_sdk_rds::Client::new(&sdk),
+            },
+            retag: rollback_retag::Clients::new(&sdk),
+            deploy_undo: rollback_deploy_undo::Clients::new(&sdk, Some(kube_override)),
+            smoke: rollback_smoke_test::Clients::new(&sdk),
+            notify: rollback_notify::Clients::new(&sdk),
+            notify_config,
+        };
+        functions::register_all(&registry, Arc::new(clients));
+
+        let definition = std::fs::read_to_string(definition_path())
+            .context("reading statemachine/rollback.asl.json")?;
+        let machine = engine
+            .create_state_machine(
+                STATE_MACHINE_NAME,
+                &definition,
+                "arn:aws:iam::123456789012:role/rollback",
+                &functions::substitutions(&seeded.topic_arn),
+            )
+            .map_err(|e| anyhow!("the engine refused the definition: {e:?}"))?;
+
+        let alarm_watch = tokio::spawn(watch_alarm(
+            aws_sdk_cloudwatch::Client::new(&sdk),
+            format!("{}/health", app.url),
+        ));
+        let postgres_addr = postgres.as_ref().map(|p| p.addr().to_string());
+        Ok(LocalStack {
+            moto,
+            kube,
+            _approval_task: AbortOnDrop(approval_task),
+            engine_url: engine_server.url.clone(),
+            _engine_server: engine_server,
+            approval_url,
+            app,
+            sdk,
+            sfn,
+            state_machine_arn: machine.arn,
+            seeded,
+            postgres_addr,
+            _postgres: postgres,
+            _alarm_watch: alarm_watch,
+        })
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    /// The demo app's answer, e.g. `503 unhealthy: …`.
+    pub async fn health(&self) -> String {
+        match reqwest::get(format!("{}/health", self.app.url)).await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                format!("{status} {}", r.text().await.unwrap_or_default().trim())
+            }
+            Err(e) => format!("unreachable ({e})"),
+        }
+    }
+
+    pub fn running_images(&self, deployment: &str) -> Vec<String> {
+        self.kube
+            .deployment("mint", deployment)
+            .map(|d| d.spec)
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
+            .unwrap_or_default()
+    }
+
+    /// Moves the alarm to ALARM and returns the event EventBridge would deliver for it.
+    pub async fn fire_alarm(&self) -> Result<Value> {
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.sdk);
+        seed::set_alarm(
+            &cloudwatch,
+            StateValue::Alarm,
+            "Threshold Crossed: 42 5xx responses in 1 minute (> 5)",
+        )
+        .await?;
+        let alarm = cloudwatch
+            .describe_alarms()
+            .alarm_names(seed::ALARM)
+            .send()
+            .await
+            .context("DescribeAlarms")?
+            .metric_alarms
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .context("the alarm is gone")?;
+        let now = chrono::Utc::now();
+        let stamp =
+            |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+        let changed = alarm
+            .state_updated_timestamp
+            .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?))
+            .unwrap_or(now);
+        println!(
+            "\nalarm {} → ALARM: {}",
+            seed::ALARM,
+            alarm.state_reason.as_deref().unwrap_or_default()
+        );
+        Ok(json!({
+            "version": "0",
+            "id": uuid_like(),
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": "123456789012",
+            "time": now.to_rfc3339(),
+            "region": rollback_core::aws::LOCAL_REGION,
+            "resources": [alarm.alarm_arn],
+            "detail": {
+                "alarmName": seed::ALARM,
+                "state": {"value": "ALARM", "reason": alarm.state_reason, "timestamp": stamp(changed)},
+                "previousState": {"value": "OK", "reason": "5xx rate normal", "timestamp": stamp(changed - chrono::Duration::hours(3))},
+                "configuration": {"description": alarm.alarm_description}
+            }
+        }))
+    }
+
+    /// Answers the approval request like a person: opens the emailed link (GET shows the
+    /// confirmation page and changes nothing), then submits its form. Returns true once decided.
+    pub async fn decide(&self, mail: &Mail, approve: Approve) -> Result<bool> {
+        let wanted: fn(&str) -> bool = match approve {
+            Approve::Auto => |l| l.contains("approve") && l.contains("database"),
+            Approve::AppOnly => |l| l.contains("approve") && l.contains("app only"),
+            Approve::Reject => |l| l.contains("reject"),
+            Approve::Manual => {
+                println!(
+                    "\n  --approve manual: open one of the links above in a browser and confirm; the drill waits."
+                );
+                return Ok(false);
+            }
+        };
+        let link = mail
+            .link(wanted)
+            .with_context(|| format!("the approval email has no link for --approve {approve:?}"))?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let page = client
+            .get(&link)
+            .send()
+            .await
+            .context("opening the approval link")?;
+        let status = page.status();
+        let html = page.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("the approval page answered {status}: {html}");
+        }
+        let token = hidden_field(&html, "t").context("the approval page has no form")?;
+        println!(
+            "\n  opened the approval page ({} bytes), confirming as drill@example.com",
+            html.len()
+        );
+        let origin = link
+            .split("/approval")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let answer = client
+            .post(&link)
+            .header("Origin", origin)
+            .form(&[("t", token.as_str()), ("approver", "drill@example.com")])
+            .send()
+            .await
+            .context("submitting the approval form")?;
+        let status = answer.status();
+        let html = answer.text().await?;
+        let title = html
+            .split("<title>")
+            .nth(1)
+            .and_then(|t| t.split("</title>").next())
+            .unwrap_or_default();
+        println!("  the approval page answered {status}: {title}");
+        if !status.is_success() {
+            anyhow::bail!("the decision was not accepted: {html}");
+        }
+        Ok(true)
+    }
+}
+
+/// The value of `<input type="hidden" name="NAME" value="…">`.
+fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let value = &html[start..start + html[start..].find('"')?];
+    Some(
+        value
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">"),
+    )
+}
+
+fn definition_path() -> std::path::PathBuf {
+    rollback_moto::workspace_root().join("statemachine/rollback.asl.json")
+}
+
+fn uuid_like() -> String {
+    format!("{:032x}", rand_u128())
+}
+
+fn rand_u128() -> u128 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_nanos() ^ (std::process::id() as u128) << 64
+}
+
+/// CloudWatch, locally: the 5xx alarm follows the app's health, as the real metric would.
+async fn watch_alarm(cloudwatch: aws_sdk_cloudwatch::Client, health_url: String) {
+    let client = reqwest::Client::new();
+    let mut was_healthy = false;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let healthy =
+            matches!(client.get(&health_url).send().await, Ok(r) if r.status().is_success());
+        if healthy && !was_healthy {
+            let _ = seed::set_alarm(&cloudwatch, StateValue::Ok, "5xx rate back to normal").await;
+        }
+        was_healthy = healthy;
+    }
+}
