@@ -172,6 +172,16 @@ impl Interp {
         c
     }
 
+    /// The context object, built only when the path reads it (most paths don't, and building
+    /// it is the bulk of a Pass state's cost).
+    fn context_for(&self, p: &JsonPath, v: &Visit<'_>) -> Value {
+        if p.is_context() {
+            self.context(v)
+        } else {
+            Value::Null
+        }
+    }
+
     /// Runs a whole (sub-)machine; returns its output and the id of its last event.
     pub fn run_machine<'a>(
         &'a self,
@@ -242,7 +252,7 @@ impl Interp {
     ) -> Result<Value, StatesError> {
         match &state.input_path {
             None => Ok(json!({})),
-            Some(p) => p.select(input, &self.context(v)).ok_or_else(|| {
+            Some(p) => p.select(input, &self.context_for(p, v)).ok_or_else(|| {
                 StatesError::runtime(
                     state.name.as_str(),
                     format!("Invalid input path '{p}': could not be found in the input '{input}'"),
@@ -259,7 +269,7 @@ impl Interp {
     ) -> Result<Value, StatesError> {
         match &state.output_path {
             None => Ok(json!({})),
-            Some(p) => p.select(&output, &self.context(v)).ok_or_else(|| {
+            Some(p) => p.select(&output, &self.context_for(p, v)).ok_or_else(|| {
                 StatesError::runtime(
                     state.name.as_str(),
                     format!(
