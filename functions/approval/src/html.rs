@@ -1,0 +1,186 @@
+//! HTML pages. Every dynamic value goes through [`escape`].
+
+use chrono::{DateTime, Utc};
+use rollback_core::approval_link::{Decision, LinkPayload};
+use rollback_core::request::Scope;
+
+/// Escapes text for HTML element content and quoted attribute values; control characters
+/// are dropped.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control()
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push(' ')
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;\
+padding:0 1rem;line-height:1.45;color:#222}h1{font-size:1.4rem}li{margin:.25rem 0}\
+.box{border:1px solid #ccc;border-radius:6px;padding:1rem;margin:1rem 0}\
+.warn{background:#fff4e5;border-color:#f0a040}.bad{background:#fdecea;border-color:#e57373}\
+.ok{background:#edf7ed;border-color:#66bb6a}button{font-size:1rem;padding:.6rem 1.2rem;\
+border-radius:6px;border:1px solid #444;cursor:pointer}button.approve{background:#2e7d32;\
+color:#fff}button.reject{background:#c62828;color:#fff}input{font-size:1rem;padding:.4rem;\
+width:20rem}code{font-size:.9em}";
+
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{}</title><style>{STYLE}</style>\
+         </head><body>{body}</body></html>",
+        escape(title)
+    )
+}
+
+pub fn scope_label(scope: Scope) -> &'static str {
+    match scope {
+        Scope::App => "app only",
+        Scope::AppAndDatabase => "app + database",
+    }
+}
+
+pub fn action_label(payload: &LinkPayload) -> String {
+    match payload.decision {
+        Decision::Approve => format!("Approve ({})", scope_label(payload.scope)),
+        Decision::Reject => "Reject".to_owned(),
+    }
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The plan summary carried in the link.
+fn summary(payload: &LinkPayload) -> String {
+    let s = &payload.summary;
+    let mut html = String::new();
+    html.push_str(&format!(
+        "<p><b>Service:</b> {}<br><b>Why:</b> {}<br><b>Execution:</b> <code>{}</code></p>",
+        escape(&s.service),
+        escape(&s.reason),
+        escape(&payload.execution)
+    ));
+    if !s.lines.is_empty() {
+        html.push_str("<p><b>What will be done:</b></p><ul>");
+        for line in &s.lines {
+            html.push_str(&format!("<li>{}</li>", escape(line)));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str(&format!(
+        "<p><small>Plan fingerprint <code>{}</code> · link valid until {}</small></p>",
+        escape(&payload.fingerprint.chars().take(16).collect::<String>()),
+        fmt_time(payload.expires_at())
+    ));
+    html
+}
+
+/// GET: what the link will do, and the form that does it. Changes nothing.
+pub fn confirm(payload: &LinkPayload, token: &str, error: Option<&str>, approver: &str) -> String {
+    let label = action_label(payload);
+    let (intro, class, button_class) = match payload.decision {
+        Decision::Approve if payload.scope.includes_database() => (
+            "You are about to APPROVE the rollback INCLUDING THE DATABASES. Writes made since \
+             the snapshot are rolled back (they stay in the backups listed in the email).",
+            "warn",
+            "approve",
+        ),
+        Decision::Approve => (
+            "You are about to APPROVE the rollback of the application. Databases are not \
+             restored.",
+            "warn",
+            "approve",
+        ),
+        Decision::Reject => (
+            "You are about to REJECT the rollback. Nothing is changed and the execution ends.",
+            "bad",
+            "reject",
+        ),
+    };
+    let error = error
+        .map(|e| format!("<div class=\"box bad\"><b>{}</b></div>", escape(e)))
+        .unwrap_or_default();
+    let title = format!("{label}: rollback of {}", payload.summary.service);
+    let body = format!(
+        "<h1>{}</h1>{error}<div class=\"box {class}\">{}</div>{}\
+         <form method=\"post\" action=\"\">\
+         <input type=\"hidden\" name=\"t\" value=\"{}\">\
+         <p><label>Your email (recorded as the approver):<br>\
+         <input type=\"email\" name=\"approver\" required maxlength=\"254\" \
+         autocomplete=\"email\" value=\"{}\"></label></p>\
+         <p><button type=\"submit\" id=\"decide\" class=\"{button_class}\">{}</button></p>\
+         </form><p><small>Nothing has happened yet. Opening this page changes nothing; only \
+         the button does.</small></p>",
+        escape(&title),
+        escape(intro),
+        summary(payload),
+        escape(token),
+        escape(approver),
+        escape(&label),
+    );
+    page(&title, &body)
+}
+
+pub fn decided(payload: &LinkPayload, approver: &str, at: DateTime<Utc>) -> String {
+    let (head, class, next) = match payload.decision {
+        Decision::Approve => (
+            format!("Approved ({})", scope_label(payload.scope)),
+            "ok",
+            "The rollback continues now; progress and the result arrive by email.",
+        ),
+        Decision::Reject => (
+            "Rejected".to_owned(),
+            "bad",
+            "The rollback stops without changing anything.",
+        ),
+    };
+    let body = format!(
+        "<h1>{}</h1><div class=\"box {class}\">Recorded for <b>{}</b> by {} at {}. {}</div>{}",
+        escape(&head),
+        escape(&payload.summary.service),
+        escape(approver),
+        fmt_time(at),
+        escape(next),
+        summary(payload)
+    );
+    page(&head, &body)
+}
+
+/// A page that only explains (errors, already decided).
+pub fn notice(title: &str, class: &str, message: &str) -> String {
+    page(
+        title,
+        &format!(
+            "<h1>{}</h1><div class=\"box {}\">{}</div>",
+            escape(title),
+            escape(class),
+            escape(message)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_dangerous() {
+        assert_eq!(
+            escape("<a href=\"x\" onclick='y'>&\u{1b}"),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp; "
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! The approval page behind the signed links in the approval email.
+//!
+//! - `GET ?t=<link>` shows what the link will do and a form. It changes nothing: mail
+//!   security scanners prefetch links.
+//! - `POST` (form fields `t` and `approver`) decides: `SendTaskSuccess` with
+//!   `{decision, scope, approver, decided_at, fingerprint}` or `SendTaskFailure` with
+//!   `Rollback.Rejected`.
+//!
+//! CSRF: the link payload itself is the credential (AEAD-sealed, unguessable), so a forged
+//! cross-site POST needs the link already. As defence in depth a POST whose `Origin` (or, if
+//! absent, `Referer`) names another host is refused; requests without either (non-browser
+//! clients) are accepted because they must carry the payload anyway.
+//!
+//! Tampered, expired or malformed links get a 4xx page and no Step Functions call. Step
+//! Functions' "this task is gone" answers become an "already decided" page; nothing is a 500.
+//! The task token, the payload and the key are never logged.
+
+mod html;
+mod local;
+
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method, Response, StatusCode, header};
+use rollback_core::approval_link::{Decision, LinkError, LinkKey, LinkPayload};
+use rollback_core::contract::approval::{ApprovalDecision, REJECTED_ERROR, RejectionCause};
+
+pub use html::escape;
+pub use local::serve_local;
+
+/// Form bodies are small; anything bigger is not ours.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Handles one request. Plain async, no Lambda types: the Lambda and the local server share it.
+pub async fn handle_request(
+    sfn: &aws_sdk_sfn::Client,
+    key: &LinkKey,
+    request: http::Request<Vec<u8>>,
+) -> Response<String> {
+    handle_at(sfn, key, request, Utc::now()).await
+}
+
+/// [`handle_request`] with an explicit clock (expiry tests).
+pub async fn handle_at(
+    sfn: &aws_sdk_sfn::Client,
+    key: &LinkKey,
+    request: http::Request<Vec<u8>>,
+    now: DateTime<Utc>,
+) -> Response<String> {
+    let (parts, body) = request.into_parts();
+    match parts.method {
+        Method::GET | Method::HEAD => {
+            if parts.uri.path().ends_with("/favicon.ico") {
+                return respond(
+                    StatusCode::NOT_FOUND,
+                    html::notice("Not found", "bad", "No such page."),
+                );
+            }
+            let token = query_param(parts.uri.query(), "t");
+            show(key, token.as_deref(), now)
+        }
+        Method::POST => {
+            if let Err(why) = same_origin(&parts.headers) {
+                tracing::warn!(reason = why, "cross-origin decision refused");
+                return respond(
+                    StatusCode::FORBIDDEN,
+                    html::notice(
+                        "Refused",
+                        "bad",
+                        "This form was submitted from another site. Open the link from the \
+                         email and press the button on this site's page.",
+                    ),
+                );
+            }
+            if body.len() > MAX_BODY {
+                return respond(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    html::notice("Too large", "bad", "The form is too large."),
+                );
+            }
+            let form = String::from_utf8_lossy(&body);
+            let token =
+                query_param(Some(&form), "t").or_else(|| query_param(parts.uri.query(), "t"));
+            let approver = query_param(Some(&form), "approver").unwrap_or_default();
+            decide(sfn, key, token.as_deref(), &approver, now).await
+        }
+        _ => {
+            let mut response = respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                html::notice("Not allowed", "bad", "Use the link from the email."),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, http::HeaderValue::from_static("GET, POST"));
+            response
+        }
+    }
+}
+
+fn show(key: &LinkKey, token: Option<&str>, now: DateTime<Utc>) -> Response<String> {
+    let Some(token) = token else {
+        return link_error_page(&LinkError::Malformed);
+    };
+    match key.open(token, now) {
+        Ok(payload) => {
+            tracing::info!(execution = %payload.execution, decision = payload.decision.as_str(), "confirmation page shown");
+            respond(StatusCode::OK, html::confirm(&payload, token, None, ""))
+        }
+        Err(e) => link_error_page(&e),
+    }
+}
+
+async fn decide(
+    sfn: &aws_sdk_sfn::Client,
+    key: &LinkKey,
+    token: Option<&str>,
+    approver: &str,
+    now: DateTime<Utc>,
+) -> Response<String> {
+    let Some(token) = token else {
+        return link_error_page(&LinkError::Malformed);
+    };
+    let payload = match key.open(token, now) {
+        Ok(payload) => payload,
+        Err(e) => return link_error_page(&e),
+    };
+    let approver = approver.trim();
+    if let Err(why) = valid_approver(approver) {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            html::confirm(&payload, token, Some(why), approver),
+        );
+    }
+    let result = match payload.decision {
+        Decision::Approve => {
+            let decision = ApprovalDecision {
+                decision: Decision::Approve,
+                scope: payload.scope,
+                approver: approver.to_owned(),
+                decided_at: now,
+                fingerprint: payload.fingerprint.clone(),
+            };
+            let output = serde_json::to_string(&decision).unwrap_or_default();
+            sfn.send_task_success()
+                .task_token(&payload.task_token)
+                .output(output)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e))
+        }
+        Decision::Reject => {
+            let cause = RejectionCause {
+                approver: approver.to_owned(),
+                decided_at: now,
+                fingerprint: payload.fingerprint.clone(),
+                message: format!("rejected by {approver} on the approval page"),
+            };
+            sfn.send_task_failure()
+                .task_token(&payload.task_token)
+                .error(REJECTED_ERROR)
+                .cause(serde_json::to_string(&cause).unwrap_or_default())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&e))
+        }
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(
+                execution = %payload.execution,
+                decision = payload.decision.as_str(),
+                scope = html::scope_label(payload.scope),
+                approver = %approver,
+                "decision recorded"
+            );
+            respond(StatusCode::OK, html::decided(&payload, approver, now))
+        }
+        Err(failure) => failure_page(&payload, failure),
+    }
+}
+
+/// How a Step Functions answer is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfnFailure {
+    /// The task is no longer waiting: decided already, timed out, or the execution ended.
+    AlreadyDecided(String),
+    /// Throttling, 5xx, network: try again.
+    Unavailable(String),
+    /// Anything else (permissions, validation): not the approver's fault, not retryable.
+    Rejected(String),
+}
+
+/// Classifies a Step Functions error by its code.
+pub fn classify_code(code: Option<&str>, message: &str) -> SfnFailure {
+    match code {
+        Some(c @ ("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")) => {
+            SfnFailure::AlreadyDecided(c.to_owned())
+        }
+        Some(c)
+            if rollback_core::error::is_throttling_code(c)
+                || rollback_core::error::is_transient_code(c) =>
+        {
+            SfnFailure::Unavailable(c.to_owned())
+        }
+        Some(c) => SfnFailure::Rejected(format!("{c}: {message}")),
+        None => SfnFailure::Unavailable(message.to_owned()),
+    }
+}
+
+fn classify<E, R>(err: &aws_sdk_sfn::error::SdkError<E, R>) -> SfnFailure
+where
+    E: aws_sdk_sfn::error::ProvideErrorMetadata,
+{
+    match err {
+        aws_sdk_sfn::error::SdkError::ServiceError(service) => {
+            let meta = service.err();
+            classify_code(meta.code(), meta.message().unwrap_or_default())
+        }
+        _ => SfnFailure::Unavailable("Step Functions could not be reached".to_owned()),
+    }
+}
+
+fn failure_page(payload: &LinkPayload, failure: SfnFailure) -> Response<String> {
+    tracing::warn!(execution = %payload.execution, failure = ?failure, "decision not recorded");
+    match failure {
+        SfnFailure::AlreadyDecided(code) => respond(
+            StatusCode::CONFLICT,
+            html::notice(
+                "Already decided",
+                "warn",
+                &format!(
+                    "This rollback ({}) is no longer waiting for a decision: someone already \
+                     approved or rejected it, or the approval timed out. Nothing was changed \
+                     by this click. Check your email or the execution for what happened. \
+                     ({code})",
+                    payload.execution
+                ),
+            ),
+        ),
+        SfnFailure::Unavailable(why) => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            html::notice(
+                "Try again",
+                "warn",
+                &format!(
+                    "Step Functions did not accept the decision right now ({why}). Nothing \
+                     was decided; press the button again in a minute."
+                ),
+            ),
+        ),
+        SfnFailure::Rejected(why) => respond(
+            StatusCode::BAD_GATEWAY,
+            html::notice(
+                "Not recorded",
+                "bad",
+                &format!(
+                    "Step Functions refused the decision: {why}. Nothing was decided; tell the \
+                     team that runs the rollback system, or decide with rollbackctl."
+                ),
+            ),
+        ),
+    }
+}
+
+fn link_error_page(e: &LinkError) -> Response<String> {
+    tracing::info!(reason = %e, "unusable approval link");
+    let (status, title) = match e {
+        LinkError::Expired(_) => (StatusCode::GONE, "Link expired"),
+        LinkError::Tampered => (StatusCode::BAD_REQUEST, "Invalid link"),
+        LinkError::Malformed | LinkError::TooLong(_) => (StatusCode::BAD_REQUEST, "Invalid link"),
+    };
+    let advice = match e {
+        LinkError::Expired(_) => {
+            " The approval window has passed; the rollback stopped without changes or was \
+             decided already. Start a new rollback if it is still needed."
+        }
+        _ => " Nothing was decided.",
+    };
+    respond(
+        status,
+        html::notice(
+            title,
+            "bad",
+            &format!("{}.{advice}", capitalize(&e.to_string())),
+        ),
+    )
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn valid_approver(approver: &str) -> Result<(), &'static str> {
+    let ok = (3..=254).contains(&approver.len())
+        && approver.matches('@').count() == 1
+        && !approver.starts_with('@')
+        && !approver.ends_with('@')
+        && !approver
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err("Enter your email address; it is recorded as the approver.")
+    }
+}
+
+/// Origin (or Referer) must name the host the request came to, when present.
+fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.to_ascii_lowercase());
+    let claimed = if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| "unreadable Origin")?;
+        if origin == "null" {
+            return Err("Origin null");
+        }
+        origin.to_owned()
+    } else if let Some(referer) = headers.get(header::REFERER) {
+        referer
+            .to_str()
+            .map_err(|_| "unreadable Referer")?
+            .to_owned()
+    } else {
+        return Ok(());
+    };
+    let url = url::Url::parse(&claimed).map_err(|_| "Origin is not a URL")?;
+    let claimed_host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => return Err("Origin without host"),
+    }
+    .to_ascii_lowercase();
+    match host {
+        Some(host) if host == claimed_host => Ok(()),
+        Some(_) => Err("Origin names another host"),
+        None => Err("no Host header to compare with"),
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn respond(status: StatusCode, body: String) -> Response<String> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        // Same-origin: the link must not leak through Referer, while the form POST still
+        // carries a real Origin for the same-origin check.
+        .header("referrer-policy", "same-origin")
+        .header("x-content-type-options", "nosniff")
+        .header("x-frame-options", "DENY")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        )
+        .body(body)
+        .expect("static headers are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_functions_codes_are_mapped() {
+        for code in ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"] {
+            assert_eq!(
+                classify_code(Some(code), "x"),
+                SfnFailure::AlreadyDecided(code.into())
+            );
+        }
+        assert!(matches!(
+            classify_code(Some("ThrottlingException"), ""),
+            SfnFailure::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify_code(Some("AccessDeniedException"), "no"),
+            SfnFailure::Rejected(_)
+        ));
+        assert!(matches!(
+            classify_code(None, "io"),
+            SfnFailure::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn origin_check() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, http::HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(same_origin(&headers(&[("host", "a.example:8080")])).is_ok());
+        assert!(
+            same_origin(&headers(&[
+                ("host", "a.example:8080"),
+                ("origin", "http://a.example:8080")
+            ]))
+            .is_ok()
+        );
+        assert!(
+            same_origin(&headers(&[
+                ("host", "a.example"),
+                ("origin", "https://evil.example")
+            ]))
+            .is_err()
+        );
+        assert!(same_origin(&headers(&[("host", "a.example"), ("origin", "null")])).is_err());
+        assert!(
+            same_origin(&headers(&[
+                ("host", "a.example"),
+                ("referer", "https://a.example/x?t=1")
+            ]))
+            .is_ok()
+        );
+        assert!(
+            same_origin(&headers(&[
+                ("host", "a.example"),
+                ("referer", "https://evil.example/")
+            ]))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn approvers_are_emails() {
+        assert!(valid_approver("oncall@example.com").is_ok());
+        for bad in ["", "x", "a b@c", "@x", "x@", "a@b@c", "<script>@x\n"] {
+            assert!(valid_approver(bad).is_err(), "{bad}");
+        }
+    }
+}

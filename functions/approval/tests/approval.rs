@@ -1,0 +1,314 @@
+//! The approval handler against moto's real Step Functions executor.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration, Utc};
+use http::{Method, Request, StatusCode};
+use rollback_approval::{handle_at, handle_request};
+use rollback_core::approval_link::{Decision, LinkKey};
+use rollback_core::contract::approval::{ApprovalDecision, RejectionCause};
+use rollback_core::request::Scope;
+use support::*;
+
+fn get(token: &str) -> Request<Vec<u8>> {
+    Request::builder()
+        .method(Method::GET)
+        .uri(format!("/approval?t={token}"))
+        .header("host", "approve.test")
+        .body(Vec::new())
+        .unwrap()
+}
+
+fn post(token: &str, approver: &str) -> Request<Vec<u8>> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("t", token)
+        .append_pair("approver", approver)
+        .finish();
+    Request::builder()
+        .method(Method::POST)
+        .uri("/approval")
+        .header("host", "approve.test")
+        .header("origin", "https://approve.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.into_bytes())
+        .unwrap()
+}
+
+async fn still_running(arn: &str) {
+    assert_eq!(
+        describe(arn).await.0,
+        "RUNNING",
+        "the execution was decided"
+    );
+}
+
+#[tokio::test]
+async fn get_shows_the_plan_and_changes_nothing() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-get", None).await;
+    let link = link(
+        &key,
+        &payload(&w.token, Decision::Approve, Scope::AppAndDatabase),
+    );
+    for method in [Method::GET, Method::HEAD, Method::GET] {
+        let mut request = get(&link);
+        *request.method_mut() = method;
+        let response = handle_request(&sfn(), &key, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let page = response.body();
+        assert!(page.contains("mint-replica"));
+        assert!(page.contains("restore database mint-replica-db from predeploy-v42"));
+        assert!(page.contains("INCLUDING THE DATABASES"));
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(!page.contains("<script>"));
+        assert!(page.contains(&format!("name=\"t\" value=\"{link}\"")));
+        assert!(page.contains("Approve (app + database)"));
+        assert!(!page.contains(&w.token), "the task token is on the page");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(
+            response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+    }
+    still_running(&w.execution_arn).await;
+}
+
+#[tokio::test]
+async fn approve_then_a_second_decision_is_already_decided() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-approve", None).await;
+    let link = link(
+        &key,
+        &payload(&w.token, Decision::Approve, Scope::AppAndDatabase),
+    );
+    let before = Utc::now();
+    let response = handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
+    assert!(response.body().contains("Approved (app + database)"));
+
+    let (status, output, ..) = finished(&w.execution_arn).await;
+    assert_eq!(status, "SUCCEEDED");
+    let decision: ApprovalDecision = serde_json::from_str(&output.unwrap()).unwrap();
+    assert_eq!(decision.decision, Decision::Approve);
+    assert_eq!(decision.scope, Scope::AppAndDatabase);
+    assert_eq!(decision.approver, "oncall@example.com");
+    assert_eq!(decision.fingerprint, "fp-1234567890abcdef");
+    assert!(decision.decided_at >= before - Duration::seconds(1));
+
+    // Double click, or another approver with the app-only link.
+    for again in [
+        link.clone(),
+        support::link(&key, &payload(&w.token, Decision::Approve, Scope::App)),
+    ] {
+        let response = handle_request(&sfn(), &key, post(&again, "other@example.com")).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert!(
+            response.body().contains("Already decided"),
+            "{}",
+            response.body()
+        );
+    }
+}
+
+#[tokio::test]
+async fn reject_fails_the_task_with_rollback_rejected() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-reject", None).await;
+    let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
+    let page = handle_request(&sfn(), &key, get(&reject)).await;
+    assert!(page.body().contains("REJECT the rollback"));
+    let response = handle_request(&sfn(), &key, post(&reject, "lead@example.com")).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
+    assert!(response.body().contains("Rejected"));
+    let (status, _, error, cause) = finished(&w.execution_arn).await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(error.as_deref(), Some("Rollback.Rejected"));
+    // moto 5.2.5's SendTaskFailure drops `cause` (responses.py passes only the error); on
+    // AWS the cause carries who rejected, checked here whenever the executor keeps it.
+    if let Some(cause) = cause {
+        let cause: RejectionCause = serde_json::from_str(&cause).unwrap();
+        assert_eq!(cause.approver, "lead@example.com");
+        assert_eq!(cause.fingerprint, "fp-1234567890abcdef");
+    }
+
+    let approve = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let response = handle_request(&sfn(), &key, post(&approve, "late@example.com")).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_timed_out_task_is_already_decided() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-timeout", Some(1)).await;
+    let (status, _, error, _) = finished(&w.execution_arn).await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(error.as_deref(), Some("States.Timeout"));
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let response = handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response.body().contains("no longer waiting"));
+}
+
+#[tokio::test]
+async fn tampered_links_are_refused_without_a_step_functions_call() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-tamper", None).await;
+    let good = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
+    let raw = URL_SAFE_NO_PAD.decode(&good).unwrap();
+    // Version byte, nonce, start / middle / end of the ciphertext, and the tag.
+    let n = raw.len();
+    for i in [0, 1, 12, 13, n / 2, n - 17, n - 16, n - 1] {
+        let mut bad = raw.clone();
+        bad[i] ^= 0x80;
+        let bad = URL_SAFE_NO_PAD.encode(bad);
+        for request in [get(&bad), post(&bad, "oncall@example.com")] {
+            let response = handle_request(&sfn(), &key, request).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "byte {i}");
+            assert!(response.body().contains("altered"), "{}", response.body());
+        }
+    }
+    // A link sealed with another key (another deployment) is refused the same way.
+    let foreign = link(
+        &LinkKey::generate(),
+        &payload(&w.token, Decision::Reject, Scope::App),
+    );
+    let response = handle_request(&sfn(), &key, post(&foreign, "oncall@example.com")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Malformed: missing, garbage, truncated.
+    for token in ["", "%%%", "AAAA", &good[..good.len() / 2]] {
+        let response = handle_request(&sfn(), &key, post(token, "oncall@example.com")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{token:?}");
+    }
+    still_running(&w.execution_arn).await;
+}
+
+#[tokio::test]
+async fn expired_links_are_gone() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-expired", None).await;
+    let mut p = payload(&w.token, Decision::Approve, Scope::App);
+    p.expires_at = Utc::now().timestamp() - 5;
+    let expired = link(&key, &p);
+    for request in [get(&expired), post(&expired, "oncall@example.com")] {
+        let response = handle_request(&sfn(), &key, request).await;
+        assert_eq!(response.status(), StatusCode::GONE);
+        assert!(response.body().contains("expired"));
+    }
+    // A valid link, presented after its expiry.
+    let valid = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let later = Utc::now() + Duration::hours(2);
+    let response = handle_at(&sfn(), &key, post(&valid, "oncall@example.com"), later).await;
+    assert_eq!(response.status(), StatusCode::GONE);
+    still_running(&w.execution_arn).await;
+}
+
+#[tokio::test]
+async fn cross_site_posts_and_bad_approvers_decide_nothing() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-csrf", None).await;
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+
+    let mut forged = post(&link, "oncall@example.com");
+    forged
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let response = handle_request(&sfn(), &key, forged).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let hostile = "<img src=x onerror=alert(1)>";
+    let response = handle_request(&sfn(), &key, post(&link, hostile)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.body().contains("Enter your email address"));
+    assert!(
+        response
+            .body()
+            .contains("&lt;img src=x onerror=alert(1)&gt;")
+    );
+    assert!(!response.body().contains(hostile));
+
+    let mut put = post(&link, "oncall@example.com");
+    *put.method_mut() = Method::PUT;
+    let response = handle_request(&sfn(), &key, put).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    still_running(&w.execution_arn).await;
+}
+
+/// Collects everything logged while a test runs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_never_carry_the_token_or_the_payload() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-logs", None).await;
+    // Capture from here: the setup above reads the token from SQS itself.
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let mut tampered = link.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    handle_request(&sfn(), &key, get(&link)).await;
+    handle_request(&sfn(), &key, get(&tampered)).await;
+    handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
+    handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("decision recorded"), "{logs}");
+    assert!(logs.contains("unusable approval link"), "{logs}");
+    let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(&w.token)).collect();
+    assert!(leaks.is_empty(), "task token logged: {leaks:#?}");
+    assert!(!logs.contains(&link[..40]), "link payload logged");
+    assert!(!logs.contains(&tampered[..40]), "link payload logged");
+}
+
+#[tokio::test]
+async fn the_local_server_serves_the_same_handler() {
+    let key = LinkKey::generate();
+    let w = waiting_execution("appr-local", None).await;
+    let (addr, _server) =
+        rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), sfn(), key.clone())
+            .await
+            .unwrap();
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("http://{addr}/?t={link}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("mint-replica"));
+    still_running(&w.execution_arn).await;
+    let done = http
+        .post(format!("http://{addr}/"))
+        .header("origin", format!("http://{addr}"))
+        .form(&[("t", link.as_str()), ("approver", "oncall@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(finished(&w.execution_arn).await.0, "SUCCEEDED");
+}

@@ -1,0 +1,163 @@
+//! A real Step Functions executor for the approval tests: a moto server of our own with
+//! state machine execution switched on, running a `waitForTaskToken` task whose token moto
+//! hands out through an SQS message (`$$.Task.Token` in the message body).
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::Utc;
+use rollback_core::approval_link::{Decision, LinkKey, LinkPayload, LinkSummary};
+use rollback_core::request::Scope;
+use rollback_moto::MotoServer;
+use serde_json::{Value, json};
+
+/// Started on a thread that never ends (moto gets PR_SET_PDEATHSIG when its spawning thread
+/// exits), with execution enabled before any machine exists.
+pub fn moto() -> &'static MotoServer {
+    static CELL: OnceLock<&'static MotoServer> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let server: &'static MotoServer = Box::leak(Box::new(
+                MotoServer::start().unwrap_or_else(|e| panic!("{e}")),
+            ));
+            server.enable_state_machine_execution().unwrap();
+            tx.send(server).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap()
+    })
+}
+
+pub fn sfn() -> aws_sdk_sfn::Client {
+    aws_sdk_sfn::Client::new(&moto().sdk_config())
+}
+
+pub fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&moto().sdk_config())
+}
+
+/// An execution waiting in its approval task.
+pub struct Waiting {
+    pub execution_arn: String,
+    pub token: String,
+}
+
+/// Starts a machine whose only state waits for a task token; `timeout` bounds the wait.
+pub async fn waiting_execution(name: &str, timeout_seconds: Option<u32>) -> Waiting {
+    let sqs = sqs();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-tokens"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let mut task = json!({
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue_url, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "End": true
+    });
+    if let Some(t) = timeout_seconds {
+        task["TimeoutSeconds"] = json!(t);
+    }
+    let definition = json!({"StartAt": "Approve", "States": {"Approve": task}});
+    let sfn = sfn();
+    let machine = sfn
+        .create_state_machine()
+        .name(name)
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/approval-test")
+        .send()
+        .await
+        .unwrap();
+    let execution = sfn
+        .start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name(format!("{name}-exec"))
+        .input("{}")
+        .send()
+        .await
+        .unwrap();
+    let token = read_token(&queue_url).await;
+    Waiting {
+        execution_arn: execution.execution_arn().to_owned(),
+        token,
+    }
+}
+
+async fn read_token(queue_url: &str) -> String {
+    let sqs = sqs();
+    for _ in 0..100 {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .send()
+            .await
+            .unwrap();
+        if let Some(m) = out.messages().first() {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            return body["token"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto never sent the task token to {queue_url}");
+}
+
+/// Status, output and error of an execution.
+pub async fn describe(arn: &str) -> (String, Option<String>, Option<String>, Option<String>) {
+    let out = sfn()
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    (
+        out.status().as_str().to_owned(),
+        out.output().map(str::to_owned),
+        out.error().map(str::to_owned),
+        out.cause().map(str::to_owned),
+    )
+}
+
+/// Waits (bounded) until the execution leaves RUNNING.
+pub async fn finished(arn: &str) -> (String, Option<String>, Option<String>, Option<String>) {
+    for _ in 0..100 {
+        let d = describe(arn).await;
+        if d.0 != "RUNNING" {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("execution {arn} still running");
+}
+
+pub fn payload(token: &str, decision: Decision, scope: Scope) -> LinkPayload {
+    LinkPayload {
+        task_token: token.to_owned(),
+        decision,
+        scope,
+        expires_at: Utc::now().timestamp() + 3600,
+        execution: "approval-test-exec".into(),
+        fingerprint: "fp-1234567890abcdef".into(),
+        summary: LinkSummary {
+            service: "mint-replica".into(),
+            reason: "alarm mint-replica-5xx: 5xx after v42".into(),
+            lines: vec![
+                "restore database mint-replica-db from predeploy-v42 (2024-05-01 11:02)".into(),
+                "<script>alert('x')</script> deployment mint/backend revision 7 -> 6".into(),
+            ],
+        },
+    }
+}
+
+pub fn link(key: &LinkKey, payload: &LinkPayload) -> String {
+    key.seal(payload).unwrap()
+}
