@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
@@ -237,51 +235,6 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
     let response = handle_request(&sfn(), &key, put).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     still_running(&w.execution_arn).await;
-}
-
-/// Collects everything logged while a test runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn logs_never_carry_the_token_or_the_payload() {
-    let key = LinkKey::generate();
-    let w = waiting_execution("appr-logs", None).await;
-    // Capture from here: the setup above reads the token from SQS itself.
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
-    let mut tampered = link.clone().into_bytes();
-    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
-    let tampered = String::from_utf8(tampered).unwrap();
-    handle_request(&sfn(), &key, get(&link)).await;
-    handle_request(&sfn(), &key, get(&tampered)).await;
-    handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
-    handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
-
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("decision recorded"), "{logs}");
-    assert!(logs.contains("unusable approval link"), "{logs}");
-    let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(&w.token)).collect();
-    assert!(leaks.is_empty(), "task token logged: {leaks:#?}");
-    assert!(!logs.contains(&link[..40]), "link payload logged");
-    assert!(!logs.contains(&tampered[..40]), "link payload logged");
 }
 
 #[tokio::test]
