@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: all test drill venv node system-deps lint unit validate build release fmt clean
+.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve build release fmt clean
 
 all: test
 
@@ -25,6 +25,12 @@ APT_PACKAGES += kubernetes-client
 endif
 ifeq ($(wildcard /usr/lib/postgresql/*/bin/initdb),)
 APT_PACKAGES += postgresql
+endif
+ifeq ($(shell command -v chromium),)
+APT_PACKAGES += chromium
+endif
+ifeq ($(shell command -v chromedriver),)
+APT_PACKAGES += chromium-driver
 endif
 system-deps:
 ifneq ($(strip $(APT_PACKAGES)),)
@@ -59,6 +65,14 @@ DRILL_ARGS ?=
 drill: venv system-deps
 	$(CARGO) build --quiet -p rollbackctl
 	$(CARGO) run --quiet -p rollbackctl -- drill $(DRILL_ARGS)
+
+## The engine's conformance oracle (moto's executor) → checked-in fixtures.
+conformance-fixtures: venv
+	$(VENV)/bin/python local/engine/tests/conformance/record.py
+
+## A standalone Step Functions endpoint for any definition (AWS CLI / boto3 with --endpoint-url).
+engine-serve:
+	$(CARGO) run -p rollback-engine -- serve --port 8083
 
 build:
 	$(CARGO) build --workspace

@@ -43,6 +43,10 @@ enum Command {
         /// Real-time bound on the whole drill, in seconds.
         #[arg(long, default_value_t = 900)]
         timeout_seconds: u64,
+        /// Give operations realistic durations on the engine's virtual clock (restore 20 min,
+        /// snapshot 5 min, rollout 2 min, smoke 30 s) and compare with the critical path.
+        #[arg(long)]
+        realistic_durations: bool,
     },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
@@ -110,12 +114,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             fail_at,
             output,
             timeout_seconds,
+            realistic_durations,
         } => {
             let report = rollbackctl::drill::run(rollbackctl::drill::DrillOptions {
                 approve,
                 fail_at,
                 output_dir: output,
                 timeout: std::time::Duration::from_secs(timeout_seconds),
+                latency: realistic_durations.then(rollbackctl::drill::LatencyModel::realistic),
+                ..Default::default()
             })
             .await?;
             Ok(ExitCode::from(report.outcome.exit_code()))

@@ -20,12 +20,13 @@ pub struct Follower {
     /// Upper bound of polls per wait loop, for the progress bar.
     max_polls: u32,
     tty: bool,
+    quiet: bool,
     pub transitions: usize,
     pub events: Vec<Event>,
 }
 
 impl Follower {
-    pub fn new(execution_arn: &str, max_polls: u32) -> Self {
+    pub fn new(execution_arn: &str, max_polls: u32, quiet: bool) -> Self {
         Follower {
             execution_arn: execution_arn.to_owned(),
             seen: 0,
@@ -34,6 +35,7 @@ impl Follower {
             visits: HashMap::new(),
             max_polls: max_polls.max(1),
             tty: std::io::stdout().is_terminal(),
+            quiet,
             transitions: 0,
             events: Vec::new(),
         }
@@ -63,6 +65,12 @@ impl Follower {
     }
 
     fn print(&mut self, event: &Event) {
+        if event.kind.ends_with("StateEntered") {
+            self.transitions += 1;
+        }
+        if self.quiet {
+            return;
+        }
         let mut out = std::io::stdout().lock();
         match event.kind.as_str() {
             "ExecutionStarted" => {
@@ -70,7 +78,6 @@ impl Follower {
                 let _ = writeln!(out, "{} ● execution started", self.offset(event.timestamp));
             }
             kind if kind.ends_with("StateEntered") => {
-                self.transitions += 1;
                 let name = event.detail_str("name").unwrap_or("?").to_owned();
                 let visit = {
                     let v = self.visits.entry(name.clone()).or_default();

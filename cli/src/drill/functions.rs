@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use rollback_core::RollbackError;
+use std::sync::OnceLock;
+
 use rollback_engine::{LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, task::BoxFuture};
+
+use super::latency::{self, LatencyModel, Marks};
 use serde_json::Value;
 
 /// `${Key}` in the definition → the function name registered for it.
@@ -90,21 +94,54 @@ pub fn register_all(registry: &LambdaRegistry, clients: Arc<FunctionClients>) {
     });
 }
 
-/// `--fail-at STATE`: the task in that state fails as a function error would, so the drill
-/// rehearses the contingency path.
-pub struct FailAt {
+/// The engine's task handler for the drill: the real functions, plus `--fail-at STATE` (the
+/// task in that state fails as a function error would, to rehearse the contingency path) and
+/// the optional latency model.
+pub struct DrillHandler {
     pub inner: LambdaRegistry,
-    pub state: Option<String>,
+    pub fail_at: Option<String>,
+    pub latency: Option<LatencyModel>,
+    pub marks: Arc<Marks>,
+    /// Set once the engine exists (the engine owns this handler).
+    pub engine: OnceLock<rollback_engine::Engine>,
 }
 
 pub const INJECTED_ERROR: &str = "Rollback.Internal";
 
-impl TaskHandler for FailAt {
+impl TaskHandler for DrillHandler {
     fn invoke(&self, req: TaskRequest) -> BoxFuture<'static, Result<Value, TaskFailure>> {
-        if self.state.as_deref() == Some(req.state_name.as_str()) {
+        if self.fail_at.as_deref() == Some(req.state_name.as_str()) {
             let cause = format!("failure injected at '{}' by --fail-at", req.state_name);
             return Box::pin(async move { Err(TaskFailure::new(INJECTED_ERROR, cause)) });
         }
-        self.inner.invoke(req)
+        let (Some(model), Some(engine)) = (self.latency, self.engine.get()) else {
+            return self.inner.invoke(req);
+        };
+        let clock = engine.clock(&req.execution_arn).ok();
+        let function = req
+            .function
+            .as_deref()
+            .map(rollback_engine::task::function_name)
+            .unwrap_or_default()
+            .to_owned();
+        let action = req
+            .payload
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let call = self.inner.invoke(req);
+        let marks = self.marks.clone();
+        Box::pin(async move {
+            let mut output = call.await?;
+            if let Some(clock) = clock {
+                let took =
+                    latency::apply(&model, &marks, &function, &action, clock.now(), &mut output);
+                if !took.is_zero() {
+                    clock.advance(took);
+                }
+            }
+            Ok(output)
+        })
     }
 }

@@ -9,7 +9,7 @@ pub struct Inbox {
 }
 
 /// One published notice (SNS subject + body, as the email subscribers get it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mail {
     pub subject: String,
     pub body: String,

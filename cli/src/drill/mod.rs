@@ -5,7 +5,8 @@
 mod demo_app;
 mod follow;
 mod functions;
-mod inbox;
+pub mod inbox;
+pub mod latency;
 mod seed;
 mod stack;
 
@@ -13,9 +14,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
+use aws_sdk_sfn::types::ExecutionStatus;
 
 pub use functions::{FUNCTIONS, INJECTED_ERROR, substitutions};
+pub use latency::LatencyModel;
+pub use stack::LocalStack;
 
 /// How the approval is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,6 +41,29 @@ pub struct DrillOptions {
     pub output_dir: PathBuf,
     /// Real-time bound on the whole drill.
     pub timeout: Duration,
+    /// Print nothing (fault and race suites run many drills).
+    pub quiet: bool,
+    /// Start a local PostgreSQL for the smoke test's SQL probe (when the machine has one).
+    pub postgres: bool,
+    /// Route the functions' AWS calls through the fault proxy with this schedule.
+    pub faults: Option<rollback_fault_proxy::FaultSchedule>,
+    /// Give operations realistic durations on the engine's virtual clock (the MTTR model).
+    pub latency: Option<LatencyModel>,
+}
+
+impl Default for DrillOptions {
+    fn default() -> Self {
+        DrillOptions {
+            approve: Approve::Auto,
+            fail_at: None,
+            output_dir: PathBuf::from("drill-output"),
+            timeout: Duration::from_secs(900),
+            quiet: false,
+            postgres: true,
+            faults: None,
+            latency: None,
+        }
+    }
 }
 
 /// How the drill ended. The exit codes are documented in the README.
@@ -61,175 +87,267 @@ impl Outcome {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct DrillReport {
     pub outcome: Outcome,
     pub execution_arn: String,
+    pub status: String,
+    pub error: Option<String>,
     pub transitions: usize,
+    pub setup: Duration,
     pub wall: Duration,
     pub engine_seconds: i64,
+    pub emails: Vec<inbox::Mail>,
+    pub history: crate::history::History,
     pub report_path: PathBuf,
     pub history_path: PathBuf,
 }
 
-pub async fn run(options: DrillOptions) -> Result<DrillReport> {
-    let started = Instant::now();
-    println!(
-        "rollback drill: starting the local stack (moto, Kubernetes API, Step Functions engine, approval page)"
-    );
-    let stack = stack::LocalStack::start(&options).await?;
-    println!(
-        "  moto {}  kube {}  engine {}  approval {}  app {}",
-        stack.moto.endpoint(),
-        stack.kube.url(),
-        stack.engine_url,
-        stack.approval_url,
-        stack.app.url
-    );
-    if stack.seeded.sql_probe {
-        println!(
-            "  PostgreSQL {} plays the database behind the SQL probe",
-            stack.postgres_addr.as_deref().unwrap_or("?")
-        );
-    } else {
-        println!(
-            "  no local PostgreSQL could be started: the smoke test runs without its SQL probe"
-        );
-    }
-    println!(
-        "  DocumentDB: moto rejects engine `docdb`, so an aurora-postgresql cluster (mint-replica-docs) stands in for it"
-    );
-    println!("  setup took {} ms", started.elapsed().as_millis());
-
-    let health_before = stack.health().await;
-    println!(
-        "\nthe bad release {} is live: {} answers {health_before}",
-        seed::RELEASE_BAD,
-        stack.app.url
-    );
-
-    // The alarm fires; EventBridge delivers its state change to the state machine.
-    let event = stack.fire_alarm().await?;
-    let execution_arn = rollbackctl_start(&stack, event).await?;
-    println!("execution {execution_arn}\n");
-
-    let mut follower = follow::Follower::new(&execution_arn, stack.seeded.plan.polling.max_polls());
-    let mut inbox = inbox::Inbox::new(stack.sqs(), &stack.seeded.queue_url);
-    let deadline = Instant::now() + options.timeout;
-    let mut decided = false;
-    let final_status = loop {
-        if Instant::now() > deadline {
-            bail!(
-                "the drill did not finish within {} s",
-                options.timeout.as_secs()
-            );
+macro_rules! say {
+    ($options:expr, $($arg:tt)*) => {
+        if !$options.quiet {
+            println!($($arg)*);
         }
-        follower.poll(&stack.sfn).await?;
-        for mail in inbox.poll().await? {
-            mail.print();
-            if !decided && mail.is_approval_request() {
-                decided = stack.decide(&mail, options.approve).await?;
-            }
-        }
-        let exec = stack
-            .sfn
-            .describe_execution()
-            .execution_arn(&execution_arn)
-            .send()
-            .await
-            .context("DescribeExecution")?;
-        if exec.status != aws_sdk_sfn::types::ExecutionStatus::Running {
-            follower.poll(&stack.sfn).await?;
-            for mail in inbox.poll().await? {
-                mail.print();
-            }
-            break exec;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-
-    std::fs::create_dir_all(&options.output_dir)
-        .with_context(|| format!("creating {}", options.output_dir.display()))?;
-    let events = crate::ops::history(&stack.sfn, &execution_arn).await?;
-    let history = crate::history::History::from_sdk(&events);
-    let history_path = options.output_dir.join("history.json");
-    std::fs::write(&history_path, serde_json::to_string_pretty(&history)?)?;
-    let name = execution_arn
-        .rsplit(':')
-        .next()
-        .unwrap_or(&execution_arn)
-        .to_owned();
-    let findings = crate::report::analyse(&name, &history);
-    let report_path = options.output_dir.join("report.md");
-    std::fs::write(&report_path, crate::report::render(&findings))?;
-
-    let output = final_status.output.as_deref().unwrap_or("{}");
-    let rejected = history
-        .events
-        .iter()
-        .any(|e| e.detail_str("name") == Some("Rollback rejected"));
-    let outcome = match final_status.status {
-        aws_sdk_sfn::types::ExecutionStatus::Succeeded if rejected => Outcome::Rejected,
-        aws_sdk_sfn::types::ExecutionStatus::Succeeded
-            if history
-                .events
-                .iter()
-                .any(|e| e.detail_str("name") == Some("Rollback complete")) =>
-        {
-            Outcome::RolledBack
-        }
-        _ => Outcome::Failed,
-    };
-    let health_after = stack.health().await;
-    let engine_seconds = match (findings.started, findings.ended) {
-        (Some(s), Some(e)) => (e - s).num_seconds(),
-        _ => 0,
-    };
-    let wall = started.elapsed();
-    println!("\n── drill summary ─────────────────────────────────────────");
-    println!(
-        "outcome:      {outcome:?} (execution {})",
-        final_status.status.as_str()
-    );
-    println!("app health:   before {health_before}; after {health_after}");
-    for (repo, deployment, stable, _) in &stack.seeded.images {
-        let running = stack.running_images(deployment);
-        println!(
-            "{deployment}: runs {running:?} (stable {repo}: {})",
-            if running.contains(stable) {
-                "yes"
-            } else {
-                "no"
-            }
-        );
-    }
-    println!("transitions:  {}", follower.transitions);
-    println!(
-        "time:         {:.1} s wall clock ({} ms after setup); {} on the engine's virtual clock",
-        wall.as_secs_f64(),
-        wall.saturating_sub(Duration::from_millis(0)).as_millis(),
-        rollback_core::resolved::human_duration(engine_seconds)
-    );
-    if outcome == Outcome::Failed {
-        println!(
-            "error:        {} {}",
-            final_status.error.unwrap_or_default(),
-            final_status.cause.unwrap_or_default()
-        );
-    }
-    let _ = json!({"output": output});
-    println!("report:       {}", report_path.display());
-    println!("history:      {}", history_path.display());
-    Ok(DrillReport {
-        outcome,
-        execution_arn,
-        transitions: follower.transitions,
-        wall,
-        engine_seconds,
-        report_path,
-        history_path,
-    })
 }
 
-async fn rollbackctl_start(stack: &stack::LocalStack, event: serde_json::Value) -> Result<String> {
-    crate::ops::start(&stack.sfn, &stack.state_machine_arn, event, None).await
+/// A prepared drill: the local stack is up and seeded; [`Drill::execute`] runs the rollback.
+pub struct Drill {
+    pub stack: LocalStack,
+    options: DrillOptions,
+    setup: Duration,
+}
+
+/// Prepares and runs a drill, printing its progress.
+pub async fn run(options: DrillOptions) -> Result<DrillReport> {
+    let drill = Drill::prepare(options).await?;
+    drill.execute().await
+}
+
+impl Drill {
+    pub async fn prepare(options: DrillOptions) -> Result<Drill> {
+        let started = Instant::now();
+        say!(
+            options,
+            "rollback drill: starting the local stack (moto, Kubernetes API, Step Functions engine, approval page)"
+        );
+        let stack = LocalStack::start(&options).await?;
+        say!(
+            options,
+            "  moto {}  kube {}  engine {}  approval {}  app {}",
+            stack.moto.endpoint(),
+            stack.kube.url(),
+            stack.engine_url,
+            stack.approval_url,
+            stack.app.url
+        );
+        if stack.seeded.sql_probe {
+            say!(
+                options,
+                "  PostgreSQL {} plays the database behind the SQL probe",
+                stack.postgres_addr.as_deref().unwrap_or("?")
+            );
+        } else {
+            say!(
+                options,
+                "  no local PostgreSQL: the smoke test runs without its SQL probe"
+            );
+        }
+        say!(
+            options,
+            "  DocumentDB: moto rejects engine `docdb`, so an aurora-postgresql cluster (mint-replica-docs) stands in for it"
+        );
+        if let Some(proxy) = &stack.fault_proxy {
+            say!(
+                options,
+                "  the functions reach moto through the fault proxy {}",
+                proxy.url()
+            );
+        }
+        let setup = started.elapsed();
+        say!(options, "  setup took {} ms", setup.as_millis());
+        Ok(Drill {
+            stack,
+            options,
+            setup,
+        })
+    }
+
+    pub async fn execute(&self) -> Result<DrillReport> {
+        let (options, stack) = (&self.options, &self.stack);
+        let started = Instant::now();
+        let health_before = stack.health().await;
+        say!(
+            options,
+            "\nthe bad release {} is live: {} answers {health_before}",
+            seed::RELEASE_BAD,
+            stack.app.url
+        );
+
+        // The alarm fires; EventBridge delivers its state change to the state machine.
+        let event = stack.fire_alarm(options.quiet).await?;
+        let execution_arn =
+            crate::ops::start(&stack.sfn, &stack.state_machine_arn, event, None).await?;
+        say!(options, "execution {execution_arn}\n");
+
+        let mut follower = follow::Follower::new(
+            &execution_arn,
+            stack.seeded.plan.polling.max_polls(),
+            options.quiet,
+        );
+        let mut inbox = inbox::Inbox::new(stack.sqs(), &stack.seeded.queue_url);
+        let mut emails = Vec::new();
+        let deadline = Instant::now() + options.timeout;
+        let mut decided = false;
+        let final_status = loop {
+            if Instant::now() > deadline {
+                bail!(
+                    "the drill did not finish within {} s",
+                    options.timeout.as_secs()
+                );
+            }
+            follower.poll(&stack.sfn).await?;
+            for mail in inbox.poll().await? {
+                if !options.quiet {
+                    mail.print();
+                }
+                if !decided && mail.is_approval_request() {
+                    if let Some(model) = &options.latency {
+                        // The approvers take their time; the engine's clock moves on.
+                        if let Ok(clock) = stack.engine.clock(&execution_arn) {
+                            clock.advance(model.approval);
+                        }
+                    }
+                    decided = stack.decide(&mail, options.approve, options.quiet).await?;
+                }
+                emails.push(mail);
+            }
+            let exec = stack
+                .sfn
+                .describe_execution()
+                .execution_arn(&execution_arn)
+                .send()
+                .await
+                .context("DescribeExecution")?;
+            if exec.status != ExecutionStatus::Running {
+                follower.poll(&stack.sfn).await?;
+                for mail in inbox.poll().await? {
+                    if !options.quiet {
+                        mail.print();
+                    }
+                    emails.push(mail);
+                }
+                break exec;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+
+        std::fs::create_dir_all(&options.output_dir)
+            .with_context(|| format!("creating {}", options.output_dir.display()))?;
+        let events = crate::ops::history(&stack.sfn, &execution_arn).await?;
+        let history = crate::history::History::from_sdk(&events);
+        let history_path = options.output_dir.join("history.json");
+        std::fs::write(&history_path, serde_json::to_string_pretty(&history)?)?;
+        let name = execution_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or(&execution_arn)
+            .to_owned();
+        let findings = crate::report::analyse(&name, &history);
+        let report_path = options.output_dir.join("report.md");
+        std::fs::write(&report_path, crate::report::render(&findings))?;
+
+        let reached = |state: &str| {
+            history
+                .events
+                .iter()
+                .any(|e| e.detail_str("name") == Some(state))
+        };
+        let outcome = match final_status.status {
+            ExecutionStatus::Succeeded if reached("Rollback rejected") => Outcome::Rejected,
+            ExecutionStatus::Succeeded if reached("Rollback complete") => Outcome::RolledBack,
+            _ => Outcome::Failed,
+        };
+        let engine_seconds = match (findings.started, findings.ended) {
+            (Some(s), Some(e)) => (e - s).num_seconds(),
+            _ => 0,
+        };
+        let error = final_status
+            .error
+            .clone()
+            .map(|e| format!("{e}: {}", final_status.cause.clone().unwrap_or_default()));
+        let report = DrillReport {
+            outcome,
+            execution_arn,
+            status: final_status.status.as_str().to_owned(),
+            error,
+            transitions: follower.transitions,
+            setup: self.setup,
+            wall: started.elapsed(),
+            engine_seconds,
+            emails,
+            history,
+            report_path,
+            history_path,
+        };
+        if !options.quiet {
+            self.print_summary(&report, &health_before).await;
+        }
+        Ok(report)
+    }
+
+    async fn print_summary(&self, report: &DrillReport, health_before: &str) {
+        let stack = &self.stack;
+        println!("\n── drill summary ─────────────────────────────────────────");
+        println!(
+            "outcome:      {:?} (execution {}; exit code {})",
+            report.outcome,
+            report.status,
+            report.outcome.exit_code()
+        );
+        println!("app health:   before: {health_before}");
+        println!("              after:  {}", stack.health().await);
+        for (repo, deployment, stable, _) in &stack.seeded.images {
+            let running = stack.running_images(deployment);
+            let on_stable = running.contains(stable);
+            println!(
+                "{deployment}: {} ({repo})",
+                if on_stable {
+                    "on the stable image"
+                } else {
+                    "NOT on the stable image"
+                }
+            );
+        }
+        println!("transitions:  {}", report.transitions);
+        println!(
+            "time:         {} ms wall clock after a {} ms setup; {} on the engine's virtual clock",
+            report.wall.as_millis(),
+            report.setup.as_millis(),
+            rollback_core::resolved::human_duration(report.engine_seconds)
+        );
+        if let Some(model) = &self.options.latency {
+            let databases = report
+                .history
+                .events
+                .iter()
+                .any(|e| e.detail_str("name") == Some("Start restores"));
+            let interval = stack.seeded.plan.polling.interval_seconds as u64;
+            let critical = model.critical_path(databases).as_secs();
+            println!(
+                "MTTR model:   simulated {} vs critical path {} (+ at most {} polls × {interval} s); the sequential runbook takes {}",
+                rollback_core::resolved::human_duration(report.engine_seconds),
+                rollback_core::resolved::human_duration(critical as i64),
+                model.waits(databases),
+                rollback_core::resolved::human_duration(
+                    model.sequential_runbook(databases).as_secs() as i64
+                )
+            );
+        }
+        if let Some(error) = &report.error {
+            println!("error:        {error}");
+        }
+        println!("report:       {}", report.report_path.display());
+        println!("history:      {}", report.history_path.display());
+    }
 }

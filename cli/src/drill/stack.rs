@@ -28,6 +28,8 @@ pub const STATE_MACHINE_NAME: &str = "mint-replica-rollback";
 pub struct LocalStack {
     pub moto: MotoServer,
     pub kube: Arc<LocalKube>,
+    pub engine: Engine,
+    pub fault_proxy: Option<rollback_fault_proxy::FaultProxy>,
     _approval_task: AbortOnDrop,
     pub engine_url: String,
     _engine_server: rollback_engine::Server,
@@ -54,17 +56,40 @@ impl LocalStack {
                 .await
                 .context("starting the local Kubernetes API")?,
         );
-        let postgres = tokio::task::spawn_blocking(rollback_postgres::PostgresServer::start)
-            .await?
-            .ok();
+        let postgres = if options.postgres {
+            tokio::task::spawn_blocking(rollback_postgres::PostgresServer::start)
+                .await?
+                .ok()
+        } else {
+            None
+        };
+        // Under a fault schedule, the functions reach moto through the fault proxy; seeding and
+        // the drill's own checks go straight to moto.
+        let fault_proxy = match &options.faults {
+            Some(schedule) => Some(
+                rollback_fault_proxy::FaultProxy::start(&moto.endpoint(), schedule.clone())
+                    .context("starting the fault proxy")?,
+            ),
+            None => None,
+        };
+        let function_sdk = match &fault_proxy {
+            Some(proxy) => {
+                rollback_core::aws::for_endpoint(&proxy.url(), rollback_core::aws::LOCAL_REGION)
+            }
+            None => sdk.clone(),
+        };
 
         // The engine first, so the plan function's guard can list executions on it.
         let registry = LambdaRegistry::new();
-        let handler = Arc::new(functions::FailAt {
+        let handler = Arc::new(functions::DrillHandler {
             inner: registry.clone(),
-            state: options.fail_at.clone(),
+            fail_at: options.fail_at.clone(),
+            latency: options.latency,
+            marks: Default::default(),
+            engine: Default::default(),
         });
-        let engine = Engine::new(handler, EngineConfig::default());
+        let engine = Engine::new(handler.clone(), EngineConfig::default());
+        let _ = handler.engine.set(engine.clone());
         let engine_server = rollback_engine::serve(
             engine.clone(),
             rollback_engine::Mode::Embedded,
@@ -113,15 +138,15 @@ impl LocalStack {
             plan_text: seeded.plan_text.clone(),
             plan: rollback_plan::Clients::new(&engine_sdk),
             snapshot: rollback_snapshot::Clients {
-                rds: aws_sdk_rds::Client::new(&sdk),
+                rds: aws_sdk_rds::Client::new(&function_sdk),
             },
             restore: rollback_restore::Clients {
-                rds: aws_sdk_rds::Client::new(&sdk),
+                rds: aws_sdk_rds::Client::new(&function_sdk),
             },
-            retag: rollback_retag::Clients::new(&sdk),
-            deploy_undo: rollback_deploy_undo::Clients::new(&sdk, Some(kube_override)),
-            smoke: rollback_smoke_test::Clients::new(&sdk),
-            notify: rollback_notify::Clients::new(&sdk),
+            retag: rollback_retag::Clients::new(&function_sdk),
+            deploy_undo: rollback_deploy_undo::Clients::new(&function_sdk, Some(kube_override)),
+            smoke: rollback_smoke_test::Clients::new(&function_sdk),
+            notify: rollback_notify::Clients::new(&function_sdk),
             notify_config,
         };
         functions::register_all(&registry, Arc::new(clients));
@@ -145,6 +170,8 @@ impl LocalStack {
         Ok(LocalStack {
             moto,
             kube,
+            engine,
+            fault_proxy,
             _approval_task: AbortOnDrop(approval_task),
             engine_url: engine_server.url.clone(),
             _engine_server: engine_server,
@@ -185,7 +212,7 @@ impl LocalStack {
     }
 
     /// Moves the alarm to ALARM and returns the event EventBridge would deliver for it.
-    pub async fn fire_alarm(&self) -> Result<Value> {
+    pub async fn fire_alarm(&self, quiet: bool) -> Result<Value> {
         let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.sdk);
         seed::set_alarm(
             &cloudwatch,
@@ -211,11 +238,13 @@ impl LocalStack {
             .state_updated_timestamp
             .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?))
             .unwrap_or(now);
-        println!(
-            "\nalarm {} → ALARM: {}",
-            seed::ALARM,
-            alarm.state_reason.as_deref().unwrap_or_default()
-        );
+        if !quiet {
+            println!(
+                "\nalarm {} → ALARM: {}",
+                seed::ALARM,
+                alarm.state_reason.as_deref().unwrap_or_default()
+            );
+        }
         Ok(json!({
             "version": "0",
             "id": uuid_like(),
@@ -236,7 +265,7 @@ impl LocalStack {
 
     /// Answers the approval request like a person: opens the emailed link (GET shows the
     /// confirmation page and changes nothing), then submits its form. Returns true once decided.
-    pub async fn decide(&self, mail: &Mail, approve: Approve) -> Result<bool> {
+    pub async fn decide(&self, mail: &Mail, approve: Approve, quiet: bool) -> Result<bool> {
         let wanted: fn(&str) -> bool = match approve {
             Approve::Auto => |l| l.contains("approve") && l.contains("database"),
             Approve::AppOnly => |l| l.contains("approve") && l.contains("app only"),
@@ -265,10 +294,12 @@ impl LocalStack {
             anyhow::bail!("the approval page answered {status}: {html}");
         }
         let token = hidden_field(&html, "t").context("the approval page has no form")?;
-        println!(
-            "\n  opened the approval page ({} bytes), confirming as drill@example.com",
-            html.len()
-        );
+        if !quiet {
+            println!(
+                "\n  opened the approval page ({} bytes), confirming as drill@example.com",
+                html.len()
+            );
+        }
         let origin = link
             .split("/approval")
             .next()
@@ -288,7 +319,9 @@ impl LocalStack {
             .nth(1)
             .and_then(|t| t.split("</title>").next())
             .unwrap_or_default();
-        println!("  the approval page answered {status}: {title}");
+        if !quiet {
+            println!("  the approval page answered {status}: {title}");
+        }
         if !status.is_success() {
             anyhow::bail!("the decision was not accepted: {html}");
         }
