@@ -1,0 +1,458 @@
+//! Cold start, peak RSS and zipped size of each release Lambda binary, next to a Python
+//! handler that imports boto3. See the crate docs; run via `scripts/bench-lambdas.sh`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use rollback_lambda_bench::functions::{self, DEAD_ENDPOINT, FUNCTIONS, FunctionSpec, Needs};
+use rollback_lambda_bench::measure::{self, ColdStart, Launch, Limits, Outcome};
+use rollback_lambda_bench::stats::{Summary, ms};
+use rollback_lambda_bench::{machine, package};
+
+const TARGET_MS: f64 = 20.0;
+const TARGET_RSS_MB: f64 = 30.0;
+const TARGET_RATIO: f64 = 10.0;
+const TARGET_ZIP_MB: f64 = 8.0;
+
+#[derive(Parser)]
+#[command(
+    about = "Cold start (exec → first /next), peak RSS and zipped size of the release Lambda binaries, against a Python handler importing boto3"
+)]
+struct Args {
+    /// Measured cold starts per function (after one discarded warm-up round).
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
+    /// Only these functions (comma-separated short names, e.g. plan,notify).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where the release binaries are (default: $CARGO_TARGET_DIR/release or target/release).
+    #[arg(long)]
+    release_dir: Option<PathBuf>,
+    /// The Python with boto3 (default: the workspace's .venv/bin/python).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Skip the Python comparison.
+    #[arg(long)]
+    no_python: bool,
+    /// Exit with status 2 when a target is missed.
+    #[arg(long)]
+    enforce: bool,
+}
+
+/// One row of the table.
+struct Row {
+    name: String,
+    program: String,
+    launch: Launch,
+    zip_bytes: Option<u64>,
+    binary_bytes: Option<u64>,
+    /// Counted against the targets (the real functions).
+    is_function: bool,
+    runs: Vec<ColdStart>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = functions::workspace_root();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let release_dir = args
+        .release_dir
+        .clone()
+        .unwrap_or_else(|| target_dir.join("release"));
+    let out = target_dir.join("lambda-bench");
+    let home = out.join("home");
+    std::fs::create_dir_all(out.join("logs"))?;
+    std::fs::create_dir_all(out.join("zip"))?;
+    std::fs::create_dir_all(&home)?;
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+
+    println!("# Lambda cold start and package size");
+    println!("machine: {}", machine::describe());
+    println!(
+        "release profile ({}): {}",
+        root.join("Cargo.toml").display(),
+        release_profile(&root)
+    );
+    println!("binaries: {}", release_dir.display());
+
+    let selected: Vec<&FunctionSpec> = FUNCTIONS
+        .iter()
+        .filter(|f| args.only.is_empty() || args.only.iter().any(|o| o == f.name))
+        .collect();
+    if selected.is_empty() && !args.only.is_empty() {
+        bail!(
+            "--only {:?} names no function; the functions are {}",
+            args.only,
+            FUNCTIONS
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+    let bins = functions::bin_targets(&cargo, &root)?;
+
+    // The approval function fetches its link key at init; moto plays Secrets Manager.
+    let mut _moto = None;
+    let mut link_key_endpoint = None;
+    let mut link_key_secret = String::from("rollback-bench-link-key");
+    if selected.iter().any(|f| f.needs == Needs::LinkKeySecret) {
+        let moto = rollback_moto::MotoServer::start().context(
+            "the approval function reads its link key from Secrets Manager at init; moto serves it",
+        )?;
+        link_key_secret = create_link_key(&moto, &link_key_secret)?;
+        link_key_endpoint = Some(moto.endpoint());
+        _moto = Some(moto);
+    }
+    let plan_text = std::fs::read_to_string(root.join("infra/plans/mint-replica.json"))
+        .context("reading infra/plans/mint-replica.json for ROLLBACK_PLAN")?;
+
+    let mut rows = Vec::new();
+    for spec in &selected {
+        let bin = match bins.get(spec.package).map(Vec::as_slice) {
+            Some([bin]) => bin.clone(),
+            Some(other) => bail!(
+                "{} has binaries {other:?}; expected exactly one",
+                spec.package
+            ),
+            None => bail!("package {} is not in the workspace", spec.package),
+        };
+        let program = release_dir.join(&bin);
+        if !program.exists() {
+            bail!(
+                "{} is missing: run scripts/bench-lambdas.sh (or cargo build --release -p {})",
+                program.display(),
+                spec.package
+            );
+        }
+        let endpoint = match spec.needs {
+            Needs::LinkKeySecret => link_key_endpoint
+                .clone()
+                .unwrap_or_else(|| DEAD_ENDPOINT.into()),
+            _ => DEAD_ENDPOINT.into(),
+        };
+        let mut env = functions::lambda_env(spec.name, spec.memory_mb, &endpoint, &home);
+        let mut set = |k: &str, v: &str| env.push((OsString::from(k), OsString::from(v)));
+        match spec.needs {
+            Needs::Nothing => {}
+            Needs::Plan => set("ROLLBACK_PLAN", &plan_text),
+            Needs::NotifyConfig => {
+                set(
+                    "ROLLBACK_TOPIC_ARN",
+                    "arn:aws:sns:us-east-1:123456789012:rollback-notices",
+                );
+                set(
+                    "ROLLBACK_ESCALATION_TOPIC_ARN",
+                    "arn:aws:sns:us-east-1:123456789012:rollback-escalation",
+                );
+                set(
+                    "ROLLBACK_APPROVAL_URL",
+                    "https://approval.example.invalid/approval",
+                );
+                set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key_secret);
+            }
+            Needs::LinkKeySecret => set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key_secret),
+        }
+        let zip_path = out.join("zip").join(format!("{}.zip", spec.name));
+        let zip_bytes = package::zip_bootstrap(&python_for_zip(&python), &program, &zip_path)?;
+        rows.push(Row {
+            name: spec.name.to_owned(),
+            program: bin,
+            launch: launch(spec.name, program.clone(), vec![], env, &out),
+            zip_bytes: Some(zip_bytes),
+            binary_bytes: std::fs::metadata(&program).ok().map(|m| m.len()),
+            is_function: true,
+            runs: Vec::new(),
+        });
+    }
+    // The floor: lambda_runtime alone (built alongside the bench, same profile).
+    let echo = std::env::current_exe()?.with_file_name("lambda-bench-echo");
+    if echo.exists() {
+        rows.push(Row {
+            name: "(floor) lambda_runtime echo".into(),
+            program: "lambda-bench-echo".into(),
+            launch: launch(
+                "echo",
+                echo.clone(),
+                vec![],
+                functions::lambda_env("echo", 128, DEAD_ENDPOINT, &home),
+                &out,
+            ),
+            zip_bytes: None,
+            binary_bytes: std::fs::metadata(&echo).ok().map(|m| m.len()),
+            is_function: false,
+            runs: Vec::new(),
+        });
+    }
+    if !args.no_python {
+        if !python.exists() {
+            bail!(
+                "{} is missing: run `make venv` (boto3 comes with moto), or pass --no-python",
+                python.display()
+            );
+        }
+        let handler = functions::python_handler();
+        rows.push(Row {
+            name: "python + boto3".into(),
+            program: "handler.py".into(),
+            launch: launch(
+                "python",
+                python.clone(),
+                vec![handler.into_os_string()],
+                functions::lambda_env("python", 256, DEAD_ENDPOINT, &home),
+                &out,
+            ),
+            zip_bytes: None,
+            binary_bytes: None,
+            is_function: false,
+            runs: Vec::new(),
+        });
+    }
+    for row in &rows {
+        let _ = std::fs::remove_file(&row.launch.log);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let event = serde_json::json!({});
+    let limits = Limits::default();
+    println!("load average before: {}", machine::load_average());
+    for round in 0..=args.runs {
+        for row in rows.iter_mut() {
+            let run = runtime
+                .block_on(measure::cold_start(&row.launch, Some(&event), limits))
+                .with_context(|| format!("cold start of {}", row.name))?;
+            // Round 0 warms the page cache and is not counted.
+            if round > 0 {
+                row.runs.push(run);
+            }
+        }
+    }
+    println!("load average after:  {}", machine::load_average());
+    println!(
+        "runs: {} per row after 1 warm-up round, round-robin; event `{{}}` per run\n",
+        args.runs
+    );
+
+    let missed = report(&rows);
+    if args.enforce && missed > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn launch(
+    name: &str,
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    out: &Path,
+) -> Launch {
+    Launch {
+        name: name.to_owned(),
+        program,
+        args,
+        env,
+        log: out.join("logs").join(format!("{name}.log")),
+    }
+}
+
+/// Any Python can zip; prefer the venv's, fall back to the system's.
+fn python_for_zip(python: &Path) -> PathBuf {
+    if python.exists() {
+        python.to_path_buf()
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// The `[profile.release]` settings, as written in the workspace manifest.
+fn release_profile(root: &Path) -> String {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[profile.release]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn create_link_key(moto: &rollback_moto::MotoServer, name: &str) -> Result<String> {
+    let config = moto.sdk_config();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = aws_sdk_secretsmanager::Client::new(&config);
+        // A fixed bench key: 32 bytes as 64 hex digits, the format LinkKey accepts.
+        let out = client
+            .create_secret()
+            .name(name)
+            .secret_string("6b".repeat(32))
+            .send()
+            .await
+            .context("creating the bench link key in moto")?;
+        Ok(out.arn().unwrap_or(name).to_owned())
+    })
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// KiB → MB (10^6 bytes), the unit of the targets.
+fn kib_mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
+}
+
+fn outcome(run: Option<&ColdStart>) -> String {
+    match run.and_then(|r| r.outcome.as_ref()) {
+        Some(Outcome::Response(_)) => "response".into(),
+        Some(Outcome::Error(kind)) => kind.clone(),
+        None => "-".into(),
+    }
+}
+
+/// Prints the tables and verdicts; returns how many targets were missed.
+fn report(rows: &[Row]) -> usize {
+    struct Line<'a> {
+        row: &'a Row,
+        time: Summary,
+        init_hwm: u64,
+        max_rss: u64,
+    }
+    let lines: Vec<Line> = rows
+        .iter()
+        .filter_map(|row| {
+            let times: Vec<Duration> = row.runs.iter().map(|r| r.to_first_next).collect();
+            Some(Line {
+                row,
+                time: Summary::of(&times)?,
+                init_hwm: row.runs.iter().map(|r| r.init_hwm_kib).max().unwrap_or(0),
+                max_rss: row.runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0),
+            })
+        })
+        .collect();
+
+    println!("## Cold start: exec → first GET /invocation/next");
+    println!(
+        "{:<28} {:<22} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}  answer to the event",
+        "function", "binary", "min ms", "median", "p95", "max", "init RSS MB", "peak RSS MB",
+    );
+    for l in &lines {
+        println!(
+            "{:<28} {:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1}  {}",
+            l.row.name,
+            l.row.program,
+            ms(l.time.min),
+            ms(l.time.median),
+            ms(l.time.p95),
+            ms(l.time.max),
+            kib_mb(l.init_hwm),
+            kib_mb(l.max_rss),
+            outcome(l.row.runs.first()),
+        );
+    }
+    println!(
+        "(init RSS: max VmHWM at the first /next; peak RSS: max ru_maxrss over the process's \
+         life, one event included; MB = 10^6 bytes)"
+    );
+
+    let mut missed = 0;
+    let mut verdict = |ok: bool, text: String| {
+        if !ok {
+            missed += 1;
+        }
+        println!("{} {text}", if ok { "PASS" } else { "MISS" });
+    };
+    println!("\n## Targets");
+    let functions: Vec<&Line> = lines.iter().filter(|l| l.row.is_function).collect();
+    if let (Some(slowest), Some(heaviest)) = (
+        functions.iter().max_by_key(|l| l.time.p95),
+        functions.iter().max_by_key(|l| l.max_rss),
+    ) {
+        let slowest_median = functions
+            .iter()
+            .map(|l| l.time.median)
+            .max()
+            .unwrap_or_default();
+        verdict(
+            ms(slowest.time.p95) <= TARGET_MS,
+            format!(
+                "cold start ≤ {TARGET_MS} ms per function: slowest p95 {:.2} ms ({}), slowest median {:.2} ms",
+                ms(slowest.time.p95),
+                slowest.row.name,
+                ms(slowest_median)
+            ),
+        );
+        verdict(
+            kib_mb(heaviest.max_rss) <= TARGET_RSS_MB,
+            format!(
+                "peak RSS ≤ {TARGET_RSS_MB} MB per function: largest {:.1} MB ({})",
+                kib_mb(heaviest.max_rss),
+                heaviest.row.name
+            ),
+        );
+        if let Some(py) = lines.iter().find(|l| l.row.program == "handler.py") {
+            let ratio = ms(py.time.median) / ms(slowest_median).max(1e-9);
+            let ratio_p95 = ms(py.time.p95) / ms(slowest.time.p95).max(1e-9);
+            verdict(
+                ratio >= TARGET_RATIO,
+                format!(
+                    "Python + boto3 / slowest Rust function ≥ {TARGET_RATIO}×: {ratio:.0}× on the median ({:.1} ms / {:.2} ms), {ratio_p95:.0}× on p95",
+                    ms(py.time.median),
+                    ms(slowest_median)
+                ),
+            );
+            let lightest_ratio = kib_mb(py.max_rss) / kib_mb(heaviest.max_rss).max(1e-9);
+            println!(
+                "     memory: Python + boto3 peaks at {:.1} MB, {lightest_ratio:.1}× the heaviest Rust function",
+                kib_mb(py.max_rss)
+            );
+        }
+    }
+
+    println!("\n## Release binaries: `bootstrap` zipped (deflate), target ≤ {TARGET_ZIP_MB} MB");
+    println!(
+        "{:<28} {:<22} {:>12} {:>12}",
+        "function", "binary", "binary MB", "zip MB"
+    );
+    for row in rows.iter().filter(|r| r.zip_bytes.is_some()) {
+        println!(
+            "{:<28} {:<22} {:>12.2} {:>12.2}",
+            row.name,
+            row.program,
+            mb(row.binary_bytes.unwrap_or(0)),
+            mb(row.zip_bytes.unwrap_or(0))
+        );
+    }
+    if let Some(largest) = rows
+        .iter()
+        .filter(|r| r.zip_bytes.is_some())
+        .max_by_key(|r| r.zip_bytes)
+    {
+        verdict(
+            mb(largest.zip_bytes.unwrap_or(0)) <= TARGET_ZIP_MB,
+            format!(
+                "zip ≤ {TARGET_ZIP_MB} MB: largest {:.2} MB ({}); built for {} (the template deploys arm64)",
+                mb(largest.zip_bytes.unwrap_or(0)),
+                largest.name,
+                std::env::consts::ARCH
+            ),
+        );
+    }
+    missed
+}
