@@ -1,0 +1,418 @@
+//! Canned function outputs, built from the contract types in `rollback_core::contract` (never
+//! hand-written JSON), shaped as the real functions answer for a healthy rollback. Each takes
+//! the parsed input, so names derive from the execution and drill mode shows as it would.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rollback_core::contract::{
+    deploy_undo, notify, restore, retag, smoke, snapshot,
+    snapshot::{SKIPPED_DRILL, SnapshotPurpose},
+};
+use rollback_core::resolved::{
+    DataLossWindow, DatabaseResolution, DeploymentResolution, ImageResolution,
+};
+use rollback_core::{ExecutionId, Plan, RollbackRequest, ids};
+
+/// When the bad release rolled out (deploy-undo `resolve`'s `release_time`).
+pub fn release_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 11, 0, 0).unwrap()
+}
+
+/// The release the pre-deploy snapshots were taken for.
+pub const RELEASE: &str = "v42";
+
+fn digest(text: &str) -> String {
+    rollback_core::fingerprint::fingerprint(&text)
+}
+
+pub fn stable_digest(repository: &str) -> String {
+    format!("sha256:{}", digest(&format!("{repository}:stable")))
+}
+
+pub fn bad_digest(repository: &str) -> String {
+    format!("sha256:{}", digest(&format!("{repository}:bad")))
+}
+
+pub fn retag_resolve(plan: &Plan) -> retag::ResolveOutput {
+    retag::ResolveOutput {
+        images: plan
+            .images
+            .iter()
+            .map(|i| ImageResolution {
+                repository: i.repository.clone(),
+                release_tag: i.release_tag.clone(),
+                stable_tag: i.stable_tag.clone(),
+                stable_digest: stable_digest(&i.repository),
+                release_digest: Some(bad_digest(&i.repository)),
+                stable_pushed_at: Some(release_time() - Duration::days(2)),
+                release_pushed_at: Some(release_time() - Duration::minutes(10)),
+                retag_needed: true,
+                immutable_tags: false,
+                note: None,
+            })
+            .collect(),
+    }
+}
+
+pub fn retag_apply(
+    request: &RollbackRequest,
+    execution: &ExecutionId,
+    images: &[ImageResolution],
+) -> retag::ApplyOutput {
+    let drill = request.mode.is_drill();
+    retag::ApplyOutput {
+        drill,
+        images: images
+            .iter()
+            .map(|i| retag::RetagResult {
+                repository: i.repository.clone(),
+                tag: if drill {
+                    retag::drill_tag(execution)
+                } else {
+                    i.release_tag.clone()
+                },
+                outcome: if drill {
+                    retag::RetagOutcome::DrillTagged
+                } else {
+                    retag::RetagOutcome::Retagged
+                },
+                stable_digest: i.stable_digest.clone(),
+                previous_digest: i.release_digest.clone(),
+                kept_as: (!drill).then(|| retag::rolled_back_tag(execution)),
+                media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+                message: "release tag points at the stable digest".into(),
+            })
+            .collect(),
+    }
+}
+
+fn image_ref(plan: &Plan, index: usize, digest: String) -> String {
+    let repo = plan
+        .images
+        .get(index % plan.images.len().max(1))
+        .map(|i| i.repository.clone())
+        .unwrap_or_else(|| "app".into());
+    format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}@{digest}")
+}
+
+pub fn deployments(plan: &Plan) -> Vec<DeploymentResolution> {
+    let Some(cluster) = &plan.cluster else {
+        return Vec::new();
+    };
+    cluster
+        .deployments
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let repo = plan
+                .images
+                .get(n % plan.images.len().max(1))
+                .map(|i| i.repository.clone())
+                .unwrap_or_default();
+            DeploymentResolution {
+                name: name.clone(),
+                namespace: cluster.namespace.clone(),
+                current_revision: 3,
+                target_revision: Some(2),
+                current_images: vec![image_ref(plan, n, bad_digest(&repo))],
+                target_images: vec![image_ref(plan, n, stable_digest(&repo))],
+                current_rolled_out_at: Some(release_time()),
+                replicas: 2,
+                matches_stable: Some(true),
+                note: None,
+            }
+        })
+        .collect()
+}
+
+pub fn undo_resolve(plan: &Plan) -> deploy_undo::ResolveOutput {
+    deploy_undo::ResolveOutput {
+        deployments: deployments(plan),
+        release_time: plan.cluster.as_ref().map(|_| release_time()),
+        warnings: Vec::new(),
+    }
+}
+
+pub fn scale(plan: &Plan, request: &RollbackRequest, pause: bool) -> deploy_undo::ScaleOutput {
+    deploy_undo::ScaleOutput {
+        drill: request.mode.is_drill(),
+        deployments: deployments(plan)
+            .into_iter()
+            .map(|d| deploy_undo::ScaleResult {
+                name: d.name,
+                namespace: d.namespace,
+                replicas_before: if pause { d.replicas } else { 0 },
+                replicas_after: if pause { 0 } else { d.replicas },
+                changed: true,
+                message: if pause {
+                    "scaled to zero"
+                } else {
+                    "scaled back"
+                }
+                .into(),
+            })
+            .collect(),
+    }
+}
+
+pub fn undo(
+    request: &RollbackRequest,
+    approved: &[DeploymentResolution],
+) -> deploy_undo::UndoOutput {
+    let drill = request.mode.is_drill();
+    deploy_undo::UndoOutput {
+        drill,
+        deployments: approved
+            .iter()
+            .map(|d| deploy_undo::UndoResult {
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+                outcome: if drill {
+                    deploy_undo::UndoOutcome::DryRun
+                } else {
+                    deploy_undo::UndoOutcome::RolledBack
+                },
+                from_revision: d.current_revision,
+                to_revision: d.target_revision.unwrap_or(d.current_revision - 1),
+                new_revision: (!drill).then_some(d.current_revision + 1),
+                images: d.target_images.clone(),
+                message: "rolled back".into(),
+            })
+            .collect(),
+    }
+}
+
+pub fn rollout_status(plan: &Plan, complete: bool) -> deploy_undo::StatusOutput {
+    deploy_undo::StatusOutput {
+        complete,
+        deployments: deployments(plan)
+            .into_iter()
+            .map(|d| deploy_undo::RolloutStatus {
+                name: d.name.clone(),
+                namespace: d.namespace,
+                complete,
+                revision: Some(d.current_revision + 1),
+                generation: 5,
+                observed_generation: 5,
+                replicas: d.replicas,
+                updated_replicas: if complete { d.replicas } else { 1 },
+                total_replicas: d.replicas,
+                available_replicas: if complete { d.replicas } else { 1 },
+                images: d.target_images,
+                message: if complete {
+                    format!("deployment \"{}\" successfully rolled out", d.name)
+                } else {
+                    format!(
+                        "Waiting for deployment \"{}\" rollout to finish: 1 of 2 updated replicas are available...",
+                        d.name
+                    )
+                },
+            })
+            .collect(),
+    }
+}
+
+pub fn restore_resolve(
+    plan: &Plan,
+    request: &RollbackRequest,
+    release_time: Option<DateTime<Utc>>,
+) -> restore::ResolveOutput {
+    let in_scope = request.scope.includes_database();
+    let (cutoff, cutoff_source) = match (request.cutoff, release_time) {
+        (Some(c), _) => (c, restore::CutoffSource::Request),
+        (None, Some(r)) => (r, restore::CutoffSource::ReleaseTime),
+        (None, None) => (Utc::now(), restore::CutoffSource::Now),
+    };
+    let databases: Vec<DatabaseResolution> = if in_scope {
+        plan.databases
+            .iter()
+            .map(|d| {
+                let created = cutoff - Duration::minutes(5);
+                DatabaseResolution {
+                    database: d.id.clone(),
+                    kind: d.kind,
+                    snapshot_id: ids::pre_deploy_snapshot_id(&plan.service, RELEASE, &d.id),
+                    snapshot_created_at: created,
+                    snapshot_type: "manual".into(),
+                    release: Some(RELEASE.into()),
+                    data_loss: DataLossWindow::new(created, release_time.unwrap_or(cutoff)),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    restore::ResolveOutput {
+        in_scope,
+        cutoff,
+        cutoff_source,
+        notes: databases
+            .iter()
+            .map(|d| restore::ResolveNote {
+                database: d.database.clone(),
+                source: "pre-deploy".into(),
+                considered: 3,
+                explanation: format!("pre-deploy snapshot of release {RELEASE}"),
+            })
+            .collect(),
+        databases,
+    }
+}
+
+pub fn restore_start(
+    request: &RollbackRequest,
+    execution: &ExecutionId,
+    resolved: &[DatabaseResolution],
+) -> restore::StartOutput {
+    let drill = request.mode.is_drill();
+    restore::StartOutput {
+        drill,
+        databases: resolved
+            .iter()
+            .map(|d| restore::StartedRestore {
+                database: d.database.clone(),
+                kind: d.kind,
+                snapshot_id: d.snapshot_id.clone(),
+                target: ids::restore_identifier(&d.database, execution, drill),
+                instances: Vec::new(),
+                status: "creating".into(),
+                created_now: true,
+            })
+            .collect(),
+    }
+}
+
+pub fn restore_status(
+    plan: &Plan,
+    request: &RollbackRequest,
+    execution: &ExecutionId,
+    available: bool,
+) -> restore::StatusOutput {
+    let drill = request.mode.is_drill();
+    restore::StatusOutput {
+        drill,
+        databases: plan
+            .databases
+            .iter()
+            .map(|d| restore::TargetStatus {
+                database: d.id.clone(),
+                kind: d.kind,
+                target: ids::restore_identifier(&d.id, execution, drill),
+                swapped: false,
+                status: if available { "available" } else { "creating" }.into(),
+                instances: Vec::new(),
+                available,
+            })
+            .collect(),
+        all_available: available,
+    }
+}
+
+pub fn swap(
+    plan: &Plan,
+    request: &RollbackRequest,
+    execution: &ExecutionId,
+) -> restore::SwapOutput {
+    let drill = request.mode.is_drill();
+    let databases: Vec<restore::SwapReport> = plan
+        .databases
+        .iter()
+        .map(|d| restore::SwapReport {
+            database: d.id.clone(),
+            kind: d.kind,
+            state: restore::SwapState::Done,
+            aside: ids::aside_identifier(&d.id, execution),
+            restored_from: ids::restore_identifier(&d.id, execution, drill),
+            note: "renamed".into(),
+        })
+        .collect();
+    restore::SwapOutput {
+        drill,
+        complete: true,
+        aside: databases.iter().map(|d| d.aside.clone()).collect(),
+        databases,
+    }
+}
+
+pub fn cleanup_drill(plan: &Plan, execution: &ExecutionId) -> restore::CleanupOutput {
+    restore::CleanupOutput {
+        complete: true,
+        databases: plan
+            .databases
+            .iter()
+            .map(|d| restore::CleanupReport {
+                database: d.id.clone(),
+                target: ids::restore_identifier(&d.id, execution, true),
+                state: "deleted".into(),
+                instances: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+pub fn snapshots(
+    plan: &Plan,
+    request: &RollbackRequest,
+    execution: &ExecutionId,
+    available: bool,
+) -> snapshot::SnapshotOutput {
+    let drill = request.mode.is_drill();
+    snapshot::SnapshotOutput {
+        snapshots: plan
+            .databases
+            .iter()
+            .map(|d| snapshot::SnapshotReport {
+                database: d.id.clone(),
+                kind: d.kind,
+                snapshot_id: ids::rollback_snapshot_id(&plan.service, execution, &d.id),
+                purpose: SnapshotPurpose::PreRollback,
+                status: if drill {
+                    SKIPPED_DRILL.into()
+                } else if available {
+                    "available".into()
+                } else {
+                    "creating".into()
+                },
+                created_at: Some(Utc::now()),
+                progress_percent: Some(if available { 100 } else { 0 }),
+                created_now: !drill && !available,
+            })
+            .collect(),
+        all_available: drill || available,
+        drill,
+    }
+}
+
+pub fn smoke(passed: bool) -> smoke::SmokeReport {
+    let check = smoke::CheckResult {
+        kind: smoke::CheckKind::Http,
+        name: "api health".into(),
+        passed,
+        elapsed_ms: 12,
+        attempts: if passed { 1 } else { 3 },
+        reason: if passed {
+            "200 OK in 12 ms".into()
+        } else {
+            "503 Service Unavailable".into()
+        },
+    };
+    smoke::SmokeReport {
+        passed,
+        summary: if passed {
+            "1 of 1 checks passed".into()
+        } else {
+            "0 of 1 checks passed; failed: api health (503 Service Unavailable)".into()
+        },
+        checks: vec![check],
+        started_at: Utc::now(),
+        elapsed_ms: 12,
+        budget_exhausted: false,
+    }
+}
+
+pub fn notified(action: &str, execution: &ExecutionId) -> notify::NotifyOutput {
+    notify::NotifyOutput {
+        message_id: format!("msg-{}-{action}", execution.short()),
+        topic_arn: "arn:aws:sns:us-east-1:123456789012:rollback-notices".into(),
+        subject: format!("rollback {action}"),
+    }
+}

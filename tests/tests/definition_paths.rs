@@ -1,0 +1,784 @@
+//! Every path of `statemachine/rollback.asl.json` on the local engine (virtual clock), with the
+//! functions' outcomes scripted per test from their contract types. Each test checks the end
+//! state, the exact calls in order (nothing destructive before the approval, one notice last),
+//! and what reached notify.
+
+use std::time::Duration;
+
+use rollback_core::contract::notify::{NotifyAction, StepStatus};
+use rollback_core::contract::plan::GuardOutput;
+use rollback_core::{RollbackError, Scope, StepInput};
+use rollback_e2e::script::failure;
+use rollback_e2e::*;
+use rollback_engine::{ExecutionStatus, ServiceError};
+use serde_json::{Value, json};
+
+fn full_request() -> Value {
+    json!({"scope": "app+database", "reason": "bad migration in v42", "requested_by": "oncall@example.com"})
+}
+
+/// Everything up to and including the approval request, for a request that restores databases.
+fn until_approval() -> Vec<Expect> {
+    vec![
+        One("plan", "validate"),
+        One("plan", "guard"),
+        One("retag", "resolve"),
+        One("deploy-undo", "resolve"),
+        One("restore", "resolve"),
+        One("plan", "fingerprint"),
+        One("snapshot", "create"),
+        One("notify", "approval-request"),
+    ]
+}
+
+fn then(mut head: Vec<Expect>, tail: impl IntoIterator<Item = Expect>) -> Vec<Expect> {
+    head.extend(tail);
+    head
+}
+
+const DATABASE_BRANCH: &[(&str, &str)] = &[
+    ("snapshot", "status"),
+    ("restore", "start"),
+    ("restore", "status"),
+    ("restore", "swap"),
+    ("restore", "status"),
+];
+
+fn notice_step(notice: &Call) -> StepInput<NotifyAction> {
+    StepInput::<NotifyAction>::parse(notice.payload.clone()).expect("notify reads its input")
+}
+
+fn statuses(pairs: &[(&str, StepStatus)]) -> std::collections::BTreeMap<String, StepStatus> {
+    pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+}
+
+use StepStatus::{Done, InProgress, NotStarted, Skipped};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_full_rolls_back_databases_images_and_deployments() {
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+
+    // What the approver sees is what was resolved, fingerprinted by the plan function.
+    let calls = h.calls(&exec);
+    let fingerprint = calls
+        .iter()
+        .find(|c| c.is("plan", "fingerprint"))
+        .map(|c| c.payload.clone())
+        .expect("fingerprint call");
+    assert_eq!(request.payload["topic_arn"], APPROVAL_TOPIC);
+    assert_eq!(request.payload["resolved"], fingerprint["resolved"]);
+    assert_eq!(
+        request.payload["resolved"]["databases"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        request.payload["resolved"]["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        request.payload["resolved"]["deployments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // The database cutoff is the bad release's rollout time from deploy-undo.
+    let resolve = calls.iter().find(|c| c.is("restore", "resolve")).unwrap();
+    assert_eq!(
+        resolve.payload["release_time"],
+        json!(rollback_e2e::canned::release_time())
+    );
+    assert!(
+        !calls.iter().any(is_destructive),
+        "nothing destructive while waiting for the decision: {:?}",
+        pairs(&calls)
+    );
+
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+    assert_eq!(h.states(&exec).last().unwrap(), "Rollback complete");
+
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [
+                One("deploy-undo", "pause"),
+                Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "resume"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ],
+        ),
+    );
+    assert_nothing_destructive_before_approval(&calls, true);
+    // The destructive steps act on exactly what was approved.
+    let start = calls.iter().find(|c| c.is("restore", "start")).unwrap();
+    assert_eq!(
+        start.payload["resolved"],
+        request.payload["resolved"]["databases"]
+    );
+    let apply = calls.iter().find(|c| c.is("retag", "apply")).unwrap();
+    assert_eq!(
+        apply.payload["images"],
+        request.payload["resolved"]["images"]
+    );
+    let undo = calls.iter().find(|c| c.is("deploy-undo", "undo")).unwrap();
+    assert_eq!(
+        undo.payload["deployments"],
+        request.payload["resolved"]["deployments"]
+    );
+
+    let notice = the_notice(&calls, "success");
+    let NotifyAction::Success(success) = notice_step(&notice).action else {
+        panic!("not a success notice")
+    };
+    let decision = success.decision.expect("the decision reaches the report");
+    assert_eq!(decision.scope, Scope::AppAndDatabase);
+    assert_eq!(decision.approver, "oncall@example.com");
+    assert!(success.smoke.expect("smoke report").passed);
+    let progress = success.progress.expect("progress");
+    assert_eq!(
+        step_statuses(&progress),
+        statuses(&[
+            ("backup", InProgress),
+            ("approval", Done),
+            ("pause", Done),
+            ("databases", Done),
+            ("images", Done),
+            ("undo", Done),
+            ("resume", Done),
+            ("rollout", Done),
+            ("smoke", Done),
+        ])
+    );
+    assert_eq!(progress.backups.len(), 2, "{progress:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_app_only_leaves_the_databases_and_writes_alone() {
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::App);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [
+                One("retag", "apply"),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ],
+        ),
+    );
+    assert_nothing_destructive_before_approval(&calls, true);
+    let notice = the_notice(&calls, "success");
+    let NotifyAction::Success(success) = notice_step(&notice).action else {
+        panic!("not a success notice")
+    };
+    assert_eq!(success.decision.unwrap().scope, Scope::App);
+    let steps = step_statuses(&success.progress.unwrap());
+    assert_eq!(steps["databases"], Skipped);
+    assert_eq!(steps["pause"], NotStarted);
+    assert_eq!(steps["resume"], NotStarted);
+    assert_eq!(steps["images"], Done);
+    assert_eq!(steps["undo"], Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_changes_nothing_and_reports_who_rejected() {
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.reject(&request);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+    assert_eq!(h.states(&exec).last().unwrap(), "Rollback rejected");
+
+    let calls = h.calls(&exec);
+    assert_calls(&calls, &then(until_approval(), [One("notify", "progress")]));
+    assert_nothing_destructive_before_approval(&calls, false);
+    let notice = the_notice(&calls, "progress");
+    let NotifyAction::Progress(progress) = notice_step(&notice).action else {
+        panic!("not a progress notice")
+    };
+    assert_eq!(progress.stage, "rejected");
+    assert!(
+        progress.message.contains("oncall@example.com"),
+        "{}",
+        progress.message
+    );
+    let steps = step_statuses(&progress.progress.expect("progress"));
+    assert_eq!(steps["approval"], NotStarted);
+    assert_eq!(steps["pause"], NotStarted);
+    assert_eq!(steps["databases"], NotStarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_timeout_escalates_then_ends_with_the_timeout_notice() {
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    let timing = plan().approval.clone();
+    let escalate_after = Duration::from_secs(u64::from(timing.escalate_after_minutes) * 60);
+    let timeout = Duration::from_secs(u64::from(timing.timeout_minutes) * 60);
+    let clock = h.engine.clock(&exec).unwrap();
+
+    // Nobody answers: time stands still while the token waits, until we move it.
+    let asked_at = clock.now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(clock.now(), asked_at);
+    assert!(!h.calls(&exec).iter().any(|c| c.is("notify", "escalate")));
+    clock.advance(escalate_after + Duration::from_secs(1));
+    let escalation = h
+        .script
+        .wait_for("the escalation", |c| {
+            c.execution == exec && c.is("notify", "escalate")
+        })
+        .await;
+    let NotifyAction::Escalate(esc) = notice_step(&escalation).action else {
+        panic!("not an escalation")
+    };
+    assert_eq!(esc.resolved.images.len(), 2);
+    assert_eq!(
+        h.engine.describe_execution(&exec).unwrap().status,
+        ExecutionStatus::Running,
+        "escalating does not end the wait"
+    );
+
+    clock.advance(timeout - escalate_after);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("States.Timeout"));
+    // A late click finds the task gone.
+    let late = h.engine.send_task_success(
+        request.task_token.as_deref().unwrap(),
+        &json!({"decision": "approve"}).to_string(),
+    );
+    assert!(
+        matches!(late, Err(ServiceError::TaskTimedOut(_))),
+        "{late:?}"
+    );
+
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [One("notify", "escalate"), One("notify", "failure")],
+        ),
+    );
+    assert_nothing_destructive_before_approval(&calls, false);
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "States.Timeout");
+    let steps = step_statuses(&notice.progress);
+    assert_eq!(steps["approval"], NotStarted);
+    assert_eq!(steps["backup"], InProgress);
+    assert_eq!(steps["pause"], NotStarted);
+    // The backups taken before asking are named so nobody hunts for them.
+    assert_eq!(notice.progress.backups.len(), 2, "{:?}", notice.progress);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_failure_ends_in_the_contingency_notice() {
+    let h = Harness::scripted();
+    h.script.on("restore", "start", |_, _| {
+        Some(Err(failure(
+            "Rollback.RestoreFailed",
+            "RestoreDBInstanceFromDBSnapshot mint-replica-db: InsufficientDBInstanceCapacity",
+        )))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.RestoreFailed"));
+    assert_eq!(h.states(&exec).last().unwrap(), "Rollback failed");
+
+    let calls = h.calls(&exec);
+    // The images branch may or may not have retagged before the databases branch failed.
+    let applies = calls.iter().filter(|c| c.is("retag", "apply")).count();
+    assert!(applies <= 1);
+    let without_apply: Vec<Call> = calls
+        .iter()
+        .filter(|c| !c.is("retag", "apply"))
+        .cloned()
+        .collect();
+    assert_calls(
+        &without_apply,
+        &then(
+            until_approval(),
+            [
+                One("deploy-undo", "pause"),
+                One("snapshot", "status"),
+                One("restore", "start"),
+                One("notify", "failure"),
+            ],
+        ),
+    );
+    assert_nothing_destructive_before_approval(&calls, true);
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.RestoreFailed");
+    assert!(
+        notice.error.cause.contains("mint-replica-db"),
+        "{}",
+        notice.error.cause
+    );
+    let steps = step_statuses(&notice.progress);
+    assert_eq!(steps["approval"], Done);
+    assert_eq!(
+        steps["pause"], Done,
+        "the notice must say the writes are paused"
+    );
+    assert_eq!(steps["databases"], InProgress);
+    assert_eq!(steps["undo"], NotStarted);
+    assert_eq!(steps["resume"], NotStarted);
+    let backups: Vec<&str> = notice
+        .progress
+        .backups
+        .iter()
+        .filter_map(|b| b.snapshot_id.as_deref())
+        .collect();
+    assert_eq!(backups.len(), 2, "{:?}", notice.progress.backups);
+    assert!(
+        backups
+            .iter()
+            .all(|b| b.starts_with("rollback-mint-replica-")),
+        "{backups:?}"
+    );
+}
+
+/// The databases branch waits on the backup (virtual time), so the images branch has certainly
+/// retagged before the restore fails. The contingency notice should then say the images were
+/// retagged: the on-call must know that `prod` now points at the stable digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a failure in one branch of 'Restore databases and retag images' loses the other branch's completed work: the notice reports images 'in-progress' although retag:apply succeeded"]
+async fn contingency_notice_says_the_images_were_retagged_when_the_restore_fails_after() {
+    let h = Harness::scripted();
+    h.script.on("snapshot", "status", |c, nth| {
+        (nth == 1).then(|| {
+            let s = StepInput::<rollback_core::contract::snapshot::SnapshotAction>::parse(
+                c.payload.clone(),
+            )
+            .unwrap();
+            Ok(serde_json::to_value(rollback_e2e::canned::snapshots(
+                &s.plan,
+                &s.request,
+                &s.execution,
+                false,
+            ))
+            .unwrap())
+        })
+    });
+    h.script.on("restore", "start", |_, _| {
+        Some(Err(failure("Rollback.RestoreFailed", "capacity")))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    h.finish(&exec).await;
+    let calls = h.calls(&exec);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.is("retag", "apply") && c.error.is_none())
+            .count(),
+        1,
+        "the images were retagged"
+    );
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(step_statuses(&notice.progress)["images"], Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_stuck_ends_in_the_contingency_notice() {
+    let h = Harness::scripted();
+    h.script.on("deploy-undo", "status", |_, _| {
+        Some(Err(failure(
+            "Rollback.RolloutStuck",
+            "deployment \"backend-deployment\" exceeded its progress deadline",
+        )))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.RolloutStuck"));
+
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [
+                One("deploy-undo", "pause"),
+                Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "resume"),
+                One("deploy-undo", "status"),
+                One("notify", "failure"),
+            ],
+        ),
+    );
+    assert_nothing_destructive_before_approval(&calls, true);
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.RolloutStuck");
+    assert!(notice.error.cause.contains("backend-deployment"));
+    assert_eq!(
+        step_statuses(&notice.progress),
+        statuses(&[
+            ("backup", InProgress),
+            ("approval", Done),
+            ("pause", Done),
+            ("databases", Done),
+            ("images", Done),
+            ("undo", Done),
+            ("resume", Done),
+            ("rollout", NotStarted),
+            ("smoke", NotStarted),
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_that_never_completes_times_out_after_the_plans_polls() {
+    // A short polling budget keeps the loop (one status call per poll) quick in real time.
+    let mut short: Value = serde_json::from_str(&plan_text()).unwrap();
+    short["polling"] = json!({"interval_seconds": 30, "max_wait_minutes": 10});
+    let plan = rollback_core::Plan::from_value(short.clone()).unwrap();
+    let h = Harness::scripted_with(&short.to_string());
+    let stuck = plan.clone();
+    h.script.on("deploy-undo", "status", move |_, _| {
+        Some(Ok(serde_json::to_value(
+            rollback_e2e::canned::rollout_status(&stuck, false),
+        )
+        .unwrap()))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::App);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
+    let calls = h.calls(&exec);
+    let polls = calls
+        .iter()
+        .filter(|c| c.is("deploy-undo", "status"))
+        .count();
+    let max_polls = plan.polling.max_polls() as usize;
+    assert_eq!(max_polls, 20);
+    assert_eq!(
+        polls,
+        max_polls + 1,
+        "one first check and max_polls re-checks"
+    );
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert!(
+        notice.error.cause.contains("kubectl rollout status"),
+        "{}",
+        notice.error.cause
+    );
+    // On the virtual clock the wait took the plan's whole polling budget.
+    let history = h.engine.history(&exec).unwrap();
+    let span = history.last().unwrap().timestamp - history[0].timestamp;
+    assert!(
+        span.num_seconds() >= i64::from(plan.polling.max_wait_minutes) * 60,
+        "virtual span {span}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_failing_after_every_rerun_ends_in_the_contingency_notice() {
+    let h = Harness::scripted();
+    h.script.on("smoke-test", "run", |_, _| {
+        Some(Ok(
+            serde_json::to_value(rollback_e2e::canned::smoke(false)).unwrap()
+        ))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
+
+    let calls = h.calls(&exec);
+    let runs = rollback_plan::timing(&plan()).smoke_max_retries as usize + 1;
+    let mut tail = vec![
+        One("deploy-undo", "pause"),
+        Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
+        One("deploy-undo", "undo"),
+        One("deploy-undo", "resume"),
+        One("deploy-undo", "status"),
+    ];
+    tail.extend(std::iter::repeat_n(One("smoke-test", "run"), runs));
+    tail.push(One("notify", "failure"));
+    assert_calls(&calls, &then(until_approval(), tail));
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.WaitTimedOut");
+    assert!(
+        notice.error.cause.contains("api health"),
+        "the cause names the failing check: {}",
+        notice.error.cause
+    );
+    let steps = step_statuses(&notice.progress);
+    assert_eq!(steps["rollout"], Done);
+    assert_eq!(steps["smoke"], NotStarted);
+    assert_eq!(steps["undo"], Done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_execution_for_the_service_is_refused_with_a_notice() {
+    let h = Harness::scripted();
+    h.script.on("plan", "guard", |_, _| {
+        Some(Err(failure(
+            "Rollback.ConcurrentRollback",
+            &RollbackError::ConcurrentRollback(
+                "execution first (started 2024-05-01T12:00:00Z) is already rolling back mint-replica"
+                    .into(),
+            )
+            .to_string(),
+        )))
+    });
+    let exec = h.start(full_request());
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.ConcurrentRollback"));
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &[
+            One("plan", "validate"),
+            One("plan", "guard"),
+            One("notify", "failure"),
+        ],
+    );
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.ConcurrentRollback");
+    assert!(notice.error.cause.contains("execution first"));
+    assert!(
+        step_statuses(&notice.progress)
+            .values()
+            .all(|s| *s == NotStarted),
+        "{:?}",
+        notice.progress
+    );
+    assert!(notice.progress.backups.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_delivery_is_ignored_quietly() {
+    let h = Harness::scripted();
+    h.script.on("plan", "guard", |_, _| {
+        Some(Ok(serde_json::to_value(GuardOutput {
+            proceed: false,
+            duplicate_of: Some("first-delivery".into()),
+            running_checked: 2,
+        })
+        .unwrap()))
+    });
+    let exec = h.start(alarm_event(
+        "OK",
+        "ALARM",
+        "2024-05-01T12:00:00.000+0000",
+        "evt-2",
+    ));
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+    assert_eq!(h.states(&exec).last().unwrap(), "Duplicate ignored");
+    let calls = h.calls(&exec);
+    assert_calls(&calls, &[One("plan", "validate"), One("plan", "guard")]);
+    // The guard learned which alarm transition this is.
+    assert_eq!(
+        calls[1].payload["dedup_key"],
+        "alarm-mint-replica-5xx-20240501T120000Z"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_runs_every_step_in_its_non_destructive_form() {
+    let h = Harness::scripted();
+    let exec =
+        h.start(json!({"scope": "app+database", "mode": "drill", "reason": "quarterly drill"}));
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [
+                One("deploy-undo", "pause"),
+                Par(vec![
+                    vec![
+                        ("snapshot", "status"),
+                        ("restore", "start"),
+                        ("restore", "status"),
+                        ("restore", "cleanup-drill"),
+                    ],
+                    vec![("retag", "apply")],
+                ]),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "resume"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ],
+        ),
+    );
+    assert!(
+        !calls.iter().any(|c| c.is("restore", "swap")),
+        "a drill never swaps"
+    );
+    for c in &calls {
+        let mode = if c.is("plan", "validate") {
+            // validate reads the raw start input; everything after gets the request.
+            c.payload["input"]["mode"].clone()
+        } else {
+            c.payload["request"]["mode"].clone()
+        };
+        assert_eq!(mode, "drill", "{}:{} got mode {mode}", c.function, c.action);
+    }
+    let notice = the_notice(&calls, "success");
+    let NotifyAction::Success(success) = notice_step(&notice).action else {
+        panic!("not a success notice")
+    };
+    let progress = success.progress.unwrap();
+    let databases = progress
+        .steps
+        .iter()
+        .find(|s| s.name == "databases")
+        .unwrap();
+    assert_eq!(databases.status, Done);
+    assert!(databases.detail.contains("drill"), "{}", databases.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_for_another_plan_is_refused_before_anything_changes() {
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    let approved = request.payload["fingerprint"].as_str().unwrap().to_owned();
+    h.decide(&request, Scope::AppAndDatabase, "0".repeat(64));
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.PlanDrifted"));
+
+    let calls = h.calls(&exec);
+    assert_calls(&calls, &then(until_approval(), [One("notify", "failure")]));
+    assert_nothing_destructive_before_approval(&calls, false);
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.PlanDrifted");
+    assert!(
+        notice.error.cause.contains(&approved),
+        "{}",
+        notice.error.cause
+    );
+    assert!(
+        notice.error.cause.contains(&"0".repeat(64)),
+        "{}",
+        notice.error.cause
+    );
+    assert_eq!(step_statuses(&notice.progress)["pause"], NotStarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_going_back_to_ok_is_ignored_without_any_change() {
+    let h = Harness::scripted();
+    let exec = h.start(alarm_event(
+        "ALARM",
+        "OK",
+        "2024-05-01T12:10:00.000+0000",
+        "evt-ok",
+    ));
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+    assert_eq!(h.states(&exec).last().unwrap(), "Trigger ignored");
+    let calls = h.calls(&exec);
+    assert_calls(&calls, &[One("plan", "validate")]);
+    let out: Value = serde_json::from_str(d.output.as_deref().unwrap()).unwrap();
+    assert_eq!(out["act"], false);
+    assert!(
+        out["skip_reason"].as_str().unwrap().contains("not ALARM"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_retag_is_retried_and_the_rollback_succeeds() {
+    let h = Harness::scripted();
+    h.script.on("retag", "apply", |_, nth| {
+        (nth == 1).then(|| {
+            Err(failure(
+                "Rollback.Throttled",
+                "PutImage: ThrottlingException",
+            ))
+        })
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::App);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+    let calls = h.calls(&exec);
+    let applies: Vec<&Call> = calls.iter().filter(|c| c.is("retag", "apply")).collect();
+    assert_eq!(applies.len(), 2, "{:?}", pairs(&calls));
+    assert_eq!(applies[0].error.as_deref(), Some("Rollback.Throttled"));
+    assert_eq!(applies[1].error, None);
+    assert_eq!(
+        applies[0].payload, applies[1].payload,
+        "a retry sends the same input"
+    );
+    the_notice(&calls, "success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_plan_is_not_retried() {
+    let h = Harness::scripted();
+    h.script.on("retag", "apply", |_, _| {
+        Some(Err(failure(
+            "Rollback.InvalidPlan",
+            "invalid plan: images[0].repository: not found",
+        )))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::App);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.InvalidPlan"));
+    let calls = h.calls(&exec);
+    assert_eq!(
+        calls.iter().filter(|c| c.is("retag", "apply")).count(),
+        1,
+        "{:?}",
+        pairs(&calls)
+    );
+    assert!(!calls.iter().any(|c| c.is("deploy-undo", "undo")));
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.InvalidPlan");
+}
