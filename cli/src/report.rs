@@ -10,6 +10,13 @@ use rollback_core::request::Trigger;
 use rollback_core::resolved::human_duration;
 use serde_json::Value;
 
+use rollback_core::contract::approval::ApprovalDecision;
+use rollback_core::contract::deploy_undo::UndoResult;
+use rollback_core::contract::restore::{SwapReport, SwapState};
+use rollback_core::contract::retag::RetagResult;
+use rollback_core::contract::snapshot::{SnapshotPurpose, SnapshotReport};
+use rollback_core::resolved::DatabaseResolution;
+
 use crate::history::{Event, History};
 
 /// One state's activity: loops (status polls) fold into one row with a count.
@@ -119,72 +126,81 @@ fn finish(f: &mut Findings, event: &Event, status: &str) {
     f.ended = Some(event.timestamp);
 }
 
-/// Walks a state's output and records what the rollback did, by the contract's field names.
+/// Walks a state's output and records what the rollback did, reading every object as the
+/// function contracts (`rollback_core::contract`) that could have produced it.
 fn collect_facts(value: &Value, f: &mut Findings) {
     match value {
         Value::Array(items) => items.iter().for_each(|v| collect_facts(v, f)),
         Value::Object(map) => {
-            let s = |k: &str| map.get(k).and_then(Value::as_str);
-            let i = |k: &str| map.get(k).and_then(Value::as_i64);
-            if map.contains_key("decision")
-                && (map.contains_key("approver") || map.contains_key("decided_at"))
-            {
-                f.decision = Some(value.clone());
-            }
-            if let (Some(db), Some(snap)) = (s("database"), s("snapshot_id")) {
-                let line = if map.contains_key("data_loss") {
-                    format!("{db}: restore source snapshot `{snap}`")
-                } else {
-                    format!(
-                        "{db}: backup snapshot `{snap}` ({})",
-                        s("status").unwrap_or("requested")
-                    )
-                };
-                push(f, "Databases", line);
-            }
-            if let Some(summary) = map
-                .get("data_loss")
-                .and_then(|d| d.get("summary"))
-                .and_then(Value::as_str)
-            {
-                let db = s("database").unwrap_or("database");
-                let line = format!("{db}: {summary}");
-                if !f.data_loss.contains(&line) {
-                    f.data_loss.push(line);
+            let as_type = |v: &Value| v.clone();
+            if let Ok(d) = serde_json::from_value::<ApprovalDecision>(as_type(value)) {
+                f.decision = Some(serde_json::to_value(d).unwrap_or_default());
+            } else if let Ok(s) = serde_json::from_value::<SnapshotReport>(as_type(value)) {
+                if s.purpose == SnapshotPurpose::PreRollback {
+                    push(
+                        f,
+                        "Databases",
+                        format!(
+                            "{}: backup snapshot `{}` of the state before the rollback",
+                            s.database, s.snapshot_id
+                        ),
+                    );
                 }
-            }
-            if let Some(aside) = s("aside_id").or_else(|| s("aside_identifier")) {
+            } else if let Ok(r) = serde_json::from_value::<DatabaseResolution>(as_type(value)) {
                 push(
                     f,
                     "Databases",
                     format!(
-                        "previous database kept as `{aside}` (delete it once the incident is closed)"
+                        "{}: restored from snapshot `{}` taken {}",
+                        r.database,
+                        r.snapshot_id,
+                        stamp(r.snapshot_created_at)
                     ),
                 );
-            }
-            if let (Some(repo), Some(stable)) = (s("repository"), s("stable_digest")) {
-                let old = s("release_digest").unwrap_or("(none)");
+                let line = format!("{}: {}", r.database, r.data_loss.summary);
+                if !f.data_loss.contains(&line) {
+                    f.data_loss.push(line);
+                }
+            } else if let Ok(s) = serde_json::from_value::<SwapReport>(as_type(value)) {
+                if matches!(s.state, SwapState::Done) {
+                    push(
+                        f,
+                        "Databases",
+                        format!(
+                            "{}: now the restored copy; the previous database is kept as `{}` (delete it once the incident is closed)",
+                            s.database, s.aside
+                        ),
+                    );
+                }
+            } else if let Ok(r) = serde_json::from_value::<RetagResult>(as_type(value)) {
+                let old = r.previous_digest.as_deref().unwrap_or("(none)");
+                let kept = r
+                    .kept_as
+                    .map(|k| format!("; the bad image stays tagged `{k}`"))
+                    .unwrap_or_default();
                 push(
                     f,
                     "Images",
                     format!(
-                        "{repo}:{}: {} → {}",
-                        s("release_tag").unwrap_or("release"),
+                        "{}:{}: {} → {} ({}){kept}",
+                        r.repository,
+                        r.tag,
                         short_digest(old),
-                        short_digest(stable)
+                        short_digest(&r.stable_digest),
+                        r.message
                     ),
                 );
-            }
-            if let (Some(name), Some(current)) = (s("name"), i("current_revision")) {
-                let target = i("target_revision")
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "?".to_owned());
+            } else if let Ok(u) = serde_json::from_value::<UndoResult>(as_type(value)) {
+                let now = u
+                    .new_revision
+                    .map(|n| format!(", now revision {n}"))
+                    .unwrap_or_default();
                 push(
                     f,
                     "Deployments",
                     format!(
-                        "{}/{name}: revision {current} → {target}",
-                        s("namespace").unwrap_or("default")
+                        "{}/{}: revision {} → template of revision {}{now} ({})",
+                        u.namespace, u.name, u.from_revision, u.to_revision, u.message
                     ),
                 );
             }

@@ -40,6 +40,19 @@ fn sample() -> History {
             "previousState": {"value": "OK", "reason": "", "timestamp": "2024-05-01T09:00:00.000+0000"}}
     });
     let t0 = 1_714_564_800.0; // 2024-05-01T12:00:00Z
+    // State outputs shaped by the function contracts (rollback_core::contract).
+    let retag = json!({"drill": false, "images": [{"repository": "mint-replica-backend", "tag": "prod", "outcome": "retagged",
+        "stable_digest": "sha256:1111111111111111aaaa", "previous_digest": "sha256:2222222222222222bbbb", "kept_as": "rolled-back-e1",
+        "media_type": "application/vnd.docker.distribution.manifest.v2+json", "message": "retagged"}]});
+    let resolved = json!({"databases": [{"database": "mint-replica-db", "kind": "rds-instance",
+        "snapshot_id": "predeploy-mint-replica-v41-mint-replica-db", "snapshot_created_at": "2024-05-01T11:00:00Z", "snapshot_type": "manual",
+        "data_loss": {"from": "2024-05-01T11:00:00Z", "to": "2024-05-01T12:00:00Z", "seconds": 3600,
+            "summary": "writes from 11:00 to 12:00 are not in the snapshot"}}]});
+    let decision = json!({"decision": {"decision": "approve", "scope": "app+database", "approver": "alice@example.com",
+        "decided_at": "2024-05-01T12:00:05Z", "fingerprint": "ab12"}});
+    let swap = json!({"drill": false, "complete": true, "aside": ["mint-replica-db-pre-rollback-1234abcd"],
+        "databases": [{"database": "mint-replica-db", "kind": "rds-instance", "state": "done",
+            "aside": "mint-replica-db-pre-rollback-1234abcd", "restored_from": "mint-replica-db-restored-1234abcd", "note": ""}]});
     let events = vec![
         event(
             1,
@@ -47,14 +60,8 @@ fn sample() -> History {
             t0,
             json!({"executionStartedEventDetails": {"input": alarm.to_string()}}),
         ),
-        entered(2, "Resolve images", t0 + 1.0),
-        exited(
-            3,
-            "Resolve images",
-            t0 + 2.0,
-            json!({"images": [{"repository": "mint-replica-backend", "release_tag": "prod", "stable_tag": "stable",
-            "stable_digest": "sha256:1111111111111111aaaa", "release_digest": "sha256:2222222222222222bbbb", "retag_needed": true, "immutable_tags": false}]}),
-        ),
+        entered(2, "Retag images", t0 + 1.0),
+        exited(3, "Retag images", t0 + 2.0, retag),
         entered(4, "Restore status", t0 + 10.0),
         exited(5, "Restore status", t0 + 20.0, json!({})),
         entered(6, "Restore status", t0 + 30.0),
@@ -62,23 +69,12 @@ fn sample() -> History {
             7,
             "Restore status",
             t0 + 600.0,
-            json!({"databases": [{"database": "mint-replica-db", "snapshot_id": "predeploy-mint-replica-v41-mint-replica-db",
-            "data_loss": {"summary": "writes from 11:00 to 12:00 are not in the snapshot"}}]}),
+            json!({"resolved": resolved}),
         ),
         entered(8, "Approval", t0 + 3.0),
-        exited(
-            9,
-            "Approval",
-            t0 + 5.0,
-            json!({"decision": {"decision": "approve", "scope": "app+database", "approver": "alice@example.com", "decided_at": "2024-05-01T12:00:05Z"}}),
-        ),
+        exited(9, "Approval", t0 + 5.0, decision),
         entered(10, "Swap", t0 + 601.0),
-        exited(
-            11,
-            "Swap",
-            t0 + 602.0,
-            json!({"swapped": [{"database": "mint-replica-db", "aside_id": "mint-replica-db-pre-rollback-1234abcd"}]}),
-        ),
+        exited(11, "Swap", t0 + 602.0, swap),
         entered(12, "Smoke tests", t0 + 700.0),
         event(
             13,
@@ -116,7 +112,21 @@ fn findings_cover_trigger_decision_changes_and_failures() {
         "alice@example.com"
     );
     assert!(
-        f.changes["Images"][0].contains("sha256:222222222222 → sha256:111111111111"),
+        f.changes["Images"][0]
+            .contains("mint-replica-backend:prod: sha256:222222222222 → sha256:111111111111"),
+        "{:?}",
+        f.changes
+    );
+    assert!(
+        f.changes["Images"][0].contains("rolled-back-e1"),
+        "{:?}",
+        f.changes
+    );
+    assert!(
+        f.changes["Databases"]
+            .iter()
+            .any(|l| l
+                .contains("restored from snapshot `predeploy-mint-replica-v41-mint-replica-db`")),
         "{:?}",
         f.changes
     );
