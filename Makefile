@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve build release fmt clean
+.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve faults build release fmt clean
 
 all: test
 
@@ -65,6 +65,11 @@ DRILL_ARGS ?=
 drill: venv system-deps
 	$(CARGO) build --quiet -p rollbackctl
 	$(CARGO) run --quiet -p rollbackctl -- drill $(DRILL_ARGS)
+
+## Proof under faults at full counts: 200 random AWS/Kubernetes fault schedules and a crash at
+## every state boundary (the default `make test` run is 4 schedules and 3 crash points).
+faults: venv system-deps
+	ROLLBACK_FAULT_RUNS=200 ROLLBACK_CRASH_EVERY=1 $(CARGO) test -p rollbackctl --test faults -- --nocapture
 
 ## The engine's conformance oracle (moto's executor) → checked-in fixtures.
 conformance-fixtures: venv

@@ -49,6 +49,9 @@ pub struct DrillOptions {
     pub faults: Option<rollback_fault_proxy::FaultSchedule>,
     /// Give operations realistic durations on the engine's virtual clock (the MTTR model).
     pub latency: Option<LatencyModel>,
+    /// Crash-in-the-middle: stop the execution once this many states have been entered, then
+    /// start it again with the same input (as an operator would after the process died).
+    pub crash_at_transition: Option<usize>,
 }
 
 impl Default for DrillOptions {
@@ -62,6 +65,7 @@ impl Default for DrillOptions {
             postgres: true,
             faults: None,
             latency: None,
+            crash_at_transition: None,
         }
     }
 }
@@ -186,9 +190,10 @@ impl Drill {
 
         // The alarm fires; EventBridge delivers its state change to the state machine.
         let event = stack.fire_alarm(options.quiet).await?;
-        let execution_arn =
-            crate::ops::start(&stack.sfn, &stack.state_machine_arn, event, None).await?;
+        let mut execution_arn =
+            crate::ops::start(&stack.sfn, &stack.state_machine_arn, event.clone(), None).await?;
         say!(options, "execution {execution_arn}\n");
+        let mut crash_at = options.crash_at_transition;
 
         let mut follower = follow::Follower::new(
             &execution_arn,
@@ -207,6 +212,39 @@ impl Drill {
                 );
             }
             follower.poll(&stack.sfn).await?;
+            if crash_at.is_some_and(|at| follower.transitions >= at) {
+                crash_at = None;
+                let crashed = execution_arn.clone();
+                stack
+                    .sfn
+                    .stop_execution()
+                    .execution_arn(&crashed)
+                    .error("Drill.Crash")
+                    .cause("the drill stopped the execution to rehearse a crash")
+                    .send()
+                    .await
+                    .context("StopExecution")?;
+                let name = format!("{}-restart", crashed.rsplit(':').next().unwrap_or("drill"));
+                execution_arn = crate::ops::start(
+                    &stack.sfn,
+                    &stack.state_machine_arn,
+                    event.clone(),
+                    Some(name),
+                )
+                .await?;
+                say!(
+                    options,
+                    "\n✖ crash after {} state transitions: {crashed} stopped; restarted as {execution_arn}\n",
+                    follower.transitions
+                );
+                follower = follow::Follower::new(
+                    &execution_arn,
+                    stack.seeded.plan.polling.max_polls(),
+                    options.quiet,
+                );
+                decided = false;
+                continue;
+            }
             for mail in inbox.poll().await? {
                 if !options.quiet {
                     mail.print();
