@@ -203,7 +203,7 @@ async fn run_with_faults(seed: u64) -> Result<Outcome, String> {
     drill
         .stack
         .kube
-        .fail_next((seed % 3) as u32, if seed % 2 == 0 { 500 } else { 503 });
+        .fail_next((seed % 3) as u32, if seed.is_multiple_of(2) { 500 } else { 503 });
     let report = drill.execute().await.map_err(|e| format!("drill: {e:#}"))?;
     let checked = check_invariants(&drill, &report).await;
     let proxy = drill
