@@ -164,3 +164,40 @@ pub fn workspace_root() -> PathBuf {
 pub fn python_handler() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/handler.py")
 }
+
+impl FunctionSpec {
+    /// The event each cold start is handed: invalid input, which every function rejects
+    /// before any AWS call (`Rollback.InvalidInput`); for the approval page, an API Gateway
+    /// HTTP API request for `/approval` without a link token, answered with its error page.
+    pub fn bench_event(&self) -> serde_json::Value {
+        if self.needs != Needs::LinkKeySecret {
+            return serde_json::json!({});
+        }
+        serde_json::json!({
+            "version": "2.0",
+            "routeKey": "GET /approval",
+            "rawPath": "/approval",
+            "rawQueryString": "",
+            "headers": {"host": "approval.example.invalid", "accept": "text/html"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "bench",
+                "domainName": "approval.example.invalid",
+                "domainPrefix": "approval",
+                "http": {
+                    "method": "GET",
+                    "path": "/approval",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "lambda-bench"
+                },
+                "requestId": "bench",
+                "routeKey": "GET /approval",
+                "stage": "$default",
+                "time": "01/Jan/2025:00:00:00 +0000",
+                "timeEpoch": 1735689600000u64
+            },
+            "isBase64Encoded": false
+        })
+    }
+}

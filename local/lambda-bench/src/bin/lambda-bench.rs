@@ -51,6 +51,7 @@ struct Row {
     binary_bytes: Option<u64>,
     /// Counted against the targets (the real functions).
     is_function: bool,
+    event: serde_json::Value,
     runs: Vec<ColdStart>,
 }
 
@@ -171,6 +172,7 @@ fn main() -> Result<()> {
             zip_bytes: Some(zip_bytes),
             binary_bytes: std::fs::metadata(&program).ok().map(|m| m.len()),
             is_function: true,
+            event: spec.bench_event(),
             runs: Vec::new(),
         });
     }
@@ -190,6 +192,7 @@ fn main() -> Result<()> {
             zip_bytes: None,
             binary_bytes: std::fs::metadata(&echo).ok().map(|m| m.len()),
             is_function: false,
+            event: serde_json::json!({}),
             runs: Vec::new(),
         });
     }
@@ -214,6 +217,7 @@ fn main() -> Result<()> {
             zip_bytes: None,
             binary_bytes: None,
             is_function: false,
+            event: serde_json::json!({}),
             runs: Vec::new(),
         });
     }
@@ -224,13 +228,12 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let event = serde_json::json!({});
     let limits = Limits::default();
     println!("load average before: {}", machine::load_average());
     for round in 0..=args.runs {
         for row in rows.iter_mut() {
             let run = runtime
-                .block_on(measure::cold_start(&row.launch, Some(&event), limits))
+                .block_on(measure::cold_start(&row.launch, Some(&row.event), limits))
                 .with_context(|| format!("cold start of {}", row.name))?;
             // Round 0 warms the page cache and is not counted.
             if round > 0 {
@@ -240,7 +243,7 @@ fn main() -> Result<()> {
     }
     println!("load average after:  {}", machine::load_average());
     println!(
-        "runs: {} per row after 1 warm-up round, round-robin; event `{{}}` per run\n",
+        "runs: {} per row after 1 warm-up round, round-robin; one invalid event per run\n",
         args.runs
     );
 
@@ -320,7 +323,16 @@ fn kib_mb(kib: u64) -> f64 {
 
 fn outcome(run: Option<&ColdStart>) -> String {
     match run.and_then(|r| r.outcome.as_ref()) {
-        Some(Outcome::Response(_)) => "response".into(),
+        Some(Outcome::Response(body)) => {
+            // An HTTP function answers with an API Gateway response: show its status.
+            let status = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("statusCode")?.as_u64());
+            match status {
+                Some(code) => format!("response, HTTP {code}"),
+                None => "response".into(),
+            }
+        }
         Some(Outcome::Error(kind)) => kind.clone(),
         None => "-".into(),
     }
@@ -364,6 +376,12 @@ fn report(rows: &[Row]) -> usize {
             kib_mb(l.init_hwm),
             kib_mb(l.max_rss),
             outcome(l.row.runs.first()),
+        );
+    }
+    if lines.iter().any(|l| l.row.name == "approval") {
+        println!(
+            "(approval: its init includes GetSecretValue for the link key, answered by moto on \
+             loopback; its event is an HTTP API GET /approval without a link token)"
         );
     }
     println!(
