@@ -200,10 +200,10 @@ async fn run_with_faults(seed: u64) -> Result<Outcome, String> {
     .await
     .map_err(|e| format!("setup: {e:#}"))?;
     // The Kubernetes API fails a few requests too.
-    drill
-        .stack
-        .kube
-        .fail_next((seed % 3) as u32, if seed.is_multiple_of(2) { 500 } else { 503 });
+    drill.stack.kube.fail_next(
+        (seed % 3) as u32,
+        if seed.is_multiple_of(2) { 500 } else { 503 },
+    );
     let report = drill.execute().await.map_err(|e| format!("drill: {e:#}"))?;
     let checked = check_invariants(&drill, &report).await;
     let proxy = drill
