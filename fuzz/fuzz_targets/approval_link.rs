@@ -1,0 +1,6 @@
+//! libFuzzer target (`cargo +nightly fuzz run approval_link`); the checks are in `rollback_fuzz::targets`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    rollback_fuzz::targets::approval_link(data);
+});
