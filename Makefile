@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve faults build release fmt clean
+.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve faults fuzz build release fmt clean
 
 all: test
 
@@ -70,6 +70,12 @@ drill: venv system-deps
 ## every state boundary (the default `make test` run is 4 schedules and 3 crash points).
 faults: venv system-deps
 	ROLLBACK_FAULT_RUNS=200 ROLLBACK_CRASH_EVERY=1 $(CARGO) test -p rollbackctl --test faults -- --nocapture
+
+## Long bad-input run: 100,000 cases per fuzz target (stable driver) and per property test.
+FUZZ_RUNS ?= 100000
+fuzz:
+	cd fuzz && $(CARGO) run --release --quiet --no-default-features --bin stable -- --runs $(FUZZ_RUNS)
+	PROPTEST_CASES=$(FUZZ_RUNS) $(CARGO) test --release -p rollback-core --test properties
 
 ## The engine's conformance oracle (moto's executor) → checked-in fixtures.
 conformance-fixtures: venv

@@ -138,8 +138,12 @@ fn resolves(value: &Value, rest: &str) -> bool {
                         || (after.starts_with('[') && resolves(item, after))
                 })
             });
+            // An unknown key is echoed cut short (`…`): its prefix names the key.
+            let cut = rest
+                .strip_suffix('…')
+                .is_some_and(|prefix| map.keys().any(|key| key.starts_with(prefix)));
             // A field the object lacks, as the last segment.
-            present || !(rest.contains('.') || rest.contains('['))
+            present || cut || !(rest.contains('.') || rest.contains('['))
         }
         _ => false,
     }

@@ -497,7 +497,7 @@ impl Plan {
                         validation::truncate(&probe.database, 80),
                         self.databases
                             .iter()
-                            .map(|d| d.id.as_str())
+                            .map(|d| validation::truncate(&d.id, 63))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

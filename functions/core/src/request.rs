@@ -179,12 +179,21 @@ impl RollbackRequest {
             .and_then(Value::as_str)
             .unwrap_or_default();
         if source != "aws.cloudwatch" {
-            errors.push("source", format!("{source:?} is not \"aws.cloudwatch\"; only CloudWatch alarm events start a rollback"));
+            errors.push(
+                "source",
+                format!(
+                    "{:?} is not \"aws.cloudwatch\"; only CloudWatch alarm events start a rollback",
+                    validation::truncate(source, 80)
+                ),
+            );
         }
         if detail_type != ALARM_DETAIL_TYPE {
             errors.push(
                 "detail-type",
-                format!("{detail_type:?} is not {ALARM_DETAIL_TYPE:?}"),
+                format!(
+                    "{:?} is not {ALARM_DETAIL_TYPE:?}",
+                    validation::truncate(detail_type, 80)
+                ),
             );
         }
         if !errors.is_empty() {
@@ -204,6 +213,17 @@ impl RollbackRequest {
         let (Some(state_changed_at), true) = (state_changed_at, errors.is_empty()) else {
             return Err(errors);
         };
+        // CloudWatch allows 1-255 characters; their content is neutralised where it is shown.
+        let name_chars = event.detail.alarm_name.chars().count();
+        if !(1..=255).contains(&name_chars) {
+            errors.push(
+                "detail.alarmName",
+                format!("has {name_chars} characters; CloudWatch alarm names have 1-255"),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let reason = format!(
             "alarm {} went {} → {}",
             event.detail.alarm_name,

@@ -70,6 +70,15 @@ impl std::error::Error for ValidationErrors {}
 
 /// Deserializes `value` into `T`, turning serde's first error into a [`FieldError`] with its path.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationErrors> {
+    // serde would fill a struct's fields by position from an array: our documents are objects.
+    if !value.is_object() {
+        let mut errors = ValidationErrors::default();
+        errors.push(
+            ".",
+            format!("expected a JSON object, found {}", json_kind(&value)),
+        );
+        return Err(errors);
+    }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = display_path(&err.path().to_string());
         let mut errors = ValidationErrors::default();
@@ -78,22 +87,31 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Va
     })
 }
 
-/// serde_path_to_error writes `databases[1].kind`; the document root is `.`.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// serde_path_to_error writes `databases[1].kind`; the document root is `.`. An unknown key
+/// becomes part of the path, so it is cut like any echoed input.
 fn display_path(raw: &str) -> String {
     if raw.is_empty() || raw == "." {
         ".".to_owned()
     } else {
-        raw.to_owned()
+        truncate(raw, 120)
     }
 }
 
 /// serde's messages are good but terse about the fix; add the hint where we can.
 fn explain_serde(message: &str) -> String {
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(message)
-        .to_owned();
+    // serde quotes unknown names and bad values whole; a hostile document must not come back.
+    let message = truncate(message.split(" at line ").next().unwrap_or(message), 300);
     if message.starts_with("unknown field") {
         format!("{message}; remove it or fix its spelling")
     } else if message.starts_with("missing field") {

@@ -744,7 +744,6 @@ fn the_path_checker_itself_tells_places_from_non_places() {
 // ---------- known gaps: the strict forms, to un-ignore when core is fixed ----------
 
 #[test]
-#[ignore = "known gap: serde reads structs from JSON arrays (positional fields)"]
 fn an_array_is_not_a_plan_or_a_start_input() {
     let plan = json!(["svc", [{"kind": "rds-instance", "id": "db"}]]);
     let errors = Plan::from_value(plan).expect_err("a positional plan was accepted");
@@ -755,7 +754,6 @@ fn an_array_is_not_a_plan_or_a_start_input() {
 }
 
 #[test]
-#[ignore = "known gap: unknown field and variant names are echoed whole in errors"]
 fn unknown_names_are_not_echoed_whole() {
     let mut plan = json!({"service": "svc", "cluster": {"name": "c", "namespace": "n",
                                                         "deployments": ["d"]}});
@@ -792,7 +790,6 @@ fn unknown_names_are_not_echoed_whole() {
 }
 
 #[test]
-#[ignore = "known gap: a too-long alarm name is reported at `reason`, a field the event lacks"]
 fn a_too_long_alarm_name_is_reported_at_the_alarm_name() {
     let errors = RollbackRequest::from_start_input(alarm_event(&"n".repeat(2000), "r"))
         .expect_err("a 2000-character alarm name was accepted");
