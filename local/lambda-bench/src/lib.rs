@@ -16,8 +16,9 @@
 //! 3. times each start from just before fork/exec to the arrival of its first
 //!    `GET /2018-06-01/runtime/invocation/next`, reads `VmHWM` at that moment (the init
 //!    phase's peak RSS), hands it one invalid event (`{}`, answered with
-//!    `Rollback.InvalidInput` without any AWS call), stops it with SIGTERM and reads
-//!    `ru_maxrss` from `wait4`;
+//!    `Rollback.InvalidInput` without any AWS call; the approval page gets an HTTP API
+//!    request without a link token), reads `VmHWM` again and stops it with SIGTERM
+//!    (`ru_maxrss` is not used: Linux counts the parent's RSS at fork into it);
 //! 4. prints median and p95 over the runs (functions interleaved round-robin, after a
 //!    discarded warm-up round, so background load spreads evenly), the machine, and the
 //!    ratios to Python against the targets (≤ 20 ms and ≤ 30 MB per function, ≥ 10×).

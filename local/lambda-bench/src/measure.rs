@@ -1,6 +1,10 @@
 //! One cold start: exec a function under a fresh [`RuntimeApi`], time it to its first
-//! `/next`, read its peak RSS, optionally hand it one event, then stop it and reap it with
-//! `wait4` (whose `ru_maxrss` covers the whole life, event included).
+//! `/next`, read its peak RSS, optionally hand it one event and read the peak again, then
+//! stop it and reap it.
+//!
+//! Peak RSS is `VmHWM` from `/proc/<pid>/status`, not `wait4`'s `ru_maxrss`: Linux carries
+//! the parent's resident size across fork/exec into the child's `ru_maxrss`, so that figure
+//! is at least the bench's own RSS whatever the function uses.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -39,7 +43,7 @@ pub struct ColdStart {
     pub to_first_next: Duration,
     /// `VmHWM` right after the first `/next`: the peak RSS of the init phase, in KiB.
     pub init_hwm_kib: u64,
-    /// `ru_maxrss` from `wait4`: the peak over the process's life, in KiB.
+    /// `VmHWM` after the event was answered (or equal to `init_hwm_kib` without one), KiB.
     pub max_rss_kib: u64,
     /// The answer to the event, if one was sent.
     pub outcome: Option<Outcome>,
@@ -132,7 +136,7 @@ pub async fn cold_start(
         program: launch.program.display().to_string(),
         source,
     })?;
-    // Reaped by `Reaper` with wait4 (for its rusage), not by std.
+    // Reaped by `Reaper`, not by std, so an abandoned run still kills it.
     let mut reaper = Reaper {
         pid: child.id() as libc::pid_t,
         reaped: None,
@@ -161,7 +165,7 @@ pub async fn cold_start(
             }
             Some(_) => {}
             None => {
-                if let Some((status, _)) = reaper.try_reap() {
+                if let Some(status) = reaper.try_reap() {
                     return Err(MeasureError::ExitedEarly {
                         name: launch.name.clone(),
                         status: describe_status(status),
@@ -213,7 +217,7 @@ pub async fn cold_start(
                 }
                 Some(_) => {}
                 None => {
-                    if let Some((status, _)) = reaper.try_reap() {
+                    if let Some(status) = reaper.try_reap() {
                         return Err(MeasureError::ExitedEarly {
                             name: launch.name.clone(),
                             status: format!("{} while handling the event", describe_status(status)),
@@ -226,7 +230,8 @@ pub async fn cold_start(
         }
     }
 
-    let max_rss_kib = reaper.stop().await;
+    let max_rss_kib = proc_status_kib(reaper.pid, "VmHWM").unwrap_or(init_hwm_kib);
+    reaper.stop().await;
     Ok(ColdStart {
         to_first_next,
         init_hwm_kib,
@@ -239,20 +244,20 @@ pub async fn cold_start(
 /// Owns the child's pid until it is reaped; kills it if a run is abandoned.
 struct Reaper {
     pid: libc::pid_t,
-    reaped: Option<(i32, u64)>,
+    reaped: Option<i32>,
 }
 
 impl Reaper {
-    /// `(wait status, ru_maxrss KiB)` if the child has exited.
-    fn try_reap(&mut self) -> Option<(i32, u64)> {
+    /// The wait status, if the child has exited.
+    fn try_reap(&mut self) -> Option<i32> {
         if self.reaped.is_none() {
-            self.reaped = wait4(self.pid, libc::WNOHANG);
+            self.reaped = waitpid(self.pid, libc::WNOHANG);
         }
         self.reaped
     }
 
-    /// SIGTERM (what Lambda sends at shutdown), SIGKILL after two seconds; the peak RSS.
-    async fn stop(&mut self) -> u64 {
+    /// SIGTERM (what Lambda sends at shutdown), SIGKILL after two seconds.
+    async fn stop(&mut self) {
         if self.try_reap().is_none() {
             // SAFETY: plain syscall on our own, not yet reaped, child.
             unsafe { libc::kill(self.pid, libc::SIGTERM) };
@@ -261,13 +266,12 @@ impl Reaper {
                 if asked.elapsed() > Duration::from_secs(2) {
                     // SAFETY: as above.
                     unsafe { libc::kill(self.pid, libc::SIGKILL) };
-                    self.reaped = wait4(self.pid, 0);
+                    self.reaped = waitpid(self.pid, 0);
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
-        self.reaped.map(|(_, rss)| rss).unwrap_or(0)
     }
 }
 
@@ -276,18 +280,16 @@ impl Drop for Reaper {
         if self.reaped.is_none() {
             // SAFETY: our own child, not yet reaped, so the pid cannot have been reused.
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
-            let _ = wait4(self.pid, 0);
+            let _ = waitpid(self.pid, 0);
         }
     }
 }
 
-fn wait4(pid: libc::pid_t, flags: i32) -> Option<(i32, u64)> {
+fn waitpid(pid: libc::pid_t, flags: i32) -> Option<i32> {
     let mut status = 0;
-    // SAFETY: rusage is plain data that wait4 fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to locals; pid is our child.
-    let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-    (r == pid).then(|| (status, usage.ru_maxrss.max(0) as u64))
+    // SAFETY: a valid pointer to a local; pid is our child.
+    let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+    (r == pid).then_some(status)
 }
 
 fn describe_status(status: i32) -> String {

@@ -146,10 +146,15 @@ async fn lambda_runtime_function_answers_and_fails_through_the_api() {
             .starts_with("00000000-")
     );
     assert!(run.to_first_next > Duration::ZERO && run.to_first_next < Limits::default().init);
-    assert!(run.init_hwm_kib > 0, "VmHWM was read");
+    // The child's own high-water mark: present, and far below a test binary's.
     assert!(
-        run.max_rss_kib >= run.init_hwm_kib / 2,
-        "ru_maxrss {} vs VmHWM {}",
+        run.init_hwm_kib > 0 && run.init_hwm_kib < 100 * 1024,
+        "VmHWM {}",
+        run.init_hwm_kib
+    );
+    assert!(
+        run.max_rss_kib >= run.init_hwm_kib,
+        "VmHWM after the event {} vs at init {}",
         run.max_rss_kib,
         run.init_hwm_kib
     );

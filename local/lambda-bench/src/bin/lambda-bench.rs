@@ -385,8 +385,8 @@ fn report(rows: &[Row]) -> usize {
         );
     }
     println!(
-        "(init RSS: max VmHWM at the first /next; peak RSS: max ru_maxrss over the process's \
-         life, one event included; MB = 10^6 bytes)"
+        "(init RSS: max VmHWM at the first /next; peak RSS: max VmHWM after the event was \
+         answered; MB = 10^6 bytes)"
     );
 
     let mut missed = 0;
