@@ -21,6 +21,8 @@ pub struct Follower {
     max_polls: u32,
     tty: bool,
     quiet: bool,
+    /// A `\r` progress line is on screen and needs a newline before the next line.
+    progress_open: bool,
     pub transitions: usize,
     pub events: Vec<Event>,
 }
@@ -36,6 +38,7 @@ impl Follower {
             max_polls: max_polls.max(1),
             tty: std::io::stdout().is_terminal(),
             quiet,
+            progress_open: false,
             transitions: 0,
             events: Vec::new(),
         }
@@ -72,6 +75,15 @@ impl Follower {
             return;
         }
         let mut out = std::io::stdout().lock();
+        let repeat_visit = event.kind.ends_with("StateEntered")
+            && event
+                .detail_str("name")
+                .and_then(|n| self.visits.get(n))
+                .is_some();
+        if self.progress_open && !repeat_visit {
+            let _ = writeln!(out);
+            self.progress_open = false;
+        }
         match event.kind.as_str() {
             "ExecutionStarted" => {
                 self.started = Some(event.timestamp);
@@ -138,7 +150,7 @@ impl Follower {
     }
 
     /// A polling loop's later visits: a bar on a terminal, every tenth visit in a log.
-    fn progress(&self, out: &mut impl Write, name: &str, visit: u32) {
+    fn progress(&mut self, out: &mut impl Write, name: &str, visit: u32) {
         let width = 30usize;
         let filled = ((visit as usize * width) / self.max_polls as usize).min(width);
         let bar = format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled));
@@ -149,6 +161,7 @@ impl Follower {
                 self.max_polls
             );
             let _ = out.flush();
+            self.progress_open = true;
         } else if visit.is_multiple_of(10) {
             let _ = writeln!(
                 out,
