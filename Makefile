@@ -7,7 +7,7 @@ VENV := .venv
 CARGO ?= cargo
 export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve faults fuzz build release fmt clean
+.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve faults fuzz bench build release fmt clean
 
 all: test
 
@@ -65,6 +65,12 @@ DRILL_ARGS ?=
 drill: venv system-deps
 	$(CARGO) build --quiet -p rollbackctl
 	$(CARGO) run --quiet -p rollbackctl -- drill $(DRILL_ARGS)
+
+## Benchmarks that print their figures: cold start / peak RSS / zipped size of every release
+## Lambda next to a Python + boto3 handler, and the engine's transitions per second vs moto.
+bench: venv
+	scripts/bench-lambdas.sh
+	$(CARGO) bench -p rollback-engine --bench transitions
 
 ## Proof under faults at full counts: 200 random AWS/Kubernetes fault schedules and a crash at
 ## every state boundary (the default `make test` run is 4 schedules and 3 crash points).
