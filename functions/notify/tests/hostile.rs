@@ -6,7 +6,6 @@
 //! no line an attacker started, and a bounded size. Plan fields cannot carry such content at
 //! all: a hostile plan is refused before anything is published.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use rollback_core::approval_link::LinkKey;
@@ -14,19 +13,9 @@ use rollback_moto::MotoServer;
 use rollback_notify::{Clients, Config, handle};
 use serde_json::{Value, json};
 
-/// Copied from tests/notify.rs: `MotoServer::shared()` from a thread that never ends.
+/// One moto per test process (the harness keeps it alive past the first test's thread).
 fn moto() -> &'static MotoServer {
-    static CELL: OnceLock<&'static MotoServer> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tx.send(MotoServer::shared()).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    MotoServer::shared()
 }
 
 /// A topic with an SQS subscription delivering the SNS envelope: (topic ARN, queue URL).

@@ -2,7 +2,6 @@
 //! subscribed with RawMessageDelivery (moto's /moto-api/data.json breaks once RDS resources
 //! exist, so it is not used).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,20 +11,9 @@ use rollback_moto::MotoServer;
 use rollback_notify::{Clients, Config, handle};
 use serde_json::{Value, json};
 
-/// `MotoServer::shared()` from a thread that never ends: PR_SET_PDEATHSIG fires when the
-/// spawning thread exits, and test threads end before the process does.
+/// One moto per test process (the harness keeps it alive past the first test's thread).
 fn moto() -> &'static MotoServer {
-    static CELL: OnceLock<&'static MotoServer> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tx.send(MotoServer::shared()).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    MotoServer::shared()
 }
 
 /// A topic with a raw-delivery SQS subscription: returns (topic ARN, queue URL).

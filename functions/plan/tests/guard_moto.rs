@@ -8,22 +8,8 @@ use rollback_moto::MotoServer;
 use rollback_plan::Clients;
 use serde_json::{Value, json};
 
-/// The shared moto, started from a thread that lives as long as the test process: moto gets
-/// `PR_SET_PDEATHSIG`, which fires when the *thread* that spawned it exits, and libtest runs
-/// each test on its own short-lived thread.
+/// One moto per test process (the harness keeps it alive past the first test's thread).
 fn moto() -> &'static MotoServer {
-    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    READY.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = MotoServer::shared();
-            let _ = tx.send(());
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("moto starter thread");
-    });
     MotoServer::shared()
 }
 

@@ -13,24 +13,12 @@ use rollback_core::request::Scope;
 use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
-/// Started on a thread that never ends (moto gets PR_SET_PDEATHSIG when its spawning thread
-/// exits), with execution enabled before any machine exists.
+/// One moto per test process, with execution enabled before any machine exists.
 pub fn moto() -> &'static MotoServer {
-    static CELL: OnceLock<&'static MotoServer> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let server: &'static MotoServer = Box::leak(Box::new(
-                MotoServer::start().unwrap_or_else(|e| panic!("{e}")),
-            ));
-            server.enable_state_machine_execution().unwrap();
-            tx.send(server).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    static EXECUTION_ENABLED: OnceLock<()> = OnceLock::new();
+    let server = MotoServer::shared();
+    EXECUTION_ENABLED.get_or_init(|| server.enable_state_machine_execution().unwrap());
+    server
 }
 
 pub fn sfn() -> aws_sdk_sfn::Client {

@@ -11,20 +11,9 @@ use serde_json::{Value, json};
 
 pub const NS: &str = "mint";
 
-/// `MotoServer::shared()` started from a thread that never ends: moto gets PR_SET_PDEATHSIG
-/// when the thread that spawned it exits, and test threads end before the process does.
+/// One moto per test process (the harness keeps it alive past the first test's thread).
 pub fn moto() -> &'static MotoServer {
-    static CELL: std::sync::OnceLock<&'static MotoServer> = std::sync::OnceLock::new();
-    CELL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tx.send(MotoServer::shared()).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    MotoServer::shared()
 }
 
 pub struct Env {

@@ -6,22 +6,8 @@ use rollback_moto::MotoServer;
 use rollback_restore::Clients;
 use serde_json::{Value, json};
 
-/// The shared moto server. moto is started with PR_SET_PDEATHSIG, which fires when the
-/// spawning *thread* exits; test threads end early, so it is started from a thread that
-/// lives as long as the test process.
+/// One moto per test process (the harness keeps it alive past the first test's thread).
 pub fn moto() -> &'static MotoServer {
-    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    STARTED.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = MotoServer::shared();
-            tx.send(()).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("moto failed to start");
-    });
     MotoServer::shared()
 }
 
