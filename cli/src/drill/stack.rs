@@ -247,7 +247,7 @@ impl LocalStack {
         }
         Ok(json!({
             "version": "0",
-            "id": uuid_like(),
+            "id": uuid::Uuid::new_v4().to_string(),
             "detail-type": "CloudWatch Alarm State Change",
             "source": "aws.cloudwatch",
             "account": "123456789012",
@@ -346,17 +346,6 @@ fn hidden_field(html: &str, name: &str) -> Option<String> {
 
 fn definition_path() -> std::path::PathBuf {
     rollback_moto::workspace_root().join("statemachine/rollback.asl.json")
-}
-
-fn uuid_like() -> String {
-    format!("{:032x}", rand_u128())
-}
-
-fn rand_u128() -> u128 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    t.as_nanos() ^ (std::process::id() as u128) << 64
 }
 
 /// CloudWatch, locally: the 5xx alarm follows the app's health, as the real metric would.
