@@ -235,6 +235,9 @@ pub fn restore_resolve(
                     snapshot_type: "manual".into(),
                     release: Some(RELEASE.into()),
                     data_loss: DataLossWindow::new(created, release_time.unwrap_or(cutoff)),
+                    method: Default::default(),
+                    restore_time: None,
+                    restorable_window: None,
                 }
             })
             .collect()

@@ -42,6 +42,35 @@ pub struct DatabaseRef {
     pub kind: DatabaseKind,
     /// DB instance identifier (`rds-instance`) or DB cluster identifier (clusters).
     pub id: String,
+    /// How the database goes back: `snapshot` (default: the pre-deploy or newest snapshot
+    /// before the cutoff) or `point-in-time` (RDS restores it to the cutoff itself).
+    #[serde(default, skip_serializing_if = "RestoreMethod::is_snapshot")]
+    pub restore: RestoreMethod,
+}
+
+/// How a plan database is restored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreMethod {
+    /// From a snapshot taken before the cutoff (a pre-deploy snapshot when there is one).
+    #[default]
+    Snapshot,
+    /// `RestoreDBInstanceToPointInTime` / `RestoreDBClusterToPointInTime` to the cutoff; needs
+    /// automated backups and the cutoff inside `[EarliestRestorableTime, LatestRestorableTime]`.
+    PointInTime,
+}
+
+impl RestoreMethod {
+    pub fn is_snapshot(&self) -> bool {
+        matches!(self, RestoreMethod::Snapshot)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreMethod::Snapshot => "snapshot",
+            RestoreMethod::PointInTime => "point-in-time",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -375,6 +404,7 @@ impl Plan {
                 errors.push(path, format!("database {:?} is listed twice", db.id));
             }
         }
+        self.validate_derived_names(&mut errors);
 
         check_len(&mut errors, "images", &self.images, MAX_IMAGES);
         let mut seen = HashSet::new();
@@ -447,6 +477,79 @@ impl Plan {
         self.validate_smoke(&mut errors);
         self.validate_policies(&mut errors);
         errors.into_result(())
+    }
+
+    /// The copies a rollback makes of each database (moved aside, restored, drill) are named
+    /// from its id (`ids::derived_identifier`); no two databases may share such a name, and no
+    /// database may be named like another's copy (a rollback would take one for the other).
+    fn validate_derived_names(&self, errors: &mut ValidationErrors) {
+        use crate::ids::{self, Derived};
+        // Invalid and repeated ids are reported above; a derived name needs a valid id.
+        let mut seen = HashSet::new();
+        let dbs: Vec<(usize, &DatabaseRef)> = self
+            .databases
+            .iter()
+            .enumerate()
+            .filter(|(_, db)| rules::RDS_IDENTIFIER.is_valid(&db.id))
+            .filter(|(_, db)| seen.insert(db.id.to_ascii_lowercase()))
+            .collect();
+        let rename = |db: &DatabaseRef| {
+            let noun = if db.kind.is_cluster() {
+                "cluster"
+            } else {
+                "instance"
+            };
+            format!(
+                "aws rds modify-db-{noun} --db-{noun}-identifier {} \
+                 --new-db-{noun}-identifier NEW-ID --apply-immediately",
+                db.id
+            )
+        };
+        for (n, &(j, b)) in dbs.iter().enumerate() {
+            let path = format!("databases[{j}].id");
+            for &(i, a) in &dbs[..n] {
+                for kind in Derived::ALL {
+                    let stem = ids::derived_stem(&b.id, kind);
+                    if stem.eq_ignore_ascii_case(&ids::derived_stem(&a.id, kind)) {
+                        errors.push(
+                            &path,
+                            format!(
+                                "its {} would be the same as that of databases[{i}] ({}): \
+                                 {stem}<execution>, so a rollback could take one database's \
+                                 copy for the other's. Give one of the two databases another \
+                                 identifier ({}) and update the plan",
+                                kind.describe(),
+                                a.id,
+                                rename(b)
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+            for &(i, a) in &dbs {
+                if i == j {
+                    continue;
+                }
+                if let Some(kind) = ids::named_like_copy_of(&b.id, &a.id) {
+                    errors.push(
+                        &path,
+                        format!(
+                            "{} is named like a copy a rollback makes of databases[{i}] ({}): \
+                             its {} {}<execution>, so a rollback could take this database for \
+                             its own copy. If it is left over from an earlier rollback, remove \
+                             it from the plan; if it is a database the service uses, give it \
+                             another identifier ({}) and update the plan",
+                            b.id,
+                            a.id,
+                            kind.describe(),
+                            ids::derived_stem(&a.id, kind),
+                            rename(b)
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     fn validate_smoke(&self, errors: &mut ValidationErrors) {

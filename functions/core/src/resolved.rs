@@ -5,20 +5,85 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::DatabaseKind;
+use crate::plan::{DatabaseKind, RestoreMethod};
 
-/// The snapshot one database would be restored from.
+/// The snapshot (or the point in time) one database would be restored to.
+///
+/// Point-in-time resolutions (`method: point-in-time`) have no snapshot: `snapshot_id` is the
+/// label `point-in-time:<restore time>`, `snapshot_created_at` is the restore time,
+/// `snapshot_type` is `point-in-time`, and `restore_time` / `restorable_window` say exactly
+/// what RDS is asked for and what it reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatabaseResolution {
     pub database: String,
     pub kind: DatabaseKind,
     pub snapshot_id: String,
     pub snapshot_created_at: DateTime<Utc>,
-    /// `manual` (pre-deploy snapshots) or `automated` (`rds:` daily snapshots).
+    /// `manual` (pre-deploy snapshots), `automated` (`rds:` daily snapshots) or
+    /// `point-in-time`.
     pub snapshot_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
     pub data_loss: DataLossWindow,
+    /// `snapshot` (default) or `point-in-time`.
+    #[serde(default, skip_serializing_if = "RestoreMethod::is_snapshot")]
+    pub method: RestoreMethod,
+    /// Point in time: the exact time the copy is restored to (the cutoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_time: Option<DateTime<Utc>>,
+    /// Point in time: the restorable window RDS reported when this was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restorable_window: Option<RestorableWindow>,
+}
+
+impl DatabaseResolution {
+    pub fn is_point_in_time(&self) -> bool {
+        self.method == RestoreMethod::PointInTime
+    }
+
+    /// `restore to point in time 2024-05-01 11:02:03 UTC` or `snapshot <id> (<type>, <time>)`.
+    pub fn describe_source(&self) -> String {
+        match (self.method, self.restore_time) {
+            (RestoreMethod::PointInTime, Some(at)) => format!(
+                "restore to point in time {}",
+                at.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+            ),
+            _ => format!(
+                "snapshot {} ({}, {})",
+                self.snapshot_id,
+                self.snapshot_type,
+                self.snapshot_created_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        }
+    }
+}
+
+/// `[EarliestRestorableTime, LatestRestorableTime]` as RDS reported it; `None` where RDS did
+/// not report that end (it is then unknown, not assumed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorableWindow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<DateTime<Utc>>,
+    /// Where the window came from and what is unknown, in plain words.
+    pub note: String,
+}
+
+impl RestorableWindow {
+    /// `2024-05-01 10:00:00 UTC to 2024-05-01 12:55:00 UTC`, with `unknown` for a missing end.
+    pub fn describe(&self) -> String {
+        let end = |t: Option<DateTime<Utc>>| {
+            t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        format!("{} to {}", end(self.earliest), end(self.latest))
+    }
+
+    /// True when `at` is certainly outside the window (a missing end does not refuse).
+    pub fn excludes(&self, at: DateTime<Utc>) -> bool {
+        self.earliest.is_some_and(|e| at < e) || self.latest.is_some_and(|l| at > l)
+    }
 }
 
 /// Writes made to the live database in this window are not in the snapshot.
@@ -47,6 +112,21 @@ impl DataLossWindow {
             seconds,
             summary,
         }
+    }
+}
+
+impl DataLossWindow {
+    /// A point-in-time restore keeps every write up to `restore_time`; later ones are lost.
+    pub fn point_in_time(restore_time: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        let mut w = DataLossWindow::new(restore_time, now);
+        w.summary = format!(
+            "writes from {} to {} ({}) are not in the copy restored to that point in time; the \
+             live database is backed up before the restore so they can be recovered by hand",
+            restore_time.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+            now.format("%Y-%m-%d %H:%M:%S UTC"),
+            human_duration(w.seconds)
+        );
+        w
     }
 }
 

@@ -116,6 +116,8 @@ fn explain_serde(message: &str) -> String {
         format!("{message}; remove it or fix its spelling")
     } else if message.starts_with("missing field") {
         format!("{message}; add it")
+    } else if message.starts_with("unknown variant") {
+        format!("{message}; use one of those values")
     } else {
         message
     }
