@@ -224,6 +224,9 @@ pub fn choose(
         snapshot_type: snapshot.snapshot_type.clone(),
         release: snapshot.tags.get(tags::RELEASE).cloned(),
         data_loss: DataLossWindow::new(created_at, criteria.now),
+        method: Default::default(),
+        restore_time: None,
+        restorable_window: None,
     };
     let skipped = if rejected.is_empty() {
         String::new()
@@ -335,6 +338,7 @@ mod tests {
         DatabaseRef {
             kind: DatabaseKind::RdsInstance,
             id: "db1".into(),
+            restore: Default::default(),
         }
     }
 
