@@ -254,6 +254,59 @@ fn alarm_event_becomes_an_alarm_trigger_with_a_dedup_name() {
     assert_eq!(again.dedup_execution_name(), request.dedup_execution_name());
 }
 
+/// Two 60-character ids sharing their first 50 characters are accepted: their derived names
+/// differ (a hash of the whole id replaces the cut tail).
+#[test]
+fn long_database_ids_sharing_a_prefix_are_accepted() {
+    let shared = format!("orders-{}", "x".repeat(43));
+    let mut plan = example();
+    plan["databases"][0]["id"] = json!(format!("{shared}-aaaaaaaaa"));
+    plan["databases"][1]["id"] = json!(format!("{shared}-bbbbbbbbb"));
+    plan["smoke"]["sql"] = json!([]);
+    Plan::from_value(plan).unwrap();
+}
+
+/// Derived names that would still collide are refused at the second database's id, with the
+/// fix: here the two ids' hashes collide (found by search), and a database named like another
+/// one's moved-aside copy.
+#[test]
+fn databases_whose_derived_names_collide_are_refused_with_the_path() {
+    let shared = format!("orders-{}", "x".repeat(43));
+    let mut plan = example();
+    // The first six hex digits of SHA-256 of these two ids are equal (a567d6).
+    plan["databases"][0]["id"] = json!(format!("{shared}-000003168"));
+    plan["databases"][1]["id"] = json!(format!("{shared}-000005117"));
+    plan["smoke"]["sql"] = json!([]);
+    let errors = errors_of(plan);
+    assert!(
+        errors.iter().any(|(p, m)| p == "databases[1].id"
+            && m.contains(
+                "moved-aside (pre-rollback) name would be the same as that of databases[0]"
+            )
+            && m.contains("aws rds modify-db-cluster --db-cluster-identifier")),
+        "{errors:?}"
+    );
+
+    let exec = rollback_core::ExecutionId::new("alarm-mint-replica-5xx-20240501T120000Z");
+    for name in [
+        rollback_core::ids::aside_identifier("mint-replica-db", &exec),
+        rollback_core::ids::restore_identifier("mint-replica-db", &exec, true),
+    ] {
+        assert_rejects(
+            |p| p["databases"][1]["id"] = json!(name),
+            "databases[1].id",
+            "is named like a copy a rollback makes of databases[0] (mint-replica-db)",
+        );
+    }
+    // The other way round: the copy listed first is reported too.
+    let aside = rollback_core::ids::aside_identifier("mint-replica-docs", &exec);
+    assert_rejects(
+        |p| p["databases"][0]["id"] = json!(aside),
+        "databases[0].id",
+        "remove it from the plan",
+    );
+}
+
 #[test]
 fn alarm_scope_comes_from_the_plan_and_manual_scope_from_the_request() {
     let policy = rollback_core::plan::TriggerPolicy {
