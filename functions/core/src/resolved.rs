@@ -66,6 +66,10 @@ pub struct RestorableWindow {
     pub earliest: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<DateTime<Utc>>,
+    /// When `earliest` is unknown: a time it is certainly not before (the database's creation,
+    /// or now minus its backup retention), so a cutoff before it is refused all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_bound: Option<DateTime<Utc>>,
     /// Where the window came from and what is unknown, in plain words.
     pub note: String,
 }
@@ -77,12 +81,23 @@ impl RestorableWindow {
             t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 .unwrap_or_else(|| "unknown".to_owned())
         };
-        format!("{} to {}", end(self.earliest), end(self.latest))
+        let start = match (self.earliest, self.earliest_bound) {
+            (None, Some(bound)) => format!(
+                "unknown (not before {})",
+                bound.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            (earliest, _) => end(earliest),
+        };
+        format!("{start} to {}", end(self.latest))
     }
 
-    /// True when `at` is certainly outside the window (a missing end does not refuse).
+    /// True when `at` is certainly outside the window (an unknown end refuses only what its
+    /// bound rules out).
     pub fn excludes(&self, at: DateTime<Utc>) -> bool {
-        self.earliest.is_some_and(|e| at < e) || self.latest.is_some_and(|l| at > l)
+        self.earliest
+            .or(self.earliest_bound)
+            .is_some_and(|e| at < e)
+            || self.latest.is_some_and(|l| at > l)
     }
 }
 

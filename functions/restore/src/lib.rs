@@ -5,6 +5,7 @@
 pub mod cleanup;
 pub mod db;
 pub mod resolve;
+pub mod resolve_pitr;
 pub mod start;
 pub mod status;
 pub mod swap;

@@ -1,4 +1,5 @@
 //! Lambda entry point: wires the runtime; the logic is in the library.
+#![recursion_limit = "256"]
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use rollback_restore::Clients;

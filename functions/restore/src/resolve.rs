@@ -278,8 +278,11 @@ pub async fn resolve(
     let mut notes = Vec::new();
     if in_scope {
         for db in databases {
-            let candidates = list_snapshots(rds, db).await?;
-            let (resolution, note) = choose(db, criteria, &candidates)?;
+            let (resolution, note) = if db.restore.is_snapshot() {
+                choose(db, criteria, &list_snapshots(rds, db).await?)?
+            } else {
+                crate::resolve_pitr::resolve_one(rds, db, criteria).await?
+            };
             tracing::info!(database = %db.id, snapshot = %resolution.snapshot_id, "resolved");
             resolved.push(resolution);
             notes.push(note);

@@ -1,7 +1,11 @@
-//! `start`: restore the approved snapshot beside the live database, with its settings.
+//! `start`: restore the approved snapshot (or point in time) beside the live database, with
+//! its settings (see [`settings`] for what is copied and how).
+
+pub mod settings;
 
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{ServerlessV2ScalingConfiguration, Tag};
+use chrono::{DateTime, Utc};
 use rollback_core::contract::restore::{StartedRestore, tags};
 use rollback_core::plan::{DatabaseKind, DatabaseRef};
 use rollback_core::resolved::DatabaseResolution;
@@ -9,6 +13,17 @@ use rollback_core::{ExecutionId, RollbackError, ids};
 
 use crate::db::{self, DbState, error_code};
 use crate::resolve::Candidate;
+use settings::{ClusterSettings, InstanceSettings, MemberSettings, merged_tags};
+
+/// Tag on a point-in-time copy: the exact time it was restored to (RFC 3339).
+pub const RESTORE_TIME_TAG: &str = "rollback:restore-time";
+
+/// What the copy is made from.
+#[derive(Debug, Clone, Copy)]
+enum RestoreFrom<'a> {
+    Snapshot(&'a str),
+    PointInTime(DateTime<Utc>),
+}
 
 /// What `start` needs besides the resolution.
 pub struct Target<'a> {
@@ -26,11 +41,16 @@ impl Target<'_> {
         if self.drill { "drill" } else { "restored" }
     }
 
-    /// True when `state` was created by this execution's restore (and is not someone's
-    /// database that happens to carry the name).
+    /// True when `state` was created by this execution's restore of this very database (and
+    /// is not someone's database that happens to carry the name, nor this execution's copy of
+    /// another plan database): execution, role and source (`rollback:source` = the plan
+    /// database id) tags all match. RDS identifiers are case-insensitive, so is the source.
     pub fn owns(&self, state: &DbState) -> bool {
         state.tag(tags::EXECUTION) == Some(self.execution.as_str())
             && state.tag(tags::ROLE) == Some(self.role())
+            && state
+                .tag(tags::SOURCE)
+                .is_some_and(|source| source.eq_ignore_ascii_case(&self.db.id))
     }
 }
 
@@ -78,31 +98,64 @@ pub async fn start_one(
         return Ok(report(current.status, Vec::new(), false, db.id.clone()));
     }
 
-    check_snapshot(rds, db, resolution).await?;
-    let source = db::describe(rds, db.kind, &db.id).await?.ok_or_else(|| {
+    let from = if resolution.is_point_in_time() {
+        let at = resolution.restore_time.ok_or_else(|| {
+            RollbackError::InvalidInput(format!(
+                "resolved: {} is a point-in-time resolution without restore_time; pass the \
+                 databases resolve returned, unchanged",
+                db.id
+            ))
+        })?;
+        // No snapshot to re-check: the time must still be restorable (RDS may have aged it
+        // out of the retention since the approval).
+        let window = crate::resolve_pitr::window(rds, db, Utc::now()).await?;
+        crate::resolve_pitr::check(db, at, &window, "the approved restore time")?;
+        RestoreFrom::PointInTime(at)
+    } else {
+        check_snapshot(rds, db, resolution).await?;
+        RestoreFrom::Snapshot(&resolution.snapshot_id)
+    };
+    let missing = || {
         RollbackError::RestoreFailed(format!(
-            "{} ({}) no longer exists, so its settings (class, subnet group, security groups, \
-             parameter group) cannot be copied; nothing was restored",
+            "{} ({}) no longer exists, so its settings (class, network, parameter groups, \
+             storage, monitoring, tags) cannot be copied; nothing was restored",
             db.id,
             db.kind.as_str()
         ))
-    })?;
+    };
 
     let mut tags = vec![
         db::tag(tags::EXECUTION, target.execution.as_str()),
         db::tag(tags::ROLE, target.role()),
         db::tag(tags::SOURCE, &db.id),
-        db::tag(tags::SNAPSHOT, &resolution.snapshot_id),
     ];
+    match from {
+        RestoreFrom::Snapshot(id) => tags.push(db::tag(tags::SNAPSHOT, id)),
+        RestoreFrom::PointInTime(at) => tags.push(db::tag(
+            RESTORE_TIME_TAG,
+            &at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )),
+    }
     if db.kind.is_cluster() {
-        let members = planned_members(rds, target, &source).await?;
+        let source = settings::describe_cluster(rds, &db.id)
+            .await?
+            .ok_or_else(missing)?;
+        let member_ids: Vec<String> = DbState::from(&source).members;
+        let cluster = ClusterSettings::of(&source, db.kind, target.drill);
+        let members = planned_members(rds, target, &db.id, &member_ids).await?;
         tags.push(db::tag(tags::INSTANCES, &members.len().to_string()));
-        let state = restore_cluster(rds, target, &target_id, resolution, &source, tags).await?;
+        let tags = merged_tags(&cluster.source_tags, tags);
+        let state = restore_cluster(rds, target, &target_id, from, &cluster, tags).await?;
         let instances = ensure_members(rds, target, &state, Some(members)).await?;
         tracing::info!(database = %db.id, target = %target_id, "cluster restore started");
         Ok(report(state.status, instances, true, target_id))
     } else {
-        let state = restore_instance(rds, target, &target_id, resolution, &source, tags).await?;
+        let source = settings::describe_instance(rds, &db.id)
+            .await?
+            .ok_or_else(missing)?;
+        let wanted = InstanceSettings::of(&source, target.drill);
+        let tags = merged_tags(&wanted.source_tags, tags);
+        let state = restore_instance(rds, target, &target_id, from, &wanted, tags).await?;
         tracing::info!(database = %db.id, target = %target_id, "instance restore started");
         Ok(report(state.status, Vec::new(), true, target_id))
     }
@@ -139,41 +192,48 @@ async fn restore_instance(
     rds: &Client,
     target: &Target<'_>,
     target_id: &str,
-    resolution: &DatabaseResolution,
-    source: &DbState,
+    from: RestoreFrom<'_>,
+    wanted: &InstanceSettings,
     tags: Vec<Tag>,
 ) -> Result<DbState, RollbackError> {
-    let out = rds
-        .restore_db_instance_from_db_snapshot()
-        .db_instance_identifier(target_id)
-        .db_snapshot_identifier(&resolution.snapshot_id)
-        .set_db_instance_class(source.class.clone())
-        .set_db_subnet_group_name(source.subnet_group.clone())
-        .set_vpc_security_group_ids(non_empty(&source.security_groups))
-        .set_db_parameter_group_name(source.parameter_group.clone())
-        .set_multi_az(if target.drill {
-            Some(false)
-        } else {
-            source.multi_az
-        })
-        .set_port(source.port)
-        // The restored copy becomes production; a drill's scratch copy must stay deletable.
-        .set_deletion_protection(if target.drill {
-            Some(false)
-        } else {
-            source.deletion_protection
-        })
-        .set_tags(Some(tags))
-        .send()
-        .await;
+    let (operation, out) = match from {
+        RestoreFrom::Snapshot(snapshot) => {
+            let call = rds
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(target_id)
+                .db_snapshot_identifier(snapshot);
+            let out = settings::apply_instance_settings!(call, wanted)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|o| o.db_instance().map(DbState::from).unwrap_or_default());
+            (
+                "RestoreDBInstanceFromDBSnapshot",
+                out.map_err(Restore::from),
+            )
+        }
+        RestoreFrom::PointInTime(at) => {
+            let call = rds
+                .restore_db_instance_to_point_in_time()
+                .source_db_instance_identifier(&target.db.id)
+                .target_db_instance_identifier(target_id)
+                .restore_time(smithy_time(at));
+            let out = settings::apply_instance_settings!(call, wanted)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|o| o.db_instance().map(DbState::from).unwrap_or_default());
+            ("RestoreDBInstanceToPointInTime", out.map_err(Restore::from))
+        }
+    };
     match out {
-        Ok(out) => Ok(out.db_instance().map(DbState::from).unwrap_or_default()),
-        Err(e) if error_code(&e) == Some("DBInstanceAlreadyExists") => {
+        Ok(state) => Ok(state),
+        Err(e) if e.code.as_deref() == Some("DBInstanceAlreadyExists") => {
             db::instance(rds, target_id).await?.ok_or_else(|| {
                 RollbackError::RestoreFailed(format!("{target_id} exists but is not listed; retry"))
             })
         }
-        Err(e) => Err(restore_error("RestoreDBInstanceFromDBSnapshot", e)),
+        Err(e) => Err(restore_error(operation, e.error)),
     }
 }
 
@@ -181,63 +241,106 @@ async fn restore_cluster(
     rds: &Client,
     target: &Target<'_>,
     target_id: &str,
-    resolution: &DatabaseResolution,
-    source: &DbState,
+    from: RestoreFrom<'_>,
+    wanted: &ClusterSettings,
     tags: Vec<Tag>,
 ) -> Result<DbState, RollbackError> {
-    let engine = source
-        .engine
-        .clone()
-        .unwrap_or_else(|| match target.db.kind {
-            DatabaseKind::DocdbCluster => "docdb".to_owned(),
-            _ => "aurora-postgresql".to_owned(),
-        });
-    let out = rds
-        .restore_db_cluster_from_snapshot()
-        .db_cluster_identifier(target_id)
-        .snapshot_identifier(&resolution.snapshot_id)
-        .engine(engine)
-        .set_engine_version(source.engine_version.clone())
-        .set_db_subnet_group_name(source.subnet_group.clone())
-        .set_vpc_security_group_ids(non_empty(&source.security_groups))
-        .set_db_cluster_parameter_group_name(source.parameter_group.clone())
-        .set_port(source.port)
-        .set_deletion_protection(if target.drill {
-            Some(false)
-        } else {
-            source.deletion_protection
-        })
-        .set_serverless_v2_scaling_configuration(source.serverless_v2.map(|(min, max)| {
-            ServerlessV2ScalingConfiguration::builder()
-                .min_capacity(min)
-                .max_capacity(max)
-                .build()
-        }))
-        .set_tags(Some(tags))
-        .send()
-        .await;
+    let serverless = wanted.serverless_v2.map(|(min, max)| {
+        ServerlessV2ScalingConfiguration::builder()
+            .min_capacity(min)
+            .max_capacity(max)
+            .build()
+    });
+    let (operation, out) = match from {
+        RestoreFrom::Snapshot(snapshot) => {
+            let engine = wanted
+                .engine
+                .clone()
+                .unwrap_or_else(|| match target.db.kind {
+                    DatabaseKind::DocdbCluster => "docdb".to_owned(),
+                    _ => "aurora-postgresql".to_owned(),
+                });
+            // No KMS key: the copy keeps the snapshot's key (see `settings`).
+            let call = rds
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(target_id)
+                .snapshot_identifier(snapshot)
+                .engine(engine)
+                .set_engine_version(wanted.engine_version.clone());
+            let out = settings::apply_cluster_settings!(call, wanted)
+                .set_serverless_v2_scaling_configuration(serverless)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|o| o.db_cluster().map(DbState::from).unwrap_or_default());
+            ("RestoreDBClusterFromSnapshot", out.map_err(Restore::from))
+        }
+        RestoreFrom::PointInTime(at) => {
+            // A full copy, never copy-on-write: the copy must not share storage with the
+            // database it replaces.
+            let call = rds
+                .restore_db_cluster_to_point_in_time()
+                .db_cluster_identifier(target_id)
+                .source_db_cluster_identifier(&target.db.id)
+                .restore_type("full-copy")
+                .restore_to_time(smithy_time(at))
+                .set_kms_key_id(wanted.kms_key.clone());
+            let out = settings::apply_cluster_settings!(call, wanted)
+                .set_serverless_v2_scaling_configuration(serverless)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|o| o.db_cluster().map(DbState::from).unwrap_or_default());
+            ("RestoreDBClusterToPointInTime", out.map_err(Restore::from))
+        }
+    };
     match out {
-        Ok(out) => Ok(out.db_cluster().map(DbState::from).unwrap_or_default()),
-        Err(e) if error_code(&e) == Some("DBClusterAlreadyExistsFault") => {
+        Ok(state) => Ok(state),
+        Err(e) if e.code.as_deref() == Some("DBClusterAlreadyExistsFault") => {
             db::cluster(rds, target_id).await?.ok_or_else(|| {
                 RollbackError::RestoreFailed(format!("{target_id} exists but is not listed; retry"))
             })
         }
-        Err(e) => Err(restore_error("RestoreDBClusterFromSnapshot", e)),
+        Err(e) => Err(restore_error(operation, e.error)),
     }
 }
 
-/// Class and instance parameter group of each instance the restored cluster gets: the source's
-/// members, writer first (a drill creates only the writer).
+fn smithy_time(at: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(at.timestamp(), at.timestamp_subsec_nanos())
+}
+
+/// A failed restore call: its error code (to recognise "already exists") and the error.
+struct Restore {
+    code: Option<String>,
+    error: RollbackError,
+}
+
+impl<E, R> From<aws_sdk_rds::error::SdkError<E, R>> for Restore
+where
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    fn from(e: aws_sdk_rds::error::SdkError<E, R>) -> Self {
+        Restore {
+            code: error_code(&e).map(str::to_owned),
+            error: RollbackError::from_sdk("restore", e),
+        }
+    }
+}
+
+/// The settings of each instance the restored cluster gets: the source's members, writer first
+/// (a drill creates only the writer).
 async fn planned_members(
     rds: &Client,
     target: &Target<'_>,
-    source: &DbState,
-) -> Result<Vec<DbState>, RollbackError> {
+    source_id: &str,
+    member_ids: &[String],
+) -> Result<Vec<MemberSettings>, RollbackError> {
+    let docdb = target.db.kind == DatabaseKind::DocdbCluster;
     let mut members = Vec::new();
-    for id in &source.members {
-        if let Some(member) = db::instance(rds, id).await? {
-            members.push(member);
+    for id in member_ids {
+        if let Some(member) = settings::describe_instance(rds, id).await? {
+            members.push(MemberSettings::of(&member, docdb));
         }
         if target.drill {
             break;
@@ -245,8 +348,8 @@ async fn planned_members(
     }
     if members.is_empty() {
         return Err(RollbackError::RestoreFailed(format!(
-            "cluster {} has no instances to copy the instance class from; nothing was restored",
-            source.id
+            "cluster {source_id} has no instances to copy the instance class from; nothing was \
+             restored"
         )));
     }
     Ok(members)
@@ -259,7 +362,7 @@ async fn ensure_members(
     rds: &Client,
     target: &Target<'_>,
     cluster: &DbState,
-    planned: Option<Vec<DbState>>,
+    planned: Option<Vec<MemberSettings>>,
 ) -> Result<Vec<String>, RollbackError> {
     let planned = match planned {
         Some(p) => p,
@@ -269,7 +372,7 @@ async fn ensure_members(
                 .tag(tags::INSTANCES)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
-            let mut p = planned_members(rds, target, &source)
+            let mut p = planned_members(rds, target, &source.id, &source.members)
                 .await
                 .unwrap_or_default();
             p.truncate(count);
@@ -277,58 +380,65 @@ async fn ensure_members(
         }
     };
     let ids = db::member_ids(&cluster.id, planned.len());
-    let docdb = target.db.kind == DatabaseKind::DocdbCluster;
     for (id, member) in ids.iter().zip(&planned) {
         if db::instance(rds, id).await?.is_some() {
             continue;
         }
         let engine = cluster.engine.clone().or_else(|| member.engine.clone());
+        let ours = vec![
+            db::tag(tags::EXECUTION, target.execution.as_str()),
+            db::tag(tags::ROLE, target.role()),
+            db::tag(tags::SOURCE, &target.db.id),
+        ];
+        let insights = &member.insights;
         let result = rds
             .create_db_instance()
             .db_instance_identifier(id)
             .db_cluster_identifier(&cluster.id)
             .set_engine(engine)
             .set_db_instance_class(member.class.clone())
-            // DocumentDB instances take no DB parameter group (the cluster's applies).
-            .set_db_parameter_group_name(if docdb {
-                None
-            } else {
-                member.parameter_group.clone()
-            })
-            .set_tags(Some(vec![
-                db::tag(tags::EXECUTION, target.execution.as_str()),
-                db::tag(tags::ROLE, target.role()),
-                db::tag(tags::SOURCE, &target.db.id),
-            ]))
+            .set_db_parameter_group_name(member.parameter_group.clone())
+            .set_ca_certificate_identifier(member.ca_certificate.clone())
+            .set_preferred_maintenance_window(member.maintenance_window.clone())
+            .set_auto_minor_version_upgrade(member.auto_minor_version_upgrade)
+            .set_promotion_tier(member.promotion_tier)
+            .set_publicly_accessible(member.publicly_accessible)
+            .set_enable_performance_insights(insights.performance_insights)
+            .set_performance_insights_kms_key_id(insights.performance_insights_kms_key.clone())
+            .set_performance_insights_retention_period(insights.performance_insights_retention)
+            .set_monitoring_interval(insights.monitoring_interval)
+            .set_monitoring_role_arn(insights.monitoring_role.clone())
+            .set_tags(Some(merged_tags(&member.source_tags, ours)))
             .send()
             .await;
         match result {
             Ok(_) => {}
             Err(e) if error_code(&e) == Some("DBInstanceAlreadyExists") => {}
-            Err(e) => return Err(restore_error("CreateDBInstance", e)),
+            Err(e) => {
+                return Err(restore_error(
+                    "CreateDBInstance",
+                    RollbackError::from_sdk("CreateDBInstance", e),
+                ));
+            }
         }
     }
     Ok(ids)
 }
 
-fn non_empty(list: &[String]) -> Option<Vec<String>> {
-    (!list.is_empty()).then(|| list.to_vec())
-}
-
 /// Throttling and 5xx stay retryable; anything else means this restore cannot go ahead.
-fn restore_error<E, R>(operation: &str, err: aws_sdk_rds::error::SdkError<E, R>) -> RollbackError
-where
-    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match RollbackError::from_sdk(operation, err) {
-        RollbackError::Aws {
-            operation,
-            code,
-            message,
-        } => RollbackError::RestoreFailed(format!(
+fn restore_error(operation: &str, err: RollbackError) -> RollbackError {
+    match err {
+        RollbackError::Aws { code, message, .. } => RollbackError::RestoreFailed(format!(
             "{operation} failed: {code}: {message}; the live database is untouched"
         )),
+        RollbackError::Throttled { message, .. } => RollbackError::Throttled {
+            operation: operation.to_owned(),
+            message,
+        },
+        RollbackError::Transient { message, .. } => RollbackError::Transient {
+            operation: operation.to_owned(),
+            message,
+        },
         other => other,
     }
 }

@@ -61,6 +61,16 @@ pub async fn status_one(rds: &Client, target: &Target<'_>) -> Result<TargetStatu
             instances.push(InstanceStatus { id, status });
         }
     }
+    // Settings only ModifyDB* takes (maintenance window, Performance Insights, monitoring;
+    // DocumentDB backups) are applied once the copy is available, before the swap.
+    let mut state = state;
+    if !swapped && state.is_available() {
+        let applying =
+            crate::start::settings::converge(rds, db.kind, &db.id, &state.id, target.drill).await?;
+        if !applying.is_empty() {
+            state.status = "modifying".to_owned();
+        }
+    }
     let available = state.is_available()
         && (!db.kind.is_cluster() || !instances.is_empty())
         && instances.iter().all(|i| i.status == "available");
