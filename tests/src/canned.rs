@@ -238,6 +238,7 @@ pub fn restore_resolve(
                     method: Default::default(),
                     restore_time: None,
                     restorable_window: None,
+                    read_replicas: Vec::new(),
                 }
             })
             .collect()

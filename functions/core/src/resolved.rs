@@ -34,6 +34,13 @@ pub struct DatabaseResolution {
     /// Point in time: the restorable window RDS reported when this was resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restorable_window: Option<RestorableWindow>,
+    /// Read replicas of the live database when this was resolved: instance ids
+    /// (`ReadReplicaDBInstanceIdentifiers`), and cluster ids or ARNs of replica clusters
+    /// (`ReadReplicaDBClusterIdentifiers`; clusters: `ReadReplicaIdentifiers`, cross-region).
+    /// They stay attached to the database moved aside and do not follow the restored copy;
+    /// the approval email says what the operator must do (recreating them is not automated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_replicas: Vec<String>,
 }
 
 impl DatabaseResolution {

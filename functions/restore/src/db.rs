@@ -197,20 +197,13 @@ pub fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
-/// Instance ids of a restored cluster: `<target>-1` … `<target>-n`, cut to fit 63 characters.
+/// Instance ids of a restored cluster: `<target>-1` … `<target>-n`. When that does not fit 63
+/// characters, the target is cut and a hash of the whole target replaces its tail
+/// (`ids::with_suffix`), so the members of distinct targets (other databases, other
+/// executions) never share an id.
 pub fn member_ids(target: &str, count: usize) -> Vec<String> {
     (1..=count)
-        .map(|n| {
-            let suffix = format!("-{n}");
-            let mut head: String = target
-                .chars()
-                .take(rollback_core::ids::RDS_IDENTIFIER_MAX - suffix.len())
-                .collect();
-            while head.ends_with('-') {
-                head.pop();
-            }
-            format!("{head}{suffix}")
-        })
+        .map(|n| rollback_core::ids::with_suffix(target, &format!("-{n}")))
         .collect()
 }
 
@@ -227,12 +220,35 @@ mod tests {
         for id in &ids {
             assert!(RDS_IDENTIFIER.is_valid(id), "{id}");
         }
-        let mut unique = ids.clone();
-        unique.dedup();
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), 12);
         assert_eq!(
             member_ids("db-restored-1a2b", 1),
             vec!["db-restored-1a2b-1"]
         );
+    }
+
+    /// Two 60-character database ids sharing 50 characters: the restored and drill copies of
+    /// each, in two executions, give members that are all distinct, valid identifiers.
+    #[test]
+    fn members_of_long_targets_never_collide() {
+        use rollback_core::ExecutionId;
+        use rollback_core::ids::restore_identifier;
+        let shared = format!("orders-{}", "x".repeat(43));
+        let mut all = std::collections::BTreeSet::new();
+        let mut count = 0;
+        for db in [format!("{shared}-aaaaaaaaa"), format!("{shared}-bbbbbbbbb")] {
+            for exec in ["exec-1", "exec-2"] {
+                for drill in [false, true] {
+                    let target = restore_identifier(&db, &ExecutionId::new(exec), drill);
+                    for id in member_ids(&target, 3) {
+                        assert!(RDS_IDENTIFIER.is_valid(&id), "{id}");
+                        all.insert(id);
+                        count += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(all.len(), count, "{all:#?}");
     }
 }

@@ -19,7 +19,8 @@ pub struct Candidate {
     pub source: String,
     pub status: String,
     pub created_at: Option<DateTime<Utc>>,
-    /// `manual`, `automated`, `shared`, `public`, `awsbackup`.
+    /// `manual`, `automated`, `shared`, `public`, `awsbackup` (a recovery point AWS Backup
+    /// made: see [`is_aws_backup`]).
     pub snapshot_type: String,
     pub tags: BTreeMap<String, String>,
 }
@@ -39,7 +40,8 @@ fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
-/// Every manual and automated snapshot RDS lists for the database.
+/// Every manual and automated snapshot RDS lists for the database, and (instances) the
+/// recovery points AWS Backup made of it.
 pub async fn list_snapshots(
     rds: &Client,
     db: &DatabaseRef,
@@ -72,28 +74,74 @@ pub async fn list_snapshots(
             }));
         }
     } else {
-        let mut pages = rds
-            .describe_db_snapshots()
-            .db_instance_identifier(&db.id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(page) => page,
-                Err(e) if error_code(&e) == Some("DBSnapshotNotFound") => break,
-                Err(e) => return Err(RollbackError::from_sdk("DescribeDBSnapshots", e)),
-            };
-            out.extend(page.db_snapshots().iter().map(|s| Candidate {
-                id: s.db_snapshot_identifier().unwrap_or_default().to_owned(),
-                source: s.db_instance_identifier().unwrap_or_default().to_owned(),
-                status: s.status().unwrap_or("unknown").to_owned(),
-                created_at: s.snapshot_create_time().and_then(to_chrono),
-                snapshot_type: s.snapshot_type().unwrap_or("unknown").to_owned(),
-                tags: tags_of(s.tag_list()),
-            }));
+        // Without a SnapshotType, DescribeDBSnapshots lists manual and automated snapshots
+        // only; the snapshots AWS Backup manages (`awsbackup:job-…`) need SnapshotType
+        // `awsbackup`. (Aurora recovery points are cluster snapshots with `awsbackup:` ids,
+        // listed above.)
+        for snapshot_type in [None, Some("awsbackup")] {
+            let mut pages = rds
+                .describe_db_snapshots()
+                .db_instance_identifier(&db.id)
+                .set_snapshot_type(snapshot_type.map(str::to_owned))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) if error_code(&e) == Some("DBSnapshotNotFound") => break,
+                    Err(e) => return Err(RollbackError::from_sdk("DescribeDBSnapshots", e)),
+                };
+                for s in page.db_snapshots() {
+                    let id = s.db_snapshot_identifier().unwrap_or_default();
+                    if out.iter().any(|c: &Candidate| c.id == id) {
+                        continue;
+                    }
+                    out.push(Candidate {
+                        id: id.to_owned(),
+                        source: s.db_instance_identifier().unwrap_or_default().to_owned(),
+                        status: s.status().unwrap_or("unknown").to_owned(),
+                        created_at: s.snapshot_create_time().and_then(to_chrono),
+                        snapshot_type: s.snapshot_type().unwrap_or("unknown").to_owned(),
+                        tags: tags_of(s.tag_list()),
+                    });
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// A recovery point AWS Backup made: RDS lists it with SnapshotType `awsbackup` and an id
+/// `awsbackup:job-…` (Aurora cluster recovery points carry the id only). It restores like any
+/// snapshot of the account (RestoreDBInstanceFromDBSnapshot / RestoreDBClusterFromSnapshot
+/// with its identifier; only snapshots shared from another account need the ARN).
+pub fn is_aws_backup(c: &Candidate) -> bool {
+    c.snapshot_type == "awsbackup" || c.id.starts_with("awsbackup:")
+}
+
+/// `an AWS Backup recovery point`, `a manual snapshot`.
+fn with_article(words: &str) -> String {
+    let article = if words.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {words}")
+}
+
+/// What kind of snapshot `c` is, in plain words.
+pub fn kind_words(c: &Candidate) -> &'static str {
+    if is_aws_backup(c) {
+        "AWS Backup recovery point"
+    } else {
+        match c.snapshot_type.as_str() {
+            "automated" => "automated RDS snapshot",
+            "manual" => "manual snapshot",
+            "shared" => "snapshot shared from another account",
+            "public" => "public snapshot",
+            _ => "snapshot",
+        }
+    }
 }
 
 /// What the choice needs to know besides the snapshots.
@@ -108,11 +156,14 @@ pub struct Criteria<'a> {
 
 /// Picks the snapshot for one database, or explains why none qualifies.
 ///
-/// Eligible: of this database, `available`, created before the cutoff, manual or automated,
-/// and not a `pre-rollback` backup (that holds the state being rolled back). Among those, a
-/// pre-deploy snapshot tagged for this service is preferred (it was taken right before a
-/// release, by the pipeline, for exactly this purpose; with `request.release`, the one of that
-/// release); otherwise the newest eligible snapshot, automated (`rds:…`) or manual.
+/// Eligible: of this database, `available`, created before the cutoff, manual, automated or
+/// an AWS Backup recovery point, and not a `pre-rollback` backup (that holds the state being
+/// rolled back). Among those, a pre-deploy snapshot tagged for this service is preferred (it
+/// was taken right before a release, by the pipeline, for exactly this purpose; with
+/// `request.release`, the one of that release); otherwise the newest eligible snapshot,
+/// automated (`rds:…`), AWS Backup (`awsbackup:…`) or manual. The resolution's
+/// `snapshot_type` is `awsbackup` for an AWS Backup recovery point; the note says the kind in
+/// words.
 pub fn choose(
     db: &DatabaseRef,
     criteria: &Criteria<'_>,
@@ -125,7 +176,7 @@ pub fn choose(
             Some("of another database".to_owned())
         } else if c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-rollback") {
             Some("a pre-rollback backup (the state being rolled back)".to_owned())
-        } else if !matches!(c.snapshot_type.as_str(), "manual" | "automated") {
+        } else if !is_aws_backup(c) && !matches!(c.snapshot_type.as_str(), "manual" | "automated") {
             Some(format!("of type {}", c.snapshot_type))
         } else if c.status != "available" {
             Some(format!("not available (status {})", c.status))
@@ -146,6 +197,7 @@ pub fn choose(
 
     let is_pre_deploy = |c: &Candidate| {
         c.snapshot_type == "manual"
+            && !is_aws_backup(c)
             && c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-deploy")
             && c.tags.get(tags::SERVICE).map(String::as_str) == Some(criteria.service)
     };
@@ -189,9 +241,9 @@ pub fn choose(
             found,
             "fallback",
             format!(
-                "no pre-deploy snapshot of this database qualifies, so the newest {} snapshot \
-             before the cutoff",
-                found.0.snapshot_type
+                "no pre-deploy snapshot of this database qualifies, so the newest snapshot \
+                 before the cutoff, {}",
+                with_article(kind_words(found.0))
             ),
         )
     } else {
@@ -221,12 +273,17 @@ pub fn choose(
         kind: db.kind,
         snapshot_id: snapshot.id.clone(),
         snapshot_created_at: created_at,
-        snapshot_type: snapshot.snapshot_type.clone(),
+        snapshot_type: if is_aws_backup(snapshot) {
+            "awsbackup".to_owned()
+        } else {
+            snapshot.snapshot_type.clone()
+        },
         release: snapshot.tags.get(tags::RELEASE).cloned(),
         data_loss: DataLossWindow::new(created_at, criteria.now),
         method: Default::default(),
         restore_time: None,
         restorable_window: None,
+        read_replicas: Vec::new(),
     };
     let skipped = if rejected.is_empty() {
         String::new()
@@ -247,7 +304,7 @@ pub fn choose(
         explanation: format!(
             "{} ({}, {}): {why}{skipped}",
             snapshot.id,
-            snapshot.snapshot_type,
+            kind_words(snapshot),
             created_at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
     };
@@ -267,6 +324,49 @@ fn cutoff_words(source: CutoffSource) -> &'static str {
     }
 }
 
+/// The read replicas of the live database, as RDS lists them now: an instance's replica
+/// instances (`ReadReplicaDBInstanceIdentifiers`) and replica clusters
+/// (`ReadReplicaDBClusterIdentifiers`), a cluster's replica clusters (`ReadReplicaIdentifiers`,
+/// usually cross-region ARNs). None when the database does not exist.
+pub async fn read_replicas(rds: &Client, db: &DatabaseRef) -> Result<Vec<String>, RollbackError> {
+    let mut out: Vec<String> = Vec::new();
+    if db.kind.is_cluster() {
+        match rds
+            .describe_db_clusters()
+            .db_cluster_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(found) => {
+                for c in found.db_clusters() {
+                    out.extend(c.read_replica_identifiers().iter().cloned());
+                }
+            }
+            Err(e) if error_code(&e) == Some("DBClusterNotFoundFault") => {}
+            Err(e) => return Err(RollbackError::from_sdk("DescribeDBClusters", e)),
+        }
+    } else {
+        match rds
+            .describe_db_instances()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(found) => {
+                for i in found.db_instances() {
+                    out.extend(i.read_replica_db_instance_identifiers().iter().cloned());
+                    out.extend(i.read_replica_db_cluster_identifiers().iter().cloned());
+                }
+            }
+            Err(e) if error_code(&e) == Some("DBInstanceNotFound") => {}
+            Err(e) => return Err(RollbackError::from_sdk("DescribeDBInstances", e)),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Resolves every plan database (none when the scope leaves databases alone).
 pub async fn resolve(
     rds: &Client,
@@ -278,11 +378,19 @@ pub async fn resolve(
     let mut notes = Vec::new();
     if in_scope {
         for db in databases {
-            let (resolution, note) = if db.restore.is_snapshot() {
+            let (mut resolution, mut note) = if db.restore.is_snapshot() {
                 choose(db, criteria, &list_snapshots(rds, db).await?)?
             } else {
                 crate::resolve_pitr::resolve_one(rds, db, criteria).await?
             };
+            resolution.read_replicas = read_replicas(rds, db).await?;
+            if !resolution.read_replicas.is_empty() {
+                note.explanation.push_str(&format!(
+                    "; read replicas {}: they stay attached to the database moved aside and do \
+                     not follow the restored copy (recreating them is not automated)",
+                    resolution.read_replicas.join(", ")
+                ));
+            }
             tracing::info!(database = %db.id, snapshot = %resolution.snapshot_id, "resolved");
             resolved.push(resolution);
             notes.push(note);
@@ -481,6 +589,84 @@ mod tests {
         assert_eq!(note.source, "fallback");
         assert!(
             note.explanation.contains("pre-rollback backup"),
+            "{}",
+            note.explanation
+        );
+    }
+
+    /// AWS Backup recovery points qualify: the newest snapshot before the cutoff wins when no
+    /// pre-deploy snapshot qualifies, and the resolution and note say what it is. A pre-deploy
+    /// snapshot still wins over a newer recovery point.
+    #[test]
+    fn an_aws_backup_recovery_point_is_chosen_and_named() {
+        let job = "awsbackup:job-be59cf2a-2343-4402-bd8b-226993d23453";
+        let mut list = vec![
+            snap(
+                "rds:db1-2024-05-01-03-00",
+                "db1",
+                "available",
+                "2024-05-01T03:00:00Z",
+                "automated",
+                &[],
+            ),
+            snap(
+                job,
+                "db1",
+                "available",
+                "2024-05-01T11:00:00Z",
+                "awsbackup",
+                &[],
+            ),
+            snap(
+                "awsbackup:job-late",
+                "db1",
+                "available",
+                "2024-05-01T12:10:00Z",
+                "awsbackup",
+                &[],
+            ),
+        ];
+        let (r, note) = choose(&db(), &criteria(None), &list).unwrap();
+        assert_eq!(r.snapshot_id, job);
+        assert_eq!(r.snapshot_type, "awsbackup");
+        assert_eq!(note.source, "fallback");
+        assert!(
+            note.explanation.starts_with(&format!(
+                "{job} (AWS Backup recovery point, 2024-05-01 11:00:00 UTC): no pre-deploy \
+                 snapshot of this database qualifies, so the newest snapshot before the cutoff, \
+                 an AWS Backup recovery point"
+            )),
+            "{}",
+            note.explanation
+        );
+        // An Aurora recovery point listed without the awsbackup type is recognised by its id.
+        let cluster_point = snap(
+            job,
+            "db1",
+            "available",
+            "2024-05-01T11:00:00Z",
+            "manual",
+            PRE,
+        );
+        let (r, _) = choose(&db(), &criteria(None), &[cluster_point]).unwrap();
+        assert_eq!(
+            r.snapshot_type, "awsbackup",
+            "not taken for a pre-deploy snapshot"
+        );
+
+        list.push(snap(
+            "pre",
+            "db1",
+            "available",
+            "2024-05-01T10:00:00Z",
+            "manual",
+            PRE,
+        ));
+        let (r, note) = choose(&db(), &criteria(None), &list).unwrap();
+        assert_eq!(r.snapshot_id, "pre");
+        assert_eq!(note.source, "pre-deploy");
+        assert!(
+            note.explanation.contains("(manual snapshot, "),
             "{}",
             note.explanation
         );

@@ -51,13 +51,20 @@ fn exec() -> ExecutionId {
     ExecutionId::new(EXEC)
 }
 
+/// The tags `start` puts on this execution's restored copy of `db1`.
 fn owned_tags() -> Vec<Tag> {
+    copy_tags("db1")
+}
+
+/// The tags of this execution's restored copy of `source`.
+fn copy_tags(source: &str) -> Vec<Tag> {
     vec![
         Tag::builder().key("rollback:execution").value(EXEC).build(),
         Tag::builder()
             .key("rollback:role")
             .value("restored")
             .build(),
+        Tag::builder().key("rollback:source").value(source).build(),
     ]
 }
 
@@ -166,7 +173,8 @@ async fn resolve_skips_a_snapshot_still_creating() {
             ))
             .build()
     });
-    let c = clients(&[&list]);
+    let live = describe_instance("db1").then_output(|| instance("db1", "available", vec![]));
+    let c = clients(&[&list, &live]);
     let out: ResolveOutput = serde_json::from_value(
         handle(
             &c,
@@ -492,4 +500,171 @@ async fn documentdb_restore_uses_the_cluster_api() {
     .unwrap();
     assert_eq!((restore.num_calls(), create.num_calls()), (1, 1));
     assert_eq!(out.databases[0].instances, [member]);
+}
+
+/// A copy made by this execution of another plan database is not this database's copy, even
+/// under the same name (the names of cut ids used to collide): `owns` checks the source tag.
+#[test]
+fn a_copy_of_another_database_is_not_owned() {
+    use rollback_core::plan::{DatabaseKind, DatabaseRef};
+    use rollback_restore::db::DbState;
+    use rollback_restore::start::Target;
+    let db = DatabaseRef {
+        kind: DatabaseKind::RdsInstance,
+        id: "db1".into(),
+        restore: Default::default(),
+    };
+    let exec = exec();
+    let target = Target {
+        db: &db,
+        execution: &exec,
+        drill: false,
+    };
+    let state =
+        |tags: Vec<Tag>| DbState::from(&DbInstance::builder().set_tag_list(Some(tags)).build());
+    assert!(target.owns(&state(copy_tags("db1"))));
+    assert!(
+        target.owns(&state(copy_tags("DB1"))),
+        "RDS ids are case-insensitive"
+    );
+    assert!(!target.owns(&state(copy_tags("db2"))));
+    let mut untagged = copy_tags("db1");
+    untagged.pop();
+    assert!(!target.owns(&state(untagged)), "no source tag: not ours");
+}
+
+/// `start` refuses to reuse a copy of another database found under its target name.
+#[tokio::test]
+async fn start_does_not_reuse_another_databases_copy() {
+    let restored = leak(ids::restore_identifier("db1", &exec(), false));
+    let target = describe_instance(restored)
+        .then_output(move || instance(restored, "available", copy_tags("db2")));
+    let restore = mock!(Client::restore_db_instance_from_db_snapshot)
+        .then_output(|| RestoreDbInstanceFromDbSnapshotOutput::builder().build());
+    let c = clients(&[&target, &restore]);
+    let err = handle(
+        &c,
+        input(
+            json!({"action": "start", "resolved": resolution("rds-instance", "db1", "snap")}),
+            "rds-instance",
+            "db1",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RestoreFailed, "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not this execution's restored copy of db1"),
+        "{err}"
+    );
+    assert_eq!(restore.num_calls(), 0);
+}
+
+/// AWS Backup recovery points are listed only with SnapshotType `awsbackup` (RDS lists manual
+/// and automated snapshots without it); resolve asks for them and chooses the newest one before
+/// the cutoff, saying what it is; the instance's read replicas are reported.
+#[tokio::test]
+async fn resolve_chooses_an_aws_backup_recovery_point_and_reports_replicas() {
+    let job = "awsbackup:job-be59cf2a-2343-4402-bd8b-226993d23453";
+    let snapshot = |id: &str, kind: &str, secs: i64| {
+        DbSnapshot::builder()
+            .db_snapshot_identifier(id)
+            .db_instance_identifier("db1")
+            .status("available")
+            .snapshot_type(kind)
+            .snapshot_create_time(aws_smithy_types::DateTime::from_secs(secs))
+            .build()
+    };
+    let default_list = mock!(Client::describe_db_snapshots)
+        .match_requests(|r| r.snapshot_type().is_none())
+        .then_output(move || {
+            DescribeDbSnapshotsOutput::builder()
+                .db_snapshots(snapshot("rds:db1-daily", "automated", 1_714_500_000))
+                .build()
+        });
+    let backup_list = mock!(Client::describe_db_snapshots)
+        .match_requests(|r| r.snapshot_type() == Some("awsbackup"))
+        .then_output(move || {
+            DescribeDbSnapshotsOutput::builder()
+                .db_snapshots(snapshot(job, "awsbackup", 1_714_550_000))
+                .build()
+        });
+    let live = describe_instance("db1").then_output(|| {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("db1")
+                    .db_instance_status("available")
+                    .read_replica_db_instance_identifiers("db1-replica-b")
+                    .read_replica_db_instance_identifiers("db1-replica-a")
+                    .build(),
+            )
+            .build()
+    });
+    let c = clients(&[&default_list, &backup_list, &live]);
+    let out: ResolveOutput = serde_json::from_value(
+        handle(
+            &c,
+            input(json!({"action": "resolve"}), "rds-instance", "db1"),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(backup_list.num_calls(), 1);
+    let db = &out.databases[0];
+    assert_eq!(db.snapshot_id, job);
+    assert_eq!(db.snapshot_type, "awsbackup");
+    assert_eq!(db.read_replicas, ["db1-replica-a", "db1-replica-b"]);
+    let note = &out.notes[0].explanation;
+    assert!(note.contains("an AWS Backup recovery point"), "{note}");
+    assert!(
+        note.contains("read replicas db1-replica-a, db1-replica-b"),
+        "{note}"
+    );
+}
+
+/// A cluster's replica clusters (`ReadReplicaIdentifiers`, cross-region ARNs) are reported.
+#[tokio::test]
+async fn resolve_reports_a_clusters_cross_region_replicas() {
+    let replica = "arn:aws:rds:eu-west-1:123456789012:cluster:docs-replica";
+    let list = mock!(Client::describe_db_cluster_snapshots).then_output(|| {
+        DescribeDbClusterSnapshotsOutput::builder()
+            .db_cluster_snapshots(
+                DbClusterSnapshot::builder()
+                    .db_cluster_snapshot_identifier("rds:docs-daily")
+                    .db_cluster_identifier("docs")
+                    .status("available")
+                    .snapshot_type("automated")
+                    .snapshot_create_time(aws_smithy_types::DateTime::from_secs(1_714_500_000))
+                    .build(),
+            )
+            .build()
+    });
+    let live = mock!(Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some("docs"))
+        .then_output(move || {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(
+                    DbCluster::builder()
+                        .db_cluster_identifier("docs")
+                        .status("available")
+                        .read_replica_identifiers(replica)
+                        .build(),
+                )
+                .build()
+        });
+    let c = clients(&[&list, &live]);
+    let out: ResolveOutput = serde_json::from_value(
+        handle(
+            &c,
+            input(json!({"action": "resolve"}), "docdb-cluster", "docs"),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(out.databases[0].snapshot_id, "rds:docs-daily");
+    assert_eq!(out.databases[0].read_replicas, [replica]);
 }
