@@ -800,3 +800,46 @@ async fn bad_input_names_the_field() {
     // A plan with neither databases nor anything else is invalid on its own.
     assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidPlan);
 }
+
+/// A database with a read replica: resolve reports it (moto models
+/// CreateDBInstanceReadReplica and lists the replica in ReadReplicaDBInstanceIdentifiers); a
+/// database without one reports none.
+#[tokio::test]
+async fn resolve_reports_read_replicas() {
+    let rds = rds();
+    instance(&rds, "res-replica-db", "db.t3.micro").await;
+    instance(&rds, "res-replica-none", "db.t3.micro").await;
+    rds.create_db_instance_read_replica()
+        .db_instance_identifier("res-replica-db-reader")
+        .source_db_instance_identifier("res-replica-db")
+        .db_instance_class("db.t3.micro")
+        .send()
+        .await
+        .unwrap();
+    let out: ResolveOutput = parse(
+        handle(
+            &clients(),
+            envelope(
+                json!({"action": "resolve"}),
+                json!([{"kind": "rds-instance", "id": "res-replica-db"},
+                       {"kind": "rds-instance", "id": "res-replica-none"}]),
+                request("live", json!({})),
+                "exec-replica",
+            ),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(out.databases[0].read_replicas, ["res-replica-db-reader"]);
+    assert!(
+        out.notes[0].explanation.contains(
+            "read replicas res-replica-db-reader: they stay attached to the database moved aside"
+        ),
+        "{}",
+        out.notes[0].explanation
+    );
+    assert!(out.databases[1].read_replicas.is_empty());
+    // Empty lists stay out of the JSON the approval email and the state machine carry.
+    let json = serde_json::to_value(&out.databases[1]).unwrap();
+    assert!(json.get("read_replicas").is_none(), "{json}");
+}
