@@ -198,6 +198,7 @@ pub fn rollout_status(plan: &Plan, complete: bool) -> deploy_undo::StatusOutput 
                 total_replicas: d.replicas,
                 available_replicas: if complete { d.replicas } else { 1 },
                 images: d.target_images,
+                paused_replicas: None,
                 message: if complete {
                     format!("deployment \"{}\" successfully rolled out", d.name)
                 } else {
@@ -334,6 +335,23 @@ pub fn swap(
         complete: true,
         aside: databases.iter().map(|d| d.aside.clone()).collect(),
         databases,
+    }
+}
+
+/// Nothing to put back: the scripted databases are never left mid-swap.
+pub fn revert(request: &RollbackRequest) -> restore::RevertOutput {
+    restore::RevertOutput {
+        drill: request.mode.is_drill(),
+        complete: true,
+        needs_person: false,
+        databases: Vec::new(),
+    }
+}
+
+pub fn observe(request: &RollbackRequest) -> restore::ObserveOutput {
+    restore::ObserveOutput {
+        drill: request.mode.is_drill(),
+        databases: Vec::new(),
     }
 }
 

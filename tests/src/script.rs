@@ -260,6 +260,8 @@ impl Script {
                     RestoreAction::Swap { .. } => {
                         to_value(canned::swap(&s.plan, &s.request, &s.execution))
                     }
+                    RestoreAction::Revert { .. } => to_value(canned::revert(&s.request)),
+                    RestoreAction::Observe { .. } => to_value(canned::observe(&s.request)),
                     RestoreAction::CleanupDrill { .. } => {
                         to_value(canned::cleanup_drill(&s.plan, &s.execution))
                     }

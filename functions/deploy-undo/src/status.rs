@@ -3,7 +3,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use rollback_core::RollbackError;
-use rollback_core::contract::deploy_undo::{RolloutStatus, StatusOutput};
+use rollback_core::contract::deploy_undo::{PAUSED_REPLICAS, RolloutStatus, StatusOutput};
 
 use crate::cluster::{Cluster, k8s_error};
 use crate::history::{self, REVISION, annotation};
@@ -98,6 +98,7 @@ pub fn judge(namespace: &str, name: &str, d: &Deployment) -> Result<RolloutStatu
         total_replicas: total,
         available_replicas: available,
         images: history::images(Some(&spec.template)),
+        paused_replicas: annotation(&d.metadata, PAUSED_REPLICAS).and_then(|r| r.parse().ok()),
         message,
     })
 }

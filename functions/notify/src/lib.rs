@@ -3,7 +3,9 @@
 //! is the contingency notice (what completed, what did not, where the backups are, what to do).
 
 pub mod approval;
+mod observed;
 pub mod render;
+mod replicas;
 mod runbook;
 pub mod text;
 

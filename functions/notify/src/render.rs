@@ -173,6 +173,9 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
                 ids::rollback_snapshot_id(&ctx.plan.service, ctx.execution, &db.database),
                 ids::aside_identifier(&db.database, ctx.execution)
             );
+            for line in crate::replicas::lines(db, ctx.execution, future) {
+                let _ = writeln!(out, "    {line}");
+            }
         }
     }
     if !resolved.images.is_empty() {
@@ -515,7 +518,11 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     steps(&mut body, &notice.progress);
 
     let _ = writeln!(body, "STATE OF EACH RESOURCE");
-    if notice.progress.resources.is_empty() {
+    if let Some(live) = &notice.observed {
+        for line in crate::observed::live_lines(live) {
+            let _ = writeln!(body, "  {line}");
+        }
+    } else if notice.progress.resources.is_empty() {
         for db in &ctx.plan.databases {
             let _ = writeln!(
                 body,
@@ -559,11 +566,36 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
         );
     }
 
+    if let Some(reverted) = notice.reverted.as_ref().filter(|r| !r.databases.is_empty()) {
+        let _ = writeln!(
+            body,
+            "DATABASES PUT BACK (a swap that began and did not finish is undone)"
+        );
+        for line in crate::observed::revert_lines(reverted) {
+            let _ = writeln!(body, "  {line}");
+        }
+    }
     let _ = writeln!(body, "WHERE THE BACKUPS ARE");
     for line in runbook::backups(ctx, &notice.progress) {
         let _ = writeln!(body, "  {line}");
     }
     let _ = writeln!(body, "NEXT MANUAL STEP");
+    let resume = notice
+        .observed
+        .as_ref()
+        .map(crate::observed::resume_commands)
+        .unwrap_or_default();
+    if !resume.is_empty() {
+        let _ = writeln!(
+            body,
+            "  The service is PAUSED (scaled to zero). To serve again, scale each deployment back \
+             to the count the rollback recorded (annotation {}):",
+            rollback_core::contract::deploy_undo::PAUSED_REPLICAS
+        );
+        for c in &resume {
+            let _ = writeln!(body, "    {c}");
+        }
+    }
     for line in runbook::next_steps(ctx, &notice.error.error, &notice.progress) {
         let _ = writeln!(body, "  {line}");
     }

@@ -11,8 +11,19 @@ use rollback_core::contract;
 use serde_json::{Value, json};
 
 const CONTINGENCY: &str = "Report failure";
+/// Where every failure enters the contingency path: an unfinished swap is put back and what
+/// is live is observed, then the notice.
+const CONTINGENCY_ENTRY: &str = "Keep what the notice needs";
 /// Tasks whose Catch may not go to the contingency notice, and why.
 const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "Put back an unfinished swap",
+        "the contingency path itself: its failure goes on to observe and notify",
+    ),
+    (
+        "Observe what is live",
+        "the contingency path itself: its failure goes on to the notice",
+    ),
     (
         "Report failure",
         "the contingency notice itself: its failure goes straight to Fail",
@@ -232,7 +243,7 @@ fn every_failure_reaches_the_contingency_notice() {
             .flatten()
             .find(|c| c["ErrorEquals"] == json!(["States.ALL"]))
             .unwrap_or_else(|| panic!("{name} has no States.ALL Catch"));
-        assert_eq!(catch_all["Next"], CONTINGENCY, "{name}");
+        assert_eq!(catch_all["Next"], CONTINGENCY_ENTRY, "{name}");
         assert_eq!(
             catch_all["ResultPath"], "$.failure",
             "{name}: the notice reads $.failure"
@@ -241,7 +252,7 @@ fn every_failure_reaches_the_contingency_notice() {
     // Synthesised failures (timeouts, drift) go through the notice too.
     for (name, state) in top {
         if state["Type"] == "Pass" && state["ResultPath"] == "$.failure" {
-            assert_eq!(state["Next"], CONTINGENCY, "{name}");
+            assert_eq!(state["Next"], CONTINGENCY_ENTRY, "{name}");
         }
     }
     // Every top-level Fail other than the two documented ends is reached only via the notice.
@@ -460,7 +471,13 @@ fn regex_lite(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
-    let state = worst_case_state();
+    let failure = serde_json::to_vec(&failure_state()).unwrap().len();
+    println!(
+        "worst-case failure-path state: {failure} bytes ({:.1}% of 256 KiB)",
+        failure as f64 * 100.0 / 262_144.0
+    );
+    assert!(failure < 262_144 * 85 / 100, "{failure} bytes");
+    let state = success_state();
     let bytes = serde_json::to_vec(&state).unwrap().len();
     for (key, value) in state.as_object().unwrap() {
         println!(
@@ -476,7 +493,7 @@ fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
     // Every count and every string at its maximum: must fit, with room for the envelope.
     assert!(bytes < 262_144 * 85 / 100, "{bytes} bytes");
     TYPICAL.set(true);
-    let typical = serde_json::to_vec(&worst_case_state()).unwrap().len();
+    let typical = serde_json::to_vec(&success_state()).unwrap().len();
     println!("maximum counts, typical name lengths: {typical} bytes");
     assert!(typical < 262_144 / 3, "{typical} bytes");
     TYPICAL.set(false);
@@ -535,6 +552,14 @@ fn worst_case_state() -> Value {
         "snapshot_created_at": at, "snapshot_type": "manual", "release": long("v", i, 128),
         "data_loss": {"from": at, "to": at, "seconds": 5400, "summary": long("writes from ", i, 300)}})).collect();
     let record = |name: &str| json!({"name": name, "status": "done", "detail": long("detail ", 0, 120), "at": at});
+    let observed_dbs: Vec<Value> = (0..MAX_DATABASES).map(|i| json!({
+        "database": long("db", i, 63), "kind": "aurora-cluster", "placement": "between", "status": "available",
+        "aside": long("db", i, 63), "aside_status": "available", "restore_id": long("db", i, 63),
+        "restore_status": "available", "summary": long("NO DATABASE at ", i, 400)})).collect();
+    let reverted = json!({"complete": false, "needs_person": true, "databases": observed_dbs.iter().map(|o| json!({
+        "database": o["database"], "kind": "aurora-cluster", "state": "needs-person", "observed": o, "reverted": true,
+        "note": long("renaming failed: ", 0, 600),
+        "commands": (0..5).map(|i| long("aws rds modify-db-cluster --db-cluster-identifier ", i, 220)).collect::<Vec<_>>()})).collect::<Vec<_>>()});
     let checks: Vec<Value> = (0..MAX_HTTP_CHECKS + MAX_SQL_PROBES + MAX_ALARMS).map(|i| json!({
         "kind": "http", "name": long("h", i, 255), "passed": true, "elapsed_ms": 1234, "attempts": 3, "reason": long("200 OK ", i, 300)})).collect();
     json!({
@@ -552,7 +577,7 @@ fn worst_case_state() -> Value {
                   "undo": {"output": {"deployments": deployments, "release_time": at, "warnings": (0..MAX_DEPLOYMENTS).map(|i| long("warning ", i, 300)).collect::<Vec<_>>()}}},
         "guard": {"proceed": true, "duplicate_of": null},
         "fingerprint": {"sha256": "f".repeat(64)},
-        "polls": {"backup": {"count": 86400}, "restore": {"count": 86400}, "swap": {"count": 86400}, "settle": {"count": 86400}, "cleanup": {"count": 86400}, "rollout": {"count": 86400}},
+        "polls": {"backup": {"count": 86400}, "restore": {"count": 86400}, "swap": {"count": 86400}, "revert": {"count": 86400}, "final_revert": {"count": 86400}, "settle": {"count": 86400}, "cleanup": {"count": 86400}, "rollout": {"count": 86400}},
         "smoke_retry": {"count": 4, "wait": 57600, "next": 115200},
         "checked": {"complete": true},
         "swapped": {"complete": true, "aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()},
@@ -570,8 +595,55 @@ fn worst_case_state() -> Value {
             "rollout": record("rollout"),
             "smoke": record("smoke")
         },
-        "smoke": {"passed": true, "checks": checks, "started_at": at, "elapsed_ms": 60000, "budget_exhausted": false, "summary": long("60 of 60 ", 0, 300)}
+        "smoke": {"passed": true, "checks": checks, "started_at": at, "elapsed_ms": 60000, "budget_exhausted": false, "summary": long("60 of 60 ", 0, 300)},
+        // Inside the databases branch only: revert's completion.
+        "reverted": {"complete": false, "needs_person": true},
+        // The failure path (see failure_state): after "Keep what the notice needs".
+        "final_revert": reverted,
+        "observed": {
+            "databases": {"drill": false, "databases": observed_dbs},
+            "images": {"images": images},
+            "deployments": {"complete": false, "deployments": (0..MAX_DEPLOYMENTS).map(|i| json!({
+                "name": long("d", i, 253), "namespace": long("n", 0, 63), "complete": false, "revision": 12,
+                "generation": 5, "observed_generation": 5, "replicas": 10, "updated_replicas": 10, "total_replicas": 10,
+                "available_replicas": 10, "paused_replicas": 10,
+                "images": (0..4).map(|_| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}", long("repo", i, 200))).collect::<Vec<_>>(),
+                "message": long("Waiting for deployment ", i, 300)})).collect::<Vec<_>>()},
+            "at": at
+        }
     })
+}
+
+/// The failure path's state: what "Keep what the notice needs" keeps, plus the revert and
+/// the observations, at their largest.
+fn failure_state() -> Value {
+    let full = worst_case_state();
+    let mut out = serde_json::Map::new();
+    for key in [
+        "plan",
+        "request",
+        "timing",
+        "progress",
+        "final_revert",
+        "observed",
+    ] {
+        out.insert(key.into(), full[key].clone());
+    }
+    out.insert(
+        "failure".into(),
+        json!({"Error": "Rollback.SwapFailed", "Cause": "x".repeat(32_768)}),
+    );
+    out.insert("polls".into(), json!({"final_revert": {"count": 86400}}));
+    Value::Object(out)
+}
+
+/// The success path's state: everything but what only the failure path writes.
+fn success_state() -> Value {
+    let mut state = worst_case_state();
+    for key in ["final_revert", "observed"] {
+        state.as_object_mut().unwrap().remove(key);
+    }
+    state
 }
 
 fn merge(mut a: Value, b: Value) -> Value {

@@ -13,6 +13,8 @@ use rollback_core::plan::DatabaseKind;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DbState {
     pub id: String,
+    /// For tagging (AddTagsToResource takes the ARN).
+    pub arn: Option<String>,
     pub status: String,
     pub tags: BTreeMap<String, String>,
     pub engine: Option<String>,
@@ -58,6 +60,7 @@ impl From<&DbInstance> for DbState {
     fn from(i: &DbInstance) -> Self {
         DbState {
             id: i.db_instance_identifier().unwrap_or_default().to_owned(),
+            arn: i.db_instance_arn().map(str::to_owned),
             status: i.db_instance_status().unwrap_or("unknown").to_owned(),
             tags: tags_of(i.tag_list()),
             engine: i.engine().map(str::to_owned),
@@ -93,6 +96,7 @@ impl From<&DbCluster> for DbState {
         members.sort_by_key(|m| !m.is_cluster_writer().unwrap_or(false));
         DbState {
             id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+            arn: c.db_cluster_arn().map(str::to_owned),
             status: c.status().unwrap_or("unknown").to_owned(),
             tags: tags_of(c.tag_list()),
             engine: c.engine().map(str::to_owned),
@@ -191,6 +195,17 @@ pub async fn rename(
             .map(|_| ())
             .map_err(|e| RollbackError::from_sdk("ModifyDBInstance", e))
     }
+}
+
+/// Adds one tag to an instance or cluster (by ARN).
+pub async fn add_tag(rds: &Client, arn: &str, key: &str, value: &str) -> Result<(), RollbackError> {
+    rds.add_tags_to_resource()
+        .resource_name(arn)
+        .tags(tag(key, value))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| RollbackError::from_sdk("AddTagsToResource", e))
 }
 
 pub fn tag(key: &str, value: &str) -> Tag {

@@ -4,16 +4,18 @@
 
 pub mod cleanup;
 pub mod db;
+pub mod placement;
 pub mod resolve;
 pub mod resolve_pitr;
+pub mod revert;
 pub mod start;
 pub mod status;
 pub mod swap;
 
 use chrono::{DateTime, Utc};
 use rollback_core::contract::restore::{
-    CleanupOutput, CutoffSource, ResolveOutput, RestoreAction, StartOutput, StatusOutput,
-    SwapOutput, SwapReport, SwapState,
+    CleanupOutput, CutoffSource, ObserveOutput, ResolveOutput, RestoreAction, RevertOutput,
+    RevertState, StartOutput, StatusOutput, SwapOutput, SwapState,
 };
 use rollback_core::plan::{DatabaseRef, Plan};
 use rollback_core::resolved::DatabaseResolution;
@@ -44,6 +46,13 @@ pub async fn handle(clients: &Clients, payload: Value) -> Result<Value, Rollback
         }
         RestoreAction::Swap { databases } => {
             to_json(swap(clients, &input, databases.as_deref()).await?)
+        }
+        RestoreAction::Revert {
+            databases,
+            only_if_incomplete,
+        } => to_json(revert(clients, &input, databases.as_deref(), *only_if_incomplete).await?),
+        RestoreAction::Observe { databases } => {
+            to_json(observe(clients, &input, databases.as_deref()).await?)
         }
         RestoreAction::CleanupDrill { databases } => {
             to_json(cleanup_drill(clients, &input, databases.as_deref()).await?)
@@ -157,7 +166,8 @@ pub async fn status(
     })
 }
 
-/// Renames current → aside and restored → original; call again until `complete`.
+/// Renames current → aside and restored → original for every database, or none; call again
+/// until `complete`. A drill renames nothing.
 pub async fn swap(
     clients: &Clients,
     input: &Input,
@@ -165,24 +175,25 @@ pub async fn swap(
 ) -> Result<SwapOutput, RollbackError> {
     let drill = input.request.mode.is_drill();
     let dbs = select_databases(&input.plan, filter)?;
-    let mut reports = Vec::new();
-    if drill {
-        for db in dbs {
-            reports.push(SwapReport {
-                database: db.id.clone(),
-                kind: db.kind,
-                state: SwapState::SkippedDrill,
-                aside: ids::aside_identifier(&db.id, &input.execution),
-                restored_from: ids::restore_identifier(&db.id, &input.execution, true),
-                note: "drill: nothing renamed; the scratch copy is deleted by cleanup-drill".into(),
-            });
-        }
-    } else {
+    if !drill {
         require_database_scope(input, "swap")?;
-        for db in dbs {
-            reports.push(swap::swap_one(&clients.rds, &target(input, db)).await?);
-        }
     }
+    let targets: Vec<_> = dbs.into_iter().map(|db| target(input, db)).collect();
+    let reports = if drill {
+        targets
+            .iter()
+            .map(|t| rollback_core::contract::restore::SwapReport {
+                database: t.db.id.clone(),
+                kind: t.db.kind,
+                state: SwapState::SkippedDrill,
+                aside: ids::aside_identifier(&t.db.id, &input.execution),
+                restored_from: t.id(),
+                note: "drill: nothing renamed; the scratch copy is deleted by cleanup-drill".into(),
+            })
+            .collect()
+    } else {
+        swap::swap_all(&clients.rds, &targets).await?
+    };
     let complete = reports
         .iter()
         .all(|r| matches!(r.state, SwapState::Done | SwapState::SkippedDrill));
@@ -196,6 +207,58 @@ pub async fn swap(
         complete,
         databases: reports,
         aside,
+    })
+}
+
+/// Puts every database back under its identifier (or keeps a complete swap when
+/// `only_if_incomplete`); call again until `complete`. Nothing to do in a drill or when the
+/// request leaves the databases alone.
+pub async fn revert(
+    clients: &Clients,
+    input: &Input,
+    filter: Option<&[String]>,
+    only_if_incomplete: bool,
+) -> Result<RevertOutput, RollbackError> {
+    let drill = input.request.mode.is_drill();
+    let in_scope = input.request.scope.includes_database();
+    let dbs = if in_scope {
+        select_databases(&input.plan, filter)?
+    } else {
+        Vec::new()
+    };
+    let targets: Vec<_> = dbs.into_iter().map(|db| target(input, db)).collect();
+    let databases = if drill || targets.is_empty() {
+        Vec::new()
+    } else {
+        revert::revert_all(&clients.rds, &targets, only_if_incomplete).await?
+    };
+    let complete = databases.iter().all(|d| d.state != RevertState::Reverting);
+    let needs_person = databases
+        .iter()
+        .any(|d| d.state == RevertState::NeedsPerson);
+    Ok(RevertOutput {
+        drill,
+        complete,
+        needs_person,
+        databases,
+    })
+}
+
+/// Read-only: what each plan database's identifiers hold now.
+pub async fn observe(
+    clients: &Clients,
+    input: &Input,
+    filter: Option<&[String]>,
+) -> Result<ObserveOutput, RollbackError> {
+    let mut databases = Vec::new();
+    for db in select_databases(&input.plan, filter)? {
+        let t = target(input, db);
+        let o = placement::Observation::take(&clients.rds, &t).await?;
+        databases.push(o.report(&db.id));
+    }
+    Ok(ObserveOutput {
+        drill: input.request.mode.is_drill(),
+        databases,
     })
 }
 

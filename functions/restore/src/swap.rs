@@ -1,188 +1,204 @@
-//! `swap`: the restored copy takes the original identifier (so the endpoint the application
-//! uses does not change) and the current database moves aside. Never deletes anything.
+//! `swap`: the restored copies take the original identifiers, all databases or none.
 //!
-//! Re-entrant: each call looks at where things are and takes the next step, so a retry after
-//! a crash, or a call while RDS is still renaming, does the right thing.
+//! Each call observes every database ([`Observation`]) and moves each one step further:
+//! original → aside, then restored copy → original. RDS renames asynchronously, so the
+//! caller calls again until `complete`. Before the first rename of the run, every restored
+//! copy must be this execution's and `available` and every original `available`; otherwise
+//! nothing is renamed. A rename that fails is followed by a new observation: if RDS carried
+//! it out (the answer was lost), that is progress; a throttle or 5xx that changed nothing is
+//! retried by the caller; anything else is `Rollback.SwapFailed`, after which the state
+//! machine calls `revert` to put every database back (see `crate::revert`).
 
 use aws_sdk_rds::Client;
-use rollback_core::contract::restore::{SwapReport, SwapState};
-use rollback_core::{RollbackError, ids};
+use rollback_core::RollbackError;
+use rollback_core::contract::restore::{Placement, SwapReport, SwapState};
 
-use crate::db::{self, DbState};
+use crate::db;
+use crate::placement::Observation;
 use crate::start::Target;
 
-pub async fn swap_one(rds: &Client, target: &Target<'_>) -> Result<SwapReport, RollbackError> {
-    let db = target.db;
-    let kind = db.kind;
-    let original = db.id.as_str();
-    let aside = ids::aside_identifier(original, target.execution);
-    let restored = target.id();
-    let report = |state: SwapState, note: String| SwapReport {
-        database: db.id.clone(),
-        kind,
-        state,
-        aside: aside.clone(),
-        restored_from: restored.clone(),
-        note,
-    };
-
-    let current = db::describe(rds, kind, original).await?;
-    if let Some(current) = &current {
-        if target.owns(current) {
-            return Ok(report(
-                SwapState::Done,
-                format!("{original} holds the restored data; the previous database is {aside}"),
-            ));
-        }
-        // Step 1: move the current database aside.
-        let copy = ready_copy(rds, target, &restored).await?;
-        if db::describe(rds, kind, &aside).await?.is_some() {
-            if current.status == "renaming" {
-                return Ok(report(
-                    SwapState::RenamingAside,
-                    format!("RDS is still renaming {original} to {aside}"),
-                ));
+/// One step of the swap for every target; reports what was observed afterwards.
+pub async fn swap_all(
+    rds: &Client,
+    targets: &[Target<'_>],
+) -> Result<Vec<SwapReport>, RollbackError> {
+    let mut observed = Vec::with_capacity(targets.len());
+    for target in targets {
+        observed.push(Observation::take(rds, target).await?);
+    }
+    if let Some(stuck) = observed
+        .iter()
+        .find(|o| o.placement.needs_person() || o.placement == Placement::MovingOut)
+    {
+        return Err(RollbackError::SwapFailed(format!(
+            "{} cannot be swapped: {}. Observed just now: {}",
+            stuck.original_id,
+            stuck.summary(),
+            summaries(&observed)
+        )));
+    }
+    if observed.iter().all(|o| o.placement == Placement::Original) {
+        preflight(&observed)?;
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let after = step(rds, target, &observed[i]).await;
+        match after {
+            Ok(Some(now)) => observed[i] = now,
+            Ok(None) => {}
+            Err(e) => {
+                return Err(match e {
+                    Failure::Propagate(e) => e,
+                    Failure::Stop { message, now } => {
+                        observed[i] = *now;
+                        RollbackError::SwapFailed(format!(
+                            "{message}. Observed just now: {}",
+                            summaries(&observed)
+                        ))
+                    }
+                });
             }
-            return Err(RollbackError::SwapFailed(format!(
-                "both {original} and {aside} exist and {original} is not the restored copy: \
-                 something else took one of the names. Nothing was renamed; the restored copy \
-                 is {}",
-                copy.id
-            )));
         }
-        db::rename(rds, kind, original, &aside)
-            .await
-            .map_err(|e| match e {
-                e if e.is_retryable() => e,
-                e => RollbackError::SwapFailed(format!(
-                    "renaming {original} to {aside} failed: {e}. Nothing was renamed; {original} \
-                 still serves the application"
-                )),
-            })?;
-        tracing::info!(from = original, to = %aside, "renamed current database aside");
-        if db::describe(rds, kind, original).await?.is_some() {
-            // RDS renames asynchronously; the next call takes step 2.
-            return Ok(report(
-                SwapState::RenamingAside,
-                format!("renaming {original} to {aside}; call swap again"),
+    }
+    let mut reports = Vec::with_capacity(targets.len());
+    for target in targets {
+        let now = Observation::take(rds, target).await?;
+        reports.push(report(target, &now));
+    }
+    Ok(reports)
+}
+
+/// Nothing has moved yet: refuse to start unless every database can be swapped.
+fn preflight(observed: &[Observation]) -> Result<(), RollbackError> {
+    let mut problems = Vec::new();
+    for o in observed {
+        match &o.restored {
+            None => problems.push(format!(
+                "the restored copy {} does not exist (run start and wait for status)",
+                o.restore_id
+            )),
+            Some(copy) if !copy.is_available() => problems.push(format!(
+                "the restored copy {} is {}, not available",
+                o.restore_id, copy.status
+            )),
+            Some(_) => {}
+        }
+        if let Some(current) = &o.original
+            && !current.is_available()
+        {
+            problems.push(format!(
+                "{} is {}; RDS renames only an available database",
+                o.original_id, current.status
             ));
         }
-    } else if db::describe(rds, kind, &aside).await?.is_none() {
-        return Err(RollbackError::SwapFailed(format!(
-            "neither {original} nor {aside} exists: the database is not where the rollback left \
-             it. Check for a rename in progress (RDS console) before doing anything else"
-        )));
     }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(RollbackError::SwapFailed(format!(
+        "{}. Nothing was renamed: observed just now, {}",
+        problems.join("; "),
+        summaries(observed)
+    )))
+}
 
-    // Step 2: the restored copy takes the original identifier.
-    let Some(copy) = db::describe(rds, kind, &restored).await? else {
-        return Ok(report(
-            SwapState::RenamingRestored,
-            format!("waiting for RDS to finish renaming {restored} to {original}"),
-        ));
-    };
-    if copy.status == "renaming" {
-        return Ok(report(
-            SwapState::RenamingRestored,
-            format!("RDS is renaming {restored} to {original}"),
-        ));
+enum Failure {
+    /// Passed on as it is: throttled or 5xx and nothing changed (the caller retries the
+    /// whole call), or an observation that failed.
+    Propagate(RollbackError),
+    /// The swap cannot go on; `now` is the observation after the failed call.
+    Stop {
+        message: String,
+        now: Box<Observation>,
+    },
+}
+
+impl From<RollbackError> for Failure {
+    fn from(e: RollbackError) -> Self {
+        Failure::Propagate(e)
     }
-    if let Err(e) = db::rename(rds, kind, &restored, original).await {
-        return Err(revert(rds, target, &aside, &restored, e).await);
-    }
-    tracing::info!(from = %restored, to = original, "restored copy took the identifier");
-    let state = if db::describe(rds, kind, original).await?.is_some() {
-        SwapState::Done
-    } else {
-        SwapState::RenamingRestored
+}
+
+/// Moves one database a step; returns a fresh observation when it asked RDS for a rename.
+async fn step(
+    rds: &Client,
+    target: &Target<'_>,
+    o: &Observation,
+) -> Result<Option<Observation>, Failure> {
+    let (from, to) = match o.placement {
+        Placement::Original => {
+            if !o.restored_ready() || !o.restored.as_ref().is_some_and(|c| target.owns(c)) {
+                let now = Observation::take(rds, target).await?;
+                return Err(Failure::Stop {
+                    message: format!(
+                        "{} is not ready to take {}'s place",
+                        o.restore_id, o.original_id
+                    ),
+                    now: Box::new(now),
+                });
+            }
+            (&o.original_id, &o.aside_id)
+        }
+        Placement::Between => {
+            if !o.restored_ready() || !o.restored.as_ref().is_some_and(|c| target.owns(c)) {
+                let now = Observation::take(rds, target).await?;
+                return Err(Failure::Stop {
+                    message: format!(
+                        "{} is free but the restored copy {} is not there and available to \
+                         take it",
+                        o.original_id, o.restore_id
+                    ),
+                    now: Box::new(now),
+                });
+            }
+            (&o.restore_id, &o.original_id)
+        }
+        // A rename is under way, or this database is done.
+        _ => return Ok(None),
     };
-    Ok(report(
+    let asked = db::rename(rds, o.kind, from, to).await;
+    let now = Observation::take(rds, target).await?;
+    match asked {
+        Ok(()) => {
+            tracing::info!(from = %from, to = %to, placement = ?now.placement, "rename asked");
+            Ok(Some(now))
+        }
+        // The call failed, but RDS may have carried it out: decide from what is there now.
+        Err(e) if now.placement != o.placement => {
+            tracing::warn!(
+                from = %from, to = %to, error = %e, placement = ?now.placement,
+                "rename reported an error but took effect"
+            );
+            Ok(Some(now))
+        }
+        Err(e) if e.is_retryable() => Err(Failure::Propagate(e)),
+        Err(e) => Err(Failure::Stop {
+            message: format!("renaming {from} to {to} failed: {e}"),
+            now: Box::new(now),
+        }),
+    }
+}
+
+fn report(target: &Target<'_>, o: &Observation) -> SwapReport {
+    let state = match o.placement {
+        Placement::Drill => SwapState::SkippedDrill,
+        Placement::Swapped => SwapState::Done,
+        Placement::Original | Placement::MovingAside => SwapState::RenamingAside,
+        _ => SwapState::RenamingRestored,
+    };
+    SwapReport {
+        database: target.db.id.clone(),
+        kind: target.db.kind,
         state,
-        format!(
-            "{original} now serves the restored data; the previous database is kept as {aside}"
-        ),
-    ))
+        aside: o.aside_id.clone(),
+        restored_from: o.restore_id.clone(),
+        note: o.summary(),
+    }
 }
 
-/// The restored copy must exist, be this execution's, and be available before anything moves.
-async fn ready_copy(
-    rds: &Client,
-    target: &Target<'_>,
-    restored: &str,
-) -> Result<DbState, RollbackError> {
-    let db = target.db;
-    let copy = db::describe(rds, db.kind, restored).await?.ok_or_else(|| {
-        RollbackError::SwapFailed(format!(
-            "the restored copy {restored} does not exist: run start and wait for status before \
-             swapping. Nothing was renamed"
-        ))
-    })?;
-    if !target.owns(&copy) {
-        return Err(RollbackError::SwapFailed(format!(
-            "{restored} is not tagged as this execution's restore of {}; nothing was renamed",
-            db.id
-        )));
-    }
-    if !copy.is_available() {
-        return Err(RollbackError::SwapFailed(format!(
-            "the restored copy {restored} is {}, not available: wait with status before \
-             swapping. Nothing was renamed",
-            copy.status
-        )));
-    }
-    Ok(copy)
-}
-
-/// The second rename failed: put the original database back under its identifier so the
-/// service is never left without one.
-async fn revert(
-    rds: &Client,
-    target: &Target<'_>,
-    aside: &str,
-    restored: &str,
-    cause: RollbackError,
-) -> RollbackError {
-    let db = target.db;
-    let original = db.id.as_str();
-    tracing::warn!(database = original, error = %cause, "second rename failed; reverting");
-    match db::rename(rds, db.kind, aside, original).await {
-        // Back where we started: a retry of swap redoes both steps.
-        Ok(()) if cause.is_retryable() => match cause {
-            RollbackError::Throttled { operation, message } => RollbackError::Throttled {
-                operation,
-                message: format!("{message}; {aside} was renamed back to {original}, retry swap"),
-            },
-            RollbackError::Transient { operation, message } => RollbackError::Transient {
-                operation,
-                message: format!("{message}; {aside} was renamed back to {original}, retry swap"),
-            },
-            other => other,
-        },
-        Ok(()) => RollbackError::SwapFailed(format!(
-            "renaming {restored} to {original} failed ({cause}); {aside} was renamed back to \
-             {original}, so the service keeps its current database. The restored copy \
-             {restored} is kept for inspection"
-        )),
-        Err(revert_err) => RollbackError::SwapFailed(format!(
-            "URGENT: {original} has no database. Renaming {restored} to {original} failed \
-             ({cause}) and renaming {aside} back failed too ({revert_err}). Rename by hand now: \
-             aws rds {} --{}-identifier {aside} --new-{}-identifier {original} \
-             --apply-immediately",
-            if db.kind.is_cluster() {
-                "modify-db-cluster"
-            } else {
-                "modify-db-instance"
-            },
-            if db.kind.is_cluster() {
-                "db-cluster"
-            } else {
-                "db-instance"
-            },
-            if db.kind.is_cluster() {
-                "db-cluster"
-            } else {
-                "db-instance"
-            },
-        )),
-    }
+fn summaries(observed: &[Observation]) -> String {
+    observed
+        .iter()
+        .map(Observation::summary)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

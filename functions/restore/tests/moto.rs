@@ -207,6 +207,21 @@ async fn act(
     .await
 }
 
+/// Calls swap until it reports complete: RDS (and the local moto rules) rename asynchronously.
+async fn swap_until_complete(db: &str, kind: &str, exec: &str) -> SwapOutput {
+    for _ in 0..20 {
+        let out: SwapOutput = parse(
+            act(json!({"action": "swap"}), db, kind, exec, "live")
+                .await
+                .unwrap(),
+        );
+        if out.complete {
+            return out;
+        }
+    }
+    panic!("swap of {db} did not complete within 20 calls");
+}
+
 #[tokio::test]
 async fn start_copies_the_source_settings_and_is_idempotent() {
     let rds = rds();
@@ -325,17 +340,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     .await
     .unwrap();
 
-    let swap: SwapOutput = parse(
-        act(
-            json!({"action": "swap"}),
-            "res-swap-db",
-            "rds-instance",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let swap = swap_until_complete("res-swap-db", "rds-instance", exec).await;
     let aside = ids::aside_identifier("res-swap-db", &ExecutionId::new(exec));
     assert!(swap.complete);
     assert_eq!(swap.databases[0].state, SwapState::Done);
@@ -488,17 +493,7 @@ async fn aurora_cluster_restores_with_its_instances_and_swaps() {
     assert!(status.all_available, "{status:?}");
     assert_eq!(status.databases[0].instances.len(), 2);
 
-    let swap: SwapOutput = parse(
-        act(
-            json!({"action": "swap"}),
-            "res-aurora",
-            "aurora-cluster",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let swap = swap_until_complete("res-aurora", "aurora-cluster", exec).await;
     assert!(swap.complete);
     let aside = ids::aside_identifier("res-aurora", &ExecutionId::new(exec));
     let current = rds
@@ -799,6 +794,258 @@ async fn bad_input_names_the_field() {
     .await;
     // A plan with neither databases nor anything else is invalid on its own.
     assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidPlan);
+}
+
+/// One row per setting the copy must share with its source: field name, source, copy.
+fn instance_fields(i: &aws_sdk_rds::types::DbInstance) -> Vec<(&'static str, String)> {
+    let groups =
+        |v: Vec<Option<&str>>| format!("{:?}", v.into_iter().flatten().collect::<Vec<_>>());
+    vec![
+        ("DBInstanceClass", format!("{:?}", i.db_instance_class())),
+        ("Engine", format!("{:?}", i.engine())),
+        ("EngineVersion", format!("{:?}", i.engine_version())),
+        (
+            "VpcSecurityGroups",
+            groups(
+                i.vpc_security_groups()
+                    .iter()
+                    .map(|g| g.vpc_security_group_id())
+                    .collect(),
+            ),
+        ),
+        (
+            "DBParameterGroups",
+            groups(
+                i.db_parameter_groups()
+                    .iter()
+                    .map(|g| g.db_parameter_group_name())
+                    .collect(),
+            ),
+        ),
+        (
+            "OptionGroupMemberships",
+            groups(
+                i.option_group_memberships()
+                    .iter()
+                    .map(|g| g.option_group_name())
+                    .collect(),
+            ),
+        ),
+        ("MultiAZ", format!("{:?}", i.multi_az())),
+        (
+            "Port",
+            format!(
+                "{:?}",
+                i.endpoint().and_then(|e| e.port()).or(i.db_instance_port())
+            ),
+        ),
+        (
+            "DeletionProtection",
+            format!("{:?}", i.deletion_protection()),
+        ),
+        ("StorageType", format!("{:?}", i.storage_type())),
+        ("Iops", format!("{:?}", i.iops())),
+        ("StorageThroughput", format!("{:?}", i.storage_throughput())),
+        ("AllocatedStorage", format!("{:?}", i.allocated_storage())),
+        (
+            "IAMDatabaseAuthenticationEnabled",
+            format!("{:?}", i.iam_database_authentication_enabled()),
+        ),
+        (
+            "EnabledCloudwatchLogsExports",
+            format!("{:?}", i.enabled_cloudwatch_logs_exports()),
+        ),
+        (
+            "BackupRetentionPeriod",
+            format!("{:?}", i.backup_retention_period()),
+        ),
+        (
+            "PreferredBackupWindow",
+            format!("{:?}", i.preferred_backup_window()),
+        ),
+        (
+            "PreferredMaintenanceWindow",
+            format!("{:?}", i.preferred_maintenance_window()),
+        ),
+        (
+            "CACertificateIdentifier",
+            format!("{:?}", i.ca_certificate_identifier()),
+        ),
+        (
+            "PubliclyAccessible",
+            format!("{:?}", i.publicly_accessible()),
+        ),
+        (
+            "CopyTagsToSnapshot",
+            format!("{:?}", i.copy_tags_to_snapshot()),
+        ),
+        (
+            "AutoMinorVersionUpgrade",
+            format!("{:?}", i.auto_minor_version_upgrade()),
+        ),
+        (
+            "PerformanceInsightsEnabled",
+            format!("{:?}", i.performance_insights_enabled()),
+        ),
+        (
+            "PerformanceInsightsKMSKeyId",
+            format!("{:?}", i.performance_insights_kms_key_id()),
+        ),
+        (
+            "PerformanceInsightsRetentionPeriod",
+            format!("{:?}", i.performance_insights_retention_period()),
+        ),
+        (
+            "MonitoringInterval",
+            format!("{:?}", i.monitoring_interval()),
+        ),
+        (
+            "MonitoringRoleArn",
+            format!("{:?}", i.monitoring_role_arn()),
+        ),
+        ("StorageEncrypted", format!("{:?}", i.storage_encrypted())),
+        ("KmsKeyId", format!("{:?}", i.kms_key_id())),
+        ("Tags (the source's own)", user_tags(i.tag_list())),
+    ]
+}
+
+/// The source's own tags as the copy must carry them (`aws:` and `rollback:` keys aside).
+fn user_tags(tags: &[aws_sdk_rds::types::Tag]) -> String {
+    let mut own: Vec<String> = tags
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())))
+        .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("rollback:"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    own.sort();
+    format!("{own:?}")
+}
+
+/// Fails with the table of every field whose value differs (field → source → copy).
+fn assert_same_settings(
+    what: &str,
+    source: Vec<(&'static str, String)>,
+    copy: Vec<(&'static str, String)>,
+) {
+    let differ: Vec<String> = source
+        .iter()
+        .zip(&copy)
+        .filter(|((_, s), (_, c))| s != c)
+        .map(|((field, s), (_, c))| format!("{field:<36} source {s:<40} copy {c}"))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: the restored copy is not configured like its source:\n{}",
+        differ.join("\n")
+    );
+}
+
+async fn available_after_follow_up(db: &str, kind: &str, exec: &str) -> StatusOutput {
+    for _ in 0..5 {
+        let status: StatusOutput = parse(
+            act(json!({"action": "status"}), db, kind, exec, "live")
+                .await
+                .unwrap(),
+        );
+        if status.all_available {
+            return status;
+        }
+    }
+    panic!("the copy of {db} did not become available after the follow-up");
+}
+
+#[tokio::test]
+async fn restored_instance_is_configured_like_its_source_field_by_field() {
+    let rds = rds();
+    let db = "res-fields-db";
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("res-fields-params")
+        .db_parameter_group_family("mysql8.0")
+        .description("test")
+        .send()
+        .await
+        .unwrap();
+    rds.create_option_group()
+        .option_group_name("res-fields-options")
+        .engine_name("mysql")
+        .major_engine_version("8.0")
+        .option_group_description("test")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier(db)
+        .db_instance_class("db.r6g.large")
+        .engine("mysql")
+        .engine_version("8.0.35")
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(500)
+        .storage_type("gp3")
+        .iops(12000)
+        .storage_throughput(500)
+        .db_parameter_group_name("res-fields-params")
+        .option_group_name("res-fields-options")
+        .vpc_security_group_ids("sg-0f1")
+        .port(3307)
+        .multi_az(true)
+        .deletion_protection(true)
+        .enable_iam_database_authentication(true)
+        .enable_cloudwatch_logs_exports("error")
+        .enable_cloudwatch_logs_exports("slowquery")
+        .backup_retention_period(14)
+        .preferred_backup_window("03:00-03:30")
+        .preferred_maintenance_window("sun:05:00-sun:05:30")
+        .ca_certificate_identifier("rds-ca-rsa2048-g1")
+        .publicly_accessible(false)
+        .copy_tags_to_snapshot(true)
+        .auto_minor_version_upgrade(false)
+        .enable_performance_insights(true)
+        .performance_insights_kms_key_id("arn:aws:kms:us-east-1:123456789012:key/pi-key")
+        .performance_insights_retention_period(731)
+        .monitoring_interval(30)
+        .monitoring_role_arn("arn:aws:iam::123456789012:role/rds-monitoring")
+        .storage_encrypted(true)
+        .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/data-key")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("team")
+                .value("payments")
+                .build(),
+        )
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("cost-centre")
+                .value("42")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    pre_deploy(db, "rds-instance", "v1").await;
+    let exec = "exec-fields";
+    let resolved = resolved(db, "rds-instance", exec, "live").await;
+    act(
+        json!({"action": "start", "resolved": resolved}),
+        db,
+        "rds-instance",
+        exec,
+        "live",
+    )
+    .await
+    .unwrap();
+    available_after_follow_up(db, "rds-instance", exec).await;
+
+    let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
+    let source = instance_state(&rds, db).await.unwrap();
+    let copy = instance_state(&rds, &target).await.expect("restored copy");
+    assert_same_settings(db, instance_fields(&source), instance_fields(&copy));
+    // Ours are added to the source's tags.
+    assert!(
+        copy.tag_list()
+            .iter()
+            .any(|t| t.key() == Some("rollback:role") && t.value() == Some("restored"))
+    );
 }
 
 /// A database with a read replica: resolve reports it (moto models

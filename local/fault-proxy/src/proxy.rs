@@ -162,20 +162,15 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
             finish(shared, index, answer)
         }
         Some(kind @ (FaultKind::Throttle | FaultKind::InternalError | FaultKind::Unavailable)) => {
-            let request_id = format!("00000000-0000-4000-8000-{index:012x}");
-            let rendered = error_answer(
-                info.protocol,
-                kind,
-                &request_id,
-                parts.headers.get(CONTENT_TYPE),
-            );
-            let mut response = Response::new(Full::new(Bytes::from(rendered.body)));
-            *response.status_mut() = rendered.status;
-            for (name, value) in rendered.headers {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(name), value);
-            }
+            finish(
+                shared,
+                index,
+                Ok(error_response(&info, kind, index, &parts)),
+            )
+        }
+        Some(FaultKind::ErrorAfterForward) => {
+            let _ = forward(shared, index, &parts, body).await;
+            let response = error_response(&info, FaultKind::InternalError, index, &parts);
             finish(shared, index, Ok(response))
         }
         Some(FaultKind::Slow) => {
@@ -189,6 +184,30 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
             Err(DropConnection)
         }
     }
+}
+
+/// The error answer of `kind` in the request's protocol.
+fn error_response(
+    info: &RequestInfo,
+    kind: FaultKind,
+    index: u64,
+    parts: &http::request::Parts,
+) -> Response<Full<Bytes>> {
+    let request_id = format!("00000000-0000-4000-8000-{index:012x}");
+    let rendered = error_answer(
+        info.protocol,
+        kind,
+        &request_id,
+        parts.headers.get(CONTENT_TYPE),
+    );
+    let mut response = Response::new(Full::new(Bytes::from(rendered.body)));
+    *response.status_mut() = rendered.status;
+    for (name, value) in rendered.headers {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
+    response
 }
 
 fn record(state: &mut State, request: RequestInfo, fault: Option<FaultKind>) -> u64 {

@@ -31,16 +31,20 @@ pub enum FaultKind {
     /// Forwarded to moto, then the connection is closed without passing the answer on: the
     /// call took effect but the client sees a broken connection.
     DropAfterForward,
+    /// Forwarded to moto, then answered with HTTP 500 `InternalFailure` instead of moto's
+    /// answer: the call took effect but the client sees a server error.
+    ErrorAfterForward,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Throttle,
         FaultKind::InternalError,
         FaultKind::Unavailable,
         FaultKind::Slow,
         FaultKind::Drop,
         FaultKind::DropAfterForward,
+        FaultKind::ErrorAfterForward,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,12 +55,16 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Drop => "drop",
             FaultKind::DropAfterForward => "drop-after-forward",
+            FaultKind::ErrorAfterForward => "error-after-forward",
         }
     }
 
     /// Whether moto sees the request (and so whether the call may have taken effect).
     pub fn forwards(self) -> bool {
-        matches!(self, FaultKind::Slow | FaultKind::DropAfterForward)
+        matches!(
+            self,
+            FaultKind::Slow | FaultKind::DropAfterForward | FaultKind::ErrorAfterForward
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -30,6 +30,11 @@ pub enum MotoError {
         secs: u64,
         log: String,
     },
+    #[error(
+        "{binary} has no `python` beside it to run {rules} (the RDS rules moto lacks: \
+         asynchronous renames, no rename onto a taken name); use the .venv `make venv` creates"
+    )]
+    NoRules { binary: PathBuf, rules: PathBuf },
     #[error("moto answered {path} with: {answer}")]
     Api { path: String, answer: String },
 }
@@ -58,7 +63,7 @@ impl MotoServer {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = std::env::temp_dir().join(format!("moto-{port}-{}.log", std::process::id()));
         let log_file = std::fs::File::create(&log)?;
-        let mut command = Command::new(&binary);
+        let mut command = launcher(&binary)?;
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -194,6 +199,25 @@ fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
     reply_rx
         .recv()
         .map_err(|_| std::io::Error::other("the moto spawner thread did not answer"))?
+}
+
+/// moto_server with the RDS rules moto does not enforce (asynchronous renames, no rename onto
+/// a taken name; see `local/moto/rds_rules.py`), run by the Python beside the moto_server
+/// binary. Without that Python (a moto_server from elsewhere) the rules cannot load, and the
+/// local stack would be laxer than RDS: refuse rather than test against it.
+fn launcher(binary: &Path) -> Result<Command, MotoError> {
+    let rules = workspace_root().join("local/moto/rds_rules.py");
+    match binary.parent().map(|dir| dir.join("python")) {
+        Some(python) if python.exists() && rules.exists() => {
+            let mut command = Command::new(python);
+            command.arg(rules);
+            Ok(command)
+        }
+        _ => Err(MotoError::NoRules {
+            binary: binary.to_owned(),
+            rules,
+        }),
+    }
 }
 
 /// The workspace root, where the Makefile creates `.venv`.

@@ -138,6 +138,10 @@ pub struct RolloutStatus {
     pub total_replicas: i32,
     pub available_replicas: i32,
     pub images: Vec<String>,
+    /// The replica count `pause` recorded (its annotation) while the deployment is paused:
+    /// what `resume` (or a person) scales it back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_replicas: Option<i32>,
     /// What `kubectl rollout status` would print.
     pub message: String,
 }

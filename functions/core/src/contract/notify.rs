@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::approval::ApprovalDecision;
+use crate::contract::restore::{ObserveOutput, RevertReport};
 use crate::contract::smoke::SmokeReport;
+use crate::contract::{deploy_undo, retag};
 use crate::resolved::{DatabaseResolution, DeploymentResolution, ImageResolution};
 
 pub const ACTIONS: &[&str] = &[
@@ -112,6 +114,12 @@ pub struct FailureNotice {
     pub error: StepError,
     #[serde(default)]
     pub progress: ProgressRecord,
+    /// What the failure path's `restore:revert` (only an unfinished swap) did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<RevertSummary>,
+    /// What is live now, observed by the failure path just before this notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<LiveState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +137,34 @@ pub struct EscalateNotice {
     pub resolved: ResolvedPlan,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
+}
+
+/// `restore:revert`'s answer as the state machine keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertSummary {
+    pub complete: bool,
+    #[serde(default)]
+    pub needs_person: bool,
+    #[serde(default)]
+    pub databases: Vec<RevertReport>,
+}
+
+/// Each resource's live state, from the read-only actions of the functions that own it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    pub databases: Observed<ObserveOutput>,
+    pub images: Observed<retag::ResolveOutput>,
+    pub deployments: Observed<deploy_undo::StatusOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A read-only action's answer, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Observed<T> {
+    Seen(T),
+    NotSeen { not_observed: String },
 }
 
 /// What a Step Functions Catch puts at its ResultPath: `{"Error": …, "Cause": …}`.

@@ -19,7 +19,19 @@
 //!   (after a swap, the restored database is found under the original identifier).
 //! - `swap` → [`SwapOutput`]: rename current → `<db>-pre-rollback-<exec>`, restored → `<db>`.
 //!   Re-entrant: call it again (after a Wait) until `complete`; renames are asynchronous in
-//!   RDS. Never deletes; reverts the first rename when the second fails. A drill swaps nothing.
+//!   RDS. All or nothing across the plan's databases: before the first rename it checks that
+//!   every restored copy is this execution's and `available` and every original is
+//!   `available`; after a failed rename it describes both names again and counts a rename
+//!   that took effect (answer lost) as done. A permanent failure is `Rollback.SwapFailed`,
+//!   and the caller then calls `revert`. Never deletes. A drill swaps nothing.
+//! - `revert` → [`RevertOutput`]: put every database back under its original identifier (the
+//!   restored copy goes back to its restore identifier and is kept). Re-entrant like `swap`:
+//!   call until `complete`. With `only_if_incomplete`, a swap that completed for every
+//!   database is kept (the rule: a swap that began and did not finish is reverted; a finished
+//!   swap is kept whatever fails later, e.g. smoke tests). Databases it cannot put back are
+//!   `needs-person`, with the exact commands.
+//! - `observe` → [`ObserveOutput`]: read-only; what each plan database's identifiers hold now
+//!   (original, restored copy, nothing, a rename in progress), for the contingency notice.
 //! - `cleanup-drill` → [`CleanupOutput`]: delete a drill's scratch restore (only resources
 //!   tagged as this execution's drill copy); call again until `complete`.
 
@@ -29,7 +41,15 @@ use serde::{Deserialize, Serialize};
 use crate::plan::DatabaseKind;
 use crate::resolved::DatabaseResolution;
 
-pub const ACTIONS: &[&str] = &["resolve", "start", "status", "swap", "cleanup-drill"];
+pub const ACTIONS: &[&str] = &[
+    "resolve",
+    "start",
+    "status",
+    "swap",
+    "revert",
+    "observe",
+    "cleanup-drill",
+];
 
 /// Tag keys written on restored databases, so later steps (and people) recognise them.
 pub mod tags {
@@ -41,6 +61,8 @@ pub mod tags {
     pub const SNAPSHOT: &str = "rollback:snapshot";
     /// Clusters: how many instances `start` creates (`<target>-1` … `<target>-n`).
     pub const INSTANCES: &str = "rollback:instances";
+    /// On a database `revert` renamed back under its identifier: the execution.
+    pub const REVERTED: &str = "rollback:reverted";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +84,17 @@ pub enum RestoreAction {
         databases: Option<Vec<String>>,
     },
     Swap {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        databases: Option<Vec<String>>,
+    },
+    Revert {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        databases: Option<Vec<String>>,
+        /// Keep a swap that completed for every database (the execution failed later).
+        #[serde(default)]
+        only_if_incomplete: bool,
+    },
+    Observe {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
     },
@@ -184,6 +217,111 @@ pub struct SwapReport {
     /// The restore identifier the restored database came from.
     pub restored_from: String,
     pub note: String,
+}
+
+/// Where a plan database is, as just observed at its three identifiers: the original, the
+/// aside name (`<db>-pre-rollback-<exec>`) and the restore name (`<db>-restored-<exec>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// The original identifier holds the database the rollback found; nothing moved.
+    Original,
+    /// RDS is renaming the original database aside.
+    MovingAside,
+    /// The original identifier is free: the previous database is aside, the restored copy
+    /// at its restore identifier (an outage until one of them is renamed in).
+    Between,
+    /// RDS is renaming a database into the original identifier (the restored copy, or the
+    /// previous database going back).
+    MovingIn,
+    /// The original identifier holds this execution's restored copy; the previous database is
+    /// kept aside.
+    Swapped,
+    /// RDS is renaming the restored copy away from the original identifier (a revert).
+    MovingOut,
+    /// No database at the original or aside identifier and no rename in progress.
+    Missing,
+    /// The names are taken by something this rollback did not put there.
+    Conflict,
+    /// A drill: nothing is renamed.
+    Drill,
+}
+
+impl Placement {
+    /// A rename is in progress; RDS cannot be asked for another one on these names.
+    pub fn in_transit(self) -> bool {
+        matches!(
+            self,
+            Placement::MovingAside | Placement::MovingIn | Placement::MovingOut
+        )
+    }
+
+    /// Only a person can sort this out.
+    pub fn needs_person(self) -> bool {
+        matches!(self, Placement::Missing | Placement::Conflict)
+    }
+}
+
+/// What one plan database's identifiers hold, observed just now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedDatabase {
+    pub database: String,
+    pub kind: DatabaseKind,
+    pub placement: Placement,
+    /// RDS status at the original identifier (`None`: nothing there).
+    pub status: Option<String>,
+    pub aside: String,
+    pub aside_status: Option<String>,
+    pub restore_id: String,
+    pub restore_status: Option<String>,
+    /// The observation in one plain sentence.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObserveOutput {
+    pub drill: bool,
+    pub databases: Vec<ObservedDatabase>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevertState {
+    /// The original identifier holds the original database (it never moved, or is back).
+    Back,
+    /// A rename back is under way; call `revert` again.
+    Reverting,
+    /// The swap had completed for every database and `only_if_incomplete` keeps it.
+    KeptSwap,
+    /// It cannot be put back automatically; `commands` say what a person must run.
+    NeedsPerson,
+    /// A drill: nothing was renamed.
+    SkippedDrill,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertReport {
+    pub database: String,
+    pub kind: DatabaseKind,
+    pub state: RevertState,
+    /// What was observed at the identifiers after this call's renames were asked for.
+    pub observed: ObservedDatabase,
+    /// True when this execution renamed something back for this database (now or earlier).
+    pub reverted: bool,
+    pub note: String,
+    /// Exact commands for a person (`needs-person`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertOutput {
+    pub drill: bool,
+    /// Nothing more to wait for: every database is back, kept swapped, or needs a person.
+    pub complete: bool,
+    /// Some database needs a person (see its `commands`).
+    pub needs_person: bool,
+    pub databases: Vec<RevertReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
