@@ -516,3 +516,70 @@ async fn the_key_comes_from_secrets_manager() {
     .unwrap_err();
     assert_eq!(err.error_name(), "Rollback.AwsError", "{err}");
 }
+
+/// A database with read replicas: the approval email says they stay with the database moved
+/// aside, that they will not follow the restored copy, what to do, and the exact commands.
+#[tokio::test]
+async fn approval_request_warns_about_read_replicas() {
+    let (topic_arn, queue) = topic("notify-approval-replicas").await;
+    let key = LinkKey::generate();
+    let config = Config::local(&topic_arn, "http://approve.test/approval", key);
+    let mut with_replicas = resolved("note");
+    with_replicas["databases"][0]["read_replicas"] = json!(["mint-replica-db-reader"]);
+    handle(
+        &clients(),
+        &config,
+        json!({
+            "action": "approval-request",
+            "task_token": "token-replicas",
+            "resolved": with_replicas,
+            "plan": plan(), "request": request(), "execution": "exec-approval-replicas"
+        }),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    assert_clean(&body);
+    let exec = rollback_core::ExecutionId::new("exec-approval-replicas");
+    let aside = rollback_core::ids::aside_identifier("mint-replica-db", &exec);
+    let new = format!("mint-replica-db-reader-{}", exec.short());
+    // One paragraph, wrapped however the mail client likes: compare with whitespace folded.
+    let folded = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    for expected in [
+        format!(
+            "READ REPLICAS: mint-replica-db has read replicas mint-replica-db-reader: they stay \
+             attached to the database moved aside ({aside}) and will NOT follow the restored \
+             copy; after the rollback create new replicas of mint-replica-db and repoint \
+             readers, then delete the old replicas. Recreating replicas is not automated"
+        ),
+        format!(
+            "aws rds create-db-instance-read-replica --db-instance-identifier {new} \
+             --source-db-instance-identifier mint-replica-db"
+        ),
+        format!("aws rds wait db-instance-available --db-instance-identifier {new}"),
+        "aws rds delete-db-instance --db-instance-identifier mint-replica-db-reader \
+         --skip-final-snapshot"
+            .to_owned(),
+    ] {
+        assert!(
+            folded.contains(&expected),
+            "missing {expected:?} in\n{body}"
+        );
+    }
+
+    // Without replicas, no warning.
+    handle(
+        &clients(),
+        &config,
+        json!({
+            "action": "approval-request",
+            "task_token": "token-no-replicas",
+            "resolved": resolved("note"),
+            "plan": plan(), "request": request(), "execution": "exec-approval-replicas"
+        }),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    assert!(!body.contains("READ REPLICAS"), "{body}");
+}
