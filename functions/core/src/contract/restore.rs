@@ -5,13 +5,25 @@
 //!
 //! - `resolve` → [`ResolveOutput`]: per database, the newest *available* snapshot created
 //!   before the cutoff. Preference: manual `pre-deploy` snapshots tagged for this service
-//!   (`rollback:purpose=pre-deploy`, `rollback:service=<service>`); when none qualifies, any
-//!   other snapshot of the database (automated `rds:…` or manual), reported as such in
-//!   `snapshot_type` and `notes`. Never a `pre-rollback` backup (that is the bad state).
+//!   (`rollback:purpose=pre-deploy`, `rollback:service=<service>`); when none qualifies, the
+//!   newest other snapshot of the database: automated (`rds:…`), an AWS Backup recovery point
+//!   (`awsbackup:job-…`; instances: listed by DescribeDBSnapshots only with SnapshotType
+//!   `awsbackup`, so resolve asks for them too; Aurora: cluster snapshots with that id prefix)
+//!   or manual, reported as such in `snapshot_type` (`automated`, `awsbackup`, `manual`) and
+//!   in plain words in `notes` ("AWS Backup recovery point"). A recovery point restores like
+//!   any snapshot of the account, by its identifier (only shared snapshots need the ARN).
+//!   Never a `pre-rollback` backup (that is the bad state); never a shared or public snapshot.
 //!   Cutoff: `request.cutoff`, else the input `release_time`, else now. With scope `app`,
-//!   nothing is resolved (`in_scope: false`).
+//!   nothing is resolved (`in_scope: false`). Each resolution also lists the live database's
+//!   read replicas (`read_replicas`: DescribeDBInstances `ReadReplicaDBInstanceIdentifiers` /
+//!   `ReadReplicaDBClusterIdentifiers`, DescribeDBClusters `ReadReplicaIdentifiers`): they stay
+//!   attached to the database moved aside and do not follow the restored copy; the approval
+//!   email tells the operator how to recreate them (not automated).
 //! - `start` → [`StartOutput`]: restore each approved resolution into
-//!   `<db>-restored-<exec>` (drill: `<db>-drill-<exec>`) with the source's class / cluster
+//!   `<db>-restored-<exec>` (drill: `<db>-drill-<exec>`; names from `ids::derived_identifier`:
+//!   an id too long to fit 63 characters is cut and a hash of the whole id replaces the cut
+//!   tail, so no two plan databases share a name, and plan validation refuses a plan whose
+//!   names would still coincide) with the source's class / cluster
 //!   settings, subnet group, security groups and parameter groups; clusters also get their
 //!   instances (`<target>-1`, `-2`, …; a drill creates only the writer). Refuses
 //!   (`Rollback.PlanDrifted`) when the approved snapshot is no longer available.
@@ -56,7 +68,8 @@ pub mod tags {
     pub const EXECUTION: &str = "rollback:execution";
     /// `restored` or `drill`.
     pub const ROLE: &str = "rollback:role";
-    /// The plan database the copy was made for.
+    /// The plan database the copy was made for; `start` reuses an existing copy only when
+    /// execution, role and source all match (`Target::owns`).
     pub const SOURCE: &str = "rollback:source";
     pub const SNAPSHOT: &str = "rollback:snapshot";
     /// Clusters: how many instances `start` creates (`<target>-1` … `<target>-n`).
@@ -129,7 +142,8 @@ pub struct ResolveOutput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolveNote {
     pub database: String,
-    /// `pre-deploy` (preferred), or `fallback` (automated or other manual snapshot).
+    /// `pre-deploy` (preferred), `fallback` (automated snapshot, AWS Backup recovery point or
+    /// other manual snapshot; the explanation says which), or `point-in-time`.
     pub source: String,
     /// Snapshots of the database that were looked at.
     pub considered: usize,
