@@ -1090,3 +1090,305 @@ async fn resolve_reports_read_replicas() {
     let json = serde_json::to_value(&out.databases[1]).unwrap();
     assert!(json.get("read_replicas").is_none(), "{json}");
 }
+
+fn cluster_fields(c: &aws_sdk_rds::types::DbCluster) -> Vec<(&'static str, String)> {
+    vec![
+        ("Engine", format!("{:?}", c.engine())),
+        ("EngineVersion", format!("{:?}", c.engine_version())),
+        (
+            "VpcSecurityGroups",
+            format!(
+                "{:?}",
+                c.vpc_security_groups()
+                    .iter()
+                    .filter_map(|g| g.vpc_security_group_id())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "DBClusterParameterGroup",
+            format!("{:?}", c.db_cluster_parameter_group()),
+        ),
+        ("Port", format!("{:?}", c.port())),
+        (
+            "DeletionProtection",
+            format!("{:?}", c.deletion_protection()),
+        ),
+        (
+            "IAMDatabaseAuthenticationEnabled",
+            format!("{:?}", c.iam_database_authentication_enabled()),
+        ),
+        (
+            "EnabledCloudwatchLogsExports",
+            format!("{:?}", c.enabled_cloudwatch_logs_exports()),
+        ),
+        (
+            "CopyTagsToSnapshot",
+            format!("{:?}", c.copy_tags_to_snapshot()),
+        ),
+        ("StorageType", format!("{:?}", c.storage_type())),
+        (
+            "BackupRetentionPeriod",
+            format!("{:?}", c.backup_retention_period()),
+        ),
+        (
+            "PreferredBackupWindow",
+            format!("{:?}", c.preferred_backup_window()),
+        ),
+        (
+            "PreferredMaintenanceWindow",
+            format!("{:?}", c.preferred_maintenance_window()),
+        ),
+        ("StorageEncrypted", format!("{:?}", c.storage_encrypted())),
+        ("KmsKeyId", format!("{:?}", c.kms_key_id())),
+        ("Tags (the source's own)", user_tags(c.tag_list())),
+    ]
+}
+
+/// Per-instance settings of a cluster member (identifiers and AZ are the copy's own).
+fn member_fields(i: &aws_sdk_rds::types::DbInstance) -> Vec<(&'static str, String)> {
+    vec![
+        ("DBInstanceClass", format!("{:?}", i.db_instance_class())),
+        (
+            "DBParameterGroups",
+            format!(
+                "{:?}",
+                i.db_parameter_groups()
+                    .iter()
+                    .filter_map(|g| g.db_parameter_group_name())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "PreferredMaintenanceWindow",
+            format!("{:?}", i.preferred_maintenance_window()),
+        ),
+        (
+            "CACertificateIdentifier",
+            format!("{:?}", i.ca_certificate_identifier()),
+        ),
+        (
+            "PubliclyAccessible",
+            format!("{:?}", i.publicly_accessible()),
+        ),
+        (
+            "AutoMinorVersionUpgrade",
+            format!("{:?}", i.auto_minor_version_upgrade()),
+        ),
+        ("PromotionTier", format!("{:?}", i.promotion_tier())),
+        (
+            "PerformanceInsightsEnabled",
+            format!("{:?}", i.performance_insights_enabled()),
+        ),
+        (
+            "PerformanceInsightsKMSKeyId",
+            format!("{:?}", i.performance_insights_kms_key_id()),
+        ),
+        (
+            "MonitoringInterval",
+            format!("{:?}", i.monitoring_interval()),
+        ),
+        (
+            "MonitoringRoleArn",
+            format!("{:?}", i.monitoring_role_arn()),
+        ),
+        ("Tags (the source's own)", user_tags(i.tag_list())),
+    ]
+}
+
+#[tokio::test]
+async fn restored_aurora_cluster_is_configured_like_its_source_field_by_field() {
+    let rds = rds();
+    let db = "res-fields-aurora";
+    rds.create_db_cluster_parameter_group()
+        .db_cluster_parameter_group_name("res-fields-cluster-params")
+        .db_parameter_group_family("aurora-postgresql15")
+        .description("test")
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str, v: &str| aws_sdk_rds::types::Tag::builder().key(k).value(v).build();
+    rds.create_db_cluster()
+        .db_cluster_identifier(db)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .master_username("admin")
+        .master_user_password("password123")
+        .vpc_security_group_ids("sg-0c7")
+        .db_cluster_parameter_group_name("res-fields-cluster-params")
+        .port(5433)
+        .deletion_protection(true)
+        .enable_iam_database_authentication(true)
+        .enable_cloudwatch_logs_exports("postgresql")
+        .copy_tags_to_snapshot(true)
+        .backup_retention_period(21)
+        .preferred_backup_window("02:00-02:30")
+        .preferred_maintenance_window("sat:04:00-sat:04:30")
+        .storage_encrypted(true)
+        .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/cluster-key")
+        .tags(tag("team", "docs"))
+        .send()
+        .await
+        .unwrap();
+    for (n, class, tier) in [(1, "db.r6g.large", 0), (2, "db.r6g.xlarge", 2)] {
+        rds.create_db_instance()
+            .db_instance_identifier(format!("{db}-{n}"))
+            .db_cluster_identifier(db)
+            .db_instance_class(class)
+            .engine("aurora-postgresql")
+            .promotion_tier(tier)
+            .preferred_maintenance_window("mon:01:00-mon:01:30")
+            .ca_certificate_identifier("rds-ca-ecc384-g1")
+            .publicly_accessible(false)
+            .auto_minor_version_upgrade(false)
+            .enable_performance_insights(true)
+            .performance_insights_kms_key_id("arn:aws:kms:us-east-1:123456789012:key/pi-key")
+            .monitoring_interval(15)
+            .monitoring_role_arn("arn:aws:iam::123456789012:role/rds-monitoring")
+            .tags(tag("member", &n.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    pre_deploy(db, "aurora-cluster", "v1").await;
+    let exec = "exec-fields-aurora";
+    let resolved = resolved(db, "aurora-cluster", exec, "live").await;
+    let started: StartOutput = parse(
+        act(
+            json!({"action": "start", "resolved": resolved}),
+            db,
+            "aurora-cluster",
+            exec,
+            "live",
+        )
+        .await
+        .unwrap(),
+    );
+    available_after_follow_up(db, "aurora-cluster", exec).await;
+
+    let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
+    let describe = |id: String| {
+        let rds = rds.clone();
+        async move {
+            rds.describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .unwrap()
+                .db_clusters()[0]
+                .clone()
+        }
+    };
+    let (source, copy) = (describe(db.to_owned()).await, describe(target).await);
+    assert_same_settings(db, cluster_fields(&source), cluster_fields(&copy));
+    for (n, member) in started.databases[0].instances.iter().enumerate() {
+        let from = instance_state(&rds, &format!("{db}-{}", n + 1))
+            .await
+            .unwrap();
+        let to = instance_state(&rds, member).await.unwrap();
+        assert_same_settings(member, member_fields(&from), member_fields(&to));
+    }
+}
+
+#[tokio::test]
+async fn point_in_time_restore_inside_the_window_restores_to_the_cutoff() {
+    let rds = rds();
+    let db = "res-pitr-db";
+    instance(&rds, db, "db.m5.large").await;
+    let created = instance_state(&rds, db)
+        .await
+        .unwrap()
+        .instance_create_time()
+        .copied()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let cutoff = chrono::DateTime::from_timestamp(created.secs() + 2, 0).unwrap();
+    let plan_db = json!([{"kind": "rds-instance", "id": db, "restore": "point-in-time"}]);
+    let exec = "exec-pitr";
+    let clients = clients();
+    let call = |action: Value| {
+        handle(
+            &clients,
+            envelope(
+                action,
+                plan_db.clone(),
+                request("live", json!({"cutoff": cutoff})),
+                exec,
+            ),
+        )
+    };
+    let out: ResolveOutput = parse(call(json!({"action": "resolve"})).await.unwrap());
+    let r = &out.databases[0];
+    assert!(r.is_point_in_time(), "{r:?}");
+    assert_eq!(r.restore_time, Some(cutoff));
+    assert_eq!(r.data_loss.from, cutoff);
+    let window = r.restorable_window.as_ref().unwrap();
+    // moto reports LatestRestorableTime but no RestoreWindow: the earliest end is unknown,
+    // and said so.
+    assert!(window.latest.is_some(), "{window:?}");
+    assert!(
+        window.note.contains("no earliest restorable time"),
+        "{}",
+        window.note
+    );
+    assert!(
+        out.notes[0]
+            .explanation
+            .contains("restore to point in time")
+    );
+
+    let started: StartOutput = parse(
+        call(json!({"action": "start", "resolved": out.databases}))
+            .await
+            .unwrap(),
+    );
+    let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
+    assert_eq!(started.databases[0].target, target);
+    let copy = instance_state(&rds, &target)
+        .await
+        .expect("point-in-time copy");
+    let restore_time = copy
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == Some("rollback:restore-time"))
+        .and_then(|t| t.value());
+    assert_eq!(
+        restore_time,
+        Some(
+            cutoff
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .as_str()
+        )
+    );
+    let source = instance_state(&rds, db).await.unwrap();
+    assert_same_settings(db, instance_fields(&source), instance_fields(&copy));
+}
+
+#[tokio::test]
+async fn point_in_time_before_the_database_existed_is_refused_with_the_window() {
+    let rds = rds();
+    let db = "res-pitr-early";
+    instance(&rds, db, "db.m5.large").await;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
+    let err = handle(
+        &clients(),
+        envelope(
+            json!({"action": "resolve"}),
+            json!([{"kind": "rds-instance", "id": db, "restore": "point-in-time"}]),
+            request("live", json!({"cutoff": cutoff})),
+            "exec-pitr-early",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let text = err.to_string();
+    for part in [
+        db,
+        "outside its restorable window",
+        "unknown (not before",
+        "later cutoff",
+    ] {
+        assert!(text.contains(part), "{part} missing in {text}");
+    }
+}
