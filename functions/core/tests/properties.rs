@@ -620,6 +620,11 @@ fn link_edit() -> impl Strategy<Value = LinkEdit> {
 
 fn edit(token: &str, e: &LinkEdit) -> String {
     let mut chars: Vec<char> = token.chars().collect();
+    // A previous edit may have truncated the token to nothing: only growing edits apply then
+    // (`Index` cannot pick from an empty collection).
+    if chars.is_empty() && !matches!(e, LinkEdit::Insert(..) | LinkEdit::Extend(_)) {
+        return String::new();
+    }
     match e {
         LinkEdit::SetChar(i, c) => {
             let i = i.index(chars.len());
