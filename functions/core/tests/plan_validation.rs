@@ -357,3 +357,41 @@ fn normalized_request_round_trips_through_json() {
     let back: RollbackRequest = serde_json::from_value(value).unwrap();
     assert_eq!(back, request);
 }
+
+#[test]
+fn restore_method_defaults_to_snapshot_and_names_the_fix_for_bad_values() {
+    use rollback_core::plan::RestoreMethod;
+    let plan = Plan::from_value(example()).unwrap();
+    assert!(
+        plan.databases
+            .iter()
+            .all(|d| d.restore == RestoreMethod::Snapshot)
+    );
+    // The default is not written back, so existing plans serialize unchanged.
+    assert!(
+        serde_json::to_value(&plan).unwrap()["databases"][0]
+            .get("restore")
+            .is_none()
+    );
+
+    let mut pitr = example();
+    pitr["databases"][1]["restore"] = json!("point-in-time");
+    let plan = Plan::from_value(pitr).unwrap();
+    assert_eq!(plan.databases[1].restore, RestoreMethod::PointInTime);
+    assert_eq!(plan.databases[0].restore, RestoreMethod::Snapshot);
+    assert_eq!(
+        serde_json::to_value(&plan).unwrap()["databases"][1]["restore"],
+        "point-in-time"
+    );
+
+    assert_rejects(
+        |p| p["databases"][0]["restore"] = json!("pitr"),
+        "databases[0].restore",
+        "expected `snapshot` or `point-in-time`; use one of those values",
+    );
+    assert_rejects(
+        |p| p["databases"][1]["restore"] = json!(true),
+        "databases[1].restore",
+        "expected",
+    );
+}
