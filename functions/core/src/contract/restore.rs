@@ -1,5 +1,5 @@
-//! Contract of the `restore` function: put the plan's databases back to a snapshot while the
-//! endpoint the application uses stays the same.
+//! Contract of the `restore` function: put the plan's databases back to a snapshot (or a point
+//! in time) while the endpoint the application uses stays the same.
 //!
 //! Input envelope: [`crate::step::StepInput<RestoreAction>`].
 //!
@@ -19,16 +19,43 @@
 //!   `ReadReplicaDBClusterIdentifiers`, DescribeDBClusters `ReadReplicaIdentifiers`): they stay
 //!   attached to the database moved aside and do not follow the restored copy; the approval
 //!   email tells the operator how to recreate them (not automated).
+//!   A plan database with `"restore": "point-in-time"` gets no snapshot: its resolution has
+//!   `method: point-in-time` and `restore_time` = the cutoff (to the second, rounded down),
+//!   the window RDS reported (`restorable_window`: `EarliestRestorableTime` /
+//!   `LatestRestorableTime` of DescribeDBClusters; instances: `LatestRestorableTime` of
+//!   DescribeDBInstances and `RestoreWindow.EarliestTime` of DescribeDBInstanceAutomatedBackups,
+//!   an end RDS does not report being recorded as unknown, with only a bound it certainly does
+//!   not precede: creation time, now minus the backup retention), and a data-loss window from
+//!   the restore time to now. A cutoff outside the window, or automated backups turned off, is
+//!   refused (`Rollback.InvalidInput`, naming the database, the time and the window).
 //! - `start` → [`StartOutput`]: restore each approved resolution into
 //!   `<db>-restored-<exec>` (drill: `<db>-drill-<exec>`; names from `ids::derived_identifier`:
 //!   an id too long to fit 63 characters is cut and a hash of the whole id replaces the cut
 //!   tail, so no two plan databases share a name, and plan validation refuses a plan whose
-//!   names would still coincide) with the source's class / cluster
-//!   settings, subnet group, security groups and parameter groups; clusters also get their
-//!   instances (`<target>-1`, `-2`, …; a drill creates only the writer). Refuses
-//!   (`Rollback.PlanDrifted`) when the approved snapshot is no longer available.
+//!   names would still coincide) configured like the source: everything the restore call
+//!   accepts and the source has (class, subnet group, security groups, parameter and option
+//!   groups, Multi-AZ, port, deletion protection, storage type / IOPS / throughput, IAM
+//!   authentication, CloudWatch log exports, backup retention and window, CA certificate,
+//!   public access, copy-tags-to-snapshot, the source's own tags plus ours; clusters: their own
+//!   list, DocumentDB only what its API takes), one mapping in the restore crate's
+//!   `start::settings`. A drill's scratch copy has deletion protection and Multi-AZ off. KMS:
+//!   a snapshot restore keeps the snapshot's key; a point-in-time restore keeps the source's
+//!   (clusters are given its `KmsKeyId`). Clusters also get their instances (`<target>-1`,
+//!   `-2`, …, each with its source member's class, parameter group, Performance Insights,
+//!   monitoring, CA certificate, maintenance window, promotion tier; no AZ pinned; a drill
+//!   creates only the writer). Refuses (`Rollback.PlanDrifted`) when the approved snapshot is
+//!   no longer available. Point in time: `RestoreDBInstanceToPointInTime` /
+//!   `RestoreDBClusterToPointInTime` (full copy, never copy-on-write) to `restore_time`, after
+//!   checking it is still inside the window (`Rollback.InvalidInput` otherwise); the copy is
+//!   tagged `rollback:restore-time`.
 //! - `status` → [`StatusOutput`]: whether each restore target and its instances are available
-//!   (after a swap, the restored database is found under the original identifier).
+//!   (after a swap, the restored database is found under the original identifier). Before the
+//!   swap, once a copy is `available`, status applies what the restore calls do not take
+//!   (instances: maintenance window, Performance Insights, enhanced monitoring; clusters:
+//!   maintenance window, DocumentDB backup retention and window) with one `ModifyDB*`: it
+//!   describes source and copy first and sends only what differs, then tags the copy
+//!   `rollback:settings-applied` so a later poll never modifies again; the copy reports
+//!   `modifying` (not available) meanwhile.
 //! - `swap` → [`SwapOutput`]: rename current → `<db>-pre-rollback-<exec>`, restored → `<db>`.
 //!   Re-entrant: call it again (after a Wait) until `complete`; renames are asynchronous in
 //!   RDS. All or nothing across the plan's databases: before the first rename it checks that
