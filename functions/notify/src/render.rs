@@ -145,27 +145,55 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
                 .as_deref()
                 .map(|r| format!(", release {}", clean(r, 60)))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  - {} ({}): {} snapshot {} taken {} ({}{release})",
-                clean(&db.database, 80),
-                db.kind.as_str(),
-                if future {
-                    "restore from"
-                } else {
-                    "restored from"
-                },
-                clean(&db.snapshot_id, 255),
-                fmt_time(db.snapshot_created_at),
-                clean(&db.snapshot_type, 20),
-            );
-            let _ = writeln!(
-                out,
-                "    DATA LOSS: writes from {} to {} ({}) are not in that snapshot.",
-                fmt_time(db.data_loss.from),
-                fmt_time(db.data_loss.to),
-                human_duration(db.data_loss.seconds)
-            );
+            if let (true, Some(at)) = (db.is_point_in_time(), db.restore_time) {
+                let _ = writeln!(
+                    out,
+                    "  - {} ({}): {} point in time {} (point-in-time restore by RDS, no \
+                     snapshot)",
+                    clean(&db.database, 80),
+                    db.kind.as_str(),
+                    if future { "restore to" } else { "restored to" },
+                    fmt_time(at),
+                );
+                if let Some(window) = &db.restorable_window {
+                    let _ = writeln!(
+                        out,
+                        "    Restorable window when resolved: {} ({}).",
+                        window.describe(),
+                        clean(&window.note, 300)
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "    DATA LOSS: writes from {} to {} ({}) are not in the copy restored to \
+                     that point in time.",
+                    fmt_time(db.data_loss.from),
+                    fmt_time(db.data_loss.to),
+                    human_duration(db.data_loss.seconds)
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  - {} ({}): {} snapshot {} taken {} ({}{release})",
+                    clean(&db.database, 80),
+                    db.kind.as_str(),
+                    if future {
+                        "restore from"
+                    } else {
+                        "restored from"
+                    },
+                    clean(&db.snapshot_id, 255),
+                    fmt_time(db.snapshot_created_at),
+                    clean(&db.snapshot_type, 20),
+                );
+                let _ = writeln!(
+                    out,
+                    "    DATA LOSS: writes from {} to {} ({}) are not in that snapshot.",
+                    fmt_time(db.data_loss.from),
+                    fmt_time(db.data_loss.to),
+                    human_duration(db.data_loss.seconds)
+                );
+            }
             let _ = writeln!(
                 out,
                 "    Backups: the current state is snapshotted as {} and the current database \
@@ -271,11 +299,17 @@ pub fn summary_lines(resolved: &ResolvedPlan, include_databases: bool) -> Vec<St
     let mut lines = Vec::new();
     if include_databases {
         for db in &resolved.databases {
+            let from = match (db.is_point_in_time(), db.restore_time) {
+                (true, Some(at)) => format!("to point in time {}", fmt_time(at)),
+                _ => format!(
+                    "from {} ({})",
+                    clean(&db.snapshot_id, 80),
+                    fmt_time(db.snapshot_created_at)
+                ),
+            };
             lines.push(format!(
-                "restore database {} from {} ({}); writes of {} are lost",
+                "restore database {} {from}; writes of {} are lost",
                 clean(&db.database, 63),
-                clean(&db.snapshot_id, 80),
-                fmt_time(db.snapshot_created_at),
                 human_duration(db.data_loss.seconds)
             ));
         }

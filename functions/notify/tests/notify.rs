@@ -583,3 +583,49 @@ async fn approval_request_warns_about_read_replicas() {
     let body = next_message(&queue).await;
     assert!(!body.contains("READ REPLICAS"), "{body}");
 }
+
+#[tokio::test]
+async fn approval_request_shows_the_point_in_time_and_its_data_loss_window() {
+    let (topic_arn, queue) = topic("notify-approval-pitr").await;
+    let config = Config::local(
+        &topic_arn,
+        "http://approve.test/approval",
+        LinkKey::generate(),
+    );
+    let mut pitr = resolved("note");
+    pitr["databases"][0] = json!({
+        "database": "mint-replica-db", "kind": "rds-instance",
+        "snapshot_id": "point-in-time:2024-05-01T11:47:13Z",
+        "snapshot_created_at": "2024-05-01T11:47:13Z", "snapshot_type": "point-in-time",
+        "method": "point-in-time", "restore_time": "2024-05-01T11:47:13Z",
+        "restorable_window": {"latest": "2024-05-01T12:25:00Z",
+                              "earliest_bound": "2024-04-24T12:30:00Z",
+                              "note": "RDS reported no earliest restorable time"},
+        "data_loss": {"from": "2024-05-01T11:47:13Z", "to": "2024-05-01T12:30:00Z",
+                      "seconds": 2567, "summary": "…"}
+    });
+    handle(
+        &clients(),
+        &config,
+        json!({
+            "action": "approval-request",
+            "task_token": "token-pitr",
+            "resolved": pitr,
+            "plan": plan(), "request": request(), "execution": "exec-approval-pitr"
+        }),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    assert_clean(&body);
+    let folded = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    for expected in [
+        "restore to point in time 2024-05-01 11:47:13 UTC",
+        "unknown (not before 2024-04-24 12:30:00 UTC) to 2024-05-01 12:25:00 UTC",
+        "DATA LOSS: writes from 2024-05-01 11:47:13 UTC to 2024-05-01 12:30:00 UTC (42 min 47 s) \
+         are not in the copy restored to that point in time",
+    ] {
+        assert!(folded.contains(expected), "missing {expected:?} in\n{body}");
+    }
+    assert!(!folded.contains("snapshot point-in-time:"), "{body}");
+}
