@@ -600,7 +600,12 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
         );
     }
 
-    if let Some(reverted) = notice.reverted.as_ref().filter(|r| !r.databases.is_empty()) {
+    // Only when a database had moved: "never moved" for each is already in the state above.
+    if let Some(reverted) = notice.reverted.as_ref().filter(|r| {
+        r.databases
+            .iter()
+            .any(|d| d.reverted || d.state != rollback_core::contract::restore::RevertState::Back)
+    }) {
         let _ = writeln!(
             body,
             "DATABASES PUT BACK (a swap that began and did not finish is undone)"
