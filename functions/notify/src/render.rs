@@ -115,6 +115,16 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A resolution's `snapshot_type` in plain words.
+pub fn snapshot_kind(snapshot_type: &str) -> String {
+    match snapshot_type {
+        "awsbackup" => "AWS Backup recovery point".to_owned(),
+        "automated" => "automated RDS snapshot".to_owned(),
+        "manual" => "manual snapshot".to_owned(),
+        other => clean(other, 20),
+    }
+}
+
 fn finish(mut body: String) -> String {
     if body.chars().count() > MAX_BODY_CHARS {
         body = crate::text::cut(&body, MAX_BODY_CHARS);
@@ -184,7 +194,7 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
                     },
                     clean(&db.snapshot_id, 255),
                     fmt_time(db.snapshot_created_at),
-                    clean(&db.snapshot_type, 20),
+                    snapshot_kind(&db.snapshot_type),
                 );
                 let _ = writeln!(
                     out,

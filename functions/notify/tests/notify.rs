@@ -526,6 +526,10 @@ async fn approval_request_warns_about_read_replicas() {
     let config = Config::local(&topic_arn, "http://approve.test/approval", key);
     let mut with_replicas = resolved("note");
     with_replicas["databases"][0]["read_replicas"] = json!(["mint-replica-db-reader"]);
+    // Chosen from an AWS Backup recovery point: the email says so in words.
+    with_replicas["databases"][0]["snapshot_id"] =
+        json!("awsbackup:job-be59cf2a-2343-4402-bd8b-226993d23453");
+    with_replicas["databases"][0]["snapshot_type"] = json!("awsbackup");
     handle(
         &clients(),
         &config,
@@ -559,6 +563,9 @@ async fn approval_request_warns_about_read_replicas() {
         format!("aws rds wait db-instance-available --db-instance-identifier {new}"),
         "aws rds delete-db-instance --db-instance-identifier mint-replica-db-reader \
          --skip-final-snapshot"
+            .to_owned(),
+        "restore from snapshot awsbackup:job-be59cf2a-2343-4402-bd8b-226993d23453 taken \
+         2024-05-01 11:02:00 UTC (AWS Backup recovery point, release v42)"
             .to_owned(),
     ] {
         assert!(
