@@ -34,6 +34,35 @@ pub struct Plan {
     pub polling: PollingPolicy,
     #[serde(default)]
     pub triggers: TriggerPolicy,
+    /// What happens to the deployments `pause` scaled to zero when the rollback then fails
+    /// (`stay-paused`, the default, or `resume`). Always serialized: the state machine reads
+    /// `$.plan.on_failure`.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// What a failed rollback does with the deployments it paused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Leave them at zero replicas and say so in the contingency notice, with the commands
+    /// that scale each back (`rollbackctl resume`). The default, because resuming the bad
+    /// release may be worse than an outage.
+    #[default]
+    StayPaused,
+    /// When the rollback fails after pausing the service and no database keeps a completed
+    /// swap (none moved, or all were put back), scale the deployments back to their recorded
+    /// counts automatically.
+    Resume,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::StayPaused => "stay-paused",
+            OnFailure::Resume => "resume",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -648,6 +677,15 @@ impl Plan {
                     "must be at least 1 and less than approval.timeout_minutes ({})",
                     approval.timeout_minutes
                 ),
+            );
+        }
+        if self.on_failure == OnFailure::Resume
+            && self.cluster.as_ref().is_none_or(|c| c.deployments.is_empty())
+        {
+            errors.push(
+                "on_failure",
+                "`resume` scales the paused deployments back up, but the plan lists none; \
+                 remove on_failure or add cluster.deployments",
             );
         }
         let polling = &self.polling;

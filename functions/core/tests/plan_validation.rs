@@ -395,3 +395,54 @@ fn restore_method_defaults_to_snapshot_and_names_the_fix_for_bad_values() {
         "expected",
     );
 }
+
+#[test]
+fn on_failure_defaults_to_stay_paused_is_always_serialized_and_names_the_fix_for_bad_values() {
+    use rollback_core::plan::OnFailure;
+    let plan = Plan::from_value(example()).unwrap();
+    assert_eq!(plan.on_failure, OnFailure::StayPaused);
+    // Written even when it is the default: the state machine reads `$.plan.on_failure`.
+    assert_eq!(
+        serde_json::to_value(&plan).unwrap()["on_failure"],
+        "stay-paused"
+    );
+
+    let mut resume = example();
+    resume["on_failure"] = json!("resume");
+    let plan = Plan::from_value(resume).unwrap();
+    assert_eq!(plan.on_failure, OnFailure::Resume);
+    assert_eq!(serde_json::to_value(&plan).unwrap()["on_failure"], "resume");
+    let mut explicit = example();
+    explicit["on_failure"] = json!("stay-paused");
+    assert_eq!(
+        Plan::from_value(explicit).unwrap().on_failure,
+        OnFailure::StayPaused
+    );
+
+    assert_rejects(
+        |p| p["on_failure"] = json!("rollback"),
+        "on_failure",
+        "expected `stay-paused` or `resume`; use one of those values",
+    );
+    assert_rejects(
+        |p| p["on_failure"] = json!("Resume"),
+        "on_failure",
+        "expected `stay-paused` or `resume`",
+    );
+    assert_rejects(|p| p["on_failure"] = json!(true), "on_failure", "expected");
+    // Misplaced under another section: the unknown field is named where it was put.
+    assert_rejects(
+        |p| p["cluster"]["on_failure"] = json!("resume"),
+        "cluster.on_failure",
+        "unknown field `on_failure`",
+    );
+    // `resume` with nothing to resume says what to do.
+    assert_rejects(
+        |p| {
+            p["on_failure"] = json!("resume");
+            p.as_object_mut().unwrap().remove("cluster");
+        },
+        "on_failure",
+        "remove on_failure or add cluster.deployments",
+    );
+}
