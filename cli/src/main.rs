@@ -47,6 +47,10 @@ enum Command {
         /// snapshot 5 min, rollout 2 min, smoke 30 s) and compare with the critical path.
         #[arg(long)]
         realistic_durations: bool,
+        /// How the plan's databases are restored: from the pre-deploy snapshots, or
+        /// point-in-time (RDS restores each to the cutoff; the report shows the restore time).
+        #[arg(long, value_enum, default_value = "snapshot")]
+        restore: rollbackctl::drill::Restore,
     },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
@@ -115,6 +119,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             output,
             timeout_seconds,
             realistic_durations,
+            restore,
         } => {
             let report = rollbackctl::drill::run(rollbackctl::drill::DrillOptions {
                 approve,
@@ -122,6 +127,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 output_dir: output,
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 latency: realistic_durations.then(rollbackctl::drill::LatencyModel::realistic),
+                restore,
                 ..Default::default()
             })
             .await?;

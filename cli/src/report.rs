@@ -147,16 +147,20 @@ fn collect_facts(value: &Value, f: &mut Findings) {
                     );
                 }
             } else if let Ok(r) = serde_json::from_value::<DatabaseResolution>(as_type(value)) {
-                push(
-                    f,
-                    "Databases",
-                    format!(
+                let line = match (r.is_point_in_time(), r.restore_time) {
+                    (true, Some(at)) => format!(
+                        "{}: restored to point in time {} (point-in-time restore)",
+                        r.database,
+                        stamp(at)
+                    ),
+                    _ => format!(
                         "{}: restored from snapshot `{}` taken {}",
                         r.database,
                         r.snapshot_id,
                         stamp(r.snapshot_created_at)
                     ),
-                );
+                };
+                push(f, "Databases", line);
                 let line = format!("{}: {}", r.database, r.data_loss.summary);
                 if !f.data_loss.contains(&line) {
                     f.data_loss.push(line);

@@ -210,3 +210,48 @@ async fn realistic_durations_take_the_critical_path_not_the_runbook_sum() {
     );
     assert!(simulated < model.sequential_runbook(true).as_secs() as i64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn point_in_time_drill_restores_to_the_release_time_and_reports_it() {
+    let drill = Drill::prepare(DrillOptions {
+        restore: rollbackctl::drill::Restore::PointInTime,
+        ..options("pitr")
+    })
+    .await
+    .unwrap();
+    assert!(
+        drill
+            .stack
+            .seeded
+            .plan
+            .databases
+            .iter()
+            .all(|d| !d.restore.is_snapshot()),
+        "the drill's plan databases use point-in-time restore"
+    );
+    let report = drill.execute().await.unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    let approval = report
+        .emails
+        .iter()
+        .find(|m| m.subject.contains("needs your decision"))
+        .expect("an approval email");
+    assert!(
+        approval.body.contains("restore to point in time "),
+        "{}",
+        approval.body
+    );
+    let markdown = std::fs::read_to_string(&report.report_path).unwrap();
+    for needle in [
+        "mint-replica-db: restored to point in time ",
+        "mint-replica-docs: restored to point in time ",
+        "are not in the copy restored to that point in time",
+    ] {
+        assert!(
+            markdown.contains(needle),
+            "report.md lacks {needle}:\n{markdown}"
+        );
+    }
+    let dbs = db_identifiers(&drill).await;
+    assert!(dbs.contains(&"mint-replica-db".to_owned()), "{dbs:?}");
+}

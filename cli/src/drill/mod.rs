@@ -20,6 +20,25 @@ pub use functions::{FUNCTIONS, INJECTED_ERROR, substitutions};
 pub use latency::LatencyModel;
 pub use stack::LocalStack;
 
+/// How the drill's plan databases are restored (`--restore`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Restore {
+    /// From the pre-deploy snapshots the seed takes (the plan's default).
+    #[default]
+    Snapshot,
+    /// `"restore": "point-in-time"` for every plan database: RDS restores them to the cutoff.
+    PointInTime,
+}
+
+impl Restore {
+    pub fn method(self) -> rollback_core::plan::RestoreMethod {
+        match self {
+            Restore::Snapshot => rollback_core::plan::RestoreMethod::Snapshot,
+            Restore::PointInTime => rollback_core::plan::RestoreMethod::PointInTime,
+        }
+    }
+}
+
 /// How the approval is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Approve {
@@ -52,6 +71,8 @@ pub struct DrillOptions {
     /// Crash-in-the-middle: stop the execution once this many states have been entered, then
     /// start it again with the same input (as an operator would after the process died).
     pub crash_at_transition: Option<usize>,
+    /// How the plan's databases are restored.
+    pub restore: Restore,
 }
 
 impl Default for DrillOptions {
@@ -66,6 +87,7 @@ impl Default for DrillOptions {
             faults: None,
             latency: None,
             crash_at_transition: None,
+            restore: Restore::Snapshot,
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct SeedInputs<'a> {
     pub health_url: String,
     /// A local PostgreSQL for the SQL probe, when one could be started.
     pub postgres: Option<&'a rollback_postgres::PostgresServer>,
+    /// How the plan's databases are restored (`rollbackctl drill --restore`).
+    pub restore: rollback_core::plan::RestoreMethod,
 }
 
 pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
@@ -117,6 +119,12 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .send()
         .await
         .context("CreateDBInstance mint-replica-docs-1")?;
+    if !inputs.restore.is_snapshot() {
+        // A point-in-time restore goes back to the release time, which must lie after the
+        // databases came into being (RDS restores only within their restorable window, to the
+        // second): let the bad release roll out a clear second later.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
 
     // Images: `stable` is the last good release, `prod` points at the bad one.
     let mut images = Vec::new();
@@ -247,7 +255,7 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         );
     }
 
-    let plan_value = plan_document(&inputs.health_url, sql.clone());
+    let plan_value = plan_document(&inputs.health_url, sql.clone(), inputs.restore);
     let plan_text = serde_json::to_string_pretty(&plan_value)?;
     let plan = Plan::from_json(&plan_text)
         .map_err(|e| anyhow::anyhow!("the drill's plan is invalid: {e}"))?;
@@ -285,12 +293,23 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
 }
 
 /// The example plan (infra/plans/mint-replica.json) pointed at the local demo app.
-fn plan_document(health_url: &str, sql: Vec<Value>) -> Value {
+fn plan_document(
+    health_url: &str,
+    sql: Vec<Value>,
+    restore: rollback_core::plan::RestoreMethod,
+) -> Value {
+    let database = |kind: &str, id: &str| {
+        let mut db = json!({"kind": kind, "id": id});
+        if !restore.is_snapshot() {
+            db["restore"] = json!(restore.as_str());
+        }
+        db
+    };
     json!({
         "service": SERVICE,
         "databases": [
-            {"kind": "rds-instance", "id": "mint-replica-db"},
-            {"kind": "aurora-cluster", "id": "mint-replica-docs"}
+            database("rds-instance", "mint-replica-db"),
+            database("aurora-cluster", "mint-replica-docs")
         ],
         "images": REPOSITORIES.iter().map(|(r, _)| json!({"repository": r, "release_tag": "prod", "stable_tag": "stable"})).collect::<Vec<_>>(),
         "cluster": {"name": "mint-replica-eks", "namespace": "mint", "deployments": ["backend-deployment", "frontend-deployment"]},

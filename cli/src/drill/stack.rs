@@ -109,6 +109,7 @@ impl LocalStack {
             kube: &kube,
             health_url,
             postgres: postgres.as_ref(),
+            restore: options.restore.method(),
         })
         .await?;
         app.set_stable(

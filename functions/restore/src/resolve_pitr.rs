@@ -73,7 +73,12 @@ pub async fn window(
     }
     let earliest_bound = if earliest.is_none() {
         let by_retention = retention.map(|days| now - Duration::days(i64::from(days)));
-        let bound = [created, by_retention].into_iter().flatten().max();
+        // To the second, rounded down: the restore time is whole seconds too.
+        let bound = [created, by_retention]
+            .into_iter()
+            .flatten()
+            .max()
+            .map(|b| b.trunc_subsecs(0));
         note.push_str(&match bound {
             Some(b) => format!(
                 "; RDS reported no earliest restorable time: unknown, but not before {} \
