@@ -344,6 +344,7 @@ pub fn revert(request: &RollbackRequest) -> restore::RevertOutput {
         drill: request.mode.is_drill(),
         complete: true,
         needs_person: false,
+        kept_swap: false,
         databases: Vec::new(),
     }
 }

@@ -303,6 +303,20 @@ pub enum Expect {
 
 pub use Expect::{One, Par};
 
+/// The failure path after any Catch: an unfinished database swap put back (`revert` keeps a
+/// finished one), what is live observed by each function's read-only action, the notice.
+pub fn contingency() -> Vec<Expect> {
+    vec![
+        One("restore", "revert"),
+        Par(vec![
+            vec![("restore", "observe")],
+            vec![("retag", "resolve")],
+            vec![("deploy-undo", "status")],
+        ]),
+        One("notify", "failure"),
+    ]
+}
+
 fn interleaves(items: &[(String, String)], branches: &[&[(&'static str, &'static str)]]) -> bool {
     if items.is_empty() {
         return branches.iter().all(|b| b.is_empty());

@@ -287,7 +287,7 @@ async fn approval_timeout_escalates_then_ends_with_the_timeout_notice() {
         &calls,
         &then(
             until_approval(),
-            [One("notify", "escalate"), One("notify", "failure")],
+            then(vec![One("notify", "escalate")], contingency()),
         ),
     );
     assert_nothing_destructive_before_approval(&calls, false);
@@ -335,8 +335,9 @@ async fn restore_failure_ends_in_the_contingency_notice() {
                 One("deploy-undo", "pause"),
                 One("snapshot", "status"),
                 One("restore", "start"),
-                One("notify", "failure"),
-            ],
+            ]
+            .into_iter()
+            .chain(contingency()),
         ),
     );
     assert_nothing_destructive_before_approval(&calls, true);
@@ -442,8 +443,9 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
                 One("deploy-undo", "undo"),
                 One("deploy-undo", "resume"),
                 One("deploy-undo", "status"),
-                One("notify", "failure"),
-            ],
+            ]
+            .into_iter()
+            .chain(contingency()),
         ),
     );
     assert_nothing_destructive_before_approval(&calls, true);
@@ -495,8 +497,8 @@ async fn rollout_that_never_completes_times_out_after_the_plans_polls() {
     assert_eq!(max_polls, 20);
     assert_eq!(
         polls,
-        max_polls + 1,
-        "one first check and max_polls re-checks"
+        max_polls + 2,
+        "one first check, max_polls re-checks, and the failure path's observation"
     );
     let notice = failure_notice(&the_notice(&calls, "failure"));
     assert!(
@@ -538,7 +540,7 @@ async fn smoke_failing_after_every_rerun_ends_in_the_contingency_notice() {
         One("deploy-undo", "status"),
     ];
     tail.extend(std::iter::repeat_n(One("smoke-test", "run"), runs));
-    tail.push(One("notify", "failure"));
+    tail.extend(contingency());
     assert_calls(&calls, &then(until_approval(), tail));
     assert_nothing_destructive_before_approval(&calls, true);
     let notice = failure_notice(&the_notice(&calls, "failure"));
@@ -574,11 +576,10 @@ async fn second_execution_for_the_service_is_refused_with_a_notice() {
     let calls = h.calls(&exec);
     assert_calls(
         &calls,
-        &[
-            One("plan", "validate"),
-            One("plan", "guard"),
-            One("notify", "failure"),
-        ],
+        &then(
+            vec![One("plan", "validate"), One("plan", "guard")],
+            contingency(),
+        ),
     );
     let notice = failure_notice(&the_notice(&calls, "failure"));
     assert_eq!(notice.error.error, "Rollback.ConcurrentRollback");
@@ -696,7 +697,7 @@ async fn a_decision_for_another_plan_is_refused_before_anything_changes() {
     assert_eq!(d.error.as_deref(), Some("Rollback.PlanDrifted"));
 
     let calls = h.calls(&exec);
-    assert_calls(&calls, &then(until_approval(), [One("notify", "failure")]));
+    assert_calls(&calls, &then(until_approval(), contingency()));
     assert_nothing_destructive_before_approval(&calls, false);
     let notice = failure_notice(&the_notice(&calls, "failure"));
     assert_eq!(notice.error.error, "Rollback.PlanDrifted");
@@ -790,4 +791,57 @@ async fn an_invalid_plan_is_not_retried() {
     assert_nothing_destructive_before_approval(&calls, true);
     let notice = failure_notice(&the_notice(&calls, "failure"));
     assert_eq!(notice.error.error, "Rollback.InvalidPlan");
+}
+
+/// A swap that fails permanently is undone for every database inside the databases branch
+/// (revert, not only-if-incomplete), and the failure path checks again before the notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_swap_is_reverted_before_the_contingency_notice() {
+    let h = Harness::scripted();
+    h.script.on("restore", "swap", |_, _| {
+        Some(Err(failure(
+            "Rollback.SwapFailed",
+            "renaming mint-replica-db-restored-1 to mint-replica-db failed. Observed just now: …",
+        )))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.SwapFailed"));
+
+    let calls = h.calls(&exec);
+    let branch = vec![
+        ("snapshot", "status"),
+        ("restore", "start"),
+        ("restore", "status"),
+        ("restore", "swap"),
+        ("restore", "revert"),
+    ];
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [
+                One("deploy-undo", "pause"),
+                Par(vec![branch, vec![("retag", "apply")]]),
+            ]
+            .into_iter()
+            .chain(contingency()),
+        ),
+    );
+    let reverts: Vec<bool> = calls
+        .iter()
+        .filter(|c| c.is("restore", "revert"))
+        .map(|c| c.payload["only_if_incomplete"] == true)
+        .collect();
+    assert_eq!(
+        reverts,
+        [false, true],
+        "the branch undoes the swap; the failure path keeps only a finished one"
+    );
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    assert_eq!(notice.error.error, "Rollback.SwapFailed");
+    assert!(notice.reverted.is_some() && notice.observed.is_some());
 }

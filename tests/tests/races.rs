@@ -92,11 +92,10 @@ fn assert_refused(h: &Harness, refused: &str, winner: &str) {
     let calls = h.calls(refused);
     assert_calls(
         &calls,
-        &[
-            One("plan", "validate"),
-            One("plan", "guard"),
-            One("notify", "failure"),
-        ],
+        &[One("plan", "validate"), One("plan", "guard")]
+            .into_iter()
+            .chain(contingency())
+            .collect::<Vec<_>>(),
     );
     let notice = failure_notice(&the_notice(&calls, "failure"));
     assert_eq!(notice.error.error, "Rollback.ConcurrentRollback");

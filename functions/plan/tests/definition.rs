@@ -21,6 +21,10 @@ const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
         "the contingency path itself: its failure goes on to observe and notify",
     ),
     (
+        "Resume the paused service",
+        "the contingency path itself: its failure goes on to observe and notify",
+    ),
+    (
         "Observe what is live",
         "the contingency path itself: its failure goes on to the notice",
     ),
@@ -600,6 +604,9 @@ fn worst_case_state() -> Value {
         "reverted": {"complete": false, "needs_person": true},
         // The failure path (see failure_state): after "Keep what the notice needs".
         "final_revert": reverted,
+        "resumed_after_failure": {"deployments": (0..MAX_DEPLOYMENTS).map(|i| json!({
+            "name": long("d", i, 253), "namespace": long("n", 0, 63), "replicas_before": 0, "replicas_after": 10,
+            "changed": true, "message": long("scaled back to ", i, 300)})).collect::<Vec<_>>()},
         "observed": {
             "databases": {"drill": false, "databases": observed_dbs},
             "images": {"images": images},
@@ -625,6 +632,7 @@ fn failure_state() -> Value {
         "timing",
         "progress",
         "final_revert",
+        "resumed_after_failure",
         "observed",
     ] {
         out.insert(key.into(), full[key].clone());
@@ -640,7 +648,7 @@ fn failure_state() -> Value {
 /// The success path's state: everything but what only the failure path writes.
 fn success_state() -> Value {
     let mut state = worst_case_state();
-    for key in ["final_revert", "observed"] {
+    for key in ["final_revert", "resumed_after_failure", "observed"] {
         state.as_object_mut().unwrap().remove(key);
     }
     state

@@ -236,10 +236,12 @@ pub async fn revert(
     let needs_person = databases
         .iter()
         .any(|d| d.state == RevertState::NeedsPerson);
+    let kept_swap = databases.iter().any(|d| d.state == RevertState::KeptSwap);
     Ok(RevertOutput {
         drill,
         complete,
         needs_person,
+        kept_swap,
         databases,
     })
 }

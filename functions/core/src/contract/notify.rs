@@ -146,6 +146,8 @@ pub struct RevertSummary {
     #[serde(default)]
     pub needs_person: bool,
     #[serde(default)]
+    pub kept_swap: bool,
+    #[serde(default)]
     pub databases: Vec<RevertReport>,
 }
 

@@ -362,6 +362,10 @@ pub struct RevertOutput {
     pub complete: bool,
     /// Some database needs a person (see its `commands`).
     pub needs_person: bool,
+    /// The databases keep a completed swap (`only_if_incomplete`); the state machine then
+    /// leaves the service paused rather than resume the bad release on the restored data.
+    #[serde(default)]
+    pub kept_swap: bool,
     pub databases: Vec<RevertReport>,
 }
 
