@@ -5,3 +5,4 @@ pub mod drill;
 pub mod history;
 pub mod ops;
 pub mod report;
+pub mod resume;

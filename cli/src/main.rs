@@ -90,6 +90,23 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Scale the deployments a rollback execution paused back to their recorded replica
+    /// counts (after a failed rollback). Safe to repeat. Exit 0: every deployment resumed or
+    /// already running; 1: some deployment was not resumed; 2: nothing was done (bad ARN, no
+    /// history or plan, execution still running).
+    Resume {
+        /// The rollback execution whose pause to undo.
+        #[arg(long, value_name = "EXECUTION_ARN")]
+        execution: String,
+        /// Resume even though the execution is still running (it would race the rollback).
+        #[arg(long)]
+        force: bool,
+        /// Endpoint for EKS DescribeCluster when it differs from --endpoint-url (e.g. moto
+        /// beside the local engine). The Kubernetes API itself is EKS's, or
+        /// ROLLBACK_KUBE_API_URL with ROLLBACK_KUBE_CA_FILE / ROLLBACK_KUBE_CA_PEM.
+        #[arg(long, env = "ROLLBACK_EKS_ENDPOINT_URL")]
+        eks_endpoint_url: Option<String>,
+    },
     /// For CI/CD: exit 1 when REPO@DIGEST was rolled back by a rollback execution.
     Guard {
         #[arg(long)]
@@ -222,6 +239,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 None => print!("{markdown}"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Resume {
+            execution,
+            force,
+            eks_endpoint_url,
+        } => {
+            let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
+            let eks_config = ops::sdk_config(eks_endpoint_url.as_deref().or(endpoint)).await;
+            let api_override = rollback_deploy_undo::ApiOverride::from_env()
+                .map_err(|e| anyhow::anyhow!("the Kubernetes API override: {e}"))?;
+            let clients = rollback_deploy_undo::Clients::new(&eks_config, api_override);
+            let report = ops::resume(&sfn, &clients, &execution, force).await?;
+            for line in report.lines() {
+                println!("{line}");
+            }
+            Ok(ExitCode::from(report.exit_code()))
         }
         Command::Guard { image } => {
             let (repo, digest) = image

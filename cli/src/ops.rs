@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::history::History;
 
+pub use crate::resume::{ResumeReport, resume};
+
 /// SDK configuration: the standard chain, with an endpoint override when given. A loopback
 /// endpoint (the local engine) gets static test credentials so nothing needs configuring.
 pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {

@@ -255,3 +255,136 @@ async fn point_in_time_drill_restores_to_the_release_time_and_reports_it() {
     let dbs = db_identifiers(&drill).await;
     assert!(dbs.contains(&"mint-replica-db".to_owned()), "{dbs:?}");
 }
+
+/// Each seeded deployment's (spec.replicas, paused-replicas annotation, paused-by annotation).
+fn replicas_and_pause_record(drill: &Drill) -> Vec<(String, i32, Option<String>, Option<String>)> {
+    use rollback_core::contract::deploy_undo::{PAUSED_BY, PAUSED_REPLICAS};
+    drill
+        .stack
+        .seeded
+        .images
+        .iter()
+        .map(|(_, deployment, ..)| {
+            let d = drill
+                .stack
+                .kube
+                .deployment("mint", deployment)
+                .unwrap_or_else(|| panic!("deployment {deployment} exists"));
+            let annotation = |key: &str| {
+                d.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key).cloned())
+            };
+            (
+                deployment.clone(),
+                d.spec.replicas.unwrap_or(1),
+                annotation(PAUSED_REPLICAS),
+                annotation(PAUSED_BY),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_scales_a_failed_rollbacks_paused_deployments_back_and_is_harmless_twice() {
+    use rollbackctl::resume::ResumeOutcome;
+    let drill = Drill::prepare(DrillOptions {
+        fail_at: Some("Undo deployments".into()),
+        ..options("resume")
+    })
+    .await
+    .unwrap();
+    let before = replicas_and_pause_record(&drill);
+    assert!(
+        before.iter().all(|(_, replicas, ..)| *replicas > 0),
+        "{before:?}"
+    );
+    let report = drill.execute().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Failed, "{:?}", report.error);
+    let execution = report.execution_arn.rsplit(':').next().unwrap().to_owned();
+
+    // The failure left every deployment at zero with its count recorded.
+    let paused = replicas_and_pause_record(&drill);
+    for ((name, was, ..), (_, now, recorded, by)) in before.iter().zip(&paused) {
+        assert_eq!(*now, 0, "{name} is paused after the failure: {paused:?}");
+        assert_eq!(
+            recorded.as_deref(),
+            Some(was.to_string().as_str()),
+            "{name}"
+        );
+        assert_eq!(by.as_deref(), Some(execution.as_str()), "{name}");
+    }
+
+    let clients = rollback_deploy_undo::Clients::new(
+        &drill.stack.sdk,
+        Some(rollback_deploy_undo::ApiOverride {
+            url: drill.stack.kube.url(),
+            ca_pem: drill.stack.kube.ca_pem().map(str::to_owned),
+        }),
+    );
+    let resumed =
+        rollbackctl::ops::resume(&drill.stack.sfn, &clients, &report.execution_arn, false)
+            .await
+            .unwrap();
+    assert_eq!(resumed.exit_code(), 0, "{:#?}", resumed.lines());
+    assert!(resumed.paused && !resumed.drill);
+    assert_eq!(resumed.deployments.len(), before.len(), "{resumed:#?}");
+    for ((name, was, ..), d) in before.iter().zip(&resumed.deployments) {
+        assert_eq!(&d.name, name);
+        assert!(
+            matches!(d.outcome, ResumeOutcome::Resumed { before: 0, after, .. } if after == *was),
+            "{name}: {:?}",
+            d.outcome
+        );
+        assert!(
+            d.line().contains(&format!("0 → {was} replicas")),
+            "{}",
+            d.line()
+        );
+    }
+    // Observed in the Kubernetes API: back at the recorded counts, pause records gone.
+    let after = replicas_and_pause_record(&drill);
+    for ((name, was, ..), (_, now, recorded, by)) in before.iter().zip(&after) {
+        assert_eq!(now, was, "{name} is back at its recorded count: {after:?}");
+        assert_eq!(
+            (recorded, by),
+            (&None, &None),
+            "{name}'s pause record is cleared"
+        );
+    }
+
+    // Again: nothing changes, still success.
+    let again = rollbackctl::ops::resume(&drill.stack.sfn, &clients, &report.execution_arn, false)
+        .await
+        .unwrap();
+    assert_eq!(again.exit_code(), 0, "{:#?}", again.lines());
+    assert!(
+        again
+            .deployments
+            .iter()
+            .all(|d| matches!(d.outcome, ResumeOutcome::NothingToDo { .. })),
+        "{again:#?}"
+    );
+    assert_eq!(replicas_and_pause_record(&drill), after);
+
+    // A wrong ARN names what is wrong and touches nothing.
+    let missing = report
+        .execution_arn
+        .replace(&execution, "no-such-execution");
+    let e = rollbackctl::ops::resume(&drill.stack.sfn, &clients, &missing, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("there is no execution"), "{e}");
+    let e = rollbackctl::ops::resume(
+        &drill.stack.sfn,
+        &clients,
+        &drill.stack.state_machine_arn,
+        false,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("state machine ARN"), "{e}");
+}

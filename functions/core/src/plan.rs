@@ -680,7 +680,10 @@ impl Plan {
             );
         }
         if self.on_failure == OnFailure::Resume
-            && self.cluster.as_ref().is_none_or(|c| c.deployments.is_empty())
+            && self
+                .cluster
+                .as_ref()
+                .is_none_or(|c| c.deployments.is_empty())
         {
             errors.push(
                 "on_failure",
