@@ -245,6 +245,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             force,
             eks_endpoint_url,
         } => {
+            rollbackctl::resume::check_execution_arn(&execution)?;
             let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
             let eks_config = ops::sdk_config(eks_endpoint_url.as_deref().or(endpoint)).await;
             let api_override = rollback_deploy_undo::ApiOverride::from_env()

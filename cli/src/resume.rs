@@ -279,7 +279,14 @@ pub async fn resume(
                 "there is no execution {execution_arn} at this endpoint; check the ARN, the \
                  region (AWS_REGION) and --endpoint-url"
             ),
-            _ => anyhow!(e).context("DescribeExecution"),
+            _ => anyhow!(rollback_core::RollbackError::from_sdk(
+                "DescribeExecution",
+                e
+            ))
+            .context(
+                "could not ask the Step Functions endpoint about the execution; check \
+                 --endpoint-url, AWS_REGION and the credentials",
+            ),
         })?;
     let execution = described.name.clone().unwrap_or_else(|| {
         execution_arn
