@@ -72,7 +72,9 @@ pub struct DatabaseRef {
     /// DB instance identifier (`rds-instance`) or DB cluster identifier (clusters).
     pub id: String,
     /// How the database goes back: `snapshot` (default: the pre-deploy or newest snapshot
-    /// before the cutoff) or `point-in-time` (RDS restores it to the cutoff itself).
+    /// before the cutoff), `point-in-time` (RDS restores it to the cutoff itself), or
+    /// `snapshot-or-point-in-time` (a pre-deploy snapshot when one qualifies, else the cutoff
+    /// by point-in-time restore, else the newest other snapshot).
     #[serde(default, skip_serializing_if = "RestoreMethod::is_snapshot")]
     pub restore: RestoreMethod,
 }
@@ -87,6 +89,10 @@ pub enum RestoreMethod {
     /// `RestoreDBInstanceToPointInTime` / `RestoreDBClusterToPointInTime` to the cutoff; needs
     /// automated backups and the cutoff inside `[EarliestRestorableTime, LatestRestorableTime]`.
     PointInTime,
+    /// A pre-deploy snapshot when one qualifies; without one, point in time (closer to the
+    /// cutoff than an older automated snapshot); when that is refused too, the newest other
+    /// snapshot before the cutoff.
+    SnapshotOrPointInTime,
 }
 
 impl RestoreMethod {
@@ -98,6 +104,7 @@ impl RestoreMethod {
         match self {
             RestoreMethod::Snapshot => "snapshot",
             RestoreMethod::PointInTime => "point-in-time",
+            RestoreMethod::SnapshotOrPointInTime => "snapshot-or-point-in-time",
         }
     }
 }

@@ -387,7 +387,8 @@ fn restore_method_defaults_to_snapshot_and_names_the_fix_for_bad_values() {
     assert_rejects(
         |p| p["databases"][0]["restore"] = json!("pitr"),
         "databases[0].restore",
-        "expected `snapshot` or `point-in-time`; use one of those values",
+        "expected one of `snapshot`, `point-in-time`, `snapshot-or-point-in-time`; use one of \
+         those values",
     );
     assert_rejects(
         |p| p["databases"][1]["restore"] = json!(true),

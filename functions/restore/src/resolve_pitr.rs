@@ -17,7 +17,7 @@ use rollback_core::contract::restore::{CutoffSource, ResolveNote};
 use rollback_core::plan::{DatabaseRef, RestoreMethod};
 use rollback_core::resolved::{DataLossWindow, DatabaseResolution, RestorableWindow};
 
-use crate::resolve::Criteria;
+use crate::resolve::{Criteria, choose, list_snapshots};
 use crate::start::settings::{describe_cluster, describe_instance};
 
 fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -170,9 +170,47 @@ pub fn check(
     )))
 }
 
-/// Resolves one point-in-time database: the restore time is the cutoff (to the second,
-/// rounded down so no write after the cutoff is kept), inside the window RDS reports now.
+/// Resolves a database whose plan entry is not plain `snapshot`: `point-in-time`, or
+/// `snapshot-or-point-in-time` (a pre-deploy snapshot when one qualifies; else point in time;
+/// when RDS cannot restore to the cutoff, the newest other snapshot, saying why).
 pub async fn resolve_one(
+    rds: &Client,
+    db: &DatabaseRef,
+    criteria: &Criteria<'_>,
+) -> Result<(DatabaseResolution, ResolveNote), RollbackError> {
+    if db.restore != RestoreMethod::SnapshotOrPointInTime {
+        return point_in_time(rds, db, criteria).await;
+    }
+    let by_snapshot = choose(db, criteria, &list_snapshots(rds, db).await?);
+    if let Ok((_, note)) = &by_snapshot
+        && note.source == "pre-deploy"
+    {
+        return by_snapshot;
+    }
+    match point_in_time(rds, db, criteria).await {
+        Ok((resolution, mut note)) => {
+            note.explanation = format!("no pre-deploy snapshot qualifies, so {}", note.explanation);
+            Ok((resolution, note))
+        }
+        Err(RollbackError::InvalidInput(why)) => match by_snapshot {
+            Ok((resolution, mut note)) => {
+                note.explanation = format!(
+                    "{}; point in time was not possible: {why}",
+                    note.explanation
+                );
+                Ok((resolution, note))
+            }
+            Err(no_snapshot) => Err(RollbackError::SnapshotNotFound(format!(
+                "{no_snapshot}; and point in time was not possible either: {why}"
+            ))),
+        },
+        Err(other) => Err(other),
+    }
+}
+
+/// The restore time is the cutoff (to the second, rounded down so no write after the cutoff is
+/// kept), inside the window RDS reports now.
+async fn point_in_time(
     rds: &Client,
     db: &DatabaseRef,
     criteria: &Criteria<'_>,

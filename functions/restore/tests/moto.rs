@@ -1392,3 +1392,54 @@ async fn point_in_time_before_the_database_existed_is_refused_with_the_window() 
         assert!(text.contains(part), "{part} missing in {text}");
     }
 }
+
+#[tokio::test]
+async fn snapshot_or_point_in_time_prefers_a_pre_deploy_snapshot_else_the_cutoff() {
+    let rds = rds();
+    let db = "res-fallback-db";
+    instance(&rds, db, "db.m5.large").await;
+    let created = instance_state(&rds, db)
+        .await
+        .unwrap()
+        .instance_create_time()
+        .copied()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let cutoff = chrono::DateTime::from_timestamp(created.secs() + 2, 0).unwrap();
+    let clients = clients();
+    let resolve = |exec: &'static str| {
+        handle(
+            &clients,
+            envelope(
+                json!({"action": "resolve"}),
+                json!([{"kind": "rds-instance", "id": db, "restore": "snapshot-or-point-in-time"}]),
+                request("live", json!({"cutoff": chrono::Utc::now()})),
+                exec,
+            ),
+        )
+    };
+    // No pre-deploy snapshot yet (moto's automated one at creation does not count): the
+    // cutoff itself, by point-in-time restore.
+    let call = envelope(
+        json!({"action": "resolve"}),
+        json!([{"kind": "rds-instance", "id": db, "restore": "snapshot-or-point-in-time"}]),
+        request("live", json!({"cutoff": cutoff})),
+        "exec-fallback-1",
+    );
+    let out: ResolveOutput = parse(handle(&clients, call).await.unwrap());
+    assert!(out.databases[0].is_point_in_time(), "{:?}", out.databases);
+    assert_eq!(out.databases[0].restore_time, Some(cutoff));
+    assert!(
+        out.notes[0]
+            .explanation
+            .starts_with("no pre-deploy snapshot qualifies, so restore to point in time"),
+        "{:?}",
+        out.notes
+    );
+
+    // With a pre-deploy snapshot, that snapshot.
+    pre_deploy(db, "rds-instance", "v1").await;
+    let out: ResolveOutput = parse(resolve("exec-fallback-2").await.unwrap());
+    assert!(!out.databases[0].is_point_in_time(), "{:?}", out.databases);
+    assert_eq!(out.notes[0].source, "pre-deploy");
+}
