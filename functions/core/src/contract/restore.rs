@@ -28,6 +28,9 @@
 //!   not precede: creation time, now minus the backup retention), and a data-loss window from
 //!   the restore time to now. A cutoff outside the window, or automated backups turned off, is
 //!   refused (`Rollback.InvalidInput`, naming the database, the time and the window).
+//!   `"restore": "snapshot-or-point-in-time"`: a pre-deploy snapshot when one qualifies, else
+//!   point in time as above, else (RDS cannot restore to the cutoff) the newest other
+//!   snapshot; the note says which and why.
 //! - `start` → [`StartOutput`]: restore each approved resolution into
 //!   `<db>-restored-<exec>` (drill: `<db>-drill-<exec>`; names from `ids::derived_identifier`:
 //!   an id too long to fit 63 characters is cut and a hash of the whole id replaces the cut
