@@ -637,8 +637,10 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     if !resume.is_empty() {
         let _ = writeln!(
             body,
-            "  The service is PAUSED (scaled to zero). To serve again, scale each deployment back \
-             to the count the rollback recorded (annotation {}):",
+            "  The service is PAUSED (scaled to zero). To serve again, run `rollbackctl resume \
+             --execution <ARN of execution {}>`, or scale each deployment back to the count the \
+             rollback recorded (annotation {}):",
+            clean(ctx.execution.as_str(), 80),
             rollback_core::contract::deploy_undo::PAUSED_REPLICAS
         );
         for c in &resume {

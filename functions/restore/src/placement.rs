@@ -26,13 +26,30 @@ pub struct Observation {
     pub placement: Placement,
 }
 
+/// How often an observation that needs a person is taken again (see [`Observation::take`]).
+const RETAKES: usize = 3;
+
 fn renaming(state: &Option<DbState>) -> bool {
     state.as_ref().is_some_and(|s| s.status == "renaming")
 }
 
 impl Observation {
-    /// Describes the original, aside and restore identifiers of `target`'s database.
+    /// Describes the original, aside and restore identifiers of `target`'s database. The
+    /// three describes are not atomic: a rename that finishes between two of them shows the
+    /// database at neither name (or at both). Such a view is taken again before anyone is
+    /// told a database is missing.
     pub async fn take(rds: &Client, target: &Target<'_>) -> Result<Observation, RollbackError> {
+        let mut seen = Self::take_once(rds, target).await?;
+        for _ in 0..RETAKES {
+            if !seen.placement.needs_person() {
+                break;
+            }
+            seen = Self::take_once(rds, target).await?;
+        }
+        Ok(seen)
+    }
+
+    async fn take_once(rds: &Client, target: &Target<'_>) -> Result<Observation, RollbackError> {
         let kind = target.db.kind;
         let original_id = target.db.id.clone();
         let aside_id = ids::aside_identifier(&original_id, target.execution);

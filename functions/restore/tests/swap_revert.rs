@@ -305,7 +305,29 @@ async fn a_failure_mid_swap_is_reverted_for_every_database() {
             .unwrap(),
     )
     .unwrap();
-    assert!(!reverted.needs_person, "{reverted:?}");
+    if reverted.needs_person {
+        let all: Vec<_> = rds()
+            .describe_db_instances()
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+            .iter()
+            .filter(|d| {
+                d.db_instance_identifier()
+                    .unwrap_or_default()
+                    .starts_with("sr-two")
+            })
+            .map(|d| {
+                format!(
+                    "{:?}={:?}",
+                    d.db_instance_identifier(),
+                    d.db_instance_status()
+                )
+            })
+            .collect();
+        panic!("a database needs a person; instances now: {all:?}\n{reverted:?}");
+    }
     for db in &reverted.databases {
         assert_eq!(db.state, RevertState::Back, "{db:?}");
         assert!(
