@@ -388,3 +388,75 @@ async fn resume_scales_a_failed_rollbacks_paused_deployments_back_and_is_harmles
     .to_string();
     assert!(e.contains("state machine ARN"), "{e}");
 }
+
+/// `--fail-at` on every destructive state: the contingency notice states what is live for
+/// every database identifier, release tag and deployment, as observed after the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_destructive_failure_reports_observed_states_for_every_resource() {
+    for state in [
+        "Back up databases",
+        "Pause writes",
+        "Start restores",
+        "Swap databases",
+        "Check swapped databases",
+        "Retag images",
+        "Undo deployments",
+        "Resume writes",
+    ] {
+        let drill = Drill::prepare(DrillOptions {
+            fail_at: Some(state.into()),
+            ..options(&format!("observed-{}", state.replace(' ', "-")))
+        })
+        .await
+        .unwrap();
+        let report = drill.execute().await.unwrap();
+        assert_eq!(report.outcome, Outcome::Failed, "{state}");
+        let notice = report
+            .emails
+            .iter()
+            .find(|m| m.body.contains("WHERE THE BACKUPS ARE"))
+            .unwrap_or_else(|| panic!("{state}: no contingency notice"));
+        let body = &notice.body;
+        for expected in [
+            "(observed at ",
+            "database mint-replica-db (rds-instance): ",
+            "database mint-replica-docs (aurora-cluster): ",
+            "ecr mint-replica-backend:prod points at ",
+            "ecr mint-replica-frontend:prod points at ",
+            "deployment mint/backend-deployment: revision ",
+            "deployment mint/frontend-deployment: revision ",
+        ] {
+            assert!(
+                body.contains(expected),
+                "{state}: no {expected:?} in\n{body}"
+            );
+        }
+        for never in ["not reported", "NOT OBSERVED", "NO DATABASE"] {
+            assert!(!body.contains(never), "{state}: {never:?} in\n{body}");
+        }
+        // Once the swap completed, the restored databases are kept (the images branch runs
+        // beside the databases branch, so a failed retag leaves a completed swap); before it,
+        // nothing moved.
+        let kept = matches!(
+            state,
+            "Check swapped databases" | "Retag images" | "Undo deployments" | "Resume writes"
+        );
+        let db_line = body
+            .lines()
+            .find(|l| l.contains("database mint-replica-db (rds-instance): "))
+            .unwrap();
+        assert!(
+            db_line.contains(if kept {
+                "holds this execution's restored copy"
+            } else {
+                "holds the database the rollback found"
+            }),
+            "{state}: {db_line}"
+        );
+        let dbs = db_identifiers(&drill).await;
+        assert!(
+            dbs.contains(&"mint-replica-db".to_owned()),
+            "{state}: {dbs:?}"
+        );
+    }
+}

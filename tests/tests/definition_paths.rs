@@ -845,3 +845,34 @@ async fn failed_swap_is_reverted_before_the_contingency_notice() {
     assert_eq!(notice.error.error, "Rollback.SwapFailed");
     assert!(notice.reverted.is_some() && notice.observed.is_some());
 }
+
+/// `on_failure: resume`: after a failure with no swap kept, the failure path scales the paused
+/// deployments back before it observes and notifies; `stay-paused` (the default) does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_failure_resume_scales_back_only_when_the_plan_says_so() {
+    for (on_failure, resumes) in [("resume", true), ("stay-paused", false)] {
+        let mut plan: Value = serde_json::from_str(&plan_text()).unwrap();
+        plan["on_failure"] = json!(on_failure);
+        let h = Harness::scripted_with(&plan.to_string());
+        h.script.on("deploy-undo", "undo", |_, _| {
+            Some(Err(failure(
+                "Rollback.Kubernetes",
+                "deployment mint/backend-deployment: 409 Conflict",
+            )))
+        });
+        let exec = h.start(full_request());
+        let request = h.approval_request(&exec).await;
+        h.approve(&request, Scope::App);
+        let d = h.finish(&exec).await;
+        assert_eq!(d.status, ExecutionStatus::Failed, "{on_failure}: {d:?}");
+        let calls = h.calls(&exec);
+        let after_failure: Vec<(String, String)> = pairs(&calls)
+            .into_iter()
+            .skip_while(|(f, a)| !(f == "restore" && a == "revert"))
+            .collect();
+        let resumed = after_failure
+            .iter()
+            .any(|(f, a)| f == "deploy-undo" && a == "resume");
+        assert_eq!(resumed, resumes, "{on_failure}: {after_failure:?}");
+    }
+}
