@@ -16,6 +16,14 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// True when the notice is about this execution (its `Execution:` header line). After a
+    /// crash and restart, the stopped execution's emails may still arrive; their links are dead.
+    pub fn is_for(&self, execution_name: &str) -> bool {
+        self.body
+            .lines()
+            .any(|l| l.trim().strip_prefix("Execution:").map(str::trim) == Some(execution_name))
+    }
+
     pub fn is_approval_request(&self) -> bool {
         self.links()
             .iter()

@@ -271,7 +271,8 @@ impl Drill {
                 if !options.quiet {
                     mail.print();
                 }
-                if !decided && mail.is_approval_request() {
+                let current = execution_arn.rsplit(':').next().unwrap_or_default();
+                if !decided && mail.is_approval_request() && mail.is_for(current) {
                     if let Some(model) = &options.latency {
                         // The approvers take their time; the engine's clock moves on.
                         if let Ok(clock) = stack.engine.clock(&execution_arn) {
