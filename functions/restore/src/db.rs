@@ -56,6 +56,29 @@ fn tags_of(list: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The instance's DB subnet group name.
+pub fn instance_subnet_group(i: &DbInstance) -> Option<String> {
+    i.db_subnet_group()
+        .and_then(|g| g.db_subnet_group_name())
+        .map(str::to_owned)
+}
+
+/// The instance's VPC security group ids.
+pub fn instance_security_groups(i: &DbInstance) -> Vec<String> {
+    i.vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+        .collect()
+}
+
+/// The instance's (first) DB parameter group name.
+pub fn instance_parameter_group(i: &DbInstance) -> Option<String> {
+    i.db_parameter_groups()
+        .first()
+        .and_then(|g| g.db_parameter_group_name())
+        .map(str::to_owned)
+}
+
 impl From<&DbInstance> for DbState {
     fn from(i: &DbInstance) -> Self {
         DbState {
@@ -66,20 +89,9 @@ impl From<&DbInstance> for DbState {
             engine: i.engine().map(str::to_owned),
             engine_version: i.engine_version().map(str::to_owned),
             class: i.db_instance_class().map(str::to_owned),
-            subnet_group: i
-                .db_subnet_group()
-                .and_then(|g| g.db_subnet_group_name())
-                .map(str::to_owned),
-            security_groups: i
-                .vpc_security_groups()
-                .iter()
-                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
-                .collect(),
-            parameter_group: i
-                .db_parameter_groups()
-                .first()
-                .and_then(|g| g.db_parameter_group_name())
-                .map(str::to_owned),
+            subnet_group: instance_subnet_group(i),
+            security_groups: instance_security_groups(i),
+            parameter_group: instance_parameter_group(i),
             multi_az: i.multi_az(),
             deletion_protection: i.deletion_protection(),
             port: i.endpoint().and_then(|e| e.port()).or(i.db_instance_port()),

@@ -169,20 +169,9 @@ impl InstanceSettings {
         };
         InstanceSettings {
             class: i.db_instance_class().map(str::to_owned),
-            subnet_group: i
-                .db_subnet_group()
-                .and_then(|g| g.db_subnet_group_name())
-                .map(str::to_owned),
-            security_groups: i
-                .vpc_security_groups()
-                .iter()
-                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
-                .collect(),
-            parameter_group: i
-                .db_parameter_groups()
-                .first()
-                .and_then(|g| g.db_parameter_group_name())
-                .map(str::to_owned),
+            subnet_group: crate::db::instance_subnet_group(i),
+            security_groups: crate::db::instance_security_groups(i),
+            parameter_group: crate::db::instance_parameter_group(i),
             option_group: custom_option_group(
                 i.option_group_memberships()
                     .iter()
