@@ -49,6 +49,7 @@
 //! `CreateDBSnapshot` calls are dropped") for targeted tests; [`FaultProxy::set_schedule`]
 //! swaps the schedule between phases. Requests to moto's own `/moto-api` are never faulted.
 
+pub mod iam;
 mod protocol;
 mod proxy;
 mod record;
@@ -58,6 +59,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+pub use iam::{IamChecker, Violation};
 pub use protocol::{Protocol, RequestInfo};
 pub use proxy::{MAX_BODY, UPSTREAM_TIMEOUT};
 pub use record::RequestRecord;
@@ -90,6 +92,17 @@ impl FaultProxy {
         upstream_url: &str,
         schedule: FaultSchedule,
     ) -> Result<FaultProxy, FaultProxyError> {
+        FaultProxy::start_with_iam(upstream_url, schedule, None)
+    }
+
+    /// [`FaultProxy::start`] with the IAM check: requests signed with a function's access key
+    /// ([`iam::access_key_id`]) are authorized against its role first, and refused as AWS
+    /// would refuse them (see [`iam`]).
+    pub fn start_with_iam(
+        upstream_url: &str,
+        schedule: FaultSchedule,
+        iam: Option<Arc<IamChecker>>,
+    ) -> Result<FaultProxy, FaultProxyError> {
         let upstream = loopback_upstream(upstream_url)?;
         let listener =
             std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(FaultProxyError::Bind)?;
@@ -101,7 +114,7 @@ impl FaultProxy {
             .enable_all()
             .build()
             .map_err(FaultProxyError::Runtime)?;
-        let shared = Arc::new(proxy::Shared::new(upstream, schedule));
+        let shared = Arc::new(proxy::Shared::new(upstream, schedule, iam));
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let task_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -158,6 +171,16 @@ impl FaultProxy {
         let taken = std::mem::take(&mut state.log);
         state.base += taken.len() as u64;
         taken
+    }
+
+    /// The calls the IAM check refused, in arrival order.
+    pub fn iam_violations(&self) -> Vec<Violation> {
+        self.shared.lock().iam_violations.clone()
+    }
+
+    /// The policy actions (as written in the template) that allowed calls used, per function.
+    pub fn iam_coverage(&self) -> iam::Coverage {
+        self.shared.lock().iam_coverage.clone()
     }
 
     /// How many logged requests were faulted.

@@ -33,6 +33,10 @@ pub struct RequestInfo {
     pub protocol: Protocol,
     /// The SigV4 signing name (`rds`, `ecr`, `eks`…), when the request is signed.
     pub service: Option<String>,
+    /// The access key id in the SigV4 credential scope: who is calling.
+    pub access_key: Option<String>,
+    /// The region in the SigV4 credential scope.
+    pub region: Option<String>,
     pub operation: String,
     pub method: String,
     pub path: String,
@@ -41,7 +45,9 @@ pub struct RequestInfo {
 impl RequestInfo {
     pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> RequestInfo {
         let path = uri.path().to_owned();
-        let service = signing_service(uri, headers);
+        let scope = credential_scope(uri, headers);
+        let part = |i: usize| scope.as_ref().and_then(|s| s.get(i).cloned());
+        let (access_key, region, service) = (part(0), part(2), part(3));
         let (protocol, operation) = if let Some(target) = header_str(headers, "x-amz-target") {
             let op = target.rsplit('.').next().unwrap_or(target);
             (Protocol::Json, op.to_owned())
@@ -56,6 +62,8 @@ impl RequestInfo {
         RequestInfo {
             protocol,
             service,
+            access_key,
+            region,
             operation,
             method: method.to_string(),
             path,
@@ -82,17 +90,20 @@ fn query_action(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Option<String> {
 }
 
 /// `Credential=<key>/<date>/<region>/<service>/aws4_request` from the Authorization header
-/// or a presigned URL's `X-Amz-Credential`.
-fn signing_service(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let from_scope = |scope: &str| scope.split('/').nth(3).map(str::to_owned);
+/// or a presigned URL's `X-Amz-Credential`, split at `/`.
+fn credential_scope(uri: &Uri, headers: &HeaderMap) -> Option<Vec<String>> {
+    let split = |scope: &str| {
+        let parts: Vec<String> = scope.split('/').map(str::to_owned).collect();
+        (parts.len() >= 4).then_some(parts)
+    };
     if let Some(auth) = header_str(headers, AUTHORIZATION.as_str()) {
         let cred = auth.split("Credential=").nth(1)?;
-        return from_scope(cred.split([',', ' ']).next()?);
+        return split(cred.split([',', ' ']).next()?);
     }
     let query = uri.query()?;
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "X-Amz-Credential")
-        .and_then(|(_, v)| from_scope(&v))
+        .and_then(|(_, v)| split(&v))
 }
 
 /// The EKS operations the functions call, named so rules can say `DescribeCluster`.
@@ -198,6 +209,77 @@ pub fn error_answer(
                 status,
                 headers,
                 body,
+            }
+        }
+    }
+}
+
+/// AWS's answer to a call the caller's policies do not allow, in `protocol`'s shape: query
+/// services answer 403 `AccessDenied` (SNS: `AuthorizationError`), JSON services 400
+/// `AccessDeniedException`, REST-JSON services 403 `AccessDeniedException`.
+pub fn access_denied_answer(
+    protocol: Protocol,
+    service: Option<&str>,
+    message: &str,
+    request_id: &str,
+    json_content_type: Option<&HeaderValue>,
+) -> ErrorAnswer {
+    let request_id_header = HeaderValue::from_str(request_id)
+        .unwrap_or_else(|_| HeaderValue::from_static("fault-proxy"));
+    let mut headers = vec![("x-amzn-requestid", request_id_header)];
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let json_message = serde_json::to_string(message).unwrap_or_else(|_| "\"\"".into());
+    match protocol {
+        Protocol::Query => {
+            let code = if service == Some("sns") {
+                "AuthorizationError"
+            } else {
+                "AccessDenied"
+            };
+            headers.push((CONTENT_TYPE.as_str(), HeaderValue::from_static("text/xml")));
+            ErrorAnswer {
+                status: StatusCode::FORBIDDEN,
+                headers,
+                body: format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+                     <Message>{escaped}</Message></Error><RequestId>{request_id}</RequestId>\
+                     </ErrorResponse>"
+                ),
+            }
+        }
+        Protocol::Json => {
+            let content_type = json_content_type
+                .cloned()
+                .unwrap_or_else(|| HeaderValue::from_static("application/x-amz-json-1.1"));
+            headers.push((CONTENT_TYPE.as_str(), content_type));
+            headers.push((
+                "x-amzn-errortype",
+                HeaderValue::from_static("AccessDeniedException"),
+            ));
+            ErrorAnswer {
+                status: StatusCode::BAD_REQUEST,
+                headers,
+                body: format!(
+                    r#"{{"__type": "AccessDeniedException", "message": {json_message}}}"#
+                ),
+            }
+        }
+        Protocol::RestJson => {
+            headers.push((
+                CONTENT_TYPE.as_str(),
+                HeaderValue::from_static("application/json"),
+            ));
+            headers.push((
+                "x-amzn-errortype",
+                HeaderValue::from_static("AccessDeniedException"),
+            ));
+            ErrorAnswer {
+                status: StatusCode::FORBIDDEN,
+                headers,
+                body: format!(r#"{{"message": {json_message}}}"#),
             }
         }
     }

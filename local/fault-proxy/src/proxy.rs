@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::protocol::{RequestInfo, error_answer};
+use crate::iam::{self, Check, IamChecker};
+use crate::protocol::{RequestInfo, access_denied_answer, error_answer};
 use crate::record::RequestRecord;
 use crate::schedule::{FaultKind, FaultSchedule};
 
@@ -34,6 +35,10 @@ pub(crate) struct State {
     pub log: Vec<RequestRecord>,
     /// Index of `log[0]`: records taken out of the log keep their indices unique.
     pub base: u64,
+    /// Calls the IAM check refused, in arrival order.
+    pub iam_violations: Vec<iam::Violation>,
+    /// The policy actions allowed calls used, per function.
+    pub iam_coverage: iam::Coverage,
 }
 
 pub(crate) struct Shared {
@@ -41,10 +46,12 @@ pub(crate) struct Shared {
     pub upstream: String,
     pub client: UpstreamClient,
     pub state: Mutex<State>,
+    /// The functions' roles; `None`: no IAM check.
+    pub iam: Option<Arc<IamChecker>>,
 }
 
 impl Shared {
-    pub fn new(upstream: String, schedule: FaultSchedule) -> Shared {
+    pub fn new(upstream: String, schedule: FaultSchedule, iam: Option<Arc<IamChecker>>) -> Shared {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
         connector.set_nodelay(true);
@@ -58,7 +65,10 @@ impl Shared {
                 schedule,
                 log: Vec::new(),
                 base: 0,
+                iam_violations: Vec::new(),
+                iam_coverage: iam::Coverage::new(),
             }),
+            iam,
         }
     }
 
@@ -143,6 +153,37 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
     let info = RequestInfo::parse(&parts.method, &parts.uri, &parts.headers, &body);
     // moto's own control API (reset, config) is never faulted.
     let control = info.path.starts_with("/moto-api");
+    if !control && let Some(violation) = check_iam(shared, &info, &parts, &body).await {
+        let index = record(&mut shared.lock(), info.clone(), None);
+        tracing::debug!(index, "{violation}");
+        let message = format!(
+            "User: arn:aws:sts::{account}:assumed-role/{function}-role/rollback-{function} \
+             is not authorized to perform: {action} on resource: {resource} because no \
+             identity-based policy allows the {action} action",
+            account = iam::LOCAL_ACCOUNT,
+            function = violation.function,
+            action = violation.action,
+            resource = violation.resource
+        );
+        let request_id = format!("00000000-0000-4000-8000-{index:012x}");
+        let rendered = access_denied_answer(
+            info.protocol,
+            info.service.as_deref(),
+            &message,
+            &request_id,
+            parts.headers.get(CONTENT_TYPE),
+        );
+        {
+            let mut state = shared.lock();
+            if let Some(position) = index.checked_sub(state.base)
+                && let Some(r) = state.log.get_mut(position as usize)
+            {
+                r.iam_denied = Some(violation.to_string());
+            }
+            state.iam_violations.push(violation);
+        }
+        return finish(shared, index, Ok(rendered_response(rendered)));
+    }
     let (index, fault, slow_delay) = {
         let mut state = shared.lock();
         let fault = if control {
@@ -200,6 +241,10 @@ fn error_response(
         &request_id,
         parts.headers.get(CONTENT_TYPE),
     );
+    rendered_response(rendered)
+}
+
+fn rendered_response(rendered: crate::protocol::ErrorAnswer) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(rendered.body)));
     *response.status_mut() = rendered.status;
     for (name, value) in rendered.headers {
@@ -208,6 +253,103 @@ fn error_response(
             .insert(HeaderName::from_static(name), value);
     }
     response
+}
+
+/// The IAM check of one request: `Some(violation)` when the caller's role refuses it. Allowed
+/// calls record the policy actions they used.
+async fn check_iam(
+    shared: &Shared,
+    info: &RequestInfo,
+    parts: &http::request::Parts,
+    body: &Bytes,
+) -> Option<iam::Violation> {
+    let checker = shared.iam.as_ref()?;
+    let role = checker.role_for_key(info.access_key.as_deref()?)?;
+    let authz = iam::authorization(info, &parts.uri, body, checker.account())?;
+    let mut tags = std::collections::BTreeMap::new();
+    if let Some(action) = &authz.action
+        && checker.needs_resource_tags(role, action)
+    {
+        for resource in &authz.resources {
+            let found = resource_tags(shared, resource, info.region.as_deref()).await;
+            tags.insert(resource.clone(), found);
+        }
+    }
+    let context = |resource: &str| -> Vec<(String, String)> {
+        tags.get(resource)
+            .map(|found: &Vec<(String, String)>| {
+                found
+                    .iter()
+                    .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match checker.check(role, &authz, &context) {
+        Check::Unchecked => None,
+        Check::Allowed { function, used } => {
+            shared
+                .lock()
+                .iam_coverage
+                .entry(function)
+                .or_default()
+                .extend(used);
+            None
+        }
+        Check::Denied(violation) => Some(violation),
+    }
+}
+
+/// An RDS resource's tags, asked of moto (`ListTagsForResource`); none for other services
+/// or when moto does not know the resource.
+async fn resource_tags(shared: &Shared, arn: &str, region: Option<&str>) -> Vec<(String, String)> {
+    if !arn.starts_with("arn:aws:rds:") {
+        return Vec::new();
+    }
+    let region = region.unwrap_or("us-east-1");
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "ListTagsForResource")
+        .append_pair("Version", "2014-10-31")
+        .append_pair("ResourceName", arn)
+        .finish();
+    let Ok(uri) = format!("{}/", shared.upstream).parse::<Uri>() else {
+        return Vec::new();
+    };
+    let Ok(request) = Request::post(uri)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            http::header::AUTHORIZATION,
+            format!(
+                "AWS4-HMAC-SHA256 Credential=fault-proxy/20250101/{region}/rds/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+        )
+        .body(Full::new(Bytes::from(body)))
+    else {
+        return Vec::new();
+    };
+    let call = async {
+        let response = shared.client.request(request).await.ok()?;
+        let bytes = Limited::new(response.into_body(), MAX_UPSTREAM_BODY)
+            .collect()
+            .await
+            .ok()?
+            .to_bytes();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let Ok(Some(xml)) = tokio::time::timeout(UPSTREAM_TIMEOUT, call).await else {
+        return Vec::new();
+    };
+    let field = |tag: &str, name: &str| {
+        let open = format!("<{name}>");
+        let start = tag.find(&open)? + open.len();
+        let end = tag[start..].find(&format!("</{name}>"))?;
+        Some(tag[start..start + end].to_owned())
+    };
+    xml.split("<Tag>")
+        .skip(1)
+        .filter_map(|tag| Some((field(tag, "Key")?, field(tag, "Value").unwrap_or_default())))
+        .collect()
 }
 
 fn record(state: &mut State, request: RequestInfo, fault: Option<FaultKind>) -> u64 {
@@ -219,6 +361,7 @@ fn record(state: &mut State, request: RequestInfo, fault: Option<FaultKind>) -> 
         upstream_status: None,
         client_status: None,
         upstream_error: None,
+        iam_denied: None,
     });
     index
 }

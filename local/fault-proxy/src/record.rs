@@ -20,6 +20,8 @@ pub struct RequestRecord {
     pub client_status: Option<u16>,
     /// Why forwarding failed (moto unreachable, too slow, unreadable answer).
     pub upstream_error: Option<String>,
+    /// The IAM check refused the call (it was not forwarded): the violation.
+    pub iam_denied: Option<String>,
 }
 
 impl RequestRecord {
@@ -52,6 +54,9 @@ impl fmt::Display for RequestRecord {
         }
         if let Some(err) = &self.upstream_error {
             write!(f, " error={err}")?;
+        }
+        if let Some(denied) = &self.iam_denied {
+            write!(f, " IAM-DENIED {denied}")?;
         }
         Ok(())
     }

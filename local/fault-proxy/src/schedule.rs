@@ -315,6 +315,8 @@ mod tests {
         RequestInfo {
             protocol: Protocol::Query,
             service: Some(service.to_owned()),
+            access_key: None,
+            region: None,
             operation: op.to_owned(),
             method: "POST".to_owned(),
             path: "/".to_owned(),

@@ -1,0 +1,302 @@
+//! From a request on the wire to what IAM authorizes: the action (`rds:ModifyDBInstance`),
+//! the resource ARNs the service checks it against, and the condition keys the request
+//! carries.
+//!
+//! Resources follow the AWS Service Authorization Reference for the operations the functions
+//! call: an action "without resource-level permissions" is checked against `*`; one that
+//! names resources is checked against each (all must be allowed). For example
+//! `ModifyDBInstance` → `db:<DBInstanceIdentifier>` (plus the parameter, subnet and option
+//! groups it names), `CreateDBSnapshot` → `db:<id>` and `snapshot:<id>`,
+//! `RestoreDBInstanceFromDBSnapshot` → the new `db:` and the `snapshot:`,
+//! `DescribeDBInstances` with an identifier → that `db:`, without → `*`,
+//! `ecr:PutImage` → `repository/<name>`, `eks:DescribeCluster` → `cluster/<name>`,
+//! `sns:Publish` → the topic, `secretsmanager:GetSecretValue` → the secret,
+//! `states:ListExecutions` → the state machine, `states:DescribeExecution` → the execution,
+//! `states:SendTask*` → `*` (the task token names no resource), `cloudwatch:DescribeAlarms`
+//! → the named alarms, `sts:GetCallerIdentity` → never checked (AWS needs no permission).
+//!
+//! Condition keys set from the request: `aws:RequestedRegion`, `aws:RequestTag/<key>` and
+//! `aws:TagKeys` (from `Tags` on RDS creates and `AddTagsToResource`). Keys AWS sets that
+//! need AWS itself (`kms:ViaService`, `iam:PassedToService`, `aws:SourceArn`, `aws:PrincipalTag`)
+//! are absent, as they are for a function's direct call. `aws:ResourceTag/<key>` comes from
+//! moto (see `proxy.rs`).
+
+use http::Uri;
+use serde_json::Value;
+
+use super::policy::RequestContext;
+use crate::protocol::{Protocol, RequestInfo};
+
+/// What one request asks IAM for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// `rds:ModifyDBInstance`; `None` when AWS checks no permission (GetCallerIdentity).
+    pub action: Option<String>,
+    /// Every resource the action is checked against (`*` when it has no resource-level
+    /// permissions).
+    pub resources: Vec<String>,
+    pub context: RequestContext,
+}
+
+/// The IAM service prefix for a SigV4 signing name (CloudWatch signs as `monitoring`).
+fn iam_prefix(signing_name: &str) -> &str {
+    match signing_name {
+        "monitoring" => "cloudwatch",
+        other => other,
+    }
+}
+
+/// Request parameters, flattened: query `Key=Value` pairs, or top-level JSON members.
+struct Params {
+    form: Vec<(String, String)>,
+    json: Value,
+}
+
+impl Params {
+    fn get(&self, key: &str) -> Option<String> {
+        if let Some((_, v)) = self.form.iter().find(|(k, _)| k == key) {
+            return Some(v.clone());
+        }
+        match self.json.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// Query lists (`AlarmNames.member.1`) or JSON arrays of strings.
+    fn list(&self, key: &str) -> Vec<String> {
+        let prefix = format!("{key}.");
+        let mut out: Vec<String> = self
+            .form
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if let Some(Value::Array(items)) = self.json.get(key) {
+            out.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        out
+    }
+
+    /// `Tags.Tag.N.Key` / `Tags.Tag.N.Value` (query), or `tags: [{key, value}]` (JSON).
+    fn tags(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for (k, v) in &self.form {
+            if let Some(stem) = k.strip_prefix("Tags.").and_then(|s| s.strip_suffix(".Key")) {
+                let value = self
+                    .form
+                    .iter()
+                    .find(|(k2, _)| *k2 == format!("Tags.{stem}.Value"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                keys.push((v.clone(), value));
+            }
+        }
+        for name in ["tags", "Tags"] {
+            if let Some(Value::Array(items)) = self.json.get(name) {
+                for item in items {
+                    let field = |a: &str, b: &str| {
+                        item.get(a)
+                            .or_else(|| item.get(b))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    };
+                    if let Some(key) = field("Key", "key") {
+                        keys.push((key, field("Value", "value").unwrap_or_default()));
+                    }
+                }
+            }
+        }
+        keys
+    }
+}
+
+/// The authorization a request needs, or `None` for requests IAM does not see (moto's own API,
+/// unsigned requests).
+pub fn authorization(
+    info: &RequestInfo,
+    uri: &Uri,
+    body: &[u8],
+    account: &str,
+) -> Option<Authorization> {
+    let service = iam_prefix(info.service.as_deref()?).to_owned();
+    let region = info.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let mut form: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut json = Value::Null;
+    match info.protocol {
+        Protocol::Query => form.extend(url::form_urlencoded::parse(body).into_owned()),
+        Protocol::Json | Protocol::RestJson => {
+            json = serde_json::from_slice(body).unwrap_or(Value::Null);
+        }
+    }
+    let params = Params { form, json };
+    let op = info.operation.as_str();
+    let arn = |kind: &str, sep: &str, id: &str| {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!("arn:aws:{service}:{region}:{account}:{kind}{sep}{id}")
+        }
+    };
+    let mut resources = Vec::new();
+    let mut add = |r: String| {
+        if !resources.contains(&r) {
+            resources.push(r);
+        }
+    };
+    let p = |key: &str| params.get(key);
+    // RDS identifiers are case-insensitive and stored (and put in ARNs) in lowercase.
+    let lower = |key: &str| params.get(key).map(|v| v.to_ascii_lowercase());
+    let mut action = Some(format!("{service}:{op}"));
+    match (service.as_str(), op) {
+        ("sts", "GetCallerIdentity") => action = None,
+        ("rds", _) => {
+            let db = |k: &str| lower(k).map(|id| arn("db", ":", &id));
+            let cluster = |k: &str| lower(k).map(|id| arn("cluster", ":", &id));
+            let snapshot = |k: &str| lower(k).map(|id| arn("snapshot", ":", &id));
+            let cluster_snapshot = |k: &str| lower(k).map(|id| arn("cluster-snapshot", ":", &id));
+            let subgrp = |k: &str| lower(k).map(|id| arn("subgrp", ":", &id));
+            let pg = |k: &str| lower(k).map(|id| arn("pg", ":", &id));
+            let cluster_pg = |k: &str| lower(k).map(|id| arn("cluster-pg", ":", &id));
+            let og = |k: &str| lower(k).map(|id| arn("og", ":", &id));
+            let found: Vec<Option<String>> = match op {
+                "DescribeDBInstances" | "DescribeDBInstanceAutomatedBackups" => {
+                    vec![db("DBInstanceIdentifier")]
+                }
+                "DescribeDBClusters" => vec![cluster("DBClusterIdentifier")],
+                "DescribeDBSnapshots" => {
+                    vec![db("DBInstanceIdentifier"), snapshot("DBSnapshotIdentifier")]
+                }
+                "DescribeDBClusterSnapshots" => vec![
+                    cluster("DBClusterIdentifier"),
+                    cluster_snapshot("DBClusterSnapshotIdentifier"),
+                ],
+                "ListTagsForResource" | "AddTagsToResource" | "RemoveTagsFromResource" => {
+                    vec![p("ResourceName")]
+                }
+                "CreateDBSnapshot" => {
+                    vec![db("DBInstanceIdentifier"), snapshot("DBSnapshotIdentifier")]
+                }
+                "CreateDBClusterSnapshot" => vec![
+                    cluster("DBClusterIdentifier"),
+                    cluster_snapshot("DBClusterSnapshotIdentifier"),
+                ],
+                "RestoreDBInstanceFromDBSnapshot" => vec![
+                    db("DBInstanceIdentifier"),
+                    snapshot("DBSnapshotIdentifier"),
+                    subgrp("DBSubnetGroupName"),
+                    pg("DBParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "RestoreDBInstanceToPointInTime" => vec![
+                    db("TargetDBInstanceIdentifier"),
+                    db("SourceDBInstanceIdentifier"),
+                    subgrp("DBSubnetGroupName"),
+                    pg("DBParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "RestoreDBClusterFromSnapshot" => vec![
+                    cluster("DBClusterIdentifier"),
+                    // A cluster restores from a cluster snapshot (or, for Aurora, a DB snapshot ARN).
+                    lower("SnapshotIdentifier").map(|id| arn("cluster-snapshot", ":", &id)),
+                    subgrp("DBSubnetGroupName"),
+                    cluster_pg("DBClusterParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "RestoreDBClusterToPointInTime" => vec![
+                    cluster("DBClusterIdentifier"),
+                    cluster("SourceDBClusterIdentifier"),
+                    subgrp("DBSubnetGroupName"),
+                    cluster_pg("DBClusterParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "CreateDBInstance" => vec![
+                    db("DBInstanceIdentifier"),
+                    cluster("DBClusterIdentifier"),
+                    subgrp("DBSubnetGroupName"),
+                    pg("DBParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "ModifyDBInstance" => vec![
+                    db("DBInstanceIdentifier"),
+                    subgrp("DBSubnetGroupName"),
+                    pg("DBParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "ModifyDBCluster" => vec![
+                    cluster("DBClusterIdentifier"),
+                    cluster_pg("DBClusterParameterGroupName"),
+                    og("OptionGroupName"),
+                ],
+                "DeleteDBInstance" => vec![db("DBInstanceIdentifier")],
+                "DeleteDBCluster" => vec![cluster("DBClusterIdentifier")],
+                _ => Vec::new(),
+            };
+            found.into_iter().flatten().for_each(&mut add);
+        }
+        ("ecr", "DescribeRepositories") => params
+            .list("repositoryNames")
+            .iter()
+            .for_each(|name| add(arn("repository", "/", name))),
+        ("ecr", "GetAuthorizationToken") => {}
+        ("ecr", _) => {
+            if let Some(name) = p("repositoryName") {
+                add(arn("repository", "/", &name));
+            }
+        }
+        ("eks", _) => {
+            let segments: Vec<&str> = info.path.trim_matches('/').split('/').collect();
+            if let ["clusters", name, ..] = segments.as_slice() {
+                add(arn("cluster", "/", name));
+            }
+        }
+        ("sns", "Publish") => {
+            if let Some(topic) = p("TopicArn").or_else(|| p("TargetArn")) {
+                add(topic);
+            }
+        }
+        ("secretsmanager", _) => {
+            if let Some(id) = p("SecretId") {
+                // A name stands for the secret's ARN, which AWS suffixes with 6 random
+                // characters; the policy patterns here end in `*`.
+                add(arn("secret", ":", &id));
+            }
+        }
+        ("states", "ListExecutions") => {
+            if let Some(machine) = p("stateMachineArn") {
+                add(machine);
+            }
+        }
+        ("states", "DescribeExecution" | "StopExecution" | "GetExecutionHistory") => {
+            if let Some(execution) = p("executionArn") {
+                add(execution);
+            }
+        }
+        ("cloudwatch", "DescribeAlarms") => params
+            .list("AlarmNames")
+            .iter()
+            .for_each(|name| add(arn("alarm", ":", name))),
+        _ => {}
+    }
+    if resources.is_empty() {
+        resources.push("*".to_owned());
+    }
+    let mut context = RequestContext::default();
+    context.insert("aws:RequestedRegion", region);
+    for (key, value) in params.tags() {
+        context.insert(&format!("aws:RequestTag/{key}"), value);
+        context.insert("aws:TagKeys", key);
+    }
+    Some(Authorization {
+        action,
+        resources,
+        context,
+    })
+}
