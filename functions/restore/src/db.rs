@@ -168,6 +168,53 @@ pub async fn cluster(rds: &Client, id: &str) -> Result<Option<DbState>, Rollback
     }
 }
 
+/// Every instance or cluster (per `kind`) whose identifier starts with `prefix` (all pages;
+/// RDS has no identifier-prefix filter).
+pub async fn list_with_prefix(
+    rds: &Client,
+    kind: DatabaseKind,
+    prefix: &str,
+) -> Result<Vec<DbState>, RollbackError> {
+    let prefix = prefix.to_ascii_lowercase();
+    let mut found = Vec::new();
+    let mut marker = None;
+    // Bounded: 100 pages of 100 is more databases than an account holds.
+    for _ in 0..100 {
+        let (page, next): (Vec<DbState>, Option<String>) = if kind.is_cluster() {
+            let out = rds
+                .describe_db_clusters()
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| RollbackError::from_sdk("DescribeDBClusters", e))?;
+            (
+                out.db_clusters().iter().map(DbState::from).collect(),
+                out.marker().map(str::to_owned),
+            )
+        } else {
+            let out = rds
+                .describe_db_instances()
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| RollbackError::from_sdk("DescribeDBInstances", e))?;
+            (
+                out.db_instances().iter().map(DbState::from).collect(),
+                out.marker().map(str::to_owned),
+            )
+        };
+        found.extend(
+            page.into_iter()
+                .filter(|d| d.id.to_ascii_lowercase().starts_with(&prefix)),
+        );
+        match next {
+            Some(m) => marker = Some(m),
+            None => break,
+        }
+    }
+    Ok(found)
+}
+
 /// The instance or cluster with this id, per the plan's kind.
 pub async fn describe(
     rds: &Client,

@@ -23,6 +23,9 @@ pub struct Observation {
     pub restored: Option<DbState>,
     /// The original identifier holds this execution's restored copy.
     pub original_is_copy: bool,
+    /// The database found aside is another execution's (`aside_id` is its name): that
+    /// execution stopped between the two renames and left the identifier empty.
+    pub foreign_aside: bool,
     pub placement: Placement,
 }
 
@@ -55,9 +58,18 @@ impl Observation {
         let aside_id = ids::aside_identifier(&original_id, target.execution);
         let restore_id = target.id();
         let original = db::describe(rds, kind, &original_id).await?;
-        let aside = db::describe(rds, kind, &aside_id).await?;
+        let mut aside_id = aside_id;
+        let mut aside = db::describe(rds, kind, &aside_id).await?;
         let restored = db::describe(rds, kind, &restore_id).await?;
         let original_is_copy = original.as_ref().is_some_and(|s| target.owns(s));
+        let mut foreign_aside = false;
+        if original.is_none() && aside.is_none() && !target.drill {
+            if let Some(other) = foreign_aside_of(rds, kind, &original_id).await? {
+                aside_id = other.id.clone();
+                aside = Some(other);
+                foreign_aside = true;
+            }
+        }
         let placement = if target.drill {
             Placement::Drill
         } else {
@@ -72,6 +84,7 @@ impl Observation {
             aside,
             restored,
             original_is_copy,
+            foreign_aside,
             placement,
         })
     }
@@ -110,6 +123,11 @@ impl Observation {
                 self.original.as_ref().map_or("?", |s| s.status.as_str())
             ),
             Placement::MovingAside => format!("RDS is renaming {o} to {a}"),
+            Placement::Between if self.foreign_aside => format!(
+                "NO DATABASE at {o}: an earlier rollback that stopped between its two renames \
+                 left the previous database at {a} ({})",
+                self.aside.as_ref().map_or("?", |s| s.status.as_str()),
+            ),
             Placement::Between => format!(
                 "NO DATABASE at {o}: the previous database is at {a} ({}), the restored copy {}",
                 self.aside.as_ref().map_or("?", |s| s.status.as_str()),
@@ -145,6 +163,36 @@ impl Observation {
                 at(r, &self.restored)
             ),
         }
+    }
+}
+
+/// With the original identifier empty and nothing aside under this execution's name: the one
+/// database another execution put aside (`<db>-pre-rollback-<other>`), if there is exactly
+/// one. A rollback stopped between its two renames (a person stopped the execution, or it
+/// timed out) leaves that; whoever runs next must see it and put it back.
+async fn foreign_aside_of(
+    rds: &Client,
+    kind: DatabaseKind,
+    original: &str,
+) -> Result<Option<DbState>, RollbackError> {
+    let stem = ids::derived_stem(original, ids::Derived::Aside);
+    let mut candidates: Vec<DbState> = db::list_with_prefix(rds, kind, &stem)
+        .await?
+        .into_iter()
+        .filter(|d| ids::named_like_copy_of(&d.id, original) == Some(ids::Derived::Aside))
+        .filter(|d| d.id.len() == stem.len() + 8)
+        .collect();
+    if candidates.len() == 1 {
+        Ok(candidates.pop())
+    } else {
+        if candidates.len() > 1 {
+            tracing::warn!(
+                database = original,
+                count = candidates.len(),
+                "several databases aside; a person must choose"
+            );
+        }
+        Ok(None)
     }
 }
 

@@ -138,6 +138,18 @@ async fn step(
             }
             (&o.original_id, &o.aside_id)
         }
+        Placement::Between if o.foreign_aside => {
+            let now = Observation::take(rds, target).await?;
+            return Err(Failure::Stop {
+                message: format!(
+                    "{} is empty because an earlier rollback stopped between its renames and \
+                     left the previous database at {}; this rollback puts it back (revert) \
+                     instead of swapping",
+                    o.original_id, o.aside_id
+                ),
+                now: Box::new(now),
+            });
+        }
         Placement::Between => {
             if !o.restored_ready() || !o.restored.as_ref().is_some_and(|c| target.owns(c)) {
                 let now = Observation::take(rds, target).await?;

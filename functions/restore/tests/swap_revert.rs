@@ -68,6 +68,21 @@ impl Case {
         panic!("restores of {dbs:?} never became available");
     }
 
+    /// Another execution over the same databases (nothing created).
+    fn other_execution(&self, exec: &str) -> Case {
+        let proxy = FaultProxy::start(&moto().endpoint(), FaultSchedule::none()).unwrap();
+        let config =
+            rollback_core::aws::for_endpoint(&proxy.url(), rollback_core::aws::LOCAL_REGION);
+        Case {
+            clients: Clients {
+                rds: Client::new(&config),
+            },
+            proxy,
+            databases: self.databases.clone(),
+            exec: exec.to_owned(),
+        }
+    }
+
     async fn call(&self, action: Value) -> Result<Value, RollbackError> {
         handle(
             &self.clients,
@@ -422,4 +437,42 @@ async fn a_name_taken_by_someone_else_needs_a_person_with_commands() {
     );
     // The original never moved.
     assert!(instance_state(&rds(), "sr-taken").await.is_some());
+}
+
+/// An execution stopped between its two renames (a person stopped it, or it timed out) leaves
+/// the identifier empty and the database aside under its name. The next execution's failure
+/// path finds that database and puts it back; its swap refuses to build on it.
+#[tokio::test]
+async fn the_next_execution_puts_back_what_a_stopped_one_left_aside() {
+    let stopped = Case::ready("x-stop", &[("sr-stop", "rds-instance")]).await;
+    stopped.call(json!({"action": "swap"})).await.unwrap();
+    for _ in 0..MAX_CALLS {
+        if stopped.observe().await.databases[0].placement == Placement::Between {
+            break;
+        }
+    }
+    assert_eq!(
+        stopped.observe().await.databases[0].placement,
+        Placement::Between
+    );
+
+    let next = stopped.other_execution("x-stop-restart");
+    let seen = next.observe().await.databases.remove(0);
+    assert_eq!(seen.placement, Placement::Between, "{}", seen.summary);
+    assert!(
+        seen.summary.contains("earlier rollback"),
+        "{}",
+        seen.summary
+    );
+    let err = next.call(json!({"action": "swap"})).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SwapFailed, "{err}");
+    let out: RevertOutput = serde_json::from_value(
+        next.until_complete(json!({"action": "revert", "only_if_incomplete": true}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(out.databases[0].state, RevertState::Back, "{out:?}");
+    assert!(out.databases[0].reverted, "{out:?}");
+    all_serving(&next, Placement::Original).await;
 }
