@@ -63,12 +63,14 @@ impl Observation {
         let restored = db::describe(rds, kind, &restore_id).await?;
         let original_is_copy = original.as_ref().is_some_and(|s| target.owns(s));
         let mut foreign_aside = false;
-        if original.is_none() && aside.is_none() && !target.drill {
-            if let Some(other) = foreign_aside_of(rds, kind, &original_id).await? {
-                aside_id = other.id.clone();
-                aside = Some(other);
-                foreign_aside = true;
-            }
+        if original.is_none()
+            && aside.is_none()
+            && !target.drill
+            && let Some(other) = foreign_aside_of(rds, kind, &original_id).await?
+        {
+            aside_id = other.id.clone();
+            aside = Some(other);
+            foreign_aside = true;
         }
         let placement = if target.drill {
             Placement::Drill
