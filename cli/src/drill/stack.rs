@@ -52,7 +52,7 @@ impl LocalStack {
             .context("starting moto")?;
         let sdk = moto.sdk_config();
         let kube = Arc::new(
-            LocalKube::start(rollback_kube_api::Options::default())
+            LocalKube::start(kube_options()?)
                 .await
                 .context("starting the local Kubernetes API")?,
         );
@@ -343,6 +343,40 @@ fn hidden_field(html: &str, name: &str) -> Option<String> {
             .replace("&lt;", "<")
             .replace("&gt;", ">"),
     )
+}
+
+/// The cluster the drill's plan names (seeded in moto by `seed`).
+pub const CLUSTER_NAME: &str = "mint-replica-eks";
+/// The Kubernetes user the drill's access entry maps the functions' credentials to (EKS's
+/// default username for a role: its assumed-role ARN).
+pub const FUNCTION_USER: &str =
+    "arn:aws:sts::123456789012:assumed-role/DeployUndoFunctionRole/rollback-deploy-undo";
+
+/// The local Kubernetes API as EKS would be set up by infra/DEPLOY.md: EKS tokens verified
+/// for [`CLUSTER_NAME`] with the functions' (local) credentials, whose access entry maps them
+/// to the deploy-undo group, and RBAC from the shipped `infra/k8s/rollback-rbac.yaml`. The
+/// drill's own seeding and checks use the admin token or direct state access.
+pub fn kube_options() -> Result<rollback_kube_api::Options> {
+    use rollback_core::contract::deploy_undo::{KUBERNETES_GROUP, RBAC_MANIFEST};
+    let path = rollback_moto::workspace_root().join(RBAC_MANIFEST);
+    let manifest =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let rbac = rollback_kube_api::Rbac::from_manifest(&manifest)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(rollback_kube_api::Options {
+        eks: Some(rollback_kube_api::EksAuth {
+            cluster: CLUSTER_NAME.into(),
+            region: Some(rollback_core::aws::LOCAL_REGION.into()),
+            principals: vec![rollback_kube_api::AwsPrincipal {
+                access_key_id: rollback_core::aws::LOCAL_ACCESS_KEY_ID.into(),
+                secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
+                username: FUNCTION_USER.into(),
+                groups: vec![KUBERNETES_GROUP.into()],
+            }],
+        }),
+        rbac: Some(rbac),
+        ..rollback_kube_api::Options::default()
+    })
 }
 
 fn definition_path() -> std::path::PathBuf {

@@ -26,6 +26,11 @@ pub async fn from_env() -> SdkConfig {
         .await
 }
 
+/// The static access key [`for_endpoint`] configurations sign with (local stacks only).
+pub const LOCAL_ACCESS_KEY_ID: &str = "testing";
+/// Its secret: the local Kubernetes API verifies EKS tokens with it.
+pub const LOCAL_SECRET_ACCESS_KEY: &str = "testing";
+
 /// A configuration for a local emulator (moto) or any explicit endpoint, with static
 /// test credentials. Never used against AWS.
 pub fn for_endpoint(endpoint_url: &str, region: &str) -> SdkConfig {
@@ -34,8 +39,8 @@ pub fn for_endpoint(endpoint_url: &str, region: &str) -> SdkConfig {
         .endpoint_url(endpoint_url)
         .region(Region::new(region.to_owned()))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing",
-            "testing",
+            LOCAL_ACCESS_KEY_ID,
+            LOCAL_SECRET_ACCESS_KEY,
             None,
             None,
             "local-emulator",

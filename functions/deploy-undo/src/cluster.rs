@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kube::config::AuthInfo;
 use rollback_core::RollbackError;
+use rollback_core::contract::deploy_undo::RBAC_MANIFEST;
 use rollback_core::eks_token::TokenCache;
 use rollback_core::plan::ClusterRef;
 use rustls::pki_types::CertificateDer;
@@ -208,8 +209,25 @@ impl Cluster {
 }
 
 /// Classifies a Kubernetes API failure: conflicts, throttling and server trouble are retryable.
+/// A 403 names the missing RBAC permission and the manifest that grants it.
 pub fn k8s_error(operation: &str, err: kube::Error) -> RollbackError {
     match &err {
+        kube::Error::Api(status) if status.code == 403 => RollbackError::Kubernetes {
+            operation: operation.to_owned(),
+            message: match forbidden_permission(&status.message) {
+                Some((verb, resource, scope)) => format!(
+                    "the deploy-undo role may not {verb} {resource} in {scope}: add the verb to \
+                     {RBAC_MANIFEST} and kubectl apply it (the API server said: {})",
+                    status.message
+                ),
+                None => format!(
+                    "403 {}: {} — the function's Kubernetes identity lacks this permission: \
+                     grant it in {RBAC_MANIFEST} and kubectl apply it",
+                    status.reason, status.message
+                ),
+            },
+            retryable: false,
+        },
         kube::Error::Api(status) => {
             let retryable = matches!(status.code, 409 | 429 | 500 | 502 | 503 | 504);
             let hint = match status.code {
@@ -217,7 +235,6 @@ pub fn k8s_error(operation: &str, err: kube::Error) -> RollbackError {
                     " — the cluster refused the EKS token: map the function's role in the \
                      cluster's access entries (or aws-auth)"
                 }
-                403 => " — the function's Kubernetes identity lacks RBAC permission for this",
                 409 => " — the object changed meanwhile; the step is retried",
                 _ => "",
             };
@@ -235,5 +252,51 @@ pub fn k8s_error(operation: &str, err: kube::Error) -> RollbackError {
             message: err.to_string(),
             retryable: true,
         },
+    }
+}
+
+/// (verb, resource, scope) from the API server's forbidden message, e.g. `… User "u" cannot
+/// update resource "deployments" in API group "apps" in the namespace "mint"` →
+/// (`update`, `deployments`, `mint`); a cluster-scoped request's scope is `the cluster`.
+fn forbidden_permission(message: &str) -> Option<(String, String, String)> {
+    let (_, rest) = message.rsplit_once("\" cannot ")?;
+    let (verb, rest) = rest.split_once(" resource \"")?;
+    let (resource, rest) = rest.split_once('"')?;
+    let scope = match rest.split_once(" in the namespace \"") {
+        Some((_, ns)) => ns.split_once('"')?.0.to_string(),
+        None if rest.ends_with("at the cluster scope") => "the cluster".to_string(),
+        None => return None,
+    };
+    Some((verb.to_string(), resource.to_string(), scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_messages_name_the_permission() {
+        let namespaced = "deployments.apps \"x\" is forbidden: User \"arn:aws:sts::1:assumed-role/r/s\" \
+                          cannot update resource \"deployments\" in API group \"apps\" in the namespace \"mint\"";
+        assert_eq!(
+            forbidden_permission(namespaced),
+            Some(("update".into(), "deployments".into(), "mint".into()))
+        );
+        let scale = "deployments.apps \"x\" is forbidden: User \"u\" cannot patch resource \
+                     \"deployments/scale\" in API group \"apps\" in the namespace \"shop\"";
+        assert_eq!(
+            forbidden_permission(scale),
+            Some(("patch".into(), "deployments/scale".into(), "shop".into()))
+        );
+        let cluster = "replicasets.apps is forbidden: User \"u\" cannot list resource \
+                       \"replicasets\" in API group \"apps\" at the cluster scope";
+        assert_eq!(
+            forbidden_permission(cluster),
+            Some(("list".into(), "replicasets".into(), "the cluster".into()))
+        );
+        assert_eq!(
+            forbidden_permission("forbidden: User \"u\" cannot get path \"/x\""),
+            None
+        );
     }
 }

@@ -1,43 +1,102 @@
-//! Bearer-token authentication. Static tokens are for kubectl convenience; EKS-style tokens
-//! (`k8s-aws-v1.` + base64url of a presigned STS GetCallerIdentity URL) are checked for the
-//! shape aws-iam-authenticator requires, so a client's token code path is really exercised.
-//! The signature itself cannot be verified without AWS, so it is only checked to be present.
+//! Authentication: who a bearer token is.
+//!
+//! - Static tokens (kubectl convenience, the test harness) are the cluster admin, in
+//!   `system:masters`, which RBAC never restricts.
+//! - EKS tokens (`k8s-aws-v1.` + base64url of a presigned STS `GetCallerIdentity` URL) are
+//!   verified the way EKS's authenticator (aws-iam-authenticator) and STS together do: the URL's
+//!   shape and query parameters, the STS host, `x-k8s-aws-id` among the signed headers, the
+//!   15-minute validity window from `X-Amz-Date`, and the SigV4 signature itself, recomputed
+//!   with the secret key of the access key that signed it and the configured cluster name as
+//!   the `x-k8s-aws-id` value (so a token made for another cluster does not verify). The
+//!   access key must be one of the configured [`AwsPrincipal`]s; the token then authenticates
+//!   as the Kubernetes user and groups its access entry maps it to.
+//!
+//! Anything else gets 401 with a `Status` of reason `Unauthorized`.
+
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::rbac::{SYSTEM_AUTHENTICATED, UserInfo};
 
 pub const EKS_TOKEN_PREFIX: &str = "k8s-aws-v1.";
-/// aws-iam-authenticator refuses presigned URLs valid for longer than this.
-const MAX_EXPIRES_SECONDS: i64 = 900;
-/// Clock skew tolerated for X-Amz-Date in the future.
+/// The header that binds a token to one cluster.
+pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
+/// How long after its `X-Amz-Date` EKS accepts a token (whatever `X-Amz-Expires` says).
+pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
+/// aws-iam-authenticator refuses presigned URLs whose X-Amz-Expires is above this.
+const MAX_EXPIRES_SECONDS: i64 = 60;
+/// Clock skew tolerated for an X-Amz-Date in the future.
 const MAX_SKEW_SECONDS: i64 = 300;
+/// The only query parameters aws-iam-authenticator lets through (compared lowercased).
+const ALLOWED_PARAMS: [&str; 9] = [
+    "action",
+    "version",
+    "x-amz-algorithm",
+    "x-amz-credential",
+    "x-amz-date",
+    "x-amz-expires",
+    "x-amz-security-token",
+    "x-amz-signature",
+    "x-amz-signedheaders",
+];
+
+/// An AWS principal the cluster knows: its credentials (which the local API needs to check
+/// signatures, where EKS asks STS) and the Kubernetes identity its access entry maps it to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsPrincipal {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// The access entry's Kubernetes username (EKS's default for a role is its assumed-role ARN).
+    pub username: String,
+    /// The access entry's Kubernetes groups (`--kubernetes-groups`).
+    pub groups: Vec<String>,
+}
+
+impl std::fmt::Debug for AwsPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsPrincipal")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field("username", &self.username)
+            .field("groups", &self.groups)
+            .finish()
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct EksAuth {
-    /// When set, the STS host must be this region's (`sts.<region>.amazonaws.com`).
+    /// The cluster name tokens must be signed for (`x-k8s-aws-id`).
+    pub cluster: String,
+    /// When set, the STS host must be this region's (`sts.<region>.amazonaws.com`) or the
+    /// global `sts.amazonaws.com`.
     pub region: Option<String>,
+    /// The principals with an access entry; a token signed by any other key is refused.
+    pub principals: Vec<AwsPrincipal>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
+    /// Tokens accepted as-is, as the cluster admin.
     pub static_tokens: Vec<String>,
-    /// Accept EKS-shaped tokens.
+    /// Accept EKS tokens that verify.
     pub eks: Option<EksAuth>,
 }
 
 impl AuthConfig {
-    /// No tokens and no EKS mode: everything is allowed (handy for plain-HTTP unit tests).
+    /// No tokens and no EKS mode: everyone is the admin (handy for plain-HTTP unit tests).
     pub fn is_open(&self) -> bool {
         self.static_tokens.is_empty() && self.eks.is_none()
     }
 
-    /// Check an `Authorization` header value.
-    pub fn check(&self, header: Option<&str>) -> Result<(), ApiError> {
+    /// Who an `Authorization` header value authenticates as.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<UserInfo, ApiError> {
         if self.is_open() {
-            return Ok(());
+            return Ok(UserInfo::admin());
         }
         let token = header
             .and_then(|h| {
@@ -47,24 +106,36 @@ impl AuthConfig {
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("Unauthorized"))?;
         if self.static_tokens.iter().any(|t| t == token) {
-            return Ok(());
+            return Ok(UserInfo::admin());
         }
         match (&self.eks, token.strip_prefix(EKS_TOKEN_PREFIX)) {
-            (Some(eks), Some(_)) => validate_eks_token(token, eks.region.as_deref(), Utc::now())
-                .map_err(|why| {
-                    ApiError::unauthorized(format!("Unauthorized: invalid EKS token: {why}"))
-                }),
+            (Some(eks), Some(_)) => verify_eks_token(token, eks, Utc::now()).map_err(|why| {
+                ApiError::unauthorized(format!("Unauthorized: invalid EKS token: {why}"))
+            }),
             _ => Err(ApiError::unauthorized("Unauthorized")),
         }
     }
 }
 
-/// Validate the shape of an EKS bearer token at time `now`; the error says what is wrong.
-pub fn validate_eks_token(
+/// The parts of a token's presigned URL that the signature covers.
+struct Presigned {
+    host: String,
+    /// Decoded (key, value) pairs, as sent, signature excluded.
+    params: Vec<(String, String)>,
+    signature: String,
+    access_key: String,
+    scope_date: String,
+    region: String,
+    date: DateTime<Utc>,
+    signed_headers: Vec<String>,
+}
+
+/// Parse and check everything about an EKS token that needs no secret.
+fn parse_eks_token(
     token: &str,
     region: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<Presigned, String> {
     let encoded = token
         .strip_prefix(EKS_TOKEN_PREFIX)
         .ok_or("missing the k8s-aws-v1. prefix")?;
@@ -79,14 +150,17 @@ pub fn validate_eks_token(
         .strip_prefix("https://")
         .ok_or("presigned URL must be https")?;
     let (host, path_query) = rest.split_once('/').ok_or("presigned URL has no path")?;
-    let host_ok = match region {
-        Some(r) => host == format!("sts.{r}.amazonaws.com"),
-        None => {
-            host == "sts.amazonaws.com"
-                || (host.starts_with("sts.")
-                    && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")))
-        }
+    let regional = |r: &str| {
+        host == format!("sts.{r}.amazonaws.com") || host == format!("sts.{r}.amazonaws.com.cn")
     };
+    let host_ok = host == "sts.amazonaws.com"
+        || match region {
+            Some(r) => regional(r),
+            None => {
+                host.starts_with("sts.")
+                    && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
+            }
+        };
     if !host_ok {
         return Err(format!("unexpected STS host {host:?}"));
     }
@@ -96,19 +170,23 @@ pub fn validate_eks_token(
     if !path.is_empty() {
         return Err(format!("unexpected path /{path}"));
     }
-    let params: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect();
-    let param = |name: &str| -> Result<&str, String> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (percent_decode(k), percent_decode(v));
+        if !ALLOWED_PARAMS.contains(&k.to_ascii_lowercase().as_str()) {
+            return Err(format!("non-whitelisted query parameter {k:?}"));
+        }
+        if params.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(&k)) {
+            return Err("query parameter with multiple values not supported".into());
+        }
+        params.push((k, v));
+    }
+    let param = |name: &str| -> Result<String, String> {
         params
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.clone())
             .ok_or_else(|| format!("missing {name}"))
     };
     if param("Action")? != "GetCallerIdentity" {
@@ -125,19 +203,31 @@ pub fn validate_eks_token(
     if parts.len() != 5 || parts[3] != "sts" || parts[4] != "aws4_request" || parts[0].is_empty() {
         return Err(format!("malformed X-Amz-Credential {credential:?}"));
     }
-    let signed = param("X-Amz-SignedHeaders")?;
-    let signed: Vec<&str> = signed.split(';').collect();
-    if !signed.contains(&"x-k8s-aws-id") {
-        return Err("X-Amz-SignedHeaders must include x-k8s-aws-id".into());
+    let signed_headers: Vec<String> = param("X-Amz-SignedHeaders")?
+        .split(';')
+        .map(str::to_string)
+        .collect();
+    if !signed_headers.iter().any(|h| h == CLUSTER_ID_HEADER) {
+        return Err(format!(
+            "client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
+        ));
     }
-    if !signed.contains(&"host") {
+    if !signed_headers.iter().any(|h| h == "host") {
         return Err("X-Amz-SignedHeaders must include host".into());
+    }
+    if let Some(other) = signed_headers
+        .iter()
+        .find(|h| !matches!(h.as_str(), "host" | CLUSTER_ID_HEADER))
+    {
+        return Err(format!(
+            "signed header {other:?} is not one an EKS token carries"
+        ));
     }
     let signature = param("X-Amz-Signature")?;
     if signature.len() != 64 || !signature.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err("X-Amz-Signature must be 64 hex digits".into());
     }
-    let date = NaiveDateTime::parse_from_str(param("X-Amz-Date")?, "%Y%m%dT%H%M%SZ")
+    let date = NaiveDateTime::parse_from_str(&param("X-Amz-Date")?, "%Y%m%dT%H%M%SZ")
         .map_err(|_| "X-Amz-Date must look like 20240101T000000Z")?
         .and_utc();
     if parts[1] != date.format("%Y%m%d").to_string() {
@@ -145,20 +235,155 @@ pub fn validate_eks_token(
     }
     let expires: i64 = param("X-Amz-Expires")?
         .parse()
-        .map_err(|_| "X-Amz-Expires must be a number")?;
-    if !(1..=MAX_EXPIRES_SECONDS).contains(&expires) {
-        return Err(format!(
-            "X-Amz-Expires must be between 1 and {MAX_EXPIRES_SECONDS}"
-        ));
+        .map_err(|_| "invalid X-Amz-Expires parameter in pre-signed URL")?;
+    if !(0..=MAX_EXPIRES_SECONDS).contains(&expires) {
+        return Err("invalid X-Amz-Expires parameter in pre-signed URL".into());
     }
     let age = (now - date).num_seconds();
-    if age > expires {
-        return Err("token expired".into());
+    if age > TOKEN_LIFETIME_SECONDS {
+        return Err(format!(
+            "X-Amz-Date parameter is expired ({} minute expiration) {}",
+            TOKEN_LIFETIME_SECONDS / 60,
+            date.format("%Y%m%dT%H%M%SZ")
+        ));
     }
     if age < -MAX_SKEW_SECONDS {
         return Err("X-Amz-Date is in the future".into());
     }
-    Ok(())
+    // The global endpoint signs for us-east-1; a regional one for its own region.
+    let host_region = host
+        .strip_prefix("sts.")
+        .and_then(|h| {
+            h.strip_suffix(".amazonaws.com.cn")
+                .or_else(|| h.strip_suffix(".amazonaws.com"))
+        })
+        .unwrap_or("us-east-1");
+    if parts[2] != host_region {
+        return Err(format!(
+            "X-Amz-Credential region {} does not match the STS host {host}",
+            parts[2]
+        ));
+    }
+    let access_key = parts[0].to_string();
+    let scope_date = parts[1].to_string();
+    let region = parts[2].to_string();
+    params.retain(|(k, _)| k != "X-Amz-Signature");
+    Ok(Presigned {
+        host: host.to_string(),
+        params,
+        signature,
+        access_key,
+        scope_date,
+        region,
+        date,
+        signed_headers,
+    })
+}
+
+/// Check an EKS token's shape and validity window at `now`, without its signature (what
+/// a client can check of its own token); the error says what is wrong.
+pub fn validate_eks_token(
+    token: &str,
+    region: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    parse_eks_token(token, region, now).map(|_| ())
+}
+
+/// Verify an EKS token at `now`: shape, window, the principal and the SigV4 signature over
+/// the configured cluster name. Returns the Kubernetes identity of its access entry.
+pub fn verify_eks_token(
+    token: &str,
+    eks: &EksAuth,
+    now: DateTime<Utc>,
+) -> Result<UserInfo, String> {
+    let p = parse_eks_token(token, eks.region.as_deref(), now)?;
+    let principal = eks
+        .principals
+        .iter()
+        .find(|pr| pr.access_key_id == p.access_key)
+        .ok_or_else(|| {
+            format!(
+                "access key {} has no access entry in cluster {:?}",
+                p.access_key, eks.cluster
+            )
+        })?;
+    let expected = signature(&p, &principal.secret_access_key, &eks.cluster);
+    if !constant_time_eq(
+        expected.as_bytes(),
+        p.signature.to_ascii_lowercase().as_bytes(),
+    ) {
+        return Err(format!(
+            "the signature does not verify for cluster {:?} (a token for another cluster, \
+             other credentials, or an altered URL)",
+            eks.cluster
+        ));
+    }
+    let mut groups = principal.groups.clone();
+    if !groups.iter().any(|g| g == SYSTEM_AUTHENTICATED) {
+        groups.push(SYSTEM_AUTHENTICATED.into());
+    }
+    Ok(UserInfo {
+        name: principal.username.clone(),
+        groups,
+    })
+}
+
+/// SigV4 over the presigned GET: canonical request (method, path `/`, canonical query of
+/// every parameter but the signature, the signed headers with `x-k8s-aws-id` = `cluster`, the
+/// empty payload's hash), string to sign, then aws-sigv4's signing key and HMAC.
+fn signature(p: &Presigned, secret: &str, cluster: &str) -> String {
+    let mut query: Vec<(String, String)> = p
+        .params
+        .iter()
+        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+        .collect();
+    query.sort();
+    let canonical_query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut headers = p.signed_headers.clone();
+    headers.sort();
+    let canonical_headers: String = headers
+        .iter()
+        .map(|h| match h.as_str() {
+            "host" => format!("host:{}\n", p.host),
+            _ => format!("{CLUSTER_ID_HEADER}:{}\n", cluster.trim()),
+        })
+        .collect();
+    let empty_payload = hex::encode(Sha256::digest(b""));
+    let canonical_request = format!(
+        "GET\n/\n{canonical_query}\n{canonical_headers}\n{}\n{empty_payload}",
+        headers.join(";")
+    );
+    let amz_date = p.date.format("%Y%m%dT%H%M%SZ");
+    let scope = format!("{}/{}/sts/aws4_request", p.scope_date, p.region);
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+    );
+    let time = UNIX_EPOCH + Duration::from_secs(p.date.timestamp().max(0) as u64);
+    let key = aws_sigv4::sign::v4::generate_signing_key(secret, time, &p.region, "sts");
+    aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes())
+}
+
+/// SigV4's URI encoding: everything but unreserved characters as uppercase %XX.
+fn uri_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Decode %XX escapes (and '+' as space, as in form-encoded queries).
@@ -191,80 +416,170 @@ pub fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::time::SystemTime;
+
+    use aws_credential_types::Credentials;
+    use rollback_core::eks_token::token_for;
+
     use super::*;
 
-    /// A token shaped like aws-iam-authenticator's (signature is fake but well-formed).
-    pub fn eks_token(
-        region: &str,
-        date: DateTime<Utc>,
-        expires: i64,
-        signed_headers: &str,
-    ) -> String {
-        let d = date.format("%Y%m%dT%H%M%SZ");
-        let day = date.format("%Y%m%d");
-        let url = format!(
-            "https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15\
-             &X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F{day}%2F{region}%2Fsts%2Faws4_request\
-             &X-Amz-Date={d}&X-Amz-Expires={expires}&X-Amz-SignedHeaders={}&X-Amz-Signature={}",
-            signed_headers.replace(';', "%3B"),
-            "a".repeat(64)
-        );
+    const CLUSTER: &str = "mint-replica-eks";
+
+    fn principal() -> AwsPrincipal {
+        AwsPrincipal {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            username: "deploy-undo".into(),
+            groups: vec!["rollback-deploy-undo".into()],
+        }
+    }
+
+    fn eks() -> EksAuth {
+        EksAuth {
+            cluster: CLUSTER.into(),
+            region: Some("eu-west-1".into()),
+            principals: vec![principal()],
+        }
+    }
+
+    /// A token made the way the function makes it (aws-sigv4's presigning).
+    fn token(secret: &str, cluster: &str, at: DateTime<Utc>) -> String {
+        let creds = Credentials::new("AKIDEXAMPLE", secret, None, None, "test");
+        let at = SystemTime::from(at);
+        token_for(&creds, "eu-west-1", cluster, at)
+            .unwrap()
+            .secret()
+            .to_string()
+    }
+
+    /// Decode, edit and re-encode a token's URL.
+    fn edit(token: &str, f: impl Fn(String) -> String) -> String {
+        let url = URL_SAFE_NO_PAD
+            .decode(token.strip_prefix(EKS_TOKEN_PREFIX).unwrap())
+            .unwrap();
+        let url = f(String::from_utf8(url).unwrap());
         format!("{EKS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(url))
     }
 
     #[test]
-    fn accepts_a_well_formed_token() {
+    fn a_token_signed_for_this_cluster_with_known_credentials_verifies() {
         let now = Utc::now();
-        validate_eks_token(
-            &eks_token("eu-west-1", now, 60, "host;x-k8s-aws-id"),
-            Some("eu-west-1"),
-            now,
-        )
-        .unwrap();
+        let user = verify_eks_token(&token("secret", CLUSTER, now), &eks(), now).unwrap();
+        assert_eq!(user.name, "deploy-undo");
+        assert_eq!(
+            user.groups,
+            vec![
+                "rollback-deploy-undo".to_string(),
+                SYSTEM_AUTHENTICATED.into()
+            ]
+        );
+        // Still good 14 minutes later, although X-Amz-Expires is 60.
+        let later = now + chrono::Duration::minutes(14);
+        verify_eks_token(&token("secret", CLUSTER, now), &eks(), later).unwrap();
+        // With a session token, which the signature covers.
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("se/ss+ion=".into()),
+            None,
+            "t",
+        );
+        let t = token_for(&creds, "eu-west-1", CLUSTER, SystemTime::from(now)).unwrap();
+        verify_eks_token(t.secret(), &eks(), now).unwrap();
     }
 
     #[test]
-    fn rejects_bad_shapes() {
+    fn other_clusters_expired_tampered_and_unknown_keys_are_refused() {
         let now = Utc::now();
-        let check = |t: &str| validate_eks_token(t, None, now).unwrap_err();
-        assert!(check(&eks_token("eu-west-1", now, 60, "host")).contains("x-k8s-aws-id"));
+        let other = verify_eks_token(&token("secret", "other-cluster", now), &eks(), now);
+        assert!(other.unwrap_err().contains("does not verify for cluster"));
+        let old = now - chrono::Duration::minutes(16);
+        let expired = verify_eks_token(&token("secret", CLUSTER, old), &eks(), now);
         assert!(
-            check(&eks_token("eu-west-1", now, 901, "host;x-k8s-aws-id")).contains("X-Amz-Expires")
-        );
-        let old = now - chrono::Duration::seconds(120);
-        assert!(check(&eks_token("eu-west-1", old, 60, "host;x-k8s-aws-id")).contains("expired"));
-        assert!(
-            check(&format!(
-                "{}=",
-                eks_token("eu-west-1", now, 60, "host;x-k8s-aws-id")
-            ))
-            .contains("padded")
-        );
-        assert!(check("k8s-aws-v1.!!!").contains("base64url"));
-        let wrong_region = eks_token("us-east-1", now, 60, "host;x-k8s-aws-id");
-        assert!(
-            validate_eks_token(&wrong_region, Some("eu-west-1"), now)
+            expired
                 .unwrap_err()
-                .contains("STS host")
+                .contains("expired (15 minute expiration)")
+        );
+        let wrong_secret = verify_eks_token(&token("guessed", CLUSTER, now), &eks(), now);
+        assert!(wrong_secret.unwrap_err().contains("does not verify"));
+        let good = token("secret", CLUSTER, now);
+        let tampered = edit(&good, |url| {
+            let at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+            let flipped = if &url[at..at + 1] == "0" { "1" } else { "0" };
+            format!("{}{flipped}{}", &url[..at], &url[at + 1..])
+        });
+        assert!(
+            verify_eks_token(&tampered, &eks(), now)
+                .unwrap_err()
+                .contains("does not verify")
+        );
+        let later_date = edit(&good, |url| {
+            url.replace("X-Amz-Expires=60", "X-Amz-Expires=59")
+        });
+        assert!(verify_eks_token(&later_date, &eks(), now).is_err());
+        let mut stranger = eks();
+        stranger.principals[0].access_key_id = "AKIDOTHER".into();
+        assert!(
+            verify_eks_token(&good, &stranger, now)
+                .unwrap_err()
+                .contains("no access entry")
         );
     }
 
     #[test]
-    fn config_checks_header() {
+    fn bad_shapes_are_refused_before_any_signature_check() {
+        let now = Utc::now();
+        let good = token("secret", CLUSTER, now);
+        let check = |t: &str| validate_eks_token(t, Some("eu-west-1"), now).unwrap_err();
+        assert!(
+            check(&edit(&good, |u| u.replace("host%3Bx-k8s-aws-id", "host")))
+                .contains("x-k8s-aws-id")
+        );
+        assert!(
+            check(&edit(&good, |u| u
+                .replace("X-Amz-Expires=60", "X-Amz-Expires=900")))
+            .contains("X-Amz-Expires")
+        );
+        assert!(check(&edit(&good, |u| format!("{u}&Extra=1"))).contains("non-whitelisted"));
+        assert!(
+            check(&edit(&good, |u| format!("{u}&Action=GetCallerIdentity"))).contains("multiple")
+        );
+        assert!(check(&edit(&good, |u| u.replace("https://", "http://"))).contains("https"));
+        assert!(
+            check(&edit(&good, |u| u.replace("sts.eu-west-1", "sts.evil"))).contains("STS host")
+        );
+        assert!(check(&format!("{good}=")).contains("padded"));
+        assert!(check("k8s-aws-v1.!!!").contains("base64url"));
+        let future = token("secret", CLUSTER, now + chrono::Duration::minutes(10));
+        assert!(check(&future).contains("future"));
+    }
+
+    #[test]
+    fn static_tokens_are_the_admin_and_anything_else_is_401() {
         let cfg = AuthConfig {
             static_tokens: vec!["s3cret".into()],
-            eks: Some(EksAuth::default()),
+            eks: Some(eks()),
         };
-        assert!(cfg.check(Some("Bearer s3cret")).is_ok());
-        assert_eq!(cfg.check(None).unwrap_err().code, 401);
-        assert_eq!(cfg.check(Some("Bearer nope")).unwrap_err().code, 401);
-        let token = eks_token("eu-west-1", Utc::now(), 60, "host;x-k8s-aws-id");
-        assert!(cfg.check(Some(&format!("Bearer {token}"))).is_ok());
+        assert_eq!(
+            cfg.authenticate(Some("Bearer s3cret")).unwrap(),
+            UserInfo::admin()
+        );
+        assert_eq!(cfg.authenticate(None).unwrap_err().code, 401);
+        assert_eq!(cfg.authenticate(Some("Bearer nope")).unwrap_err().code, 401);
+        let token = token("secret", CLUSTER, Utc::now());
+        let user = cfg.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(user.name, "deploy-undo");
         let no_eks = AuthConfig {
             static_tokens: vec!["s3cret".into()],
             eks: None,
         };
-        assert!(no_eks.check(Some(&format!("Bearer {token}"))).is_err());
+        assert_eq!(
+            no_eks
+                .authenticate(Some(&format!("Bearer {token}")))
+                .unwrap_err()
+                .reason,
+            "Unauthorized"
+        );
     }
 
     #[test]

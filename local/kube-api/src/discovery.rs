@@ -35,8 +35,36 @@ fn apps_group() -> Value {
     })
 }
 
+fn authorization_group() -> Value {
+    json!({
+        "name": "authorization.k8s.io",
+        "versions": [{"groupVersion": "authorization.k8s.io/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "authorization.k8s.io/v1", "version": "v1"},
+    })
+}
+
 pub fn api_group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [apps_group()]})
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [apps_group(), authorization_group()]})
+}
+
+pub fn authorization_api_group() -> Value {
+    let mut g = authorization_group();
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    g
+}
+
+/// Only SelfSubjectAccessReview (what `kubectl auth can-i` creates).
+pub fn authorization_v1_resources() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "authorization.k8s.io/v1",
+        "resources": [
+            {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+             "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+        ],
+    })
 }
 
 pub fn apps_api_group() -> Value {

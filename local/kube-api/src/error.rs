@@ -123,6 +123,17 @@ impl ApiError {
         )
     }
 
+    /// 422 for a SelfSubjectAccessReview whose spec names nothing to check.
+    pub fn invalid_review(message: &str) -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            format!(
+                "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": {message}"
+            ),
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }

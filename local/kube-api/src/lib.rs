@@ -2,7 +2,9 @@
 //!
 //! It serves the part of the API a rollback touches — discovery, `apps/v1` Deployments and
 //! ReplicaSets (with `scale` and `status`), watches, `dryRun=All` — over HTTPS with a
-//! generated CA (or plain HTTP), with bearer-token auth that accepts EKS-shaped tokens, and
+//! generated CA (or plain HTTP), with bearer-token authentication that verifies EKS tokens
+//! (SigV4 signature, cluster, 15-minute window; see `auth`), RBAC authorization from a Role
+//! manifest (see [`Rbac`]; `SelfSubjectAccessReview` answers `kubectl auth can-i`), and
 //! runs a deployment controller that numbers revisions like the real one. The real `kubectl`
 //! works against it through [`LocalKube::write_kubeconfig`].
 //!
@@ -24,6 +26,7 @@ mod fault;
 mod meta;
 mod objects;
 mod patch;
+mod rbac;
 mod seed;
 mod server;
 mod store;
@@ -40,10 +43,16 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use auth::{AuthConfig, EKS_TOKEN_PREFIX, EksAuth, validate_eks_token};
+pub use auth::{
+    AuthConfig, AwsPrincipal, CLUSTER_ID_HEADER, EKS_TOKEN_PREFIX, EksAuth, TOKEN_LIFETIME_SECONDS,
+    validate_eks_token, verify_eks_token,
+};
 pub use controller::{POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY};
 pub use error::{ApiError, Error};
 pub use fault::{Fault, FaultKind};
+pub use rbac::{
+    Attributes, Decision, PolicyRule, Rbac, SYSTEM_AUTHENTICATED, SYSTEM_MASTERS, UserInfo,
+};
 pub use seed::{CHANGE_CAUSE, MINT_NAMESPACE, MintImages};
 pub use server::RequestRecord;
 
@@ -58,10 +67,13 @@ pub const DEFAULT_TOKEN: &str = "local-kube-token";
 pub struct Options {
     /// Serve HTTPS with a generated CA (the default) or plain HTTP.
     pub tls: bool,
-    /// Bearer tokens accepted as-is.
+    /// Bearer tokens accepted as-is, as the cluster admin (`system:masters`).
     pub static_tokens: Vec<String>,
-    /// Accept EKS tokens (`k8s-aws-v1.…`) whose shape checks out.
+    /// Accept EKS tokens (`k8s-aws-v1.…`) that verify for this cluster and these principals.
     pub eks: Option<EksAuth>,
+    /// Authorize with these RBAC rules (see [`Rbac::from_manifest`]); `None` allows every
+    /// authenticated request (the API server's AlwaysAllow mode).
+    pub rbac: Option<Rbac>,
     /// Pods become ready at once (true) or only on [`LocalKube::step`].
     pub auto_progress: bool,
     /// Port on 127.0.0.1; 0 picks a free one.
@@ -73,7 +85,8 @@ impl Default for Options {
         Options {
             tls: true,
             static_tokens: vec![DEFAULT_TOKEN.to_string()],
-            eks: Some(EksAuth::default()),
+            eks: None,
+            rbac: None,
             auto_progress: true,
             port: 0,
         }
@@ -123,6 +136,7 @@ impl LocalKube {
                 static_tokens: options.static_tokens,
                 eks: options.eks,
             },
+            rbac: Mutex::new(options.rbac),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(VecDeque::new()),
             shutdown: shutdown_rx,
@@ -213,6 +227,12 @@ impl LocalKube {
             .insert((ns.to_string(), name.to_string()));
         controller::reconcile(&mut store);
         Ok(())
+    }
+
+    /// Replace the RBAC rules (as `kubectl apply` of a new manifest would); `None` turns
+    /// authorization off.
+    pub fn set_rbac(&self, rbac: Option<Rbac>) {
+        *lock(&self.shared.rbac) = rbac;
     }
 
     // ----- faults and observation -----

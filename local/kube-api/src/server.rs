@@ -24,6 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fault::{self, Fault, FaultKind};
 use crate::meta::{self, FieldSelector, Selector};
 use crate::patch::PatchKind;
+use crate::rbac::{self, Attributes, Decision, Rbac, UserInfo};
 use crate::store::{EventType, Kind, Store, WatchEvent};
 use crate::table;
 
@@ -49,6 +50,8 @@ pub struct RequestRecord {
 pub struct Shared {
     pub store: Mutex<Store>,
     pub auth: AuthConfig,
+    /// RBAC rules; None = every authenticated request is allowed.
+    pub rbac: Mutex<Option<Rbac>>,
     pub faults: Mutex<Vec<Fault>>,
     pub requests: Mutex<VecDeque<RequestRecord>>,
     pub shutdown: watch::Receiver<bool>,
@@ -200,16 +203,26 @@ async fn respond(
         Some(FaultKind::Stall(d)) => tokio::time::sleep(d).await,
         None => {}
     }
+    let query = parse_query(uri.query().unwrap_or(""));
+    // system:public-info-viewer lets anyone, even unauthenticated, read these.
     let public = matches!(path, "/healthz" | "/livez" | "/readyz" | "/version");
-    if !public {
+    let user = if public {
+        UserInfo::admin()
+    } else {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if let Err(e) = shared.auth.check(auth) {
-            return error_response(&e);
+        match shared.auth.authenticate(auth) {
+            Ok(user) => user,
+            Err(e) => return error_response(&e),
         }
+    };
+    let attrs = Attributes::from_request(method.as_str(), path, &query);
+    if let Some(rules) = lock(&shared.rbac).as_ref()
+        && rules.authorize(&user, &attrs) == Decision::Deny
+    {
+        return error_response(&rbac::forbidden(&user, &attrs));
     }
-    let query = parse_query(uri.query().unwrap_or(""));
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -219,6 +232,7 @@ async fn respond(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let req = Req {
+        user: &user,
         method,
         path,
         query: &query,
@@ -242,6 +256,7 @@ async fn respond(
 }
 
 struct Req<'a> {
+    user: &'a UserInfo,
     method: &'a Method,
     path: &'a str,
     query: &'a BTreeMap<String, String>,
@@ -320,6 +335,19 @@ fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
         ["apis"] => get_only(discovery::api_group_list()),
         ["apis", "apps"] => get_only(discovery::apps_api_group()),
         ["apis", "apps", "v1"] => get_only(discovery::apps_v1_resources()),
+        ["apis", "authorization.k8s.io"] => get_only(discovery::authorization_api_group()),
+        ["apis", "authorization.k8s.io", "v1"] => get_only(discovery::authorization_v1_resources()),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            if req.method != Method::POST {
+                return Err(ApiError::method_not_allowed(req.method.as_str(), req.path));
+            }
+            self_subject_access_review(shared, req)
+        }
         ["api", "v1", "namespaces"] => {
             let store = lock(&shared.store);
             let mut names = store.namespaces();
@@ -374,6 +402,49 @@ fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
         // treats a 404 here as "no schema" (client-side validation is then skipped).
         _ => Err(ApiError::path_not_found(req.path)),
     }
+}
+
+/// `kubectl auth can-i`: the requester's own permission for the attributes in the spec,
+/// decided by the same authorizer as every request.
+fn self_subject_access_review(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
+    let mut review = req.json_body()?;
+    let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let attrs = if let Some(r) = spec.get("resourceAttributes") {
+        Attributes {
+            verb: s(r, "verb"),
+            resource_request: true,
+            api_group: s(r, "group"),
+            api_version: s(r, "version"),
+            resource: s(r, "resource"),
+            subresource: s(r, "subresource"),
+            namespace: s(r, "namespace"),
+            name: s(r, "name"),
+            ..Default::default()
+        }
+    } else if let Some(n) = spec.get("nonResourceAttributes") {
+        Attributes {
+            verb: s(n, "verb"),
+            path: s(n, "path"),
+            ..Default::default()
+        }
+    } else {
+        return Err(ApiError::invalid_review(
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        ));
+    };
+    let decision = match lock(&shared.rbac).as_ref() {
+        Some(rules) => rules.authorize(req.user, &attrs),
+        None => Decision::Allow("authorization is off (AlwaysAllow)".into()),
+    };
+    let status = match decision {
+        Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
+        Decision::Deny => json!({"allowed": false}),
+    };
+    review["status"] = status;
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    Ok(Reply::Json(201, review))
 }
 
 fn namespace(name: &str) -> Value {

@@ -2,9 +2,12 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use common::{annotation, client, code, deployment, image};
+use common::{
+    CLUSTER, FUNCTION_USER, SECRET_KEY, annotation, client, code, deployment, eks_options,
+    eks_token, function_token, image, shipped_rbac,
+};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{
@@ -275,30 +278,198 @@ async fn auth_rejects_missing_and_malformed_tokens() {
         code(api.list(&ListParams::default()).await.unwrap_err()),
         401
     );
+}
 
-    // A well-formed EKS token (shape only; the signature cannot be checked offline).
-    use base64::Engine;
-    let now = chrono::Utc::now();
-    let url = format!(
-        "https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256\
-         &X-Amz-Credential=AKID%2F{}%2Feu-west-1%2Fsts%2Faws4_request&X-Amz-Date={}&X-Amz-Expires=60\
-         &X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature={}",
-        now.format("%Y%m%d"),
-        now.format("%Y%m%dT%H%M%SZ"),
-        "0".repeat(64)
-    );
-    let token = format!(
-        "k8s-aws-v1.{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url)
-    );
-    let eks = client(&kube, &token).await;
-    let api: Api<Deployment> = Api::namespaced(eks, "shop");
+/// The 401 Status for a token, or None when the request got through authentication.
+async fn unauthorized(kube: &LocalKube, token: &str) -> Option<kube::core::Status> {
+    let api: Api<Deployment> = Api::namespaced(client(kube, token).await, "mint");
+    match api.get("backend-deployment").await {
+        Err(kube::Error::Api(s)) if s.code == 401 => Some(*s),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn eks_tokens_are_verified_like_eks_does() {
+    let kube = LocalKube::start(eks_options()).await.unwrap();
+    kube.seed_mint_demo(&rollback_kube_api::MintImages::example())
+        .unwrap();
+    let now = SystemTime::now();
+
+    // The function's token for this cluster works.
+    assert!(unauthorized(&kube, &function_token()).await.is_none());
+    let api: Api<Deployment> = Api::namespaced(client(&kube, &function_token()).await, "mint");
+    api.get("backend-deployment").await.unwrap();
+
+    // A token for another cluster, signed with the same good credentials.
+    let other = unauthorized(&kube, &eks_token(SECRET_KEY, "other-cluster", now)).await;
+    let other = other.expect("a token for another cluster is refused");
+    assert_eq!(other.reason, "Unauthorized");
     assert!(
-        api.list(&ListParams::default())
+        other.message.contains("does not verify for cluster"),
+        "{}",
+        other.message
+    );
+
+    // Expired: X-Amz-Date 16 minutes ago (X-Amz-Expires says 60 s; EKS allows 15 minutes).
+    let old = now - Duration::from_secs(16 * 60);
+    let expired = unauthorized(&kube, &eks_token(SECRET_KEY, CLUSTER, old)).await;
+    assert!(expired.expect("expired").message.contains("expired"));
+    let fourteen = now - Duration::from_secs(14 * 60);
+    assert!(
+        unauthorized(&kube, &eks_token(SECRET_KEY, CLUSTER, fourteen))
             .await
-            .unwrap()
-            .items
-            .is_empty()
+            .is_none()
+    );
+
+    // A tampered signature, and a token signed with a secret the cluster does not know.
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let good = function_token();
+    let url = String::from_utf8(
+        URL_SAFE_NO_PAD
+            .decode(good.strip_prefix("k8s-aws-v1.").unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if &url[at..=at] == "a" { "b" } else { "a" };
+    let tampered = format!("{}{flipped}{}", &url[..at], &url[at + 1..]);
+    let tampered = format!("k8s-aws-v1.{}", URL_SAFE_NO_PAD.encode(tampered));
+    assert!(unauthorized(&kube, &tampered).await.is_some());
+    assert!(
+        unauthorized(&kube, &eks_token("guessed", CLUSTER, now))
+            .await
+            .is_some()
+    );
+
+    // The raw 401 body is the real Status object.
+    let raw = reqwest_like_get(&kube, &tampered).await;
+    assert_eq!(raw["kind"], "Status");
+    assert_eq!(raw["status"], "Failure");
+    assert_eq!(raw["reason"], "Unauthorized");
+    assert_eq!(raw["code"], 401);
+}
+
+/// GET one deployment with `token` through kube's raw request path; the JSON body.
+async fn reqwest_like_get(kube: &LocalKube, token: &str) -> serde_json::Value {
+    let client = client(kube, token).await;
+    let request =
+        http::Request::get("/apis/apps/v1/namespaces/mint/deployments/backend-deployment")
+            .body(Vec::new())
+            .unwrap();
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test]
+async fn rbac_allows_the_function_exactly_the_shipped_role() {
+    let kube = LocalKube::start(eks_options()).await.unwrap();
+    kube.seed_mint_demo(&rollback_kube_api::MintImages::example())
+        .unwrap();
+    let function = client(&kube, &function_token()).await;
+    let deployments: Api<Deployment> = Api::namespaced(function.clone(), "mint");
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(function.clone(), "mint");
+
+    let d = deployments.get("backend-deployment").await.unwrap();
+    replica_sets.list(&ListParams::default()).await.unwrap();
+    deployments
+        .patch(
+            "backend-deployment",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    let mut d = deployments.get("backend-deployment").await.unwrap_or(d);
+    d.metadata.managed_fields = None;
+    deployments
+        .replace("backend-deployment", &PostParams::default(), &d)
+        .await
+        .unwrap();
+
+    // Everything else is 403 with the API server's message.
+    let err = |e: kube::Error| match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("{other:?}"),
+    };
+    let denied = err(deployments
+        .delete("backend-deployment", &DeleteParams::default())
+        .await
+        .unwrap_err());
+    assert_eq!((denied.code, denied.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        denied.message,
+        format!(
+            "deployments.apps \"backend-deployment\" is forbidden: User \"{FUNCTION_USER}\" cannot \
+             delete resource \"deployments\" in API group \"apps\" in the namespace \"mint\""
+        )
+    );
+    let scale = err(deployments
+        .patch_scale(
+            "backend-deployment",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap_err());
+    assert!(
+        scale
+            .message
+            .contains("cannot patch resource \"deployments/scale\""),
+        "{}",
+        scale.message
+    );
+    let list = err(deployments.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(
+        list.message,
+        format!(
+            "deployments.apps is forbidden: User \"{FUNCTION_USER}\" cannot list resource \
+             \"deployments\" in API group \"apps\" in the namespace \"mint\""
+        )
+    );
+    let elsewhere: Api<Deployment> = Api::namespaced(function.clone(), "default");
+    assert_eq!(
+        err(elsewhere.get("backend-deployment").await.unwrap_err()).code,
+        403
+    );
+    let all: Api<ReplicaSet> = Api::all(function.clone());
+    assert!(
+        err(all.list(&ListParams::default()).await.unwrap_err())
+            .message
+            .ends_with("at the cluster scope")
+    );
+
+    // The admin token (the harness) is in system:masters and is never denied.
+    let admin: Api<Deployment> = Api::namespaced(client(&kube, DEFAULT_TOKEN).await, "mint");
+    admin.list(&ListParams::default()).await.unwrap();
+
+    // A manifest without `update` takes it away at once, as `kubectl apply` would.
+    let without_update = shipped_rbac().replace(
+        r#"verbs: ["get", "patch", "update"]"#,
+        r#"verbs: ["get", "patch"]"#,
+    );
+    kube.set_rbac(Some(
+        rollback_kube_api::Rbac::from_manifest(&without_update).unwrap(),
+    ));
+    let d = deployments.get("backend-deployment").await.unwrap();
+    let denied = err(deployments
+        .replace("backend-deployment", &PostParams::default(), &d)
+        .await
+        .unwrap_err());
+    assert!(
+        denied
+            .message
+            .contains("cannot update resource \"deployments\""),
+        "{}",
+        denied.message
     );
 }
 

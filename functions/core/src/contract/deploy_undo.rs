@@ -24,6 +24,13 @@ pub const PAUSED_REPLICAS: &str = "deploy-rollback/paused-replicas";
 /// Annotation naming the execution that paused the deployment.
 pub const PAUSED_BY: &str = "deploy-rollback/paused-by";
 
+/// The Kubernetes group the EKS access entry maps the function's IAM role to
+/// (`--kubernetes-groups`, infra/DEPLOY.md), bound by [`RBAC_MANIFEST`]'s RoleBinding.
+pub const KUBERNETES_GROUP: &str = "rollback-deploy-undo";
+/// The Role and RoleBinding that grant the function exactly the requests it makes, relative
+/// to the repository root (`kubectl apply -f` it; the local Kubernetes API enforces it).
+pub const RBAC_MANIFEST: &str = "infra/k8s/rollback-rbac.yaml";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum DeployUndoAction {

@@ -1,11 +1,13 @@
 //! Shared test setup: moto (for eks:DescribeCluster) plus a local Kubernetes API that only
-//! accepts EKS-shaped bearer tokens, reached through the endpoint/CA override.
+//! accepts verified EKS tokens and authorizes them with the shipped RBAC manifest, reached
+//! through the endpoint/CA override.
 #![allow(dead_code)]
 
 use aws_sdk_eks::types::VpcConfigRequest;
 use rollback_core::contract::deploy_undo::ResolveOutput;
+use rollback_core::contract::deploy_undo::{KUBERNETES_GROUP, RBAC_MANIFEST};
 use rollback_deploy_undo::{ApiOverride, Clients};
-use rollback_kube_api::{EksAuth, LocalKube, Options};
+use rollback_kube_api::{AwsPrincipal, EksAuth, LocalKube, Options, Rbac};
 use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
@@ -22,14 +24,34 @@ pub struct Env {
     pub cluster: String,
 }
 
-/// A fresh local API (EKS tokens only, plus `extra_tokens`) and an EKS cluster in moto named
-/// after the test.
-pub async fn env_with_tokens(cluster: &str, extra_tokens: Vec<String>) -> Env {
+/// The Kubernetes user the test access entry maps the function's credentials to.
+pub const FUNCTION_USER: &str =
+    "arn:aws:sts::123456789012:assumed-role/DeployUndoFunctionRole/rollback-deploy-undo";
+
+/// The shipped RBAC manifest (`infra/k8s/rollback-rbac.yaml`).
+pub fn shipped_rbac() -> String {
+    let path = rollback_moto::workspace_root().join(RBAC_MANIFEST);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A fresh local API (EKS tokens only, plus `extra_tokens` as the admin) set up as EKS is by
+/// infra/DEPLOY.md: tokens verified for `cluster` with the function's (local) credentials,
+/// mapped to the deploy-undo group, authorized by `rbac_manifest`; and an EKS cluster in moto
+/// named after the test.
+pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &str) -> Env {
     let kube = LocalKube::start(Options {
         static_tokens: extra_tokens,
         eks: Some(EksAuth {
+            cluster: cluster.into(),
             region: Some(rollback_core::aws::LOCAL_REGION.into()),
+            principals: vec![AwsPrincipal {
+                access_key_id: rollback_core::aws::LOCAL_ACCESS_KEY_ID.into(),
+                secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
+                username: FUNCTION_USER.into(),
+                groups: vec![KUBERNETES_GROUP.into()],
+            }],
         }),
+        rbac: Some(Rbac::from_manifest(rbac_manifest).unwrap()),
         ..Options::default()
     })
     .await
@@ -59,6 +81,11 @@ pub async fn env_with_tokens(cluster: &str, extra_tokens: Vec<String>) -> Env {
         clients,
         cluster: cluster.to_owned(),
     }
+}
+
+/// [`env_with`] the shipped RBAC manifest.
+pub async fn env_with_tokens(cluster: &str, extra_tokens: Vec<String>) -> Env {
+    env_with(cluster, extra_tokens, &shipped_rbac()).await
 }
 
 pub async fn env(cluster: &str) -> Env {
