@@ -120,6 +120,15 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
+        // A function called what its role does not allow: the rollback ran and failed, as
+        // it would in AWS.
+        Err(e)
+            if e.downcast_ref::<rollbackctl::drill::IamViolations>()
+                .is_some() =>
+        {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -18,7 +18,26 @@ use aws_sdk_sfn::types::ExecutionStatus;
 
 pub use functions::{FUNCTIONS, INJECTED_ERROR, substitutions};
 pub use latency::LatencyModel;
-pub use stack::LocalStack;
+pub use stack::{LocalStack, STACK_NAME, stack_values, template_path};
+
+/// The drill ran, but a function made calls its role in `infra/template.yaml` does not allow
+/// (each was refused as AWS refuses it). Displays one line per distinct call:
+/// "function restore called rds:ModifyDBInstance on arn:…, which its role does not allow
+/// (template.yaml, policy …)".
+#[derive(Debug)]
+pub struct IamViolations {
+    pub violations: Vec<rollback_fault_proxy::Violation>,
+    pub report: Box<DrillReport>,
+}
+
+impl std::fmt::Display for IamViolations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.violations.iter().map(|v| v.to_string()).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for IamViolations {}
 
 /// How the drill's plan databases are restored (`--restore`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -73,6 +92,9 @@ pub struct DrillOptions {
     pub crash_at_transition: Option<usize>,
     /// How the plan's databases are restored.
     pub restore: Restore,
+    /// The template text whose function roles the IAM check enforces, instead of
+    /// `infra/template.yaml` (tests remove a permission to see the drill fail).
+    pub iam_template: Option<String>,
 }
 
 impl Default for DrillOptions {
@@ -88,6 +110,7 @@ impl Default for DrillOptions {
             latency: None,
             crash_at_transition: None,
             restore: Restore::Snapshot,
+            iam_template: None,
         }
     }
 }
@@ -186,8 +209,9 @@ impl Drill {
         if let Some(proxy) = &stack.fault_proxy {
             say!(
                 options,
-                "  the functions reach moto through the fault proxy {}",
-                proxy.url()
+                "  the functions reach moto through the proxy {} (and the engine through {}), which checks each call against the function's role in infra/template.yaml",
+                proxy.url(),
+                stack.engine_proxy.url()
             );
         }
         let setup = started.elapsed();
@@ -353,6 +377,21 @@ impl Drill {
         };
         if !options.quiet {
             self.print_summary(&report, &health_before).await;
+        }
+        // Every call a role would refuse in AWS was refused here too; any fails the drill.
+        let mut violations = Vec::new();
+        for violation in stack.iam_violations() {
+            if !violations.contains(&violation) {
+                violations.push(violation);
+            }
+        }
+        if !violations.is_empty() {
+            let failed = IamViolations {
+                violations,
+                report: Box::new(report),
+            };
+            say!(options, "\nIAM: {failed}");
+            return Err(failed.into());
         }
         Ok(report)
     }

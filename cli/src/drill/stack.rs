@@ -29,7 +29,12 @@ pub struct LocalStack {
     pub moto: MotoServer,
     pub kube: Arc<LocalKube>,
     pub engine: Engine,
+    /// Between the functions and moto, always: the IAM check, and faults under `--faults`.
+    /// (An `Option` for the fault suite's sake; the drill always starts it.)
     pub fault_proxy: Option<rollback_fault_proxy::FaultProxy>,
+    /// Between the plan and approval functions and the engine's Step Functions endpoint:
+    /// the IAM check only.
+    pub engine_proxy: rollback_fault_proxy::FaultProxy,
     _approval_task: AbortOnDrop,
     pub engine_url: String,
     _engine_server: rollback_engine::Server,
@@ -63,21 +68,20 @@ impl LocalStack {
         } else {
             None
         };
-        // Under a fault schedule, the functions reach moto through the fault proxy; seeding and
-        // the drill's own checks go straight to moto.
-        let fault_proxy = match &options.faults {
-            Some(schedule) => Some(
-                rollback_fault_proxy::FaultProxy::start(&moto.endpoint(), schedule.clone())
-                    .context("starting the fault proxy")?,
-            ),
-            None => None,
-        };
-        let function_sdk = match &fault_proxy {
-            Some(proxy) => {
-                rollback_core::aws::for_endpoint(&proxy.url(), rollback_core::aws::LOCAL_REGION)
-            }
-            None => sdk.clone(),
-        };
+        // The functions reach moto through the fault proxy, which checks every call against
+        // the function's role in infra/template.yaml and, under a fault schedule, injects
+        // faults; seeding and the drill's own checks go straight to moto.
+        let iam = Arc::new(iam_checker(options)?);
+        let fault_proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
+            &moto.endpoint(),
+            options
+                .faults
+                .clone()
+                .unwrap_or_else(rollback_fault_proxy::FaultSchedule::none),
+            Some(iam.clone()),
+        )
+        .context("starting the fault proxy")?;
+        let function_sdk = |function: &str| function_sdk_at(&fault_proxy.url(), function);
 
         // The engine first, so the plan function's guard can list executions on it.
         let registry = LambdaRegistry::new();
@@ -100,6 +104,12 @@ impl LocalStack {
         let engine_sdk =
             rollback_core::aws::for_endpoint(&engine_server.url, rollback_core::aws::LOCAL_REGION);
         let sfn = aws_sdk_sfn::Client::new(&engine_sdk);
+        let engine_proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
+            &engine_server.url,
+            rollback_fault_proxy::FaultSchedule::none(),
+            Some(iam.clone()),
+        )
+        .context("starting the IAM proxy in front of the engine")?;
 
         let link_key = rollback_core::approval_link::LinkKey::generate();
         let app = demo_app::start(kube.clone(), "mint").await?;
@@ -123,7 +133,7 @@ impl LocalStack {
         // The approval page: the real handler, deciding through the engine's endpoint.
         let (approval_addr, approval_task) = rollback_approval::serve_local(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            sfn.clone(),
+            aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
             link_key.clone(),
         )
         .await
@@ -137,17 +147,20 @@ impl LocalStack {
         };
         let clients = functions::FunctionClients {
             plan_text: seeded.plan_text.clone(),
-            plan: rollback_plan::Clients::new(&engine_sdk),
+            plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan")),
             snapshot: rollback_snapshot::Clients {
-                rds: aws_sdk_rds::Client::new(&function_sdk),
+                rds: aws_sdk_rds::Client::new(&function_sdk("snapshot")),
             },
             restore: rollback_restore::Clients {
-                rds: aws_sdk_rds::Client::new(&function_sdk),
+                rds: aws_sdk_rds::Client::new(&function_sdk("restore")),
             },
-            retag: rollback_retag::Clients::new(&function_sdk),
-            deploy_undo: rollback_deploy_undo::Clients::new(&function_sdk, Some(kube_override)),
-            smoke: rollback_smoke_test::Clients::new(&function_sdk),
-            notify: rollback_notify::Clients::new(&function_sdk),
+            retag: rollback_retag::Clients::new(&function_sdk("retag")),
+            deploy_undo: rollback_deploy_undo::Clients::new(
+                &function_sdk("deploy-undo"),
+                Some(kube_override),
+            ),
+            smoke: rollback_smoke_test::Clients::new(&function_sdk("smoke-test")),
+            notify: rollback_notify::Clients::new(&function_sdk("notify")),
             notify_config,
         };
         functions::register_all(&registry, Arc::new(clients));
@@ -172,7 +185,8 @@ impl LocalStack {
             moto,
             kube,
             engine,
-            fault_proxy,
+            fault_proxy: Some(fault_proxy),
+            engine_proxy,
             _approval_task: AbortOnDrop(approval_task),
             engine_url: engine_server.url.clone(),
             _engine_server: engine_server,
@@ -186,6 +200,26 @@ impl LocalStack {
             _postgres: postgres,
             _alarm_watch: alarm_watch,
         })
+    }
+
+    /// Every call a function made that its role in the template does not allow.
+    pub fn iam_violations(&self) -> Vec<rollback_fault_proxy::Violation> {
+        let mut all = self.engine_proxy.iam_violations();
+        if let Some(proxy) = &self.fault_proxy {
+            all.extend(proxy.iam_violations());
+        }
+        all
+    }
+
+    /// The policy actions (as written in the template) the functions' allowed calls used.
+    pub fn iam_coverage(&self) -> rollback_fault_proxy::iam::Coverage {
+        let mut all = self.engine_proxy.iam_coverage();
+        if let Some(proxy) = &self.fault_proxy {
+            for (function, actions) in proxy.iam_coverage() {
+                all.entry(function).or_default().extend(actions);
+            }
+        }
+        all
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -345,6 +379,73 @@ fn hidden_field(html: &str, name: &str) -> Option<String> {
     )
 }
 
+/// The stack name the drill plays: the state machine is `${AWS::StackName}-rollback`.
+pub const STACK_NAME: &str = "mint-replica";
+
+/// The template values of the drill's stack: what `!Sub`/`!Ref`/`!GetAtt` resolve to.
+pub fn stack_values() -> rollback_fault_proxy::iam::StackValues {
+    let region = rollback_core::aws::LOCAL_REGION;
+    let account = rollback_fault_proxy::iam::LOCAL_ACCOUNT;
+    let topic = |name: &str| {
+        (
+            format!("arn:aws:sns:{region}:{account}:{name}"),
+            name.to_owned(),
+        )
+    };
+    // The names seed.rs gives the topic and the cluster. The drill has one topic for
+    // approvals and notices, as a small stack might.
+    let (notices, notices_name) = topic("mint-replica-rollback");
+    let (escalations, escalations_name) = topic("mint-replica-rollback-escalations");
+    rollback_fault_proxy::iam::StackValues::new(region, account, STACK_NAME)
+        .parameter("ServiceName", seed::SERVICE)
+        .parameter("RollbackPlanParameter", "/mint-replica/rollback-plan")
+        .parameter("AlarmNames", seed::ALARM)
+        .parameter("ClusterName", "mint-replica-eks")
+        .resource("ApprovalsTopic", &notices, &[("TopicName", &notices_name)])
+        .resource("NoticesTopic", &notices, &[("TopicName", &notices_name)])
+        .resource(
+            "EscalationTopic",
+            &escalations,
+            &[("TopicName", &escalations_name)],
+        )
+        .resource(
+            "ApprovalLinkKey",
+            &format!("arn:aws:secretsmanager:{region}:{account}:secret:mint-replica-approval-link-key-Lc4l01"),
+            &[],
+        )
+}
+
+/// The functions' roles from `infra/template.yaml` (or the drill's replacement text).
+fn iam_checker(options: &DrillOptions) -> Result<rollback_fault_proxy::IamChecker> {
+    let text = match &options.iam_template {
+        Some(text) => text.clone(),
+        None => std::fs::read_to_string(template_path())
+            .with_context(|| format!("reading {}", template_path().display()))?,
+    };
+    rollback_fault_proxy::IamChecker::from_template(&text, &stack_values())
+        .map_err(|e| anyhow!("the IAM check cannot read infra/template.yaml: {e}"))
+}
+
+pub fn template_path() -> std::path::PathBuf {
+    rollback_moto::workspace_root().join("infra/template.yaml")
+}
+
+/// A function's own SDK configuration: its own access key id (`ASIARESTORE`…), by which the
+/// proxy knows whose role to check, as each Lambda has its own role's credentials in AWS.
+fn function_sdk_at(endpoint_url: &str, function: &str) -> aws_config::SdkConfig {
+    use aws_sdk_sfn::config::{Credentials, SharedCredentialsProvider};
+    rollback_core::aws::for_endpoint(endpoint_url, rollback_core::aws::LOCAL_REGION)
+        .into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            rollback_fault_proxy::iam::access_key_id(function),
+            "testing",
+            None,
+            None,
+            "drill-function-role",
+        )))
+        .build()
+}
+
 /// The cluster the drill's plan names (seeded in moto by `seed`).
 pub const CLUSTER_NAME: &str = "mint-replica-eks";
 /// The Kubernetes user the drill's access entry maps the functions' credentials to (EKS's
@@ -367,8 +468,10 @@ pub fn kube_options() -> Result<rollback_kube_api::Options> {
         eks: Some(rollback_kube_api::EksAuth {
             cluster: CLUSTER_NAME.into(),
             region: Some(rollback_core::aws::LOCAL_REGION.into()),
+            // deploy-undo's own credentials (each function has its own access key id in the
+            // drill, by which the fault proxy's IAM check knows its role).
             principals: vec![rollback_kube_api::AwsPrincipal {
-                access_key_id: rollback_core::aws::LOCAL_ACCESS_KEY_ID.into(),
+                access_key_id: rollback_fault_proxy::iam::access_key_id("deploy-undo"),
                 secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
                 username: FUNCTION_USER.into(),
                 groups: vec![KUBERNETES_GROUP.into()],
