@@ -123,12 +123,14 @@ impl Harness {
     pub fn scripted_with(plan_text: &str) -> Harness {
         let script = Script::new(plan_text, false);
         // validate and fingerprint run the real plan function, which never calls AWS for them.
-        script.set_plan_clients(rollback_plan::Clients::new(
-            &rollback_core::aws::for_endpoint(
+        // No CloudWatch: the smoke settle window is the plan's maximum.
+        script.set_plan_clients(
+            rollback_plan::Clients::new(&rollback_core::aws::for_endpoint(
                 "http://127.0.0.1:9",
                 rollback_core::aws::LOCAL_REGION,
-            ),
-        ));
+            ))
+            .with_cloudwatch(None),
+        );
         Self::with(script, None)
     }
 
@@ -144,9 +146,13 @@ impl Harness {
         )
         .await
         .expect("serve the engine");
-        h.script.set_plan_clients(rollback_plan::Clients::new(
-            &rollback_core::aws::for_endpoint(&server.url, rollback_core::aws::LOCAL_REGION),
-        ));
+        h.script.set_plan_clients(
+            rollback_plan::Clients::new(&rollback_core::aws::for_endpoint(
+                &server.url,
+                rollback_core::aws::LOCAL_REGION,
+            ))
+            .with_cloudwatch(None),
+        );
         h.server = Some(server);
         h
     }

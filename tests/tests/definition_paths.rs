@@ -531,7 +531,14 @@ async fn smoke_failing_after_every_rerun_ends_in_the_contingency_notice() {
     assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
 
     let calls = h.calls(&exec);
-    let runs = rollback_plan::timing(&plan()).smoke_max_retries as usize + 1;
+    // The scripted harness does not read the alarms' periods: the plan's maximum window.
+    let plan = plan();
+    let settle = rollback_core::history_budget::settle_seconds(&plan, None);
+    let runs = rollback_core::history_budget::smoke_max_retries(
+        settle,
+        u64::from(plan.polling.interval_seconds),
+    ) as usize
+        + 1;
     let mut tail = vec![
         One("deploy-undo", "pause"),
         Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
@@ -548,6 +555,14 @@ async fn smoke_failing_after_every_rerun_ends_in_the_contingency_notice() {
     assert!(
         notice.error.cause.contains("api health"),
         "the cause names the failing check: {}",
+        notice.error.cause
+    );
+    assert!(
+        notice
+            .error
+            .cause
+            .contains("waits up to 30 min (smoke.max_settle_minutes)"),
+        "the cause says how long the smoke tests were re-run and why: {}",
         notice.error.cause
     );
     let steps = step_statuses(&notice.progress);
@@ -875,4 +890,93 @@ async fn on_failure_resume_scales_back_only_when_the_plan_says_so() {
             .any(|(f, a)| f == "deploy-undo" && a == "resume");
         assert_eq!(resumed, resumes, "{on_failure}: {after_failure:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_approval_request_is_sent_as_resent_and_its_links_decide() {
+    // The first attempt fails after SNS may already have published: its email's links carry a
+    // token nobody waits for. The retry's email must say so.
+    let h = Harness::scripted();
+    h.script.on("notify", "approval-request", |_, nth| {
+        (nth == 1).then(|| {
+            Err(failure(
+                "Lambda.ServiceException",
+                "the function timed out after publishing",
+            ))
+        })
+    });
+    let exec = h.start(full_request());
+    let retry = h
+        .script
+        .wait_for("the retried approval request", |c| {
+            c.execution == exec && c.is("notify", "approval-request") && c.error.is_none()
+        })
+        .await;
+    let requests: Vec<Call> = h
+        .calls(&exec)
+        .into_iter()
+        .filter(|c| c.is("notify", "approval-request"))
+        .collect();
+    assert_eq!(requests.len(), 2, "{:?}", pairs(&h.calls(&exec)));
+    assert_eq!(requests[0].payload.get("attempt"), Some(&json!(0)));
+    assert_eq!(retry.payload["attempt"], json!(1));
+    assert_ne!(
+        requests[0].task_token, retry.task_token,
+        "a retry waits for a new token"
+    );
+
+    // What the real notify sends for the retry's payload.
+    let step = notice_step(&retry);
+    let NotifyAction::ApprovalRequest(request) = &step.action else {
+        panic!("not an approval request: {:?}", step.action);
+    };
+    assert_eq!(request.attempt, 1);
+    let ctx = rollback_notify::Context {
+        plan: &step.plan,
+        request: &step.request,
+        execution: &step.execution,
+        now: chrono::Utc::now(),
+    };
+    let key = rollback_core::approval_link::LinkKey::generate();
+    let email =
+        rollback_notify::approval::render(&ctx, request, "http://approve.test/", &key).unwrap();
+    assert!(
+        email
+            .message
+            .subject
+            .contains("RESENT - earlier links no longer work"),
+        "{}",
+        email.message.subject
+    );
+    assert!(
+        email.message.body.starts_with(
+            "RESENT (attempt 2): earlier approval links no longer work — use the links in this email."
+        ),
+        "{}",
+        email.message.body
+    );
+    assert!(
+        email
+            .message
+            .body
+            .contains("Smoke tests: re-run while they fail; waits up to"),
+        "{}",
+        email.message.body
+    );
+
+    // The retry's links decide; the rollback completes.
+    h.approve(&retry, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
+    let calls = h.calls(&exec);
+    let success = notice_step(&the_notice(&calls, "success"));
+    let NotifyAction::Success(notice) = &success.action else {
+        panic!("not a success notice");
+    };
+    let wait = notice
+        .smoke_wait
+        .as_ref()
+        .expect("the success notice has the smoke wait");
+    assert_eq!(wait.reruns, 0);
+    assert_eq!(wait.settle_seconds, 30 * 60);
 }

@@ -320,7 +320,7 @@ fn plan_document(
             "budget_seconds": 30
         },
         "approval": {"timeout_minutes": 60, "escalate_after_minutes": 15},
-        "polling": {"interval_seconds": 15, "max_wait_minutes": 90},
+        "polling": {"interval_seconds": 15, "max_wait_minutes": 60},
         // The drill rehearses everything: databases are resolved and backed up on the alarm.
         "triggers": {"alarm_scope": "app+database"}
     })

@@ -147,7 +147,9 @@ impl LocalStack {
         };
         let clients = functions::FunctionClients {
             plan_text: seeded.plan_text.clone(),
-            plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan")),
+            // Step Functions at the engine; the smoke alarms' periods from moto.
+            plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan"))
+                .with_cloudwatch(Some(&function_sdk("plan"))),
             snapshot: rollback_snapshot::Clients {
                 rds: aws_sdk_rds::Client::new(&function_sdk("snapshot")),
             },

@@ -11,6 +11,7 @@ pub mod contract;
 pub mod eks_token;
 pub mod error;
 pub mod fingerprint;
+pub mod history_budget;
 pub mod ids;
 pub mod plan;
 pub mod request;

@@ -170,6 +170,11 @@ pub struct SmokeChecks {
     /// Overall time budget for one smoke run, in seconds.
     #[serde(default = "defaults::smoke_budget_seconds")]
     pub budget_seconds: u64,
+    /// Longest the rollback re-runs failing smoke tests, in minutes. The settle window is
+    /// what the alarms need (`Period × EvaluationPeriods`, read when the rollback starts),
+    /// bounded by this (`crate::history_budget::settle_seconds`).
+    #[serde(default = "defaults::max_settle_minutes")]
+    pub max_settle_minutes: u32,
 }
 
 impl Default for SmokeChecks {
@@ -180,6 +185,7 @@ impl Default for SmokeChecks {
             alarms: Vec::new(),
             alarm_policy: AlarmPolicy::default(),
             budget_seconds: defaults::smoke_budget_seconds(),
+            max_settle_minutes: defaults::max_settle_minutes(),
         }
     }
 }
@@ -301,6 +307,9 @@ mod defaults {
     pub fn smoke_budget_seconds() -> u64 {
         60
     }
+    pub fn max_settle_minutes() -> u32 {
+        30
+    }
     pub fn approval_timeout_minutes() -> u32 {
         60
     }
@@ -310,8 +319,10 @@ mod defaults {
     pub fn interval_seconds() -> u32 {
         15
     }
+    /// 60 with 15 s polls keeps the worst case within the history budget
+    /// (`crate::history_budget`); 90 would not.
     pub fn max_wait_minutes() -> u32 {
-        90
+        60
     }
 }
 
@@ -665,6 +676,18 @@ impl Plan {
                 "use 1-900 seconds (a Lambda runs at most 15 minutes)",
             );
         }
+        let settle = crate::history_budget::MAX_SETTLE_MINUTES_RANGE;
+        if !settle.contains(&smoke.max_settle_minutes) {
+            errors.push(
+                "smoke.max_settle_minutes",
+                format!(
+                    "use {}-{} minutes: the longest the rollback re-runs failing smoke tests \
+                     while the alarms settle (default 30)",
+                    settle.start(),
+                    settle.end()
+                ),
+            );
+        }
     }
 
     fn validate_policies(&self, errors: &mut ValidationErrors) {
@@ -704,6 +727,14 @@ impl Plan {
         }
         if !(1..=24 * 60).contains(&polling.max_wait_minutes) {
             errors.push("polling.max_wait_minutes", "use 1-1440 minutes");
+        }
+        // Only for limits that are otherwise valid: the message suggests values that fit.
+        if !errors.mentions("polling.interval_seconds")
+            && !errors.mentions("polling.max_wait_minutes")
+            && !errors.mentions("smoke.max_settle_minutes")
+            && let Some(message) = crate::history_budget::over_budget_message(self)
+        {
+            errors.push("polling", message);
         }
     }
 

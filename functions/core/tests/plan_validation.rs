@@ -37,7 +37,8 @@ fn example_plan_validates() {
     let plan = Plan::from_value(example()).unwrap();
     assert_eq!(plan.service, "mint-replica");
     assert_eq!(plan.databases[1].kind, DatabaseKind::DocdbCluster);
-    assert_eq!(plan.polling.max_polls(), 360);
+    assert_eq!(plan.polling.max_polls(), 240);
+    assert_eq!(plan.smoke.max_settle_minutes, 30);
 }
 
 #[test]
@@ -176,6 +177,31 @@ fn policies_are_bounded() {
         |p| p["polling"]["interval_seconds"] = json!(0),
         "polling.interval_seconds",
         "1-3600",
+    );
+    assert_rejects(
+        |p| p["smoke"]["max_settle_minutes"] = json!(0),
+        "smoke.max_settle_minutes",
+        "1-120 minutes",
+    );
+}
+
+#[test]
+fn polling_limits_past_the_history_budget_are_refused_naming_the_fields() {
+    // 15 s polls for 90 minutes: six poll loops at their limit would write ≈ 25,000 events.
+    assert_rejects(
+        |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90}),
+        "polling",
+        "lower polling.max_wait_minutes to at most 69",
+    );
+    assert_rejects(
+        |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90}),
+        "polling",
+        "raise polling.interval_seconds to at least",
+    );
+    assert_rejects(
+        |p| p["polling"] = json!({"interval_seconds": 1, "max_wait_minutes": 60}),
+        "polling",
+        "25000 events",
     );
 }
 

@@ -159,7 +159,12 @@ fn valid_plan() -> BoxedStrategy<Value> {
         prop::collection::vec(("[A-Za-z0-9 ]{0,20}[A-Za-z0-9]", "[a-z]{1,10}"), 0..3),
         prop::collection::vec("[^\\x00-\\x1f\\x7f]{1,60}", 0..3),
         approval,
-        (1u32..=3600, 1u32..=1440),
+        // Polling limits within the history budget (plans over it are refused).
+        (1u32..=3600).prop_flat_map(|interval| {
+            let max_wait =
+                rollback_core::history_budget::max_wait_minutes_within_budget(interval, 30);
+            (Just(interval), 1u32..=max_wait.max(1))
+        }),
         (1u64..=900, any::<bool>(), any::<bool>()),
     )
         .prop_filter(

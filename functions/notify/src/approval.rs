@@ -114,6 +114,15 @@ pub fn render(
     }
 
     let mut body = String::new();
+    if request.attempt > 0 {
+        let _ = writeln!(
+            body,
+            "RESENT (attempt {}): earlier approval links no longer work — use the links in \
+             this email. An earlier attempt to send this request failed after it may already \
+             have reached you; its links carry a task token that is no longer waited for.\n",
+            request.attempt + 1
+        );
+    }
     let _ = writeln!(
         body,
         "Rollback of {} needs your decision. Nothing changes until someone approves.\n",
@@ -128,6 +137,13 @@ pub fn render(
     );
     let _ = writeln!(body, "\nWHAT WILL BE DONE");
     render::resolved_plan(&mut body, ctx, resolved, true);
+    if let Some(settle) = &request.smoke_settle {
+        let _ = writeln!(
+            body,
+            "Smoke tests: re-run while they fail; {}.",
+            clean(settle, 300)
+        );
+    }
     let _ = writeln!(body, "\nDECIDE");
     for link in &links {
         let _ = writeln!(body, "{}:\n  {}\n", link.label, link.url);
@@ -139,8 +155,13 @@ pub fn render(
     );
     let _ = writeln!(body, "\nPlan fingerprint: {}", clean(&fingerprint, 80));
     let subject = crate::text::subject(&format!(
-        "{} APPROVAL NEEDED: {} ({})",
+        "{}{} APPROVAL NEEDED: {} ({})",
         ctx.subject_prefix(),
+        if request.attempt > 0 {
+            " RESENT - earlier links no longer work -"
+        } else {
+            ""
+        },
         ctx.service(),
         ctx.trigger_short()
     ));

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use rollback_core::contract::notify::SmokeWait;
 use rollback_core::contract::notify::{
     EscalateNotice, FailureNotice, ProgressNotice, ProgressRecord, ResolvedPlan, StepStatus,
     SuccessNotice,
@@ -433,6 +434,9 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
     resolved_plan(&mut body, ctx, &resolved, false);
     if let Some(smoke) = &notice.smoke {
         let _ = writeln!(body, "\nSMOKE TESTS");
+        if let Some(wait) = &notice.smoke_wait {
+            smoke_wait_line(&mut body, wait);
+        }
         smoke_lines(&mut body, smoke);
     }
     if let Some(record) = &notice.progress {
@@ -447,6 +451,27 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
         )),
         body: finish(body),
     }
+}
+
+/// How long the smoke tests were re-run before they passed, and the window they had.
+pub fn smoke_wait_line(out: &mut String, wait: &SmokeWait) {
+    let waited = wait.reruns.saturating_mul(wait.retry_seconds);
+    let waited = if wait.reruns == 0 {
+        "passed on the first run".to_owned()
+    } else {
+        format!(
+            "passed after {} re-run{} {} s apart (waited {})",
+            wait.reruns,
+            if wait.reruns == 1 { "" } else { "s" },
+            wait.retry_seconds,
+            human_duration(i64::try_from(waited).unwrap_or(i64::MAX))
+        )
+    };
+    let _ = writeln!(
+        out,
+        "Settle:     {waited}; the window {}",
+        clean(&wait.reason, 300)
+    );
 }
 
 pub fn smoke_lines(out: &mut String, smoke: &SmokeReport) {

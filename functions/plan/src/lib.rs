@@ -5,6 +5,7 @@
 //! - [`guard()`]: one rollback per service at a time (one state machine per service).
 
 mod guard;
+pub mod settle;
 mod timing;
 mod validate;
 
@@ -15,7 +16,7 @@ use serde_json::Value;
 
 pub use guard::guard;
 pub use timing::timing;
-pub use validate::{load_plan, validate};
+pub use validate::{load_plan, validate, validate_with_alarms};
 
 /// The environment variable holding the plan's JSON (set by the template from an SSM parameter).
 pub const PLAN_ENV: &str = "ROLLBACK_PLAN";
@@ -24,13 +25,24 @@ pub const PLAN_ENV: &str = "ROLLBACK_PLAN";
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
+    /// DescribeAlarms for the smoke settle window (`validate`). `None`: the periods are not
+    /// read and the window is the plan's `smoke.max_settle_minutes` (tests that script every
+    /// function).
+    pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
 }
 
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Clients {
             sfn: aws_sdk_sfn::Client::new(config),
+            cloudwatch: Some(aws_sdk_cloudwatch::Client::new(config)),
         }
+    }
+
+    /// Step Functions at one endpoint (the drill's engine), CloudWatch at another (moto).
+    pub fn with_cloudwatch(mut self, config: Option<&aws_config::SdkConfig>) -> Self {
+        self.cloudwatch = config.map(aws_sdk_cloudwatch::Client::new);
+        self
     }
 }
 
@@ -49,7 +61,9 @@ pub async fn handle(
         "validate" => {
             let input: ValidateInput = rollback_core::validation::from_value(input)
                 .map_err(|e| RollbackError::InvalidInput(e.to_string()))?;
-            Ok(serde_json::to_value(validate(plan_text, input)?)?)
+            Ok(serde_json::to_value(
+                validate_with_alarms(clients.cloudwatch.as_ref(), plan_text, input).await?,
+            )?)
         }
         _ => {
             let step = StepInput::<PlanAction>::parse(input)?;

@@ -2,12 +2,13 @@
 
 use rollback_core::Plan;
 use rollback_core::contract::plan::{ESCALATION_TAIL_GRACE_SECONDS, Timing};
+use rollback_core::history_budget::smoke_max_retries;
 
-/// Smoke re-runs: the first waits one poll interval, each next one twice as long (the
-/// definition doubles the delay with `States.MathAdd(d, d)`): 15 s → 4 re-runs within 225 s.
-pub const SMOKE_MAX_RETRIES: u64 = 4;
+use crate::settle::SettleWindow;
 
-pub fn timing(plan: &Plan) -> Timing {
+/// Smoke re-runs are one poll interval apart, as many as cover the settle window (the
+/// definition's loop counts them against `smoke_max_retries`).
+pub fn timing(plan: &Plan, settle: &SettleWindow) -> Timing {
     let approval_timeout_seconds = u64::from(plan.approval.timeout_minutes) * 60;
     let escalate_after_seconds = u64::from(plan.approval.escalate_after_minutes) * 60;
     let poll_interval_seconds = u64::from(plan.polling.interval_seconds.max(1));
@@ -18,8 +19,10 @@ pub fn timing(plan: &Plan) -> Timing {
             + ESCALATION_TAIL_GRACE_SECONDS,
         poll_interval_seconds,
         max_polls: u64::from(plan.polling.max_polls()),
-        smoke_max_retries: SMOKE_MAX_RETRIES,
+        smoke_max_retries: smoke_max_retries(settle.seconds, poll_interval_seconds),
         smoke_retry_seconds: poll_interval_seconds,
+        smoke_settle_seconds: settle.seconds,
+        smoke_settle_reason: settle.reason.clone(),
     }
 }
 
@@ -34,12 +37,24 @@ mod tests {
         plan.approval.escalate_after_minutes = 15;
         plan.polling.interval_seconds = 20;
         plan.polling.max_wait_minutes = 30;
-        let t = timing(&plan);
+        let settle = crate::settle::window(
+            &plan,
+            Ok(vec![crate::settle::AlarmNeed {
+                name: "svc-5xx".into(),
+                period_seconds: 300,
+                evaluation_periods: 3,
+            }]),
+        );
+        let t = timing(&plan, &settle);
         assert_eq!(t.approval_timeout_seconds, 3600);
         assert_eq!(t.escalate_after_seconds, 900);
         // The escalation branch must still be waiting when the approval task times out.
         assert!(t.escalate_after_seconds + t.escalation_tail_seconds > t.approval_timeout_seconds);
         assert_eq!(t.max_polls, 90);
         assert_eq!(t.poll_interval_seconds, 20);
+        // 300 s × 3 periods: re-runs 20 s apart for 15 minutes.
+        assert_eq!(t.smoke_settle_seconds, 900);
+        assert_eq!(t.smoke_max_retries, 45);
+        assert!(t.smoke_max_retries * t.smoke_retry_seconds >= 900);
     }
 }

@@ -5,6 +5,7 @@ use rollback_core::validation::ValidationErrors;
 use rollback_core::{Plan, RollbackError, RollbackRequest};
 
 use crate::PLAN_ENV;
+use crate::settle::{self, SettleWindow};
 use crate::timing::timing;
 
 /// Parses the deploy-time plan; an empty text means the deployment did not configure one.
@@ -23,6 +24,26 @@ pub fn load_plan(plan_text: &str) -> Result<Plan, RollbackError> {
     Plan::from_json(plan_text).map_err(RollbackError::InvalidPlan)
 }
 
+/// [`validate`], with the smoke settle window from the plan's alarms (DescribeAlarms; the
+/// plan's maximum when they cannot be read). Alarms are read only for a rollback that acts.
+pub async fn validate_with_alarms(
+    cloudwatch: Option<&aws_sdk_cloudwatch::Client>,
+    plan_text: &str,
+    input: ValidateInput,
+) -> Result<ValidateOutput, RollbackError> {
+    let mut out = validate(plan_text, input)?;
+    if out.act {
+        let needs = settle::alarm_needs(cloudwatch, &out.plan).await;
+        if let Err(why) = &needs {
+            tracing::warn!(%why, "smoke settle window: the plan maximum");
+        }
+        out.timing = timing(&out.plan, &settle::window(&out.plan, needs));
+    }
+    Ok(out)
+}
+
+/// Checks the input and the plan. The smoke settle window here ignores the alarms' periods
+/// (no AWS call): the plan's maximum when it lists alarms ([`validate_with_alarms`] reads them).
 pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput, RollbackError> {
     if input.action != "validate" {
         return Err(RollbackError::InvalidInput(format!(
@@ -48,8 +69,16 @@ pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput,
     if let Err(reason) = &decision {
         tracing::info!(execution = %input.execution, %reason, "not acting on this trigger");
     }
+    let unread: SettleWindow = settle::window(
+        &plan,
+        if plan.smoke.alarms.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err("the alarms' periods were not read".into())
+        },
+    );
     Ok(ValidateOutput {
-        timing: timing(&plan),
+        timing: timing(&plan, &unread),
         dedup_key: request.dedup_execution_name(),
         plan,
         request,

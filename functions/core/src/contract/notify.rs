@@ -71,6 +71,32 @@ pub struct ApprovalRequest {
     /// When the execution started (`$$.Execution.StartTime`), for the timings line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// `$$.State.RetryCount`: 0 for the first request. A retry after an earlier attempt may
+    /// already have sent an email whose links carry the old task token, which no longer works;
+    /// the email says it was resent and that only its own links work.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+    /// `timing.smoke_settle_reason`: how long smoke tests will be re-run after the rollback,
+    /// and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_settle: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How long the smoke tests were re-run before they passed, and the window they had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeWait {
+    /// Re-runs after the first run (`$.smoke_retry.count`).
+    pub reruns: u64,
+    /// Seconds between re-runs (`timing.smoke_retry_seconds`).
+    pub retry_seconds: u64,
+    /// `timing.smoke_settle_seconds`.
+    pub settle_seconds: u64,
+    /// `timing.smoke_settle_reason`.
+    pub reason: String,
 }
 
 /// `progress`: a stage started or finished.
@@ -99,6 +125,9 @@ pub struct SuccessNotice {
     pub decision: Option<ApprovalDecision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<SmokeReport>,
+    /// How long the smoke tests were re-run before passing, and why they could be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_wait: Option<SmokeWait>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ProgressRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -63,7 +63,7 @@ pub struct ScopeFlags {
 }
 
 /// The plan's time limits in the units ASL needs (Wait `SecondsPath`, `TimeoutSecondsPath`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
     pub approval_timeout_seconds: u64,
     pub escalate_after_seconds: u64,
@@ -73,12 +73,22 @@ pub struct Timing {
     pub poll_interval_seconds: u64,
     /// Status polls per wait loop (snapshot, restore, swap, rollout) before `Rollback.WaitTimedOut`.
     pub max_polls: u64,
-    /// Smoke-test re-runs after a failed run before giving up (the rollout may need a moment
-    /// to serve); the definition doubles the delay each time.
+    /// Smoke-test re-runs after a failed run before giving up: enough re-runs,
+    /// `smoke_retry_seconds` apart, to cover `smoke_settle_seconds`.
     pub smoke_max_retries: u64,
-    /// Seconds before the first re-run.
+    /// Seconds between smoke re-runs (the poll interval).
     pub smoke_retry_seconds: u64,
+    /// How long failing smoke tests are re-run: what the plan's alarms need to return to OK
+    /// (`Period × EvaluationPeriods`, from DescribeAlarms), at least
+    /// `history_budget::SMOKE_BASE_SETTLE_SECONDS`, at most `smoke.max_settle_minutes`.
+    pub smoke_settle_seconds: u64,
+    /// Why, in one line for the emails (at most [`SETTLE_REASON_MAX_CHARS`] characters), e.g.
+    /// `waits up to 15 min for mint-replica-5xx: 300 s × 3 evaluation periods`.
+    pub smoke_settle_reason: String,
 }
+
+/// Bound of [`Timing::smoke_settle_reason`] (it travels in every state of the execution).
+pub const SETTLE_REASON_MAX_CHARS: usize = 300;
 
 /// Extra seconds the escalation branch outlasts the approval timeout.
 pub const ESCALATION_TAIL_GRACE_SECONDS: u64 = 60;

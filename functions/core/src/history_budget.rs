@@ -1,0 +1,204 @@
+//! The execution-history budget and the smoke re-run schedule, both derived from the plan.
+//!
+//! A Standard Step Functions execution fails hard (`States.Runtime`, no Catch, no contingency
+//! notice) when its history would pass 25,000 events. Every wait loop of the definition is
+//! bounded by the plan (`polling`, `smoke.max_settle_minutes`), so the worst case is known
+//! before anything runs: [`worst_case_events`]. Plan validation refuses a plan whose worst case
+//! is above [`HISTORY_BUDGET`], naming the fields to change.
+//!
+//! The model (checked against `statemachine/rollback.asl.json` by the e2e suite,
+//! `tests/tests/history_budget.rs`, which also runs the worst case on the local engine):
+//! - a Lambda task visit is 5 events (`TaskStateEntered`, `TaskScheduled`, `TaskStarted`,
+//!   `TaskSucceeded`/`TaskFailed`, `TaskStateExited`), 6 with a task token (`TaskSubmitted`);
+//!   Pass, Choice, Wait, Succeed and Fail states 2 (entered, exited); a Parallel state 4 plus
+//!   its branches' states; the execution itself 2 (started, ended);
+//! - one poll-loop iteration (status Task, Choice, counting Pass, Wait) is 11 events, as is one
+//!   smoke re-run (smoke Task, Choice, back-off Pass, Wait);
+//! - a loop that reaches its limit ends the path it is on (timed out → contingency), so one
+//!   execution runs at most [`POLL_LOOPS_PER_EXECUTION`] poll loops at their limit: backup,
+//!   restores, swap, swapped-databases check, rollout, then the failure path's put-back —
+//!   the other poll loops (drill cleanup, revert) are on other paths with fewer loops;
+//! - every state of the definition once on top ([`STRAIGHT_EVENTS`], an over-count: no
+//!   execution visits every state).
+//!
+//! Task retries are not in the bound: each retried attempt adds 3 events (failed, scheduled,
+//! started). The margin between [`HISTORY_BUDGET`] and [`HISTORY_LIMIT`] (5,000 events) leaves
+//! room for ≈ 1,600 retried attempts.
+
+use crate::plan::Plan;
+
+/// Where Step Functions fails a Standard execution.
+pub const HISTORY_LIMIT: u64 = 25_000;
+/// What a plan may use at worst; the rest is the margin for task retries.
+pub const HISTORY_BUDGET: u64 = 20_000;
+
+/// Events of one poll-loop iteration: Task 5 + Choice 2 + Pass 2 + Wait 2.
+pub const POLL_ITERATION_EVENTS: u64 = 11;
+/// Events of one smoke re-run: Task 5 + Choice 2 + Pass 2 + Wait 2.
+pub const SMOKE_ITERATION_EVENTS: u64 = 11;
+/// The Choice states of the definition's poll loops (bounded by `$.timing.max_polls`).
+pub const POLL_LOOPS: &[&str] = &[
+    "Backup ready?",
+    "Restores ready?",
+    "Swap complete?",
+    "Swapped databases ready?",
+    "Drill copies gone?",
+    "Databases back?",
+    "Rollout finished?",
+    "Unfinished swap put back?",
+];
+/// Poll loops one execution can run at their limit (see the module documentation).
+pub const POLL_LOOPS_PER_EXECUTION: u64 = 6;
+/// Every state of the definition once, at its largest cost, plus the execution's own events.
+/// The e2e suite recomputes it from the definition and fails when it is too small.
+pub const STRAIGHT_EVENTS: u64 = 400;
+
+/// Without alarms (or with alarms that settle sooner) smoke tests are re-run for this long
+/// after a failed run: the rollout may need a moment to serve.
+pub const SMOKE_BASE_SETTLE_SECONDS: u64 = 225;
+
+/// `smoke.max_settle_minutes` bounds: at least a minute, at most two hours.
+pub const MAX_SETTLE_MINUTES_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
+
+/// The settle window actually used: what the alarms need (`None`: not known), at least
+/// [`SMOKE_BASE_SETTLE_SECONDS`], at most `smoke.max_settle_minutes`.
+pub fn settle_seconds(plan: &Plan, needed: Option<u64>) -> u64 {
+    let cap = u64::from(plan.smoke.max_settle_minutes) * 60;
+    match needed {
+        Some(n) => n.max(SMOKE_BASE_SETTLE_SECONDS).min(cap),
+        None => cap,
+    }
+}
+
+/// Smoke re-runs, `interval` seconds apart, that cover `settle` seconds (at least one).
+pub fn smoke_max_retries(settle: u64, interval: u64) -> u64 {
+    settle.div_ceil(interval.max(1)).max(1)
+}
+
+/// The worst-case history of an execution under `polling` and a smoke settle window of
+/// `settle` seconds.
+pub fn events_for(max_polls: u64, interval: u64, settle: u64) -> u64 {
+    STRAIGHT_EVENTS
+        + POLL_LOOPS_PER_EXECUTION * max_polls * POLL_ITERATION_EVENTS
+        + smoke_max_retries(settle, interval) * SMOKE_ITERATION_EVENTS
+}
+
+/// The worst case of `plan`: every poll loop at `polling.max_wait_minutes`, smoke re-runs for
+/// the whole `smoke.max_settle_minutes` (the alarms' periods are read only at run time).
+pub fn worst_case_events(plan: &Plan) -> u64 {
+    let interval = u64::from(plan.polling.interval_seconds.max(1));
+    events_for(
+        u64::from(plan.polling.max_polls()),
+        interval,
+        settle_seconds(plan, None),
+    )
+}
+
+/// The largest `polling.max_wait_minutes` within the budget for this interval and settle
+/// window (0 when none is).
+pub fn max_wait_minutes_within_budget(interval_seconds: u32, max_settle_minutes: u32) -> u32 {
+    let interval = u64::from(interval_seconds.max(1));
+    let settle = u64::from(max_settle_minutes) * 60;
+    let mut best = 0;
+    // max_polls grows with max_wait, so the first minute over the budget ends the search.
+    for minutes in 1..=24 * 60u32 {
+        let polls = ((u64::from(minutes) * 60) / interval).max(1);
+        if events_for(polls, interval, settle) > HISTORY_BUDGET {
+            break;
+        }
+        best = minutes;
+    }
+    best
+}
+
+/// The smallest `polling.interval_seconds` within the budget for this wait and settle window
+/// (`None` when no interval up to an hour is).
+pub fn min_interval_within_budget(max_wait_minutes: u32, max_settle_minutes: u32) -> Option<u32> {
+    let settle = u64::from(max_settle_minutes) * 60;
+    (1..=3600u32).find(|&i| {
+        let interval = u64::from(i);
+        let polls = ((u64::from(max_wait_minutes) * 60) / interval).max(1);
+        events_for(polls, interval, settle) <= HISTORY_BUDGET
+    })
+}
+
+/// A one-line explanation of a plan over the budget, naming the fields and values that fit.
+pub fn over_budget_message(plan: &Plan) -> Option<String> {
+    let events = worst_case_events(plan);
+    if events <= HISTORY_BUDGET {
+        return None;
+    }
+    let polling = &plan.polling;
+    let settle = plan.smoke.max_settle_minutes;
+    let mut fixes = Vec::new();
+    let wait = max_wait_minutes_within_budget(polling.interval_seconds, settle);
+    if wait > 0 {
+        fixes.push(format!(
+            "lower polling.max_wait_minutes to at most {wait} (with interval_seconds {})",
+            polling.interval_seconds
+        ));
+    }
+    if let Some(interval) = min_interval_within_budget(polling.max_wait_minutes, settle) {
+        fixes.push(format!(
+            "raise polling.interval_seconds to at least {interval} (with max_wait_minutes {})",
+            polling.max_wait_minutes
+        ));
+    }
+    let smoke_events =
+        smoke_max_retries(u64::from(settle) * 60, u64::from(polling.interval_seconds))
+            * SMOKE_ITERATION_EVENTS;
+    if settle > 1 {
+        fixes.push("lower smoke.max_settle_minutes".to_owned());
+    }
+    Some(format!(
+        "at its polling limits a rollback could write {events} history events ({} poll loops × \
+         {} polls × {POLL_ITERATION_EVENTS} events, {smoke_events} for smoke re-runs over \
+         smoke.max_settle_minutes {settle}, {STRAIGHT_EVENTS} for the other states); Step \
+         Functions fails an execution at {HISTORY_LIMIT} events without the contingency notice, \
+         and plans may use at most {HISTORY_BUDGET}: {}",
+        POLL_LOOPS_PER_EXECUTION,
+        polling.max_polls(),
+        fixes.join(", or ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(interval: u32, wait: u32, settle: u32) -> Plan {
+        let mut p = Plan::from_json(r#"{"service": "svc", "images": [{"repository": "svc-app", "release_tag": "prod", "stable_tag": "stable"}]}"#).unwrap();
+        p.polling.interval_seconds = interval;
+        p.polling.max_wait_minutes = wait;
+        p.smoke.max_settle_minutes = settle;
+        p
+    }
+
+    #[test]
+    fn the_defaults_fit_and_fifteen_second_polls_for_ninety_minutes_do_not() {
+        assert!(worst_case_events(&plan(15, 60, 30)) <= HISTORY_BUDGET);
+        let over = plan(15, 90, 30);
+        assert!(worst_case_events(&over) > HISTORY_BUDGET);
+        let msg = over_budget_message(&over).unwrap();
+        assert!(msg.contains("polling.max_wait_minutes"), "{msg}");
+        assert!(msg.contains("polling.interval_seconds"), "{msg}");
+        let wait = max_wait_minutes_within_budget(15, 30);
+        assert!(worst_case_events(&plan(15, wait, 30)) <= HISTORY_BUDGET);
+        assert!(worst_case_events(&plan(15, wait + 1, 30)) > HISTORY_BUDGET);
+        let interval = min_interval_within_budget(90, 30).unwrap();
+        assert!(worst_case_events(&plan(interval, 90, 30)) <= HISTORY_BUDGET);
+        assert!(worst_case_events(&plan(interval - 1, 90, 30)) > HISTORY_BUDGET);
+    }
+
+    #[test]
+    fn settle_window_is_what_the_alarms_need_within_the_plan_bounds() {
+        let p = plan(15, 60, 30);
+        assert_eq!(settle_seconds(&p, Some(900)), 900);
+        assert_eq!(settle_seconds(&p, Some(60)), SMOKE_BASE_SETTLE_SECONDS);
+        assert_eq!(settle_seconds(&p, Some(3000)), 1800);
+        assert_eq!(settle_seconds(&p, None), 1800);
+        assert_eq!(smoke_max_retries(900, 15), 60);
+        assert_eq!(smoke_max_retries(225, 60), 4);
+        assert_eq!(smoke_max_retries(1, 60), 1);
+    }
+}
