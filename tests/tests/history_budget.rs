@@ -141,7 +141,7 @@ async fn every_wait_loop_at_its_limit_stays_within_the_computed_bound() {
     let h = Harness::scripted_with(&text);
     // Each status answers "not yet" until its loop has counted max_polls, then "done" (the
     // Choice tests the outcome before the count), so every loop runs to its limit.
-    let ready = move |nth: u32| nth % (polls + 1) == 0;
+    let ready = move |nth: u32| nth.is_multiple_of(polls + 1);
     h.script.on("snapshot", "status", move |call, nth| {
         let s =
             rollback_core::StepInput::<rollback_core::contract::snapshot::SnapshotAction>::parse(
