@@ -26,6 +26,7 @@ mod fault;
 mod meta;
 mod objects;
 mod patch;
+mod protobuf;
 mod rbac;
 mod seed;
 mod server;

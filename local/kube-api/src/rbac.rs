@@ -92,12 +92,10 @@ impl Attributes {
         if watch_prefix {
             attrs.verb = "watch".into();
         }
-        if parts.first() == Some(&"namespaces") {
-            if parts.len() > 1 {
-                attrs.namespace = parts[1].to_string();
-                if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
-                    parts.drain(..2);
-                }
+        if parts.first() == Some(&"namespaces") && parts.len() > 1 {
+            attrs.namespace = parts[1].to_string();
+            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+                parts.drain(..2);
             }
         }
         if parts.len() >= 3 {

@@ -24,6 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fault::{self, Fault, FaultKind};
 use crate::meta::{self, FieldSelector, Selector};
 use crate::patch::PatchKind;
+use crate::protobuf;
 use crate::rbac::{self, Attributes, Decision, Rbac, UserInfo};
 use crate::store::{EventType, Kind, Store, WatchEvent};
 use crate::table;
@@ -407,7 +408,11 @@ fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
 /// `kubectl auth can-i`: the requester's own permission for the attributes in the spec,
 /// decided by the same authorizer as every request.
 fn self_subject_access_review(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
-    let mut review = req.json_body()?;
+    let mut review = if req.content_type.contains("protobuf") {
+        protobuf::self_subject_access_review(req.body).map_err(ApiError::bad_request)?
+    } else {
+        req.json_body()?
+    };
     let spec = review.get("spec").cloned().unwrap_or(Value::Null);
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let attrs = if let Some(r) = spec.get("resourceAttributes") {

@@ -1,5 +1,8 @@
-//! The real kubectl against the local API: get, scale, rollout history/undo/status.
+//! The real kubectl against the local API: get, scale, rollout history/undo/status, and
+//! `auth can-i` / RBAC denials as the function's identity.
 //! Skipped (loudly) when kubectl is not installed; the Makefile installs it.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,6 +35,11 @@ struct Kubectl {
 
 impl Kubectl {
     fn new(kube: &LocalKube) -> Option<Kubectl> {
+        Self::with_token(kube, DEFAULT_TOKEN)
+    }
+
+    /// kubectl authenticating with `token` (e.g. the function's EKS token).
+    fn with_token(kube: &LocalKube, token: &str) -> Option<Kubectl> {
         let Some(bin) = kubectl_path() else {
             eprintln!(
                 "\n!!!!! SKIPPED: kubectl not found on PATH (install kubernetes-client); kubectl tests did not run !!!!!\n"
@@ -40,7 +48,7 @@ impl Kubectl {
         };
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        kube.write_kubeconfig(&kubeconfig, DEFAULT_TOKEN).unwrap();
+        kube.write_kubeconfig(&kubeconfig, token).unwrap();
         let cache = dir.path().join("cache");
         Some(Kubectl {
             bin,
@@ -345,5 +353,76 @@ async fn paused_deployment_refuses_undo() {
     assert_eq!(
         image_of(&kube, "backend-deployment"),
         MintImages::example().backend_stable
+    );
+}
+
+#[tokio::test]
+async fn auth_can_i_answers_for_the_functions_identity_from_the_shipped_role() {
+    let kube = LocalKube::start(common::eks_options()).await.unwrap();
+    kube.seed_mint_demo(&MintImages::example()).unwrap();
+    let Some(function) = Kubectl::with_token(&kube, &common::function_token()) else {
+        return;
+    };
+    // kubectl auth can-i: exit 0 and "yes", or exit 1 and "no".
+    for (args, allowed) in [
+        (&["auth", "can-i", "update", "deployments"][..], true),
+        (&["auth", "can-i", "get", "deployments.apps"][..], true),
+        (
+            &["auth", "can-i", "patch", "deployment/backend-deployment"][..],
+            true,
+        ),
+        (&["auth", "can-i", "list", "replicasets"][..], true),
+        (&["auth", "can-i", "delete", "deployments"][..], false),
+        (&["auth", "can-i", "list", "deployments"][..], false),
+        (
+            &[
+                "auth",
+                "can-i",
+                "patch",
+                "deployments",
+                "--subresource=scale",
+            ][..],
+            false,
+        ),
+        (
+            &["auth", "can-i", "update", "deployments", "-n", "default"][..],
+            false,
+        ),
+        (&["auth", "can-i", "get", "/metrics"][..], false),
+        (&["auth", "can-i", "get", "/version"][..], true),
+    ] {
+        let (ok, stdout, stderr) = function.run(args).await;
+        assert_eq!(ok, allowed, "kubectl {args:?}: {stdout} {stderr}");
+        assert_eq!(
+            stdout.trim(),
+            if allowed { "yes" } else { "no" },
+            "kubectl {args:?}: {stderr}"
+        );
+    }
+
+    // A denied request shows the API server's own message.
+    let (ok, _, stderr) = function.run(&["get", "deployments"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "deployments.apps is forbidden: User \"{}\" cannot list resource \"deployments\" \
+             in API group \"apps\" in the namespace \"mint\"",
+            common::FUNCTION_USER
+        )),
+        "{stderr}"
+    );
+    // What the Role grants works through kubectl too.
+    function
+        .ok(&["get", "deployment", "backend-deployment"])
+        .await;
+
+    // The admin kubeconfig is in system:masters.
+    let admin = Kubectl::new(&kube).unwrap();
+    assert_eq!(
+        admin
+            .ok(&["auth", "can-i", "delete", "deployments"])
+            .await
+            .trim(),
+        "yes"
     );
 }
