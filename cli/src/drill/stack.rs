@@ -472,12 +472,23 @@ pub fn kube_options() -> Result<rollback_kube_api::Options> {
             region: Some(rollback_core::aws::LOCAL_REGION.into()),
             // deploy-undo's own credentials (each function has its own access key id in the
             // drill, by which the fault proxy's IAM check knows its role).
-            principals: vec![rollback_kube_api::AwsPrincipal {
-                access_key_id: rollback_fault_proxy::iam::access_key_id("deploy-undo"),
-                secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
-                username: FUNCTION_USER.into(),
-                groups: vec![KUBERNETES_GROUP.into()],
-            }],
+            principals: vec![
+                rollback_kube_api::AwsPrincipal {
+                    access_key_id: rollback_fault_proxy::iam::access_key_id("deploy-undo"),
+                    secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
+                    username: FUNCTION_USER.into(),
+                    groups: vec![KUBERNETES_GROUP.into()],
+                },
+                // The operator running `rollbackctl resume` with the drill's own credentials:
+                // it needs the deploy-undo rights too (README), so its access entry maps it to
+                // the same group.
+                rollback_kube_api::AwsPrincipal {
+                    access_key_id: rollback_core::aws::LOCAL_ACCESS_KEY_ID.into(),
+                    secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
+                    username: "drill-operator".into(),
+                    groups: vec![KUBERNETES_GROUP.into()],
+                },
+            ],
         }),
         rbac: Some(rbac),
         ..rollback_kube_api::Options::default()
