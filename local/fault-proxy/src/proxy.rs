@@ -157,11 +157,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
         let index = record(&mut shared.lock(), info.clone(), None);
         tracing::debug!(index, "{violation}");
         let message = format!(
-            "User: arn:aws:sts::{account}:assumed-role/{function}-role/rollback-{function} \
+            "User: arn:aws:sts::{account}:assumed-role/{role}/rollback-{function} \
              is not authorized to perform: {action} on resource: {resource} because no \
              identity-based policy allows the {action} action",
             account = iam::LOCAL_ACCOUNT,
             function = violation.function,
+            role = violation.role,
             action = violation.action,
             resource = violation.resource
         );
@@ -285,19 +286,22 @@ async fn check_iam(
             })
             .unwrap_or_default()
     };
-    match checker.check(role, &authz, &context) {
-        Check::Unchecked => None,
-        Check::Allowed { function, used } => {
-            shared
-                .lock()
-                .iam_coverage
-                .entry(function)
-                .or_default()
-                .extend(used);
-            None
+    let also = iam::request::tag_on_create(info, &authz);
+    for authz in std::iter::once(&authz).chain(also.as_ref()) {
+        match checker.check(role, authz, &context) {
+            Check::Unchecked => {}
+            Check::Allowed { function, used } => {
+                shared
+                    .lock()
+                    .iam_coverage
+                    .entry(function)
+                    .or_default()
+                    .extend(used);
+            }
+            Check::Denied(violation) => return Some(violation),
         }
-        Check::Denied(violation) => Some(violation),
     }
+    None
 }
 
 /// An RDS resource's tags, asked of moto (`ListTagsForResource`); none for other services

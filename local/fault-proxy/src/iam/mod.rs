@@ -46,6 +46,8 @@ pub fn access_key_id(function: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub function: String,
+    /// The role SAM creates for it: `RestoreFunctionRole`.
+    pub role: String,
     pub action: String,
     pub resource: String,
     /// Which policy refused (explicit Deny) or would have had to allow it.
@@ -147,6 +149,7 @@ impl IamChecker {
                 Decision::ExplicitDeny(at) => {
                     return Check::Denied(Violation {
                         function: role.function.clone(),
+                        role: format!("{}Role", role.logical_id),
                         action: action.clone(),
                         resource: resource.clone(),
                         policy: format!("{at}: explicit Deny"),
@@ -155,6 +158,7 @@ impl IamChecker {
                 Decision::ImplicitDeny => {
                     return Check::Denied(Violation {
                         function: role.function.clone(),
+                        role: format!("{}Role", role.logical_id),
                         action: action.clone(),
                         resource: resource.clone(),
                         policy: implicit_deny_reason(role, action),

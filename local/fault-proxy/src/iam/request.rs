@@ -111,6 +111,25 @@ impl Params {
     }
 }
 
+/// RDS also checks `rds:AddTagsToResource` on the new resource when a create, restore or copy
+/// carries `Tags` (tag-on-create): that second authorization, if any.
+pub fn tag_on_create(info: &RequestInfo, authz: &Authorization) -> Option<Authorization> {
+    let action = authz.action.as_deref()?;
+    let op = action.strip_prefix("rds:")?;
+    let creates = ["Create", "Restore", "Copy"]
+        .iter()
+        .any(|p| op.starts_with(p));
+    if !creates || authz.context.get("aws:TagKeys").is_none() {
+        return None;
+    }
+    let _ = info;
+    Some(Authorization {
+        action: Some("rds:AddTagsToResource".to_owned()),
+        resources: authz.resources.first().cloned().into_iter().collect(),
+        context: authz.context.clone(),
+    })
+}
+
 /// The authorization a request needs, or `None` for requests IAM does not see (moto's own API,
 /// unsigned requests).
 pub fn authorization(
