@@ -38,7 +38,7 @@ pub async fn swap_all(
         )));
     }
     if observed.iter().all(|o| o.placement == Placement::Original) {
-        preflight(&observed)?;
+        preflight(targets, &observed)?;
     }
     for (i, target) in targets.iter().enumerate() {
         let after = step(rds, target, &observed[i]).await;
@@ -68,13 +68,17 @@ pub async fn swap_all(
 }
 
 /// Nothing has moved yet: refuse to start unless every database can be swapped.
-fn preflight(observed: &[Observation]) -> Result<(), RollbackError> {
+fn preflight(targets: &[Target<'_>], observed: &[Observation]) -> Result<(), RollbackError> {
     let mut problems = Vec::new();
-    for o in observed {
+    for (target, o) in targets.iter().zip(observed) {
         match &o.restored {
             None => problems.push(format!(
                 "the restored copy {} does not exist (run start and wait for status)",
                 o.restore_id
+            )),
+            Some(copy) if !target.owns(copy) => problems.push(format!(
+                "{} is not tagged as this execution's restore of {}",
+                o.restore_id, o.original_id
             )),
             Some(copy) if !copy.is_available() => problems.push(format!(
                 "the restored copy {} is {}, not available",

@@ -476,3 +476,39 @@ async fn the_next_execution_puts_back_what_a_stopped_one_left_aside() {
     assert!(out.databases[0].reverted, "{out:?}");
     all_serving(&next, Placement::Original).await;
 }
+
+/// All or nothing from the first rename: a copy that is not this execution's (here its tag was
+/// removed) stops the swap before any database moves, not after the first one did.
+#[tokio::test]
+async fn a_copy_that_is_not_ours_stops_the_swap_before_anything_moves() {
+    let case = Case::ready(
+        "x-own",
+        &[("sr-own-a", "rds-instance"), ("sr-own-b", "rds-instance")],
+    )
+    .await;
+    let restored_b = ids::restore_identifier("sr-own-b", &ExecutionId::new("x-own"), false);
+    let arn = instance_state(&rds(), &restored_b)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_owned();
+    rds()
+        .remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys("rollback:execution")
+        .send()
+        .await
+        .unwrap();
+    let err = case.call(json!({"action": "swap"})).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SwapFailed, "{err}");
+    assert!(err.to_string().contains("Nothing was renamed"), "{err}");
+    let renames = case
+        .proxy
+        .log()
+        .iter()
+        .filter(|r| r.request.operation == "ModifyDBInstance")
+        .count();
+    assert_eq!(renames, 0, "nothing may move before every copy is checked");
+    all_serving(&case, Placement::Original).await;
+}
