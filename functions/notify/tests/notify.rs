@@ -2,87 +2,14 @@
 //! subscribed with RawMessageDelivery (moto's /moto-api/data.json breaks once RDS resources
 //! exist, so it is not used).
 
-use std::time::Duration;
+mod support;
 
 use chrono::Utc;
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::request::Scope;
-use rollback_moto::MotoServer;
-use rollback_notify::{Clients, Config, handle};
+use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
-
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
-/// A topic with a raw-delivery SQS subscription: returns (topic ARN, queue URL).
-async fn topic(name: &str) -> (String, String) {
-    let config = moto().sdk_config();
-    let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic = sns.create_topic().name(name).send().await.unwrap();
-    let topic_arn = topic.topic_arn().unwrap().to_owned();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{name}-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}-q");
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    (topic_arn, queue_url)
-}
-
-/// The next message on the queue (bounded wait).
-async fn next_message(queue_url: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = out.messages().first() {
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-            return m.body().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no message on {queue_url}");
-}
-
-async fn queue_is_empty(queue_url: &str) -> bool {
-    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
-    sqs.receive_message()
-        .queue_url(queue_url)
-        .send()
-        .await
-        .unwrap()
-        .messages()
-        .is_empty()
-}
-
-fn clients() -> Clients {
-    Clients::new(&moto().sdk_config())
-}
+use support::*;
 
 fn plan() -> Value {
     json!({

@@ -2,74 +2,12 @@
 //! real moto alarm by the plan function's `validate`), and a resent approval request says
 //! that the earlier links no longer work.
 
-use std::time::Duration;
+mod support;
 
 use rollback_core::approval_link::LinkKey;
-use rollback_moto::MotoServer;
 use rollback_notify::{Clients, Config, handle};
 use serde_json::{Value, json};
-
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
-/// A topic with a raw-delivery SQS subscription: returns (topic ARN, queue URL).
-async fn topic(name: &str) -> (String, String) {
-    let config = moto().sdk_config();
-    let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic_arn = sns
-        .create_topic()
-        .name(name)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{name}-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}-q"))
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    (topic_arn, queue_url)
-}
-
-async fn next_message(queue_url: &str) -> String {
-    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = out.messages().first() {
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-            return m.body().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no message on {queue_url}");
-}
+use support::*;
 
 const PLAN: &str = r#"{
     "service": "mint-replica",
