@@ -980,3 +980,48 @@ async fn a_retried_approval_request_is_sent_as_resent_and_its_links_decide() {
     assert_eq!(wait.reruns, 0);
     assert_eq!(wait.settle_seconds, 30 * 60);
 }
+
+/// A swap that never completes within the plan's polls is undone like a failed one: the
+/// databases branch calls revert (not only-if-incomplete) before the branch fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_that_times_out_is_reverted_before_the_contingency_notice() {
+    let h = Harness::scripted();
+    let scripted_plan = plan();
+    h.script.on("restore", "swap", move |_, _| {
+        let mut out = rollback_e2e::canned::swap(
+            &scripted_plan,
+            &rollback_core::RollbackRequest::from_start_input(json!({})).unwrap(),
+            &rollback_core::ExecutionId::new("x"),
+        );
+        out.complete = false;
+        Some(Ok(serde_json::to_value(out).unwrap()))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
+    let calls = h.calls(&exec);
+    let swaps = calls.iter().filter(|c| c.is("restore", "swap")).count();
+    assert_eq!(swaps, plan().polling.max_polls() as usize + 1);
+    let reverts: Vec<bool> = calls
+        .iter()
+        .filter(|c| c.is("restore", "revert"))
+        .map(|c| c.payload["only_if_incomplete"] == true)
+        .collect();
+    assert_eq!(
+        reverts,
+        [false, true],
+        "the branch reverts, then the failure path checks"
+    );
+    let first_revert = calls
+        .iter()
+        .position(|c| c.is("restore", "revert"))
+        .unwrap();
+    let last_swap = calls.iter().rposition(|c| c.is("restore", "swap")).unwrap();
+    assert!(
+        first_revert > last_swap,
+        "revert comes after the last swap poll"
+    );
+}
