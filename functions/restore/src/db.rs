@@ -140,32 +140,48 @@ pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&s
     err.as_service_error().and_then(|e| e.code())
 }
 
-/// The instance with this id, or `None`.
-pub async fn instance(rds: &Client, id: &str) -> Result<Option<DbState>, RollbackError> {
+/// The instance as RDS describes it (every field), or `None`.
+pub async fn describe_instance(
+    rds: &Client,
+    id: &str,
+) -> Result<Option<DbInstance>, RollbackError> {
     match rds
         .describe_db_instances()
         .db_instance_identifier(id)
         .send()
         .await
     {
-        Ok(out) => Ok(out.db_instances().first().map(DbState::from)),
+        Ok(out) => Ok(out.db_instances().first().cloned()),
         Err(e) if error_code(&e) == Some("DBInstanceNotFound") => Ok(None),
         Err(e) => Err(RollbackError::from_sdk("DescribeDBInstances", e)),
     }
 }
 
-/// The cluster with this id, or `None`.
-pub async fn cluster(rds: &Client, id: &str) -> Result<Option<DbState>, RollbackError> {
+/// The cluster as RDS describes it (every field), or `None`.
+pub async fn describe_cluster(rds: &Client, id: &str) -> Result<Option<DbCluster>, RollbackError> {
     match rds
         .describe_db_clusters()
         .db_cluster_identifier(id)
         .send()
         .await
     {
-        Ok(out) => Ok(out.db_clusters().first().map(DbState::from)),
+        Ok(out) => Ok(out.db_clusters().first().cloned()),
         Err(e) if error_code(&e) == Some("DBClusterNotFoundFault") => Ok(None),
         Err(e) => Err(RollbackError::from_sdk("DescribeDBClusters", e)),
     }
+}
+
+/// The instance with this id, or `None`.
+pub async fn instance(rds: &Client, id: &str) -> Result<Option<DbState>, RollbackError> {
+    Ok(describe_instance(rds, id)
+        .await?
+        .as_ref()
+        .map(DbState::from))
+}
+
+/// The cluster with this id, or `None`.
+pub async fn cluster(rds: &Client, id: &str) -> Result<Option<DbState>, RollbackError> {
+    Ok(describe_cluster(rds, id).await?.as_ref().map(DbState::from))
 }
 
 /// Every instance or cluster (per `kind`) whose identifier starts with `prefix` (all pages;

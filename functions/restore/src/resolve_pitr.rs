@@ -17,8 +17,8 @@ use rollback_core::contract::restore::{CutoffSource, ResolveNote};
 use rollback_core::plan::{DatabaseRef, RestoreMethod};
 use rollback_core::resolved::{DataLossWindow, DatabaseResolution, RestorableWindow};
 
+use crate::db::{describe_cluster, describe_instance};
 use crate::resolve::{Criteria, choose, list_snapshots};
-use crate::start::settings::{describe_cluster, describe_instance};
 
 fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())

@@ -137,7 +137,7 @@ pub async fn start_one(
         )),
     }
     if db.kind.is_cluster() {
-        let source = settings::describe_cluster(rds, &db.id)
+        let source = db::describe_cluster(rds, &db.id)
             .await?
             .ok_or_else(missing)?;
         let member_ids: Vec<String> = DbState::from(&source).members;
@@ -150,7 +150,7 @@ pub async fn start_one(
         tracing::info!(database = %db.id, target = %target_id, "cluster restore started");
         Ok(report(state.status, instances, true, target_id))
     } else {
-        let source = settings::describe_instance(rds, &db.id)
+        let source = db::describe_instance(rds, &db.id)
             .await?
             .ok_or_else(missing)?;
         let wanted = InstanceSettings::of(&source, target.drill);
@@ -339,7 +339,7 @@ async fn planned_members(
     let docdb = target.db.kind == DatabaseKind::DocdbCluster;
     let mut members = Vec::new();
     for id in member_ids {
-        if let Some(member) = settings::describe_instance(rds, id).await? {
+        if let Some(member) = db::describe_instance(rds, id).await? {
             members.push(MemberSettings::of(&member, docdb));
         }
         if target.drill {

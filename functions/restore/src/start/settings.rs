@@ -22,42 +22,11 @@ use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use rollback_core::RollbackError;
 use rollback_core::plan::DatabaseKind;
 
-use crate::db::error_code;
+use crate::db::{describe_cluster, describe_instance, error_code};
 
 /// gp3 storage below this size has fixed baseline IOPS / throughput that RDS refuses to be
 /// given explicitly (MySQL, MariaDB, PostgreSQL; Oracle: 200 GiB).
 const GP3_PROVISIONED_FROM_GIB: i32 = 400;
-
-/// The source instance as RDS describes it (every field), or `None`.
-pub async fn describe_instance(
-    rds: &Client,
-    id: &str,
-) -> Result<Option<DbInstance>, RollbackError> {
-    match rds
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.db_instances().first().cloned()),
-        Err(e) if error_code(&e) == Some("DBInstanceNotFound") => Ok(None),
-        Err(e) => Err(RollbackError::from_sdk("DescribeDBInstances", e)),
-    }
-}
-
-/// The source cluster as RDS describes it (every field), or `None`.
-pub async fn describe_cluster(rds: &Client, id: &str) -> Result<Option<DbCluster>, RollbackError> {
-    match rds
-        .describe_db_clusters()
-        .db_cluster_identifier(id)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.db_clusters().first().cloned()),
-        Err(e) if error_code(&e) == Some("DBClusterNotFoundFault") => Ok(None),
-        Err(e) => Err(RollbackError::from_sdk("DescribeDBClusters", e)),
-    }
-}
 
 /// The source's own tags for the copy: `aws:` keys are reserved and `rollback:` keys describe
 /// the source's history, not the copy's; ours are added after and win on a clash.
