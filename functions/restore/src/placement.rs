@@ -227,6 +227,42 @@ pub fn classify(
     }
 }
 
+/// What a rename that reported an error turned out to be, judged from a new observation.
+pub enum FailedRename {
+    /// RDS carried it out anyway (the answer was lost or turned into an error).
+    TookEffect(Observation),
+    /// Nothing changed and the error is a throttle or 5xx: the caller retries the whole call.
+    Retry(RollbackError),
+    /// Nothing changed and RDS refused for good.
+    Refused { message: String, now: Observation },
+}
+
+/// A rename from `before`'s state reported `error`: observe again before deciding what
+/// happened (a lost answer does not mean the rename did not happen).
+pub async fn judge_failed_rename(
+    rds: &Client,
+    target: &Target<'_>,
+    before: &Observation,
+    (from, to): (&str, &str),
+    error: RollbackError,
+) -> Result<FailedRename, RollbackError> {
+    let now = Observation::take(rds, target).await?;
+    if now.placement != before.placement {
+        tracing::warn!(
+            from, to, error = %error, placement = ?now.placement,
+            "rename reported an error but took effect"
+        );
+        return Ok(FailedRename::TookEffect(now));
+    }
+    if error.is_retryable() {
+        return Ok(FailedRename::Retry(error));
+    }
+    Ok(FailedRename::Refused {
+        message: format!("renaming {from} to {to} failed: {error}"),
+        now,
+    })
+}
+
 /// `aws rds` command that renames `from` to `to`.
 pub fn rename_command(kind: DatabaseKind, from: &str, to: &str) -> String {
     let (call, flag) = if kind.is_cluster() {

@@ -19,7 +19,9 @@ use rollback_core::RollbackError;
 use rollback_core::contract::restore::{Placement, RevertReport, RevertState, tags};
 
 use crate::db;
-use crate::placement::{Observation, describe_command, rename_command};
+use crate::placement::{
+    FailedRename, Observation, describe_command, judge_failed_rename, rename_command,
+};
 use crate::start::Target;
 
 /// One step back for every target (or nothing, when `only_if_incomplete` and every swap is
@@ -83,34 +85,24 @@ async fn step_back(
         }
         _ => return Ok(None),
     };
-    let asked = db::rename(rds, o.kind, from, to).await;
-    let Err(e) = asked else {
+    let Err(e) = db::rename(rds, o.kind, from, to).await else {
         tracing::info!(from = %from, to = %to, "rename back asked");
         return Ok(None);
     };
-    let now = Observation::take(rds, target).await?;
-    if now.placement != o.placement {
-        tracing::warn!(from = %from, to = %to, error = %e, "rename back reported an error but took effect");
-        return Ok(None);
+    match judge_failed_rename(rds, target, o, (from, to), e).await? {
+        FailedRename::TookEffect(_) => Ok(None),
+        FailedRename::Retry(e) => Err(e),
+        FailedRename::Refused { message, .. } => Ok(Some(message)),
     }
-    if e.is_retryable() {
-        return Err(e);
-    }
-    Ok(Some(format!("renaming {from} to {to} failed: {e}")))
 }
 
 fn report(target: &Target<'_>, now: &Observation, failed: Option<String>) -> RevertReport {
     let db = target.db;
-    let reverted = now
-        .original
-        .as_ref()
-        .and_then(|s| s.tag(tags::REVERTED))
-        .is_some_and(|e| e == target.execution.as_str())
-        || now
-            .aside
-            .as_ref()
-            .and_then(|s| s.tag(tags::REVERTED))
-            .is_some_and(|e| e == target.execution.as_str());
+    // The tag sits on the database we put back: at the original name, or still aside.
+    let reverted = [&now.original, &now.aside]
+        .into_iter()
+        .flatten()
+        .any(|s| s.tag(tags::REVERTED) == Some(target.execution.as_str()));
     let (state, note) = match (now.placement, &failed) {
         (Placement::Drill, _) => (RevertState::SkippedDrill, now.summary()),
         (_, Some(error)) => (

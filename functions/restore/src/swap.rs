@@ -14,7 +14,7 @@ use rollback_core::RollbackError;
 use rollback_core::contract::restore::{Placement, SwapReport, SwapState};
 
 use crate::db;
-use crate::placement::Observation;
+use crate::placement::{FailedRename, Observation, judge_failed_rename};
 use crate::start::Target;
 
 /// One step of the swap for every target; reports what was observed afterwards.
@@ -128,69 +128,61 @@ async fn step(
     target: &Target<'_>,
     o: &Observation,
 ) -> Result<Option<Observation>, Failure> {
+    let copy_ready = o.restored_ready() && o.restored.as_ref().is_some_and(|c| target.owns(c));
     let (from, to) = match o.placement {
+        Placement::Original if copy_ready => (&o.original_id, &o.aside_id),
         Placement::Original => {
-            if !o.restored_ready() || !o.restored.as_ref().is_some_and(|c| target.owns(c)) {
-                let now = Observation::take(rds, target).await?;
-                return Err(Failure::Stop {
-                    message: format!(
-                        "{} is not ready to take {}'s place",
-                        o.restore_id, o.original_id
-                    ),
-                    now: Box::new(now),
-                });
-            }
-            (&o.original_id, &o.aside_id)
+            let message = format!(
+                "{} is not ready to take {}'s place",
+                o.restore_id, o.original_id
+            );
+            return Err(stop(rds, target, message).await);
         }
         Placement::Between if o.foreign_aside => {
-            let now = Observation::take(rds, target).await?;
-            return Err(Failure::Stop {
-                message: format!(
-                    "{} is empty because an earlier rollback stopped between its renames and \
-                     left the previous database at {}; this rollback puts it back (revert) \
-                     instead of swapping",
-                    o.original_id, o.aside_id
-                ),
-                now: Box::new(now),
-            });
+            let message = format!(
+                "{} is empty because an earlier rollback stopped between its renames and left \
+                 the previous database at {}; this rollback puts it back (revert) instead of \
+                 swapping",
+                o.original_id, o.aside_id
+            );
+            return Err(stop(rds, target, message).await);
         }
+        Placement::Between if copy_ready => (&o.restore_id, &o.original_id),
         Placement::Between => {
-            if !o.restored_ready() || !o.restored.as_ref().is_some_and(|c| target.owns(c)) {
-                let now = Observation::take(rds, target).await?;
-                return Err(Failure::Stop {
-                    message: format!(
-                        "{} is free but the restored copy {} is not there and available to \
-                         take it",
-                        o.original_id, o.restore_id
-                    ),
-                    now: Box::new(now),
-                });
-            }
-            (&o.restore_id, &o.original_id)
+            let message = format!(
+                "{} is free but the restored copy {} is not there and available to take it",
+                o.original_id, o.restore_id
+            );
+            return Err(stop(rds, target, message).await);
         }
         // A rename is under way, or this database is done.
         _ => return Ok(None),
     };
-    let asked = db::rename(rds, o.kind, from, to).await;
-    let now = Observation::take(rds, target).await?;
-    match asked {
+    match db::rename(rds, o.kind, from, to).await {
         Ok(()) => {
+            let now = Observation::take(rds, target).await?;
             tracing::info!(from = %from, to = %to, placement = ?now.placement, "rename asked");
             Ok(Some(now))
         }
-        // The call failed, but RDS may have carried it out: decide from what is there now.
-        Err(e) if now.placement != o.placement => {
-            tracing::warn!(
-                from = %from, to = %to, error = %e, placement = ?now.placement,
-                "rename reported an error but took effect"
-            );
-            Ok(Some(now))
-        }
-        Err(e) if e.is_retryable() => Err(Failure::Propagate(e)),
-        Err(e) => Err(Failure::Stop {
-            message: format!("renaming {from} to {to} failed: {e}"),
+        Err(e) => match judge_failed_rename(rds, target, o, (from, to), e).await? {
+            FailedRename::TookEffect(now) => Ok(Some(now)),
+            FailedRename::Retry(e) => Err(Failure::Propagate(e)),
+            FailedRename::Refused { message, now } => Err(Failure::Stop {
+                message,
+                now: Box::new(now),
+            }),
+        },
+    }
+}
+
+/// The swap cannot go on for this database: say so with what is there now.
+async fn stop(rds: &Client, target: &Target<'_>, message: String) -> Failure {
+    match Observation::take(rds, target).await {
+        Ok(now) => Failure::Stop {
+            message,
             now: Box::new(now),
-        }),
+        },
+        Err(e) => Failure::Propagate(e),
     }
 }
 
