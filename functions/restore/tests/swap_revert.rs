@@ -40,21 +40,12 @@ impl Case {
             }
             pre_deploy(id, kind, "v1").await;
         }
-        let proxy = FaultProxy::start(&moto().endpoint(), FaultSchedule::none()).unwrap();
-        let config =
-            rollback_core::aws::for_endpoint(&proxy.url(), rollback_core::aws::LOCAL_REGION);
-        let case = Case {
-            clients: Clients {
-                rds: Client::new(&config),
-            },
-            proxy,
-            databases: Value::Array(
-                dbs.iter()
-                    .map(|(id, kind)| json!({"kind": kind, "id": id}))
-                    .collect(),
-            ),
-            exec: exec.to_owned(),
-        };
+        let databases = Value::Array(
+            dbs.iter()
+                .map(|(id, kind)| json!({"kind": kind, "id": id}))
+                .collect(),
+        );
+        let case = Case::through_proxy(exec, databases);
         let resolved = case.call(json!({"action": "resolve"})).await.unwrap();
         case.call(json!({"action": "start", "resolved": resolved["databases"]}))
             .await
@@ -68,8 +59,9 @@ impl Case {
         panic!("restores of {dbs:?} never became available");
     }
 
-    /// Another execution over the same databases (nothing created).
-    fn other_execution(&self, exec: &str) -> Case {
+    /// The function's client for `exec` over `databases`, through a fault proxy with no
+    /// faults yet (nothing is created).
+    fn through_proxy(exec: &str, databases: Value) -> Case {
         let proxy = FaultProxy::start(&moto().endpoint(), FaultSchedule::none()).unwrap();
         let config =
             rollback_core::aws::for_endpoint(&proxy.url(), rollback_core::aws::LOCAL_REGION);
@@ -78,9 +70,23 @@ impl Case {
                 rds: Client::new(&config),
             },
             proxy,
-            databases: self.databases.clone(),
+            databases,
             exec: exec.to_owned(),
         }
+    }
+
+    /// Another execution over the same databases (nothing created).
+    fn other_execution(&self, exec: &str) -> Case {
+        Case::through_proxy(exec, self.databases.clone())
+    }
+
+    /// How many `operation` calls reached the proxy.
+    fn calls_of(&self, operation: &str) -> usize {
+        self.proxy
+            .log()
+            .iter()
+            .filter(|r| r.request.operation == operation)
+            .count()
     }
 
     async fn call(&self, action: Value) -> Result<Value, RollbackError> {
@@ -406,14 +412,7 @@ async fn revert_of_an_untouched_database_changes_nothing() {
     assert!(out.complete);
     assert_eq!(out.databases[0].state, RevertState::Back);
     assert!(!out.databases[0].reverted);
-    assert_eq!(
-        case.proxy
-            .log()
-            .iter()
-            .filter(|r| r.request.operation == "ModifyDBInstance")
-            .count(),
-        0
-    );
+    assert_eq!(case.calls_of("ModifyDBInstance"), 0);
 }
 
 /// Someone else takes the aside name after the first rename was asked: RDS refuses the name,
@@ -503,12 +502,10 @@ async fn a_copy_that_is_not_ours_stops_the_swap_before_anything_moves() {
     let err = case.call(json!({"action": "swap"})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SwapFailed, "{err}");
     assert!(err.to_string().contains("Nothing was renamed"), "{err}");
-    let renames = case
-        .proxy
-        .log()
-        .iter()
-        .filter(|r| r.request.operation == "ModifyDBInstance")
-        .count();
-    assert_eq!(renames, 0, "nothing may move before every copy is checked");
+    assert_eq!(
+        case.calls_of("ModifyDBInstance"),
+        0,
+        "nothing may move before every copy is checked"
+    );
     all_serving(&case, Placement::Original).await;
 }
