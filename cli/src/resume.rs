@@ -215,26 +215,20 @@ pub fn inputs_from_history(execution_arn: &str, history: &History) -> Result<Exe
              before); nothing was paused by it. `rollbackctl status {execution_arn}` shows why"
         )
     })?;
-    let plan = output
-        .get("plan")
-        .filter(|p| p.is_object())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "the output of '{VALIDATE_STATE}' in execution {execution_arn} has no `plan` \
-                 object; is this a rollback execution of statemachine/rollback.asl.json?"
-            )
-        })?;
-    let request = output
-        .get("request")
-        .filter(|r| r.is_object())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "the output of '{VALIDATE_STATE}' in execution {execution_arn} has no `request` \
-                 object; is this a rollback execution of statemachine/rollback.asl.json?"
-            )
-        })?;
+    let object = |key: &str| {
+        output
+            .get(key)
+            .filter(|v| v.is_object())
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "the output of '{VALIDATE_STATE}' in execution {execution_arn} has no `{key}` \
+                     object; is this a rollback execution of statemachine/rollback.asl.json?"
+                )
+            })
+    };
+    let plan = object("plan")?;
+    let request = object("request")?;
     let resolved = exited(RESOLVE_STATE)
         .and_then(|o| o.pointer("/found/undo/output/deployments").cloned())
         .and_then(|d| serde_json::from_value(d).ok())
