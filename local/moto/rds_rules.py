@@ -85,49 +85,55 @@ _describe_db_instances = models.RDSBackend.describe_db_instances
 _describe_db_clusters = models.RDSBackend.describe_db_clusters
 
 
-def modify_db_instance(self, db_instance_identifier, db_kwargs):
-    new = db_kwargs.get("new_db_instance_identifier")
-    if not new or new == db_instance_identifier:
-        return _modify_db_instance(self, db_instance_identifier, db_kwargs)
-    database = _describe_db_instances(self, db_instance_identifier)[0]
-    if new in self.databases or _renaming_to(self, "instance", new):
-        raise _AlreadyExists("DBInstanceAlreadyExists", "DB instance")
-    if database.status != "available":
-        raise RDSClientError(
-            "InvalidDBInstanceState",
-            f"DB instance {db_instance_identifier} is {database.status}, not available.",
-        )
-    if RENAME_DESCRIBES <= 0:
-        return _modify_db_instance(self, db_instance_identifier, db_kwargs)
-    rest = {k: v for k, v in db_kwargs.items() if k != "new_db_instance_identifier"}
-    database = _modify_db_instance(self, db_instance_identifier, rest)
+# What differs between the two kinds: where moto keeps them and RDS's error codes.
+_KINDS = {
+    "instance": ("databases", "DB instance", "DBInstanceAlreadyExists", "InvalidDBInstanceState"),
+    "cluster": ("clusters", "DB cluster", "DBClusterAlreadyExistsFault", "InvalidDBClusterStateFault"),
+}
+
+
+def _refuse_rename(backend, kind, old, new, status):
+    """RDS's checks before a rename: the new name is free, the database is available."""
+    store, what, taken_code, state_code = _KINDS[kind]
+    if new in getattr(backend, store) or _renaming_to(backend, kind, new):
+        raise _AlreadyExists(taken_code, what)
+    if status != "available":
+        raise RDSClientError(state_code, f"{what} {old} is {status}, not available.")
+
+
+def _mark_renaming(backend, kind, old, new, *states):
     with _lock:
-        database.status = "renaming"
-        _pending[(id(self), "instance", db_instance_identifier)] = [new, RENAME_DESCRIBES]
+        for state in states:
+            state.status = "renaming"
+        _pending[(id(backend), kind, old)] = [new, RENAME_DESCRIBES]
+
+
+def modify_db_instance(self, db_instance_identifier, db_kwargs):
+    old, new = db_instance_identifier, db_kwargs.get("new_db_instance_identifier")
+    if not new or new == old:
+        return _modify_db_instance(self, old, db_kwargs)
+    database = _describe_db_instances(self, old)[0]
+    _refuse_rename(self, "instance", old, new, database.status)
+    if RENAME_DESCRIBES <= 0:
+        return _modify_db_instance(self, old, db_kwargs)
+    rest = {k: v for k, v in db_kwargs.items() if k != "new_db_instance_identifier"}
+    database = _modify_db_instance(self, old, rest)
+    _mark_renaming(self, "instance", old, new, database)
     return database
 
 
 def modify_db_cluster(self, kwargs):
-    old = kwargs["db_cluster_identifier"]
-    new = kwargs.get("new_db_cluster_identifier")
+    old, new = kwargs["db_cluster_identifier"], kwargs.get("new_db_cluster_identifier")
     if not new or new == old:
         return _modify_db_cluster(self, kwargs)
     cluster = _describe_db_clusters(self, old)[0]
-    if new in self.clusters or _renaming_to(self, "cluster", new):
-        raise _AlreadyExists("DBClusterAlreadyExistsFault", "DB cluster")
-    if cluster.status != "available":
-        raise RDSClientError(
-            "InvalidDBClusterStateFault",
-            f"DB cluster {old} is {cluster.status}, not available.",
-        )
+    _refuse_rename(self, "cluster", old, new, cluster.status)
     if RENAME_DESCRIBES <= 0:
         return _modify_db_cluster(self, kwargs)
     rest = {k: v for k, v in kwargs.items() if k != "new_db_cluster_identifier"}
+    # moto answers with a copy of the cluster: both show the rename.
     answer = _modify_db_cluster(self, rest)
-    with _lock:
-        cluster.status = "renaming"
-        answer.status = "renaming"
-        _pending[(id(self), "cluster", old)] = [new, RENAME_DESCRIBES]
+    _mark_renaming(self, "cluster", old, new, cluster, answer)
     return answer
 
 
