@@ -586,6 +586,36 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     let _ = writeln!(body);
     steps(&mut body, &notice.progress);
 
+    resource_states(&mut body, ctx, notice);
+    put_back(&mut body, notice);
+    let _ = writeln!(body, "WHERE THE BACKUPS ARE");
+    for line in runbook::backups(ctx, &notice.progress) {
+        let _ = writeln!(body, "  {line}");
+    }
+    let _ = writeln!(body, "NEXT MANUAL STEP");
+    resume_hint(&mut body, ctx, notice);
+    for line in runbook::next_steps(ctx, &notice.error.error, &notice.progress) {
+        let _ = writeln!(body, "  {line}");
+    }
+    let _ = writeln!(
+        body,
+        "\nThe full history is in the Step Functions console under execution {}.",
+        clean(ctx.execution.as_str(), 80)
+    );
+    Message {
+        subject: crate::text::subject(&format!(
+            "{} FAILED: {} - manual action needed ({})",
+            ctx.subject_prefix(),
+            ctx.service(),
+            error
+        )),
+        body: finish(body),
+    }
+}
+
+/// What each resource holds: as observed by the failure path, or (an older definition that
+/// does not observe) the progress record's resources, else a line saying to check it.
+fn resource_states(body: &mut String, ctx: &Context<'_>, notice: &FailureNotice) {
     let _ = writeln!(body, "STATE OF EACH RESOURCE");
     if let Some(live) = &notice.observed {
         for line in crate::observed::live_lines(live) {
@@ -634,7 +664,10 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
             clean(&r.state, 300)
         );
     }
+}
 
+/// Which databases the failure path put back, when any had moved.
+fn put_back(body: &mut String, notice: &FailureNotice) {
     // Only when a database had moved: "never moved" for each is already in the state above.
     if let Some(reverted) = notice.reverted.as_ref().filter(|r| {
         r.databases
@@ -649,11 +682,10 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
             let _ = writeln!(body, "  {line}");
         }
     }
-    let _ = writeln!(body, "WHERE THE BACKUPS ARE");
-    for line in runbook::backups(ctx, &notice.progress) {
-        let _ = writeln!(body, "  {line}");
-    }
-    let _ = writeln!(body, "NEXT MANUAL STEP");
+}
+
+/// The service left paused: how to scale it back.
+fn resume_hint(body: &mut String, ctx: &Context<'_>, notice: &FailureNotice) {
     let resume = notice
         .observed
         .as_ref()
@@ -671,22 +703,5 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
         for c in &resume {
             let _ = writeln!(body, "    {c}");
         }
-    }
-    for line in runbook::next_steps(ctx, &notice.error.error, &notice.progress) {
-        let _ = writeln!(body, "  {line}");
-    }
-    let _ = writeln!(
-        body,
-        "\nThe full history is in the Step Functions console under execution {}.",
-        clean(ctx.execution.as_str(), 80)
-    );
-    Message {
-        subject: crate::text::subject(&format!(
-            "{} FAILED: {} - manual action needed ({})",
-            ctx.subject_prefix(),
-            ctx.service(),
-            error
-        )),
-        body: finish(body),
     }
 }
