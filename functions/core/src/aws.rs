@@ -34,12 +34,19 @@ pub const LOCAL_SECRET_ACCESS_KEY: &str = "testing";
 /// A configuration for a local emulator (moto) or any explicit endpoint, with static
 /// test credentials. Never used against AWS.
 pub fn for_endpoint(endpoint_url: &str, region: &str) -> SdkConfig {
+    for_endpoint_as(endpoint_url, region, LOCAL_ACCESS_KEY_ID)
+}
+
+/// [`for_endpoint`] signing with `access_key_id` (and the same local secret): the local IAM
+/// check knows which function is calling by its key (`ASIARESTORE`…), as AWS knows a
+/// Lambda's role by its credentials.
+pub fn for_endpoint_as(endpoint_url: &str, region: &str, access_key_id: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint_url)
         .region(Region::new(region.to_owned()))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            LOCAL_ACCESS_KEY_ID,
+            access_key_id,
             LOCAL_SECRET_ACCESS_KEY,
             None,
             None,

@@ -49,6 +49,7 @@
 //! `CreateDBSnapshot` calls are dropped") for targeted tests; [`FaultProxy::set_schedule`]
 //! swaps the schedule between phases. Requests to moto's own `/moto-api` are never faulted.
 
+pub mod gate;
 pub mod iam;
 mod protocol;
 mod proxy;
@@ -179,6 +180,11 @@ impl FaultProxy {
     }
 
     /// The policy actions (as written in the template) that allowed calls used, per function.
+    /// The refused calls so far, forgotten by the proxy.
+    pub fn take_iam_violations(&self) -> Vec<Violation> {
+        std::mem::take(&mut self.shared.lock().iam_violations)
+    }
+
     pub fn iam_coverage(&self) -> iam::Coverage {
         self.shared.lock().iam_coverage.clone()
     }
