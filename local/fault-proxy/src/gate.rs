@@ -75,6 +75,12 @@ impl IamGate {
         function_sdk_config(&self.proxy.url(), &self.function)
     }
 
+    /// The proxy underneath, to add faults ([`FaultProxy::set_schedule`]) or read its log: a
+    /// fault test's calls are checked too.
+    pub fn proxy(&self) -> &FaultProxy {
+        &self.proxy
+    }
+
     /// The gate's endpoint, for a client built another way.
     pub fn url(&self) -> String {
         self.proxy.url()
