@@ -10,6 +10,7 @@ use rollback_approval::{handle_at, handle_request};
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::contract::approval::{ApprovalDecision, RejectionCause};
 use rollback_core::request::Scope;
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use support::*;
 
 fn get(token: &str) -> Request<Vec<u8>> {
@@ -46,6 +47,8 @@ async fn still_running(arn: &str) {
 
 #[tokio::test]
 async fn get_shows_the_plan_and_changes_nothing() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-get", None).await;
     let link = link(
@@ -55,7 +58,7 @@ async fn get_shows_the_plan_and_changes_nothing() {
     for method in [Method::GET, Method::HEAD, Method::GET] {
         let mut request = get(&link);
         *request.method_mut() = method;
-        let response = handle_request(&sfn(), &key, request).await;
+        let response = handle_request(&approval, &key, request).await;
         assert_eq!(response.status(), StatusCode::OK);
         let page = response.body();
         assert!(page.contains("mint-replica"));
@@ -79,6 +82,8 @@ async fn get_shows_the_plan_and_changes_nothing() {
 
 #[tokio::test]
 async fn approve_then_a_second_decision_is_already_decided() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-approve", None).await;
     let link = link(
@@ -86,7 +91,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
         &payload(&w.token, Decision::Approve, Scope::AppAndDatabase),
     );
     let before = Utc::now();
-    let response = handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
+    let response = handle_request(&approval, &key, post(&link, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
     assert!(response.body().contains("Approved (app + database)"));
 
@@ -104,7 +109,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
         link.clone(),
         support::link(&key, &payload(&w.token, Decision::Approve, Scope::App)),
     ] {
-        let response = handle_request(&sfn(), &key, post(&again, "other@example.com")).await;
+        let response = handle_request(&approval, &key, post(&again, "other@example.com")).await;
         assert_eq!(response.status(), StatusCode::CONFLICT);
         assert!(
             response.body().contains("Already decided"),
@@ -116,12 +121,14 @@ async fn approve_then_a_second_decision_is_already_decided() {
 
 #[tokio::test]
 async fn reject_fails_the_task_with_rollback_rejected() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-reject", None).await;
     let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
-    let page = handle_request(&sfn(), &key, get(&reject)).await;
+    let page = handle_request(&approval, &key, get(&reject)).await;
     assert!(page.body().contains("REJECT the rollback"));
-    let response = handle_request(&sfn(), &key, post(&reject, "lead@example.com")).await;
+    let response = handle_request(&approval, &key, post(&reject, "lead@example.com")).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
     assert!(response.body().contains("Rejected"));
     let (status, _, error, cause) = finished(&w.execution_arn).await;
@@ -136,25 +143,29 @@ async fn reject_fails_the_task_with_rollback_rejected() {
     }
 
     let approve = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
-    let response = handle_request(&sfn(), &key, post(&approve, "late@example.com")).await;
+    let response = handle_request(&approval, &key, post(&approve, "late@example.com")).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 }
 
 #[tokio::test]
 async fn a_timed_out_task_is_already_decided() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-timeout", Some(1)).await;
     let (status, _, error, _) = finished(&w.execution_arn).await;
     assert_eq!(status, "FAILED");
     assert_eq!(error.as_deref(), Some("States.Timeout"));
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
-    let response = handle_request(&sfn(), &key, post(&link, "oncall@example.com")).await;
+    let response = handle_request(&approval, &key, post(&link, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(response.body().contains("no longer waiting"));
 }
 
 #[tokio::test]
 async fn tampered_links_are_refused_without_a_step_functions_call() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-tamper", None).await;
     let good = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
@@ -166,7 +177,7 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
         bad[i] ^= 0x80;
         let bad = URL_SAFE_NO_PAD.encode(bad);
         for request in [get(&bad), post(&bad, "oncall@example.com")] {
-            let response = handle_request(&sfn(), &key, request).await;
+            let response = handle_request(&approval, &key, request).await;
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "byte {i}");
             assert!(response.body().contains("altered"), "{}", response.body());
         }
@@ -176,38 +187,44 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
         &LinkKey::generate(),
         &payload(&w.token, Decision::Reject, Scope::App),
     );
-    let response = handle_request(&sfn(), &key, post(&foreign, "oncall@example.com")).await;
+    let response = handle_request(&approval, &key, post(&foreign, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // Malformed: missing, garbage, truncated.
     for token in ["", "%%%", "AAAA", &good[..good.len() / 2]] {
-        let response = handle_request(&sfn(), &key, post(token, "oncall@example.com")).await;
+        let response = handle_request(&approval, &key, post(token, "oncall@example.com")).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{token:?}");
     }
+    let calls = gate.proxy().log();
+    assert!(calls.is_empty(), "Step Functions was called: {calls:?}");
     still_running(&w.execution_arn).await;
 }
 
 #[tokio::test]
 async fn expired_links_are_gone() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-expired", None).await;
     let mut p = payload(&w.token, Decision::Approve, Scope::App);
     p.expires_at = Utc::now().timestamp() - 5;
     let expired = link(&key, &p);
     for request in [get(&expired), post(&expired, "oncall@example.com")] {
-        let response = handle_request(&sfn(), &key, request).await;
+        let response = handle_request(&approval, &key, request).await;
         assert_eq!(response.status(), StatusCode::GONE);
         assert!(response.body().contains("expired"));
     }
     // A valid link, presented after its expiry.
     let valid = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
     let later = Utc::now() + Duration::hours(2);
-    let response = handle_at(&sfn(), &key, post(&valid, "oncall@example.com"), later).await;
+    let response = handle_at(&approval, &key, post(&valid, "oncall@example.com"), later).await;
     assert_eq!(response.status(), StatusCode::GONE);
     still_running(&w.execution_arn).await;
 }
 
 #[tokio::test]
 async fn cross_site_posts_and_bad_approvers_decide_nothing() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-csrf", None).await;
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
@@ -216,11 +233,11 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
     forged
         .headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
-    let response = handle_request(&sfn(), &key, forged).await;
+    let response = handle_request(&approval, &key, forged).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
     let hostile = "<img src=x onerror=alert(1)>";
-    let response = handle_request(&sfn(), &key, post(&link, hostile)).await;
+    let response = handle_request(&approval, &key, post(&link, hostile)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.body().contains("Enter your email address"));
     assert!(
@@ -232,17 +249,19 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
 
     let mut put = post(&link, "oncall@example.com");
     *put.method_mut() = Method::PUT;
-    let response = handle_request(&sfn(), &key, put).await;
+    let response = handle_request(&approval, &key, put).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     still_running(&w.execution_arn).await;
 }
 
 #[tokio::test]
 async fn the_local_server_serves_the_same_handler() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     let w = waiting_execution("appr-local", None).await;
     let (addr, _server) =
-        rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), sfn(), key.clone())
+        rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), approval, key.clone())
             .await
             .unwrap();
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
@@ -264,4 +283,29 @@ async fn the_local_server_serves_the_same_handler() {
         .unwrap();
     assert_eq!(done.status(), 200);
     assert_eq!(finished(&w.execution_arn).await.0, "SUCCEEDED");
+}
+
+/// The Lambda reads the link key once per cold start (main.rs), under the approval role: the
+/// stack's link key, by the ARN the template gives it (`!Ref ApprovalLinkKey`).
+#[tokio::test]
+async fn the_link_key_is_read_under_the_approval_role() {
+    let bytes = LinkKey::generate_secret_bytes();
+    let arn = aws_sdk_secretsmanager::Client::new(&moto().sdk_config())
+        .create_secret()
+        .name("appr-key-approval-link-key")
+        .secret_string(LinkKey::encode_secret(&bytes))
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let stack = test_stack("appr-key").resource("ApprovalLinkKey", &arn, &[]);
+    let gate = IamGate::start(&moto().endpoint(), "approval", &stack);
+    let secrets = aws_sdk_secretsmanager::Client::new(&gate.sdk_config());
+    let key = LinkKey::load(&secrets, &arn).await.unwrap();
+    let sealed = LinkKey::from_bytes(&bytes)
+        .seal(&payload("tok", Decision::Approve, Scope::App))
+        .unwrap();
+    assert_eq!(key.open(&sealed, Utc::now()).unwrap().task_token, "tok");
 }

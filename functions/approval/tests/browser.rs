@@ -282,14 +282,19 @@ async fn chromium_approves_from_the_email_link() {
     // The execution waits for its approval; notify mails the links; the page runs locally.
     let w = waiting_execution("appr-browser", None).await;
     let key = LinkKey::generate();
-    let (addr, _server) =
-        rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), sfn(), key.clone())
-            .await
-            .unwrap();
-    let (topic_arn, mail_queue) = mail_topic("appr-browser").await;
+    let gate = gate();
+    let (addr, _server) = rollback_approval::serve_local(
+        ([127, 0, 0, 1], 0).into(),
+        approval_sfn(&gate),
+        key.clone(),
+    )
+    .await
+    .unwrap();
+    let (topic_arn, mail_queue) = mail_topic("appr-browser-approvals").await;
     let config =
         rollback_notify::Config::local(&topic_arn, &format!("http://{addr}/approval"), key.clone());
-    let notify_clients = rollback_notify::Clients::new(&moto().sdk_config());
+    let notify = notify_gate("appr-browser");
+    let notify_clients = rollback_notify::Clients::new(&notify.sdk_config());
     rollback_notify::handle(
         &notify_clients,
         &config,

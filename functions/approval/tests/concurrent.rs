@@ -10,6 +10,7 @@ use std::time::Duration;
 use rollback_core::approval_link::{Decision, LinkKey, LinkPayload, LinkSummary};
 use rollback_core::request::Scope;
 use rollback_engine::{Engine, EngineConfig, LambdaRegistry, Mode};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use serde_json::{Value, json};
 
 const DEFINITION: &str = r#"{
@@ -68,8 +69,9 @@ async fn fifty_concurrent_decisions_exactly_one_wins() {
         found.expect("the task token reached the function")
     };
 
-    // The approval page, deciding through the engine's endpoint.
-    let sfn = aws_sdk_sfn::Client::new(&rollback_core::aws::for_endpoint(&server.url, "us-east-1"));
+    // The approval page, deciding through the engine's endpoint under the approval role.
+    let gate = IamGate::start(&server.url, "approval", &test_stack("mint-replica"));
+    let sfn = aws_sdk_sfn::Client::new(&gate.sdk_config());
     let key = LinkKey::generate();
     let (addr, _page) =
         rollback_approval::serve_local(SocketAddr::from(([127, 0, 0, 1], 0)), sfn, key.clone())

@@ -124,14 +124,16 @@ fn benign(pad: usize) -> String {
 
 #[tokio::test]
 async fn the_confirmation_page_escapes_every_field_of_the_link() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     for decision in [Decision::Approve, Decision::Reject] {
         let bad = key.seal(&payload_with("tok", decision, hostile)).unwrap();
         let good = key.seal(&payload_with("tok", decision, benign)).unwrap();
-        let response = handle_request(&sfn(), &key, get(&bad)).await;
+        let response = handle_request(&approval, &key, get(&bad)).await;
         assert_eq!(response.status(), StatusCode::OK);
         let page = response.body();
-        let reference = handle_request(&sfn(), &key, get(&good)).await;
+        let reference = handle_request(&approval, &key, get(&good)).await;
         assert_same_structure(page, reference.body());
         // Shown, escaped: the approver sees what the alarm said.
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img"));
@@ -144,15 +146,17 @@ async fn the_confirmation_page_escapes_every_field_of_the_link() {
 
 #[tokio::test]
 async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
     // Invalid (whitespace): the form comes back with the value escaped, nothing decided.
     let link = key
         .seal(&payload_with("tok", Decision::Approve, benign))
         .unwrap();
     let typed = format!("{} x@y", hostile(10));
-    let response = handle_request(&sfn(), &key, post(&link, &typed)).await;
+    let response = handle_request(&approval, &key, post(&link, &typed)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let reference = handle_request(&sfn(), &key, post(&link, "not an email")).await;
+    let reference = handle_request(&approval, &key, post(&link, "not an email")).await;
     assert_same_structure(response.body(), reference.body());
 
     // Valid by the approver rule (one @, no whitespace), on a real waiting execution.
@@ -165,7 +169,7 @@ async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
         let link = key
             .seal(&payload_with(&w.token, Decision::Approve, benign))
             .unwrap();
-        let response = handle_request(&sfn(), &key, post(&link, who)).await;
+        let response = handle_request(&approval, &key, post(&link, who)).await;
         assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
         let (status, output, ..) = finished(&w.execution_arn).await;
         assert_eq!(status, "SUCCEEDED");
@@ -178,7 +182,7 @@ async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
             let link = key
                 .seal(&payload_with(&w2.token, Decision::Approve, benign))
                 .unwrap();
-            let reference = handle_request(&sfn(), &key, post(&link, "a@b.test")).await;
+            let reference = handle_request(&approval, &key, post(&link, "a@b.test")).await;
             assert_same_structure(&decided, reference.body());
             assert!(decided.contains("&quot;&gt;&lt;img/src=x/onerror=alert(1)&gt;"));
         }
@@ -187,8 +191,10 @@ async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
 
 #[tokio::test]
 async fn hostile_link_parameters_are_not_reflected() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
-    let reference = handle_request(&sfn(), &key, get("AAAA")).await;
+    let reference = handle_request(&approval, &key, get("AAAA")).await;
     for token in [
         hostile(0),
         hostile(20_000),
@@ -196,7 +202,7 @@ async fn hostile_link_parameters_are_not_reflected() {
         "%00%3Cscript%3E".into(),
     ] {
         for request in [get(&token), post(&token, "a@b.test")] {
-            let response = handle_request(&sfn(), &key, request).await;
+            let response = handle_request(&approval, &key, request).await;
             // 413 for a form over the body limit.
             assert!(
                 matches!(
@@ -219,11 +225,13 @@ async fn hostile_link_parameters_are_not_reflected() {
 /// from SQS), to the page the link opens.
 #[tokio::test]
 async fn an_alarm_description_reaches_the_page_escaped() {
+    let gate = gate();
+    let approval = approval_sfn(&gate);
     let config = moto().sdk_config();
     let (sns, sqs) = (aws_sdk_sns::Client::new(&config), sqs());
     let topic_arn = sns
         .create_topic()
-        .name("appr-hostile-mail")
+        .name("appr-hostile-mail-approvals")
         .send()
         .await
         .unwrap()
@@ -248,7 +256,8 @@ async fn an_alarm_description_reaches_the_page_escaped() {
         .await
         .unwrap();
     let key = LinkKey::generate();
-    let clients = rollback_notify::Clients::new(&config);
+    let notify = notify_gate("appr-hostile-mail");
+    let clients = rollback_notify::Clients::new(&notify.sdk_config());
     let notify_config =
         rollback_notify::Config::local(&topic_arn, "http://approve.test/approval", key.clone());
     let w = waiting_execution("appr-hostile-e2e", None).await;
@@ -300,7 +309,7 @@ async fn an_alarm_description_reaches_the_page_escaped() {
         .unwrap()
         .1
         .into_owned();
-    let response = handle_request(&sfn(), &key, get(&token)).await;
+    let response = handle_request(&approval, &key, get(&token)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.body();
     // The reference: the same link shape with harmless text.
@@ -314,7 +323,7 @@ async fn an_alarm_description_reaches_the_page_escaped() {
         },
         ..opened.clone()
     };
-    let reference = handle_request(&sfn(), &key, get(&key.seal(&reference).unwrap())).await;
+    let reference = handle_request(&approval, &key, get(&key.seal(&reference).unwrap())).await;
     assert_same_structure(page, reference.body());
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),

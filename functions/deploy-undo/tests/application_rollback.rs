@@ -6,6 +6,7 @@ mod common;
 
 use aws_sdk_ecr::types::ImageIdentifier;
 use common::{NS, env};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_kube_api::MintImages;
 use serde_json::{Value, json};
 
@@ -96,7 +97,13 @@ async fn application_rollback_ends_on_the_stable_digests() {
         input["execution"] = json!("alarm-mint-replica-5xx-20240501T120000Z");
         input
     };
-    let retag = rollback_retag::Clients::new(&common::moto().sdk_config());
+    // retag under its role, as deploy-undo is under its own (`e.gate`).
+    let retag_gate = IamGate::start(
+        &common::moto().endpoint(),
+        "retag",
+        &test_stack("mint-replica"),
+    );
+    let retag = rollback_retag::Clients::new(&retag_gate.sdk_config());
 
     // 1. retag resolve
     let images = rollback_retag::handle(&retag, envelope(json!({"action": "resolve"})))

@@ -6,12 +6,16 @@
 //! no line an attacker started, and a bounded size. Plan fields cannot carry such content at
 //! all: a hostile plan is refused before anything is published.
 
+mod support;
+
 use std::time::Duration;
 
 use rollback_core::approval_link::LinkKey;
+use rollback_fault_proxy::gate::test_stack;
 use rollback_moto::MotoServer;
-use rollback_notify::{Clients, Config, handle};
+use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
+use support::{clients, gate};
 
 /// One moto per test process (the harness keeps it alive past the first test's thread).
 fn moto() -> &'static MotoServer {
@@ -195,7 +199,8 @@ fn hostile_progress() -> Value {
 
 #[tokio::test]
 async fn every_message_neutralises_hostile_alarm_and_step_content() {
-    let (topic_arn, queue) = topic("hostile-all").await;
+    let gate = gate(&test_stack("hostile-all"));
+    let (topic_arn, queue) = topic("hostile-all-notices").await;
     let key = LinkKey::generate();
     let mut config = Config::local(&topic_arn, "http://approve.test/approval", key);
     config.escalation_topic_arn = Some(topic_arn.clone());
@@ -227,7 +232,7 @@ async fn every_message_neutralises_hostile_alarm_and_step_content() {
     for (i, input) in inputs.into_iter().enumerate() {
         let action = input["action"].as_str().unwrap().to_owned();
         let out = handle(
-            &clients(),
+            &clients(&gate),
             &config,
             common(input, &format!("exec-hostile-{i}")),
         )
@@ -256,7 +261,8 @@ async fn every_message_neutralises_hostile_alarm_and_step_content() {
 
 #[tokio::test]
 async fn a_hostile_plan_is_refused_before_anything_is_published() {
-    let (topic_arn, queue) = topic("hostile-plan").await;
+    let gate = gate(&test_stack("hostile-plan"));
+    let (topic_arn, queue) = topic("hostile-plan-notices").await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     for (field, value) in [
         ("/service", json!("<script>alert(1)</script>")),
@@ -269,7 +275,7 @@ async fn a_hostile_plan_is_refused_before_anything_is_published() {
         let mut plan = plan();
         *plan.pointer_mut(field).unwrap() = value;
         let err = handle(
-            &clients(),
+            &clients(&gate),
             &config,
             json!({"action": "progress", "stage": "x", "plan": plan, "execution": "e"}),
         )
@@ -294,10 +300,11 @@ async fn a_hostile_plan_is_refused_before_anything_is_published() {
 
 #[tokio::test]
 async fn a_fingerprint_too_big_for_a_link_is_a_typed_error_and_nothing_is_sent() {
-    let (topic_arn, queue) = topic("hostile-fingerprint").await;
+    let gate = gate(&test_stack("hostile-fingerprint"));
+    let (topic_arn, queue) = topic("hostile-fingerprint-approvals").await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     let err = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "approval-request", "task_token": "tok", "resolved": hostile_resolved(),
                "fingerprint": hostile(BIG), "plan": plan(), "request": hostile_request(),
@@ -311,8 +318,4 @@ async fn a_fingerprint_too_big_for_a_link_is_a_typed_error_and_nothing_is_sent()
         queue_is_empty(&queue).await,
         "a mail without links was published"
     );
-}
-
-fn clients() -> Clients {
-    Clients::new(&moto().sdk_config())
 }

@@ -7,6 +7,7 @@ mod support;
 use chrono::Utc;
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::request::Scope;
+use rollback_fault_proxy::gate::test_stack;
 use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
 use support::*;
@@ -87,7 +88,8 @@ fn assert_clean(body: &str) {
 
 #[tokio::test]
 async fn approval_request_renders_the_plan_and_signed_links() {
-    let (topic_arn, queue) = topic("notify-approval").await;
+    let gate = gate(&test_stack("notify-approval"));
+    let (topic_arn, queue) = topic("notify-approval-approvals").await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/approval", key.clone());
     let token = "AAAAKgAAAAIAAAAAAAAAAQ-very-secret-task-token";
@@ -96,7 +98,7 @@ async fn approval_request_renders_the_plan_and_signed_links() {
         "A".repeat(100_000)
     );
     let out = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({
             "action": "approval-request",
@@ -180,7 +182,8 @@ async fn approval_request_renders_the_plan_and_signed_links() {
 
 #[tokio::test]
 async fn without_databases_there_is_no_database_approval() {
-    let (topic_arn, queue) = topic("notify-approval-nodb").await;
+    let gate = gate(&test_stack("notify-approval-nodb"));
+    let (topic_arn, queue) = topic("notify-approval-nodb-approvals").await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/", key.clone());
     let mut resolved = resolved("");
@@ -188,7 +191,7 @@ async fn without_databases_there_is_no_database_approval() {
     let mut plan = plan();
     plan["databases"] = json!([]);
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "approval-request", "task_token": "tok", "resolved": resolved,
                "plan": plan, "execution": "exec-approval-2"}),
@@ -211,10 +214,11 @@ async fn without_databases_there_is_no_database_approval() {
 
 #[tokio::test]
 async fn failure_is_a_contingency_notice() {
-    let (topic_arn, queue) = topic("notify-failure").await;
+    let gate = gate(&test_stack("notify-failure"));
+    let (topic_arn, queue) = topic("notify-failure-notices").await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     let out = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({
             "action": "failure",
@@ -273,10 +277,11 @@ async fn failure_is_a_contingency_notice() {
 
 #[tokio::test]
 async fn failure_without_a_record_still_says_where_backups_would_be() {
-    let (topic_arn, queue) = topic("notify-failure-bare").await;
+    let gate = gate(&test_stack("notify-failure-bare"));
+    let (topic_arn, queue) = topic("notify-failure-bare-notices").await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "failure", "error": {"Error": "States.Timeout", "Cause": "x"},
                "plan": plan(), "request": request(), "execution": "exec-failure-2"}),
@@ -296,13 +301,14 @@ async fn failure_without_a_record_still_says_where_backups_would_be() {
 
 #[tokio::test]
 async fn progress_success_and_escalation() {
-    let (topic_arn, queue) = topic("notify-progress").await;
-    let (escalation_arn, escalation_queue) = topic("notify-escalation").await;
+    let gate = gate(&test_stack("notify-progress"));
+    let (topic_arn, queue) = topic("notify-progress-notices").await;
+    let (escalation_arn, escalation_queue) = topic("notify-progress-escalations").await;
     let mut config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     config.escalation_topic_arn = Some(escalation_arn);
 
     let out = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "progress", "stage": "restoring databases",
                "message": "restore of mint-replica-db started",
@@ -319,7 +325,7 @@ async fn progress_success_and_escalation() {
 
     let started = (Utc::now() - chrono::Duration::minutes(42)).to_rfc3339();
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "success", "resolved": resolved("n"), "started_at": started,
                "decision": {"decision": "approve", "scope": "app", "approver": "oncall@example.com",
@@ -343,7 +349,7 @@ async fn progress_success_and_escalation() {
 
     let requested = (Utc::now() - chrono::Duration::minutes(16)).to_rfc3339();
     let out = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "escalate", "requested_at": requested,
                "plan": plan(), "request": request(), "execution": "exec-p"}),
@@ -364,6 +370,7 @@ async fn progress_success_and_escalation() {
 
 #[tokio::test]
 async fn missing_configuration_is_invalid_input() {
+    let gate = gate(&test_stack("notify-missing"));
     let config = Config {
         topic_arn: None,
         escalation_topic_arn: None,
@@ -371,7 +378,7 @@ async fn missing_configuration_is_invalid_input() {
         key: rollback_core::approval_link::KeyCache::with_key(LinkKey::generate()),
     };
     let err = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "progress", "stage": "x", "plan": plan(), "execution": "e"}),
     )
@@ -380,7 +387,7 @@ async fn missing_configuration_is_invalid_input() {
     assert_eq!(err.error_name(), "Rollback.InvalidInput");
     assert!(err.to_string().contains("ROLLBACK_TOPIC_ARN"));
     let err = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "approval-request", "task_token": "t", "plan": plan(), "execution": "e"}),
     )
@@ -389,7 +396,7 @@ async fn missing_configuration_is_invalid_input() {
     assert!(err.to_string().contains("ROLLBACK_APPROVAL_URL"), "{err}");
     // Unknown fields are typos, not ignored.
     let err = handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "progress", "stage": "x", "stgae": "y", "plan": plan(), "execution": "e"}),
     )
@@ -402,21 +409,27 @@ async fn missing_configuration_is_invalid_input() {
 async fn the_key_comes_from_secrets_manager() {
     let sm = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
     let bytes = LinkKey::generate_secret_bytes();
-    sm.create_secret()
-        .name("notify/link-key")
+    let key_arn = sm
+        .create_secret()
+        .name("notify-key-approval-link-key")
         .secret_string(LinkKey::encode_secret(&bytes))
         .send()
         .await
-        .unwrap();
-    let (topic_arn, queue) = topic("notify-key").await;
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    // The stack's link key is that secret, and notify is given its ARN (`!Ref ApprovalLinkKey`).
+    let gate = gate(&test_stack("notify-key").resource("ApprovalLinkKey", &key_arn, &[]));
+    let (topic_arn, queue) = topic("notify-key-approvals").await;
     let config = Config {
         topic_arn: Some(topic_arn),
         escalation_topic_arn: None,
         approval_url: Some("http://approve.test/".into()),
-        key: rollback_core::approval_link::KeyCache::new("notify/link-key"),
+        key: rollback_core::approval_link::KeyCache::new(key_arn.as_str()),
     };
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({"action": "approval-request", "task_token": "tok", "resolved": resolved(""),
                "plan": plan(), "execution": "e-key"}),
@@ -430,12 +443,14 @@ async fn the_key_comes_from_secrets_manager() {
         .unwrap();
     assert_eq!(opened.task_token, "tok");
 
+    // The stack's link key does not exist: the role may read it, and AWS says it is not there.
+    let no_key = support::gate(&test_stack("notify-no-key"));
     let missing = Config {
-        key: rollback_core::approval_link::KeyCache::new("notify/no-such-key"),
+        key: rollback_core::approval_link::KeyCache::new(MISSING_KEY_ARN),
         ..config
     };
     let err = handle(
-        &clients(),
+        &clients(&no_key),
         &missing,
         json!({"action": "approval-request", "task_token": "tok", "plan": plan(), "execution": "e"}),
     )
@@ -444,11 +459,16 @@ async fn the_key_comes_from_secrets_manager() {
     assert_eq!(err.error_name(), "Rollback.AwsError", "{err}");
 }
 
+/// The link key of `test_stack("notify-no-key")`, never created.
+const MISSING_KEY_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:notify-no-key-approval-link-key-AbCdEf";
+
 /// A database with read replicas: the approval email says they stay with the database moved
 /// aside, that they will not follow the restored copy, what to do, and the exact commands.
 #[tokio::test]
 async fn approval_request_warns_about_read_replicas() {
-    let (topic_arn, queue) = topic("notify-approval-replicas").await;
+    let gate = gate(&test_stack("notify-approval-replicas"));
+    let (topic_arn, queue) = topic("notify-approval-replicas-approvals").await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/approval", key);
     let mut with_replicas = resolved("note");
@@ -458,7 +478,7 @@ async fn approval_request_warns_about_read_replicas() {
         json!("awsbackup:job-be59cf2a-2343-4402-bd8b-226993d23453");
     with_replicas["databases"][0]["snapshot_type"] = json!("awsbackup");
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({
             "action": "approval-request",
@@ -503,7 +523,7 @@ async fn approval_request_warns_about_read_replicas() {
 
     // Without replicas, no warning.
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({
             "action": "approval-request",
@@ -520,7 +540,8 @@ async fn approval_request_warns_about_read_replicas() {
 
 #[tokio::test]
 async fn approval_request_shows_the_point_in_time_and_its_data_loss_window() {
-    let (topic_arn, queue) = topic("notify-approval-pitr").await;
+    let gate = gate(&test_stack("notify-approval-pitr"));
+    let (topic_arn, queue) = topic("notify-approval-pitr-approvals").await;
     let config = Config::local(
         &topic_arn,
         "http://approve.test/approval",
@@ -539,7 +560,7 @@ async fn approval_request_shows_the_point_in_time_and_its_data_loss_window() {
                       "seconds": 2567, "summary": "…"}
     });
     handle(
-        &clients(),
+        &clients(&gate),
         &config,
         json!({
             "action": "approval-request",

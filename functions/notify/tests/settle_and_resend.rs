@@ -5,7 +5,8 @@
 mod support;
 
 use rollback_core::approval_link::LinkKey;
-use rollback_notify::{Clients, Config, handle};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
 use support::*;
 
@@ -57,8 +58,10 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
         .await
         .expect("PutMetricAlarm");
 
-    // The plan function's validate reads the alarm (DescribeAlarms) and derives the window.
-    let plan_clients = rollback_plan::Clients::new(&config);
+    // The plan function's validate reads the alarm (DescribeAlarms) and derives the window;
+    // its calls are checked against the plan role.
+    let plan_gate = IamGate::start(&moto().endpoint(), "plan", &test_stack("mint-replica"));
+    let plan_clients = rollback_plan::Clients::new(&plan_gate.sdk_config());
     let out = rollback_plan::handle(
         &plan_clients,
         PLAN,
@@ -82,10 +85,11 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
     );
 
     // The definition passes timing.smoke_settle_reason to the approval request.
-    let (topic_arn, queue) = topic("notify-settle").await;
+    let gate = gate(&test_stack("notify-settle"));
+    let (topic_arn, queue) = topic("notify-settle-approvals").await;
     let notify_config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     handle(
-        &Clients::new(&config),
+        &clients(&gate),
         &notify_config,
         approval_payload(0, Some(reason)),
     )
@@ -118,9 +122,10 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
 
 #[tokio::test]
 async fn a_resent_approval_request_says_the_earlier_links_no_longer_work() {
-    let (topic_arn, queue) = topic("notify-resent").await;
+    let gate = gate(&test_stack("notify-resent"));
+    let (topic_arn, queue) = topic("notify-resent-approvals").await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
-    let clients = Clients::new(&moto().sdk_config());
+    let clients = clients(&gate);
 
     let out = handle(&clients, &config, approval_payload(0, None))
         .await

@@ -13,9 +13,11 @@ use serde_json::json;
 async fn database_rollback_end_to_end() {
     let rds = rds();
     let db = "e2e-mint-db";
+    // The functions' calls go through their IAM gates (their roles for databases `e2e-…`).
+    let gates = Gates::start("e2e");
     instance(&rds, db, "db.m5.large").await;
     // The pipeline snapshots before the release; then the bad release rolls out.
-    let pre_deploy_at = pre_deploy(db, "rds-instance", "v41").await;
+    let pre_deploy_at = gates.pre_deploy(db, "rds-instance", "v41").await;
     let rolled_out_at = chrono::Utc::now();
     // Mark the live database so the test can tell it apart from the restored copy (moto derives
     // resource ids from the identifier, so they follow a rename).
@@ -52,7 +54,7 @@ async fn database_rollback_end_to_end() {
     // 1. resolve
     let resolved: ResolveOutput = serde_json::from_value(
         rollback_restore::handle(
-            &clients(),
+            &gates.clients(),
             call(json!({"action": "resolve", "release_time": rolled_out_at})),
         )
         .await
@@ -68,7 +70,7 @@ async fn database_rollback_end_to_end() {
 
     // 2. back up the current state
     let backup: SnapshotOutput = serde_json::from_value(
-        rollback_snapshot::handle(&snapshot_clients(), call(json!({"action": "create"})))
+        rollback_snapshot::handle(&gates.snapshot_clients(), call(json!({"action": "create"})))
             .await
             .unwrap(),
     )
@@ -76,7 +78,7 @@ async fn database_rollback_end_to_end() {
     let backup_id = ids::rollback_snapshot_id("svc", &ExecutionId::new(exec), db);
     assert_eq!(backup.snapshots[0].snapshot_id, backup_id);
     let backup_status: SnapshotOutput = serde_json::from_value(
-        rollback_snapshot::handle(&snapshot_clients(), call(json!({"action": "status"})))
+        rollback_snapshot::handle(&gates.snapshot_clients(), call(json!({"action": "status"})))
             .await
             .unwrap(),
     )
@@ -86,7 +88,7 @@ async fn database_rollback_end_to_end() {
     // 3. start the restore of the approved resolution
     let started: StartOutput = serde_json::from_value(
         rollback_restore::handle(
-            &clients(),
+            &gates.clients(),
             call(json!({"action": "start", "resolved": resolved.databases})),
         )
         .await
@@ -99,7 +101,7 @@ async fn database_rollback_end_to_end() {
     let mut available = false;
     for _ in 0..10 {
         let status: StatusOutput = serde_json::from_value(
-            rollback_restore::handle(&clients(), call(json!({"action": "status"})))
+            rollback_restore::handle(&gates.clients(), call(json!({"action": "status"})))
                 .await
                 .unwrap(),
         )
@@ -118,7 +120,7 @@ async fn database_rollback_end_to_end() {
     let mut swap: Option<SwapOutput> = None;
     for _ in 0..5 {
         let out: SwapOutput = serde_json::from_value(
-            rollback_restore::handle(&clients(), call(json!({"action": "swap"})))
+            rollback_restore::handle(&gates.clients(), call(json!({"action": "swap"})))
                 .await
                 .unwrap(),
         )

@@ -2,16 +2,17 @@
 //! onto a taken name; `local/moto/rds_rules.py`), through the fault proxy: answers lost or
 //! turned into 500s after RDS carried a rename out, and a database that fails while another
 //! is mid-swap. After each, every original identifier must resolve to an available
-//! database, and what the function says must be what is there.
+//! database, and what the function says must be what is there. The function's calls, the
+//! faulted ones too, go through its IAM gate: checked against its role for databases `sr-…`.
 
 mod common;
 
-use aws_sdk_rds::Client;
 use common::*;
 use rollback_core::contract::restore::{
     ObserveOutput, Placement, RevertOutput, RevertState, SwapOutput,
 };
 use rollback_core::{ErrorKind, ExecutionId, RollbackError, ids};
+use rollback_fault_proxy::gate::IamGate;
 use rollback_fault_proxy::{FaultKind, FaultProxy, FaultSchedule};
 use rollback_restore::{Clients, handle};
 use serde_json::{Value, json};
@@ -20,25 +21,30 @@ use serde_json::{Value, json};
 /// couple of Describe calls).
 const MAX_CALLS: usize = 25;
 
+/// Every database here is named `sr-…`: the roles' `DatabaseIdPrefix`.
+const PREFIX: &str = "sr";
+
 struct Case {
     clients: Clients,
-    proxy: FaultProxy,
+    /// The restore function's IAM gate; its proxy adds the faults.
+    gate: IamGate,
     databases: Value,
     exec: String,
 }
 
 impl Case {
     /// Databases (id, kind) restored by this execution and ready to swap; the function's
-    /// client goes through a fault proxy with no faults yet.
+    /// client goes through its IAM gate with no faults yet.
     async fn ready(exec: &str, dbs: &[(&str, &str)]) -> Case {
         let rds = rds();
+        let snapshot = gate("snapshot", PREFIX);
         for (id, kind) in dbs {
             if *kind == "rds-instance" {
                 instance(&rds, id, "db.t3.micro").await;
             } else {
                 aurora(&rds, id).await;
             }
-            pre_deploy(id, kind, "v1").await;
+            pre_deploy(&snapshot, id, kind, "v1").await;
         }
         let databases = Value::Array(
             dbs.iter()
@@ -59,20 +65,21 @@ impl Case {
         panic!("restores of {dbs:?} never became available");
     }
 
-    /// The function's client for `exec` over `databases`, through a fault proxy with no
+    /// The function's client for `exec` over `databases`, through its IAM gate with no
     /// faults yet (nothing is created).
     fn through_proxy(exec: &str, databases: Value) -> Case {
-        let proxy = FaultProxy::start(&moto().endpoint(), FaultSchedule::none()).unwrap();
-        let config =
-            rollback_core::aws::for_endpoint(&proxy.url(), rollback_core::aws::LOCAL_REGION);
+        let gate = gate("restore", PREFIX);
         Case {
-            clients: Clients {
-                rds: Client::new(&config),
-            },
-            proxy,
+            clients: clients(&gate),
+            gate,
             databases,
             exec: exec.to_owned(),
         }
+    }
+
+    /// The fault proxy under the gate.
+    fn proxy(&self) -> &FaultProxy {
+        self.gate.proxy()
     }
 
     /// Another execution over the same databases (nothing created).
@@ -82,7 +89,7 @@ impl Case {
 
     /// How many `operation` calls reached the proxy.
     fn calls_of(&self, operation: &str) -> usize {
-        self.proxy
+        self.proxy()
             .log()
             .iter()
             .filter(|r| r.request.operation == operation)
@@ -120,7 +127,7 @@ impl Case {
     }
 
     fn fail_next(&self, count: u32, operation: &str, kind: FaultKind) {
-        self.proxy
+        self.proxy()
             .set_schedule(FaultSchedule::none().fail_next(count, operation, kind));
     }
 }
@@ -172,9 +179,9 @@ async fn rename_fault_is_observed(
         .await
         .unwrap();
     assert!(
-        case.proxy.faulted_count() >= 1,
+        case.proxy().faulted_count() >= 1,
         "the fault never fired: {}",
-        case.proxy.report()
+        case.proxy().report()
     );
     let out: SwapOutput = serde_json::from_value(out).unwrap();
     assert!(out.complete, "{out:?}");
@@ -286,7 +293,7 @@ async fn throttled_rename_is_retried_and_completes() {
     case.until_complete(json!({"action": "swap"}))
         .await
         .unwrap();
-    assert!(case.proxy.faulted_count() >= 1);
+    assert!(case.proxy().faulted_count() >= 1);
     all_serving(&case, Placement::Swapped).await;
 }
 
@@ -378,7 +385,7 @@ async fn revert_with_lost_answers_still_puts_everything_back() {
             .unwrap(),
     )
     .unwrap();
-    assert!(case.proxy.faulted_count() >= 1);
+    assert!(case.proxy().faulted_count() >= 1);
     assert_eq!(out.databases[0].state, RevertState::Back, "{out:?}");
     all_serving(&case, Placement::Original).await;
 }

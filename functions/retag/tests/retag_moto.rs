@@ -9,6 +9,7 @@ use rollback_core::contract::retag::{
 use rollback_core::plan::Plan;
 use rollback_core::resolved::ImageResolution;
 use rollback_core::{ExecutionId, Mode};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use rollback_retag::{ACCEPTED_MEDIA_TYPES, Clients, apply, resolve};
 use serde_json::json;
@@ -19,13 +20,26 @@ const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+
 const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
+/// The plan's service: the role's repositories are `mint-replica-*` and `mint-replica/*`.
+const SERVICE: &str = "mint-replica";
+
+/// What the test seeds and asserts with: moto directly (one per test process).
+fn clients() -> Clients {
+    Clients::new(&MotoServer::shared().sdk_config())
 }
 
-fn clients() -> Clients {
-    Clients::new(&moto().sdk_config())
+/// What retag runs with: its own role, checked against the template on every call.
+fn gate() -> IamGate {
+    IamGate::start(
+        &MotoServer::shared().endpoint(),
+        "retag",
+        &test_stack(SERVICE),
+    )
+}
+
+/// retag's clients: its own credentials, through `gate`.
+fn retag(gate: &IamGate) -> Clients {
+    Clients::new(&gate.sdk_config())
 }
 
 fn sha(text: &str) -> String {
@@ -153,15 +167,17 @@ async fn resolved(c: &Clients, plan: &Plan) -> Vec<ImageResolution> {
 #[tokio::test]
 async fn every_manifest_media_type_is_retagged_byte_for_byte_and_the_bad_digest_kept() {
     let c = clients();
+    let gate = gate();
+    let rt = retag(&gate);
     let exec = ExecutionId::new("exec-media-types");
     for (i, media_type) in [DOCKER, DOCKER_LIST, OCI, OCI_INDEX]
         .into_iter()
         .enumerate()
     {
-        let repo = format!("media/type-{i}");
+        let repo = format!("mint-replica/media/type-{i}");
         let (stable, bad) = seed(&c, &repo, media_type).await;
         let plan = plan(&[&repo]);
-        let images = resolved(&c, &plan).await;
+        let images = resolved(&rt, &plan).await;
         let r = &images[0];
         assert_eq!(
             (r.stable_digest.as_str(), r.release_digest.as_deref()),
@@ -170,7 +186,7 @@ async fn every_manifest_media_type_is_retagged_byte_for_byte_and_the_bad_digest_
         assert!(r.retag_needed && !r.immutable_tags, "{r:?}");
         assert!(r.stable_pushed_at.is_some() && r.release_pushed_at.is_some());
 
-        let out = apply(&c, &plan, &exec, Mode::Live, &images).await.unwrap();
+        let out = apply(&rt, &plan, &exec, Mode::Live, &images).await.unwrap();
         let result = &out.images[0];
         assert_eq!(
             result.outcome,
@@ -212,13 +228,15 @@ async fn every_manifest_media_type_is_retagged_byte_for_byte_and_the_bad_digest_
 #[tokio::test]
 async fn release_already_at_stable_is_a_reported_no_op() {
     let c = clients();
-    let repo = "noop/app";
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/noop/app";
     create_repo(&c, repo, false).await;
     let body = manifest(OCI, "good");
     let stable = push(&c, repo, OCI, &body, "stable").await;
     push_existing_tag(&c, repo, OCI, &body, "prod").await;
     let plan = plan(&[repo]);
-    let images = resolved(&c, &plan).await;
+    let images = resolved(&rt, &plan).await;
     assert!(!images[0].retag_needed);
     assert!(
         images[0]
@@ -228,7 +246,7 @@ async fn release_already_at_stable_is_a_reported_no_op() {
             .contains("nothing to retag")
     );
     let exec = ExecutionId::new("exec-noop");
-    let out = apply(&c, &plan, &exec, Mode::Live, &images).await.unwrap();
+    let out = apply(&rt, &plan, &exec, Mode::Live, &images).await.unwrap();
     assert_eq!(out.images[0].outcome, RetagOutcome::AlreadyStable);
     assert_eq!(out.images[0].kept_as, None);
     assert_eq!(
@@ -258,10 +276,12 @@ async fn push_existing_tag(c: &Clients, repo: &str, media_type: &str, body: &str
 #[tokio::test]
 async fn apply_is_idempotent_under_retries_and_after_a_partial_attempt() {
     let c = clients();
-    let repo = "idem/app";
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/idem/app";
     let (stable, bad) = seed(&c, repo, DOCKER).await;
     let plan = plan(&[repo]);
-    let images = resolved(&c, &plan).await;
+    let images = resolved(&rt, &plan).await;
     let exec = ExecutionId::new("exec-idem");
     // A first attempt that died after keeping the bad digest but before moving the tag.
     push_existing_tag(
@@ -272,10 +292,10 @@ async fn apply_is_idempotent_under_retries_and_after_a_partial_attempt() {
         &rolled_back_tag(&exec),
     )
     .await;
-    let first: ApplyOutput = apply(&c, &plan, &exec, Mode::Live, &images).await.unwrap();
+    let first: ApplyOutput = apply(&rt, &plan, &exec, Mode::Live, &images).await.unwrap();
     assert_eq!(first.images[0].outcome, RetagOutcome::Retagged);
     // Step Functions retries the whole step with the same input.
-    let second = apply(&c, &plan, &exec, Mode::Live, &images).await.unwrap();
+    let second = apply(&rt, &plan, &exec, Mode::Live, &images).await.unwrap();
     assert_eq!(second.images[0].outcome, RetagOutcome::AlreadyStable);
     assert_eq!(
         second.images[0].kept_as.as_deref(),
@@ -296,31 +316,40 @@ async fn apply_is_idempotent_under_retries_and_after_a_partial_attempt() {
 #[tokio::test]
 async fn a_missing_stable_tag_is_named() {
     let c = clients();
-    let repo = "missing/stable";
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/missing/stable";
     create_repo(&c, repo, false).await;
     push(&c, repo, DOCKER, &manifest(DOCKER, "bad"), "prod").await;
-    let err = resolve(&c, &plan(&[repo])).await.unwrap_err();
+    let err = resolve(&rt, &plan(&[repo])).await.unwrap_err();
     assert_eq!(err.error_name(), "Rollback.StableImageNotFound");
     let text = err.to_string();
     assert!(text.contains(repo) && text.contains("\"stable\""), "{text}");
 
-    let err = resolve(&c, &plan(&["no-such/repository"]))
+    let err = resolve(&rt, &plan(&["mint-replica/no-such/repository"]))
         .await
         .unwrap_err();
     assert_eq!(err.error_name(), "Rollback.StableImageNotFound");
-    assert!(err.to_string().contains("no-such/repository"), "{err}");
+    assert!(
+        err.to_string().contains("mint-replica/no-such/repository"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn drill_writes_only_the_drill_tag() {
     let c = clients();
-    let repo = "drill/app";
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/drill/app";
     let (stable, bad) = seed(&c, repo, OCI_INDEX).await;
     let plan = plan(&[repo]);
-    let images = resolved(&c, &plan).await;
+    let images = resolved(&rt, &plan).await;
     let exec = ExecutionId::new("exec-drill");
     for _ in 0..2 {
-        let out = apply(&c, &plan, &exec, Mode::Drill, &images).await.unwrap();
+        let out = apply(&rt, &plan, &exec, Mode::Drill, &images)
+            .await
+            .unwrap();
         assert!(out.drill);
         assert_eq!(out.images[0].outcome, RetagOutcome::DrillTagged);
         assert_eq!(out.images[0].tag, drill_tag(&exec));
@@ -340,27 +369,29 @@ async fn drill_writes_only_the_drill_tag() {
 #[tokio::test]
 async fn drift_since_approval_is_refused() {
     let c = clients();
+    let gate = gate();
+    let rt = retag(&gate);
     let exec = ExecutionId::new("exec-drift");
 
     // The stable tag moved to another image after approval.
-    let repo = "drift/stable";
+    let repo = "mint-replica/drift/stable";
     seed(&c, repo, DOCKER).await;
     let plan_a = plan(&[repo]);
-    let images = resolved(&c, &plan_a).await;
+    let images = resolved(&rt, &plan_a).await;
     push(&c, repo, DOCKER, &manifest(DOCKER, "newer-good"), "stable").await;
-    let err = apply(&c, &plan_a, &exec, Mode::Live, &images)
+    let err = apply(&rt, &plan_a, &exec, Mode::Live, &images)
         .await
         .unwrap_err();
     assert_eq!(err.error_name(), "Rollback.PlanDrifted");
     assert!(err.to_string().contains(&images[0].stable_digest), "{err}");
 
     // A new release was pushed after approval.
-    let repo = "drift/release";
+    let repo = "mint-replica/drift/release";
     let (_, bad) = seed(&c, repo, DOCKER).await;
     let plan_b = plan(&[repo]);
-    let images = resolved(&c, &plan_b).await;
+    let images = resolved(&rt, &plan_b).await;
     push(&c, repo, DOCKER, &manifest(DOCKER, "hotfix"), "prod").await;
-    let err = apply(&c, &plan_b, &exec, Mode::Live, &images)
+    let err = apply(&rt, &plan_b, &exec, Mode::Live, &images)
         .await
         .unwrap_err();
     assert_eq!(err.error_name(), "Rollback.PlanDrifted");
@@ -375,12 +406,14 @@ async fn drift_since_approval_is_refused() {
 #[tokio::test]
 async fn immutable_tags_are_reported_before_approval_and_refused_clearly() {
     let c = clients();
-    let repo = "immutable/app";
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/immutable/app";
     create_repo(&c, repo, true).await;
     let stable = push(&c, repo, DOCKER, &manifest(DOCKER, "good"), "stable").await;
     push(&c, repo, DOCKER, &manifest(DOCKER, "bad"), "prod").await;
     let plan = plan(&[repo]);
-    let images = resolved(&c, &plan).await;
+    let images = resolved(&rt, &plan).await;
     assert!(images[0].immutable_tags && images[0].retag_needed);
     assert!(
         images[0].note.as_deref().unwrap().contains("immutable"),
@@ -388,7 +421,7 @@ async fn immutable_tags_are_reported_before_approval_and_refused_clearly() {
         images[0].note
     );
     let exec = ExecutionId::new("exec-immutable");
-    let err = apply(&c, &plan, &exec, Mode::Live, &images)
+    let err = apply(&rt, &plan, &exec, Mode::Live, &images)
         .await
         .unwrap_err();
     assert_eq!(err.error_name(), "Rollback.RetagFailed");
@@ -397,7 +430,9 @@ async fn immutable_tags_are_reported_before_approval_and_refused_clearly() {
         "{err}"
     );
     // A drill only adds a new tag, which immutable repositories allow.
-    let out = apply(&c, &plan, &exec, Mode::Drill, &images).await.unwrap();
+    let out = apply(&rt, &plan, &exec, Mode::Drill, &images)
+        .await
+        .unwrap();
     assert_eq!(out.images[0].outcome, RetagOutcome::DrillTagged);
     assert_eq!(
         digest_of(&c, repo, &drill_tag(&exec)).await.as_deref(),
@@ -408,11 +443,13 @@ async fn immutable_tags_are_reported_before_approval_and_refused_clearly() {
 #[tokio::test]
 async fn the_handler_speaks_the_step_envelope() {
     let c = clients();
-    let repo = "envelope/app";
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/envelope/app";
     let (stable, _) = seed(&c, repo, DOCKER).await;
     let plan = json!({"service": "mint-replica", "images": [{"repository": repo, "release_tag": "prod", "stable_tag": "stable"}]});
     let out = rollback_retag::handle(
-        &c,
+        &rt,
         json!({"action": "resolve", "plan": plan, "execution": "exec-envelope"}),
     )
     .await
@@ -420,7 +457,7 @@ async fn the_handler_speaks_the_step_envelope() {
     let resolved: ResolveOutput = serde_json::from_value(out.clone()).unwrap();
     assert_eq!(resolved.images[0].stable_digest, stable);
     let applied = rollback_retag::handle(
-        &c,
+        &rt,
         json!({"action": "apply", "images": out["images"], "plan": plan, "execution": "exec-envelope",
                "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "drill"}}),
     )
@@ -428,7 +465,7 @@ async fn the_handler_speaks_the_step_envelope() {
     .unwrap();
     assert_eq!(applied["images"][0]["outcome"], "drill-tagged");
     let err = rollback_retag::handle(
-        &c,
+        &rt,
         json!({"action": "apply", "plan": plan, "execution": "e"}),
     )
     .await

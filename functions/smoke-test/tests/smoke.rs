@@ -1,5 +1,7 @@
 //! Smoke checks against real things: local HTTP servers started here, a real PostgreSQL
 //! (Debian's, started by rollback-postgres) with its secret in moto, and moto's CloudWatch.
+//! smoke-test runs under its role in infra/template.yaml (the IAM gate), for a stack of service
+//! `smoke-svc`: its probe secrets are `smoke-svc/…`. The tests seed through moto directly.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use rollback_core::contract::smoke::{CheckKind, SmokeReport};
 use rollback_core::plan::Plan;
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use rollback_postgres::PostgresServer;
 use rollback_smoke_test::{Clients, handle, run};
@@ -21,8 +24,14 @@ fn moto() -> &'static MotoServer {
     MotoServer::shared()
 }
 
-fn clients() -> Clients {
-    Clients::new(&moto().sdk_config())
+/// smoke-test's role, checking every call it makes.
+fn gate() -> IamGate {
+    IamGate::start(&moto().endpoint(), "smoke-test", &test_stack("smoke-svc"))
+}
+
+/// smoke-test's clients: its own credentials, through `gate`.
+fn clients(gate: &IamGate) -> Clients {
+    Clients::new(&gate.sdk_config())
 }
 
 fn plan(smoke: Value) -> Plan {
@@ -86,6 +95,7 @@ fn check<'a>(
 
 #[tokio::test]
 async fn http_checks_pass_fail_retry_and_time_out() {
+    let gate = gate();
     let base = web().await;
     let plan = plan(json!({"http": [
         {"name": "healthy", "url": format!("{base}/healthy"), "body_contains": "status: ok"},
@@ -98,7 +108,7 @@ async fn http_checks_pass_fail_retry_and_time_out() {
         {"name": "refused", "url": "http://127.0.0.1:9/health", "retries": 0},
         {"name": "expects 404", "url": format!("{base}/missing"), "expect_status": 404},
     ]}));
-    let report = run(&clients(), &plan).await.unwrap();
+    let report = run(&clients(&gate), &plan).await.unwrap();
     println!("{report:#?}");
     assert!(!report.passed);
     assert_eq!(report.checks.len(), 9);
@@ -155,12 +165,13 @@ async fn http_checks_pass_fail_retry_and_time_out() {
 
 #[tokio::test]
 async fn the_overall_budget_bounds_the_run() {
+    let gate = gate();
     let base = web().await;
     let plan = plan(json!({"budget_seconds": 1, "http": [
         {"name": "slow", "url": format!("{base}/slow"), "timeout_ms": 10000},
         {"name": "healthy", "url": format!("{base}/healthy")},
     ]}));
-    let report = run(&clients(), &plan).await.unwrap();
+    let report = run(&clients(&gate), &plan).await.unwrap();
     assert!(report.budget_exhausted);
     assert!(report.elapsed_ms < 2500, "{}", report.elapsed_ms);
     let slow = check(&report, "slow");
@@ -188,6 +199,7 @@ async fn put_secret(name: &str, value: &Value) -> String {
 
 #[tokio::test]
 async fn sql_probes_against_a_real_postgres() {
+    let gate = gate();
     let pg = tokio::task::spawn_blocking(PostgresServer::start)
         .await
         .unwrap()
@@ -203,10 +215,10 @@ async fn sql_probes_against_a_real_postgres() {
     .await
     .unwrap();
 
-    let arn = put_secret("smoke/sql-good", &pg.rds_secret()).await;
+    let arn = put_secret("smoke-svc/sql-good", &pg.rds_secret()).await;
     let mut bad = pg.rds_secret();
     bad["password"] = json!("wrong-password");
-    let bad_arn = put_secret("smoke/sql-badpw", &bad).await;
+    let bad_arn = put_secret("smoke-svc/sql-badpw", &bad).await;
 
     let probe = |name: &str, secret: &str, query: &str, expect: Value| {
         let mut p =
@@ -227,7 +239,7 @@ async fn sql_probes_against_a_real_postgres() {
         probe("bad password", &bad_arn, "select 1", json!({"expect_rows": 1})),
         probe("slow", &arn, "select pg_sleep(5)", json!({"expect_rows": 1, "timeout_ms": 300})),
     ]}));
-    let report = run(&clients(), &plan).await.unwrap();
+    let report = run(&clients(&gate), &plan).await.unwrap();
     println!("{report:#?}");
     for passing in ["select one", "release", "three orders"] {
         let c = check(&report, passing);
@@ -263,32 +275,36 @@ async fn sql_probes_against_a_real_postgres() {
 
 #[tokio::test]
 async fn configuration_errors_are_errors() {
+    let gate = gate();
     let unknown = plan(json!({"sql": [{"name": "p", "database": "app-db",
-        "secret_arn": "smoke/no-such-secret", "query": "select 1", "expect_rows": 1}]}));
-    let err = run(&clients(), &unknown).await.unwrap_err();
+        "secret_arn": "smoke-svc/no-such-secret", "query": "select 1", "expect_rows": 1}]}));
+    let err = run(&clients(&gate), &unknown).await.unwrap_err();
     assert_eq!(err.error_name(), "Rollback.SmokeConfig", "{err}");
-    assert!(err.to_string().contains("smoke/no-such-secret"), "{err}");
+    assert!(
+        err.to_string().contains("smoke-svc/no-such-secret"),
+        "{err}"
+    );
 
     let mysql = put_secret(
-        "smoke/mysql",
+        "smoke-svc/mysql",
         &json!({"username": "u", "password": "p", "host": "127.0.0.1", "port": 3306,
                 "dbname": "d", "engine": "mysql"}),
     )
     .await;
     let plan_mysql = plan(json!({"sql": [{"name": "p", "database": "app-db",
         "secret_arn": mysql, "query": "select 1", "expect_rows": 1}]}));
-    let err = run(&clients(), &plan_mysql).await.unwrap_err();
+    let err = run(&clients(&gate), &plan_mysql).await.unwrap_err();
     assert_eq!(err.error_name(), "Rollback.SmokeConfig");
     assert!(err.to_string().contains("mysql"), "{err}");
 
-    let not_json = put_secret("smoke/not-json", &json!("just a string")).await;
+    let not_json = put_secret("smoke-svc/not-json", &json!("just a string")).await;
     let plan_text = plan(json!({"sql": [{"name": "p", "database": "app-db",
         "secret_arn": not_json, "query": "select 1", "expect_rows": 1}]}));
-    let err = run(&clients(), &plan_text).await.unwrap_err();
+    let err = run(&clients(&gate), &plan_text).await.unwrap_err();
     assert_eq!(err.error_name(), "Rollback.SmokeConfig");
 
     let missing_alarm = plan(json!({"alarms": ["smoke-no-such-alarm"]}));
-    let err = run(&clients(), &missing_alarm).await.unwrap_err();
+    let err = run(&clients(&gate), &missing_alarm).await.unwrap_err();
     assert_eq!(err.error_name(), "Rollback.SmokeConfig");
     assert!(err.to_string().contains("smoke-no-such-alarm"));
 }
@@ -317,6 +333,7 @@ async fn alarm(cw: &aws_sdk_cloudwatch::Client, name: &str, state: StateValue, r
 
 #[tokio::test]
 async fn alarm_checks_follow_the_policy() {
+    let gate = gate();
     let cw = aws_sdk_cloudwatch::Client::new(&moto().sdk_config());
     alarm(&cw, "smoke-ok", StateValue::Ok, "fine").await;
     alarm(
@@ -329,7 +346,7 @@ async fn alarm_checks_follow_the_policy() {
     alarm(&cw, "smoke-nodata", StateValue::InsufficientData, "no data").await;
     let names = json!(["smoke-ok", "smoke-alarm", "smoke-nodata"]);
 
-    let strict = run(&clients(), &plan(json!({"alarms": names})))
+    let strict = run(&clients(&gate), &plan(json!({"alarms": names})))
         .await
         .unwrap();
     println!("{strict:#?}");
@@ -346,7 +363,7 @@ async fn alarm_checks_follow_the_policy() {
     assert!(!check(&strict, "smoke-nodata").passed);
 
     let lenient = run(
-        &clients(),
+        &clients(&gate),
         &plan(json!({"alarms": names, "alarm_policy": "not-alarm"})),
     )
     .await
@@ -357,9 +374,10 @@ async fn alarm_checks_follow_the_policy() {
 
 #[tokio::test]
 async fn handle_reads_the_envelope_and_reports_json() {
+    let gate = gate();
     let base = web().await;
     let out = handle(
-        &clients(),
+        &clients(&gate),
         json!({
             "action": "run",
             "plan": {"service": "smoke-svc", "images": [{"repository": "svc", "release_tag": "prod", "stable_tag": "stable"}],
@@ -375,7 +393,7 @@ async fn handle_reads_the_envelope_and_reports_json() {
     let report: SmokeReport = serde_json::from_value(out).unwrap();
     assert_eq!(report.summary, "all 1 checks passed");
 
-    let err = handle(&clients(), json!({"action": "walk", "plan": {"service": "s", "images": [{"repository": "svc", "release_tag": "prod", "stable_tag": "stable"}]}, "execution": "e"}))
+    let err = handle(&clients(&gate), json!({"action": "walk", "plan": {"service": "s", "images": [{"repository": "svc", "release_tag": "prod", "stable_tag": "stable"}]}, "execution": "e"}))
         .await
         .unwrap_err();
     let diag: lambda_runtime::Diagnostic = err.into();

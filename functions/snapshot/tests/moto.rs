@@ -1,20 +1,43 @@
-//! The snapshot actions against a real moto server.
+//! The snapshot actions against a real moto server. The function's calls go through its IAM
+//! gate, checked against its role in `infra/template.yaml`; seeding and assertions go to moto
+//! directly.
 
 use aws_sdk_rds::Client;
 use rollback_core::contract::snapshot::{SnapshotOutput, tags};
 use rollback_core::{ErrorKind, ExecutionId, ids};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use rollback_snapshot::{Clients, handle};
 use serde_json::{Value, json};
+
+/// The plan service of every [`envelope`]: it names the snapshots, which the role scopes by
+/// `ServiceName` (`rollback-svc-*`, `predeploy-svc-*`).
+const SERVICE: &str = "svc";
+
+/// Every database here is named `snap-…`: the role's `DatabaseIdPrefix`.
+const PREFIX: &str = "snap";
 
 /// One moto per test process (the harness keeps it alive past the first test's thread).
 fn moto() -> &'static MotoServer {
     MotoServer::shared()
 }
 
-fn clients() -> Clients {
+/// The test's own client (seeding and assertions): straight to moto, never IAM-checked.
+fn rds() -> Client {
+    Client::new(&moto().sdk_config())
+}
+
+/// The snapshot function's IAM gate in front of moto; the test fails when it is dropped if
+/// the role refused a call.
+fn snapshot_gate() -> IamGate {
+    let stack = test_stack(SERVICE).parameter("DatabaseIdPrefix", PREFIX);
+    IamGate::start(&moto().endpoint(), "snapshot", &stack)
+}
+
+/// The function's clients, through `gate`.
+fn clients(gate: &IamGate) -> Clients {
     Clients {
-        rds: Client::new(&moto().sdk_config()),
+        rds: Client::new(&gate.sdk_config()),
     }
 }
 
@@ -52,7 +75,7 @@ async fn aurora(rds: &Client, id: &str) {
 
 fn envelope(action: Value, databases: Value, execution: &str) -> Value {
     let mut v = action;
-    v["plan"] = json!({"service": "svc", "databases": databases});
+    v["plan"] = json!({"service": SERVICE, "databases": databases});
     v["execution"] = json!(execution);
     v
 }
@@ -82,8 +105,10 @@ async fn snapshot_tags(rds: &Client, id: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn create_is_idempotent_and_tags_the_backup() {
-    let c = clients();
-    instance(&c.rds, "snap-idem-db").await;
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    instance(&rds, "snap-idem-db").await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-idem-db"}]);
     let mut input = envelope(json!({"action": "create"}), dbs, "exec-idem");
     input["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "release": "v2"});
@@ -103,8 +128,7 @@ async fn create_is_idempotent_and_tags_the_backup() {
     assert!(second.all_available);
     assert!(second.snapshots[0].created_at.is_some());
 
-    let manual = c
-        .rds
+    let manual = rds
         .describe_db_snapshots()
         .db_instance_identifier("snap-idem-db")
         .snapshot_type("manual")
@@ -113,7 +137,7 @@ async fn create_is_idempotent_and_tags_the_backup() {
         .unwrap();
     assert_eq!(manual.db_snapshots().len(), 1, "exactly one backup");
 
-    let tags = snapshot_tags(&c.rds, &expected).await;
+    let tags = snapshot_tags(&rds, &expected).await;
     for (k, v) in [
         (tags::EXECUTION, "exec-idem"),
         (tags::PURPOSE, "pre-rollback"),
@@ -129,16 +153,17 @@ async fn create_is_idempotent_and_tags_the_backup() {
 
 #[tokio::test]
 async fn cluster_snapshots_use_the_cluster_api() {
-    let c = clients();
-    aurora(&c.rds, "snap-aurora").await;
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    aurora(&rds, "snap-aurora").await;
     let dbs = json!([{"kind": "aurora-cluster", "id": "snap-aurora"}]);
     let input = envelope(json!({"action": "create"}), dbs.clone(), "exec-aurora");
     let first = out(handle(&c, input.clone()).await.unwrap());
     let again = out(handle(&c, input).await.unwrap());
     assert!(first.snapshots[0].created_now && !again.snapshots[0].created_now);
 
-    let listed = c
-        .rds
+    let listed = rds
         .describe_db_cluster_snapshots()
         .db_cluster_snapshot_identifier(&first.snapshots[0].snapshot_id)
         .send()
@@ -161,8 +186,10 @@ async fn cluster_snapshots_use_the_cluster_api() {
 
 #[tokio::test]
 async fn status_without_create_is_snapshot_not_found() {
-    let c = clients();
-    instance(&c.rds, "snap-missing-db").await;
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    instance(&rds, "snap-missing-db").await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-missing-db"}]);
     let err = handle(&c, envelope(json!({"action": "status"}), dbs, "exec-never"))
         .await
@@ -174,8 +201,10 @@ async fn status_without_create_is_snapshot_not_found() {
 
 #[tokio::test]
 async fn pre_deploy_snapshots_carry_the_release() {
-    let c = clients();
-    instance(&c.rds, "snap-predeploy-db").await;
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    instance(&rds, "snap-predeploy-db").await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-predeploy-db"}]);
     let input = envelope(
         json!({"action": "pre-deploy", "release": "v1.4.0"}),
@@ -186,7 +215,7 @@ async fn pre_deploy_snapshots_carry_the_release() {
     let id = ids::pre_deploy_snapshot_id("svc", "v1.4.0", "snap-predeploy-db");
     assert_eq!(first.snapshots[0].snapshot_id, id);
     assert!(!out(handle(&c, input).await.unwrap()).snapshots[0].created_now);
-    let tags = snapshot_tags(&c.rds, &id).await;
+    let tags = snapshot_tags(&rds, &id).await;
     assert!(tags.contains(&(tags::PURPOSE.into(), "pre-deploy".into())));
     assert!(tags.contains(&(tags::RELEASE.into(), "v1.4.0".into())));
 
@@ -217,16 +246,17 @@ async fn pre_deploy_snapshots_carry_the_release() {
 
 #[tokio::test]
 async fn drill_creates_nothing() {
-    let c = clients();
-    instance(&c.rds, "snap-drill-db").await;
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    instance(&rds, "snap-drill-db").await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-drill-db"}]);
     let mut input = envelope(json!({"action": "create"}), dbs, "exec-drill");
     input["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "mode": "drill"});
     let result = out(handle(&c, input.clone()).await.unwrap());
     assert!(result.drill && result.all_available);
     assert_eq!(result.snapshots[0].status, "skipped-drill");
-    let manual = c
-        .rds
+    let manual = rds
         .describe_db_snapshots()
         .db_instance_identifier("snap-drill-db")
         .snapshot_type("manual")
@@ -242,8 +272,10 @@ async fn drill_creates_nothing() {
 
 #[tokio::test]
 async fn plan_and_input_mistakes_name_the_field() {
-    let c = clients();
-    aurora(&c.rds, "snap-kind-cluster").await;
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    aurora(&rds, "snap-kind-cluster").await;
 
     // A database that does not exist.
     let err = handle(

@@ -1,6 +1,8 @@
 //! A real Step Functions executor for the approval tests: a moto server of our own with
 //! state machine execution switched on, running a `waitForTaskToken` task whose token moto
-//! hands out through an SQS message (`$$.Task.Token` in the message body).
+//! hands out through an SQS message (`$$.Task.Token` in the message body). The page decides
+//! through the IAM gate ([`gate`], [`approval_sfn`]): every call it makes is checked against
+//! the approval role in infra/template.yaml; the tests seed and read with moto's own [`sfn`].
 
 #![allow(dead_code)]
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rollback_core::approval_link::{Decision, LinkKey, LinkPayload, LinkSummary};
 use rollback_core::request::Scope;
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
@@ -27,6 +30,23 @@ pub fn sfn() -> aws_sdk_sfn::Client {
 
 pub fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&moto().sdk_config())
+}
+
+/// The approval role in front of moto (SendTaskSuccess / SendTaskFailure on `*`; the link
+/// key `mint-replica-approval-link-key`).
+pub fn gate() -> IamGate {
+    IamGate::start(&moto().endpoint(), "approval", &test_stack("mint-replica"))
+}
+
+/// The page's Step Functions client: the approval role's credentials, through `gate`.
+pub fn approval_sfn(gate: &IamGate) -> aws_sdk_sfn::Client {
+    aws_sdk_sfn::Client::new(&gate.sdk_config())
+}
+
+/// notify, which mails the links, under its own role: its topics are
+/// `<service>-approvals|notices|escalations`.
+pub fn notify_gate(service: &str) -> IamGate {
+    IamGate::start(&moto().endpoint(), "notify", &test_stack(service))
 }
 
 /// An execution waiting in its approval task.

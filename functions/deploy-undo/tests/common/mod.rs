@@ -1,12 +1,14 @@
-//! Shared test setup: moto (for eks:DescribeCluster) plus a local Kubernetes API that only
-//! accepts verified EKS tokens and authorizes them with the shipped RBAC manifest, reached
-//! through the endpoint/CA override.
+//! Shared test setup: moto (for eks:DescribeCluster, behind the IAM gate: deploy-undo's role in
+//! infra/template.yaml) plus a local Kubernetes API that only accepts verified EKS tokens and
+//! authorizes them with the shipped RBAC manifest, reached through the endpoint/CA override.
 #![allow(dead_code)]
 
 use aws_sdk_eks::types::VpcConfigRequest;
 use rollback_core::contract::deploy_undo::ResolveOutput;
 use rollback_core::contract::deploy_undo::{KUBERNETES_GROUP, RBAC_MANIFEST};
 use rollback_deploy_undo::{ApiOverride, Clients};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_fault_proxy::iam::access_key_id;
 use rollback_kube_api::{AwsPrincipal, EksAuth, LocalKube, Options, Rbac};
 use rollback_moto::MotoServer;
 use serde_json::{Value, json};
@@ -20,8 +22,11 @@ pub fn moto() -> &'static MotoServer {
 
 pub struct Env {
     pub kube: LocalKube,
+    /// deploy-undo's clients: its own credentials, through `gate`.
     pub clients: Clients,
     pub cluster: String,
+    /// deploy-undo's role for a stack whose `ClusterName` is `cluster`.
+    pub gate: IamGate,
 }
 
 /// The Kubernetes user the test access entry maps the function's credentials to.
@@ -37,7 +42,7 @@ pub fn shipped_rbac() -> String {
 /// A fresh local API (EKS tokens only, plus `extra_tokens` as the admin) set up as EKS is by
 /// infra/DEPLOY.md: tokens verified for `cluster` with the function's (local) credentials,
 /// mapped to the deploy-undo group, authorized by `rbac_manifest`; and an EKS cluster in moto
-/// named after the test.
+/// named after the test, which the stack's `ClusterName` names.
 pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &str) -> Env {
     let kube = LocalKube::start(Options {
         static_tokens: extra_tokens,
@@ -45,7 +50,7 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
             cluster: cluster.into(),
             region: Some(rollback_core::aws::LOCAL_REGION.into()),
             principals: vec![AwsPrincipal {
-                access_key_id: rollback_core::aws::LOCAL_ACCESS_KEY_ID.into(),
+                access_key_id: access_key_id("deploy-undo"),
                 secret_access_key: rollback_core::aws::LOCAL_SECRET_ACCESS_KEY.into(),
                 username: FUNCTION_USER.into(),
                 groups: vec![KUBERNETES_GROUP.into()],
@@ -56,8 +61,7 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
     })
     .await
     .unwrap();
-    let config = moto().sdk_config();
-    let eks = aws_sdk_eks::Client::new(&config);
+    let eks = aws_sdk_eks::Client::new(&moto().sdk_config());
     eks.create_cluster()
         .name(cluster)
         .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
@@ -69,8 +73,10 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
         .send()
         .await
         .unwrap();
+    let stack = test_stack("mint-replica").parameter("ClusterName", cluster);
+    let gate = IamGate::start(&moto().endpoint(), "deploy-undo", &stack);
     let clients = Clients::new(
-        &config,
+        &gate.sdk_config(),
         Some(ApiOverride {
             url: kube.url(),
             ca_pem: kube.ca_pem().map(str::to_owned),
@@ -80,6 +86,7 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
         kube,
         clients,
         cluster: cluster.to_owned(),
+        gate,
     }
 }
 

@@ -1,9 +1,12 @@
-//! What the notify tests against moto share: one moto per process, a topic whose messages
-//! arrive raw on an SQS queue, and bounded reads of that queue.
+//! What the notify tests against moto share: one moto per process, notify's clients behind
+//! the IAM gate (its role in infra/template.yaml), a topic whose messages arrive raw on an
+//! SQS queue, and bounded reads of that queue.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
+use rollback_fault_proxy::gate::IamGate;
+use rollback_fault_proxy::iam::StackValues;
 use rollback_moto::MotoServer;
 use rollback_notify::Clients;
 
@@ -76,6 +79,15 @@ pub async fn queue_is_empty(queue_url: &str) -> bool {
         .is_empty()
 }
 
-pub fn clients() -> Clients {
-    Clients::new(&moto().sdk_config())
+/// notify's role for `stack`, checking every call notify makes: with
+/// `test_stack(service)` it may publish to `<service>-approvals`, `<service>-notices` and
+/// `<service>-escalations` (name the test's topics so) and read the stack's link key. The
+/// test seeds and reads through moto directly.
+pub fn gate(stack: &StackValues) -> IamGate {
+    IamGate::start(&moto().endpoint(), "notify", stack)
+}
+
+/// notify's clients: its own credentials, through `gate`.
+pub fn clients(gate: &IamGate) -> Clients {
+    Clients::new(&gate.sdk_config())
 }

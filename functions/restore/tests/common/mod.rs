@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use aws_sdk_rds::Client;
+use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_fault_proxy::iam::StackValues;
 use rollback_moto::MotoServer;
 use rollback_restore::Clients;
 use serde_json::{Value, json};
@@ -11,16 +13,99 @@ pub fn moto() -> &'static MotoServer {
     MotoServer::shared()
 }
 
+/// The test's own client (seeding and assertions): straight to moto, never IAM-checked.
 pub fn rds() -> Client {
     Client::new(&moto().sdk_config())
 }
 
-pub fn clients() -> Clients {
-    Clients { rds: rds() }
+/// The plan service of every [`envelope`]: it names the snapshots (`predeploy-svc-…`,
+/// `rollback-svc-…`), which the snapshot role scopes by `ServiceName`.
+pub const SERVICE: &str = "svc";
+
+/// The stack the roles are resolved for: service [`SERVICE`], databases named `<prefix>` or
+/// `<prefix>-…` (`DatabaseIdPrefix`).
+pub fn stack(prefix: &str) -> StackValues {
+    test_stack(SERVICE).parameter("DatabaseIdPrefix", prefix)
 }
 
-pub fn snapshot_clients() -> rollback_snapshot::Clients {
-    rollback_snapshot::Clients { rds: rds() }
+/// `function`'s IAM gate in front of moto, its role resolved with [`stack`]`(prefix)`: the
+/// function's calls through it are checked against `infra/template.yaml`, and the test fails
+/// when the gate is dropped if the role refused any.
+pub fn gate(function: &str, prefix: &str) -> IamGate {
+    IamGate::start(&moto().endpoint(), function, &stack(prefix))
+}
+
+/// One test's gates for the restore function and the snapshot function (which makes the
+/// pre-deploy snapshots the restore resolves).
+pub struct Gates {
+    pub restore: IamGate,
+    pub snapshot: IamGate,
+}
+
+impl Gates {
+    /// Both gates, for databases named `<prefix>` or `<prefix>-…`.
+    pub fn start(prefix: &str) -> Gates {
+        Gates {
+            restore: gate("restore", prefix),
+            snapshot: gate("snapshot", prefix),
+        }
+    }
+
+    /// The restore function's clients, through its gate.
+    pub fn clients(&self) -> Clients {
+        clients(&self.restore)
+    }
+
+    /// The snapshot function's clients, through its gate.
+    pub fn snapshot_clients(&self) -> rollback_snapshot::Clients {
+        snapshot_clients(&self.snapshot)
+    }
+
+    /// [`pre_deploy`] through this test's snapshot gate.
+    pub async fn pre_deploy(
+        &self,
+        db: &str,
+        kind: &str,
+        release: &str,
+    ) -> chrono::DateTime<chrono::Utc> {
+        pre_deploy(&self.snapshot, db, kind, release).await
+    }
+}
+
+/// Restore-binary clients through `gate` (a `restore` or `drill-cleanup` gate).
+pub fn clients(gate: &IamGate) -> Clients {
+    Clients {
+        rds: Client::new(&gate.sdk_config()),
+    }
+}
+
+/// The snapshot function's clients through `gate` (a `snapshot` gate).
+pub fn snapshot_clients(gate: &IamGate) -> rollback_snapshot::Clients {
+    rollback_snapshot::Clients {
+        rds: Client::new(&gate.sdk_config()),
+    }
+}
+
+/// Creates a pre-deploy snapshot through the snapshot function (its clients from `snapshot`,
+/// a `snapshot` gate) and returns its creation time.
+pub async fn pre_deploy(
+    snapshot: &IamGate,
+    db: &str,
+    kind: &str,
+    release: &str,
+) -> chrono::DateTime<chrono::Utc> {
+    let out = rollback_snapshot::handle(
+        &snapshot_clients(snapshot),
+        envelope(
+            json!({"action": "pre-deploy", "release": release}),
+            json!([{"kind": kind, "id": db}]),
+            json!({"trigger": {"kind": "manual"}, "reason": "deploy"}),
+            &format!("deploy-{release}"),
+        ),
+    )
+    .await
+    .unwrap();
+    serde_json::from_value(out["snapshots"][0]["created_at"].clone()).unwrap()
 }
 
 /// A PostgreSQL instance with a parameter group and security groups, so `start` has settings
@@ -86,7 +171,7 @@ pub fn request(mode: &str, extra: Value) -> Value {
 
 pub fn envelope(action: Value, databases: Value, request: Value, execution: &str) -> Value {
     let mut v = action;
-    v["plan"] = json!({"service": "svc", "databases": databases});
+    v["plan"] = json!({"service": SERVICE, "databases": databases});
     v["request"] = request;
     v["execution"] = json!(execution);
     v
@@ -114,22 +199,6 @@ pub async fn snapshot_ids(rds: &Client, db: &str) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-/// Creates a pre-deploy snapshot through the snapshot function and returns its creation time.
-pub async fn pre_deploy(db: &str, kind: &str, release: &str) -> chrono::DateTime<chrono::Utc> {
-    let out = rollback_snapshot::handle(
-        &snapshot_clients(),
-        envelope(
-            json!({"action": "pre-deploy", "release": release}),
-            json!([{"kind": kind, "id": db}]),
-            json!({"trigger": {"kind": "manual"}, "reason": "deploy"}),
-            &format!("deploy-{release}"),
-        ),
-    )
-    .await
-    .unwrap();
-    serde_json::from_value(out["snapshots"][0]["created_at"].clone()).unwrap()
 }
 
 pub fn midpoint(
