@@ -26,6 +26,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("PlanFunctionArn", "rollback-plan"),
     ("SnapshotFunctionArn", "rollback-snapshot"),
     ("RestoreFunctionArn", "rollback-restore"),
+    ("DrillCleanupFunctionArn", "rollback-drill-cleanup"),
     ("RetagFunctionArn", "rollback-retag"),
     ("DeployUndoFunctionArn", "rollback-deploy-undo"),
     ("SmokeTestFunctionArn", "rollback-smoke-test"),
@@ -42,7 +43,7 @@ pub const DESTRUCTIVE: &[(&str, &str)] = &[
     ("deploy-undo", "resume"),
     ("restore", "start"),
     ("restore", "swap"),
-    ("restore", "cleanup-drill"),
+    ("drill-cleanup", "cleanup-drill"),
     ("retag", "apply"),
 ];
 

@@ -29,7 +29,8 @@ pub struct Call {
     /// Execution ARN.
     pub execution: String,
     pub state: String,
-    /// `plan`, `snapshot`, `restore`, `retag`, `deploy-undo`, `smoke-test`, `notify`.
+    /// `plan`, `snapshot`, `restore`, `drill-cleanup`, `retag`, `deploy-undo`, `smoke-test`,
+    /// `notify`.
     pub function: String,
     pub action: String,
     pub payload: Value,
@@ -242,8 +243,17 @@ impl Script {
                     available,
                 ))
             }
-            "restore" => {
+            // One binary, two deployments (infra/template.yaml): cleanup-drill runs only in
+            // drill-cleanup, everything else only in restore; each refuses the other's actions.
+            "restore" | "drill-cleanup" => {
                 let s = StepInput::<RestoreAction>::parse(p).map_err(rollback_failure)?;
+                let cleanup = matches!(s.action, RestoreAction::CleanupDrill { .. });
+                if cleanup != (call.function == "drill-cleanup") {
+                    return Err(rollback_failure(RollbackError::InvalidInput(format!(
+                        "action: {} does not run in the {} deployment",
+                        call.action, call.function
+                    ))));
+                }
                 match &s.action {
                     RestoreAction::Resolve { release_time } => {
                         to_value(canned::restore_resolve(&s.plan, &s.request, *release_time))

@@ -660,7 +660,7 @@ async fn drill_runs_every_step_in_its_non_destructive_form() {
                         ("snapshot", "status"),
                         ("restore", "start"),
                         ("restore", "status"),
-                        ("restore", "cleanup-drill"),
+                        ("drill-cleanup", "cleanup-drill"),
                     ],
                     vec![("retag", "apply")],
                 ]),

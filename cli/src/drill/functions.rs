@@ -16,6 +16,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("PlanFunctionArn", "rollback-plan"),
     ("SnapshotFunctionArn", "rollback-snapshot"),
     ("RestoreFunctionArn", "rollback-restore"),
+    ("DrillCleanupFunctionArn", "rollback-drill-cleanup"),
     ("RetagFunctionArn", "rollback-retag"),
     ("DeployUndoFunctionArn", "rollback-deploy-undo"),
     ("SmokeTestFunctionArn", "rollback-smoke-test"),
@@ -45,6 +46,8 @@ pub struct FunctionClients {
     pub plan: rollback_plan::Clients,
     pub snapshot: rollback_snapshot::Clients,
     pub restore: rollback_restore::Clients,
+    /// The restore code as the `DrillCleanupFunction` deployment: its own credentials.
+    pub drill_cleanup: rollback_restore::Clients,
     pub retag: rollback_retag::Clients,
     pub deploy_undo: rollback_deploy_undo::Clients,
     pub smoke: rollback_smoke_test::Clients,
@@ -77,8 +80,14 @@ pub fn register_all(registry: &LambdaRegistry, clients: Arc<FunctionClients>) {
     register!(registry, clients, "rollback-snapshot", |c, p| {
         rollback_snapshot::handle(&c.snapshot, p)
     });
-    register!(registry, clients, "rollback-restore", |c, p| {
-        rollback_restore::handle(&c.restore, p)
+    // One binary, two deployments, each serving its own actions with its own role.
+    register!(registry, clients, "rollback-restore", |c, p| async {
+        let served = rollback_restore::Served::restore();
+        rollback_restore::handle_served(&c.restore, &served, p).await
+    });
+    register!(registry, clients, "rollback-drill-cleanup", |c, p| async {
+        let served = rollback_restore::Served::drill_cleanup();
+        rollback_restore::handle_served(&c.drill_cleanup, &served, p).await
     });
     register!(registry, clients, "rollback-retag", |c, p| {
         rollback_retag::handle(&c.retag, p)

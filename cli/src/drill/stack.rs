@@ -156,6 +156,9 @@ impl LocalStack {
             restore: rollback_restore::Clients {
                 rds: aws_sdk_rds::Client::new(&function_sdk("restore")),
             },
+            drill_cleanup: rollback_restore::Clients {
+                rds: aws_sdk_rds::Client::new(&function_sdk("drill-cleanup")),
+            },
             retag: rollback_retag::Clients::new(&function_sdk("retag")),
             deploy_undo: rollback_deploy_undo::Clients::new(
                 &function_sdk("deploy-undo"),
@@ -432,20 +435,10 @@ pub fn template_path() -> std::path::PathBuf {
     rollback_moto::workspace_root().join("infra/template.yaml")
 }
 
-/// A function's own SDK configuration: its own access key id (`ASIARESTORE`…), by which the
-/// proxy knows whose role to check, as each Lambda has its own role's credentials in AWS.
+/// A function's own SDK configuration (its own access key id, by which the proxy checks
+/// its role).
 fn function_sdk_at(endpoint_url: &str, function: &str) -> aws_config::SdkConfig {
-    use aws_sdk_sfn::config::{Credentials, SharedCredentialsProvider};
-    rollback_core::aws::for_endpoint(endpoint_url, rollback_core::aws::LOCAL_REGION)
-        .into_builder()
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            rollback_fault_proxy::iam::access_key_id(function),
-            "testing",
-            None,
-            None,
-            "drill-function-role",
-        )))
-        .build()
+    rollback_fault_proxy::gate::function_sdk_config(endpoint_url, function)
 }
 
 /// The cluster the drill's plan names (seeded in moto by `seed`).

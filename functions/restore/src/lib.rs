@@ -8,9 +8,12 @@ pub mod placement;
 pub mod resolve;
 pub mod resolve_pitr;
 pub mod revert;
+pub mod served;
 pub mod start;
 pub mod status;
 pub mod swap;
+
+pub use served::{ACTIONS_ENV, DRILL_CLEANUP_ACTIONS, Served};
 
 use chrono::{DateTime, Utc};
 use rollback_core::contract::restore::{
@@ -33,8 +36,22 @@ pub struct Clients {
 
 type Input = StepInput<RestoreAction>;
 
-/// Lambda handler body: parses and validates the envelope, runs the action.
+/// Lambda handler body: parses and validates the envelope, runs the action. Serves every
+/// action (see [`handle_served`] for a deployment).
 pub async fn handle(clients: &Clients, payload: Value) -> Result<Value, RollbackError> {
+    handle_served(clients, &Served::all(), payload).await
+}
+
+/// [`handle`] for a deployment serving `served`: an action it does not serve is refused
+/// before the envelope is read or any AWS call is made.
+pub async fn handle_served(
+    clients: &Clients,
+    served: &Served,
+    payload: Value,
+) -> Result<Value, RollbackError> {
+    if let Some(action) = payload.get("action").and_then(Value::as_str) {
+        served.check(action)?;
+    }
     let input = Input::parse(payload)?;
     match &input.action {
         RestoreAction::Resolve { release_time } => {

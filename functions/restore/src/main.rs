@@ -2,7 +2,7 @@
 #![recursion_limit = "256"]
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use rollback_restore::Clients;
+use rollback_restore::{ACTIONS_ENV, Clients, Served};
 use serde_json::Value;
 
 #[tokio::main]
@@ -11,9 +11,12 @@ async fn main() -> Result<(), Error> {
     let clients = Clients {
         rds: aws_sdk_rds::Client::new(&rollback_core::aws::from_env().await),
     };
+    // Which actions this deployment serves (RestoreFunction or DrillCleanupFunction).
+    let served = Served::from_env(std::env::var(ACTIONS_ENV).ok().as_deref())?;
     let clients = &clients;
+    let served = &served;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        rollback_restore::handle(clients, event.payload)
+        rollback_restore::handle_served(clients, served, event.payload)
             .await
             .map_err(lambda_runtime::Diagnostic::from)
     }))

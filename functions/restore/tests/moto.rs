@@ -7,8 +7,13 @@ use rollback_core::contract::restore::{
     CleanupOutput, ResolveOutput, StartOutput, StatusOutput, SwapOutput, SwapState,
 };
 use rollback_core::{ErrorKind, ExecutionId, ids};
+use rollback_fault_proxy::gate::IamGate;
 use rollback_restore::handle;
 use serde_json::{Value, json};
+
+/// Every database here is named `res-…`: the roles' `DatabaseIdPrefix`. The functions'
+/// calls go through their IAM gates ([`Gates`]), checked against their roles.
+const PREFIX: &str = "res";
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
@@ -16,11 +21,14 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
 
 #[tokio::test]
 async fn resolve_prefers_the_pre_deploy_snapshot_before_the_cutoff() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-pick-db", "db.t3.micro").await;
     instance(&rds, "res-pick-other", "db.t3.micro").await;
-    let v1 = pre_deploy("res-pick-db", "rds-instance", "v1").await;
-    pre_deploy("res-pick-other", "rds-instance", "v1").await;
+    let v1 = gates.pre_deploy("res-pick-db", "rds-instance", "v1").await;
+    gates
+        .pre_deploy("res-pick-other", "rds-instance", "v1")
+        .await;
     // A newer manual snapshot without our tags, still before the cutoff.
     let manual = rds
         .create_db_snapshot()
@@ -36,7 +44,7 @@ async fn resolve_prefers_the_pre_deploy_snapshot_before_the_cutoff() {
         .unwrap();
     let manual_at =
         chrono::DateTime::from_timestamp(manual_at.secs(), manual_at.subsec_nanos()).unwrap();
-    let v2 = pre_deploy("res-pick-db", "rds-instance", "v2").await;
+    let v2 = gates.pre_deploy("res-pick-db", "rds-instance", "v2").await;
     assert!(
         v1 < manual_at && manual_at < v2,
         "snapshots must have distinct times"
@@ -45,7 +53,7 @@ async fn resolve_prefers_the_pre_deploy_snapshot_before_the_cutoff() {
 
     let out: ResolveOutput = parse(
         handle(
-            &clients(),
+            &gates.clients(),
             envelope(
                 json!({"action": "resolve"}),
                 json!([{"kind": "rds-instance", "id": "res-pick-db"}]),
@@ -81,7 +89,7 @@ async fn resolve_prefers_the_pre_deploy_snapshot_before_the_cutoff() {
     // The release time from deploy-undo is the cutoff when the request has none.
     let out: ResolveOutput = parse(
         handle(
-            &clients(),
+            &gates.clients(),
             envelope(
                 json!({"action": "resolve", "release_time": v2 + chrono::Duration::milliseconds(1)}),
                 json!([{"kind": "rds-instance", "id": "res-pick-db"}]),
@@ -100,11 +108,12 @@ async fn resolve_prefers_the_pre_deploy_snapshot_before_the_cutoff() {
 
 #[tokio::test]
 async fn resolve_falls_back_to_the_automated_snapshot() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-auto-db", "db.t3.micro").await;
     let out: ResolveOutput = parse(
         handle(
-            &clients(),
+            &gates.clients(),
             envelope(
                 json!({"action": "resolve"}),
                 json!([{"kind": "rds-instance", "id": "res-auto-db"}]),
@@ -131,11 +140,12 @@ async fn resolve_falls_back_to_the_automated_snapshot() {
 
 #[tokio::test]
 async fn resolve_without_an_eligible_snapshot_explains_the_search() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-none-db", "db.t3.micro").await;
     let cutoff = chrono::Utc::now() - chrono::Duration::days(1);
     let err = handle(
-        &clients(),
+        &gates.clients(),
         envelope(
             json!({"action": "resolve"}),
             json!([{"kind": "rds-instance", "id": "res-none-db"}]),
@@ -156,9 +166,10 @@ async fn resolve_without_an_eligible_snapshot_explains_the_search() {
 
 #[tokio::test]
 async fn resolve_with_app_scope_resolves_nothing() {
+    let gates = Gates::start(PREFIX);
     let out: ResolveOutput = parse(
         handle(
-            &clients(),
+            &gates.clients(),
             envelope(
                 json!({"action": "resolve"}),
                 json!([{"kind": "rds-instance", "id": "res-scope-never-created"}]),
@@ -173,9 +184,9 @@ async fn resolve_with_app_scope_resolves_nothing() {
     assert!(out.databases.is_empty());
 }
 
-async fn resolved(db: &str, kind: &str, exec: &str, mode: &str) -> Value {
+async fn resolved(gate: &IamGate, db: &str, kind: &str, exec: &str, mode: &str) -> Value {
     let out = handle(
-        &clients(),
+        &clients(gate),
         envelope(
             json!({"action": "resolve"}),
             json!([{"kind": kind, "id": db}]),
@@ -188,7 +199,10 @@ async fn resolved(db: &str, kind: &str, exec: &str, mode: &str) -> Value {
     out["databases"].clone()
 }
 
+/// Calls the restore function with its clients from `gate` (`restore`, or `drill-cleanup`
+/// for cleanup-drill).
 async fn act(
+    gate: &IamGate,
     action: Value,
     db: &str,
     kind: &str,
@@ -196,7 +210,7 @@ async fn act(
     mode: &str,
 ) -> Result<Value, rollback_core::RollbackError> {
     handle(
-        &clients(),
+        &clients(gate),
         envelope(
             action,
             json!([{"kind": kind, "id": db}]),
@@ -208,10 +222,10 @@ async fn act(
 }
 
 /// Calls swap until it reports complete: RDS (and the local moto rules) rename asynchronously.
-async fn swap_until_complete(db: &str, kind: &str, exec: &str) -> SwapOutput {
+async fn swap_until_complete(gate: &IamGate, db: &str, kind: &str, exec: &str) -> SwapOutput {
     for _ in 0..20 {
         let out: SwapOutput = parse(
-            act(json!({"action": "swap"}), db, kind, exec, "live")
+            act(gate, json!({"action": "swap"}), db, kind, exec, "live")
                 .await
                 .unwrap(),
         );
@@ -224,13 +238,22 @@ async fn swap_until_complete(db: &str, kind: &str, exec: &str) -> SwapOutput {
 
 #[tokio::test]
 async fn start_copies_the_source_settings_and_is_idempotent() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-start-db", "db.m5.large").await;
-    pre_deploy("res-start-db", "rds-instance", "v1").await;
-    let resolved = resolved("res-start-db", "rds-instance", "exec-start", "live").await;
+    gates.pre_deploy("res-start-db", "rds-instance", "v1").await;
+    let resolved = resolved(
+        &gates.restore,
+        "res-start-db",
+        "rds-instance",
+        "exec-start",
+        "live",
+    )
+    .await;
 
     let first: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-start-db",
             "rds-instance",
@@ -242,6 +265,7 @@ async fn start_copies_the_source_settings_and_is_idempotent() {
     );
     let again: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-start-db",
             "rds-instance",
@@ -276,6 +300,7 @@ async fn start_copies_the_source_settings_and_is_idempotent() {
 
     let status: StatusOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "status"}),
             "res-start-db",
             "rds-instance",
@@ -292,16 +317,25 @@ async fn start_copies_the_source_settings_and_is_idempotent() {
 
 #[tokio::test]
 async fn start_refuses_a_snapshot_that_is_gone() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-drift-db", "db.t3.micro").await;
-    pre_deploy("res-drift-db", "rds-instance", "v1").await;
-    let resolved = resolved("res-drift-db", "rds-instance", "exec-drift", "live").await;
+    gates.pre_deploy("res-drift-db", "rds-instance", "v1").await;
+    let resolved = resolved(
+        &gates.restore,
+        "res-drift-db",
+        "rds-instance",
+        "exec-drift",
+        "live",
+    )
+    .await;
     rds.delete_db_snapshot()
         .db_snapshot_identifier(resolved[0]["snapshot_id"].as_str().unwrap())
         .send()
         .await
         .unwrap();
     let err = act(
+        &gates.restore,
         json!({"action": "start", "resolved": resolved}),
         "res-drift-db",
         "rds-instance",
@@ -318,11 +352,12 @@ async fn start_refuses_a_snapshot_that_is_gone() {
 
 #[tokio::test]
 async fn swap_keeps_the_identifier_and_is_idempotent() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-swap-db", "db.t3.micro").await;
-    pre_deploy("res-swap-db", "rds-instance", "v1").await;
+    gates.pre_deploy("res-swap-db", "rds-instance", "v1").await;
     let exec = "exec-swap";
-    let resolved = resolved("res-swap-db", "rds-instance", exec, "live").await;
+    let resolved = resolved(&gates.restore, "res-swap-db", "rds-instance", exec, "live").await;
     let endpoint_before = instance_state(&rds, "res-swap-db")
         .await
         .unwrap()
@@ -331,6 +366,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
         .address()
         .map(str::to_owned);
     act(
+        &gates.restore,
         json!({"action": "start", "resolved": resolved}),
         "res-swap-db",
         "rds-instance",
@@ -340,7 +376,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     .await
     .unwrap();
 
-    let swap = swap_until_complete("res-swap-db", "rds-instance", exec).await;
+    let swap = swap_until_complete(&gates.restore, "res-swap-db", "rds-instance", exec).await;
     let aside = ids::aside_identifier("res-swap-db", &ExecutionId::new(exec));
     assert!(swap.complete);
     assert_eq!(swap.databases[0].state, SwapState::Done);
@@ -366,6 +402,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
 
     let again: SwapOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "swap"}),
             "res-swap-db",
             "rds-instance",
@@ -381,6 +418,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     // status and start after the swap find the restored database at the original identifier.
     let status: StatusOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "status"}),
             "res-swap-db",
             "rds-instance",
@@ -394,6 +432,7 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     assert_eq!(status.databases[0].target, "res-swap-db");
     let restart: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-swap-db",
             "rds-instance",
@@ -409,9 +448,11 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
 
 #[tokio::test]
 async fn swap_before_the_restore_renames_nothing() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-early-db", "db.t3.micro").await;
     let err = act(
+        &gates.restore,
         json!({"action": "swap"}),
         "res-early-db",
         "rds-instance",
@@ -427,15 +468,17 @@ async fn swap_before_the_restore_renames_nothing() {
 
 #[tokio::test]
 async fn aurora_cluster_restores_with_its_instances_and_swaps() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     aurora(&rds, "res-aurora").await;
-    pre_deploy("res-aurora", "aurora-cluster", "v1").await;
+    gates.pre_deploy("res-aurora", "aurora-cluster", "v1").await;
     let exec = "exec-aurora";
-    let resolved = resolved("res-aurora", "aurora-cluster", exec, "live").await;
+    let resolved = resolved(&gates.restore, "res-aurora", "aurora-cluster", exec, "live").await;
     assert_eq!(resolved[0]["snapshot_type"], "manual");
 
     let started: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-aurora",
             "aurora-cluster",
@@ -468,6 +511,7 @@ async fn aurora_cluster_restores_with_its_instances_and_swaps() {
 
     let again: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-aurora",
             "aurora-cluster",
@@ -481,6 +525,7 @@ async fn aurora_cluster_restores_with_its_instances_and_swaps() {
 
     let status: StatusOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "status"}),
             "res-aurora",
             "aurora-cluster",
@@ -493,7 +538,7 @@ async fn aurora_cluster_restores_with_its_instances_and_swaps() {
     assert!(status.all_available, "{status:?}");
     assert_eq!(status.databases[0].instances.len(), 2);
 
-    let swap = swap_until_complete("res-aurora", "aurora-cluster", exec).await;
+    let swap = swap_until_complete(&gates.restore, "res-aurora", "aurora-cluster", exec).await;
     assert!(swap.complete);
     let aside = ids::aside_identifier("res-aurora", &ExecutionId::new(exec));
     let current = rds
@@ -534,16 +579,27 @@ async fn futures_classes(rds: &aws_sdk_rds::Client, ids: &[String]) -> Vec<Strin
 
 #[tokio::test]
 async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
+    let gates = Gates::start(PREFIX);
+    // cleanup-drill runs in its own deployment, whose role may delete drill copies.
+    let drill_cleanup = gate("drill-cleanup", PREFIX);
     let rds = rds();
     instance(&rds, "res-drill-db", "db.t3.micro").await;
-    pre_deploy("res-drill-db", "rds-instance", "v1").await;
+    gates.pre_deploy("res-drill-db", "rds-instance", "v1").await;
     let exec = "exec-drill";
     let before = instance_state(&rds, "res-drill-db").await.unwrap();
     let snapshots_before = snapshot_ids(&rds, "res-drill-db").await;
 
-    let resolved = resolved("res-drill-db", "rds-instance", exec, "drill").await;
+    let resolved = resolved(
+        &gates.restore,
+        "res-drill-db",
+        "rds-instance",
+        exec,
+        "drill",
+    )
+    .await;
     let started: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-drill-db",
             "rds-instance",
@@ -558,6 +614,7 @@ async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
     assert_eq!(started.databases[0].target, scratch);
     let status: StatusOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "status"}),
             "res-drill-db",
             "rds-instance",
@@ -570,6 +627,7 @@ async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
     assert!(status.all_available);
     let swap: SwapOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "swap"}),
             "res-drill-db",
             "rds-instance",
@@ -584,6 +642,7 @@ async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
 
     let cleanup: CleanupOutput = parse(
         act(
+            &drill_cleanup,
             json!({"action": "cleanup-drill"}),
             "res-drill-db",
             "rds-instance",
@@ -597,6 +656,7 @@ async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
     assert!(instance_state(&rds, &scratch).await.is_none());
     let again: CleanupOutput = parse(
         act(
+            &drill_cleanup,
             json!({"action": "cleanup-drill"}),
             "res-drill-db",
             "rds-instance",
@@ -620,13 +680,26 @@ async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
 
 #[tokio::test]
 async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
+    let gates = Gates::start(PREFIX);
+    // cleanup-drill runs in its own deployment, whose role may delete drill copies.
+    let drill_cleanup = gate("drill-cleanup", PREFIX);
     let rds = rds();
     aurora(&rds, "res-drill-cl").await;
-    pre_deploy("res-drill-cl", "aurora-cluster", "v1").await;
+    gates
+        .pre_deploy("res-drill-cl", "aurora-cluster", "v1")
+        .await;
     let exec = "exec-drill-cl";
-    let resolved = resolved("res-drill-cl", "aurora-cluster", exec, "drill").await;
+    let resolved = resolved(
+        &gates.restore,
+        "res-drill-cl",
+        "aurora-cluster",
+        exec,
+        "drill",
+    )
+    .await;
     let started: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             "res-drill-cl",
             "aurora-cluster",
@@ -645,6 +718,7 @@ async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
     for _ in 0..5 {
         let out: CleanupOutput = parse(
             act(
+                &drill_cleanup,
                 json!({"action": "cleanup-drill"}),
                 "res-drill-cl",
                 "aurora-cluster",
@@ -680,6 +754,7 @@ async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
 
 #[tokio::test]
 async fn bad_input_names_the_field() {
+    let gates = Gates::start(PREFIX);
     let db = json!([{"kind": "rds-instance", "id": "res-bad-db"}]);
     let resolution = json!([{"database": "res-other", "kind": "rds-instance", "snapshot_id": "s",
         "snapshot_created_at": "2024-05-01T00:00:00Z", "snapshot_type": "manual",
@@ -743,7 +818,7 @@ async fn bad_input_names_the_field() {
     ];
     for (action, request, kind, field) in cases {
         let err = handle(
-            &clients(),
+            &gates.clients(),
             envelope(action.clone(), db.clone(), request, "exec-bad"),
         )
         .await
@@ -766,7 +841,7 @@ async fn bad_input_names_the_field() {
         ),
     ] {
         let err = handle(
-            &clients(),
+            &gates.clients(),
             envelope(
                 json!({"action": "resolve"}),
                 databases,
@@ -783,7 +858,7 @@ async fn bad_input_names_the_field() {
         );
     }
     let err = handle(
-        &clients(),
+        &gates.clients(),
         envelope(
             json!({"action": "resolve"}),
             json!([]),
@@ -940,10 +1015,15 @@ fn assert_same_settings(
     );
 }
 
-async fn available_after_follow_up(db: &str, kind: &str, exec: &str) -> StatusOutput {
+async fn available_after_follow_up(
+    gate: &IamGate,
+    db: &str,
+    kind: &str,
+    exec: &str,
+) -> StatusOutput {
     for _ in 0..5 {
         let status: StatusOutput = parse(
-            act(json!({"action": "status"}), db, kind, exec, "live")
+            act(gate, json!({"action": "status"}), db, kind, exec, "live")
                 .await
                 .unwrap(),
         );
@@ -956,6 +1036,7 @@ async fn available_after_follow_up(db: &str, kind: &str, exec: &str) -> StatusOu
 
 #[tokio::test]
 async fn restored_instance_is_configured_like_its_source_field_by_field() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     let db = "res-fields-db";
     rds.create_db_parameter_group()
@@ -1022,10 +1103,11 @@ async fn restored_instance_is_configured_like_its_source_field_by_field() {
         .send()
         .await
         .unwrap();
-    pre_deploy(db, "rds-instance", "v1").await;
+    gates.pre_deploy(db, "rds-instance", "v1").await;
     let exec = "exec-fields";
-    let resolved = resolved(db, "rds-instance", exec, "live").await;
+    let resolved = resolved(&gates.restore, db, "rds-instance", exec, "live").await;
     act(
+        &gates.restore,
         json!({"action": "start", "resolved": resolved}),
         db,
         "rds-instance",
@@ -1034,7 +1116,7 @@ async fn restored_instance_is_configured_like_its_source_field_by_field() {
     )
     .await
     .unwrap();
-    available_after_follow_up(db, "rds-instance", exec).await;
+    available_after_follow_up(&gates.restore, db, "rds-instance", exec).await;
 
     let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
     let source = instance_state(&rds, db).await.unwrap();
@@ -1053,6 +1135,7 @@ async fn restored_instance_is_configured_like_its_source_field_by_field() {
 /// database without one reports none.
 #[tokio::test]
 async fn resolve_reports_read_replicas() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-replica-db", "db.t3.micro").await;
     instance(&rds, "res-replica-none", "db.t3.micro").await;
@@ -1065,7 +1148,7 @@ async fn resolve_reports_read_replicas() {
         .unwrap();
     let out: ResolveOutput = parse(
         handle(
-            &clients(),
+            &gates.clients(),
             envelope(
                 json!({"action": "resolve"}),
                 json!([{"kind": "rds-instance", "id": "res-replica-db"},
@@ -1198,6 +1281,7 @@ fn member_fields(i: &aws_sdk_rds::types::DbInstance) -> Vec<(&'static str, Strin
 
 #[tokio::test]
 async fn restored_aurora_cluster_is_configured_like_its_source_field_by_field() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     let db = "res-fields-aurora";
     rds.create_db_cluster_parameter_group()
@@ -1250,11 +1334,12 @@ async fn restored_aurora_cluster_is_configured_like_its_source_field_by_field() 
             .await
             .unwrap();
     }
-    pre_deploy(db, "aurora-cluster", "v1").await;
+    gates.pre_deploy(db, "aurora-cluster", "v1").await;
     let exec = "exec-fields-aurora";
-    let resolved = resolved(db, "aurora-cluster", exec, "live").await;
+    let resolved = resolved(&gates.restore, db, "aurora-cluster", exec, "live").await;
     let started: StartOutput = parse(
         act(
+            &gates.restore,
             json!({"action": "start", "resolved": resolved}),
             db,
             "aurora-cluster",
@@ -1264,7 +1349,7 @@ async fn restored_aurora_cluster_is_configured_like_its_source_field_by_field() 
         .await
         .unwrap(),
     );
-    available_after_follow_up(db, "aurora-cluster", exec).await;
+    available_after_follow_up(&gates.restore, db, "aurora-cluster", exec).await;
 
     let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
     let describe = |id: String| {
@@ -1292,6 +1377,7 @@ async fn restored_aurora_cluster_is_configured_like_its_source_field_by_field() 
 
 #[tokio::test]
 async fn point_in_time_restore_inside_the_window_restores_to_the_cutoff() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     let db = "res-pitr-db";
     instance(&rds, db, "db.m5.large").await;
@@ -1305,7 +1391,7 @@ async fn point_in_time_restore_inside_the_window_restores_to_the_cutoff() {
     let cutoff = chrono::DateTime::from_timestamp(created.secs() + 2, 0).unwrap();
     let plan_db = json!([{"kind": "rds-instance", "id": db, "restore": "point-in-time"}]);
     let exec = "exec-pitr";
-    let clients = clients();
+    let clients = gates.clients();
     let call = |action: Value| {
         handle(
             &clients,
@@ -1366,12 +1452,13 @@ async fn point_in_time_restore_inside_the_window_restores_to_the_cutoff() {
 
 #[tokio::test]
 async fn point_in_time_before_the_database_existed_is_refused_with_the_window() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     let db = "res-pitr-early";
     instance(&rds, db, "db.m5.large").await;
     let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
     let err = handle(
-        &clients(),
+        &gates.clients(),
         envelope(
             json!({"action": "resolve"}),
             json!([{"kind": "rds-instance", "id": db, "restore": "point-in-time"}]),
@@ -1395,6 +1482,7 @@ async fn point_in_time_before_the_database_existed_is_refused_with_the_window() 
 
 #[tokio::test]
 async fn snapshot_or_point_in_time_prefers_a_pre_deploy_snapshot_else_the_cutoff() {
+    let gates = Gates::start(PREFIX);
     let rds = rds();
     let db = "res-fallback-db";
     instance(&rds, db, "db.m5.large").await;
@@ -1406,7 +1494,7 @@ async fn snapshot_or_point_in_time_prefers_a_pre_deploy_snapshot_else_the_cutoff
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let cutoff = chrono::DateTime::from_timestamp(created.secs() + 2, 0).unwrap();
-    let clients = clients();
+    let clients = gates.clients();
     let resolve = |exec: &'static str| {
         handle(
             &clients,
@@ -1438,7 +1526,7 @@ async fn snapshot_or_point_in_time_prefers_a_pre_deploy_snapshot_else_the_cutoff
     );
 
     // With a pre-deploy snapshot, that snapshot.
-    pre_deploy(db, "rds-instance", "v1").await;
+    gates.pre_deploy(db, "rds-instance", "v1").await;
     let out: ResolveOutput = parse(resolve("exec-fallback-2").await.unwrap());
     assert!(!out.databases[0].is_point_in_time(), "{:?}", out.databases);
     assert_eq!(out.notes[0].source, "pre-deploy");

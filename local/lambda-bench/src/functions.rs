@@ -16,6 +16,9 @@ pub enum Needs {
     NotifyConfig,
     /// The link key, fetched from Secrets Manager during init: served by moto.
     LinkKeySecret,
+    /// `ROLLBACK_RESTORE_ACTIONS`: which actions this deployment of the restore binary serves
+    /// (as in the SAM template).
+    RestoreActions(&'static str),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +34,18 @@ pub struct FunctionSpec {
 pub const FUNCTIONS: &[FunctionSpec] = &[
     spec("plan", "rollback-plan", 256, Needs::Plan),
     spec("snapshot", "rollback-snapshot", 256, Needs::Nothing),
-    spec("restore", "rollback-restore", 256, Needs::Nothing),
+    spec(
+        "restore",
+        "rollback-restore",
+        256,
+        Needs::RestoreActions("resolve,start,status,swap,revert,observe"),
+    ),
+    spec(
+        "drill-cleanup",
+        "rollback-restore",
+        256,
+        Needs::RestoreActions("cleanup-drill"),
+    ),
     spec("retag", "rollback-retag", 256, Needs::Nothing),
     spec("deploy-undo", "rollback-deploy-undo", 256, Needs::Nothing),
     spec("smoke-test", "rollback-smoke-test", 512, Needs::Nothing),

@@ -100,11 +100,17 @@ pub fn function_name(logical_id: &str) -> String {
     out
 }
 
-/// Reads every function's role from the template text.
-pub fn function_roles(template_yaml: &str, values: &StackValues) -> Result<Vec<Role>, String> {
+/// The template text as JSON, every short tag in its long form (`!Ref X` → `{"Ref": "X"}`,
+/// `!If [...]` → `{"Fn::If": [...]}`), nothing resolved.
+pub fn template_json(template_yaml: &str) -> Result<Value, String> {
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(template_yaml).map_err(|e| format!("template.yaml: {e}"))?;
-    let template = long_form(yaml)?;
+    long_form(yaml)
+}
+
+/// Reads every function's role from the template text.
+pub fn function_roles(template_yaml: &str, values: &StackValues) -> Result<Vec<Role>, String> {
+    let template = template_json(template_yaml)?;
     let resolver = Resolver {
         template: &template,
         values,
@@ -374,7 +380,13 @@ impl Resolver<'_> {
                         if name == "AWS::NoValue" {
                             return Ok(None);
                         }
-                        self.reference(name).map(|s| Some(Value::String(s)))
+                        let value = self.reference(name)?;
+                        if self.is_list_parameter(name) {
+                            // As CloudFormation: the comma-separated members, each trimmed.
+                            let members: Vec<&str> = value.split(',').map(str::trim).collect();
+                            return Ok(Some(json!(members)));
+                        }
+                        Ok(Some(Value::String(value)))
                     }
                     "Fn::GetAtt" => {
                         let parts = strings(arg, "Fn::GetAtt")?;
@@ -484,6 +496,16 @@ impl Resolver<'_> {
         ))
     }
 
+    /// A `CommaDelimitedList` or `List<…>` parameter: its `Ref` is a list.
+    fn is_list_parameter(&self, name: &str) -> bool {
+        self.template
+            .get("Parameters")
+            .and_then(|p| p.get(name))
+            .and_then(|p| p.get("Type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"))
+    }
+
     fn attribute(&self, resource: &str, attribute: &str) -> Result<String, String> {
         self.values
             .resources
@@ -532,6 +554,10 @@ impl Resolver<'_> {
                 name.split_once('.').filter(|_| !name.starts_with("AWS::"))
             {
                 out.push_str(&self.attribute(resource, attribute)?);
+            } else if self.is_list_parameter(name) {
+                return Err(format!(
+                    "Fn::Sub {text:?}: {name} is a list parameter (join or select it first)"
+                ));
             } else {
                 out.push_str(&self.reference(name)?);
             }
@@ -652,6 +678,95 @@ Resources:
         // Without the service name there is nothing to resolve the prefix with.
         let err = function_roles(TEMPLATE, &StackValues::new("r", "a", "s")).unwrap_err();
         assert!(err.contains("ServiceName"), "{err}");
+    }
+
+    /// The VPC parameters: CommaDelimitedLists, empty by default, tested for emptiness by
+    /// joining them; a condition that chooses statements, and `AWS::NoValue` dropping one.
+    const VPC_TEMPLATE: &str = r#"
+Parameters:
+  SubnetIds:
+    Type: CommaDelimitedList
+    Default: ""
+  SecurityGroupIds:
+    Type: CommaDelimitedList
+    Default: ""
+Conditions:
+  HasSubnetIds: !Not [!Equals [!Join [",", !Ref SubnetIds], ""]]
+  HasSecurityGroupIds: !Not [!Equals [!Join [",", !Ref SecurityGroupIds], ""]]
+  InVpc: !Or [!Condition HasSubnetIds, !Condition HasSecurityGroupIds]
+  BothGiven: !And [!Condition HasSubnetIds, !Condition HasSecurityGroupIds]
+Resources:
+  SmokeTestFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Sid: Always
+              Effect: Allow
+              Action: cloudwatch:DescribeAlarms
+              Resource: "*"
+            - !If
+              - InVpc
+              - Sid: InVpc
+                Effect: Allow
+                Action: ec2:DescribeSubnets
+                Resource: !Join
+                  - ""
+                  - - !Sub "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/"
+                    - !Select [1, !Ref SubnetIds]
+              - !Ref AWS::NoValue
+            - Sid: Both
+              Effect: Allow
+              Action: ec2:DescribeSecurityGroups
+              Resource: !If [BothGiven, !Join [",", !Ref SecurityGroupIds], "none"]
+"#;
+
+    #[test]
+    fn list_parameters_and_conditions_choose_statements() {
+        let sids = |values: &StackValues| -> Vec<Statement> {
+            let roles = function_roles(VPC_TEMPLATE, values).unwrap();
+            roles[0].policies[0].statements.clone()
+        };
+        let outside = StackValues::new("us-east-1", "123456789012", "mint");
+        let statements = sids(&outside);
+        let names: Vec<_> = statements.iter().filter_map(|s| s.sid.clone()).collect();
+        assert_eq!(
+            names,
+            ["Always", "Both"],
+            "AWS::NoValue drops the VPC statement"
+        );
+        assert_eq!(statements[1].resources.patterns, ["none"]);
+
+        let inside = outside
+            .clone()
+            .parameter("SubnetIds", "subnet-a, subnet-b")
+            .parameter("SecurityGroupIds", "sg-1,sg-2");
+        let statements = sids(&inside);
+        let names: Vec<_> = statements.iter().filter_map(|s| s.sid.clone()).collect();
+        assert_eq!(names, ["Always", "InVpc", "Both"]);
+        assert_eq!(
+            statements[1].resources.patterns,
+            ["arn:aws:ec2:us-east-1:123456789012:subnet/subnet-b"],
+            "members are trimmed"
+        );
+        assert_eq!(statements[2].resources.patterns, ["sg-1,sg-2"]);
+
+        // One of the two: InVpc, but not both.
+        let half = outside.clone().parameter("SecurityGroupIds", "sg-1");
+        let err = function_roles(VPC_TEMPLATE, &half).unwrap_err();
+        assert!(err.contains("Fn::Select index 1 out of range"), "{err}");
+    }
+
+    #[test]
+    fn a_list_parameter_in_sub_is_an_error() {
+        let template = VPC_TEMPLATE.replace(
+            "Resource: \"*\"\n            - !If",
+            "Resource: !Sub \"${SubnetIds}\"\n            - !If",
+        );
+        assert_ne!(template, VPC_TEMPLATE);
+        let values = StackValues::new("us-east-1", "123456789012", "mint");
+        let err = function_roles(&template, &values).unwrap_err();
+        assert!(err.contains("SubnetIds is a list parameter"), "{err}");
     }
 
     #[test]

@@ -162,6 +162,7 @@ fn main() -> Result<()> {
                 set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key_secret);
             }
             Needs::LinkKeySecret => set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key_secret),
+            Needs::RestoreActions(actions) => set("ROLLBACK_RESTORE_ACTIONS", actions),
         }
         let zip_path = out.join("zip").join(format!("{}.zip", spec.name));
         let zip_bytes = package::zip_bootstrap(&python_for_zip(&python), &program, &zip_path)?;

@@ -1,0 +1,416 @@
+//! The restore binary runs as two deployments (infra/template.yaml): `RestoreFunction`, whose
+//! role restores, renames and tags but may not delete, and `DrillCleanupFunction`, which serves
+//! only `cleanup-drill` and whose role may delete a drill's tagged scratch copies and nothing
+//! else (no rename, no tag). IAM cannot see a rename's new name, so one role with both could
+//! rename a live database into a drill copy's name, tag it and delete it. Each call here goes
+//! through the IAM gate (the drill's check of the template's roles) to moto.
+
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use rollback_core::contract::restore::{CleanupOutput, StartOutput, tags};
+use rollback_core::{ErrorKind, ExecutionId, RollbackError, ids};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_moto::MotoServer;
+use rollback_restore::db::error_code;
+use rollback_restore::{ACTIONS_ENV, Clients, Served, handle_served};
+use serde_json::{Value, json};
+
+/// The plan's service; the roles cover databases named `dcr` and `dcr-*`.
+const SERVICE: &str = "dcr";
+
+fn moto() -> &'static MotoServer {
+    MotoServer::shared()
+}
+
+/// Seeding and assertions: straight to moto, never IAM-checked.
+fn rds() -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::new(&moto().sdk_config())
+}
+
+fn gate(function: &str) -> IamGate {
+    IamGate::start(&moto().endpoint(), function, &test_stack(SERVICE))
+}
+
+fn envelope(action: Value, db: &str, kind: &str, exec: &str) -> Value {
+    let mut v = action;
+    v["plan"] = json!({"service": SERVICE, "databases": [{"kind": kind, "id": db}]});
+    v["request"] = json!({"trigger": {"kind": "manual"}, "reason": "quarterly drill",
+                          "scope": "app+database", "mode": "drill"});
+    v["execution"] = json!(exec);
+    v
+}
+
+async fn instance(rds: &aws_sdk_rds::Client, id: &str) {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .engine_version("15.4")
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .backup_retention_period(7)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn aurora(rds: &aws_sdk_rds::Client, id: &str) {
+    rds.create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .master_username("admin")
+        .master_user_password("password123")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier(format!("{id}-1"))
+        .db_cluster_identifier(id)
+        .db_instance_class("db.r6g.large")
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A pre-deploy snapshot (by the snapshot function, unchecked), for the restore to resolve.
+async fn pre_deploy(db: &str, kind: &str) {
+    let mut payload = envelope(
+        json!({"action": "pre-deploy", "release": "v1"}),
+        db,
+        kind,
+        "deploy-v1",
+    );
+    payload["request"] = json!({"trigger": {"kind": "manual"}, "reason": "deploy"});
+    rollback_snapshot::handle(&rollback_snapshot::Clients { rds: rds() }, payload)
+        .await
+        .unwrap();
+}
+
+async fn instance_state(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+) -> Option<aws_sdk_rds::types::DbInstance> {
+    rds.describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.db_instances().first().cloned())
+}
+
+fn clients_of(gate: &IamGate) -> Clients {
+    Clients {
+        rds: aws_sdk_rds::Client::new(&gate.sdk_config()),
+    }
+}
+
+async fn call(
+    clients: &Clients,
+    served: &Served,
+    action: Value,
+    db: &str,
+    kind: &str,
+    exec: &str,
+) -> Result<Value, RollbackError> {
+    handle_served(clients, served, envelope(action, db, kind, exec)).await
+}
+
+/// The restore deployment makes the drill's scratch copy (tagged as one) and checks it is up.
+async fn drill_copy(restore: &Clients, db: &str, kind: &str, exec: &str) -> String {
+    let served = Served::restore();
+    let resolved = call(
+        restore,
+        &served,
+        json!({"action": "resolve"}),
+        db,
+        kind,
+        exec,
+    )
+    .await
+    .unwrap()["databases"]
+        .clone();
+    let started: StartOutput = serde_json::from_value(
+        call(
+            restore,
+            &served,
+            json!({"action": "start", "resolved": resolved}),
+            db,
+            kind,
+            exec,
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let scratch = ids::restore_identifier(db, &ExecutionId::new(exec), true);
+    assert_eq!(started.databases[0].target, scratch);
+    scratch
+}
+
+async fn cleanup_until_complete(cleanup: &Clients, db: &str, kind: &str, exec: &str) {
+    for _ in 0..10 {
+        let out: CleanupOutput = serde_json::from_value(
+            call(
+                cleanup,
+                &Served::drill_cleanup(),
+                json!({"action": "cleanup-drill"}),
+                db,
+                kind,
+                exec,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        if out.complete {
+            return;
+        }
+    }
+    panic!("cleanup-drill of {db} did not complete");
+}
+
+fn access_denied<T, E: ProvideErrorMetadata, R>(what: &str, result: Result<T, SdkError<E, R>>) {
+    match result {
+        Ok(_) => panic!("{what}: allowed"),
+        Err(e) => assert_eq!(error_code(&e), Some("AccessDenied"), "{what}"),
+    }
+}
+
+#[tokio::test]
+async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag() {
+    let rds = rds();
+    let (db, exec) = ("dcr-db", "exec-dcr");
+    instance(&rds, db).await;
+    pre_deploy(db, "rds-instance").await;
+    let restore_gate = gate("restore");
+    let cleanup_gate = gate("drill-cleanup");
+    let restore = clients_of(&restore_gate);
+    let cleanup = clients_of(&cleanup_gate);
+
+    let scratch = drill_copy(&restore, db, "rds-instance", exec).await;
+    restore_gate.assert_allowed();
+    let copy = instance_state(&rds, &scratch)
+        .await
+        .expect("the drill copy");
+    assert!(
+        copy.tag_list()
+            .iter()
+            .any(|t| t.key() == Some(tags::ROLE) && t.value() == Some("drill")),
+        "{:?}",
+        copy.tag_list()
+    );
+
+    // The restore deployment does not serve cleanup-drill: refused before any call.
+    let err = call(
+        &restore,
+        &Served::restore(),
+        json!({"action": "cleanup-drill"}),
+        db,
+        "rds-instance",
+        exec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        err.to_string(),
+        "invalid input: action: cleanup-drill runs in the DrillCleanupFunction deployment \
+         (its role may delete drill copies; this one may not)"
+    );
+    // Nor may its role delete the tagged drill copy when asked directly.
+    access_denied(
+        "restore deletes the drill copy",
+        restore
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(&scratch)
+            .skip_final_snapshot(true)
+            .send()
+            .await,
+    );
+    let refused = restore_gate.take_violations();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].action, "rds:DeleteDBInstance");
+    assert!(
+        refused[0]
+            .policy
+            .ends_with("no statement allows rds:DeleteDBInstance"),
+        "{}",
+        refused[0]
+    );
+    assert!(instance_state(&rds, &scratch).await.is_some());
+
+    // The drill-cleanup role may neither rename a live database into a drill copy's name, nor
+    // tag anything, nor delete what is not a tagged drill copy.
+    let live_arn = instance_state(&rds, db)
+        .await
+        .unwrap()
+        .db_instance_arn()
+        .unwrap()
+        .to_owned();
+    let untagged = "dcr-db-drill-untagged";
+    rds.create_db_instance()
+        .db_instance_identifier(untagged)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    access_denied(
+        "drill-cleanup renames the live database",
+        cleanup
+            .rds
+            .modify_db_instance()
+            .db_instance_identifier(db)
+            .new_db_instance_identifier(format!("{db}-drill-x"))
+            .apply_immediately(true)
+            .send()
+            .await,
+    );
+    let drill_tag = aws_sdk_rds::types::Tag::builder()
+        .key(tags::ROLE)
+        .value("drill")
+        .build();
+    access_denied(
+        "drill-cleanup tags the live database",
+        cleanup
+            .rds
+            .add_tags_to_resource()
+            .resource_name(&live_arn)
+            .tags(drill_tag.clone())
+            .send()
+            .await,
+    );
+    access_denied(
+        "drill-cleanup deletes the live database",
+        cleanup
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(db)
+            .skip_final_snapshot(true)
+            .send()
+            .await,
+    );
+    access_denied(
+        "drill-cleanup deletes a drill name without the drill tag",
+        cleanup
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(untagged)
+            .skip_final_snapshot(true)
+            .send()
+            .await,
+    );
+    let refused: Vec<String> = cleanup_gate
+        .take_violations()
+        .into_iter()
+        .map(|v| format!("{} {}", v.action, v.resource))
+        .collect();
+    let arn = |id: &str| format!("arn:aws:rds:us-east-1:123456789012:db:{id}");
+    assert_eq!(
+        refused,
+        [
+            format!("rds:ModifyDBInstance {}", arn(db)),
+            format!("rds:AddTagsToResource {live_arn}"),
+            format!("rds:DeleteDBInstance {}", arn(db)),
+            format!("rds:DeleteDBInstance {}", arn(untagged)),
+        ]
+    );
+    let live = instance_state(&rds, db).await.expect("the live database");
+    assert!(!live.tag_list().iter().any(|t| t.key() == Some(tags::ROLE)));
+    assert!(instance_state(&rds, untagged).await.is_some());
+
+    // The drill-cleanup deployment serves nothing of the restore's.
+    let err = call(
+        &cleanup,
+        &Served::drill_cleanup(),
+        json!({"action": "swap"}),
+        db,
+        "rds-instance",
+        exec,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid input: action: swap runs in the RestoreFunction deployment \
+         (its role may restore, rename and tag databases; this one may not)"
+    );
+
+    // What it is for: cleanup-drill deletes the tagged copy, within its role.
+    cleanup_until_complete(&cleanup, db, "rds-instance", exec).await;
+    assert!(instance_state(&rds, &scratch).await.is_none());
+    assert!(instance_state(&rds, db).await.is_some());
+    cleanup_gate.assert_allowed();
+}
+
+#[tokio::test]
+async fn the_drill_cleanup_role_deletes_a_drill_cluster_and_its_instances() {
+    let rds = rds();
+    let (db, exec) = ("dcr-cl", "exec-dcr-cl");
+    aurora(&rds, db).await;
+    pre_deploy(db, "aurora-cluster").await;
+    let restore_gate = gate("restore");
+    let cleanup_gate = gate("drill-cleanup");
+    let scratch = drill_copy(&clients_of(&restore_gate), db, "aurora-cluster", exec).await;
+    restore_gate.assert_allowed();
+
+    cleanup_until_complete(&clients_of(&cleanup_gate), db, "aurora-cluster", exec).await;
+    cleanup_gate.assert_allowed();
+    assert!(
+        rds.describe_db_clusters()
+            .db_cluster_identifier(&scratch)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        rds.describe_db_clusters()
+            .db_cluster_identifier(db)
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+/// Each deployment's `ROLLBACK_RESTORE_ACTIONS` in infra/template.yaml (a line scan: the
+/// template's CloudFormation tags are not plain YAML).
+fn template_actions(logical_id: &str) -> Option<String> {
+    let path = rollback_moto::workspace_root().join("infra/template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let header = format!("{logical_id}:");
+    let mut inside = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if line.len() - trimmed.len() == 2 && !trimmed.starts_with('#') {
+            inside = trimmed == header;
+        } else if inside && let Some(v) = trimmed.strip_prefix(&format!("{ACTIONS_ENV}:")) {
+            return Some(v.trim().to_owned());
+        }
+    }
+    None
+}
+
+#[test]
+fn the_template_gives_each_deployment_its_actions() {
+    let of = |id: &str| {
+        Served::from_env(template_actions(id).as_deref()).unwrap_or_else(|e| panic!("{id}: {e}"))
+    };
+    assert_eq!(of("RestoreFunction"), Served::restore());
+    assert_eq!(of("DrillCleanupFunction"), Served::drill_cleanup());
+    assert!(!Served::restore().serves("cleanup-drill"));
+    assert!(Served::drill_cleanup().serves("cleanup-drill"));
+    assert!(!Served::drill_cleanup().serves("start"));
+    // A deployment without the variable, or with an action that does not exist, does not start.
+    assert!(Served::from_env(None).unwrap_err().contains(ACTIONS_ENV));
+    let err = Served::from_env(Some("start,delete-everything")).unwrap_err();
+    assert!(
+        err.contains("\"delete-everything\" is not a restore action"),
+        "{err}"
+    );
+}
