@@ -304,7 +304,9 @@ fn contract_actions(function: &str) -> &'static [&'static str] {
     match function {
         "PlanFunctionArn" => contract::plan::ACTIONS,
         "SnapshotFunctionArn" => contract::snapshot::ACTIONS,
-        "RestoreFunctionArn" => contract::restore::ACTIONS,
+        // The restore binary's two deployments; which actions each serves is the template's
+        // ROLLBACK_RESTORE_ACTIONS (checked below).
+        "RestoreFunctionArn" | "DrillCleanupFunctionArn" => contract::restore::ACTIONS,
         "RetagFunctionArn" => contract::retag::ACTIONS,
         "DeployUndoFunctionArn" => contract::deploy_undo::ACTIONS,
         "SmokeTestFunctionArn" => contract::smoke::ACTIONS,
@@ -333,6 +335,14 @@ fn every_function_action_exists_in_its_contract() {
             "{path}/{name}: {key} has no action {action:?} (contract: {:?})",
             contract_actions(key)
         );
+        let function = key.strip_suffix("Arn").unwrap_or(key);
+        if let Some(served) = template_served_actions(function) {
+            assert!(
+                served.iter().any(|a| a == action),
+                "{path}/{name}: {function} deployment does not serve {action:?} \
+                 (its ROLLBACK_RESTORE_ACTIONS in infra/template.yaml: {served:?})"
+            );
+        }
         let resource = state["Resource"].as_str().unwrap();
         assert!(
             resource == "arn:aws:states:::lambda:invoke"
@@ -368,6 +378,7 @@ fn every_function_action_exists_in_its_contract() {
         ("PlanFunctionArn", "guard"),
         ("SnapshotFunctionArn", "create"),
         ("RestoreFunctionArn", "swap"),
+        ("DrillCleanupFunctionArn", "cleanup-drill"),
         ("RetagFunctionArn", "apply"),
         ("DeployUndoFunctionArn", "undo"),
         ("SmokeTestFunctionArn", "run"),
@@ -456,7 +467,27 @@ fn every_substitution_is_provided_by_the_template() {
             "${{{key}}} is not in the template's DefinitionSubstitutions"
         );
     }
-    assert_eq!(re.len(), 8, "{re:?}");
+    assert_eq!(re.len(), 9, "{re:?}");
+}
+
+/// The `ROLLBACK_RESTORE_ACTIONS` of the template's function `logical_id` (a line scan, as
+/// above), when it sets one: the actions that deployment of the restore binary serves.
+fn template_served_actions(logical_id: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    let header = format!("{logical_id}:");
+    let mut inside = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        if depth == 2 && !trimmed.starts_with('#') {
+            inside = trimmed == header;
+            continue;
+        }
+        if inside && let Some(value) = trimmed.strip_prefix("ROLLBACK_RESTORE_ACTIONS:") {
+            return Some(value.split(',').map(|a| a.trim().to_owned()).collect());
+        }
+    }
+    None
 }
 
 /// `${Name}` placeholders in the definition.
