@@ -5,105 +5,28 @@
 //! rename a live database into a drill copy's name, tag it and delete it. Each call here goes
 //! through the IAM gate (the drill's check of the template's roles) to moto.
 
+mod common;
+
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use common::{aurora, clients, envelope, gate, instance, instance_state, rds, request};
 use rollback_core::contract::restore::{CleanupOutput, StartOutput, tags};
 use rollback_core::{ErrorKind, ExecutionId, RollbackError, ids};
-use rollback_fault_proxy::gate::{IamGate, test_stack};
-use rollback_moto::MotoServer;
+use rollback_fault_proxy::gate::IamGate;
+use rollback_fault_proxy::{FaultKind, FaultSchedule};
 use rollback_restore::db::error_code;
 use rollback_restore::{ACTIONS_ENV, Clients, Served, handle_served};
 use serde_json::{Value, json};
 
-/// The plan's service; the roles cover databases named `dcr` and `dcr-*`.
-const SERVICE: &str = "dcr";
+/// The roles cover databases named `dcr` and `dcr-*` (`DatabaseIdPrefix`).
+const PREFIX: &str = "dcr";
 
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
+fn gate_for(function: &str) -> IamGate {
+    gate(function, PREFIX)
 }
 
-/// Seeding and assertions: straight to moto, never IAM-checked.
-fn rds() -> aws_sdk_rds::Client {
-    aws_sdk_rds::Client::new(&moto().sdk_config())
-}
-
-fn gate(function: &str) -> IamGate {
-    IamGate::start(&moto().endpoint(), function, &test_stack(SERVICE))
-}
-
-fn envelope(action: Value, db: &str, kind: &str, exec: &str) -> Value {
-    let mut v = action;
-    v["plan"] = json!({"service": SERVICE, "databases": [{"kind": kind, "id": db}]});
-    v["request"] = json!({"trigger": {"kind": "manual"}, "reason": "quarterly drill",
-                          "scope": "app+database", "mode": "drill"});
-    v["execution"] = json!(exec);
-    v
-}
-
-async fn instance(rds: &aws_sdk_rds::Client, id: &str) {
-    rds.create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .engine_version("15.4")
-        .master_username("admin")
-        .master_user_password("password123")
-        .allocated_storage(20)
-        .backup_retention_period(7)
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn aurora(rds: &aws_sdk_rds::Client, id: &str) {
-    rds.create_db_cluster()
-        .db_cluster_identifier(id)
-        .engine("aurora-postgresql")
-        .engine_version("15.4")
-        .master_username("admin")
-        .master_user_password("password123")
-        .send()
-        .await
-        .unwrap();
-    rds.create_db_instance()
-        .db_instance_identifier(format!("{id}-1"))
-        .db_cluster_identifier(id)
-        .db_instance_class("db.r6g.large")
-        .engine("aurora-postgresql")
-        .send()
-        .await
-        .unwrap();
-}
-
-/// A pre-deploy snapshot (by the snapshot function, unchecked), for the restore to resolve.
+/// A pre-deploy snapshot, by the snapshot function under its own gate.
 async fn pre_deploy(db: &str, kind: &str) {
-    let mut payload = envelope(
-        json!({"action": "pre-deploy", "release": "v1"}),
-        db,
-        kind,
-        "deploy-v1",
-    );
-    payload["request"] = json!({"trigger": {"kind": "manual"}, "reason": "deploy"});
-    rollback_snapshot::handle(&rollback_snapshot::Clients { rds: rds() }, payload)
-        .await
-        .unwrap();
-}
-
-async fn instance_state(
-    rds: &aws_sdk_rds::Client,
-    id: &str,
-) -> Option<aws_sdk_rds::types::DbInstance> {
-    rds.describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.db_instances().first().cloned())
-}
-
-fn clients_of(gate: &IamGate) -> Clients {
-    Clients {
-        rds: aws_sdk_rds::Client::new(&gate.sdk_config()),
-    }
+    common::pre_deploy(&gate_for("snapshot"), db, kind, "v1").await;
 }
 
 async fn call(
@@ -114,7 +37,13 @@ async fn call(
     kind: &str,
     exec: &str,
 ) -> Result<Value, RollbackError> {
-    handle_served(clients, served, envelope(action, db, kind, exec)).await
+    let databases = json!([{"kind": kind, "id": db}]);
+    handle_served(
+        clients,
+        served,
+        envelope(action, databases, request("drill", json!({})), exec),
+    )
+    .await
 }
 
 /// The restore deployment makes the drill's scratch copy (tagged as one) and checks it is up.
@@ -182,12 +111,12 @@ fn access_denied<T, E: ProvideErrorMetadata, R>(what: &str, result: Result<T, Sd
 async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag() {
     let rds = rds();
     let (db, exec) = ("dcr-db", "exec-dcr");
-    instance(&rds, db).await;
+    instance(&rds, db, "db.t3.micro").await;
     pre_deploy(db, "rds-instance").await;
-    let restore_gate = gate("restore");
-    let cleanup_gate = gate("drill-cleanup");
-    let restore = clients_of(&restore_gate);
-    let cleanup = clients_of(&cleanup_gate);
+    let restore_gate = gate_for("restore");
+    let cleanup_gate = gate_for("drill-cleanup");
+    let restore = clients(&restore_gate);
+    let cleanup = clients(&cleanup_gate);
 
     let scratch = drill_copy(&restore, db, "rds-instance", exec).await;
     restore_gate.assert_allowed();
@@ -355,12 +284,12 @@ async fn the_drill_cleanup_role_deletes_a_drill_cluster_and_its_instances() {
     let (db, exec) = ("dcr-cl", "exec-dcr-cl");
     aurora(&rds, db).await;
     pre_deploy(db, "aurora-cluster").await;
-    let restore_gate = gate("restore");
-    let cleanup_gate = gate("drill-cleanup");
-    let scratch = drill_copy(&clients_of(&restore_gate), db, "aurora-cluster", exec).await;
+    let restore_gate = gate_for("restore");
+    let cleanup_gate = gate_for("drill-cleanup");
+    let scratch = drill_copy(&clients(&restore_gate), db, "aurora-cluster", exec).await;
     restore_gate.assert_allowed();
 
-    cleanup_until_complete(&clients_of(&cleanup_gate), db, "aurora-cluster", exec).await;
+    cleanup_until_complete(&clients(&cleanup_gate), db, "aurora-cluster", exec).await;
     cleanup_gate.assert_allowed();
     assert!(
         rds.describe_db_clusters()
@@ -413,4 +342,100 @@ fn the_template_gives_each_deployment_its_actions() {
         err.contains("\"delete-everything\" is not a restore action"),
         "{err}"
     );
+}
+
+/// After a delete whose answer was lost, a 5xx after the delete was carried out, or a throttle
+/// before it, `cleanup-drill` observes the copy (deleting, or gone) and completes without
+/// deleting anything else.
+#[tokio::test]
+async fn cleanup_drill_completes_on_retry_after_each_fault_on_its_deletes() {
+    let rds = rds();
+    for (n, kind) in [
+        FaultKind::DropAfterForward,
+        FaultKind::ErrorAfterForward,
+        FaultKind::Throttle,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (db_kind, operation) in [
+            ("rds-instance", "DeleteDBInstance"),
+            ("aurora-cluster", "DeleteDBCluster"),
+        ] {
+            let db = format!("dcr-f{n}-{}", &db_kind[..3]);
+            let exec = format!("exec-{db}");
+            if db_kind == "rds-instance" {
+                instance(&rds, &db, "db.t3.micro").await;
+            } else {
+                aurora(&rds, &db).await;
+            }
+            pre_deploy(&db, db_kind).await;
+            let restore_gate = gate_for("restore");
+            let scratch = drill_copy(&clients(&restore_gate), &db, db_kind, &exec).await;
+            let cleanup_gate = gate_for("drill-cleanup");
+            cleanup_gate
+                .proxy()
+                .set_schedule(FaultSchedule::none().fail_next(1, operation, kind));
+            let cleanup = clients(&cleanup_gate);
+
+            let first = call(
+                &cleanup,
+                &Served::drill_cleanup(),
+                json!({"action": "cleanup-drill"}),
+                &db,
+                db_kind,
+                &exec,
+            )
+            .await;
+            // The SDK retries each of these once itself; what the function then sees of the
+            // copy (gone) decides, not the retry's answer.
+            if let Err(e) = &first {
+                panic!("{kind:?} on {operation}: the copy is gone, yet cleanup-drill said {e}");
+            }
+            assert_eq!(
+                cleanup_gate.proxy().faulted_count(),
+                1,
+                "{kind:?} on {operation} was injected"
+            );
+            // After a fault that followed the delete, the SDK's own retry asks to delete a
+            // copy that is gone: IAM refuses it (no tag left to satisfy the condition), and the
+            // function, having observed the copy gone, reports success. Nothing else is refused.
+            let refused = cleanup_gate.take_violations();
+            let expected = if kind == FaultKind::Throttle { 0 } else { 1 };
+            assert_eq!(refused.len(), expected, "{kind:?}: {refused:?}");
+            for v in &refused {
+                assert_eq!(v.action, format!("rds:{operation}"), "{v}");
+                assert!(v.resource.ends_with(&format!(":{scratch}")), "{v}");
+            }
+            cleanup_until_complete(&cleanup, &db, db_kind, &exec).await;
+            let gone = if db_kind == "rds-instance" {
+                instance_state(&rds, &scratch).await.is_none()
+            } else {
+                rds.describe_db_clusters()
+                    .db_cluster_identifier(&scratch)
+                    .send()
+                    .await
+                    .is_err()
+            };
+            assert!(gone, "{kind:?} on {operation}: the copy {scratch} is gone");
+            let live = if db_kind == "rds-instance" {
+                instance_state(&rds, &db)
+                    .await
+                    .map(|i| i.db_instance_status)
+            } else {
+                rds.describe_db_clusters()
+                    .db_cluster_identifier(&db)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|o| o.db_clusters()[0].status.clone())
+            };
+            assert_eq!(
+                live,
+                Some(Some("available".to_owned())),
+                "{kind:?} on {operation}: the live database {db} is untouched"
+            );
+            cleanup_gate.assert_allowed();
+        }
+    }
 }
