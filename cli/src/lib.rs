@@ -4,5 +4,6 @@
 pub mod drill;
 pub mod history;
 pub mod ops;
+pub mod plan_push;
 pub mod report;
 pub mod resume;

@@ -54,6 +54,11 @@ enum Command {
     },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
+    /// Rollback plans in SSM Parameter Store, read by each execution when it starts.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
     /// Start a rollback execution.
     Start {
         #[arg(long, env = "ROLLBACK_STATE_MACHINE_ARN")]
@@ -112,6 +117,28 @@ enum Command {
         #[arg(long)]
         image: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Validate FILE as the plan function does and store it (type String, overwritten; the
+    /// advanced tier above 4 KB) as the SSM parameter NAME; prints the new version. The next
+    /// execution uses it; running ones keep the version they started with. Exit 1: invalid
+    /// plan (every problem with its JSON path) and nothing written.
+    Push {
+        file: PathBuf,
+        /// The stack's RollbackPlanParameter, or RollbackPlanPath/<service>.
+        #[arg(long, value_name = "NAME")]
+        parameter: String,
+    },
+}
+
+/// Every problem of a plan file, each with its JSON path, on stderr.
+fn print_problems(file: &std::path::Path, errors: &rollback_core::ValidationErrors, tail: &str) {
+    eprintln!("{}: {} problem(s){tail}", file.display(), errors.len());
+    for e in errors.iter() {
+        eprintln!("  {}: {}", e.path, e.message);
+    }
 }
 
 #[tokio::main]
@@ -175,12 +202,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
-                    eprintln!("{}: {} problem(s)", plan.display(), errors.len());
-                    for e in errors.iter() {
-                        eprintln!("  {}: {}", e.path, e.message);
-                    }
+                    print_problems(&plan, &errors, "");
                     Ok(ExitCode::from(1))
                 }
+            }
+        }
+        Command::Plan {
+            command: PlanCommand::Push { file, parameter },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let ssm = aws_sdk_ssm::Client::new(&ops::sdk_config(endpoint).await);
+            match rollbackctl::plan_push::push(&ssm, &text, &parameter).await {
+                Ok(pushed) => {
+                    if let Some(note) = &pushed.note {
+                        eprintln!("note: {note}");
+                    }
+                    println!(
+                        "{}: plan of {} ({} bytes, {} tier) stored as {}: version {}",
+                        file.display(),
+                        pushed.service,
+                        pushed.bytes,
+                        pushed.tier.as_str(),
+                        pushed.source.parameter,
+                        pushed.source.version
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(rollbackctl::plan_push::PushError::InvalidPlan(errors)) => {
+                    print_problems(&file, &errors, "; nothing was written");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(e.into()),
             }
         }
         Command::Start {

@@ -36,6 +36,8 @@ pub struct Findings {
     pub started: Option<DateTime<Utc>>,
     pub ended: Option<DateTime<Utc>>,
     pub request: Option<RollbackRequest>,
+    /// The stored plan the execution ran (`validate`'s `request.plan_source`).
+    pub plan_source: Option<rollback_core::plan_store::PlanSource>,
     pub timeline: Vec<TimelineRow>,
     pub decision: Option<Value>,
     pub failures: Vec<(String, String, String)>,
@@ -100,6 +102,12 @@ pub fn analyse(execution: &str, history: &History) -> Findings {
                     f.timeline[i].exited = Some(event.timestamp);
                 }
                 if let Some(output) = event.detail_json("output") {
+                    if f.plan_source.is_none() {
+                        f.plan_source = output
+                            .get("request")
+                            .and_then(|r| r.get("plan_source"))
+                            .and_then(|s| serde_json::from_value(s.clone()).ok());
+                    }
                     collect_facts(&output, &mut f);
                 }
             }
@@ -247,6 +255,9 @@ pub fn render(f: &Findings) -> String {
             stamp(ended),
             human_duration((ended - started).num_seconds())
         );
+    }
+    if let Some(source) = &f.plan_source {
+        let _ = writeln!(out, "- **Plan:** `{}`", one_line(&source.to_string()));
     }
     let _ = writeln!(out, "- **State transitions:** {}\n", f.transitions);
 

@@ -102,6 +102,19 @@ async fn approved_drill_rolls_back_app_and_databases_and_writes_the_report() {
         subjects.last().unwrap().contains("finished"),
         "{subjects:?}"
     );
+    // The plan was read from SSM when the execution started; the approver sees which version.
+    let approval = report
+        .emails
+        .iter()
+        .find(|m| m.subject.contains("needs your decision"))
+        .unwrap();
+    assert!(
+        approval
+            .body
+            .contains("plan: /mint-replica/rollback-plan@1\n"),
+        "{}",
+        approval.body
+    );
     let markdown = std::fs::read_to_string(&report.report_path).unwrap();
     for needle in [
         "## Timeline",
@@ -109,6 +122,7 @@ async fn approved_drill_rolls_back_app_and_databases_and_writes_the_report() {
         "pre-rollback",
         "## Data-loss window",
         "mint-replica-5xx",
+        "- **Plan:** `/mint-replica/rollback-plan@1`",
     ] {
         assert!(
             markdown.contains(needle),
@@ -395,6 +409,7 @@ async fn resume_scales_a_failed_rollbacks_paused_deployments_back_and_is_harmles
 async fn every_destructive_failure_reports_observed_states_for_every_resource() {
     for state in [
         "Back up databases",
+        "Suspend GitOps sync",
         "Pause writes",
         "Start restores",
         "Swap databases",

@@ -177,3 +177,40 @@ fn history_reads_iso_timestamps_too() {
     assert_eq!(f.started.unwrap().to_rfc3339(), "2024-05-01T12:00:00+00:00");
     assert!(f.request.is_some(), "{{}} is a valid manual request");
 }
+
+#[test]
+fn the_report_names_the_stored_plan_the_execution_ran() {
+    let t0 = 1_714_564_800.0;
+    let validated = json!({"plan": {"service": "mint-replica"}, "act": true,
+        "request": {"trigger": {"kind": "manual"}, "reason": "r",
+                    "plan_source": {"parameter": "/rollback/plans/mint-replica", "version": 4}}});
+    let events = vec![
+        event(
+            1,
+            "ExecutionStarted",
+            t0,
+            json!({"executionStartedEventDetails": {"input": r#"{"service": "mint-replica"}"#}}),
+        ),
+        entered(2, "Validate request", t0 + 1.0),
+        exited(3, "Validate request", t0 + 2.0, validated),
+    ];
+    let history: History = serde_json::from_value(json!({"events": events})).unwrap();
+    let f = analyse("manual-1", &history);
+    assert_eq!(
+        f.plan_source.as_ref().map(ToString::to_string).as_deref(),
+        Some("/rollback/plans/mint-replica@4")
+    );
+    assert!(
+        f.request.is_some(),
+        "the start input names the service and is still read"
+    );
+    assert!(
+        render(&f).contains("- **Plan:** `/rollback/plans/mint-replica@4`\n"),
+        "{}",
+        render(&f)
+    );
+    // An execution of an older stack (plan at deploy time) has no plan line.
+    let f = analyse("alarm-1", &sample());
+    assert!(f.plan_source.is_none());
+    assert!(!render(&f).contains("**Plan:**"));
+}

@@ -118,6 +118,8 @@ pub fn deployments(plan: &Plan) -> Vec<DeploymentResolution> {
                 current_rolled_out_at: Some(release_time()),
                 replicas: 2,
                 matches_stable: Some(true),
+                restart_needed: false,
+                pull_policy_keeps_cache: false,
                 note: None,
             }
         })
@@ -129,6 +131,85 @@ pub fn undo_resolve(plan: &Plan) -> deploy_undo::ResolveOutput {
         deployments: deployments(plan),
         release_time: plan.cluster.as_ref().map(|_| release_time()),
         warnings: Vec::new(),
+        restart_needed: false,
+    }
+}
+
+/// resolve for a plan whose deployments are tag-pinned (the first one): `restart` follows `undo`.
+pub fn undo_resolve_tag_pinned(plan: &Plan) -> deploy_undo::ResolveOutput {
+    let mut out = undo_resolve(plan);
+    if let Some(d) = out.deployments.first_mut() {
+        d.restart_needed = true;
+    }
+    out.restart_needed = true;
+    out
+}
+
+/// `suspend-gitops`: every named object suspended by this execution.
+pub fn suspend_gitops(
+    plan: &Plan,
+    request: &RollbackRequest,
+    execution: &ExecutionId,
+) -> deploy_undo::GitOpsOutput {
+    let drill = request.mode.is_drill();
+    let gitops = plan
+        .cluster
+        .as_ref()
+        .map(|c| c.gitops.clone())
+        .unwrap_or_default();
+    let objects = gitops
+        .iter()
+        .map(|g| {
+            let name = g.name().map(str::to_owned);
+            deploy_undo::GitOpsResult {
+                kind: g.kind,
+                namespace: g.namespace().to_owned(),
+                outcome: match (&name, drill) {
+                    (None, _) => deploy_undo::GitOpsOutcome::NotNamed,
+                    (Some(_), true) => deploy_undo::GitOpsOutcome::DryRun,
+                    (Some(_), false) => deploy_undo::GitOpsOutcome::Suspended,
+                },
+                previous: None,
+                suspended_by: (!drill).then(|| execution.as_str().to_owned()),
+                message: format!("auto-sync suspended by {}", execution.as_str()),
+                name,
+            }
+        })
+        .collect();
+    deploy_undo::GitOpsOutput {
+        drill,
+        objects,
+        summary: "GitOps auto-sync suspended".into(),
+    }
+}
+
+/// `restart`: the flagged deployments restarted.
+pub fn restart(
+    request: &RollbackRequest,
+    approved: &[DeploymentResolution],
+) -> deploy_undo::RestartOutput {
+    let drill = request.mode.is_drill();
+    deploy_undo::RestartOutput {
+        drill,
+        deployments: approved
+            .iter()
+            .map(|d| deploy_undo::RestartResult {
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+                outcome: match (d.restart_needed, drill) {
+                    (false, _) => deploy_undo::RestartOutcome::NotNeeded,
+                    (true, true) => deploy_undo::RestartOutcome::DryRun,
+                    (true, false) => deploy_undo::RestartOutcome::Restarted,
+                },
+                restarted_at: "2024-05-01T12:00:00Z".into(),
+                images: if d.restart_needed {
+                    d.target_images.clone()
+                } else {
+                    Vec::new()
+                },
+                message: "restarted".into(),
+            })
+            .collect(),
     }
 }
 
@@ -183,6 +264,7 @@ pub fn undo(
 
 pub fn rollout_status(plan: &Plan, complete: bool) -> deploy_undo::StatusOutput {
     deploy_undo::StatusOutput {
+        gitops: Vec::new(),
         complete,
         deployments: deployments(plan)
             .into_iter()

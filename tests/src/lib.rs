@@ -39,7 +39,9 @@ pub const APPROVAL_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:rollback-ap
 /// an approval, and none at all on a path without one.
 pub const DESTRUCTIVE: &[(&str, &str)] = &[
     ("deploy-undo", "pause"),
+    ("deploy-undo", "suspend-gitops"),
     ("deploy-undo", "undo"),
+    ("deploy-undo", "restart"),
     ("deploy-undo", "resume"),
     ("restore", "start"),
     ("restore", "swap"),
@@ -120,7 +122,7 @@ impl Harness {
         Self::scripted_with(&plan_text())
     }
 
-    /// [`Harness::scripted`] with another deploy-time plan.
+    /// [`Harness::scripted`] with another plan text.
     pub fn scripted_with(plan_text: &str) -> Harness {
         let script = Script::new(plan_text, false);
         // validate and fingerprint run the real plan function, which never calls AWS for them.

@@ -58,6 +58,8 @@ struct Inner {
     plan_text: String,
     /// Clients for the real `rollback-plan`; set when the engine's endpoint is up.
     plan_clients: OnceLock<rollback_plan::Clients>,
+    /// When set, `validate` reads the plan from SSM through it instead of `plan_text`.
+    plan_store: OnceLock<rollback_plan::PlanStore>,
     /// Run `guard` for real (against the engine's endpoint) instead of answering `proceed`.
     real_guard: bool,
     rules: Mutex<HashMap<(String, String), Rule>>,
@@ -88,6 +90,7 @@ impl Script {
             inner: Arc::new(Inner {
                 plan_text: plan_text.to_owned(),
                 plan_clients: OnceLock::new(),
+                plan_store: OnceLock::new(),
                 real_guard,
                 rules: Mutex::new(HashMap::new()),
                 calls: Mutex::new(Vec::new()),
@@ -100,6 +103,12 @@ impl Script {
     /// lists executions).
     pub fn set_plan_clients(&self, clients: rollback_plan::Clients) {
         let _ = self.inner.plan_clients.set(clients);
+    }
+
+    /// Makes the real plan function read the plan from SSM (as the Lambda does) instead of
+    /// the text the script was made with.
+    pub fn set_plan_store(&self, store: rollback_plan::PlanStore) {
+        let _ = self.inner.plan_store.set(store);
     }
 
     /// Scripts `function`'s `action` (replacing an earlier rule for it).
@@ -219,7 +228,11 @@ impl Script {
                         .plan_clients
                         .get()
                         .ok_or_else(|| failure("Rollback.Internal", "plan clients not set"))?;
-                    rollback_plan::handle(clients, &self.inner.plan_text, p)
+                    let plans = match self.inner.plan_store.get() {
+                        Some(store) => rollback_plan::Plans::Stored(store),
+                        None => rollback_plan::Plans::Given(&self.inner.plan_text),
+                    };
+                    rollback_plan::handle_with(clients, plans, p)
                         .await
                         .map_err(rollback_failure)
                 };
@@ -291,6 +304,12 @@ impl Script {
                 match &s.action {
                     DeployUndoAction::Resolve { .. } => to_value(canned::undo_resolve(&s.plan)),
                     DeployUndoAction::Pause => to_value(canned::scale(&s.plan, &s.request, true)),
+                    DeployUndoAction::SuspendGitops => {
+                        to_value(canned::suspend_gitops(&s.plan, &s.request, &s.execution))
+                    }
+                    DeployUndoAction::Restart { deployments, .. } => {
+                        to_value(canned::restart(&s.request, deployments))
+                    }
                     DeployUndoAction::Resume { .. } => {
                         to_value(canned::scale(&s.plan, &s.request, false))
                     }

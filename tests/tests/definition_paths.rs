@@ -158,10 +158,12 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
         steps,
         statuses(&[
             ("approval", Done),
+            ("gitops", NotStarted),
             ("pause", Done),
             ("databases", Done),
             ("images", Done),
             ("undo", Done),
+            ("restart", NotStarted),
             ("resume", Done),
             ("rollout", Done),
             ("smoke", Done),
@@ -457,10 +459,12 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
         statuses(&[
             ("backup", InProgress),
             ("approval", Done),
+            ("gitops", NotStarted),
             ("pause", Done),
             ("databases", Done),
             ("images", Done),
             ("undo", Done),
+            ("restart", NotStarted),
             ("resume", Done),
             ("rollout", NotStarted),
             ("smoke", NotStarted),
@@ -1024,4 +1028,179 @@ async fn swap_that_times_out_is_reverted_before_the_contingency_notice() {
         first_revert > last_swap,
         "revert comes after the last swap poll"
     );
+}
+
+/// The example plan with an Argo CD Application that syncs its deployments.
+fn gitops_plan_text() -> String {
+    let mut plan: Value = serde_json::from_str(&plan_text()).unwrap();
+    plan["cluster"]["gitops"] = json!([{"kind": "argocd", "application": "mint-replica"}]);
+    plan.to_string()
+}
+
+/// GitOps: the named Application's auto-sync is suspended after the approval and before the
+/// first change to the deployments (the pause on the full path, the undo on the app-only path),
+/// and the success notice carries what was suspended with its resume command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_sync_is_suspended_before_the_deployments_change_on_both_approvals() {
+    for scope in [Scope::AppAndDatabase, Scope::App] {
+        let h = Harness::scripted_with(&gitops_plan_text());
+        let exec = h.start(full_request());
+        let request = h.approval_request(&exec).await;
+        assert!(
+            !h.calls(&exec)
+                .iter()
+                .any(|c| c.is("deploy-undo", "suspend-gitops")),
+            "nothing is suspended before the decision"
+        );
+        h.approve(&request, scope);
+        let d = h.finish(&exec).await;
+        assert_eq!(d.status, ExecutionStatus::Succeeded, "{scope:?}: {d:?}");
+        let calls = h.calls(&exec);
+        let tail: Vec<Expect> = if scope == Scope::AppAndDatabase {
+            vec![
+                One("deploy-undo", "suspend-gitops"),
+                One("deploy-undo", "pause"),
+                Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "resume"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ]
+        } else {
+            vec![
+                One("deploy-undo", "suspend-gitops"),
+                One("retag", "apply"),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ]
+        };
+        assert_calls(&calls, &then(until_approval(), tail));
+        assert_nothing_destructive_before_approval(&calls, true);
+        let notice = the_notice(&calls, "success");
+        let NotifyAction::Success(success) = notice_step(&notice).action else {
+            panic!("not a success notice")
+        };
+        assert_eq!(success.gitops.len(), 1, "{scope:?}");
+        assert_eq!(success.gitops[0].name.as_deref(), Some("mint-replica"));
+        assert!(
+            success.gitops[0]
+                .resume_command()
+                .is_some_and(|c| c
+                    .starts_with("kubectl -n argocd patch applications.argoproj.io mint-replica")),
+            "{:?}",
+            success.gitops[0]
+        );
+        let steps = step_statuses(&success.progress.unwrap());
+        assert_eq!(steps["gitops"], Done);
+    }
+}
+
+/// A failure after the suspension: the contingency notice still reports the GitOps step done
+/// (and observes the deployments, whose status reports the suspension).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_the_suspension_keeps_it_in_the_contingency_notice() {
+    let h = Harness::scripted_with(&gitops_plan_text());
+    h.script.on("deploy-undo", "undo", |_, _| {
+        Some(Err(failure(
+            "Rollback.Kubernetes",
+            "deployment mint/backend-deployment: 403 Forbidden",
+        )))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::App);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    let calls = h.calls(&exec);
+    assert_calls(
+        &calls,
+        &then(
+            then(
+                until_approval(),
+                [
+                    One("deploy-undo", "suspend-gitops"),
+                    One("retag", "apply"),
+                    One("deploy-undo", "undo"),
+                ],
+            ),
+            contingency(),
+        ),
+    );
+    let notice = the_notice(&calls, "failure");
+    let NotifyAction::Failure(failure_notice) = notice_step(&notice).action else {
+        panic!("not a failure notice")
+    };
+    let steps = step_statuses(&failure_notice.progress);
+    assert_eq!(steps["gitops"], Done);
+    assert_eq!(steps["restart"], NotStarted);
+}
+
+/// Tag-pinned deployments: when resolve flags one, `restart` runs right after `undo` (so
+/// after the retag), with the approved resolutions and the state's entered time as the
+/// restart annotation (the same on every retry of the step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_pinned_deployments_are_restarted_after_the_undo() {
+    for scope in [Scope::AppAndDatabase, Scope::App] {
+        let h = Harness::scripted();
+        h.script.on("deploy-undo", "resolve", |call, _| {
+            let plan: rollback_core::Plan =
+                serde_json::from_value(call.payload["plan"].clone()).unwrap();
+            Some(Ok(serde_json::to_value(
+                rollback_e2e::canned::undo_resolve_tag_pinned(&plan),
+            )
+            .unwrap()))
+        });
+        let exec = h.start(full_request());
+        let request = h.approval_request(&exec).await;
+        h.approve(&request, scope);
+        let d = h.finish(&exec).await;
+        assert_eq!(d.status, ExecutionStatus::Succeeded, "{scope:?}: {d:?}");
+        let calls = h.calls(&exec);
+        let tail: Vec<Expect> = if scope == Scope::AppAndDatabase {
+            vec![
+                One("deploy-undo", "pause"),
+                Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "restart"),
+                One("deploy-undo", "resume"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ]
+        } else {
+            vec![
+                One("retag", "apply"),
+                One("deploy-undo", "undo"),
+                One("deploy-undo", "restart"),
+                One("deploy-undo", "status"),
+                One("smoke-test", "run"),
+                One("notify", "success"),
+            ]
+        };
+        assert_calls(&calls, &then(until_approval(), tail));
+        let restart = calls
+            .iter()
+            .find(|c| c.is("deploy-undo", "restart"))
+            .unwrap();
+        assert_eq!(
+            restart.payload["deployments"], request.payload["resolved"]["deployments"],
+            "restart acts on what was approved"
+        );
+        assert_eq!(restart.payload["deployments"][0]["restart_needed"], true);
+        assert!(
+            restart.payload["restarted_at"]
+                .as_str()
+                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{}",
+            restart.payload
+        );
+        let notice = the_notice(&calls, "success");
+        let NotifyAction::Success(success) = notice_step(&notice).action else {
+            panic!("not a success notice")
+        };
+        assert_eq!(step_statuses(&success.progress.unwrap())["restart"], Done);
+    }
 }

@@ -42,7 +42,8 @@ pub fn substitutions(approval_topic_arn: &str) -> std::collections::BTreeMap<Str
 
 /// Everything the functions need, built once for the drill.
 pub struct FunctionClients {
-    pub plan_text: String,
+    /// Where the plan function reads the plan (SSM in moto, through its IAM check).
+    pub plan_store: rollback_plan::PlanStore,
     pub plan: rollback_plan::Clients,
     pub snapshot: rollback_snapshot::Clients,
     pub restore: rollback_restore::Clients,
@@ -75,7 +76,7 @@ macro_rules! register {
 
 pub fn register_all(registry: &LambdaRegistry, clients: Arc<FunctionClients>) {
     register!(registry, clients, "rollback-plan", |c, p| {
-        rollback_plan::handle(&c.plan, &c.plan_text, p)
+        rollback_plan::handle_with(&c.plan, rollback_plan::Plans::Stored(&c.plan_store), p)
     });
     register!(registry, clients, "rollback-snapshot", |c, p| {
         rollback_snapshot::handle(&c.snapshot, p)

@@ -206,6 +206,11 @@ impl Drill {
             options,
             "  DocumentDB: moto rejects engine `docdb`, so an aurora-postgresql cluster (mint-replica-docs) stands in for it"
         );
+        say!(
+            options,
+            "  the plan is stored in SSM as {} (as `rollbackctl plan push` stores it); the plan function reads it when the execution starts",
+            stack.seeded.plan_source
+        );
         if let Some(proxy) = &stack.fault_proxy {
             say!(
                 options,

@@ -1,6 +1,7 @@
 //! Seeds the demo "Mint Replica" on the local stack: databases with pre-deploy snapshots, ECR
 //! repositories with a stable and a bad image, an EKS cluster whose deployments run the bad
-//! revision with the stable one in history, an alarm, the notification topic, and the plan.
+//! revision with the stable one in history, an alarm, the notification topic, and the plan
+//! (in SSM, where the plan function reads it at the start of the execution).
 
 use std::time::Duration;
 
@@ -10,7 +11,14 @@ use rollback_core::Plan;
 use serde_json::{Value, json};
 
 pub const SERVICE: &str = "mint-replica";
+/// The SSM parameter holding the plan: the drill stack's `RollbackPlanParameter`.
+pub const PLAN_PARAMETER: &str = "/mint-replica/rollback-plan";
 pub const ALARM: &str = "mint-replica-5xx";
+/// The Argo CD Application that syncs the demo's deployments (the plan's `cluster.gitops`):
+/// the rollback suspends its auto-sync before it touches them.
+pub const ARGOCD_APPLICATION: &str = "mint-replica";
+/// Its Role (get/patch on that Application in `argocd`), applied in the drill's cluster.
+pub const ARGOCD_RBAC_MANIFEST: &str = "infra/k8s/rollback-rbac-argocd.yaml";
 pub const RELEASE_STABLE: &str = "v41";
 pub const RELEASE_BAD: &str = "v42";
 pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -23,6 +31,8 @@ const REPOSITORIES: [(&str, &str); 2] = [
 pub struct Seeded {
     pub plan: Plan,
     pub plan_text: String,
+    /// The plan as stored: [`PLAN_PARAMETER`] and the version seeding wrote.
+    pub plan_source: rollback_core::plan_store::PlanSource,
     pub topic_arn: String,
     pub queue_url: String,
     /// (repository, deployment, stable image ref, bad image ref)
@@ -259,6 +269,12 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     let plan_text = serde_json::to_string_pretty(&plan_value)?;
     let plan = Plan::from_json(&plan_text)
         .map_err(|e| anyhow::anyhow!("the drill's plan is invalid: {e}"))?;
+    // Stored as `rollbackctl plan push` stores it; the plan function reads it from here.
+    let plan_source =
+        crate::plan_push::push(&aws_sdk_ssm::Client::new(sdk), &plan_text, PLAN_PARAMETER)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the drill's plan in SSM: {e}"))?
+            .source;
 
     // The pipeline's pre-deploy snapshots of release v42, through the real snapshot function.
     let snapshot = rollback_snapshot::Clients { rds: rds.clone() };
@@ -281,10 +297,20 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
             frontend_bad: f.3.clone(),
         })
         .context("seeding the Kubernetes deployments")?;
+    inputs
+        .kube
+        .seed_argocd_application(
+            "argocd",
+            ARGOCD_APPLICATION,
+            "mint",
+            Some(json!({"prune": true, "selfHeal": true})),
+        )
+        .context("seeding the Argo CD Application")?;
 
     Ok(Seeded {
         plan,
         plan_text,
+        plan_source,
         topic_arn,
         queue_url,
         images,
@@ -312,7 +338,8 @@ fn plan_document(
             database("aurora-cluster", "mint-replica-docs")
         ],
         "images": REPOSITORIES.iter().map(|(r, _)| json!({"repository": r, "release_tag": "prod", "stable_tag": "stable"})).collect::<Vec<_>>(),
-        "cluster": {"name": "mint-replica-eks", "namespace": "mint", "deployments": ["backend-deployment", "frontend-deployment"]},
+        "cluster": {"name": "mint-replica-eks", "namespace": "mint", "deployments": ["backend-deployment", "frontend-deployment"],
+                    "gitops": [{"kind": "argocd", "application": ARGOCD_APPLICATION, "namespace": "argocd"}]},
         "smoke": {
             "http": [{"name": "api health", "url": health_url, "expect_status": 200, "body_contains": "ok", "timeout_ms": 2000, "retries": 1}],
             "sql": sql,

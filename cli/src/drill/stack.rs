@@ -146,7 +146,11 @@ impl LocalStack {
             ca_pem: kube.ca_pem().map(str::to_owned),
         };
         let clients = functions::FunctionClients {
-            plan_text: seeded.plan_text.clone(),
+            // The plan from moto's SSM, as the Lambda reads it (its own key, the IAM check).
+            plan_store: rollback_plan::PlanStore::new(
+                aws_sdk_ssm::Client::new(&function_sdk("plan")),
+                rollback_core::plan_store::PlanLocation::Parameter(seed::PLAN_PARAMETER.into()),
+            ),
             // Step Functions at the engine; the smoke alarms' periods from moto.
             plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan"))
                 .with_cloudwatch(Some(&function_sdk("plan"))),
@@ -251,7 +255,9 @@ impl LocalStack {
             .unwrap_or_default()
     }
 
-    /// Moves the alarm to ALARM and returns the event EventBridge would deliver for it.
+    /// Moves the alarm to ALARM and returns the execution input EventBridge would deliver for
+    /// it: the stack rule's input transformer wraps the event with the service
+    /// ([`rollback_core::request::eventbridge_input`]).
     pub async fn fire_alarm(&self, quiet: bool) -> Result<Value> {
         let cloudwatch = aws_sdk_cloudwatch::Client::new(&self.sdk);
         seed::set_alarm(
@@ -285,22 +291,25 @@ impl LocalStack {
                 alarm.state_reason.as_deref().unwrap_or_default()
             );
         }
-        Ok(json!({
-            "version": "0",
-            "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": "CloudWatch Alarm State Change",
-            "source": "aws.cloudwatch",
-            "account": "123456789012",
-            "time": now.to_rfc3339(),
-            "region": rollback_core::aws::LOCAL_REGION,
-            "resources": [alarm.alarm_arn],
-            "detail": {
-                "alarmName": seed::ALARM,
-                "state": {"value": "ALARM", "reason": alarm.state_reason, "timestamp": stamp(changed)},
-                "previousState": {"value": "OK", "reason": "5xx rate normal", "timestamp": stamp(changed - chrono::Duration::hours(3))},
-                "configuration": {"description": alarm.alarm_description}
-            }
-        }))
+        Ok(rollback_core::request::eventbridge_input(
+            seed::SERVICE,
+            json!({
+                "version": "0",
+                "id": uuid::Uuid::new_v4().to_string(),
+                "detail-type": "CloudWatch Alarm State Change",
+                "source": "aws.cloudwatch",
+                "account": "123456789012",
+                "time": now.to_rfc3339(),
+                "region": rollback_core::aws::LOCAL_REGION,
+                "resources": [alarm.alarm_arn],
+                "detail": {
+                    "alarmName": seed::ALARM,
+                    "state": {"value": "ALARM", "reason": alarm.state_reason, "timestamp": stamp(changed)},
+                    "previousState": {"value": "OK", "reason": "5xx rate normal", "timestamp": stamp(changed - chrono::Duration::hours(3))},
+                    "configuration": {"description": alarm.alarm_description}
+                }
+            }),
+        ))
     }
 
     /// Answers the approval request like a person: opens the emailed link (GET shows the
@@ -403,7 +412,7 @@ pub fn stack_values() -> rollback_fault_proxy::iam::StackValues {
     let (escalations, escalations_name) = topic("mint-replica-rollback-escalations");
     rollback_fault_proxy::iam::StackValues::new(region, account, STACK_NAME)
         .parameter("ServiceName", seed::SERVICE)
-        .parameter("RollbackPlanParameter", "/mint-replica/rollback-plan")
+        .parameter("RollbackPlanParameter", seed::PLAN_PARAMETER)
         .parameter("AlarmNames", seed::ALARM)
         .parameter("ClusterName", "mint-replica-eks")
         .resource("ApprovalsTopic", &notices, &[("TopicName", &notices_name)])
@@ -454,11 +463,18 @@ pub const FUNCTION_USER: &str =
 /// drill's own seeding and checks use the admin token or direct state access.
 pub fn kube_options() -> Result<rollback_kube_api::Options> {
     use rollback_core::contract::deploy_undo::{KUBERNETES_GROUP, RBAC_MANIFEST};
-    let path = rollback_moto::workspace_root().join(RBAC_MANIFEST);
-    let manifest =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let rbac = rollback_kube_api::Rbac::from_manifest(&manifest)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    // The drill's plan names an Argo CD Application: its Role is applied too (infra/DEPLOY.md).
+    let mut manifest = String::new();
+    for file in [RBAC_MANIFEST, seed::ARGOCD_RBAC_MANIFEST] {
+        let path = rollback_moto::workspace_root().join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        rollback_kube_api::Rbac::from_manifest(&text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        manifest.push_str(&text);
+        manifest.push_str("\n---\n");
+    }
+    let rbac = rollback_kube_api::Rbac::from_manifest(&manifest).map_err(|e| anyhow!("{e}"))?;
     Ok(rollback_kube_api::Options {
         eks: Some(rollback_kube_api::EksAuth {
             cluster: CLUSTER_NAME.into(),

@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod history_budget;
 pub mod ids;
 pub mod plan;
+pub mod plan_store;
 pub mod request;
 pub mod resolved;
 pub mod step;

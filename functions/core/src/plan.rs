@@ -14,6 +14,7 @@ pub const MAX_DEPLOYMENTS: usize = 20;
 pub const MAX_HTTP_CHECKS: usize = 20;
 pub const MAX_SQL_PROBES: usize = 20;
 pub const MAX_ALARMS: usize = 20;
+pub const MAX_GITOPS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +153,105 @@ pub struct ClusterRef {
     pub name: String,
     pub namespace: String,
     pub deployments: Vec<String>,
+    /// GitOps controllers that apply these deployments from git: unless their auto-sync is
+    /// suspended they put the bad release back. `deploy-undo suspend-gitops` suspends each
+    /// named one before the deployments change, and resumes nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gitops: Vec<GitOpsRef>,
+}
+
+/// The GitOps controller object that syncs the plan's deployments: an Argo CD Application
+/// (`kind: argocd`, `application`) or a Flux Kustomization (`kind: flux`, `kustomization`).
+/// Without the name the rollback cannot suspend it; the approval email then says to pause
+/// it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitOpsRef {
+    pub kind: GitOpsKind,
+    /// Argo CD: the Application's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// Flux: the Kustomization's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomization: Option<String>,
+    /// Where the object lives (default `argocd` / `flux-system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GitOpsKind {
+    Argocd,
+    Flux,
+}
+
+impl GitOpsKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GitOpsKind::Argocd => "argocd",
+            GitOpsKind::Flux => "flux",
+        }
+    }
+
+    /// `Argo CD Application` / `Flux Kustomization`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GitOpsKind::Argocd => "Argo CD Application",
+            GitOpsKind::Flux => "Flux Kustomization",
+        }
+    }
+
+    pub fn default_namespace(self) -> &'static str {
+        match self {
+            GitOpsKind::Argocd => "argocd",
+            GitOpsKind::Flux => "flux-system",
+        }
+    }
+
+    /// The plan field that names the object.
+    pub fn name_field(self) -> &'static str {
+        match self {
+            GitOpsKind::Argocd => "application",
+            GitOpsKind::Flux => "kustomization",
+        }
+    }
+
+    /// The custom resource, as kubectl names it (`applications.argoproj.io`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            GitOpsKind::Argocd => "applications.argoproj.io",
+            GitOpsKind::Flux => "kustomizations.kustomize.toolkit.fluxcd.io",
+        }
+    }
+}
+
+impl GitOpsRef {
+    /// The object's name, when the plan gives it (for its kind's field).
+    pub fn name(&self) -> Option<&str> {
+        match self.kind {
+            GitOpsKind::Argocd => self.application.as_deref(),
+            GitOpsKind::Flux => self.kustomization.as_deref(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.namespace
+            .as_deref()
+            .unwrap_or(self.kind.default_namespace())
+    }
+
+    /// `Argo CD Application argocd/mint-replica` (or `… (not named in the plan)`).
+    pub fn describe(&self) -> String {
+        match self.name() {
+            Some(name) => format!("{} {}/{name}", self.kind.describe(), self.namespace()),
+            None => format!(
+                "{} in namespace {} (not named in the plan)",
+                self.kind.describe(),
+                self.namespace()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -512,6 +612,7 @@ impl Plan {
                     errors.push(path, format!("deployment {name:?} is listed twice"));
                 }
             }
+            validate_gitops(&mut errors, &cluster.gitops);
         }
 
         if self.databases.is_empty() && self.images.is_empty() && self.cluster.is_none() {
@@ -740,6 +841,44 @@ impl Plan {
 
     pub fn database(&self, id: &str) -> Option<&DatabaseRef> {
         self.databases.iter().find(|d| d.id == id)
+    }
+}
+
+/// `cluster.gitops`: each entry names its object with its kind's field (only that one), as a
+/// Kubernetes name in a valid namespace, at most once.
+fn validate_gitops(errors: &mut ValidationErrors, gitops: &[GitOpsRef]) {
+    check_len(errors, "cluster.gitops", gitops, MAX_GITOPS);
+    let mut seen = HashSet::new();
+    for (i, g) in gitops.iter().enumerate() {
+        let path = format!("cluster.gitops[{i}]");
+        let (field, other) = match g.kind {
+            GitOpsKind::Argocd => ("application", ("kustomization", &g.kustomization)),
+            GitOpsKind::Flux => ("kustomization", ("application", &g.application)),
+        };
+        if other.1.is_some() {
+            errors.push(
+                format!("{path}.{}", other.0),
+                format!(
+                    "a {} entry names its object with `{field}`, not `{}`",
+                    g.kind.as_str(),
+                    other.0
+                ),
+            );
+        }
+        if let Some(name) = g.name() {
+            rules::K8S_NAME.check(errors, &format!("{path}.{field}"), name);
+        }
+        if let Some(ns) = &g.namespace {
+            rules::K8S_NAMESPACE.check(errors, &format!("{path}.namespace"), ns);
+        }
+        if let Some(name) = g.name()
+            && !seen.insert((g.kind, g.namespace().to_owned(), name.to_owned()))
+        {
+            errors.push(
+                format!("{path}.{field}"),
+                format!("{} is listed twice", g.describe()),
+            );
+        }
     }
 }
 

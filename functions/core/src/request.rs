@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::plan_store::PlanSource;
 use crate::validation::{self, ValidationErrors};
 
 pub const MAX_REASON_CHARS: usize = 1000;
@@ -24,6 +25,10 @@ pub struct RollbackRequest {
     pub release: Option<String>,
     #[serde(default)]
     pub mode: Mode,
+    /// The plan this execution runs with (parameter and version), set by `validate` when it
+    /// read the plan from SSM; never taken from the execution input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_source: Option<PlanSource>,
 }
 
 impl Default for RollbackRequest {
@@ -35,6 +40,7 @@ impl Default for RollbackRequest {
             cutoff: None,
             release: None,
             mode: Mode::Live,
+            plan_source: None,
         }
     }
 }
@@ -113,6 +119,11 @@ impl Mode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManualStart {
+    /// Whose plan to run (checked by `validate` against the stack's plans).
+    /// Read and checked by [`StartInput::parse`].
+    #[serde(default)]
+    #[allow(dead_code)]
+    service: Option<Value>,
     #[serde(default)]
     reason: Option<String>,
     #[serde(default)]
@@ -155,17 +166,89 @@ struct AlarmStateDetail {
 
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 
-impl RollbackRequest {
-    /// Reads an execution's input: an EventBridge alarm event or a manual start document.
-    pub fn from_start_input(input: Value) -> Result<RollbackRequest, ValidationErrors> {
-        let is_event = input.get("detail-type").is_some() || input.get("source").is_some();
-        let request = if is_event {
-            Self::from_alarm_event(input)?
-        } else {
-            Self::from_manual(input)?
+/// An execution's input, read: the service it names (if any) and the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartInput {
+    /// `service` of the input (`{"service": "mint-replica", …}`, or the EventBridge rule's
+    /// `{"service": …, "event": …}`): whose plan to run. `None`: the stack's only plan.
+    pub service: Option<String>,
+    pub request: RollbackRequest,
+}
+
+impl StartInput {
+    /// Reads an execution's input: a manual start document (`{}`, `{"service", "reason",
+    /// "scope", …}`), an EventBridge alarm event, or the stack's EventBridge rule's
+    /// [`eventbridge_input`] (`{"service": …, "event": <the alarm event>}`).
+    pub fn parse(input: Value) -> Result<StartInput, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let service = match input.get("service") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                crate::plan::rules::SERVICE.check(&mut errors, "service", s);
+                Some(s.clone())
+            }
+            Some(_) => {
+                errors.push(
+                    "service",
+                    "give the service whose plan to run as a string, e.g. \"mint-replica\"",
+                );
+                None
+            }
         };
-        request.validate()?;
-        Ok(request)
+        let wrapped = input.get("event").filter(|event| {
+            event.is_object()
+                && input
+                    .as_object()
+                    .is_some_and(|o| o.keys().all(|k| k == "event" || k == "service"))
+        });
+        let request = if let Some(event) = wrapped {
+            RollbackRequest::from_alarm_event(event.clone()).map_err(|e| prefix(e, "event"))
+        } else if input.get("detail-type").is_some() || input.get("source").is_some() {
+            RollbackRequest::from_alarm_event(input)
+        } else {
+            RollbackRequest::from_manual(input)
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(more) => {
+                errors.0.extend(more.0);
+                return Err(errors);
+            }
+        };
+        if let Err(more) = request.validate() {
+            errors.0.extend(more.0);
+        }
+        errors.into_result(StartInput { service, request })
+    }
+}
+
+fn prefix(errors: ValidationErrors, prefix: &str) -> ValidationErrors {
+    ValidationErrors(
+        errors
+            .0
+            .into_iter()
+            .map(|mut e| {
+                e.path = if e.path == "." {
+                    prefix.to_owned()
+                } else {
+                    format!("{prefix}.{}", e.path)
+                };
+                e
+            })
+            .collect(),
+    )
+}
+
+/// What the stack's EventBridge rule starts an execution with: its input transformer's
+/// `{"service": "<ServiceName>", "event": <aws.events.event.json>}` (infra/template.yaml).
+pub fn eventbridge_input(service: &str, event: Value) -> Value {
+    serde_json::json!({"service": service, "event": event})
+}
+
+impl RollbackRequest {
+    /// Reads an execution's input (see [`StartInput::parse`]); the service it names is dropped.
+    pub fn from_start_input(input: Value) -> Result<RollbackRequest, ValidationErrors> {
+        StartInput::parse(input).map(|start| start.request)
     }
 
     fn from_alarm_event(input: Value) -> Result<RollbackRequest, ValidationErrors> {
@@ -263,6 +346,7 @@ impl RollbackRequest {
             cutoff: start.cutoff,
             release: start.release,
             mode: start.mode.unwrap_or_default(),
+            plan_source: None,
         })
     }
 

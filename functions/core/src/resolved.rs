@@ -208,6 +208,18 @@ pub struct DeploymentResolution {
     /// `Some(false)` when the target revision's images are not the stable digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches_stable: Option<bool>,
+    /// Tag-pinned: the target revision runs a release tag that the retag moves (e.g.
+    /// `repo:prod`, among `target_images`), with the same reference as the current revision,
+    /// so undo alone does not make the pods pull again. `deploy-undo restart` restarts them
+    /// after the retag (as `kubectl rollout restart`) so they pull the stable image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_needed: bool,
+    /// A container of the target revision runs a tag the retag moves with a pull policy that
+    /// keeps a node's cached image (`IfNotPresent`, also what the API server sets for a
+    /// non-`latest` tag without one, or `Never`): nodes that cached the bad image keep running
+    /// it, restart or not. The fix: pin the image by digest, or `imagePullPolicy: Always`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pull_policy_keeps_cache: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

@@ -473,3 +473,88 @@ fn on_failure_defaults_to_stay_paused_is_always_serialized_and_names_the_fix_for
         "remove on_failure or add cluster.deployments",
     );
 }
+
+#[test]
+fn gitops_entries_name_their_object_and_every_problem_has_its_path() {
+    let mut plan = example();
+    plan["cluster"]["gitops"] = json!([
+        {"kind": "argocd", "application": "mint-replica", "namespace": "argocd"},
+        {"kind": "flux", "kustomization": "mint-replica"},
+        {"kind": "argocd"}
+    ]);
+    let parsed = Plan::from_value(plan.clone()).unwrap();
+    let gitops = &parsed.cluster.as_ref().unwrap().gitops;
+    assert_eq!(
+        gitops[1].namespace(),
+        "flux-system",
+        "Flux's default namespace"
+    );
+    assert_eq!(
+        gitops[2].name(),
+        None,
+        "the kind alone is allowed: the email warns"
+    );
+    assert_eq!(
+        gitops[0].describe(),
+        "Argo CD Application argocd/mint-replica"
+    );
+    // Round trip: what validate passes on is what deploy-undo reads.
+    let again = serde_json::to_value(&parsed).unwrap();
+    assert_eq!(
+        again["cluster"]["gitops"][1],
+        json!({"kind": "flux", "kustomization": "mint-replica"})
+    );
+    // No gitops: the field is not serialized (the definition tests its presence).
+    let without = serde_json::to_value(Plan::from_value(example()).unwrap()).unwrap();
+    assert!(without["cluster"].get("gitops").is_none(), "{without}");
+
+    assert_rejects(
+        |p| p["cluster"]["gitops"] = json!([{"kind": "jenkins-x", "application": "a"}]),
+        "cluster.gitops[0].kind",
+        "expected `argocd` or `flux`",
+    );
+    assert_rejects(
+        |p| p["cluster"]["gitops"] = json!([{"kind": "argocd", "kustomization": "a"}]),
+        "cluster.gitops[0].kustomization",
+        "names its object with `application`",
+    );
+    assert_rejects(
+        |p| p["cluster"]["gitops"] = json!([{"kind": "flux", "kustomization": "Bad_Name"}]),
+        "cluster.gitops[0].kustomization",
+        "DNS-1123",
+    );
+    assert_rejects(
+        |p| {
+            p["cluster"]["gitops"] =
+                json!([{"kind": "flux", "kustomization": "a", "namespace": "-x"}])
+        },
+        "cluster.gitops[0].namespace",
+        "DNS-1123 label",
+    );
+    assert_rejects(
+        |p| {
+            p["cluster"]["gitops"] = json!([
+                {"kind": "argocd", "application": "a"},
+                {"kind": "argocd", "application": "a", "namespace": "argocd"}
+            ])
+        },
+        "cluster.gitops[1].application",
+        "listed twice",
+    );
+    assert_rejects(
+        |p| p["cluster"]["gitops"] = json!([{"kind": "argocd", "app": "a"}]),
+        "cluster.gitops[0].app",
+        "unknown field `app`",
+    );
+    assert_rejects(
+        |p| {
+            p["cluster"]["gitops"] = json!(
+                (0..6)
+                    .map(|i| json!({"kind": "argocd", "application": format!("a{i}")}))
+                    .collect::<Vec<_>>()
+            )
+        },
+        "cluster.gitops",
+        "at most 5",
+    );
+}

@@ -211,18 +211,24 @@ impl Cluster {
 /// Classifies a Kubernetes API failure: conflicts, throttling and server trouble are retryable.
 /// A 403 names the missing RBAC permission and the manifest that grants it.
 pub fn k8s_error(operation: &str, err: kube::Error) -> RollbackError {
+    k8s_error_granted_by(operation, err, RBAC_MANIFEST)
+}
+
+/// [`k8s_error`] for a request whose permission `manifest` grants (the GitOps objects' Roles
+/// live in their own manifests).
+pub fn k8s_error_granted_by(operation: &str, err: kube::Error, manifest: &str) -> RollbackError {
     match &err {
         kube::Error::Api(status) if status.code == 403 => RollbackError::Kubernetes {
             operation: operation.to_owned(),
             message: match forbidden_permission(&status.message) {
                 Some((verb, resource, scope)) => format!(
                     "the deploy-undo role may not {verb} {resource} in {scope}: add the verb to \
-                     {RBAC_MANIFEST} and kubectl apply it (the API server said: {})",
+                     {manifest} and kubectl apply it (the API server said: {})",
                     status.message
                 ),
                 None => format!(
                     "403 {}: {} — the function's Kubernetes identity lacks this permission: \
-                     grant it in {RBAC_MANIFEST} and kubectl apply it",
+                     grant it in {manifest} and kubectl apply it",
                     status.reason, status.message
                 ),
             },

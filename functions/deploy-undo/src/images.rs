@@ -35,6 +35,61 @@ fn same_repository(path: &str, repository: &str) -> bool {
     path == repository || path.ends_with(&format!("/{repository}"))
 }
 
+/// A release tag the retag moves back to the stable digest (mutable tags, retag needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedTag {
+    pub repository: String,
+    pub tag: String,
+}
+
+/// The release tags the retag will move: from retag's resolutions when given, else every plan
+/// image's release tag (assumed mutable, as retag resolve has not said otherwise).
+pub fn moved_tags(
+    resolved: &[ImageResolution],
+    plan: &[rollback_core::plan::ImageRef],
+) -> Vec<MovedTag> {
+    if resolved.is_empty() {
+        return plan
+            .iter()
+            .map(|i| MovedTag {
+                repository: i.repository.clone(),
+                tag: i.release_tag.clone(),
+            })
+            .collect();
+    }
+    resolved
+        .iter()
+        .filter(|r| r.retag_needed && !r.immutable_tags)
+        .map(|r| MovedTag {
+            repository: r.repository.clone(),
+            tag: r.release_tag.clone(),
+        })
+        .collect()
+}
+
+/// The moved tag `image` references by tag alone (no digest), if any.
+pub fn moved_tag<'a>(image: &str, moved: &'a [MovedTag]) -> Option<&'a MovedTag> {
+    let name = parse(image);
+    if name.digest.is_some() {
+        return None;
+    }
+    let tag = name.tag.unwrap_or("latest");
+    moved
+        .iter()
+        .find(|m| m.tag == tag && same_repository(name.path, &m.repository))
+}
+
+/// The pull policy the API server gives a container without one: `Always` for `:latest` and
+/// untagged images, `IfNotPresent` otherwise.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    let name = parse(image);
+    match (name.digest, name.tag) {
+        (Some(_), _) => "IfNotPresent",
+        (None, None | Some("latest")) => "Always",
+        (None, Some(_)) => "IfNotPresent",
+    }
+}
+
 /// `None` when no image belongs to a plan repository; else whether all of them are the stable
 /// image, with one sentence per problem.
 pub fn check(images: &[String], resolved: &[ImageResolution]) -> (Option<bool>, Vec<String>) {
@@ -96,6 +151,27 @@ mod tests {
             immutable_tags: false,
             note: None,
         }
+    }
+
+    #[test]
+    fn moved_tags_are_mutable_release_tags_by_tag_only() {
+        let mut frozen = resolution();
+        frozen.repository = "mint/frontend".into();
+        frozen.immutable_tags = true;
+        let moved = moved_tags(&[resolution(), frozen], &[]);
+        assert_eq!(moved.len(), 1, "immutable tags are not moved: {moved:?}");
+        let reg = "123.dkr.ecr.us-east-1.amazonaws.com";
+        assert!(moved_tag(&format!("{reg}/mint/backend:prod"), &moved).is_some());
+        assert!(moved_tag(&format!("{reg}/mint/backend:stable"), &moved).is_none());
+        assert!(moved_tag(&format!("{reg}/mint/backend:prod@sha256:good"), &moved).is_none());
+        assert!(moved_tag(&format!("{reg}/mint/frontend:prod"), &moved).is_none());
+        let mut done = resolution();
+        done.retag_needed = false;
+        assert!(moved_tags(&[done], &[]).is_empty(), "nothing to move");
+        assert_eq!(default_pull_policy("repo:prod"), "IfNotPresent");
+        assert_eq!(default_pull_policy("repo:latest"), "Always");
+        assert_eq!(default_pull_policy("localhost:5000/repo"), "Always");
+        assert_eq!(default_pull_policy("repo@sha256:ab"), "IfNotPresent");
     }
 
     #[test]

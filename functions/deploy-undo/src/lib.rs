@@ -22,9 +22,11 @@
 //! See `rollback_core::contract::deploy_undo`.
 
 mod cluster;
+mod gitops;
 mod history;
 mod images;
 mod resolve;
+mod restart;
 mod scale;
 mod status;
 mod undo;
@@ -35,8 +37,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use cluster::{ApiOverride, CA_FILE_VAR, CA_PEM_VAR, Cluster, URL_VAR};
+pub use gitops::{observe as observe_gitops, suspend as suspend_gitops};
 pub use history::{POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY};
 pub use resolve::resolve;
+pub use restart::{restart, restart_value};
 pub use scale::{pause, resume};
 pub use status::{judge, status};
 pub use undo::{ANNOTATIONS_TO_SKIP, undo};
@@ -75,8 +79,11 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
         DeployUndoAction::Resolve {
             images,
             to_revision,
-        } => encode(resolve(&cluster, names, images, *to_revision).await?),
+        } => encode(resolve(&cluster, names, images, &input.plan.images, *to_revision).await?),
         DeployUndoAction::Pause => encode(pause(&cluster, names, &input.execution, drill).await?),
+        DeployUndoAction::SuspendGitops => {
+            encode(suspend_gitops(&cluster, &cluster_ref.gitops, &input.execution, drill).await?)
+        }
         DeployUndoAction::Resume { deployments } => {
             encode(resume(&cluster, names, &input.execution, drill, deployments).await?)
         }
@@ -84,7 +91,11 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
             deployments,
             to_revision,
         } => encode(undo(&cluster, names, deployments, *to_revision, drill).await?),
-        DeployUndoAction::Status => encode(status(&cluster, names).await?),
+        DeployUndoAction::Restart {
+            deployments,
+            restarted_at,
+        } => encode(restart(&cluster, names, deployments, *restarted_at, drill).await?),
+        DeployUndoAction::Status => encode(status(&cluster, names, &cluster_ref.gitops).await?),
     }
 }
 

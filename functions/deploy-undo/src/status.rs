@@ -4,6 +4,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use rollback_core::RollbackError;
 use rollback_core::contract::deploy_undo::{PAUSED_REPLICAS, RolloutStatus, StatusOutput};
+use rollback_core::plan::GitOpsRef;
 
 use crate::cluster::{Cluster, k8s_error};
 use crate::history::{self, REVISION, annotation};
@@ -11,6 +12,7 @@ use crate::history::{self, REVISION, annotation};
 pub async fn status(
     cluster: &Cluster,
     deployments: &[String],
+    gitops: &[GitOpsRef],
 ) -> Result<StatusOutput, RollbackError> {
     let client = cluster.client().await?;
     let api: Api<Deployment> = Api::namespaced(client, &cluster.namespace);
@@ -25,6 +27,7 @@ pub async fn status(
     Ok(StatusOutput {
         complete: out.iter().all(|d| d.complete),
         deployments: out,
+        gitops: crate::gitops::observe(cluster, gitops).await,
     })
 }
 

@@ -154,6 +154,11 @@ pub fn render(
          links are for you only: anyone holding one can make that decision."
     );
     let _ = writeln!(body, "\nPlan fingerprint: {}", clean(&fingerprint, 80));
+    // Which stored plan this execution runs (read when it started): `plan: /path@version`.
+    if let Some(source) = &ctx.request.plan_source {
+        let parameter = clean(&source.parameter, 150);
+        let _ = writeln!(body, "plan: {parameter}@{}", source.version);
+    }
     let subject = crate::text::subject(&format!(
         "{}{} APPROVAL NEEDED: {} ({})",
         ctx.subject_prefix(),

@@ -83,6 +83,15 @@ pub fn live_lines(live: &LiveState) -> Vec<String> {
             clean(not_observed, 300)
         )),
     }
+    if let Observed::Seen(out) = &live.deployments {
+        for g in &out.gitops {
+            lines.push(format!(
+                "gitops {}: {}",
+                clean(&g.describe(), 400),
+                clean(&g.message, 400)
+            ));
+        }
+    }
     lines
 }
 

@@ -298,9 +298,127 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
                     "    WARNING: the target revision's images are not the stable digests"
                 );
             }
+            if d.restart_needed {
+                // The plan's release tags among the target images (what the retag moves).
+                let release_tag = |image: &str| {
+                    let (path, tag) = image.rsplit_once(':')?;
+                    ctx.plan.images.iter().find(|p| {
+                        p.release_tag == tag
+                            && (path == p.repository
+                                || path.ends_with(&format!("/{}", p.repository)))
+                    })
+                };
+                let images = d
+                    .target_images
+                    .iter()
+                    .filter(|i| !i.contains('@') && release_tag(i).is_some())
+                    .take(5)
+                    .map(|i| clean(i, 200))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let images = if images.is_empty() {
+                    "the same release tag".to_owned()
+                } else {
+                    images
+                };
+                if future {
+                    let _ = writeln!(
+                        out,
+                        "    TAG-PINNED: both revisions run {images}, so undo alone does not \
+                         change the image: pods will be restarted after the retag so they pull \
+                         the stable image (like kubectl rollout restart)"
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "    pods restarted after the retag so they pull the stable image \
+                         ({images})"
+                    );
+                }
+            }
+            if d.pull_policy_keeps_cache {
+                let _ = writeln!(
+                    out,
+                    "    WARNING: its containers run a tag the retag moves with an imagePullPolicy \
+                     other than Always (IfNotPresent is the default for a tag): a node that cached \
+                     the bad image keeps running it after the retag, restart or not. Fix: pin the \
+                     image by digest, or set imagePullPolicy: Always."
+                );
+            }
             if let Some(note) = &d.note {
                 let _ = writeln!(out, "    note: {}", clean(note, 300));
             }
+        }
+        if future {
+            gitops_plan(out, ctx);
+        }
+    }
+}
+
+/// What the rollback will do about the GitOps controllers the plan lists (approval and
+/// escalation): suspend the named ones before the deployments change, and warn about the
+/// ones it cannot suspend.
+fn gitops_plan(out: &mut String, ctx: &Context<'_>) {
+    use rollback_core::contract::deploy_undo::gitops_suspend_command;
+    let Some(cluster) = ctx.plan.cluster.as_ref().filter(|c| !c.gitops.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "GitOps (a controller that syncs these deployments from git re-applies the bad release \
+         unless its sync is paused):"
+    );
+    for (i, g) in cluster.gitops.iter().enumerate() {
+        match g.name() {
+            Some(_) => {
+                let _ = writeln!(
+                    out,
+                    "  - {}: its auto-sync will be SUSPENDED before the deployments change. \
+                     Nothing resumes it automatically: the notice at the end gives the exact \
+                     command that does, once git holds the release you want.",
+                    clean(&g.describe(), 200)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  - WARNING: {}: the rollback CANNOT suspend it (the plan gives no \
+                     cluster.gitops[{i}].{}). Pause its sync by hand BEFORE approving, or it \
+                     puts the bad release back: {}",
+                    clean(&g.describe(), 200),
+                    g.kind.name_field(),
+                    gitops_suspend_command(g.kind, g.namespace(), "<name>")
+                );
+            }
+        }
+    }
+}
+
+/// What `suspend-gitops` did, with the commands that resume it (success notice).
+pub fn gitops_results(
+    out: &mut String,
+    results: &[rollback_core::contract::deploy_undo::GitOpsResult],
+) {
+    if results.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nGITOPS (auto-sync stays suspended: nothing resumes it automatically)"
+    );
+    for r in results.iter().take(20) {
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            clean(&r.describe(), 400),
+            clean(&r.message, 400)
+        );
+        if let Some(command) = r.resume_command() {
+            let _ = writeln!(
+                out,
+                "    once git holds the release you want, resume it: {}",
+                clean(&command, 1000)
+            );
         }
     }
 }
@@ -350,13 +468,18 @@ pub fn summary_lines(resolved: &ResolvedPlan, include_databases: bool) -> Vec<St
     }
     for d in &resolved.deployments {
         lines.push(format!(
-            "deployment {}/{} revision {} -> {}",
+            "deployment {}/{} revision {} -> {}{}",
             clean(&d.namespace, 63),
             clean(&d.name, 60),
             d.current_revision,
             d.target_revision
                 .map(|r| r.to_string())
-                .unwrap_or_else(|| "?".into())
+                .unwrap_or_else(|| "?".into()),
+            if d.restart_needed {
+                ", pods restarted after the retag"
+            } else {
+                ""
+            }
         ));
     }
     lines
@@ -373,7 +496,7 @@ pub fn progress(ctx: &Context<'_>, notice: &ProgressNotice) -> Message {
     ctx.header(&mut body, notice.started_at);
     if let Some(record) = &notice.progress {
         let _ = writeln!(body);
-        steps(&mut body, record);
+        steps_except(&mut body, record, &inapplicable_steps(ctx, None));
     }
     let _ = writeln!(
         body,
@@ -432,6 +555,7 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
         let _ = writeln!(body, "Databases: not restored (approved for app only).");
     }
     resolved_plan(&mut body, ctx, &resolved, false);
+    gitops_results(&mut body, &notice.gitops);
     if let Some(smoke) = &notice.smoke {
         let _ = writeln!(body, "\nSMOKE TESTS");
         if let Some(wait) = &notice.smoke_wait {
@@ -441,7 +565,11 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
     }
     if let Some(record) = &notice.progress {
         let _ = writeln!(body);
-        steps(&mut body, record);
+        steps_except(
+            &mut body,
+            record,
+            &inapplicable_steps(ctx, Some(&notice.resolved)),
+        );
     }
     Message {
         subject: crate::text::subject(&format!(
@@ -493,10 +621,37 @@ pub fn smoke_lines(out: &mut String, smoke: &SmokeReport) {
     }
 }
 
+/// Steps that only some rollbacks have, by name: left out of a notice while not started when
+/// they do not apply (`gitops` without GitOps objects in the plan, `restart` when resolve
+/// flagged no tag-pinned deployment).
+pub fn inapplicable_steps(ctx: &Context<'_>, resolved: Option<&ResolvedPlan>) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if ctx
+        .plan
+        .cluster
+        .as_ref()
+        .is_none_or(|c| c.gitops.is_empty())
+    {
+        out.push("gitops");
+    }
+    if resolved.is_some_and(|r| !r.deployments.iter().any(|d| d.restart_needed)) {
+        out.push("restart");
+    }
+    out
+}
+
 pub fn steps(out: &mut String, record: &ProgressRecord) {
+    steps_except(out, record, &[]);
+}
+
+/// [`steps`] without the not-started steps named in `inapplicable`.
+pub fn steps_except(out: &mut String, record: &ProgressRecord, inapplicable: &[&str]) {
     let (done, rest): (Vec<_>, Vec<_>) = record
         .steps
         .iter()
+        .filter(|s| {
+            !(s.status == StepStatus::NotStarted && inapplicable.contains(&s.name.as_str()))
+        })
         .partition(|s| matches!(s.status, StepStatus::Done | StepStatus::Skipped));
     let line = |out: &mut String, s: &rollback_core::contract::notify::StepRecord| {
         let at =
@@ -584,7 +739,7 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     let _ = writeln!(body, "Cause:      {}", clean(&cause, 1500));
     ctx.header(&mut body, notice.started_at);
     let _ = writeln!(body);
-    steps(&mut body, &notice.progress);
+    steps_except(&mut body, &notice.progress, &inapplicable_steps(ctx, None));
 
     resource_states(&mut body, ctx, notice);
     put_back(&mut body, notice);
@@ -594,6 +749,7 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     }
     let _ = writeln!(body, "NEXT MANUAL STEP");
     resume_hint(&mut body, ctx, notice);
+    gitops_hint(&mut body, ctx, notice);
     for line in runbook::next_steps(ctx, &notice.error.error, &notice.progress) {
         let _ = writeln!(body, "  {line}");
     }
@@ -680,6 +836,54 @@ fn put_back(body: &mut String, notice: &FailureNotice) {
         );
         for line in crate::observed::revert_lines(reverted) {
             let _ = writeln!(body, "  {line}");
+        }
+    }
+}
+
+/// GitOps auto-sync this rollback suspended stays suspended: how to resume it. From the
+/// observation; when the deployments were not observed, the plan's objects to check.
+fn gitops_hint(body: &mut String, ctx: &Context<'_>, notice: &FailureNotice) {
+    use rollback_core::contract::notify::Observed;
+    let Some(cluster) = ctx.plan.cluster.as_ref().filter(|c| !c.gitops.is_empty()) else {
+        return;
+    };
+    match notice.observed.as_ref().map(|o| &o.deployments) {
+        Some(Observed::Seen(status)) => {
+            let ours: Vec<_> = status
+                .gitops
+                .iter()
+                .filter(|g| g.suspended_by.as_deref() == Some(ctx.execution.as_str()))
+                .collect();
+            if !ours.is_empty() {
+                let _ = writeln!(
+                    body,
+                    "  GitOps auto-sync this rollback SUSPENDED stays suspended (nothing resumes \
+                     it). Resume each once git holds the release you want, or it re-applies \
+                     whatever git says:"
+                );
+                for g in ours {
+                    if let Some(c) = g.resume_command() {
+                        let _ = writeln!(body, "    {}", clean(&c, 1000));
+                    }
+                }
+            }
+        }
+        _ => {
+            let _ = writeln!(
+                body,
+                "  GitOps: not observed - check whether the rollback suspended these (annotation \
+                 {}) and resume them once git holds the release you want:",
+                rollback_core::contract::deploy_undo::SUSPENDED_BY
+            );
+            for g in &cluster.gitops {
+                let _ = writeln!(
+                    body,
+                    "    kubectl -n {} get {} {} -o yaml",
+                    clean(g.namespace(), 63),
+                    g.kind.resource(),
+                    clean(g.name().unwrap_or("<name>"), 253)
+                );
+            }
         }
     }
 }

@@ -1,11 +1,14 @@
-//! `guard`: one rollback per service at a time. Each service has its own state machine, so
-//! "another rollback of this service" is "another running execution of this state machine".
+//! `guard`: one rollback per service at a time. A stack's state machine may serve several
+//! services (plans under a path), so "another rollback of this service" is "another running
+//! execution of this state machine whose input names this service" (or names none, on a
+//! stack with one plan).
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use chrono::{DateTime, Utc};
+use rollback_core::RollbackError;
 use rollback_core::contract::plan::{GuardInput, GuardOutput, PlanAction};
+use rollback_core::request::StartInput;
 use rollback_core::step::StepInput;
-use rollback_core::{RollbackError, RollbackRequest};
 use serde_json::Value;
 
 /// ListExecutions pages read at most (1000 executions each): running rollbacks are few.
@@ -21,17 +24,21 @@ struct Running {
 /// What an earlier running execution means for this one.
 #[derive(Debug, PartialEq)]
 enum Verdict {
-    /// It will not act (its input is invalid or its trigger does not call for a rollback).
+    /// It will not act (its input is invalid or its trigger does not call for a rollback), or
+    /// it rolls back another service.
     Ignorable,
     /// It handles the same alarm transition: this one is a duplicate delivery.
     Duplicate,
     Conflict,
 }
 
+/// `service_required`: the stack keeps a plan per service, so an execution whose input names
+/// no service cannot act (validate refuses it).
 pub async fn guard(
     sfn: &aws_sdk_sfn::Client,
     step: &StepInput<PlanAction>,
     input: &GuardInput,
+    service_required: bool,
 ) -> Result<GuardOutput, RollbackError> {
     let me = step.execution.as_str();
     let running = list_running(sfn, &input.state_machine).await?;
@@ -49,7 +56,7 @@ pub async fn guard(
 
     let mut conflict: Option<&Running> = None;
     for other in &earlier {
-        match classify(sfn, step, input, other).await? {
+        match classify(sfn, step, input, other, service_required).await? {
             Verdict::Duplicate => {
                 tracing::info!(execution = me, duplicate_of = %other.name, "duplicate alarm delivery; not acting");
                 return Ok(GuardOutput {
@@ -116,6 +123,7 @@ async fn classify(
     step: &StepInput<PlanAction>,
     input: &GuardInput,
     other: &Running,
+    service_required: bool,
 ) -> Result<Verdict, RollbackError> {
     let described = sfn
         .describe_execution()
@@ -130,17 +138,30 @@ async fn classify(
     let Some(text) = described.input() else {
         return Ok(Verdict::Conflict);
     };
-    Ok(verdict(step, input, text))
+    Ok(verdict(step, input, text, service_required))
 }
 
-fn verdict(step: &StepInput<PlanAction>, input: &GuardInput, other_input: &str) -> Verdict {
+fn verdict(
+    step: &StepInput<PlanAction>,
+    input: &GuardInput,
+    other_input: &str,
+    service_required: bool,
+) -> Verdict {
     let value: Value = match serde_json::from_str(other_input) {
         Ok(v) => v,
         Err(_) => return Verdict::Ignorable,
     };
-    let Ok(request) = RollbackRequest::from_start_input(value) else {
+    let Ok(StartInput { service, request }) = StartInput::parse(value) else {
         return Verdict::Ignorable;
     };
+    match service {
+        // Another service's rollback (or one validate refuses for naming a service that is
+        // not this plan's).
+        Some(service) if service != step.plan.service => return Verdict::Ignorable,
+        // Plans per service: validate refuses an input that names none.
+        None if service_required => return Verdict::Ignorable,
+        _ => {}
+    }
     if request.should_act(&step.plan.triggers).is_err() {
         return Verdict::Ignorable;
     }
@@ -193,7 +214,8 @@ mod tests {
             verdict(
                 &s,
                 &g,
-                &alarm("OK", "ALARM", "2024-05-01T12:00:00.000+0000")
+                &alarm("OK", "ALARM", "2024-05-01T12:00:00.000+0000"),
+                false
             ),
             Verdict::Duplicate
         );
@@ -201,7 +223,8 @@ mod tests {
             verdict(
                 &s,
                 &g,
-                &alarm("OK", "ALARM", "2024-05-01T12:05:00.000+0000")
+                &alarm("OK", "ALARM", "2024-05-01T12:05:00.000+0000"),
+                false
             ),
             Verdict::Conflict
         );
@@ -209,16 +232,42 @@ mod tests {
             verdict(
                 &s,
                 &g,
-                &alarm("ALARM", "OK", "2024-05-01T12:00:00.000+0000")
+                &alarm("ALARM", "OK", "2024-05-01T12:00:00.000+0000"),
+                false
             ),
             Verdict::Ignorable
         );
         assert_eq!(
-            verdict(&s, &g, r#"{"scope": "nonsense"}"#),
+            verdict(&s, &g, r#"{"scope": "nonsense"}"#, false),
             Verdict::Ignorable
         );
-        assert_eq!(verdict(&s, &g, "{}"), Verdict::Conflict);
+        assert_eq!(verdict(&s, &g, "{}", false), Verdict::Conflict);
         let (s, g) = step(None);
-        assert_eq!(verdict(&s, &g, "{}"), Verdict::Conflict);
+        assert_eq!(verdict(&s, &g, "{}", false), Verdict::Conflict);
+    }
+
+    #[test]
+    fn only_rollbacks_of_the_same_service_conflict() {
+        let (s, g) = step(None);
+        let svc = r#"{"service": "svc"}"#;
+        let other = r#"{"service": "payments"}"#;
+        for required in [false, true] {
+            assert_eq!(verdict(&s, &g, svc, required), Verdict::Conflict);
+            assert_eq!(verdict(&s, &g, other, required), Verdict::Ignorable);
+        }
+        // No service named: the stack's only plan, or (plans per service) refused by validate.
+        assert_eq!(verdict(&s, &g, "{}", false), Verdict::Conflict);
+        assert_eq!(verdict(&s, &g, "{}", true), Verdict::Ignorable);
+        // The EventBridge rule's input names the service of its stack.
+        let event: Value =
+            serde_json::from_str(&alarm("OK", "ALARM", "2024-05-01T12:00:00.000+0000")).unwrap();
+        let wrapped = |service: &str| {
+            rollback_core::request::eventbridge_input(service, event.clone()).to_string()
+        };
+        assert_eq!(verdict(&s, &g, &wrapped("svc"), true), Verdict::Conflict);
+        assert_eq!(
+            verdict(&s, &g, &wrapped("payments"), true),
+            Verdict::Ignorable
+        );
     }
 }

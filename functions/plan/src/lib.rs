@@ -1,11 +1,15 @@
 //! The `plan` function: the first two states of every rollback execution.
 //!
-//! - [`validate()`]: reads the execution input and the deploy-time plan, decides whether to act,
-//!   and returns the state the rest of the definition works on;
-//! - [`guard()`]: one rollback per service at a time (one state machine per service).
+//! - [`validate()`]: reads the execution input and the plan (from SSM, [`PlanStore`], at the
+//!   start of every execution), decides whether to act, and returns the state the rest of the
+//!   definition works on: the plan, and the parameter and version it came from
+//!   (`request.plan_source`), so every later step uses exactly that plan;
+//! - [`guard()`]: one rollback per service at a time (executions of the same state machine
+//!   naming another service do not count).
 
 mod guard;
 pub mod settle;
+mod store;
 mod timing;
 mod validate;
 
@@ -15,11 +19,20 @@ use rollback_core::step::StepInput;
 use serde_json::Value;
 
 pub use guard::guard;
+pub use rollback_core::plan_store::{PARAMETER_ENV, PATH_ENV};
+pub use store::{PlanStore, StoredPlan};
 pub use timing::timing;
 pub use validate::{load_plan, validate, validate_with_alarms};
 
-/// The environment variable holding the plan's JSON (set by the template from an SSM parameter).
-pub const PLAN_ENV: &str = "ROLLBACK_PLAN";
+/// Where `validate` gets the plan.
+#[derive(Clone, Copy, Debug)]
+pub enum Plans<'a> {
+    /// Read from SSM at the start of each execution (the Lambda, the drill).
+    Stored(&'a PlanStore),
+    /// A plan text the caller holds (tests that script every function); the execution
+    /// carries no `plan_source`.
+    Given(&'a str),
+}
 
 /// The AWS clients the function calls.
 #[derive(Clone, Debug)]
@@ -46,11 +59,21 @@ impl Clients {
     }
 }
 
-/// Dispatches one invocation. `plan_text` is the deploy-time plan (the Lambda reads
-/// [`PLAN_ENV`]; the local engine passes its plan file).
+/// Dispatches one invocation with a plan text the caller holds ([`Plans::Given`]: tests that
+/// script every function).
 pub async fn handle(
     clients: &Clients,
     plan_text: &str,
+    input: Value,
+) -> Result<Value, RollbackError> {
+    handle_with(clients, Plans::Given(plan_text), input).await
+}
+
+/// Dispatches one invocation; `validate` reads the plan from `plans` (the Lambda:
+/// [`Plans::Stored`]).
+pub async fn handle_with(
+    clients: &Clients,
+    plans: Plans<'_>,
     input: Value,
 ) -> Result<Value, RollbackError> {
     let action = input
@@ -62,15 +85,21 @@ pub async fn handle(
             let input: ValidateInput = rollback_core::validation::from_value(input)
                 .map_err(|e| RollbackError::InvalidInput(e.to_string()))?;
             Ok(serde_json::to_value(
-                validate_with_alarms(clients.cloudwatch.as_ref(), plan_text, input).await?,
+                validate_with_alarms(clients.cloudwatch.as_ref(), plans, input).await?,
             )?)
         }
         _ => {
             let step = StepInput::<PlanAction>::parse(input)?;
             match &step.action {
-                PlanAction::Guard(guard_input) => Ok(serde_json::to_value(
-                    guard(&clients.sfn, &step, guard_input).await?,
-                )?),
+                PlanAction::Guard(guard_input) => {
+                    let service_required = match plans {
+                        Plans::Stored(store) => store.requires_service(),
+                        Plans::Given(_) => false,
+                    };
+                    Ok(serde_json::to_value(
+                        guard(&clients.sfn, &step, guard_input, service_required).await?,
+                    )?)
+                }
                 PlanAction::Fingerprint { resolved } => {
                     Ok(serde_json::to_value(FingerprintOutput {
                         fingerprint: rollback_core::fingerprint::fingerprint(resolved),

@@ -1,7 +1,7 @@
 //! Lambda entry point: wires the runtime; the logic is in the library.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use rollback_plan::{Clients, PLAN_ENV};
+use rollback_plan::{Clients, PlanStore, Plans};
 use serde_json::Value;
 
 #[tokio::main]
@@ -9,13 +9,14 @@ async fn main() -> Result<(), Error> {
     rollback_core::telemetry::init_lambda();
     let config = rollback_core::aws::from_env().await;
     let clients = Clients::new(&config);
-    // Read once per cold start; a missing plan is reported per invocation by `validate`, with
-    // the variable's name, rather than crashing the runtime.
-    let plan_text = std::env::var(PLAN_ENV).unwrap_or_default();
+    // Where the plans are (ROLLBACK_PLAN_PARAMETER or ROLLBACK_PLAN_PATH); the plan itself is
+    // read by every `validate`. A missing location is reported per invocation, naming the
+    // variable, rather than crashing the runtime.
+    let store = PlanStore::from_env(&config);
     let clients = &clients;
-    let plan_text = plan_text.as_str();
+    let store = &store;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        rollback_plan::handle(clients, plan_text, event.payload)
+        rollback_plan::handle_with(clients, Plans::Stored(store), event.payload)
             .await
             .map_err(lambda_runtime::Diagnostic::from)
     }))

@@ -1,37 +1,55 @@
-//! `validate`: the execution input and the deploy-time plan, checked before anything runs.
+//! `validate`: the execution input and the plan, checked before anything runs. The plan is
+//! read here, once per execution (from SSM: [`crate::PlanStore`]), and travels in the
+//! execution's state from here on, with its parameter and version in `request.plan_source`.
 
 use rollback_core::contract::plan::{ScopeFlags, ValidateInput, ValidateOutput};
-use rollback_core::validation::ValidationErrors;
-use rollback_core::{Plan, RollbackError, RollbackRequest};
+use rollback_core::plan_store::PlanSource;
+use rollback_core::request::StartInput;
+use rollback_core::validation::{FieldError, ValidationErrors};
+use rollback_core::{ExecutionId, Plan, RollbackError};
 
-use crate::PLAN_ENV;
+use crate::Plans;
 use crate::settle::{self, SettleWindow};
 use crate::timing::timing;
 
-/// Parses the deploy-time plan; an empty text means the deployment did not configure one.
+/// Parses a plan text; an empty one is refused naming the fix.
 pub fn load_plan(plan_text: &str) -> Result<Plan, RollbackError> {
     if plan_text.trim().is_empty() {
         let mut errors = ValidationErrors::default();
         errors.push(
             ".",
-            format!(
-                "no rollback plan configured: {PLAN_ENV} is empty; store the plan in the SSM \
-                 parameter the stack's RollbackPlanParameter names and redeploy"
-            ),
+            "the rollback plan is empty; store the plan with rollbackctl plan push PLAN.json \
+             --parameter NAME (the stack's RollbackPlanParameter, or RollbackPlanPath/<service>)",
         );
         return Err(RollbackError::InvalidPlan(errors));
     }
     Plan::from_json(plan_text).map_err(RollbackError::InvalidPlan)
 }
 
-/// [`validate`], with the smoke settle window from the plan's alarms (DescribeAlarms; the
-/// plan's maximum when they cannot be read). Alarms are read only for a rollback that acts.
+/// Reads the plan (`plans`), then [`validate`]s with the smoke settle window from the plan's
+/// alarms (DescribeAlarms; the plan's maximum when they cannot be read). Alarms are read only
+/// for a rollback that acts.
 pub async fn validate_with_alarms(
     cloudwatch: Option<&aws_sdk_cloudwatch::Client>,
-    plan_text: &str,
+    plans: Plans<'_>,
     input: ValidateInput,
 ) -> Result<ValidateOutput, RollbackError> {
-    let mut out = validate(plan_text, input)?;
+    check_envelope(&input)?;
+    let start = StartInput::parse(input.input).map_err(RollbackError::InvalidRequest)?;
+    let mut out = match plans {
+        Plans::Given(text) => decide(text, None, false, start, input.execution)?,
+        Plans::Stored(store) => {
+            let stored = store.read(start.service.as_deref()).await?;
+            tracing::info!(execution = %input.execution, plan = %stored.source, "read the plan");
+            decide(
+                &stored.text,
+                Some(stored.source),
+                store.requires_service(),
+                start,
+                input.execution,
+            )?
+        }
+    };
     if out.act {
         let needs = settle::alarm_needs(cloudwatch, &out.plan).await;
         if let Err(why) = &needs {
@@ -42,9 +60,16 @@ pub async fn validate_with_alarms(
     Ok(out)
 }
 
-/// Checks the input and the plan. The smoke settle window here ignores the alarms' periods
-/// (no AWS call): the plan's maximum when it lists alarms ([`validate_with_alarms`] reads them).
+/// Checks the input and a given plan text. The smoke settle window here ignores the alarms'
+/// periods (no AWS call): the plan's maximum when it lists alarms ([`validate_with_alarms`]
+/// reads them).
 pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput, RollbackError> {
+    check_envelope(&input)?;
+    let start = StartInput::parse(input.input).map_err(RollbackError::InvalidRequest)?;
+    decide(plan_text, None, false, start, input.execution)
+}
+
+fn check_envelope(input: &ValidateInput) -> Result<(), RollbackError> {
     if input.action != "validate" {
         return Err(RollbackError::InvalidInput(format!(
             "action {:?} is not \"validate\"",
@@ -56,10 +81,68 @@ pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput,
             "execution: give the execution name ($$.Execution.Name, 1-80 characters)".into(),
         ));
     }
-    let plan = load_plan(plan_text)?;
-    let request = RollbackRequest::from_start_input(input.input)
-        .map_err(RollbackError::InvalidRequest)?
-        .with_trigger_policy(&plan.triggers);
+    Ok(())
+}
+
+/// The plan read (from `source`, when it came from SSM) against the start input. `per_service`:
+/// the plan was read from `<path>/<service>` for the service the input named.
+fn decide(
+    plan_text: &str,
+    source: Option<PlanSource>,
+    per_service: bool,
+    start: StartInput,
+    execution: ExecutionId,
+) -> Result<ValidateOutput, RollbackError> {
+    let plan = load_plan(plan_text).map_err(|err| match (err, &source) {
+        (RollbackError::InvalidPlan(mut errors), Some(source)) => {
+            errors.0.insert(
+                0,
+                FieldError {
+                    path: ".".into(),
+                    message: format!(
+                        "the plan in SSM parameter {source} is invalid; fix the file and push \
+                         it again: rollbackctl plan push PLAN.json --parameter {}",
+                        source.parameter
+                    ),
+                },
+            );
+            RollbackError::InvalidPlan(errors)
+        }
+        (err, _) => err,
+    })?;
+    if let Some(service) = &start.service
+        && *service != plan.service
+    {
+        let from = source
+            .as_ref()
+            .map(|s| format!("the plan in {s}"))
+            .unwrap_or_else(|| "this stack's plan".to_owned());
+        let mut errors = ValidationErrors::default();
+        return Err(if per_service {
+            errors.push(
+                "service",
+                format!(
+                    "{from} is for service {:?}, not {service:?}: each service's plan belongs \
+                     under the plan path with its own name (rollbackctl plan push PLAN.json \
+                     --parameter <path>/<plan's service>)",
+                    plan.service
+                ),
+            );
+            RollbackError::InvalidPlan(errors)
+        } else {
+            errors.push(
+                "service",
+                format!(
+                    "{service:?} is not served here: {from} is for service {:?}; start with \
+                     {{\"service\": {:?}}} or leave service out",
+                    plan.service, plan.service
+                ),
+            );
+            RollbackError::InvalidRequest(errors)
+        });
+    }
+    let mut request = start.request.with_trigger_policy(&plan.triggers);
+    request.plan_source = source;
     let decision = request.should_act(&plan.triggers);
     let scope = ScopeFlags {
         databases: request.scope.includes_database() && !plan.databases.is_empty(),
@@ -67,7 +150,7 @@ pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput,
         cluster: plan.cluster.is_some(),
     };
     if let Err(reason) = &decision {
-        tracing::info!(execution = %input.execution, %reason, "not acting on this trigger");
+        tracing::info!(%execution, %reason, "not acting on this trigger");
     }
     let unread: SettleWindow = settle::window(
         &plan,
@@ -82,7 +165,7 @@ pub fn validate(plan_text: &str, input: ValidateInput) -> Result<ValidateOutput,
         dedup_key: request.dedup_execution_name(),
         plan,
         request,
-        execution: input.execution,
+        execution,
         act: decision.is_ok(),
         skip_reason: decision.err(),
         scope,
@@ -182,7 +265,7 @@ mod tests {
     fn missing_or_invalid_plan_is_invalid_plan_naming_the_fix() {
         let err = validate("", input(json!({}))).unwrap_err();
         assert_eq!(err.error_name(), "Rollback.InvalidPlan");
-        assert!(err.to_string().contains(PLAN_ENV), "{err}");
+        assert!(err.to_string().contains("rollbackctl plan push"), "{err}");
         let err = validate(r#"{"service": "Bad Name"}"#, input(json!({}))).unwrap_err();
         assert_eq!(err.error_name(), "Rollback.InvalidPlan");
         assert!(err.to_string().contains("service"), "{err}");
@@ -195,6 +278,21 @@ mod tests {
         assert!(err.to_string().contains("scope"), "{err}");
         let err = validate(PLAN, input(json!({"reasn": "typo"}))).unwrap_err();
         assert_eq!(err.error_name(), "Rollback.InvalidRequest");
+    }
+
+    #[test]
+    fn the_input_may_name_the_plans_service_and_no_other() {
+        let out = validate(PLAN, input(json!({"service": "mint-replica"}))).unwrap();
+        assert!(out.act);
+        assert_eq!(out.request.plan_source, None);
+        let err = validate(PLAN, input(json!({"service": "payments"}))).unwrap_err();
+        assert_eq!(err.error_name(), "Rollback.InvalidRequest");
+        let text = err.to_string();
+        assert!(
+            text.contains("service: \"payments\" is not served here"),
+            "{text}"
+        );
+        assert!(text.contains("\"mint-replica\""), "{text}");
     }
 
     #[test]

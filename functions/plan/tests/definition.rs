@@ -381,6 +381,8 @@ fn every_function_action_exists_in_its_contract() {
         ("DrillCleanupFunctionArn", "cleanup-drill"),
         ("RetagFunctionArn", "apply"),
         ("DeployUndoFunctionArn", "undo"),
+        ("DeployUndoFunctionArn", "suspend-gitops"),
+        ("DeployUndoFunctionArn", "restart"),
         ("SmokeTestFunctionArn", "run"),
         ("NotifyFunctionArn", "approval-request"),
         ("NotifyFunctionArn", "escalate"),
@@ -565,7 +567,8 @@ fn worst_case_state() -> Value {
         "databases": (0..MAX_DATABASES).map(|i| json!({"kind": "aurora-cluster", "id": long("db", i, 63)})).collect::<Vec<_>>(),
         "images": (0..MAX_IMAGES).map(|i| json!({"repository": long("repo", i, 200), "release_tag": long("r", i, 128), "stable_tag": long("s", i, 128), "registry_id": "123456789012"})).collect::<Vec<_>>(),
         "cluster": {"name": long("c", 0, 100), "namespace": long("n", 0, 63),
-                    "deployments": (0..MAX_DEPLOYMENTS).map(|i| long("d", i, 253)).collect::<Vec<_>>()},
+                    "deployments": (0..MAX_DEPLOYMENTS).map(|i| long("d", i, 253)).collect::<Vec<_>>(),
+                    "gitops": (0..MAX_GITOPS).map(|i| json!({"kind": "argocd", "application": long("app", i, 253), "namespace": long("argocd", 0, 63)})).collect::<Vec<_>>()},
         "smoke": {
             "http": (0..MAX_HTTP_CHECKS).map(|i| json!({"name": long("h", i, 100), "url": format!("https://{}.example.com/health", long("h", i, 200)), "expect_status": 200, "body_contains": long("b", i, 200), "timeout_ms": 3000})).collect::<Vec<_>>(),
             "sql": (0..MAX_SQL_PROBES).map(|i| json!({"name": long("q", i, 100), "database": long("db", i % MAX_DATABASES, 63), "secret_arn": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}", long("s", i, 200)), "query": long("select ", i, 500), "expect_rows": 1})).collect::<Vec<_>>(),
@@ -581,7 +584,13 @@ fn worst_case_state() -> Value {
         "name": long("d", i, 253), "namespace": long("n", 0, 63), "current_revision": 12, "target_revision": 11,
         "current_images": (0..4).map(|_| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}", long("repo", i, 200))).collect::<Vec<_>>(),
         "target_images": (0..4).map(|_| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}", long("repo", i, 200))).collect::<Vec<_>>(),
-        "current_rolled_out_at": at, "replicas": 10, "matches_stable": true, "note": long("note", i, 200)})).collect();
+        "current_rolled_out_at": at, "replicas": 10, "matches_stable": true, "note": long("note", i, 350),
+        "restart_needed": true,
+        "pull_policy_keeps_cache": true})).collect();
+    let gitops_results: Vec<Value> = (0..MAX_GITOPS).map(|i| json!({
+        "kind": "argocd", "namespace": long("argocd", 0, 63), "name": long("app", i, 253), "outcome": "suspended",
+        "previous": long("{\"selfHeal\":true", i, 120), "suspended_by": long("alarm-", 0, 80),
+        "message": long("auto-sync suspended by rollback ", i, 160)})).collect();
     let databases: Vec<Value> = (0..MAX_DATABASES).map(|i| json!({
         "database": long("db", i, 63), "kind": "aurora-cluster", "snapshot_id": long("predeploy-", i, 255),
         "snapshot_created_at": at, "snapshot_type": "manual", "release": long("v", i, 128),
@@ -602,7 +611,8 @@ fn worst_case_state() -> Value {
         "request": {"trigger": {"kind": "alarm", "alarm_name": long("a", 0, 255), "alarm_arn": format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}", long("a", 0, 255)),
                     "state": "ALARM", "previous_state": "OK", "state_changed_at": at, "previous_state_changed_at": at,
                     "state_reason": long("reason ", 0, 1000), "event_id": long("e", 0, 36)},
-                    "reason": long("alarm ", 0, 1000), "scope": "app+database", "mode": "live", "release": long("v", 0, 128)},
+                    "reason": long("alarm ", 0, 1000), "scope": "app+database", "mode": "live", "release": long("v", 0, 128),
+                    "plan_source": {"parameter": format!("/{}", long("plans/", 0, 1010)), "version": 100_000}},
         "act": true, "skip_reason": null, "dedup_key": long("alarm-", 0, 80),
         "scope": {"databases": true, "images": true, "cluster": true},
         "timing": {"approval_timeout_seconds": 604800, "escalate_after_seconds": 604740, "escalation_tail_seconds": 120,
@@ -610,7 +620,8 @@ fn worst_case_state() -> Value {
                    "smoke_settle_seconds": 7200, "smoke_settle_reason": long("waits up to 2 h 0 min for ", 0, 300)},
         "found": {"restore": {"databases": databases},
                   "retag": {"images": images},
-                  "undo": {"output": {"deployments": deployments, "release_time": at, "warnings": (0..MAX_DEPLOYMENTS).map(|i| long("warning ", i, 300)).collect::<Vec<_>>()}}},
+                  "undo": {"output": {"deployments": deployments, "release_time": at, "restart_needed": true,
+                                      "warnings": (0..MAX_DEPLOYMENTS).map(|i| long("warning ", i, 300)).collect::<Vec<_>>()}}},
         "guard": {"proceed": true, "duplicate_of": null},
         "fingerprint": {"sha256": "f".repeat(64)},
         "polls": {"backup": {"count": 86400}, "restore": {"count": 86400}, "swap": {"count": 86400}, "revert": {"count": 86400}, "final_revert": {"count": 86400}, "settle": {"count": 86400}, "cleanup": {"count": 86400}, "rollout": {"count": 86400}},
@@ -626,7 +637,9 @@ fn worst_case_state() -> Value {
             "pause": record("pause"),
             "restore_retag": {"databases": merge(record("databases"), json!({"aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()})),
                               "images": record("images")},
+            "gitops": merge(record("gitops"), json!({"objects": gitops_results})),
             "undo": record("undo"),
+            "restart": record("restart"),
             "resume": record("resume"),
             "rollout": record("rollout"),
             "smoke": record("smoke")
@@ -647,7 +660,10 @@ fn worst_case_state() -> Value {
                 "generation": 5, "observed_generation": 5, "replicas": 10, "updated_replicas": 10, "total_replicas": 10,
                 "available_replicas": 10, "paused_replicas": 10,
                 "images": (0..4).map(|_| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}", long("repo", i, 200))).collect::<Vec<_>>(),
-                "message": long("Waiting for deployment ", i, 300)})).collect::<Vec<_>>()},
+                "message": long("Waiting for deployment ", i, 300)})).collect::<Vec<_>>(),
+                "gitops": (0..MAX_GITOPS).map(|i| json!({"kind": "argocd", "namespace": long("argocd", 0, 63), "name": long("app", i, 253),
+                    "suspended": true, "suspended_by": long("alarm-", 0, 80), "previous": long("{\"selfHeal\":true", i, 120),
+                    "message": long("not observed ", i, 200)})).collect::<Vec<_>>()},
             "at": at
         }
     })

@@ -48,7 +48,7 @@ pub fn list(
         .collect();
     json!({
         "kind": format!("{}List", kind.kind()),
-        "apiVersion": "apps/v1",
+        "apiVersion": kind.api_version(),
         "metadata": {"resourceVersion": store.resource_version().to_string()},
         "items": items,
     })
@@ -56,7 +56,7 @@ pub fn list(
 
 fn set_type_meta(obj: &mut Value, kind: Kind) {
     if let Some(m) = obj.as_object_mut() {
-        m.insert("apiVersion".into(), json!("apps/v1"));
+        m.insert("apiVersion".into(), json!(kind.api_version()));
         m.insert("kind".into(), json!(kind.kind()));
     }
 }
@@ -122,8 +122,10 @@ pub fn create(
             m.remove(f);
         }
     }
-    // Status is the controller's: a create ignores it.
-    body.as_object_mut().map(|m| m.remove("status"));
+    // Status is the controller's: a create ignores it (where status is a subresource).
+    if kind.has_status_subresource() {
+        body.as_object_mut().map(|m| m.remove("status"));
+    }
     set_type_meta(&mut body, kind);
     let prepared = objects::prepare(kind, &body, None)?;
     if store.get(kind, ns, &name).is_some() {
@@ -200,6 +202,8 @@ pub fn update(
         }
     }
     let merged = match part {
+        // Without a status subresource the main resource carries status like any field.
+        Part::Main if !kind.has_status_subresource() => body,
         Part::Main => {
             let mut b = body;
             match existing.get("status") {

@@ -1,7 +1,8 @@
 //! A deployment controller that keeps revisions the way kube-controller-manager's does
 //! (pkg/controller/deployment: sync.go, progress.go, util/deployment_util.go), plus a pod
-//! simulation: ReplicaSets have no pods, their status just follows their spec — at once by
-//! default, or one pod per `step()` when a test wants to watch a rollout progress.
+//! simulation: a ReplicaSet's status follows its spec — at once by default, or one pod per
+//! `step()` when a test wants to watch a rollout progress — and its pods (`pods`) follow its
+//! status, each pulling its images when created.
 //!
 //! Reconciliation runs synchronously under the store lock after every write, so a client
 //! that writes and then reads sees the controller's result (which tests rely on) while
@@ -64,6 +65,8 @@ pub fn reconcile(store: &mut Store) {
             commit_rs(store, &typed);
         }
     }
+    // Pods follow their ReplicaSets' counts, pulling their images when created.
+    crate::pods::sync(store);
 }
 
 /// One unit of simulated pod progress for every ReplicaSet (a pod created, became ready, or

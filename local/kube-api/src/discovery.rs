@@ -44,7 +44,57 @@ fn authorization_group() -> Value {
 }
 
 pub fn api_group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [apps_group(), authorization_group()]})
+    let mut groups = vec![apps_group(), authorization_group()];
+    groups.extend(CUSTOM_GROUPS.iter().filter_map(|(g, _)| custom_group(g)));
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// The custom resource groups served (as their CRDs register them): group → version.
+const CUSTOM_GROUPS: &[(&str, &str)] = &[
+    ("argoproj.io", "v1alpha1"),
+    ("kustomize.toolkit.fluxcd.io", "v1"),
+];
+
+/// The APIGroup entry of a custom resource group.
+pub fn custom_group(group: &str) -> Option<Value> {
+    let (name, version) = CUSTOM_GROUPS.iter().find(|(g, _)| *g == group)?;
+    let gv = format!("{name}/{version}");
+    Some(json!({
+        "name": name,
+        "versions": [{"groupVersion": gv, "version": version}],
+        "preferredVersion": {"groupVersion": gv, "version": version},
+    }))
+}
+
+pub fn custom_api_group(group: &str) -> Option<Value> {
+    let mut g = custom_group(group)?;
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Some(g)
+}
+
+/// The APIResourceList of a custom group-version: Argo CD's `applications` (short names
+/// `app`, `apps`; no status subresource) and Flux's `kustomizations` (`ks`; with status).
+pub fn custom_resources(group: &str, version: &str) -> Option<Value> {
+    let resources = match (group, version) {
+        ("argoproj.io", "v1alpha1") => json!([
+            {"name": "applications", "singularName": "application", "namespaced": true,
+             "kind": "Application", "verbs": RW_VERBS, "shortNames": ["app", "apps"]},
+        ]),
+        ("kustomize.toolkit.fluxcd.io", "v1") => json!([
+            {"name": "kustomizations", "singularName": "kustomization", "namespaced": true,
+             "kind": "Kustomization", "verbs": RW_VERBS, "shortNames": ["ks"]},
+            {"name": "kustomizations/status", "singularName": "", "namespaced": true,
+             "kind": "Kustomization", "verbs": SUB_VERBS},
+        ]),
+        _ => return None,
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": format!("{group}/{version}"),
+        "resources": resources,
+    }))
 }
 
 pub fn authorization_api_group() -> Value {

@@ -93,14 +93,22 @@ impl ApiError {
 
     /// 422 with one cause per invalid field, like apimachinery's field.ErrorList.
     pub fn invalid(kind: &str, name: &str, causes: &[(String, String)]) -> Self {
+        Self::invalid_in("apps", kind, name, causes)
+    }
+
+    /// A 422 for an object of `kind` in API group `group`.
+    pub fn invalid_in(group: &str, kind: &str, name: &str, causes: &[(String, String)]) -> Self {
         let summary: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let message = format!("{kind}.apps \"{name}\" is invalid: {}", summary.join(", "));
+        let message = format!(
+            "{kind}.{group} \"{name}\" is invalid: {}",
+            summary.join(", ")
+        );
         let causes: Vec<Value> = causes
             .iter()
             .map(|(field, msg)| json!({"reason": "FieldValueInvalid", "message": msg, "field": field}))
             .collect();
         Self::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "group": "apps", "kind": kind, "causes": causes}))
+            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
     pub fn method_not_allowed(method: &str, path: &str) -> Self {

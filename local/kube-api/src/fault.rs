@@ -1,5 +1,6 @@
 //! Fault injection for tests and drills: answer the next N matching requests with an error
-//! status, or hold them for a while before serving them normally.
+//! status, hold them for a while before serving them normally, or serve them and then answer
+//! with an error (a lost answer).
 
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ pub enum FaultKind {
     Status(u16),
     /// Wait this long, then serve the request normally.
     Stall(Duration),
+    /// Serve the request (its change is made), then answer with this status instead: the
+    /// client's view of an answer lost after the server acted.
+    AfterServe(u16),
 }
 
 /// A fault applied to the next `count` requests whose path contains `path_contains`
@@ -34,6 +38,16 @@ impl Fault {
     pub fn stall(duration: Duration, count: u32) -> Self {
         Fault {
             kind: FaultKind::Stall(duration),
+            count,
+            path_contains: None,
+            method: None,
+        }
+    }
+
+    /// Serve the next `count` matching requests, then answer `code` (the change is made).
+    pub fn lost_answer(code: u16, count: u32) -> Self {
+        Fault {
+            kind: FaultKind::AfterServe(code),
             count,
             path_contains: None,
             method: None,

@@ -1,7 +1,10 @@
 //! A local Kubernetes API server for rollback tests and drills.
 //!
 //! It serves the part of the API a rollback touches — discovery, `apps/v1` Deployments and
-//! ReplicaSets (with `scale` and `status`), watches, `dryRun=All` — over HTTPS with a
+//! ReplicaSets (with `scale` and `status`), watches, `dryRun=All`, simulated pods that show the
+//! image digest they pulled (`pods`: a tag → digest registry and one node's image cache, so
+//! `imagePullPolicy` matters), and the custom resources a rollback suspends (Argo CD
+//! `applications.argoproj.io`, Flux `kustomizations.kustomize.toolkit.fluxcd.io`) — over HTTPS with a
 //! generated CA (or plain HTTP), with bearer-token authentication that verifies EKS tokens
 //! (SigV4 signature, cluster, 15-minute window; see `auth`), RBAC authorization from a Role
 //! manifest (see [`Rbac`]; `SelfSubjectAccessReview` answers `kubectl auth can-i`), and
@@ -26,6 +29,7 @@ mod fault;
 mod meta;
 mod objects;
 mod patch;
+mod pods;
 mod protobuf;
 mod rbac;
 mod seed;
@@ -366,6 +370,93 @@ impl LocalKube {
         drop(store);
         self.deployment(ns, name)
             .ok_or_else(|| ApiError::not_found("deployments.apps", name))
+    }
+
+    // ----- custom resources (Argo CD Applications, Flux Kustomizations) -----
+
+    /// Create a custom resource (an `argoproj.io/v1alpha1` Application or a
+    /// `kustomize.toolkit.fluxcd.io/v1` Kustomization; its `apiVersion` and `kind` say which),
+    /// validated like a POST.
+    pub fn create_custom_object(
+        &self,
+        object: &serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let field = |f: &str| {
+            object
+                .get(f)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        };
+        let kind = Kind::from_type(field("apiVersion"), field("kind"))
+            .filter(|k| k.is_custom())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "no custom resource {} {} is served here",
+                    field("apiVersion"),
+                    field("kind")
+                ))
+            })?;
+        let ns = object
+            .pointer("/metadata/namespace")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("default")
+            .to_owned();
+        api::create(
+            &mut lock(&self.shared.store),
+            kind,
+            &ns,
+            object.clone(),
+            api::WriteOptions::default(),
+        )
+    }
+
+    /// A stored custom resource by `apiVersion`, `kind`, namespace and name.
+    pub fn custom_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let kind = Kind::from_type(api_version, kind)?;
+        lock(&self.shared.store).get(kind, ns, name).cloned()
+    }
+
+    // ----- pods, the registry and the node's image cache (see `pods`) -----
+
+    /// Make the registry serve `digest` for the tag reference `image` (`repo:prod`), as a push
+    /// or a retag does. Pods created from now on pull it (per their pull policy).
+    pub fn set_image_digest(&self, image: &str, digest: &str) {
+        lock(&self.shared.store)
+            .sim
+            .pods
+            .registry
+            .insert(image.to_owned(), digest.to_owned());
+    }
+
+    /// Empty the node's image cache, as if the pods moved to a freshly joined node: the next
+    /// pod of each reference pulls it from the registry whatever its pull policy.
+    pub fn clear_node_cache(&self) {
+        lock(&self.shared.store).sim.pods.node_cache.clear();
+    }
+
+    /// The digest the node has cached for the tag reference `image`, if it pulled it.
+    pub fn cached_digest(&self, image: &str) -> Option<String> {
+        lock(&self.shared.store)
+            .sim
+            .pods
+            .node_cache
+            .get(image)
+            .cloned()
+    }
+
+    /// The pods of a namespace (as `GET /api/v1/namespaces/{ns}/pods` serves them): their
+    /// `status.containerStatuses[].imageID` is the digest each runs.
+    pub fn pods(&self, ns: &str) -> Vec<k8s_openapi::api::core::v1::Pod> {
+        pods::list(&lock(&self.shared.store), Some(ns))
+            .into_iter()
+            .filter_map(|p| serde_json::from_value(p).ok())
+            .collect()
     }
 
     /// Stop serving (also done on drop). Open watches end.

@@ -53,6 +53,75 @@ pub fn prepare(kind: Kind, obj: &Value, old: Option<&Value>) -> ApiResult<Value>
             validate_replica_set(&rs, old.as_ref())?;
             to_value(&rs)
         }
+        Kind::Application | Kind::Kustomization => prepare_custom(kind, obj),
+    }
+}
+
+/// A custom resource as its CRD's structural schema checks it, for the fields a rollback
+/// touches: a valid name, a `spec` object, and the types of `spec.syncPolicy(.automated)`
+/// (Argo CD) and `spec.suspend` (Flux). Anything else is stored as sent.
+pub fn prepare_custom(kind: Kind, obj: &Value) -> ApiResult<Value> {
+    let mut causes = Causes::new();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    validate_name(&name, &mut causes);
+    let type_error = |field: &str, v: &Value, want: &str| {
+        (
+            field.to_owned(),
+            format!(
+                "Invalid value: \"{}\": {field} in body must be of type {want}",
+                json_type(v)
+            ),
+        )
+    };
+    match obj.get("spec") {
+        None | Some(Value::Null) => causes.push(("spec".into(), "Required value".into())),
+        Some(spec) if !spec.is_object() => causes.push(type_error("spec", spec, "object")),
+        Some(spec) => match kind {
+            Kind::Application => {
+                if let Some(policy) = spec.get("syncPolicy").filter(|p| !p.is_null()) {
+                    if !policy.is_object() {
+                        causes.push(type_error("spec.syncPolicy", policy, "object"));
+                    } else if let Some(a) = policy.get("automated").filter(|a| !a.is_null())
+                        && !a.is_object()
+                    {
+                        causes.push(type_error("spec.syncPolicy.automated", a, "object"));
+                    }
+                }
+            }
+            Kind::Kustomization => {
+                if let Some(v) = spec.get("suspend").filter(|v| !v.is_null())
+                    && !v.is_boolean()
+                {
+                    causes.push(type_error("spec.suspend", v, "boolean"));
+                }
+            }
+            Kind::Deployment | Kind::ReplicaSet => {}
+        },
+    }
+    if causes.is_empty() {
+        Ok(obj.clone())
+    } else {
+        Err(ApiError::invalid_in(
+            kind.group(),
+            kind.kind(),
+            &name,
+            &causes,
+        ))
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

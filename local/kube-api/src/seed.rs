@@ -147,6 +147,52 @@ impl LocalKube {
         )
     }
 
+    /// An Argo CD Application `ns/name` syncing `path` of a repository into `dest_ns`, with
+    /// `spec.syncPolicy.automated` = `automated` (None: manual sync).
+    pub fn seed_argocd_application(
+        &self,
+        ns: &str,
+        name: &str,
+        dest_ns: &str,
+        automated: Option<Value>,
+    ) -> Result<Value, ApiError> {
+        let mut sync_policy = json!({"syncOptions": ["CreateNamespace=false"]});
+        if let Some(a) = automated {
+            sync_policy["automated"] = a;
+        }
+        self.create_custom_object(&json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "project": "default",
+                "source": {"repoURL": format!("https://git.example.com/{name}.git"), "path": "deploy", "targetRevision": "main"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": dest_ns},
+                "syncPolicy": sync_policy,
+            }
+        }))
+    }
+
+    /// A Flux Kustomization `ns/name` applying `./deploy` into `dest_ns`, suspended or not.
+    pub fn seed_flux_kustomization(
+        &self,
+        ns: &str,
+        name: &str,
+        dest_ns: &str,
+        suspend: bool,
+    ) -> Result<Value, ApiError> {
+        self.create_custom_object(&json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "interval": "10m", "path": "./deploy", "prune": true, "suspend": suspend,
+                "targetNamespace": dest_ns,
+                "sourceRef": {"kind": "GitRepository", "name": name},
+            }
+        }))
+    }
+
     /// The drill's demo: namespace `mint`, `backend-deployment` and `frontend-deployment`
     /// (2 replicas each), revision 1 = stable images, revision 2 (current) = bad images.
     pub fn seed_mint_demo(&self, images: &MintImages) -> Result<(), ApiError> {

@@ -192,7 +192,7 @@ async fn respond(
     body: &Bytes,
 ) -> Response<Body> {
     let injected = fault::take(&mut lock(&shared.faults), method.as_str(), path);
-    match injected {
+    let lost_answer = match injected {
         Some(FaultKind::Status(code)) => {
             let err = ApiError::new(
                 code,
@@ -201,9 +201,33 @@ async fn respond(
             );
             return error_response(&err);
         }
-        Some(FaultKind::Stall(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(FaultKind::Stall(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Some(FaultKind::AfterServe(code)) => Some(code),
+        None => None,
+    };
+    let response = serve(shared, method, path, uri, headers, body).await;
+    match lost_answer {
+        Some(code) => error_response(&ApiError::new(
+            code,
+            fault::reason_for(code),
+            format!("injected fault: {code} after the request was served"),
+        )),
+        None => response,
     }
+}
+
+/// Authenticate, authorize and route one request.
+async fn serve(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response<Body> {
     let query = parse_query(uri.query().unwrap_or(""));
     // system:public-info-viewer lets anyone, even unauthenticated, read these.
     let public = matches!(path, "/healthz" | "/livez" | "/readyz" | "/version");
@@ -361,41 +385,63 @@ fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
         ["api", "v1", "namespaces", ns] => get_only(namespace(ns)),
         ["api", "v1", res @ ("pods" | "events")]
         | ["api", "v1", "namespaces", _, res @ ("pods" | "events")] => {
-            // Nothing runs here: pods and events exist only so kubectl's describe/status paths work.
+            // Events never happen here; pods are the simulation's (see `pods`). Watches on
+            // either stay empty.
             if req.is_watch() {
                 return Ok(Reply::Watch(WatchRequest::empty(req)?));
             }
-            let kind = if *res == "pods" {
-                "PodList"
+            let store = lock(&shared.store);
+            let rv = store.resource_version().to_string();
+            let (kind, items) = if *res == "pods" {
+                let ns = match segs.as_slice() {
+                    ["api", "v1", "namespaces", ns, ..] => Some(*ns),
+                    _ => None,
+                };
+                let (labels, fields) = req.selectors()?;
+                let items: Vec<Value> = crate::pods::list(&store, ns)
+                    .into_iter()
+                    .filter(|p| labels.matches(&meta::labels_of(p)) && fields.matches(p))
+                    .collect();
+                ("PodList", items)
             } else {
-                "EventList"
+                ("EventList", Vec::new())
             };
-            let rv = lock(&shared.store).resource_version().to_string();
             get_only(
-                json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": []}),
+                json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
             )
         }
-        [
-            "api",
-            "v1",
-            "namespaces",
-            _,
-            res @ ("pods" | "events"),
-            name,
-        ] => Err(ApiError::not_found(res, name)),
-        ["apis", "apps", "v1", plural] => {
-            let kind =
-                Kind::from_plural(plural).ok_or_else(|| ApiError::path_not_found(req.path))?;
+        ["api", "v1", "namespaces", ns, "pods", name] => {
+            let store = lock(&shared.store);
+            let pod = crate::pods::list(&store, Some(ns))
+                .into_iter()
+                .find(|p| p.pointer("/metadata/name").and_then(Value::as_str) == Some(*name))
+                .ok_or_else(|| ApiError::not_found("pods", name))?;
+            get_only(pod)
+        }
+        ["api", "v1", "namespaces", _, "events", name] => Err(ApiError::not_found("events", name)),
+        ["apis", group] if discovery::custom_group(group).is_some() => {
+            get_only(discovery::custom_api_group(group).unwrap_or_default())
+        }
+        ["apis", group, version] => {
+            let resources = discovery::custom_resources(group, version)
+                .ok_or_else(|| ApiError::path_not_found(req.path))?;
+            get_only(resources)
+        }
+        ["apis", group, version, plural] => {
+            let kind = Kind::from_path(group, version, plural)
+                .ok_or_else(|| ApiError::path_not_found(req.path))?;
             collection(shared, req, kind, None)
         }
-        ["apis", "apps", "v1", "namespaces", ns, plural, rest @ ..] => {
-            let kind =
-                Kind::from_plural(plural).ok_or_else(|| ApiError::path_not_found(req.path))?;
+        ["apis", group, version, "namespaces", ns, plural, rest @ ..] => {
+            let kind = Kind::from_path(group, version, plural)
+                .ok_or_else(|| ApiError::path_not_found(req.path))?;
             match rest {
                 [] => collection(shared, req, kind, Some(ns)),
                 [name] => object(shared, req, kind, ns, name),
-                [name, "scale"] => scale(shared, req, kind, ns, name),
-                [name, "status"] => status(shared, req, kind, ns, name),
+                [name, "scale"] if !kind.is_custom() => scale(shared, req, kind, ns, name),
+                [name, "status"] if kind.has_status_subresource() => {
+                    status(shared, req, kind, ns, name)
+                }
                 _ => Err(ApiError::path_not_found(req.path)),
             }
         }
@@ -468,7 +514,7 @@ fn render(req: &Req<'_>, kind: Kind, objects: Vec<Value>, rv: String, single: bo
     if single {
         return objects.into_iter().next().unwrap_or(Value::Null);
     }
-    json!({"kind": format!("{}List", kind.kind()), "apiVersion": "apps/v1", "metadata": {"resourceVersion": rv}, "items": objects})
+    json!({"kind": format!("{}List", kind.kind()), "apiVersion": kind.api_version(), "metadata": {"resourceVersion": rv}, "items": objects})
 }
 
 fn collection(
@@ -740,7 +786,7 @@ fn watch_response(shared: &Arc<Shared>, w: WatchRequest) -> Response<Body> {
                     }
                 }
                 if w.send_initial_events {
-                    let bookmark = json!({"kind": kind.kind(), "apiVersion": "apps/v1", "metadata": {
+                    let bookmark = json!({"kind": kind.kind(), "apiVersion": kind.api_version(), "metadata": {
                         "resourceVersion": rv.to_string(),
                         "annotations": {"k8s.io/initial-events-end": "true"}}});
                     initial.push(event_line("BOOKMARK", &bookmark));

@@ -15,26 +15,48 @@ use crate::meta;
 /// How many past events a watch can resume from before it gets 410 Gone.
 const EVENT_LOG_LEN: usize = 4096;
 
-/// The stored kinds (pods and events are always empty and never stored).
+/// The stored kinds (events are always empty and never stored; pods are simulated, see
+/// `pods`). Besides `apps/v1`, two custom resources a rollback suspends: Argo CD Applications
+/// and Flux Kustomizations, stored as their CRDs would store them (schemaless beyond the
+/// fields `objects::prepare_custom` checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Deployment,
     ReplicaSet,
+    /// `argoproj.io/v1alpha1` `applications` (no status subresource, like Argo CD's CRD).
+    Application,
+    /// `kustomize.toolkit.fluxcd.io/v1` `kustomizations` (with a status subresource).
+    Kustomization,
 }
 
 impl Kind {
-    pub fn from_plural(plural: &str) -> Option<Kind> {
-        match plural {
-            "deployments" => Some(Kind::Deployment),
-            "replicasets" => Some(Kind::ReplicaSet),
-            _ => None,
-        }
+    pub const ALL: [Kind; 4] = [
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::Application,
+        Kind::Kustomization,
+    ];
+
+    /// The kind served at `/apis/<group>/<version>/…/<plural>`.
+    pub fn from_path(group: &str, version: &str, plural: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.version() == version && k.plural() == plural)
+    }
+
+    /// The kind of an object's `apiVersion` and `kind`.
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.kind() == kind)
     }
 
     pub fn kind(self) -> &'static str {
         match self {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::Application => "Application",
+            Kind::Kustomization => "Kustomization",
         }
     }
 
@@ -42,12 +64,49 @@ impl Kind {
         match self {
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
+            Kind::Application => "applications",
+            Kind::Kustomization => "kustomizations",
         }
+    }
+
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::ReplicaSet => "apps",
+            Kind::Application => "argoproj.io",
+            Kind::Kustomization => "kustomize.toolkit.fluxcd.io",
+        }
+    }
+
+    pub fn version(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::ReplicaSet => "v1",
+            Kind::Application => "v1alpha1",
+            Kind::Kustomization => "v1",
+        }
+    }
+
+    /// `apps/v1`, `argoproj.io/v1alpha1`, …
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            Kind::Application => "argoproj.io/v1alpha1",
+            Kind::Kustomization => "kustomize.toolkit.fluxcd.io/v1",
+        }
+    }
+
+    /// A custom resource (no controller, no typed validation).
+    pub fn is_custom(self) -> bool {
+        matches!(self, Kind::Application | Kind::Kustomization)
+    }
+
+    /// Whether `…/status` is a subresource (Argo CD's Application CRD has none).
+    pub fn has_status_subresource(self) -> bool {
+        !matches!(self, Kind::Application)
     }
 
     /// "deployments.apps", as used in the API server's error messages.
     pub fn resource(self) -> String {
-        format!("{}.apps", self.plural())
+        format!("{}.{}", self.plural(), self.group())
     }
 }
 
@@ -87,6 +146,8 @@ pub struct Simulation {
     pub auto_progress: bool,
     /// Deployments whose progress deadline a test declared expired (ns, name).
     pub deadline_expired: BTreeSet<(String, String)>,
+    /// The ReplicaSets' pods, the image registry and the node's image cache (see `pods`).
+    pub pods: crate::pods::PodSim,
 }
 
 pub struct Store {
@@ -118,6 +179,7 @@ impl Store {
             sim: Simulation {
                 auto_progress: true,
                 deadline_expired: BTreeSet::new(),
+                pods: crate::pods::PodSim::default(),
             },
         }
     }

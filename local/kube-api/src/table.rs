@@ -19,6 +19,16 @@ fn column(name: &str, type_: &str, format: &str, priority: u8, description: &str
     json!({"name": name, "type": type_, "format": format, "description": description, "priority": priority})
 }
 
+fn age_column() -> Value {
+    column(
+        "Age",
+        "string",
+        "",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    )
+}
+
 fn columns(kind: Kind) -> Vec<Value> {
     let mut cols = vec![column(
         "Name",
@@ -27,6 +37,11 @@ fn columns(kind: Kind) -> Vec<Value> {
         0,
         "Name must be unique within a namespace.",
     )];
+    if kind.is_custom() {
+        // A CRD without additionalPrinterColumns: the API server prints NAME and AGE.
+        cols.push(age_column());
+        return cols;
+    }
     match kind {
         Kind::Deployment => cols.extend([
             column("Ready", "string", "", 0, "Number of the pod with ready state"),
@@ -38,11 +53,24 @@ fn columns(kind: Kind) -> Vec<Value> {
             column("Current", "integer", "", 0, "Replicas is the most recently observed number of replicas."),
             column("Ready", "integer", "", 0, "The number of ready replicas for this replica set."),
         ]),
+        Kind::Application | Kind::Kustomization => {}
     }
     cols.extend([
-        column("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
-        column("Containers", "string", "", 1, "Names of each container in the template."),
-        column("Images", "string", "", 1, "Images referenced by each container in the template."),
+        age_column(),
+        column(
+            "Containers",
+            "string",
+            "",
+            1,
+            "Names of each container in the template.",
+        ),
+        column(
+            "Images",
+            "string",
+            "",
+            1,
+            "Images referenced by each container in the template.",
+        ),
         column("Selector", "string", "", 1, "Label selector for pods."),
     ]);
     cols
@@ -78,6 +106,9 @@ fn row(kind: Kind, obj: &Value, include_object: &str) -> Value {
         .cloned()
         .unwrap_or(Value::Null);
     let mut cells = vec![name];
+    if kind.is_custom() {
+        cells.push(json!(age));
+    }
     match kind {
         Kind::Deployment => cells.extend([
             json!(format!(
@@ -93,13 +124,16 @@ fn row(kind: Kind, obj: &Value, include_object: &str) -> Value {
             json!(num("/status/replicas")),
             json!(num("/status/readyReplicas")),
         ]),
+        Kind::Application | Kind::Kustomization => {}
     }
-    cells.extend([
-        json!(age),
-        json!(names.join(",")),
-        json!(images.join(",")),
-        json!(selector),
-    ]);
+    if !kind.is_custom() {
+        cells.extend([
+            json!(age),
+            json!(names.join(",")),
+            json!(images.join(",")),
+            json!(selector),
+        ]);
+    }
     let object = match include_object {
         "None" => Value::Null,
         "Object" => obj.clone(),

@@ -426,3 +426,175 @@ async fn auth_can_i_answers_for_the_functions_identity_from_the_shipped_role() {
         "yes"
     );
 }
+
+/// `kubectl rollout restart` against the pull-policy model: after the tag moves, restarted
+/// pods with `Always` run the new digest, with `IfNotPresent` the node's cached one; kubectl
+/// reads both from the pods' `status.containerStatuses[].imageID`.
+#[tokio::test]
+async fn rollout_restart_pulls_per_the_pull_policy() {
+    let kube = LocalKube::start(Options::default()).await.unwrap();
+    let Some(kubectl) = Kubectl::new(&kube) else {
+        return;
+    };
+    kube.set_image_digest("reg.local/app:prod", "sha256:bad");
+    kube.seed_deployment("mint", "always", &[("app", "reg.local/app:prod")], 2, None)
+        .unwrap();
+    kube.merge_patch_deployment(
+        "mint",
+        "always",
+        &serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": "reg.local/app:prod", "imagePullPolicy": "Always"}]}}}}),
+    )
+    .unwrap();
+    kube.seed_deployment("mint", "cached", &[("app", "reg.local/app:prod")], 2, None)
+        .unwrap();
+    let image_ids = |name: &'static str| {
+        let kubectl = &kubectl;
+        async move {
+            kubectl
+                .ok(&[
+                    "get",
+                    "pods",
+                    "-l",
+                    &format!("app={name}"),
+                    "-o",
+                    "jsonpath={.items[*].status.containerStatuses[*].imageID}",
+                ])
+                .await
+        }
+    };
+    assert_eq!(
+        image_ids("always").await,
+        "reg.local/app@sha256:bad reg.local/app@sha256:bad"
+    );
+    assert_eq!(
+        image_ids("cached").await,
+        "reg.local/app@sha256:bad reg.local/app@sha256:bad"
+    );
+    // The tag moves back to the stable digest; nothing runs it until pods are recreated.
+    kube.set_image_digest("reg.local/app:prod", "sha256:good");
+    assert!(image_ids("always").await.contains("sha256:bad"));
+    kubectl
+        .ok(&["rollout", "restart", "deployment/cached"])
+        .await;
+    assert_eq!(
+        image_ids("cached").await,
+        "reg.local/app@sha256:bad reg.local/app@sha256:bad",
+        "IfNotPresent (the default for a tag) keeps the node's cached image"
+    );
+    kubectl
+        .ok(&["rollout", "restart", "deployment/always"])
+        .await;
+    assert_eq!(
+        image_ids("always").await,
+        "reg.local/app@sha256:good reg.local/app@sha256:good",
+        "Always pulls the tag again"
+    );
+    let template = kube.deployment("mint", "cached").unwrap().spec.template;
+    assert!(
+        template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
+            .contains_key("kubectl.kubernetes.io/restartedAt"),
+        "kubectl restarts through the template annotation"
+    );
+    assert_eq!(
+        kube.cached_digest("reg.local/app:prod").as_deref(),
+        Some("sha256:good"),
+        "the Always pull refreshed the node's cache"
+    );
+}
+
+/// Argo CD Applications and Flux Kustomizations are served as their CRDs are: kubectl finds
+/// them by name and short name, lists them, and merge-patches them.
+#[tokio::test]
+async fn gitops_custom_resources_work_with_kubectl() {
+    let kube = LocalKube::start(Options::default()).await.unwrap();
+    let Some(kubectl) = Kubectl::new(&kube) else {
+        return;
+    };
+    kube.seed_argocd_application(
+        "argocd",
+        "mint-replica",
+        "mint",
+        Some(serde_json::json!({"prune": true, "selfHeal": true})),
+    )
+    .unwrap();
+    kube.seed_flux_kustomization("flux-system", "mint-replica", "mint", false)
+        .unwrap();
+    let out = kubectl
+        .ok(&["get", "applications.argoproj.io", "-n", "argocd"])
+        .await;
+    assert!(
+        out.contains("NAME") && out.contains("mint-replica"),
+        "{out}"
+    );
+    kubectl
+        .ok(&[
+            "-n",
+            "argocd",
+            "patch",
+            "app",
+            "mint-replica",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"syncPolicy":{"automated":null}}}"#,
+        ])
+        .await;
+    let app = kube
+        .custom_object(
+            "argoproj.io/v1alpha1",
+            "Application",
+            "argocd",
+            "mint-replica",
+        )
+        .unwrap();
+    assert!(app.pointer("/spec/syncPolicy/automated").is_none(), "{app}");
+    assert!(
+        app.pointer("/spec/syncPolicy/syncOptions").is_some(),
+        "the rest stays"
+    );
+    kubectl
+        .ok(&[
+            "-n",
+            "flux-system",
+            "patch",
+            "ks",
+            "mint-replica",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"suspend":true}}"#,
+        ])
+        .await;
+    let suspend = kubectl
+        .ok(&[
+            "-n",
+            "flux-system",
+            "get",
+            "kustomizations.kustomize.toolkit.fluxcd.io",
+            "mint-replica",
+            "-o",
+            "jsonpath={.spec.suspend}",
+        ])
+        .await;
+    assert_eq!(suspend, "true");
+    // The CRD's schema: suspend is a boolean.
+    let (ok, _, stderr) = kubectl
+        .run(&[
+            "-n",
+            "flux-system",
+            "patch",
+            "ks",
+            "mint-replica",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"suspend":"yes"}}"#,
+        ])
+        .await;
+    assert!(!ok && stderr.contains("spec.suspend"), "{stderr}");
+}

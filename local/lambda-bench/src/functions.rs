@@ -10,7 +10,8 @@ use std::process::Command;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     Nothing,
-    /// `ROLLBACK_PLAN`: the plan JSON (read at init, parsed per invocation).
+    /// `ROLLBACK_PLAN_PARAMETER`: where the plan is (an SSM parameter name; the plan itself
+    /// is read by `validate`, per execution, not at init).
     Plan,
     /// The SNS topics, approval URL and link key secret name (the key itself is read lazily).
     NotifyConfig,

@@ -128,6 +128,10 @@ pub struct SuccessNotice {
     /// How long the smoke tests were re-run before passing, and why they could be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke_wait: Option<SmokeWait>,
+    /// What `deploy-undo suspend-gitops` suspended (`$.progress.gitops.objects`): the notice
+    /// says so and gives each resume command, since nothing resumes them automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gitops: Vec<deploy_undo::GitOpsResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ProgressRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,8 +1,10 @@
 //! Contract of the `plan` function: the first two states of every execution.
 //!
-//! - `validate` reads the execution input (an EventBridge alarm event or a manual start), checks
-//!   it and the deploy-time plan, decides whether to act, and emits the state every later step
-//!   reads (`plan`, `request`, `execution`, `timing`, flags the Choice states test).
+//! - `validate` reads the execution input (an EventBridge alarm event or a manual start) and the
+//!   plan (from SSM, at the start of the execution: `crate::plan_store`), checks both, decides
+//!   whether to act, and emits the state every later step reads (`plan`, `request` with the
+//!   plan's parameter and version in `plan_source`, `execution`, `timing`, flags the Choice
+//!   states test).
 //! - `guard` enforces one rollback per service at a time: it fails `Rollback.ConcurrentRollback`
 //!   when another execution of this state machine started earlier and is still running.
 
@@ -17,8 +19,9 @@ use crate::request::RollbackRequest;
 
 pub const ACTIONS: &[&str] = &["validate", "guard", "fingerprint"];
 
-/// `validate`'s input. The plan is not an input: it is deploy-time configuration the function
-/// loads itself (`ROLLBACK_PLAN`), so an execution input cannot change what gets rolled back.
+/// `validate`'s input. The plan is not an input: the function reads it itself from the stack's
+/// SSM parameter (`ROLLBACK_PLAN_PARAMETER`, or `ROLLBACK_PLAN_PATH/<service>`), so an
+/// execution input cannot change what gets rolled back; it may only name the service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateInput {

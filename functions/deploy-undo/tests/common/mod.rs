@@ -90,6 +90,20 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
     }
 }
 
+/// The shipped RBAC manifest plus the GitOps Roles (`GITOPS_RBAC_MANIFESTS`), as a cluster
+/// running Argo CD and Flux would have them applied.
+pub fn shipped_rbac_with_gitops() -> String {
+    let mut all = shipped_rbac();
+    for (_, path) in rollback_core::contract::deploy_undo::GITOPS_RBAC_MANIFESTS {
+        let path = rollback_moto::workspace_root().join(path);
+        all.push_str("\n---\n");
+        all.push_str(
+            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        );
+    }
+    all
+}
+
 /// [`env_with`] the shipped RBAC manifest.
 pub async fn env_with_tokens(cluster: &str, extra_tokens: Vec<String>) -> Env {
     env_with(cluster, extra_tokens, &shipped_rbac()).await
@@ -114,8 +128,18 @@ impl Env {
         action: Value,
         drill: bool,
     ) -> Result<Value, rollback_core::RollbackError> {
+        self.call_plan(self.plan(deployments), action, drill).await
+    }
+
+    /// Runs one action with this plan (e.g. one with images or GitOps objects).
+    pub async fn call_plan(
+        &self,
+        plan: Value,
+        action: Value,
+        drill: bool,
+    ) -> Result<Value, rollback_core::RollbackError> {
         let mut input = action;
-        input["plan"] = self.plan(deployments);
+        input["plan"] = plan;
         input["execution"] = json!(format!("exec-{}", self.cluster));
         input["request"] = json!({
             "trigger": {"kind": "manual"},

@@ -13,7 +13,9 @@
 //! `sns:Publish` → the topic, `secretsmanager:GetSecretValue` → the secret,
 //! `states:ListExecutions` → the state machine, `states:DescribeExecution` → the execution,
 //! `states:SendTask*` → `*` (the task token names no resource), `cloudwatch:DescribeAlarms`
-//! → the named alarms, `sts:GetCallerIdentity` → never checked (AWS needs no permission).
+//! → the named alarms, `ssm:GetParameter`/`PutParameter` → the parameter (`parameter/<name>`,
+//! a `:version` selector dropped), `ssm:GetParametersByPath` → the path itself (not the
+//! parameters it returns), `sts:GetCallerIdentity` → never checked (AWS needs no permission).
 //!
 //! Condition keys set from the request: `aws:RequestedRegion`, `aws:RequestTag/<key>` and
 //! `aws:TagKeys` (from `Tags` on RDS creates and `AddTagsToResource`). Keys AWS sets that
@@ -109,6 +111,17 @@ impl Params {
         }
         keys
     }
+}
+
+/// `arn:aws:ssm:<region>:<account>:parameter/<name>`: a hierarchical name's leading `/` is the
+/// ARN's separator; a `name:version` or `name:label` selector names the same parameter.
+fn ssm_parameter_arn(name: &str, region: &str, account: &str) -> String {
+    if name.starts_with("arn:") {
+        return name.to_owned();
+    }
+    let name = name.split(':').next().unwrap_or(name);
+    let name = name.strip_prefix('/').unwrap_or(name);
+    format!("arn:aws:ssm:{region}:{account}:parameter/{name}")
 }
 
 /// RDS also checks `rds:AddTagsToResource` on the new resource when a create, restore or copy
@@ -296,6 +309,25 @@ pub fn authorization(
         ("states", "DescribeExecution" | "StopExecution" | "GetExecutionHistory") => {
             if let Some(execution) = p("executionArn") {
                 add(execution);
+            }
+        }
+        ("ssm", "GetParameter" | "PutParameter" | "DeleteParameter" | "GetParameterHistory") => {
+            if let Some(name) = p("Name") {
+                add(ssm_parameter_arn(&name, &region, account));
+            }
+        }
+        ("ssm", "GetParameters") => params
+            .list("Names")
+            .iter()
+            .for_each(|name| add(ssm_parameter_arn(name, &region, account))),
+        ("ssm", "GetParametersByPath") => {
+            if let Some(path) = p("Path") {
+                let path = path.trim_end_matches('/');
+                add(ssm_parameter_arn(
+                    if path.is_empty() { "/" } else { path },
+                    &region,
+                    account,
+                ));
             }
         }
         ("cloudwatch", "DescribeAlarms") => params

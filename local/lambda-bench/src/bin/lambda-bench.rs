@@ -114,8 +114,6 @@ fn main() -> Result<()> {
         link_key_endpoint = Some(moto.endpoint());
         _moto = Some(moto);
     }
-    let plan_text = std::fs::read_to_string(root.join("infra/plans/mint-replica.json"))
-        .context("reading infra/plans/mint-replica.json for ROLLBACK_PLAN")?;
 
     let mut rows = Vec::new();
     for spec in &selected {
@@ -145,7 +143,8 @@ fn main() -> Result<()> {
         let mut set = |k: &str, v: &str| env.push((OsString::from(k), OsString::from(v)));
         match spec.needs {
             Needs::Nothing => {}
-            Needs::Plan => set("ROLLBACK_PLAN", &plan_text),
+            // rollback_core::plan_store::PARAMETER_ENV; the plan is read per execution.
+            Needs::Plan => set("ROLLBACK_PLAN_PARAMETER", "/rollback/mint-replica/plan"),
             Needs::NotifyConfig => {
                 set(
                     "ROLLBACK_TOPIC_ARN",
