@@ -5,5 +5,6 @@ pub mod drill;
 pub mod history;
 pub mod ops;
 pub mod plan_push;
+pub mod pre_deploy;
 pub mod report;
 pub mod resume;

@@ -86,10 +86,13 @@ enum Command {
         #[arg(long, env = "USER", default_value = "rollbackctl")]
         approver: String,
     },
-    /// Write the post-mortem skeleton for an execution (from the endpoint, or a saved history.json).
+    /// Write the post-mortem skeleton for an execution (from the endpoint, or a saved
+    /// history.json such as the one in the stack's report bucket).
     Report {
-        /// Execution ARN (fetched from the endpoint) — or use --history.
+        /// Execution ARN (its history is fetched from the endpoint) — or use --history.
         execution_arn: Option<String>,
+        /// A get-execution-history document instead of fetching it; with EXECUTION_ARN too, the
+        /// report is titled by the execution's name, as the one in the report bucket is.
         #[arg(long)]
         history: Option<PathBuf>,
         #[arg(long, short)]
@@ -111,6 +114,49 @@ enum Command {
         /// ROLLBACK_KUBE_API_URL with ROLLBACK_KUBE_CA_FILE / ROLLBACK_KUBE_CA_PEM.
         #[arg(long, env = "ROLLBACK_EKS_ENDPOINT_URL")]
         eks_endpoint_url: Option<String>,
+    },
+    /// For the deploy pipeline, before a release: snapshot every plan database
+    /// (`predeploy-<service>-<release>-<db>`, what a rollback restores) by invoking the stack's
+    /// SnapshotFunction, and wait until every snapshot is available; prints their ids. Safe to
+    /// repeat: a snapshot already taken for the release is reused. Exit 0: every snapshot is
+    /// available (or the plan has no databases); 1: no usable backup yet (a snapshot failed,
+    /// the function refused, or the wait ran out): do not deploy; 2: nothing was done (flags,
+    /// plan, the function could not be invoked).
+    #[command(group(clap::ArgGroup::new("plan_source").args(["plan_parameter", "plan"])))]
+    Snapshot {
+        /// Take the pre-deploy snapshots (the only snapshots rollbackctl takes; a rollback
+        /// takes its own backups).
+        #[arg(long)]
+        pre_deploy: bool,
+        /// The plan's service.
+        #[arg(long)]
+        service: String,
+        /// The release about to be deployed (1-128 letters, digits, _ . -); a rollback
+        /// execution's `release` names it.
+        #[arg(long)]
+        release: String,
+        /// The SSM parameter holding the plan: the stack's RollbackPlanParameter, or
+        /// <RollbackPlanPath>/<service> [env: ROLLBACK_PLAN_PARAMETER, unless --plan is given].
+        #[arg(long, value_name = "NAME")]
+        plan_parameter: Option<String>,
+        /// A plan file instead of the parameter.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// The stack output SnapshotFunctionArn (its region is used for Lambda and SSM).
+        #[arg(long, value_name = "ARN", env = "ROLLBACK_SNAPSHOT_FUNCTION")]
+        function_name: String,
+        /// How long to wait for the snapshots to become available.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=1440))]
+        timeout_minutes: u64,
+        /// Seconds between status checks.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+        poll_seconds: u64,
+        /// Print the function's final report as JSON instead of one line per snapshot.
+        #[arg(long)]
+        json: bool,
+        /// Endpoint for Lambda when it differs from --endpoint-url.
+        #[arg(long, env = "ROLLBACK_LAMBDA_ENDPOINT_URL")]
+        lambda_endpoint_url: Option<String>,
     },
     /// For CI/CD: exit 1 when REPO@DIGEST was rolled back by a rollback execution.
     Guard {
@@ -279,12 +325,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             output,
         } => {
             let (name, history) = match (execution_arn, history) {
-                (_, Some(path)) => {
+                (arn, Some(path)) => {
                     let text = std::fs::read_to_string(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
                     let history: History = serde_json::from_str(&text)
                         .context("not a get-execution-history document")?;
-                    (path.display().to_string(), history)
+                    let name = match &arn {
+                        Some(arn) => arn.rsplit(':').next().unwrap_or(arn).to_owned(),
+                        None => path.display().to_string(),
+                    };
+                    (name, history)
                 }
                 (Some(arn), None) => {
                     let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
@@ -319,6 +369,63 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(report.exit_code()))
         }
+        Command::Snapshot {
+            pre_deploy,
+            service,
+            release,
+            plan_parameter,
+            plan,
+            function_name,
+            timeout_minutes,
+            poll_seconds,
+            json,
+            lambda_endpoint_url,
+        } => {
+            let options = rollbackctl::pre_deploy::WaitOptions {
+                timeout: std::time::Duration::from_secs(timeout_minutes * 60),
+                poll_interval: std::time::Duration::from_secs(poll_seconds),
+                ..Default::default()
+            };
+            // Not clap's `env`: a pipeline setting the variable may still give --plan.
+            let plan_parameter = plan_parameter.or_else(|| {
+                std::env::var("ROLLBACK_PLAN_PARAMETER")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+            });
+            let from = match (plan, plan_parameter) {
+                (Some(file), _) => Some(rollbackctl::pre_deploy::PlanFrom::File(file)),
+                (None, Some(name)) => Some(rollbackctl::pre_deploy::PlanFrom::Parameter(name)),
+                (None, None) => None,
+            };
+            let result = pre_deploy_snapshot(
+                endpoint,
+                lambda_endpoint_url.as_deref(),
+                pre_deploy,
+                &service,
+                &release,
+                from.as_ref(),
+                &function_name,
+                &options,
+                json,
+            )
+            .await;
+            match result {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if let rollbackctl::pre_deploy::PreDeployError::InvalidPlan { errors, .. } = &e
+                    {
+                        for problem in errors.iter() {
+                            eprintln!("  {}: {}", problem.path, problem.message);
+                        }
+                    }
+                    if let Some(advice) = e.advice() {
+                        eprintln!("{advice}");
+                    }
+                    Ok(ExitCode::from(e.exit_code()))
+                }
+            }
+        }
         Command::Guard { image } => {
             let (repo, digest) = image
                 .split_once('@')
@@ -339,4 +446,102 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// `rollbackctl snapshot --pre-deploy`: read the plan, invoke the stack's snapshot function,
+/// wait, print the snapshot ids (progress on stderr).
+#[allow(clippy::too_many_arguments)]
+async fn pre_deploy_snapshot(
+    endpoint: Option<&str>,
+    lambda_endpoint: Option<&str>,
+    pre_deploy: bool,
+    service: &str,
+    release: &str,
+    from: Option<&rollbackctl::pre_deploy::PlanFrom>,
+    function_name: &str,
+    options: &rollbackctl::pre_deploy::WaitOptions,
+    json: bool,
+) -> Result<(), rollbackctl::pre_deploy::PreDeployError> {
+    use rollbackctl::pre_deploy::{self as pd, PreDeployError};
+    if !pre_deploy {
+        return Err(PreDeployError::Usage {
+            flag: "--pre-deploy",
+            message: "missing: rollbackctl takes only the pipeline's pre-deploy snapshots \
+                      (a rollback takes its own backups); add --pre-deploy"
+                .to_owned(),
+        });
+    }
+    pd::check_release(release)?;
+    let from = from.ok_or_else(|| PreDeployError::Usage {
+        flag: "--plan-parameter",
+        message: "give the plan: --plan-parameter NAME (the stack's RollbackPlanParameter, or \
+                  <RollbackPlanPath>/<service>; or ROLLBACK_PLAN_PARAMETER), or --plan FILE"
+            .to_owned(),
+    })?;
+    if function_name.trim().is_empty() {
+        return Err(PreDeployError::Usage {
+            flag: "--function-name",
+            message: "give the stack output SnapshotFunctionArn".to_owned(),
+        });
+    }
+    // The function and the plan parameter live in the stack's region: the function ARN's.
+    let with_region = |mut config: aws_config::SdkConfig| {
+        if let Some(region) = pd::arn_region(function_name) {
+            config = config
+                .into_builder()
+                .region(aws_config::Region::new(region.to_owned()))
+                .build();
+        }
+        config
+    };
+    let ssm = match from {
+        pd::PlanFrom::Parameter(_) => Some(aws_sdk_ssm::Client::new(&with_region(
+            ops::sdk_config(endpoint).await,
+        ))),
+        pd::PlanFrom::File(_) => None,
+    };
+    let loaded = pd::load_plan(ssm.as_ref(), from, service).await?;
+    if loaded.plan.databases.is_empty() {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"snapshots": [], "all_available": true, "drill": false})
+            );
+        }
+        eprintln!(
+            "the plan {} of {service} has no databases: no pre-deploy snapshot to take",
+            loaded.source
+        );
+        return Ok(());
+    }
+    let lambda_config = ops::sdk_config(lambda_endpoint.or(endpoint)).await;
+    let function = pd::Lambda::new(&lambda_config, function_name);
+    eprintln!(
+        "pre-deploy snapshots of {service} before release {release}: {} database(s) of the \
+         plan {}, by {function_name}",
+        loaded.plan.databases.len(),
+        loaded.source
+    );
+    let progress = |line: &str| eprintln!("  {line}");
+    let taken = pd::take(&function, &loaded.plan, release, options, &progress).await?;
+    if json {
+        let output = rollback_core::contract::snapshot::SnapshotOutput {
+            snapshots: taken.snapshots.clone(),
+            all_available: true,
+            drill: false,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&output).expect("the report serializes")
+        );
+    } else {
+        for line in pd::result_lines(&taken) {
+            println!("{line}");
+        }
+    }
+    eprintln!(
+        "every pre-deploy snapshot is available (after {}): release {release} may be deployed",
+        pd::minutes_seconds(taken.waited)
+    );
+    Ok(())
 }

@@ -51,6 +51,50 @@ async fn release_digest(drill: &Drill, repository: &str) -> String {
     out.image_details()[0].image_digest().unwrap().to_owned()
 }
 
+/// The execution wrote its post-mortem to the report bucket in moto's S3 before its final
+/// notice, which links it; the drill checked it is the renderer's text of the execution's first
+/// events, and it differs from the drill's own report.md only by what came after.
+fn assert_report_in_s3(report: &rollbackctl::drill::DrillReport, outcome: &str) {
+    let s3 = report
+        .s3_report
+        .as_ref()
+        .unwrap_or_else(|e| panic!("no report in S3: {e}"));
+    let name = report.execution_arn.rsplit(':').next().unwrap();
+    assert_eq!(
+        s3.uri,
+        format!(
+            "s3://{}/reports/{name}/report.md",
+            rollbackctl::drill::REPORT_BUCKET
+        )
+    );
+    assert!(s3.events < s3.total_events, "{s3:?}");
+    assert!(
+        s3.only_in_s3
+            .iter()
+            .any(|l| l.starts_with("- **Report written:** ")),
+        "{s3:?}"
+    );
+    assert!(
+        !s3.only_in_s3
+            .iter()
+            .any(|l| l.starts_with("- **Outcome:**")),
+        "the same outcome ({outcome}) as the drill's report: {s3:?}"
+    );
+    let notice = report.emails.last().expect("a final notice");
+    assert!(
+        notice
+            .body
+            .contains(&format!("POST-MORTEM REPORT (timeline, decision, changes, data-loss window; sections to fill in)\n  {}\n", s3.uri)),
+        "{}",
+        notice.body
+    );
+    let local = std::fs::read_to_string(&report.report_path).unwrap();
+    assert!(
+        local.contains(&format!("- **Outcome:** {outcome}\n")),
+        "{local}"
+    );
+}
+
 fn on_stable(drill: &Drill) -> bool {
     drill
         .stack
@@ -131,6 +175,7 @@ async fn approved_drill_rolls_back_app_and_databases_and_writes_the_report() {
     }
     assert!(report.history_path.exists());
     assert!(report.transitions > 30);
+    assert_report_in_s3(&report, "SUCCEEDED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -161,6 +206,7 @@ async fn rejected_drill_changes_nothing() {
             .any(|d| d.contains("pre-rollback") || d.contains("restored")),
         "{dbs:?}"
     );
+    assert_report_in_s3(&report, "SUCCEEDED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -198,6 +244,7 @@ async fn failure_mid_restore_ends_in_the_contingency_notice_and_keeps_the_databa
             .iter()
             .any(|s| s.starts_with("rollback-mint-replica-"))
     );
+    assert_report_in_s3(&report, "FAILED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

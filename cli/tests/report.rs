@@ -214,3 +214,149 @@ fn the_report_names_the_stored_plan_the_execution_ran() {
     assert!(f.plan_source.is_none());
     assert!(!render(&f).contains("**Plan:**"));
 }
+
+/// The history the execution's own report step reads ends with that step's scheduled event
+/// (the notice and the end come after): the outcome is the one the step records, the
+/// execution's error is listed as its `ExecutionFailed` event would list it, and the report
+/// says when and by whom it was written. Once the end is in the history, the end wins.
+#[test]
+fn a_history_ending_at_the_report_step_takes_its_outcome() {
+    let t0 = 1_714_564_800.0;
+    let report_step = |id: i64, t: f64, outcome: &str, error: Value| {
+        let mut payload = json!({"action": "report", "outcome": outcome, "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:m-rollback:e1",
+                                 "execution": "e1", "plan": {"service": "s"}});
+        if !error.is_null() {
+            payload["error"] = error;
+        }
+        event(
+            id,
+            "TaskScheduled",
+            t,
+            json!({"taskScheduledEventDetails": {"resourceType": "lambda", "resource": "invoke",
+                "parameters": json!({"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:notify", "Payload": payload}).to_string()}}),
+        )
+    };
+    let mut events = vec![
+        event(
+            1,
+            "ExecutionStarted",
+            t0,
+            json!({"executionStartedEventDetails": {"input": "{}"}}),
+        ),
+        entered(2, "Swap databases", t0 + 1.0),
+        event(
+            3,
+            "TaskFailed",
+            t0 + 2.0,
+            json!({"taskFailedEventDetails": {"error": "Rollback.SwapFailed", "cause": "rename refused"}}),
+        ),
+        entered(4, "Write the failure report", t0 + 90.0),
+        report_step(
+            5,
+            t0 + 90.0,
+            "failed",
+            json!({"Error": "Rollback.SwapFailed", "Cause": "rename refused"}),
+        ),
+    ];
+    let so_far: History = serde_json::from_value(json!({"events": events})).unwrap();
+    let f = analyse("e1", &so_far);
+    assert_eq!(f.status, "FAILED");
+    assert_eq!(f.ended, None);
+    assert_eq!(f.failures.len(), 2);
+    assert_eq!(
+        f.failures[1],
+        (
+            "(execution)".to_owned(),
+            "Rollback.SwapFailed".to_owned(),
+            "rename refused".to_owned()
+        )
+    );
+    let md = render(&f);
+    assert!(md.contains("- **Outcome:** FAILED\n"), "{md}");
+    assert!(
+        md.contains("- **Report written:** 2024-05-01 12:01:30 UTC (after 1 min 30 s), by the execution itself before its final notice"),
+        "{md}"
+    );
+    assert!(!md.contains("**Ended:**"), "{md}");
+    assert!(
+        md.contains("| 12:01:30 | Write the failure report | (not exited) | 1 |"),
+        "{md}"
+    );
+
+    // The whole history, as `rollbackctl report ARN` reads it after the end: its end event.
+    events.push(exited(6, "Write the failure report", t0 + 91.0, json!({})));
+    events.push(event(
+        7,
+        "ExecutionFailed",
+        t0 + 92.0,
+        json!({"executionFailedEventDetails": {"error": "Rollback.SwapFailed", "cause": "rename refused"}}),
+    ));
+    let whole: History = serde_json::from_value(json!({"events": events})).unwrap();
+    let f = analyse("e1", &whole);
+    assert_eq!(f.status, "FAILED");
+    assert_eq!(f.report_written, None);
+    assert_eq!(f.failures.len(), 2, "the end is listed once");
+    let md = render(&f);
+    assert!(md.contains("- **Ended:** "), "{md}");
+    assert!(!md.contains("Report written"), "{md}");
+
+    // A rejection's report: the execution will succeed.
+    let rejected: History = serde_json::from_value(json!({"events": [
+        event(1, "ExecutionStarted", t0, json!({"executionStartedEventDetails": {"input": "{}"}})),
+        report_step(2, t0 + 5.0, "rejected", Value::Null),
+    ]}))
+    .unwrap();
+    let f = analyse("e2", &rejected);
+    assert_eq!(f.status, "SUCCEEDED");
+    assert!(f.failures.is_empty());
+}
+
+/// A copy of the history kept in the report bucket has no task tokens; what the report says
+/// does not change.
+#[test]
+fn task_tokens_are_removed_from_a_kept_history_and_the_report_is_unchanged() {
+    let params = json!({"FunctionName": "notify", "Payload": {"action": "approval-request", "task_token": "AAAA-token",
+        "nested": [{"TaskToken": "BBBB-token"}], "fingerprint": "f1"}});
+    let mut history: History = serde_json::from_value(json!({"events": [
+        event(1, "TaskScheduled", 1_714_564_800.0, json!({"taskScheduledEventDetails": {"resourceType": "lambda",
+            "resource": "invoke.waitForTaskToken", "parameters": params.to_string()}}))
+    ]}))
+    .unwrap();
+    let before = render(&analyse("e1", &history));
+    assert!(history.events[0].redact_task_tokens());
+    let text = serde_json::to_string(&history).unwrap();
+    assert!(
+        !text.contains("AAAA-token") && !text.contains("BBBB-token"),
+        "{text}"
+    );
+    assert!(text.contains("f1"), "the rest of the parameters stay");
+    assert!(
+        !history.events[0].redact_task_tokens(),
+        "nothing left to remove"
+    );
+    assert_eq!(render(&analyse("e1", &history)), before);
+}
+
+/// `rollbackctl report ARN --history FILE` (the history.json from the report bucket): the
+/// report is titled by the execution, so it is the bucket's report.md byte for byte.
+#[test]
+fn report_from_a_saved_history_is_titled_by_the_execution_arn() {
+    let dir = std::env::temp_dir().join(format!("rollbackctl-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history.json");
+    std::fs::write(&path, serde_json::to_string(&sample()).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollbackctl"))
+        .args([
+            "report",
+            "arn:aws:states:us-east-1:123456789012:execution:mint-replica-rollback:alarm-1",
+            "--history",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, render(&analyse("alarm-1", &sample())));
+    assert!(text.starts_with("# Rollback report: alarm-1\n"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -521,3 +521,20 @@ pub fn notified(action: &str, execution: &ExecutionId) -> notify::NotifyOutput {
         subject: format!("rollback {action}"),
     }
 }
+
+/// What notify's `report` answers: the post-mortem's location in the stack's report bucket.
+pub fn report_written(execution: &ExecutionId) -> notify::ReportOutput {
+    let base = format!("reports/{execution}");
+    notify::ReportOutput {
+        bucket: "mint-replica-rollback-reports".into(),
+        uri: format!("s3://mint-replica-rollback-reports/{base}/report.md"),
+        history_uri: format!("s3://mint-replica-rollback-reports/{base}/history.json"),
+        console_url: format!(
+            "https://console.aws.amazon.com/s3/object/mint-replica-rollback-reports?region=us-east-1&prefix={base}/report.md"
+        ),
+        report_key: format!("{base}/report.md"),
+        history_key: format!("{base}/history.json"),
+        events: 100,
+        version_id: None,
+    }
+}

@@ -313,7 +313,8 @@ pub enum Expect {
 pub use Expect::{One, Par};
 
 /// The failure path after any Catch: an unfinished database swap put back (`revert` keeps a
-/// finished one), what is live observed by each function's read-only action, the notice.
+/// finished one), what is live observed by each function's read-only action, the post-mortem
+/// written to S3, the notice.
 pub fn contingency() -> Vec<Expect> {
     vec![
         One("restore", "revert"),
@@ -322,6 +323,7 @@ pub fn contingency() -> Vec<Expect> {
             vec![("retag", "resolve")],
             vec![("deploy-undo", "status")],
         ]),
+        One("notify", "report"),
         One("notify", "failure"),
     ]
 }

@@ -325,7 +325,10 @@ impl Script {
             }
             "notify" => {
                 let s = StepInput::<NotifyAction>::parse(p).map_err(rollback_failure)?;
-                to_value(canned::notified(&call.action, &s.execution))
+                match &s.action {
+                    NotifyAction::Report(_) => to_value(canned::report_written(&s.execution)),
+                    _ => to_value(canned::notified(&call.action, &s.execution)),
+                }
             }
             other => Err(failure(
                 "States.TaskFailed",

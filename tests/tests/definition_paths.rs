@@ -119,6 +119,7 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
                 One("deploy-undo", "resume"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ],
         ),
@@ -191,6 +192,7 @@ async fn approve_app_only_leaves_the_databases_and_writes_alone() {
                 One("deploy-undo", "undo"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ],
         ),
@@ -220,7 +222,13 @@ async fn reject_changes_nothing_and_reports_who_rejected() {
     assert_eq!(h.states(&exec).last().unwrap(), "Rollback rejected");
 
     let calls = h.calls(&exec);
-    assert_calls(&calls, &then(until_approval(), [One("notify", "progress")]));
+    assert_calls(
+        &calls,
+        &then(
+            until_approval(),
+            [One("notify", "report"), One("notify", "progress")],
+        ),
+    );
     assert_nothing_destructive_before_approval(&calls, false);
     let notice = the_notice(&calls, "progress");
     let NotifyAction::Progress(progress) = notice_step(&notice).action else {
@@ -672,6 +680,7 @@ async fn drill_runs_every_step_in_its_non_destructive_form() {
                 One("deploy-undo", "resume"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ],
         ),
@@ -1065,6 +1074,7 @@ async fn gitops_sync_is_suspended_before_the_deployments_change_on_both_approval
                 One("deploy-undo", "resume"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ]
         } else {
@@ -1074,6 +1084,7 @@ async fn gitops_sync_is_suspended_before_the_deployments_change_on_both_approval
                 One("deploy-undo", "undo"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ]
         };
@@ -1168,6 +1179,7 @@ async fn tag_pinned_deployments_are_restarted_after_the_undo() {
                 One("deploy-undo", "resume"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ]
         } else {
@@ -1177,6 +1189,7 @@ async fn tag_pinned_deployments_are_restarted_after_the_undo() {
                 One("deploy-undo", "restart"),
                 One("deploy-undo", "status"),
                 One("smoke-test", "run"),
+                One("notify", "report"),
                 One("notify", "success"),
             ]
         };
@@ -1202,5 +1215,98 @@ async fn tag_pinned_deployments_are_restarted_after_the_undo() {
             panic!("not a success notice")
         };
         assert_eq!(step_statuses(&success.progress.unwrap())["restart"], Done);
+    }
+}
+
+/// Every final notice comes right after the report step, which reads this execution's history
+/// (`$$.Execution.Id`) and records how it ends; the notice links what it wrote. A report that
+/// cannot be written (here: the bucket refuses it for good) does not stop the notice, which
+/// carries the error instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_final_notice_links_the_report_written_just_before_it() {
+    use rollback_core::contract::notify::{ReportLink, ReportOutcome};
+
+    let report_of = |calls: &[Call]| -> rollback_core::contract::notify::ReportRequest {
+        let report = calls
+            .iter()
+            .find(|c| c.is("notify", "report"))
+            .expect("a report step");
+        match notice_step(report).action {
+            NotifyAction::Report(r) => r,
+            other => panic!("not a report: {other:?}"),
+        }
+    };
+
+    // Rolled back: the link reaches the success notice.
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    assert_eq!(h.finish(&exec).await.status, ExecutionStatus::Succeeded);
+    let calls = h.calls(&exec);
+    let report = report_of(&calls);
+    assert_eq!(report.execution_arn, exec);
+    assert_eq!(report.outcome, ReportOutcome::RolledBack);
+    assert_eq!(report.error, None);
+    let NotifyAction::Success(success) = notice_step(&the_notice(&calls, "success")).action else {
+        panic!("not a success notice")
+    };
+    let Some(ReportLink::Written(at)) = success.report else {
+        panic!(
+            "the success notice has no report link: {:?}",
+            success.report
+        )
+    };
+    let name = exec.rsplit(':').next().unwrap();
+    assert_eq!(
+        at.uri,
+        format!("s3://mint-replica-rollback-reports/reports/{name}/report.md")
+    );
+    assert!(at.history_uri.ends_with("/history.json"), "{at:?}");
+
+    // Rejected: the rejection report, then the rejection notice with its link.
+    let h = Harness::scripted();
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.reject(&request);
+    assert_eq!(h.finish(&exec).await.status, ExecutionStatus::Succeeded);
+    let calls = h.calls(&exec);
+    assert_eq!(report_of(&calls).outcome, ReportOutcome::Rejected);
+    let NotifyAction::Progress(rejected) = notice_step(&the_notice(&calls, "progress")).action
+    else {
+        panic!("not the rejection notice")
+    };
+    assert!(matches!(rejected.report, Some(ReportLink::Written(_))));
+
+    // Failed, and the report cannot be written: the contingency notice still goes out, with
+    // the report step's error; the execution fails with the rollback's error, not the report's.
+    let h = Harness::scripted();
+    h.script.on("smoke-test", "run", |_, _| {
+        Some(Ok(serde_json::to_value(canned::smoke(false)).unwrap()))
+    });
+    h.script.on("notify", "report", |_, _| {
+        Some(Err(failure(
+            "Rollback.AwsError",
+            "PutObject failed: NoSuchBucket: The specified bucket does not exist",
+        )))
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    h.approve(&request, Scope::AppAndDatabase);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
+    assert_ne!(d.error.as_deref(), Some("Rollback.AwsError"), "{d:?}");
+    let calls = h.calls(&exec);
+    let report = report_of(&calls);
+    assert_eq!(report.outcome, ReportOutcome::Failed);
+    let error = report.error.expect("the failure report names the error");
+    assert_eq!(Some(error.error.as_str()), d.error.as_deref());
+    let notice = failure_notice(&the_notice(&calls, "failure"));
+    match notice.report {
+        Some(ReportLink::NotWritten(e)) => {
+            assert_eq!(e.error, "Rollback.AwsError");
+            assert!(e.cause.contains("NoSuchBucket"), "{}", e.cause);
+        }
+        other => panic!("the notice should carry the report's error: {other:?}"),
     }
 }

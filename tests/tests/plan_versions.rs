@@ -15,16 +15,7 @@ use serde_json::{Value, json};
 const PARAMETER: &str = "/mint-replica/rollback-plan";
 
 async fn put(text: &str) -> i64 {
-    aws_sdk_ssm::Client::new(&MotoServer::shared().sdk_config())
-        .put_parameter()
-        .name(PARAMETER)
-        .value(text)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await
-        .expect("PutParameter")
-        .version
+    MotoServer::shared().put_parameter(PARAMETER, text).await
 }
 
 /// What every step of an execution that read `text` at `version` must receive.

@@ -7,6 +7,7 @@ mod follow;
 mod functions;
 pub mod inbox;
 pub mod latency;
+mod s3_report;
 mod seed;
 mod stack;
 
@@ -18,6 +19,8 @@ use aws_sdk_sfn::types::ExecutionStatus;
 
 pub use functions::{FUNCTIONS, INJECTED_ERROR, substitutions};
 pub use latency::LatencyModel;
+pub use s3_report::S3Report;
+pub use seed::REPORT_BUCKET;
 pub use stack::{LocalStack, STACK_NAME, stack_values, template_path};
 
 /// The drill ran, but a function made calls its role in `infra/template.yaml` does not allow
@@ -150,6 +153,9 @@ pub struct DrillReport {
     pub history: crate::history::History,
     pub report_path: PathBuf,
     pub history_path: PathBuf,
+    /// The report the execution wrote to the report bucket (moto's S3) before its final
+    /// notice, checked against the drill's; or why it is not there or does not check out.
+    pub s3_report: Result<S3Report, String>,
 }
 
 macro_rules! say {
@@ -345,7 +351,17 @@ impl Drill {
             .to_owned();
         let findings = crate::report::analyse(&name, &history);
         let report_path = options.output_dir.join("report.md");
-        std::fs::write(&report_path, crate::report::render(&findings))?;
+        let markdown = crate::report::render(&findings);
+        std::fs::write(&report_path, &markdown)?;
+        // The same post-mortem, as the execution wrote it to the report bucket.
+        let s3_report = s3_report::check(
+            &rollback_notify::s3_client(&stack.sdk),
+            &name,
+            &history,
+            &markdown,
+        )
+        .await
+        .map_err(|e| format!("{e:#}"));
 
         let reached = |state: &str| {
             history
@@ -379,6 +395,7 @@ impl Drill {
             history,
             report_path,
             history_path,
+            s3_report,
         };
         if !options.quiet {
             self.print_summary(&report, &health_before).await;
@@ -454,5 +471,40 @@ impl Drill {
         }
         println!("report:       {}", report.report_path.display());
         println!("history:      {}", report.history_path.display());
+        match &report.s3_report {
+            Ok(s3) => {
+                println!(
+                    "in S3:        {} (+ history.json), written by the execution before its final notice",
+                    s3.uri
+                );
+                println!(
+                    "              ✔ its history.json is the execution's first {} of {} events (task tokens removed), and report.md is exactly what rollbackctl report renders from them",
+                    s3.events, s3.total_events
+                );
+                if s3.identical() {
+                    println!(
+                        "              ✔ identical to {}",
+                        report.report_path.display()
+                    );
+                } else {
+                    println!(
+                        "              it differs from {} only by what came after the report step ({}):",
+                        report.report_path.display(),
+                        if s3.after.is_empty() {
+                            "the end of the execution".to_owned()
+                        } else {
+                            format!("{} and the end", s3.after.join(", "))
+                        }
+                    );
+                    for line in s3.only_in_s3.iter().take(8) {
+                        println!("                S3:    {line}");
+                    }
+                    for line in s3.only_local.iter().take(8) {
+                        println!("                local: {line}");
+                    }
+                }
+            }
+            Err(e) => println!("in S3:        ✘ {e}"),
+        }
     }
 }

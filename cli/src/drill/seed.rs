@@ -1,7 +1,8 @@
 //! Seeds the demo "Mint Replica" on the local stack: databases with pre-deploy snapshots, ECR
 //! repositories with a stable and a bad image, an EKS cluster whose deployments run the bad
-//! revision with the stable one in history, an alarm, the notification topic, and the plan
-//! (in SSM, where the plan function reads it at the start of the execution).
+//! revision with the stable one in history, an alarm, the notification topic, the report
+//! bucket, and the plan (in SSM, where the plan function reads it at the start of the
+//! execution).
 
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ pub const SERVICE: &str = "mint-replica";
 /// The SSM parameter holding the plan: the drill stack's `RollbackPlanParameter`.
 pub const PLAN_PARAMETER: &str = "/mint-replica/rollback-plan";
 pub const ALARM: &str = "mint-replica-5xx";
+/// The stack's report bucket (the template's `ReportBucket`): the notify function writes each
+/// execution's post-mortem there.
+pub const REPORT_BUCKET: &str = "mint-replica-rollback-reports";
 /// The Argo CD Application that syncs the demo's deployments (the plan's `cluster.gitops`):
 /// the rollback suspends its auto-sync before it touches them.
 pub const ARGOCD_APPLICATION: &str = "mint-replica";
@@ -244,6 +248,44 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .send()
         .await
         .context("Subscribe")?;
+
+    // The report bucket as the template makes it: versioned, encrypted (SSE-S3).
+    let s3 = rollback_notify::s3_client(sdk);
+    s3.create_bucket()
+        .bucket(REPORT_BUCKET)
+        .send()
+        .await
+        .context("CreateBucket")?;
+    s3.put_bucket_versioning()
+        .bucket(REPORT_BUCKET)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .context("PutBucketVersioning")?;
+    s3.put_bucket_encryption()
+        .bucket(REPORT_BUCKET)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+                                .build()
+                                .context("ServerSideEncryptionByDefault")?,
+                        )
+                        .build(),
+                )
+                .build()
+                .context("ServerSideEncryptionConfiguration")?,
+        )
+        .send()
+        .await
+        .context("PutBucketEncryption")?;
 
     // The SQL probe reads credentials from Secrets Manager, as it does in AWS.
     let mut sql = Vec::new();

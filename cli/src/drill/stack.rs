@@ -140,7 +140,8 @@ impl LocalStack {
         .context("serving the approval page")?;
         let approval_url = format!("http://{approval_addr}/approval");
         let notify_config =
-            rollback_notify::Config::local(&seeded.topic_arn, &approval_url, link_key);
+            rollback_notify::Config::local(&seeded.topic_arn, &approval_url, link_key)
+                .with_report_bucket(seed::REPORT_BUCKET);
         let kube_override = rollback_deploy_undo::ApiOverride {
             url: kube.url(),
             ca_pem: kube.ca_pem().map(str::to_owned),
@@ -169,7 +170,11 @@ impl LocalStack {
                 Some(kube_override),
             ),
             smoke: rollback_smoke_test::Clients::new(&function_sdk("smoke-test")),
-            notify: rollback_notify::Clients::new(&function_sdk("notify")),
+            // SNS and S3 in moto; its own execution's history (the report) from the engine.
+            notify: rollback_notify::Clients {
+                sfn: aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "notify")),
+                ..rollback_notify::Clients::new(&function_sdk("notify"))
+            },
             notify_config,
         };
         functions::register_all(&registry, Arc::new(clients));
@@ -427,6 +432,7 @@ pub fn stack_values() -> rollback_fault_proxy::iam::StackValues {
             &format!("arn:aws:secretsmanager:{region}:{account}:secret:mint-replica-approval-link-key-Lc4l01"),
             &[],
         )
+        .report_bucket(seed::REPORT_BUCKET)
 }
 
 /// The functions' roles from `infra/template.yaml` (or the drill's replacement text).

@@ -289,17 +289,7 @@ async fn the_local_server_serves_the_same_handler() {
 /// stack's link key, by the ARN the template gives it (`!Ref ApprovalLinkKey`).
 #[tokio::test]
 async fn the_link_key_is_read_under_the_approval_role() {
-    let bytes = LinkKey::generate_secret_bytes();
-    let arn = aws_sdk_secretsmanager::Client::new(&moto().sdk_config())
-        .create_secret()
-        .name("appr-key-approval-link-key")
-        .secret_string(LinkKey::encode_secret(&bytes))
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let (bytes, arn) = moto().link_key_secret("appr-key-approval-link-key").await;
     let stack = test_stack("appr-key").resource("ApprovalLinkKey", &arn, &[]);
     let gate = IamGate::start(&moto().endpoint(), "approval", &stack);
     let secrets = aws_sdk_secretsmanager::Client::new(&gate.sdk_config());

@@ -15,6 +15,7 @@ pub mod history_budget;
 pub mod ids;
 pub mod plan;
 pub mod plan_store;
+pub mod report;
 pub mod request;
 pub mod resolved;
 pub mod step;

@@ -202,7 +202,7 @@ impl StartInput {
                     .is_some_and(|o| o.keys().all(|k| k == "event" || k == "service"))
         });
         let request = if let Some(event) = wrapped {
-            RollbackRequest::from_alarm_event(event.clone()).map_err(|e| prefix(e, "event"))
+            RollbackRequest::from_alarm_event(event.clone()).map_err(|e| e.prefixed("event"))
         } else if input.get("detail-type").is_some() || input.get("source").is_some() {
             RollbackRequest::from_alarm_event(input)
         } else {
@@ -220,23 +220,6 @@ impl StartInput {
         }
         errors.into_result(StartInput { service, request })
     }
-}
-
-fn prefix(errors: ValidationErrors, prefix: &str) -> ValidationErrors {
-    ValidationErrors(
-        errors
-            .0
-            .into_iter()
-            .map(|mut e| {
-                e.path = if e.path == "." {
-                    prefix.to_owned()
-                } else {
-                    format!("{prefix}.{}", e.path)
-                };
-                e
-            })
-            .collect(),
-    )
 }
 
 /// What the stack's EventBridge rule starts an execution with: its input transformer's

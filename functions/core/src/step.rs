@@ -37,11 +37,11 @@ impl<A: DeserializeOwned> StepInput<A> {
         input
             .plan
             .validate()
-            .map_err(|errors| RollbackError::InvalidPlan(prefix_paths(errors, "plan")))?;
+            .map_err(|errors| RollbackError::InvalidPlan(errors.prefixed("plan")))?;
         input
             .request
             .validate()
-            .map_err(|errors| RollbackError::InvalidRequest(prefix_paths(errors, "request")))?;
+            .map_err(|errors| RollbackError::InvalidRequest(errors.prefixed("request")))?;
         if input.execution.as_str().is_empty() || input.execution.as_str().len() > 80 {
             return Err(RollbackError::InvalidInput(
                 "execution: give the execution name ($$.Execution.Name, 1-80 characters)".into(),
@@ -49,26 +49,6 @@ impl<A: DeserializeOwned> StepInput<A> {
         }
         Ok(input)
     }
-}
-
-fn prefix_paths(
-    errors: validation::ValidationErrors,
-    prefix: &str,
-) -> validation::ValidationErrors {
-    validation::ValidationErrors(
-        errors
-            .0
-            .into_iter()
-            .map(|mut e| {
-                e.path = if e.path == "." {
-                    prefix.to_owned()
-                } else {
-                    format!("{prefix}.{}", e.path)
-                };
-                e
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]

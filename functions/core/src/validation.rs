@@ -52,6 +52,23 @@ impl ValidationErrors {
     pub fn mentions(&self, path: &str) -> bool {
         self.0.iter().any(|e| e.path == path)
     }
+
+    /// The same errors, their paths under `prefix` (`.` becomes `prefix` itself).
+    pub fn prefixed(self, prefix: &str) -> ValidationErrors {
+        ValidationErrors(
+            self.0
+                .into_iter()
+                .map(|mut e| {
+                    e.path = if e.path == "." {
+                        prefix.to_owned()
+                    } else {
+                        format!("{prefix}.{}", e.path)
+                    };
+                    e
+                })
+                .collect(),
+        )
+    }
 }
 
 impl fmt::Display for ValidationErrors {

@@ -4,76 +4,21 @@
 
 mod common;
 
-use aws_sdk_ecr::types::ImageIdentifier;
-use common::{NS, env};
-use rollback_fault_proxy::gate::{IamGate, test_stack};
+use common::{NS, REGISTRY, Retag, ecr, env, repository, tag_digest};
 use rollback_kube_api::MintImages;
 use serde_json::{Value, json};
-
-const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-
-fn manifest(flavour: &str) -> String {
-    let digest = |n: &str| {
-        use sha2::Digest;
-        format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(format!("{flavour}-{n}")))
-        )
-    };
-    serde_json::to_string(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 100, "digest": digest("config")},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 200, "digest": digest("layer")}],
-    }))
-    .unwrap()
-}
-
-async fn push(ecr: &aws_sdk_ecr::Client, repo: &str, flavour: &str, tag: &str) -> String {
-    let out = ecr
-        .put_image()
-        .repository_name(repo)
-        .image_manifest(manifest(flavour))
-        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
-        .image_tag(tag)
-        .send()
-        .await
-        .unwrap();
-    out.image()
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .image_digest()
-        .unwrap()
-        .to_owned()
-}
-
-async fn tag_digest(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> String {
-    let out = ecr
-        .describe_images()
-        .repository_name(repo)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await
-        .unwrap();
-    out.image_details()[0].image_digest().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn application_rollback_ends_on_the_stable_digests() {
     let e = env("mint-replica-eks").await;
-    let ecr = aws_sdk_ecr::Client::new(&common::moto().sdk_config());
+    let ecr = ecr();
     let repos = ["mint-replica-backend", "mint-replica-frontend"];
     let mut stable = Vec::new();
     let mut bad = Vec::new();
     for repo in repos {
-        ecr.create_repository()
-            .repository_name(repo)
-            .send()
-            .await
-            .unwrap();
-        stable.push(push(&ecr, repo, &format!("{repo}-good"), "stable").await);
-        bad.push(push(&ecr, repo, &format!("{repo}-bad"), "prod").await);
+        let (s, b) = repository(&ecr, repo).await;
+        stable.push(s);
+        bad.push(b);
     }
     let pinned = |i: usize, digest: &str| format!("{REGISTRY}/{}@{digest}", repos[i]);
     e.kube
@@ -98,18 +43,10 @@ async fn application_rollback_ends_on_the_stable_digests() {
         input
     };
     // retag under its role, as deploy-undo is under its own (`e.gate`).
-    let retag_gate = IamGate::start(
-        &common::moto().endpoint(),
-        "retag",
-        &test_stack("mint-replica"),
-    );
-    let retag = rollback_retag::Clients::new(&retag_gate.sdk_config());
+    let retag = Retag::new();
 
     // 1. retag resolve
-    let images = rollback_retag::handle(&retag, envelope(json!({"action": "resolve"})))
-        .await
-        .unwrap()["images"]
-        .clone();
+    let images = retag.call(&plan, json!({"action": "resolve"})).await["images"].clone();
     for (i, image) in images.as_array().unwrap().iter().enumerate() {
         assert_eq!(image["stable_digest"], json!(stable[i]));
         assert_eq!(image["release_digest"], json!(bad[i]));
@@ -138,12 +75,9 @@ async fn application_rollback_ends_on_the_stable_digests() {
     assert_eq!(resolved["warnings"], json!([]));
 
     // 3. retag apply
-    let applied = rollback_retag::handle(
-        &retag,
-        envelope(json!({"action": "apply", "images": images})),
-    )
-    .await
-    .unwrap();
+    let applied = retag
+        .call(&plan, json!({"action": "apply", "images": images}))
+        .await;
     assert!(
         applied["images"]
             .as_array()

@@ -9,14 +9,15 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{NS, env_with, shipped_rbac, shipped_rbac_with_gitops};
-use rollback_core::ErrorKind;
-use rollback_core::contract::deploy_undo::{GitOpsOutput, StatusOutput};
+use common::{
+    Env, NS, STABLE, assert_kubernetes_error, assert_text_at, env_with, shipped_rbac,
+    shipped_rbac_with_gitops, undo_action,
+};
+use rollback_core::contract::deploy_undo::{GitOpsOutput, GitOpsResult, GitOpsState, StatusOutput};
+use rollback_core::{ErrorKind, RollbackError};
 use rollback_kube_api::{DEFAULT_TOKEN, Fault};
 use serde_json::{Value, json};
 
-const STABLE: &str = "registry.local/mint/backend@sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const BAD: &str = "registry.local/mint/backend@sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const ARGO: (&str, &str) = ("argoproj.io/v1alpha1", "Application");
 const FLUX: (&str, &str) = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization");
 
@@ -27,6 +28,11 @@ fn plan(cluster: &str, gitops: Value) -> Value {
     })
 }
 
+/// The Argo CD Application `mint-replica` (in `argocd`) alone.
+fn argo_only() -> Value {
+    json!([{"kind": "argocd", "application": "mint-replica"}])
+}
+
 fn both() -> Value {
     json!([
         {"kind": "argocd", "application": "mint-replica"},
@@ -34,11 +40,9 @@ fn both() -> Value {
     ])
 }
 
-async fn seeded(cluster: &str, rbac: &str) -> common::Env {
+async fn seeded(cluster: &str, rbac: &str) -> Env {
     let e = env_with(cluster, vec![DEFAULT_TOKEN.into()], rbac).await;
-    e.kube
-        .seed_two_revisions(NS, "backend", "app", STABLE, BAD, 2)
-        .unwrap();
+    e.seed_backend();
     e.kube
         .seed_argocd_application(
             "argocd",
@@ -53,10 +57,27 @@ async fn seeded(cluster: &str, rbac: &str) -> common::Env {
     e
 }
 
-fn object(e: &common::Env, (api_version, kind): (&str, &str), ns: &str) -> Value {
+fn object(e: &Env, (api_version, kind): (&str, &str), ns: &str) -> Value {
     e.kube
         .custom_object(api_version, kind, ns, "mint-replica")
         .unwrap()
+}
+
+/// The Argo CD Application `argocd/mint-replica` still has its `automated` sync policy.
+fn argo_auto_syncing(e: &Env) -> bool {
+    object(e, ARGO, "argocd")
+        .pointer("/spec/syncPolicy/automated")
+        .is_some()
+}
+
+/// `suspend-gitops` with a plan naming `gitops`.
+async fn suspend(e: &Env, gitops: Value, drill: bool) -> Result<Value, RollbackError> {
+    e.call_plan(
+        plan(&e.cluster, gitops),
+        json!({"action": "suspend-gitops"}),
+        drill,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -64,21 +85,9 @@ async fn auto_sync_is_suspended_before_the_undo_and_the_resume_commands_are_exac
     let e = seeded("gitops-suspend", &shipped_rbac_with_gitops()).await;
     let plan = plan(&e.cluster, both());
     let exec = format!("exec-{}", e.cluster);
-    let resolved = e
-        .call_plan(plan.clone(), json!({"action": "resolve"}), false)
-        .await
-        .unwrap();
-    let suspended = e
-        .call_plan(plan.clone(), json!({"action": "suspend-gitops"}), false)
-        .await
-        .unwrap();
-    e.call_plan(
-        plan.clone(),
-        json!({"action": "undo", "deployments": resolved["deployments"]}),
-        false,
-    )
-    .await
-    .unwrap();
+    let resolved = e.run(&plan, json!({"action": "resolve"})).await;
+    let suspended = e.run(&plan, json!({"action": "suspend-gitops"})).await;
+    e.run(&plan, undo_action(&resolved)).await;
     assert_eq!(e.images("backend"), vec![STABLE]);
 
     // Order, as the API server saw it: both suspensions, then the undo's update.
@@ -120,14 +129,14 @@ async fn auto_sync_is_suspended_before_the_undo_and_the_resume_commands_are_exac
             "summary": "GitOps auto-sync suspended (argocd/mint-replica, flux-system/mint-replica); nothing resumes it automatically"
         })
     );
+    let resume_commands = [Some(argo_resume.to_owned()), Some(flux_resume.to_owned())];
     let output: GitOpsOutput = serde_json::from_value(suspended).unwrap();
     assert_eq!(
-        output.objects[0].resume_command().as_deref(),
-        Some(argo_resume)
-    );
-    assert_eq!(
-        output.objects[1].resume_command().as_deref(),
-        Some(flux_resume)
+        output.objects[..2]
+            .iter()
+            .map(GitOpsResult::resume_command)
+            .collect::<Vec<_>>(),
+        resume_commands
     );
     let app = object(&e, ARGO, "argocd");
     assert!(app.pointer("/spec/syncPolicy/automated").is_none(), "{app}");
@@ -139,20 +148,16 @@ async fn auto_sync_is_suspended_before_the_undo_and_the_resume_commands_are_exac
     assert_eq!(ks["spec"]["suspend"], true);
 
     // status observes it (the contingency notice reads this), with the same commands.
-    let status = e
-        .call_plan(plan.clone(), json!({"action": "status"}), false)
-        .await
-        .unwrap();
+    let status = e.run(&plan, json!({"action": "status"})).await;
     assert_eq!(status["gitops"][0]["suspended"], true, "{status}");
     assert_eq!(status["gitops"][0]["suspended_by"], json!(exec));
     let observed: StatusOutput = serde_json::from_value(status).unwrap();
     assert_eq!(
-        observed.gitops[0].resume_command().as_deref(),
-        Some(argo_resume)
-    );
-    assert_eq!(
-        observed.gitops[1].resume_command().as_deref(),
-        Some(flux_resume)
+        observed.gitops[..2]
+            .iter()
+            .map(GitOpsState::resume_command)
+            .collect::<Vec<_>>(),
+        resume_commands
     );
 
     // The commands are exact: the real kubectl runs them and everything is as before.
@@ -205,10 +210,6 @@ fn kubectl_path() -> Option<PathBuf> {
 #[tokio::test]
 async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
     let e = seeded("gitops-lost-answer", &shipped_rbac_with_gitops()).await;
-    let plan = plan(
-        &e.cluster,
-        json!([{"kind": "argocd", "application": "mint-replica"}]),
-    );
     // A 500 before the API server acts (kube-rs itself retries 429/503/504): retryable, and
     // nothing changed.
     e.kube.inject_fault(
@@ -216,41 +217,25 @@ async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
             .on_method("PATCH")
             .on_path("/applications/mint-replica"),
     );
-    let err = e
-        .call_plan(plan.clone(), json!({"action": "suspend-gitops"}), false)
-        .await
-        .unwrap_err();
+    let err = suspend(&e, argo_only(), false).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
-    assert!(
-        object(&e, ARGO, "argocd")
-            .pointer("/spec/syncPolicy/automated")
-            .is_some(),
-        "still auto-syncing"
-    );
+    assert!(argo_auto_syncing(&e), "still auto-syncing");
     // The answer is lost after the API server acted: observed, it counts.
     e.kube.inject_fault(
         Fault::lost_answer(500, 1)
             .on_method("PATCH")
             .on_path("/applications/mint-replica"),
     );
-    let out = e
-        .call_plan(plan.clone(), json!({"action": "suspend-gitops"}), false)
-        .await
-        .unwrap();
+    let out = suspend(&e, argo_only(), false).await.unwrap();
     assert_eq!(out["objects"][0]["outcome"], "suspended", "{out}");
-    assert!(
-        out["objects"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("the answer to the patch was lost; observed it suspended"),
-        "{out}"
+    assert_text_at(
+        &out,
+        "/objects/0/message",
+        "the answer to the patch was lost; observed it suspended",
     );
     let first: GitOpsOutput = serde_json::from_value(out.clone()).unwrap();
     // A Step Functions retry: nothing to do, and the recorded policy is still the first one.
-    let again = e
-        .call_plan(plan.clone(), json!({"action": "suspend-gitops"}), false)
-        .await
-        .unwrap();
+    let again = suspend(&e, argo_only(), false).await.unwrap();
     assert_eq!(
         again["objects"][0]["outcome"], "already-suspended",
         "{again}"
@@ -269,7 +254,8 @@ async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
     // still names the command that undoes it.
     let restarted = rollback_deploy_undo::handle(
         &e.clients,
-        json!({"action": "suspend-gitops", "plan": plan, "execution": "restarted-after-a-crash",
+        json!({"action": "suspend-gitops", "plan": plan(&e.cluster, argo_only()),
+               "execution": "restarted-after-a-crash",
                "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}}),
     )
     .await
@@ -302,9 +288,7 @@ async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
 #[tokio::test]
 async fn objects_already_off_unnamed_or_in_a_drill_are_left_as_they_are_and_said_so() {
     let e = env_with("gitops-left-alone", Vec::new(), &shipped_rbac_with_gitops()).await;
-    e.kube
-        .seed_two_revisions(NS, "backend", "app", STABLE, BAD, 2)
-        .unwrap();
+    e.seed_backend();
     e.kube
         .seed_argocd_application("argocd", "mint-replica", NS, None)
         .unwrap();
@@ -316,14 +300,7 @@ async fn objects_already_off_unnamed_or_in_a_drill_are_left_as_they_are_and_said
         {"kind": "flux", "kustomization": "mint-replica"},
         {"kind": "argocd", "namespace": "argocd"}
     ]);
-    let out = e
-        .call_plan(
-            plan(&e.cluster, gitops.clone()),
-            json!({"action": "suspend-gitops"}),
-            true,
-        )
-        .await
-        .unwrap();
+    let out = suspend(&e, gitops, true).await.unwrap();
     let outcomes: Vec<&str> = out["objects"]
         .as_array()
         .unwrap()
@@ -345,12 +322,10 @@ async fn objects_already_off_unnamed_or_in_a_drill_are_left_as_they_are_and_said
         "NOT SUSPENDED: the plan does not name it (cluster.gitops: add `application`), so it \
          may re-apply the bad release; pause its sync by hand"
     );
-    assert!(
-        out["summary"]
-            .as_str()
-            .unwrap()
-            .contains("1 GitOps object(s) not named in the plan were NOT suspended"),
-        "{out}"
+    assert_text_at(
+        &out,
+        "/summary",
+        "1 GitOps object(s) not named in the plan were NOT suspended",
     );
     assert!(
         e.kube.requests().iter().all(|r| r.method == "GET"),
@@ -359,21 +334,10 @@ async fn objects_already_off_unnamed_or_in_a_drill_are_left_as_they_are_and_said
 
     // A drill with an auto-syncing Application: a server-side dry run, nothing changes.
     let e = seeded("gitops-drill", &shipped_rbac_with_gitops()).await;
-    let out = e
-        .call_plan(
-            plan(&e.cluster, both()),
-            json!({"action": "suspend-gitops"}),
-            true,
-        )
-        .await
-        .unwrap();
+    let out = suspend(&e, both(), true).await.unwrap();
     assert_eq!(out["objects"][0]["outcome"], "dry-run", "{out}");
     assert_eq!(out["objects"][1]["outcome"], "dry-run", "{out}");
-    assert!(
-        object(&e, ARGO, "argocd")
-            .pointer("/spec/syncPolicy/automated")
-            .is_some()
-    );
+    assert!(argo_auto_syncing(&e));
     assert_eq!(object(&e, FLUX, "flux-system")["spec"]["suspend"], false);
 }
 
@@ -381,77 +345,45 @@ async fn objects_already_off_unnamed_or_in_a_drill_are_left_as_they_are_and_said
 async fn the_gitops_roles_grant_exactly_the_named_objects() {
     // Without the Argo CD Role: refused before anything changed, naming the manifest.
     let e = seeded("gitops-no-role", &shipped_rbac()).await;
-    let err = e
-        .call_plan(
-            plan(
-                &e.cluster,
-                json!([{"kind": "argocd", "application": "mint-replica"}]),
-            ),
-            json!({"action": "suspend-gitops"}),
-            false,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Kubernetes);
-    assert!(
-        err.to_string().contains(
-            "the deploy-undo role may not get applications in argocd: add the verb to \
-             infra/k8s/rollback-rbac-argocd.yaml"
-        ),
-        "{err}"
+    let err = suspend(&e, argo_only(), false).await.unwrap_err();
+    assert_kubernetes_error(
+        &err,
+        "the deploy-undo role may not get applications in argocd: add the verb to \
+         infra/k8s/rollback-rbac-argocd.yaml",
     );
     // status still observes the deployments and says why the Application was not observed.
     let status = e
-        .call_plan(
-            plan(
-                &e.cluster,
-                json!([{"kind": "argocd", "application": "mint-replica"}]),
-            ),
-            json!({"action": "status"}),
-            false,
-        )
-        .await
-        .unwrap();
+        .run(&plan(&e.cluster, argo_only()), json!({"action": "status"}))
+        .await;
     assert_eq!(status["deployments"][0]["name"], "backend");
     assert!(status["gitops"][0].get("suspended").is_none(), "{status}");
-    assert!(
-        status["gitops"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not observed"),
-        "{status}"
-    );
+    assert_text_at(&status, "/gitops/0/message", "not observed");
 
     // With the Roles, an Application the Role does not name is refused too (resourceNames).
     let e = seeded("gitops-other-app", &shipped_rbac_with_gitops()).await;
     e.kube
         .seed_argocd_application("argocd", "payments", NS, Some(json!({})))
         .unwrap();
-    let err = e
-        .call_plan(
-            plan(
-                &e.cluster,
-                json!([{"kind": "argocd", "application": "payments"}]),
-            ),
-            json!({"action": "suspend-gitops"}),
-            false,
-        )
-        .await
-        .unwrap_err();
+    let err = suspend(
+        &e,
+        json!([{"kind": "argocd", "application": "payments"}]),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("may not get applications in argocd"),
         "{err}"
     );
     // The objects the Roles name are allowed.
-    let err = e
-        .call_plan(
-            plan(&e.cluster, json!([{"kind": "flux", "kustomization": "mint-replica", "namespace": "flux-system"},
-                                    {"kind": "argocd", "application": "mint-replica", "namespace": "argocd"}])),
-            json!({"action": "suspend-gitops"}),
-            false,
-        )
-        .await;
+    let err = suspend(
+        &e,
+        json!([{"kind": "flux", "kustomization": "mint-replica", "namespace": "flux-system"},
+               {"kind": "argocd", "application": "mint-replica", "namespace": "argocd"}]),
+        false,
+    )
+    .await;
     assert!(err.is_ok(), "the named objects are allowed: {err:?}");
     let manifest = shipped_rbac_with_gitops().replace(
         "resourceNames: [\"mint-replica\"]\n    verbs: [\"get\", \"patch\"]",
@@ -463,17 +395,7 @@ async fn the_gitops_roles_grant_exactly_the_named_objects() {
         "the shipped Roles grant get and patch"
     );
     let e = seeded("gitops-no-patch", &manifest).await;
-    let err = e
-        .call_plan(
-            plan(
-                &e.cluster,
-                json!([{"kind": "argocd", "application": "mint-replica"}]),
-            ),
-            json!({"action": "suspend-gitops"}),
-            false,
-        )
-        .await
-        .unwrap_err();
+    let err = suspend(&e, argo_only(), false).await.unwrap_err();
     assert!(
         err.to_string().contains(
             "the deploy-undo role may not patch applications in argocd: add the verb to \
@@ -481,35 +403,16 @@ async fn the_gitops_roles_grant_exactly_the_named_objects() {
         ),
         "{err}"
     );
-    assert!(
-        object(&e, ARGO, "argocd")
-            .pointer("/spec/syncPolicy/automated")
-            .is_some(),
-        "a refused patch changed nothing"
-    );
+    assert!(argo_auto_syncing(&e), "a refused patch changed nothing");
 }
 
 #[tokio::test]
 async fn a_gitops_object_that_does_not_exist_fails_the_step_by_name() {
     let e = env_with("gitops-missing", Vec::new(), &shipped_rbac_with_gitops()).await;
-    e.kube
-        .seed_two_revisions(NS, "backend", "app", STABLE, BAD, 2)
-        .unwrap();
-    let err = e
-        .call_plan(
-            plan(
-                &e.cluster,
-                json!([{"kind": "argocd", "application": "mint-replica"}]),
-            ),
-            json!({"action": "suspend-gitops"}),
-            false,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Kubernetes);
-    assert!(
-        err.to_string()
-            .contains("Argo CD Application argocd/mint-replica does not exist"),
-        "{err}"
+    e.seed_backend();
+    let err = suspend(&e, argo_only(), false).await.unwrap_err();
+    assert_kubernetes_error(
+        &err,
+        "Argo CD Application argocd/mint-replica does not exist",
     );
 }

@@ -4,31 +4,22 @@
 
 mod common;
 
-use common::{FUNCTION_USER, NS, env, env_with, shipped_rbac};
+use common::{
+    BAD, FUNCTION_USER, STABLE, assert_kubernetes_error, env, env_with, shipped_rbac, undo_action,
+};
 use rollback_core::ErrorKind;
 use serde_json::json;
-
-const STABLE: &str = "registry.local/mint/backend@sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const BAD: &str = "registry.local/mint/backend@sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
 #[tokio::test]
 async fn every_action_needs_only_the_shipped_role() {
     let e = env("rbac-all-actions").await;
-    e.kube
-        .seed_two_revisions(NS, "backend", "app", STABLE, BAD, 2)
-        .unwrap();
+    e.seed_backend();
     let resolved = serde_json::to_value(e.resolve(&["backend"], json!([])).await).unwrap();
     for (action, drill) in [
         (json!({"action": "pause"}), true),
         (json!({"action": "pause"}), false),
-        (
-            json!({"action": "undo", "deployments": resolved["deployments"]}),
-            true,
-        ),
-        (
-            json!({"action": "undo", "deployments": resolved["deployments"]}),
-            false,
-        ),
+        (undo_action(&resolved), true),
+        (undo_action(&resolved), false),
         (json!({"action": "status"}), false),
         (
             json!({"action": "resume", "deployments": resolved["deployments"]}),
@@ -40,12 +31,7 @@ async fn every_action_needs_only_the_shipped_role() {
             .unwrap_or_else(|err| panic!("{action} (drill {drill}): {err}"));
     }
     assert_eq!(e.images("backend"), vec![STABLE]);
-    let refused: Vec<_> = e
-        .kube
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 401 || r.status == 403)
-        .collect();
+    let refused = e.refused();
     assert!(refused.is_empty(), "{refused:#?}");
 }
 
@@ -61,17 +47,11 @@ async fn a_role_without_update_fails_undo_naming_the_missing_verb() {
         "the shipped Role grants update on deployments"
     );
     let e = env_with("rbac-no-update", Vec::new(), &without_update).await;
-    e.kube
-        .seed_two_revisions(NS, "backend", "app", STABLE, BAD, 2)
-        .unwrap();
+    e.seed_backend();
     // resolve only reads: still fine.
     let resolved = serde_json::to_value(e.resolve(&["backend"], json!([])).await).unwrap();
     let err = e
-        .call(
-            &["backend"],
-            json!({"action": "undo", "deployments": resolved["deployments"]}),
-            false,
-        )
+        .call(&["backend"], undo_action(&resolved), false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Kubernetes);
@@ -93,17 +73,10 @@ async fn a_role_without_update_fails_undo_naming_the_missing_verb() {
 async fn a_role_in_another_namespace_grants_nothing_here() {
     let elsewhere = shipped_rbac().replace("namespace: mint", "namespace: shop");
     let e = env_with("rbac-other-ns", Vec::new(), &elsewhere).await;
-    e.kube
-        .seed_two_revisions(NS, "backend", "app", STABLE, BAD, 2)
-        .unwrap();
+    e.seed_backend();
     let err = e
         .call(&["backend"], json!({"action": "status"}), false)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Kubernetes);
-    assert!(
-        err.to_string()
-            .contains("the deploy-undo role may not get deployments in mint"),
-        "{err}"
-    );
+    assert_kubernetes_error(&err, "the deploy-undo role may not get deployments in mint");
 }

@@ -9,73 +9,13 @@
 
 mod common;
 
-use aws_sdk_ecr::types::ImageIdentifier;
-use common::{NS, env};
+use common::{
+    Env, NS, REGISTRY, Retag, assert_kubernetes_error, assert_text_at, ecr, env, repository,
+    tag_digest, undo_action,
+};
 use k8s_openapi::api::apps::v1::Deployment;
-use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_kube_api::{Fault, LocalKube};
 use serde_json::{Value, json};
-
-const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-
-fn manifest(flavour: &str) -> String {
-    let digest = |n: &str| {
-        use sha2::Digest;
-        format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(format!("{flavour}-{n}")))
-        )
-    };
-    serde_json::to_string(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 100, "digest": digest("config")},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 200, "digest": digest("layer")}],
-    }))
-    .unwrap()
-}
-
-async fn push(ecr: &aws_sdk_ecr::Client, repo: &str, flavour: &str, tag: &str) -> String {
-    let out = ecr
-        .put_image()
-        .repository_name(repo)
-        .image_manifest(manifest(flavour))
-        .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
-        .image_tag(tag)
-        .send()
-        .await
-        .unwrap();
-    out.image()
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .image_digest()
-        .unwrap()
-        .to_owned()
-}
-
-async fn tag_digest(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> String {
-    let out = ecr
-        .describe_images()
-        .repository_name(repo)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await
-        .unwrap();
-    out.image_details()[0].image_digest().unwrap().to_owned()
-}
-
-/// A repository with `stable` → S and `prod` → B (the bad release); returns (S, B).
-async fn repository(ecr: &aws_sdk_ecr::Client, repo: &str) -> (String, String) {
-    ecr.create_repository()
-        .repository_name(repo)
-        .send()
-        .await
-        .unwrap();
-    let stable = push(ecr, repo, &format!("{repo}-good"), "stable").await;
-    let bad = push(ecr, repo, &format!("{repo}-bad"), "prod").await;
-    (stable, bad)
-}
 
 /// Revision 1 of `name`: one container `app` running `image`, with `pull_policy` (None: the
 /// API server's default).
@@ -131,6 +71,20 @@ fn running(kube: &LocalKube, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// retag resolve, then deploy-undo resolve with the images it answered: (images, resolved).
+async fn resolve(e: &Env, retag: &Retag, plan: &Value) -> (Value, Value) {
+    let images = retag.call(plan, json!({"action": "resolve"})).await["images"].clone();
+    let resolved = e
+        .run(plan, json!({"action": "resolve", "images": images}))
+        .await;
+    (images, resolved)
+}
+
+/// The `restart` action for the deployments resolve answered.
+fn restart(resolved: &Value, restarted_at: &str) -> Value {
+    json!({"action": "restart", "deployments": resolved["deployments"], "restarted_at": restarted_at})
+}
+
 fn plan(cluster: &str, repo: &str, deployments: &[&str]) -> Value {
     json!({
         "service": "mint-replica",
@@ -139,36 +93,10 @@ fn plan(cluster: &str, repo: &str, deployments: &[&str]) -> Value {
     })
 }
 
-struct Retag {
-    clients: rollback_retag::Clients,
-    _gate: IamGate,
-}
-
-impl Retag {
-    fn new() -> Retag {
-        let gate = IamGate::start(
-            &common::moto().endpoint(),
-            "retag",
-            &test_stack("mint-replica"),
-        );
-        Retag {
-            clients: rollback_retag::Clients::new(&gate.sdk_config()),
-            _gate: gate,
-        }
-    }
-
-    async fn call(&self, plan: &Value, action: Value) -> Value {
-        let mut input = action;
-        input["plan"] = plan.clone();
-        input["execution"] = json!("alarm-mint-replica-5xx-20240501T120000Z");
-        rollback_retag::handle(&self.clients, input).await.unwrap()
-    }
-}
-
 #[tokio::test]
 async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart() {
     let e = env("tag-pinned-always").await;
-    let ecr = aws_sdk_ecr::Client::new(&common::moto().sdk_config());
+    let ecr = ecr();
     let repo = "mint-replica-pinned-always";
     let (stable, bad) = repository(&ecr, repo).await;
     let image = format!("{REGISTRY}/{repo}:prod");
@@ -191,17 +119,8 @@ async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart(
 
     let plan = plan(&e.cluster, repo, &["backend", "frontend"]);
     let retag = Retag::new();
-    let images = retag.call(&plan, json!({"action": "resolve"})).await["images"].clone();
+    let (images, resolved) = resolve(&e, &retag, &plan).await;
     assert_eq!(images[0]["retag_needed"], true, "{images}");
-
-    let resolved = e
-        .call_plan(
-            plan.clone(),
-            json!({"action": "resolve", "images": images}),
-            false,
-        )
-        .await
-        .unwrap();
     assert_eq!(resolved["restart_needed"], true, "{resolved}");
     let backend = &resolved["deployments"][0];
     assert_eq!(
@@ -243,13 +162,7 @@ async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart(
         "moving a tag changes no running pod"
     );
 
-    e.call_plan(
-        plan.clone(),
-        json!({"action": "undo", "deployments": resolved["deployments"]}),
-        false,
-    )
-    .await
-    .unwrap();
+    e.run(&plan, undo_action(&resolved)).await;
     let before_restart = e.revision("backend").unwrap();
 
     // The restart's answer is lost after the API server applied it: observed, it counts.
@@ -258,19 +171,13 @@ async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart(
             .on_method("PATCH")
             .on_path("/deployments/backend"),
     );
-    let restart = json!({"action": "restart", "deployments": resolved["deployments"],
-                         "restarted_at": "2024-05-01T12:00:00.250Z"});
-    let out = e
-        .call_plan(plan.clone(), restart.clone(), false)
-        .await
-        .unwrap();
+    let restart = restart(&resolved, "2024-05-01T12:00:00.250Z");
+    let out = e.run(&plan, restart.clone()).await;
     assert_eq!(out["deployments"][0]["outcome"], "restarted", "{out}");
-    assert!(
-        out["deployments"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("answer to the patch was lost"),
-        "{out}"
+    assert_text_at(
+        &out,
+        "/deployments/0/message",
+        "answer to the patch was lost",
     );
     assert_eq!(out["deployments"][1]["outcome"], "not-needed", "{out}");
     assert_eq!(
@@ -279,17 +186,14 @@ async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart(
         "one new rollout"
     );
     // A Step Functions retry of the step: same value, nothing restarts twice.
-    let again = e.call_plan(plan.clone(), restart, false).await.unwrap();
+    let again = e.run(&plan, restart).await;
     assert_eq!(
         again["deployments"][0]["outcome"], "already-restarted",
         "{again}"
     );
     assert_eq!(e.revision("backend"), Some(before_restart + 1));
 
-    let status = e
-        .call_plan(plan.clone(), json!({"action": "status"}), false)
-        .await
-        .unwrap();
+    let status = e.run(&plan, json!({"action": "status"})).await;
     assert_eq!(status["complete"], true, "{status}");
     let template = e.kube.deployment(NS, "backend").unwrap().spec.template;
     assert_eq!(
@@ -303,12 +207,7 @@ async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart(
         "the restarted pods pulled prod again: the stable digest"
     );
     assert_eq!(e.images("frontend"), vec![pinned_stable]);
-    let refused: Vec<_> = e
-        .kube
-        .requests()
-        .into_iter()
-        .filter(|r| r.status == 401 || r.status == 403)
-        .collect();
+    let refused = e.refused();
     assert!(
         refused.is_empty(),
         "the shipped Role allows the restart: {refused:#?}"
@@ -318,7 +217,7 @@ async fn tag_pinned_always_pods_end_on_the_stable_digest_after_undo_and_restart(
 #[tokio::test]
 async fn tag_pinned_if_not_present_is_reported_with_the_fix_and_keeps_the_cached_image() {
     let e = env("tag-pinned-cached").await;
-    let ecr = aws_sdk_ecr::Client::new(&common::moto().sdk_config());
+    let ecr = ecr();
     let repo = "mint-replica-pinned-cached";
     let (stable, bad) = repository(&ecr, repo).await;
     let image = format!("{REGISTRY}/{repo}:prod");
@@ -347,15 +246,7 @@ async fn tag_pinned_if_not_present_is_reported_with_the_fix_and_keeps_the_cached
 
     let plan = plan(&e.cluster, repo, &["backend"]);
     let retag = Retag::new();
-    let images = retag.call(&plan, json!({"action": "resolve"})).await["images"].clone();
-    let resolved = e
-        .call_plan(
-            plan.clone(),
-            json!({"action": "resolve", "images": images}),
-            false,
-        )
-        .await
-        .unwrap();
+    let (images, resolved) = resolve(&e, &retag, &plan).await;
     let backend = &resolved["deployments"][0];
     assert_eq!(backend["restart_needed"], true, "{backend}");
     assert_eq!(backend["pull_policy_keeps_cache"], true, "{backend}");
@@ -378,22 +269,10 @@ async fn tag_pinned_if_not_present_is_reported_with_the_fix_and_keeps_the_cached
         .await;
     e.kube
         .set_image_digest(&image, &tag_digest(&ecr, repo, "prod").await);
-    e.call_plan(
-        plan.clone(),
-        json!({"action": "undo", "deployments": resolved["deployments"]}),
-        false,
-    )
-    .await
-    .unwrap();
+    e.run(&plan, undo_action(&resolved)).await;
     let out = e
-        .call_plan(
-            plan.clone(),
-            json!({"action": "restart", "deployments": resolved["deployments"],
-                   "restarted_at": "2024-05-01T12:00:00Z"}),
-            false,
-        )
-        .await
-        .unwrap();
+        .run(&plan, restart(&resolved, "2024-05-01T12:00:00Z"))
+        .await;
     assert_eq!(out["deployments"][0]["outcome"], "restarted", "{out}");
     assert_eq!(
         running(&e.kube, "backend"),
@@ -408,23 +287,15 @@ async fn restart_in_a_drill_is_a_dry_run_and_a_paused_deployment_is_refused() {
     let image = format!("{REGISTRY}/mint-replica-pinned-drill:prod");
     create(&e.kube, "backend", &image, Some("Always"));
     release(&e.kube, "backend");
-    let plan = json!({
-        "service": "mint-replica",
-        "images": [{"repository": "mint-replica-pinned-drill", "release_tag": "prod", "stable_tag": "stable"}],
-        "cluster": {"name": e.cluster, "namespace": NS, "deployments": ["backend"]},
-    });
+    let plan = plan(&e.cluster, "mint-replica-pinned-drill", &["backend"]);
     // Without retag's resolution, the plan's release tags count as moving.
-    let resolved = e
-        .call_plan(plan.clone(), json!({"action": "resolve"}), false)
-        .await
-        .unwrap();
+    let resolved = e.run(&plan, json!({"action": "resolve"})).await;
     assert_eq!(
         resolved["deployments"][0]["restart_needed"], true,
         "{resolved}"
     );
     let revision = e.revision("backend");
-    let restart = json!({"action": "restart", "deployments": resolved["deployments"],
-                         "restarted_at": "2024-05-01T12:00:00Z"});
+    let restart = restart(&resolved, "2024-05-01T12:00:00Z");
     let out = e
         .call_plan(plan.clone(), restart.clone(), true)
         .await
@@ -436,10 +307,5 @@ async fn restart_in_a_drill_is_a_dry_run_and_a_paused_deployment_is_refused() {
         .merge_patch_deployment(NS, "backend", &json!({"spec": {"paused": true}}))
         .unwrap();
     let err = e.call_plan(plan, restart, false).await.unwrap_err();
-    assert_eq!(err.kind().error_name(), "Rollback.Kubernetes");
-    assert!(
-        err.to_string()
-            .contains("can't restart paused deployment mint/backend"),
-        "{err}"
-    );
+    assert_kubernetes_error(&err, "can't restart paused deployment mint/backend");
 }

@@ -1,11 +1,15 @@
 //! The `notify` function: one SNS message per action, written for the on-call engineer who
 //! reads it at 3 a.m. `approval-request` carries signed links to the approval page; `failure`
 //! is the contingency notice (what completed, what did not, where the backups are, what to do).
+//! `report` publishes nothing: just before the final notice it writes the post-mortem
+//! (`report.md`, `history.json`) to the stack's report bucket ([`report`]), and the notice
+//! links to it.
 
 pub mod approval;
 mod observed;
 pub mod render;
 mod replicas;
+pub mod report;
 mod runbook;
 pub mod text;
 
@@ -21,11 +25,20 @@ pub use render::{Context, Message};
 pub const TOPIC_ENV: &str = "ROLLBACK_TOPIC_ARN";
 pub const ESCALATION_TOPIC_ENV: &str = "ROLLBACK_ESCALATION_TOPIC_ARN";
 pub const APPROVAL_URL_ENV: &str = "ROLLBACK_APPROVAL_URL";
+/// The stack's report bucket (`report`).
+pub const REPORT_BUCKET_ENV: &str = "ROLLBACK_REPORT_BUCKET";
+/// The key prefix reports go under (`<prefix>/<execution name>/report.md`); default
+/// [`report::DEFAULT_PREFIX`].
+pub const REPORT_PREFIX_ENV: &str = "ROLLBACK_REPORT_PREFIX";
 
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// `report`: this execution's history (`states:GetExecutionHistory`).
+    pub sfn: aws_sdk_sfn::Client,
+    /// `report`: the report bucket (`s3:PutObject`).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -33,8 +46,19 @@ impl Clients {
         Clients {
             sns: aws_sdk_sns::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
+            s3: s3_client(config),
         }
     }
+}
+
+/// S3 as AWS addresses it (virtual-hosted buckets); an endpoint override (moto, a proxy in
+/// front of it) is addressed path-style, as such endpoints serve every bucket on one host.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
 }
 
 /// Deployment settings; each can be overridden per message by the input.
@@ -44,6 +68,12 @@ pub struct Config {
     pub approval_url: Option<String>,
     /// The approval link key, read once per process.
     pub key: KeyCache,
+    /// Where `report` writes (`ROLLBACK_REPORT_BUCKET`); the input's `bucket` overrides it.
+    pub report_bucket: Option<String>,
+    /// `ROLLBACK_REPORT_PREFIX`, default [`report::DEFAULT_PREFIX`].
+    pub report_prefix: String,
+    /// `history.json` goes up in parts of this size once it is larger (multipart upload).
+    pub report_part_size: usize,
 }
 
 impl Config {
@@ -54,6 +84,10 @@ impl Config {
             escalation_topic_arn: var(ESCALATION_TOPIC_ENV),
             approval_url: var(APPROVAL_URL_ENV),
             key: KeyCache::new(var(KEY_SECRET_ENV).unwrap_or_default()),
+            report_bucket: var(REPORT_BUCKET_ENV),
+            report_prefix: var(REPORT_PREFIX_ENV)
+                .unwrap_or_else(|| report::DEFAULT_PREFIX.to_owned()),
+            report_part_size: report::PART_SIZE,
         }
     }
 
@@ -64,7 +98,16 @@ impl Config {
             escalation_topic_arn: None,
             approval_url: Some(approval_url.to_owned()),
             key: KeyCache::with_key(key),
+            report_bucket: None,
+            report_prefix: report::DEFAULT_PREFIX.to_owned(),
+            report_part_size: report::PART_SIZE,
         }
+    }
+
+    /// Reports go to `bucket` (the drill's and the tests' stand-in for the stack's bucket).
+    pub fn with_report_bucket(mut self, bucket: &str) -> Config {
+        self.report_bucket = Some(bucket.to_owned());
+        self
     }
 }
 
@@ -75,6 +118,10 @@ pub async fn handle(
     input: Value,
 ) -> Result<Value, RollbackError> {
     let input = StepInput::<NotifyAction>::parse(input)?;
+    if let NotifyAction::Report(request) = &input.action {
+        let out = report::write(clients, config, &input, request).await?;
+        return Ok(serde_json::to_value(out)?);
+    }
     let out = notify(clients, config, &input).await?;
     Ok(serde_json::to_value(out)?)
 }
@@ -115,6 +162,11 @@ pub async fn notify(
                 .as_deref()
                 .or(config.escalation_topic_arn.as_deref()),
         ),
+        NotifyAction::Report(_) => {
+            return Err(RollbackError::InvalidInput(
+                "action: report publishes nothing (it writes the report to S3; see handle)".into(),
+            ));
+        }
     };
     let topic = topic
         .or(config.topic_arn.as_deref())
@@ -152,5 +204,6 @@ fn action_name(action: &NotifyAction) -> &'static str {
         NotifyAction::Success(_) => "success",
         NotifyAction::Failure(_) => "failure",
         NotifyAction::Escalate(_) => "escalate",
+        NotifyAction::Report(_) => "report",
     }
 }

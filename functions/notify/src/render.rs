@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use rollback_core::contract::notify::SmokeWait;
 use rollback_core::contract::notify::{
-    EscalateNotice, FailureNotice, ProgressNotice, ProgressRecord, ResolvedPlan, StepStatus,
-    SuccessNotice,
+    EscalateNotice, FailureNotice, ProgressNotice, ProgressRecord, ReportLink, ResolvedPlan,
+    StepStatus, SuccessNotice,
 };
 use rollback_core::contract::smoke::SmokeReport;
 use rollback_core::ids::{self, ExecutionId};
@@ -498,10 +498,16 @@ pub fn progress(ctx: &Context<'_>, notice: &ProgressNotice) -> Message {
         let _ = writeln!(body);
         steps_except(&mut body, record, &inapplicable_steps(ctx, None));
     }
-    let _ = writeln!(
-        body,
-        "\nNo action needed; you will get a message when it ends."
-    );
+    if let Some(report) = &notice.report {
+        // Only an execution's last notice (a rejection) comes with its report.
+        report_link(&mut body, ctx, report);
+        let _ = writeln!(body, "\nNo action needed.");
+    } else {
+        let _ = writeln!(
+            body,
+            "\nNo action needed; you will get a message when it ends."
+        );
+    }
     Message {
         subject: crate::text::subject(&format!(
             "{} {}: {stage}",
@@ -571,6 +577,9 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             &inapplicable_steps(ctx, Some(&notice.resolved)),
         );
     }
+    if let Some(report) = &notice.report {
+        report_link(&mut body, ctx, report);
+    }
     Message {
         subject: crate::text::subject(&format!(
             "{} DONE: {} rolled back",
@@ -578,6 +587,36 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             ctx.service()
         )),
         body: finish(body),
+    }
+}
+
+/// Where the post-mortem is (the `report` step's objects in the report bucket), or why it is
+/// not there and how to write it from the history.
+pub fn report_link(out: &mut String, ctx: &Context<'_>, report: &ReportLink) {
+    match report {
+        ReportLink::Written(at) => {
+            let _ = writeln!(
+                out,
+                "\nPOST-MORTEM REPORT (timeline, decision, changes, data-loss window; sections to fill in)"
+            );
+            let _ = writeln!(out, "  {}", clean(&at.uri, 1100));
+            let _ = writeln!(out, "  history: {}", clean(&at.history_uri, 1100));
+            let _ = writeln!(out, "  console: {}", clean(&at.console_url, 1400));
+        }
+        ReportLink::NotWritten(error) => {
+            let _ = writeln!(out, "\nPOST-MORTEM REPORT");
+            let _ = writeln!(
+                out,
+                "  not written to the report bucket ({}: {}).",
+                clean(&error.error, 120),
+                clean(&error.cause, 500)
+            );
+            let _ = writeln!(
+                out,
+                "  Write it from the history of execution {}: rollbackctl report EXECUTION_ARN -o postmortem.md",
+                clean(ctx.execution.as_str(), 80)
+            );
+        }
     }
 }
 
@@ -752,6 +791,9 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     gitops_hint(&mut body, ctx, notice);
     for line in runbook::next_steps(ctx, &notice.error.error, &notice.progress) {
         let _ = writeln!(body, "  {line}");
+    }
+    if let Some(report) = &notice.report {
+        report_link(&mut body, ctx, report);
     }
     let _ = writeln!(
         body,

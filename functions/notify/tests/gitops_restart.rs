@@ -49,28 +49,44 @@ fn resolved() -> ResolvedPlan {
     .unwrap()
 }
 
-fn approval_body(plan: &Plan) -> String {
+/// Renders with `plan`, [`request`], execution `exec-1` and [`now`].
+fn with_ctx<T>(plan: &Plan, f: impl FnOnce(&Context<'_>) -> T) -> T {
     let request = request();
     let execution = ExecutionId::new("exec-1");
-    let ctx = Context {
+    f(&Context {
         plan,
         request: &request,
         execution: &execution,
         now: now(),
-    };
+    })
+}
+
+/// The command that resumes Argo CD Application argocd/mint-replica with `previous` policy.
+fn argo_resume(previous: &str) -> String {
+    rollback_core::contract::deploy_undo::gitops_resume_command(
+        rollback_core::plan::GitOpsKind::Argocd,
+        "argocd",
+        "mint-replica",
+        Some(previous),
+    )
+}
+
+fn approval_body(plan: &Plan) -> String {
     let approval: ApprovalRequest = serde_json::from_value(json!({
         "task_token": "token", "resolved": resolved(), "approval_url": "http://approve.test/"
     }))
     .unwrap();
-    rollback_notify::approval::render(
-        &ctx,
-        &approval,
-        "http://approve.test/",
-        &LinkKey::generate(),
-    )
-    .unwrap()
-    .message
-    .body
+    with_ctx(plan, |ctx| {
+        rollback_notify::approval::render(
+            ctx,
+            &approval,
+            "http://approve.test/",
+            &LinkKey::generate(),
+        )
+        .unwrap()
+        .message
+        .body
+    })
 }
 
 #[test]
@@ -129,20 +145,7 @@ fn the_approval_email_names_what_gitops_suspension_will_do_and_what_it_cannot() 
 #[test]
 fn the_success_notice_says_what_was_suspended_and_how_to_resume_it() {
     let plan = plan(json!([{"kind": "argocd", "application": "mint-replica"}]));
-    let request = request();
-    let execution = ExecutionId::new("exec-1");
-    let ctx = Context {
-        plan: &plan,
-        request: &request,
-        execution: &execution,
-        now: now(),
-    };
-    let resume = rollback_core::contract::deploy_undo::gitops_resume_command(
-        rollback_core::plan::GitOpsKind::Argocd,
-        "argocd",
-        "mint-replica",
-        Some(r#"{"selfHeal":true}"#),
-    );
+    let resume = argo_resume(r#"{"selfHeal":true}"#);
     let notice: SuccessNotice = serde_json::from_value(json!({
         "resolved": resolved(),
         "gitops": [{"kind": "argocd", "namespace": "argocd", "name": "mint-replica",
@@ -150,7 +153,7 @@ fn the_success_notice_says_what_was_suspended_and_how_to_resume_it() {
                     "message": "auto-sync SUSPENDED by this rollback; nothing resumes it automatically"}]
     }))
     .unwrap();
-    let body = render::success(&ctx, &notice).body;
+    let body = with_ctx(&plan, |ctx| render::success(ctx, &notice).body);
     println!("{body}");
     assert!(body.contains("pods restarted after the retag so they pull the stable image"));
     assert!(body.contains("GITOPS (auto-sync stays suspended: nothing resumes it automatically)"));
@@ -165,20 +168,7 @@ fn the_success_notice_says_what_was_suspended_and_how_to_resume_it() {
 #[test]
 fn the_contingency_notice_shows_the_observed_suspension_and_the_resume_command() {
     let plan = plan(json!([{"kind": "argocd", "application": "mint-replica"}]));
-    let request = request();
-    let execution = ExecutionId::new("exec-1");
-    let ctx = Context {
-        plan: &plan,
-        request: &request,
-        execution: &execution,
-        now: now(),
-    };
-    let resume = rollback_core::contract::deploy_undo::gitops_resume_command(
-        rollback_core::plan::GitOpsKind::Argocd,
-        "argocd",
-        "mint-replica",
-        Some(r#"{"prune":true}"#),
-    );
+    let resume = argo_resume(r#"{"prune":true}"#);
     let observed = json!({
         "databases": {"not_observed": "no databases"},
         "images": {"images": []},
@@ -193,7 +183,7 @@ fn the_contingency_notice_shows_the_observed_suspension_and_the_resume_command()
         "observed": observed
     }))
     .unwrap();
-    let body = render::failure(&ctx, &notice).body;
+    let body = with_ctx(&plan, |ctx| render::failure(ctx, &notice).body);
     println!("{body}");
     let state = body.find("STATE OF EACH RESOURCE").unwrap();
     let next = body.find("NEXT MANUAL STEP").unwrap();
@@ -206,7 +196,7 @@ fn the_contingency_notice_shows_the_observed_suspension_and_the_resume_command()
     // Not observed: the notice says what to check, by name.
     let mut blind = notice.clone();
     blind.observed = None;
-    let body = render::failure(&ctx, &blind).body;
+    let body = with_ctx(&plan, |ctx| render::failure(ctx, &blind).body);
     assert!(
         body.contains("    kubectl -n argocd get applications.argoproj.io mint-replica -o yaml")
     );
@@ -214,8 +204,6 @@ fn the_contingency_notice_shows_the_observed_suspension_and_the_resume_command()
 
 #[test]
 fn steps_that_do_not_apply_are_left_out_while_not_started() {
-    let request = request();
-    let execution = ExecutionId::new("exec-1");
     let record = json!({"steps": [
         {"name": "approval", "status": "done"},
         {"name": "gitops", "status": "not-started", "detail": "suspend the GitOps auto-sync"},
@@ -223,17 +211,11 @@ fn steps_that_do_not_apply_are_left_out_while_not_started() {
         {"name": "restart", "status": "not-started", "detail": "restart tag-pinned deployments"}
     ]});
     let without = plan(json!([]));
-    let ctx = Context {
-        plan: &without,
-        request: &request,
-        execution: &execution,
-        now: now(),
-    };
     let mut plain = resolved();
     plain.deployments[0].restart_needed = false;
     let notice: SuccessNotice =
         serde_json::from_value(json!({"resolved": plain, "progress": record})).unwrap();
-    let body = render::success(&ctx, &notice).body;
+    let body = with_ctx(&without, |ctx| render::success(ctx, &notice).body);
     assert!(
         !body.contains("gitops") && !body.contains("restart:"),
         "{body}"
@@ -241,10 +223,9 @@ fn steps_that_do_not_apply_are_left_out_while_not_started() {
     // A plan with GitOps objects and a tag-pinned deployment keeps them (a failure before them
     // must say they did not run).
     let with = plan(json!([{"kind": "flux", "kustomization": "apps"}]));
-    let ctx = Context { plan: &with, ..ctx };
     let notice: SuccessNotice =
         serde_json::from_value(json!({"resolved": resolved(), "progress": record})).unwrap();
-    let body = render::success(&ctx, &notice).body;
+    let body = with_ctx(&with, |ctx| render::success(ctx, &notice).body);
     assert!(body.contains("[not started] gitops"), "{body}");
     assert!(body.contains("[not started] restart"), "{body}");
 }

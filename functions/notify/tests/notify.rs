@@ -376,6 +376,9 @@ async fn missing_configuration_is_invalid_input() {
         escalation_topic_arn: None,
         approval_url: None,
         key: rollback_core::approval_link::KeyCache::with_key(LinkKey::generate()),
+        report_bucket: None,
+        report_prefix: rollback_notify::report::DEFAULT_PREFIX.into(),
+        report_part_size: rollback_notify::report::PART_SIZE,
     };
     let err = handle(
         &clients(&gate),
@@ -407,18 +410,7 @@ async fn missing_configuration_is_invalid_input() {
 
 #[tokio::test]
 async fn the_key_comes_from_secrets_manager() {
-    let sm = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
-    let bytes = LinkKey::generate_secret_bytes();
-    let key_arn = sm
-        .create_secret()
-        .name("notify-key-approval-link-key")
-        .secret_string(LinkKey::encode_secret(&bytes))
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let (bytes, key_arn) = moto().link_key_secret("notify-key-approval-link-key").await;
     // The stack's link key is that secret, and notify is given its ARN (`!Ref ApprovalLinkKey`).
     let gate = gate(&test_stack("notify-key").resource("ApprovalLinkKey", &key_arn, &[]));
     let (topic_arn, queue) = topic("notify-key-approvals").await;
@@ -427,6 +419,9 @@ async fn the_key_comes_from_secrets_manager() {
         escalation_topic_arn: None,
         approval_url: Some("http://approve.test/".into()),
         key: rollback_core::approval_link::KeyCache::new(key_arn.as_str()),
+        report_bucket: None,
+        report_prefix: rollback_notify::report::DEFAULT_PREFIX.into(),
+        report_part_size: rollback_notify::report::PART_SIZE,
     };
     handle(
         &clients(&gate),

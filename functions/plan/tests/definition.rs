@@ -36,6 +36,24 @@ const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
         "Validate request",
         "without a valid plan notify cannot render; the ExecutionsFailed alarm reports it",
     ),
+    (
+        "Write the success report",
+        "the post-mortem in S3 is best effort: its failure goes on to the notice, which says so",
+    ),
+    (
+        "Write the rejection report",
+        "the post-mortem in S3 is best effort: its failure goes on to the notice, which says so",
+    ),
+    (
+        "Write the failure report",
+        "the contingency path itself: its failure goes on to the notice, which says so",
+    ),
+];
+/// The notices that end an execution, each with the report step just before it.
+const FINAL_NOTICES: &[(&str, &str, &str)] = &[
+    ("Write the success report", "rolled-back", "Report success"),
+    ("Write the rejection report", "rejected", "Report rejection"),
+    ("Write the failure report", "failed", "Report failure"),
 ];
 const RETRIED: &[&str] = &[
     "Rollback.Throttled",
@@ -266,6 +284,45 @@ fn every_failure_reaches_the_contingency_notice() {
         .map(|(n, _)| n)
         .collect();
     assert_eq!(fails, ["Request or plan invalid", "Rollback failed"]);
+}
+
+#[test]
+fn every_final_notice_links_the_report_written_just_before_it() {
+    let def = definition();
+    let top = def["States"].as_object().unwrap();
+    for (report, outcome, notice) in FINAL_NOTICES {
+        let state = &top[*report];
+        let payload = &state["Parameters"]["Payload"];
+        assert_eq!(payload["action"], "report", "{report}");
+        assert_eq!(payload["outcome"], *outcome, "{report}");
+        assert_eq!(payload["execution_arn.$"], "$$.Execution.Id", "{report}");
+        assert_eq!(
+            payload["error.$"].as_str(),
+            (*outcome == "failed").then_some("$.failure"),
+            "{report}: the failure report names the execution's error"
+        );
+        // Written or not, the notice follows, with the location or the error at $.report.
+        assert_eq!(state["Next"], *notice, "{report}");
+        assert_eq!(state["ResultPath"], "$.report", "{report}");
+        let catches = state["Catch"].as_array().unwrap();
+        assert_eq!(catches.len(), 1, "{report}");
+        assert_eq!(catches[0]["ErrorEquals"], json!(["States.ALL"]), "{report}");
+        assert_eq!(catches[0]["Next"], *notice, "{report}");
+        assert_eq!(catches[0]["ResultPath"], "$.report", "{report}");
+        assert_eq!(
+            top[*notice]["Parameters"]["Payload"]["report.$"], "$.report",
+            "{notice} links the report"
+        );
+        // Nothing reaches the notice except through its report step.
+        for (name, other) in top {
+            if name != report {
+                assert!(
+                    !successors(other).iter().any(|n| n == notice),
+                    "{name} goes to {notice} without writing the report first"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -629,6 +686,10 @@ fn worst_case_state() -> Value {
         "checked": {"complete": true},
         "swapped": {"complete": true, "aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()},
         "decided": {"Error": "Approval.Decided", "Cause": "x".repeat(400)},
+        // The report step's error (larger than its location: three URLs of at most ≈ 650
+        // bytes): notify's report action cuts every message to 400 characters
+        // (rollback_notify::report::MAX_ERROR_MESSAGE), its Display adds the operation and code.
+        "report": {"Error": "Rollback.AwsError", "Cause": "x".repeat(600)},
         "progress": {
             "backup": {"name": "backup", "status": "in-progress", "detail": long("d", 0, 120), "at": at,
                        "snapshots": (0..MAX_DATABASES).map(|i| json!({"database": long("db", i, 63), "kind": "aurora-cluster", "snapshot_id": long("rollback-", i, 255), "purpose": "pre-rollback", "status": "creating", "created_at": at, "progress_percent": 10, "created_now": true})).collect::<Vec<_>>()},
@@ -682,6 +743,7 @@ fn failure_state() -> Value {
         "final_revert",
         "resumed_after_failure",
         "observed",
+        "report",
     ] {
         out.insert(key.into(), full[key].clone());
     }

@@ -23,16 +23,9 @@ fn plan(service: &str, approval_minutes: u32) -> Value {
 
 /// Stores `value` as `name` (as `rollbackctl plan push` does) and returns the new version.
 async fn put(name: &str, value: &Value) -> i64 {
-    moto_ssm()
-        .put_parameter()
-        .name(name)
-        .value(value.to_string())
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
+    MotoServer::shared()
+        .put_parameter(name, &value.to_string())
         .await
-        .expect("PutParameter")
-        .version
 }
 
 /// The stack's one plan at `/<service>/rollback-plan` (test_stack's RollbackPlanParameter).
@@ -75,6 +68,25 @@ async fn validate(
         json!({"action": "validate", "input": input, "execution": execution}),
     )
     .await
+}
+
+/// `validate` refuses `input` with `error_name`, its text naming each of `mentions`.
+async fn assert_refused(
+    clients: &Clients,
+    store: &PlanStore,
+    execution: &str,
+    input: Value,
+    error_name: &str,
+    mentions: &[&str],
+) {
+    let err = validate(clients, store, execution, input)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name(), error_name, "{err}");
+    let text = err.to_string();
+    for part in mentions {
+        assert!(text.contains(part), "{part:?} in: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,32 +134,33 @@ async fn one_plan_stack_refusals_name_the_field_or_parameter_and_the_fix() {
     let (gate, clients, store) = plan_function(&values, location);
 
     // Nothing stored yet.
-    let err = validate(&clients, &store, "e1", json!({}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), "Rollback.InvalidPlan");
-    let text = err.to_string();
-    assert!(
-        text.contains("/pst-refuse/rollback-plan does not exist"),
-        "{text}"
-    );
-    assert!(
-        text.contains("rollbackctl plan push PLAN.json --parameter /pst-refuse/rollback-plan"),
-        "{text}"
-    );
+    assert_refused(
+        &clients,
+        &store,
+        "e1",
+        json!({}),
+        "Rollback.InvalidPlan",
+        &[
+            "/pst-refuse/rollback-plan does not exist",
+            "rollbackctl plan push PLAN.json --parameter /pst-refuse/rollback-plan",
+        ],
+    )
+    .await;
 
     // Another service than the stack's plan.
     put("/pst-refuse/rollback-plan", &plan("pst-refuse", 60)).await;
-    let err = validate(&clients, &store, "e2", json!({"service": "payments"}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), "Rollback.InvalidRequest");
-    let text = err.to_string();
-    assert!(
-        text.contains("service: \"payments\" is not served here"),
-        "{text}"
-    );
-    assert!(text.contains("/pst-refuse/rollback-plan@1"), "{text}");
+    assert_refused(
+        &clients,
+        &store,
+        "e2",
+        json!({"service": "payments"}),
+        "Rollback.InvalidRequest",
+        &[
+            "service: \"payments\" is not served here",
+            "/pst-refuse/rollback-plan@1",
+        ],
+    )
+    .await;
 
     // A plan edited by hand into something invalid: every problem, and where it is.
     put(
@@ -155,16 +168,18 @@ async fn one_plan_stack_refusals_name_the_field_or_parameter_and_the_fix() {
         &json!({"service": "pst-refuse", "images": [{"repository": "x", "release_tag": "bad tag", "stable_tag": "stable"}]}),
     )
     .await;
-    let err = validate(&clients, &store, "e3", json!({}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), "Rollback.InvalidPlan");
-    let text = err.to_string();
-    assert!(
-        text.contains("the plan in SSM parameter /pst-refuse/rollback-plan@2 is invalid"),
-        "{text}"
-    );
-    assert!(text.contains("images[0].release_tag"), "{text}");
+    assert_refused(
+        &clients,
+        &store,
+        "e3",
+        json!({}),
+        "Rollback.InvalidPlan",
+        &[
+            "the plan in SSM parameter /pst-refuse/rollback-plan@2 is invalid",
+            "images[0].release_tag",
+        ],
+    )
+    .await;
 
     // A SecureString is refused before its (encrypted) value is read as a plan.
     moto_ssm()
@@ -176,15 +191,15 @@ async fn one_plan_stack_refusals_name_the_field_or_parameter_and_the_fix() {
         .send()
         .await
         .unwrap();
-    let err = validate(&clients, &store, "e4", json!({}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), "Rollback.InvalidPlan");
-    assert!(
-        err.to_string()
-            .contains("is a SecureString; store the plan as a String"),
-        "{err}"
-    );
+    assert_refused(
+        &clients,
+        &store,
+        "e4",
+        json!({}),
+        "Rollback.InvalidPlan",
+        &["is a SecureString; store the plan as a String"],
+    )
+    .await;
     gate.assert_allowed();
 }
 
@@ -257,37 +272,31 @@ async fn plans_per_service_under_a_path() {
         );
     }
     // An unknown service: the parameter it would be, and the ones there are.
-    let err = validate(&clients, &store, "e4", json!({"service": "pst-checkout"}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), "Rollback.InvalidRequest");
-    let text = err.to_string();
-    assert!(
-        text.contains(
-            "no plan for service \"pst-checkout\": there is no parameter /pst/plans/pst-checkout"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("/pst/plans/pst-orders, /pst/plans/pst-payments"),
-        "{text}"
-    );
-    assert!(
-        text.contains("rollbackctl plan push PLAN.json --parameter /pst/plans/pst-checkout"),
-        "{text}"
-    );
+    assert_refused(
+        &clients,
+        &store,
+        "e4",
+        json!({"service": "pst-checkout"}),
+        "Rollback.InvalidRequest",
+        &[
+            "no plan for service \"pst-checkout\": there is no parameter /pst/plans/pst-checkout",
+            "/pst/plans/pst-orders, /pst/plans/pst-payments",
+            "rollbackctl plan push PLAN.json --parameter /pst/plans/pst-checkout",
+        ],
+    )
+    .await;
 
     // A plan stored under another service's name is the plan's problem, not the input's.
     put("/pst/plans/pst-misfiled", &plan("pst-orders", 60)).await;
-    let err = validate(&clients, &store, "e5", json!({"service": "pst-misfiled"}))
-        .await
-        .unwrap_err();
-    assert_eq!(err.error_name(), "Rollback.InvalidPlan");
-    assert!(
-        err.to_string()
-            .contains("/pst/plans/pst-misfiled@1 is for service \"pst-orders\""),
-        "{err}"
-    );
+    assert_refused(
+        &clients,
+        &store,
+        "e5",
+        json!({"service": "pst-misfiled"}),
+        "Rollback.InvalidPlan",
+        &["/pst/plans/pst-misfiled@1 is for service \"pst-orders\""],
+    )
+    .await;
     gate.assert_allowed();
 }
 

@@ -8,7 +8,9 @@
 mod common;
 
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
-use common::{aurora, clients, envelope, gate, instance, instance_state, rds, request};
+use common::{
+    aurora, clients, cluster_state, envelope, gate, instance, instance_state, rds, request,
+};
 use rollback_core::contract::restore::{CleanupOutput, StartOutput, tags};
 use rollback_core::{ErrorKind, ExecutionId, RollbackError, ids};
 use rollback_fault_proxy::gate::IamGate;
@@ -20,57 +22,74 @@ use serde_json::{Value, json};
 /// The roles cover databases named `dcr` and `dcr-*` (`DatabaseIdPrefix`).
 const PREFIX: &str = "dcr";
 
-fn gate_for(function: &str) -> IamGate {
-    gate(function, PREFIX)
-}
-
 /// A pre-deploy snapshot, by the snapshot function under its own gate.
 async fn pre_deploy(db: &str, kind: &str) {
-    common::pre_deploy(&gate_for("snapshot"), db, kind, "v1").await;
+    common::pre_deploy(&gate("snapshot", PREFIX), db, kind, "v1").await;
 }
 
-async fn call(
-    clients: &Clients,
-    served: &Served,
-    action: Value,
-    db: &str,
-    kind: &str,
-    exec: &str,
-) -> Result<Value, RollbackError> {
-    let databases = json!([{"kind": kind, "id": db}]);
-    handle_served(
-        clients,
-        served,
-        envelope(action, databases, request("drill", json!({})), exec),
-    )
-    .await
+/// One deployment of the restore binary: its role's gate, its clients through that gate, and
+/// the actions it serves.
+struct Deployment {
+    gate: IamGate,
+    clients: Clients,
+    served: Served,
+}
+
+impl Deployment {
+    /// `RestoreFunction`: the restore role.
+    fn restore() -> Deployment {
+        Deployment::new("restore", Served::restore())
+    }
+
+    /// `DrillCleanupFunction`: the drill-cleanup role.
+    fn drill_cleanup() -> Deployment {
+        Deployment::new("drill-cleanup", Served::drill_cleanup())
+    }
+
+    fn new(function: &str, served: Served) -> Deployment {
+        let gate = gate(function, PREFIX);
+        Deployment {
+            clients: clients(&gate),
+            gate,
+            served,
+        }
+    }
+
+    /// Runs `action` (a drill) on the one database `db` of kind `kind`.
+    async fn call(
+        &self,
+        action: Value,
+        db: &str,
+        kind: &str,
+        exec: &str,
+    ) -> Result<Value, RollbackError> {
+        let databases = json!([{"kind": kind, "id": db}]);
+        handle_served(
+            &self.clients,
+            &self.served,
+            envelope(action, databases, request("drill", json!({})), exec),
+        )
+        .await
+    }
 }
 
 /// The restore deployment makes the drill's scratch copy (tagged as one) and checks it is up.
-async fn drill_copy(restore: &Clients, db: &str, kind: &str, exec: &str) -> String {
-    let served = Served::restore();
-    let resolved = call(
-        restore,
-        &served,
-        json!({"action": "resolve"}),
-        db,
-        kind,
-        exec,
-    )
-    .await
-    .unwrap()["databases"]
+async fn drill_copy(restore: &Deployment, db: &str, kind: &str, exec: &str) -> String {
+    let resolved = restore
+        .call(json!({"action": "resolve"}), db, kind, exec)
+        .await
+        .unwrap()["databases"]
         .clone();
     let started: StartOutput = serde_json::from_value(
-        call(
-            restore,
-            &served,
-            json!({"action": "start", "resolved": resolved}),
-            db,
-            kind,
-            exec,
-        )
-        .await
-        .unwrap(),
+        restore
+            .call(
+                json!({"action": "start", "resolved": resolved}),
+                db,
+                kind,
+                exec,
+            )
+            .await
+            .unwrap(),
     )
     .unwrap();
     let scratch = ids::restore_identifier(db, &ExecutionId::new(exec), true);
@@ -78,19 +97,13 @@ async fn drill_copy(restore: &Clients, db: &str, kind: &str, exec: &str) -> Stri
     scratch
 }
 
-async fn cleanup_until_complete(cleanup: &Clients, db: &str, kind: &str, exec: &str) {
+async fn cleanup_until_complete(cleanup: &Deployment, db: &str, kind: &str, exec: &str) {
     for _ in 0..10 {
         let out: CleanupOutput = serde_json::from_value(
-            call(
-                cleanup,
-                &Served::drill_cleanup(),
-                json!({"action": "cleanup-drill"}),
-                db,
-                kind,
-                exec,
-            )
-            .await
-            .unwrap(),
+            cleanup
+                .call(json!({"action": "cleanup-drill"}), db, kind, exec)
+                .await
+                .unwrap(),
         )
         .unwrap();
         if out.complete {
@@ -113,13 +126,11 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     let (db, exec) = ("dcr-db", "exec-dcr");
     instance(&rds, db, "db.t3.micro").await;
     pre_deploy(db, "rds-instance").await;
-    let restore_gate = gate_for("restore");
-    let cleanup_gate = gate_for("drill-cleanup");
-    let restore = clients(&restore_gate);
-    let cleanup = clients(&cleanup_gate);
+    let restore = Deployment::restore();
+    let cleanup = Deployment::drill_cleanup();
 
     let scratch = drill_copy(&restore, db, "rds-instance", exec).await;
-    restore_gate.assert_allowed();
+    restore.gate.assert_allowed();
     let copy = instance_state(&rds, &scratch)
         .await
         .expect("the drill copy");
@@ -132,16 +143,10 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     );
 
     // The restore deployment does not serve cleanup-drill: refused before any call.
-    let err = call(
-        &restore,
-        &Served::restore(),
-        json!({"action": "cleanup-drill"}),
-        db,
-        "rds-instance",
-        exec,
-    )
-    .await
-    .unwrap_err();
+    let err = restore
+        .call(json!({"action": "cleanup-drill"}), db, "rds-instance", exec)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert_eq!(
         err.to_string(),
@@ -152,6 +157,7 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     access_denied(
         "restore deletes the drill copy",
         restore
+            .clients
             .rds
             .delete_db_instance()
             .db_instance_identifier(&scratch)
@@ -159,7 +165,7 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
             .send()
             .await,
     );
-    let refused = restore_gate.take_violations();
+    let refused = restore.gate.take_violations();
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0].action, "rds:DeleteDBInstance");
     assert!(
@@ -180,19 +186,11 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
         .unwrap()
         .to_owned();
     let untagged = "dcr-db-drill-untagged";
-    rds.create_db_instance()
-        .db_instance_identifier(untagged)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("password123")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
+    instance(&rds, untagged, "db.t3.micro").await;
     access_denied(
         "drill-cleanup renames the live database",
         cleanup
+            .clients
             .rds
             .modify_db_instance()
             .db_instance_identifier(db)
@@ -208,6 +206,7 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     access_denied(
         "drill-cleanup tags the live database",
         cleanup
+            .clients
             .rds
             .add_tags_to_resource()
             .resource_name(&live_arn)
@@ -218,6 +217,7 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     access_denied(
         "drill-cleanup deletes the live database",
         cleanup
+            .clients
             .rds
             .delete_db_instance()
             .db_instance_identifier(db)
@@ -228,6 +228,7 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     access_denied(
         "drill-cleanup deletes a drill name without the drill tag",
         cleanup
+            .clients
             .rds
             .delete_db_instance()
             .db_instance_identifier(untagged)
@@ -235,7 +236,8 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
             .send()
             .await,
     );
-    let refused: Vec<String> = cleanup_gate
+    let refused: Vec<String> = cleanup
+        .gate
         .take_violations()
         .into_iter()
         .map(|v| format!("{} {}", v.action, v.resource))
@@ -255,16 +257,10 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     assert!(instance_state(&rds, untagged).await.is_some());
 
     // The drill-cleanup deployment serves nothing of the restore's.
-    let err = call(
-        &cleanup,
-        &Served::drill_cleanup(),
-        json!({"action": "swap"}),
-        db,
-        "rds-instance",
-        exec,
-    )
-    .await
-    .unwrap_err();
+    let err = cleanup
+        .call(json!({"action": "swap"}), db, "rds-instance", exec)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid input: action: swap runs in the RestoreFunction deployment \
@@ -275,7 +271,7 @@ async fn only_the_drill_cleanup_deployment_deletes_and_it_may_not_rename_or_tag(
     cleanup_until_complete(&cleanup, db, "rds-instance", exec).await;
     assert!(instance_state(&rds, &scratch).await.is_none());
     assert!(instance_state(&rds, db).await.is_some());
-    cleanup_gate.assert_allowed();
+    cleanup.gate.assert_allowed();
 }
 
 #[tokio::test]
@@ -284,27 +280,15 @@ async fn the_drill_cleanup_role_deletes_a_drill_cluster_and_its_instances() {
     let (db, exec) = ("dcr-cl", "exec-dcr-cl");
     aurora(&rds, db).await;
     pre_deploy(db, "aurora-cluster").await;
-    let restore_gate = gate_for("restore");
-    let cleanup_gate = gate_for("drill-cleanup");
-    let scratch = drill_copy(&clients(&restore_gate), db, "aurora-cluster", exec).await;
-    restore_gate.assert_allowed();
+    let restore = Deployment::restore();
+    let cleanup = Deployment::drill_cleanup();
+    let scratch = drill_copy(&restore, db, "aurora-cluster", exec).await;
+    restore.gate.assert_allowed();
 
-    cleanup_until_complete(&clients(&cleanup_gate), db, "aurora-cluster", exec).await;
-    cleanup_gate.assert_allowed();
-    assert!(
-        rds.describe_db_clusters()
-            .db_cluster_identifier(&scratch)
-            .send()
-            .await
-            .is_err()
-    );
-    assert!(
-        rds.describe_db_clusters()
-            .db_cluster_identifier(db)
-            .send()
-            .await
-            .is_ok()
-    );
+    cleanup_until_complete(&cleanup, db, "aurora-cluster", exec).await;
+    cleanup.gate.assert_allowed();
+    assert!(cluster_state(&rds, &scratch).await.is_none());
+    assert!(cluster_state(&rds, db).await.is_some());
 }
 
 /// Each deployment's `ROLLBACK_RESTORE_ACTIONS` in infra/template.yaml (a line scan: the
@@ -370,37 +354,31 @@ async fn cleanup_drill_completes_on_retry_after_each_fault_on_its_deletes() {
                 aurora(&rds, &db).await;
             }
             pre_deploy(&db, db_kind).await;
-            let restore_gate = gate_for("restore");
-            let scratch = drill_copy(&clients(&restore_gate), &db, db_kind, &exec).await;
-            let cleanup_gate = gate_for("drill-cleanup");
-            cleanup_gate
+            let restore = Deployment::restore();
+            let scratch = drill_copy(&restore, &db, db_kind, &exec).await;
+            let cleanup = Deployment::drill_cleanup();
+            cleanup
+                .gate
                 .proxy()
                 .set_schedule(FaultSchedule::none().fail_next(1, operation, kind));
-            let cleanup = clients(&cleanup_gate);
 
-            let first = call(
-                &cleanup,
-                &Served::drill_cleanup(),
-                json!({"action": "cleanup-drill"}),
-                &db,
-                db_kind,
-                &exec,
-            )
-            .await;
+            let first = cleanup
+                .call(json!({"action": "cleanup-drill"}), &db, db_kind, &exec)
+                .await;
             // The SDK retries each of these once itself; what the function then sees of the
             // copy (gone) decides, not the retry's answer.
             if let Err(e) = &first {
                 panic!("{kind:?} on {operation}: the copy is gone, yet cleanup-drill said {e}");
             }
             assert_eq!(
-                cleanup_gate.proxy().faulted_count(),
+                cleanup.gate.proxy().faulted_count(),
                 1,
                 "{kind:?} on {operation} was injected"
             );
             // After a fault that followed the delete, the SDK's own retry asks to delete a
             // copy that is gone: IAM refuses it (no tag left to satisfy the condition), and the
             // function, having observed the copy gone, reports success. Nothing else is refused.
-            let refused = cleanup_gate.take_violations();
+            let refused = cleanup.gate.take_violations();
             let expected = if kind == FaultKind::Throttle { 0 } else { 1 };
             assert_eq!(refused.len(), expected, "{kind:?}: {refused:?}");
             for v in &refused {
@@ -411,11 +389,7 @@ async fn cleanup_drill_completes_on_retry_after_each_fault_on_its_deletes() {
             let gone = if db_kind == "rds-instance" {
                 instance_state(&rds, &scratch).await.is_none()
             } else {
-                rds.describe_db_clusters()
-                    .db_cluster_identifier(&scratch)
-                    .send()
-                    .await
-                    .is_err()
+                cluster_state(&rds, &scratch).await.is_none()
             };
             assert!(gone, "{kind:?} on {operation}: the copy {scratch} is gone");
             let live = if db_kind == "rds-instance" {
@@ -423,19 +397,14 @@ async fn cleanup_drill_completes_on_retry_after_each_fault_on_its_deletes() {
                     .await
                     .map(|i| i.db_instance_status)
             } else {
-                rds.describe_db_clusters()
-                    .db_cluster_identifier(&db)
-                    .send()
-                    .await
-                    .ok()
-                    .map(|o| o.db_clusters()[0].status.clone())
+                cluster_state(&rds, &db).await.map(|c| c.status)
             };
             assert_eq!(
                 live,
                 Some(Some("available".to_owned())),
                 "{kind:?} on {operation}: the live database {db} is untouched"
             );
-            cleanup_gate.assert_allowed();
+            cleanup.gate.assert_allowed();
         }
     }
 }

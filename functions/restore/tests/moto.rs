@@ -735,20 +735,8 @@ async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
     }
     assert!(complete);
     let scratch = ids::restore_identifier("res-drill-cl", &ExecutionId::new(exec), true);
-    assert!(
-        rds.describe_db_clusters()
-            .db_cluster_identifier(&scratch)
-            .send()
-            .await
-            .is_err()
-    );
-    assert!(
-        rds.describe_db_clusters()
-            .db_cluster_identifier("res-drill-cl")
-            .send()
-            .await
-            .is_ok()
-    );
+    assert!(cluster_state(&rds, &scratch).await.is_none());
+    assert!(cluster_state(&rds, "res-drill-cl").await.is_some());
     assert!(instance_state(&rds, "res-drill-cl-1").await.is_some());
 }
 

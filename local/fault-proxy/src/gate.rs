@@ -140,8 +140,9 @@ pub fn function_sdk_config(endpoint_url: &str, function: &str) -> aws_config::Sd
 /// Stack values for a test whose resources are named after `service` (the template scopes
 /// databases, repositories and secrets to `${ServiceName}-*` unless a prefix parameter says
 /// otherwise). Topics are `<service>-approvals`, `<service>-notices`,
-/// `<service>-escalations`; the link key is `<service>-approval-link-key`. Override any with
-/// [`StackValues::parameter`] / [`StackValues::resource`].
+/// `<service>-escalations`; the link key is `<service>-approval-link-key`; the report bucket
+/// is [`report_bucket`]`(service)`. Override any with [`StackValues::parameter`] /
+/// [`StackValues::resource`].
 pub fn test_stack(service: &str) -> StackValues {
     let region = rollback_core::aws::LOCAL_REGION;
     let topic = |suffix: &str| {
@@ -174,4 +175,10 @@ pub fn test_stack(service: &str) -> StackValues {
             ),
             &[],
         )
+        .report_bucket(&report_bucket(service))
+}
+
+/// The report bucket of [`test_stack`]`(service)`: `<service>-rollback-reports`.
+pub fn report_bucket(service: &str) -> String {
+    format!("{service}-rollback-reports")
 }

@@ -5,7 +5,8 @@
 //!   CloudWatch 1.99) gets `400 <ErrorResponse>…<Code>Throttling</Code>…`, AWS JSON (ECR,
 //!   Secrets Manager, SFN, SQS) gets `400 {"__type": "ThrottlingException"}` with
 //!   `x-amzn-ErrorType`, REST-JSON (EKS) gets `429` with
-//!   `x-amzn-ErrorType: TooManyRequestsException`. The SDK reads them as throttling, and
+//!   `x-amzn-ErrorType: TooManyRequestsException`, REST-XML (S3) gets
+//!   `503 <Error><Code>SlowDown</Code>…`. The SDK reads them as throttling, and
 //!   `RollbackError::from_sdk` gives `Rollback.Throttled`;
 //! - **5xx**: `500 InternalFailure` / `503 ServiceUnavailable` (`ServerException` /
 //!   `ServiceUnavailableException` for REST-JSON) → `Rollback.Transient`;

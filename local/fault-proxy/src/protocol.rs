@@ -15,6 +15,9 @@ pub enum Protocol {
     Json,
     /// REST-JSON: the operation is in the method and path (EKS).
     RestJson,
+    /// REST-XML, as S3 speaks it (signed as `s3`): the operation is in the method, the path
+    /// (`/<bucket>/<key>`, path-style) and the query (`?uploads`, `?uploadId=`…).
+    RestXml,
 }
 
 impl Protocol {
@@ -23,6 +26,7 @@ impl Protocol {
             Protocol::Query => "query",
             Protocol::Json => "json",
             Protocol::RestJson => "rest-json",
+            Protocol::RestXml => "rest-xml",
         }
     }
 }
@@ -48,7 +52,12 @@ impl RequestInfo {
         let scope = credential_scope(uri, headers);
         let part = |i: usize| scope.as_ref().and_then(|s| s.get(i).cloned());
         let (access_key, region, service) = (part(0), part(2), part(3));
-        let (protocol, operation) = if let Some(target) = header_str(headers, "x-amz-target") {
+        let (protocol, operation) = if service.as_deref() == Some("s3") {
+            (
+                Protocol::RestXml,
+                s3_operation(method, &path, uri.query().unwrap_or_default()).to_owned(),
+            )
+        } else if let Some(target) = header_str(headers, "x-amz-target") {
             let op = target.rsplit('.').next().unwrap_or(target);
             (Protocol::Json, op.to_owned())
         } else if let Some(action) = query_action(uri, headers, body) {
@@ -104,6 +113,44 @@ fn credential_scope(uri: &Uri, headers: &HeaderMap) -> Option<Vec<String>> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "X-Amz-Credential")
         .and_then(|(_, v)| split(&v))
+}
+
+/// The S3 operation of a path-style request (`/<bucket>` or `/<bucket>/<key>`), named as the
+/// S3 API names it, from the method and the query parameters that select a sub-resource.
+pub fn s3_operation(method: &Method, path: &str, query: &str) -> &'static str {
+    let keys: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    let has = |k: &str| keys.iter().any(|q| q == k);
+    let object = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
+    if path.trim_matches('/').is_empty() {
+        return if method == Method::GET {
+            "ListBuckets"
+        } else {
+            "S3Request"
+        };
+    }
+    match (method.as_str(), object) {
+        ("PUT", true) if has("uploadId") && has("partNumber") => "UploadPart",
+        ("PUT", true) => "PutObject",
+        ("POST", true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true) => "DeleteObject",
+        ("GET", true) if has("uploadId") => "ListParts",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("PUT", false) if has("versioning") => "PutBucketVersioning",
+        ("PUT", false) => "CreateBucket",
+        ("GET", false) if has("versions") => "ListObjectVersions",
+        ("GET", false) => "ListObjects",
+        ("HEAD", false) => "HeadBucket",
+        ("DELETE", false) => "DeleteBucket",
+        _ => "S3Request",
+    }
 }
 
 /// The EKS operations the functions call, named so rules can say `DescribeCluster`.
@@ -193,6 +240,23 @@ pub fn error_answer(
                 body,
             }
         }
+        Protocol::RestXml => {
+            // S3 throttles with 503 SlowDown and fails with 500 InternalError.
+            let (status, code) = match kind {
+                FaultKind::Throttle => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown"),
+                FaultKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+            };
+            headers.push((
+                CONTENT_TYPE.as_str(),
+                HeaderValue::from_static("application/xml"),
+            ));
+            ErrorAnswer {
+                status,
+                headers,
+                body: s3_error(code, message, request_id),
+            }
+        }
         Protocol::RestJson => {
             let status = if kind == FaultKind::Throttle {
                 StatusCode::TOO_MANY_REQUESTS
@@ -214,9 +278,18 @@ pub fn error_answer(
     }
 }
 
+/// S3's error document.
+fn s3_error(code: &str, message: &str, request_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+         <Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+    )
+}
+
 /// AWS's answer to a call the caller's policies do not allow, in `protocol`'s shape: query
 /// services answer 403 `AccessDenied` (SNS: `AuthorizationError`), JSON services 400
-/// `AccessDeniedException`, REST-JSON services 403 `AccessDeniedException`.
+/// `AccessDeniedException`, REST-JSON services 403 `AccessDeniedException`, S3 403
+/// `AccessDenied`.
 pub fn access_denied_answer(
     protocol: Protocol,
     service: Option<&str>,
@@ -280,6 +353,17 @@ pub fn access_denied_answer(
                 status: StatusCode::FORBIDDEN,
                 headers,
                 body: format!(r#"{{"message": {json_message}}}"#),
+            }
+        }
+        Protocol::RestXml => {
+            headers.push((
+                CONTENT_TYPE.as_str(),
+                HeaderValue::from_static("application/xml"),
+            ));
+            ErrorAnswer {
+                status: StatusCode::FORBIDDEN,
+                headers,
+                body: s3_error("AccessDenied", &escaped, request_id),
             }
         }
     }
@@ -368,6 +452,51 @@ mod tests {
     }
 
     #[test]
+    fn recognises_s3_operations_by_method_path_and_query() {
+        let s3 = "AWS4-HMAC-SHA256 Credential=ASIANOTIFY/20250101/us-east-1/s3/aws4_request, \
+                  SignedHeaders=host, Signature=abc";
+        let op = |method: &str, uri: &str| {
+            let info = parse(method, uri, &[("authorization", s3)], "");
+            assert_eq!(info.protocol, Protocol::RestXml, "{method} {uri}");
+            assert_eq!(info.service.as_deref(), Some("s3"));
+            info.operation
+        };
+        assert_eq!(
+            op("PUT", "/reports-bucket/reports/e1/report.md"),
+            "PutObject"
+        );
+        assert_eq!(
+            op("PUT", "/b/reports/e1/history.json?x-id=PutObject"),
+            "PutObject"
+        );
+        assert_eq!(
+            op("POST", "/b/k/history.json?uploads"),
+            "CreateMultipartUpload"
+        );
+        assert_eq!(
+            op("PUT", "/b/k/history.json?partNumber=2&uploadId=u1"),
+            "UploadPart"
+        );
+        assert_eq!(op("POST", "/b/k?uploadId=u1"), "CompleteMultipartUpload");
+        assert_eq!(op("DELETE", "/b/k?uploadId=u1"), "AbortMultipartUpload");
+        assert_eq!(op("GET", "/b/k"), "GetObject");
+        assert_eq!(op("PUT", "/b"), "CreateBucket");
+        assert_eq!(op("PUT", "/b?versioning"), "PutBucketVersioning");
+        assert_eq!(op("GET", "/"), "ListBuckets");
+        // Even a form body with "Action=" is S3's when S3 signed it.
+        let form = parse(
+            "PUT",
+            "/b/k",
+            &[
+                ("authorization", s3),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "Action=Publish",
+        );
+        assert_eq!(form.operation, "PutObject");
+    }
+
+    #[test]
     fn error_shapes() {
         let q = error_answer(Protocol::Query, FaultKind::Throttle, "rid", None);
         assert_eq!(q.status, StatusCode::BAD_REQUEST);
@@ -391,6 +520,18 @@ mod tests {
 
         let r = error_answer(Protocol::RestJson, FaultKind::Throttle, "rid", None);
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        let x = error_answer(Protocol::RestXml, FaultKind::Throttle, "rid", None);
+        assert_eq!(x.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(x.body.contains("<Code>SlowDown</Code>"), "{}", x.body);
+        let denied = access_denied_answer(Protocol::RestXml, Some("s3"), "no <way>", "rid", None);
+        assert_eq!(denied.status, StatusCode::FORBIDDEN);
+        assert!(
+            denied
+                .body
+                .contains("<Code>AccessDenied</Code><Message>no &lt;way&gt;</Message>"),
+            "{}",
+            denied.body
+        );
         let r = error_answer(Protocol::RestJson, FaultKind::InternalError, "rid", None);
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(r.headers.contains(&(

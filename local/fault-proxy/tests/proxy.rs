@@ -1,6 +1,6 @@
 //! The proxy against a real moto, with the real SDK clients of each protocol the functions
 //! speak: AWS query (RDS, SNS, CloudWatch 1.99), AWS JSON 1.1 (ECR, Secrets Manager),
-//! AWS JSON 1.0 (Step Functions), REST-JSON (EKS).
+//! AWS JSON 1.0 (Step Functions), REST-JSON (EKS), REST-XML (S3).
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
@@ -52,10 +52,11 @@ enum Svc {
     Secrets,
     Sfn,
     Eks,
+    S3,
 }
 
 impl Svc {
-    const ALL: [Svc; 7] = [
+    const ALL: [Svc; 8] = [
         Svc::Rds,
         Svc::Sns,
         Svc::CloudWatch,
@@ -63,6 +64,7 @@ impl Svc {
         Svc::Secrets,
         Svc::Sfn,
         Svc::Eks,
+        Svc::S3,
     ];
 
     fn protocol(self) -> Protocol {
@@ -70,6 +72,7 @@ impl Svc {
             Svc::Rds | Svc::Sns | Svc::CloudWatch => Protocol::Query,
             Svc::Ecr | Svc::Secrets | Svc::Sfn => Protocol::Json,
             Svc::Eks => Protocol::RestJson,
+            Svc::S3 => Protocol::RestXml,
         }
     }
 
@@ -79,12 +82,14 @@ impl Svc {
             Protocol::Query => "Throttling",
             Protocol::Json => "ThrottlingException",
             Protocol::RestJson => "TooManyRequestsException",
+            Protocol::RestXml => "SlowDown",
         }
     }
 
     fn internal_code(self) -> &'static str {
         match self.protocol() {
             Protocol::RestJson => "ServerException",
+            Protocol::RestXml => "InternalError",
             _ => "InternalFailure",
         }
     }
@@ -132,6 +137,7 @@ struct Clients {
     secrets: aws_sdk_secretsmanager::Client,
     sfn: aws_sdk_sfn::Client,
     eks: aws_sdk_eks::Client,
+    s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -144,6 +150,12 @@ impl Clients {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
+            // Path-style, as the functions address S3 behind an endpoint override.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(true)
+                    .build(),
+            ),
         }
     }
 
@@ -199,6 +211,13 @@ impl Clients {
                 .await
                 .map(drop)
                 .map_err(|e| failure("ListClusters", e)),
+            Svc::S3 => self
+                .s3
+                .list_buckets()
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| failure("ListBuckets", e)),
         }
     }
 }
@@ -278,6 +297,22 @@ async fn passes_every_protocol_through_and_logs_each_call() {
         cluster.cluster().and_then(|c| c.name()),
         Some("fp-pass-eks")
     );
+    clients
+        .s3
+        .create_bucket()
+        .bucket("fp-pass-bucket")
+        .send()
+        .await
+        .expect("CreateBucket");
+    clients
+        .s3
+        .put_object()
+        .bucket("fp-pass-bucket")
+        .key("reports/e1/report.md")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"# report"))
+        .send()
+        .await
+        .expect("PutObject");
 
     // What went through the proxy is really in moto.
     let direct = Clients::new(&moto().sdk_config());
@@ -298,6 +333,16 @@ async fn passes_every_protocol_through_and_logs_each_call() {
         .await
         .expect("the repository exists in moto");
     assert_eq!(repos.repositories().len(), 1);
+    let object = direct
+        .s3
+        .get_object()
+        .bucket("fp-pass-bucket")
+        .key("reports/e1/report.md")
+        .send()
+        .await
+        .expect("the object exists in moto");
+    let body = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&body[..], b"# report");
 
     let log = proxy.log();
     let seen: Vec<_> = log
@@ -318,6 +363,8 @@ async fn passes_every_protocol_through_and_logs_each_call() {
             ("ecr", Protocol::Json, "CreateRepository"),
             ("eks", Protocol::RestJson, "CreateCluster"),
             ("eks", Protocol::RestJson, "DescribeCluster"),
+            ("s3", Protocol::RestXml, "CreateBucket"),
+            ("s3", Protocol::RestXml, "PutObject"),
         ]
     );
     for record in &log {

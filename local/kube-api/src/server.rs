@@ -166,7 +166,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         }
     };
 
-    let response = respond(&shared, &method, &path, &parts.uri, &parts.headers, &bytes).await;
+    let served = serve(&shared, &method, &path, &parts.uri, &parts.headers, &bytes);
+    let response = with_injected_fault(&shared, &method, &path, served).await;
 
     let record = RequestRecord {
         method: method.to_string(),
@@ -183,13 +184,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
-async fn respond(
+/// Runs `served` (the request, not yet started) unless a fault injected for it answers
+/// instead: a status before it runs, or a lost answer after it ran; a stall delays it.
+async fn with_injected_fault(
     shared: &Arc<Shared>,
     method: &Method,
     path: &str,
-    uri: &http::Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
+    served: impl Future<Output = Response<Body>>,
 ) -> Response<Body> {
     let injected = fault::take(&mut lock(&shared.faults), method.as_str(), path);
     let lost_answer = match injected {
@@ -208,7 +209,7 @@ async fn respond(
         Some(FaultKind::AfterServe(code)) => Some(code),
         None => None,
     };
-    let response = serve(shared, method, path, uri, headers, body).await;
+    let response = served.await;
     match lost_answer {
         Some(code) => error_response(&ApiError::new(
             code,

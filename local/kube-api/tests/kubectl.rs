@@ -92,11 +92,33 @@ impl Kubectl {
     }
 }
 
-async fn setup() -> Option<(LocalKube, Kubectl)> {
+/// An empty local API and kubectl for it (`None`: kubectl is missing).
+async fn empty() -> Option<(LocalKube, Kubectl)> {
     let kube = LocalKube::start(Options::default()).await.unwrap();
-    kube.seed_mint_demo(&MintImages::example()).unwrap();
     let kubectl = Kubectl::new(&kube)?;
     Some((kube, kubectl))
+}
+
+/// [`empty`] with the mint demo deployments.
+async fn setup() -> Option<(LocalKube, Kubectl)> {
+    let (kube, kubectl) = empty().await?;
+    kube.seed_mint_demo(&MintImages::example()).unwrap();
+    Some((kube, kubectl))
+}
+
+/// `kubectl -n <ns> patch <resource> mint-replica --type merge -p <patch>`'s arguments.
+fn merge_patch<'a>(ns: &'a str, resource: &'a str, patch: &'a str) -> [&'a str; 9] {
+    [
+        "-n",
+        ns,
+        "patch",
+        resource,
+        "mint-replica",
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ]
 }
 
 fn image_of(kube: &LocalKube, name: &str) -> String {
@@ -432,8 +454,7 @@ async fn auth_can_i_answers_for_the_functions_identity_from_the_shipped_role() {
 /// reads both from the pods' `status.containerStatuses[].imageID`.
 #[tokio::test]
 async fn rollout_restart_pulls_per_the_pull_policy() {
-    let kube = LocalKube::start(Options::default()).await.unwrap();
-    let Some(kubectl) = Kubectl::new(&kube) else {
+    let Some((kube, kubectl)) = empty().await else {
         return;
     };
     kube.set_image_digest("reg.local/app:prod", "sha256:bad");
@@ -511,8 +532,7 @@ async fn rollout_restart_pulls_per_the_pull_policy() {
 /// them by name and short name, lists them, and merge-patches them.
 #[tokio::test]
 async fn gitops_custom_resources_work_with_kubectl() {
-    let kube = LocalKube::start(Options::default()).await.unwrap();
-    let Some(kubectl) = Kubectl::new(&kube) else {
+    let Some((kube, kubectl)) = empty().await else {
         return;
     };
     kube.seed_argocd_application(
@@ -532,17 +552,11 @@ async fn gitops_custom_resources_work_with_kubectl() {
         "{out}"
     );
     kubectl
-        .ok(&[
-            "-n",
+        .ok(&merge_patch(
             "argocd",
-            "patch",
             "app",
-            "mint-replica",
-            "--type",
-            "merge",
-            "-p",
             r#"{"spec":{"syncPolicy":{"automated":null}}}"#,
-        ])
+        ))
         .await;
     let app = kube
         .custom_object(
@@ -558,17 +572,11 @@ async fn gitops_custom_resources_work_with_kubectl() {
         "the rest stays"
     );
     kubectl
-        .ok(&[
-            "-n",
+        .ok(&merge_patch(
             "flux-system",
-            "patch",
             "ks",
-            "mint-replica",
-            "--type",
-            "merge",
-            "-p",
             r#"{"spec":{"suspend":true}}"#,
-        ])
+        ))
         .await;
     let suspend = kubectl
         .ok(&[
@@ -584,17 +592,11 @@ async fn gitops_custom_resources_work_with_kubectl() {
     assert_eq!(suspend, "true");
     // The CRD's schema: suspend is a boolean.
     let (ok, _, stderr) = kubectl
-        .run(&[
-            "-n",
+        .run(&merge_patch(
             "flux-system",
-            "patch",
             "ks",
-            "mint-replica",
-            "--type",
-            "merge",
-            "-p",
             r#"{"spec":{"suspend":"yes"}}"#,
-        ])
+        ))
         .await;
     assert!(!ok && stderr.contains("spec.suspend"), "{stderr}");
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 
+mod seed;
+
 /// How long moto may take to start answering (it imports a lot of Python).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -234,19 +234,19 @@ pub struct GitOpsResult {
 impl GitOpsResult {
     /// `Argo CD Application argocd/mint-replica`.
     pub fn describe(&self) -> String {
-        match &self.name {
-            Some(name) => format!("{} {}/{name}", self.kind.describe(), self.namespace),
-            None => format!("{} in namespace {}", self.kind.describe(), self.namespace),
-        }
+        describe_object(self.kind, &self.namespace, self.name.as_deref())
     }
 
     /// The exact command that resumes what a rollback suspended (derived, so the state
     /// machine does not carry it); `None` for an object no rollback suspended.
     pub fn resume_command(&self) -> Option<String> {
-        let name = self.name.as_deref()?;
-        (self.suspended_by.is_some() && self.outcome != GitOpsOutcome::DryRun).then(|| {
-            gitops_resume_command(self.kind, &self.namespace, name, self.previous.as_deref())
-        })
+        resume_command_if(
+            self.suspended_by.is_some() && self.outcome != GitOpsOutcome::DryRun,
+            self.kind,
+            &self.namespace,
+            self.name.as_deref(),
+            self.previous.as_deref(),
+        )
     }
 }
 
@@ -288,19 +288,39 @@ pub struct GitOpsState {
 impl GitOpsState {
     /// `Argo CD Application argocd/mint-replica`.
     pub fn describe(&self) -> String {
-        match &self.name {
-            Some(name) => format!("{} {}/{name}", self.kind.describe(), self.namespace),
-            None => format!("{} in namespace {}", self.kind.describe(), self.namespace),
-        }
+        describe_object(self.kind, &self.namespace, self.name.as_deref())
     }
 
     /// The command that resumes it, when a rollback suspended it.
     pub fn resume_command(&self) -> Option<String> {
-        let name = self.name.as_deref()?;
-        (self.suspended == Some(true) && self.suspended_by.is_some()).then(|| {
-            gitops_resume_command(self.kind, &self.namespace, name, self.previous.as_deref())
-        })
+        resume_command_if(
+            self.suspended == Some(true) && self.suspended_by.is_some(),
+            self.kind,
+            &self.namespace,
+            self.name.as_deref(),
+            self.previous.as_deref(),
+        )
     }
+}
+
+/// `Argo CD Application argocd/mint-replica`, or `… in namespace argocd` without a name.
+fn describe_object(kind: GitOpsKind, namespace: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{} {namespace}/{name}", kind.describe()),
+        None => format!("{} in namespace {namespace}", kind.describe()),
+    }
+}
+
+/// [`gitops_resume_command`] for a named object a rollback `suspended`; `None` otherwise.
+fn resume_command_if(
+    suspended: bool,
+    kind: GitOpsKind,
+    namespace: &str,
+    name: Option<&str>,
+    previous: Option<&str>,
+) -> Option<String> {
+    let name = name?;
+    suspended.then(|| gitops_resume_command(kind, namespace, name, previous))
 }
 
 /// `kubectl patch` arguments with the JSON merge patch in single quotes, for a shell.

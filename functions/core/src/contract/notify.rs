@@ -1,6 +1,8 @@
 //! Contract of the `notify` function: one SNS message per action, plain text for a tired
 //! on-call engineer. Every action accepts an optional `topic_arn`; without it the function's
-//! `ROLLBACK_TOPIC_ARN` (or `ROLLBACK_ESCALATION_TOPIC_ARN` for `escalate`) is used.
+//! `ROLLBACK_TOPIC_ARN` (or `ROLLBACK_ESCALATION_TOPIC_ARN` for `escalate`) is used. One action
+//! publishes nothing: `report` writes the post-mortem (`report.md`, `history.json`) to the
+//! stack's report bucket just before the final notice, which links to it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,7 @@ pub const ACTIONS: &[&str] = &[
     "success",
     "failure",
     "escalate",
+    "report",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +30,7 @@ pub enum NotifyAction {
     Success(SuccessNotice),
     Failure(FailureNotice),
     Escalate(EscalateNotice),
+    Report(ReportRequest),
 }
 
 /// What the resolve steps found: restore/retag/deploy-undo `resolve` outputs.
@@ -113,6 +117,9 @@ pub struct ProgressNotice {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
+    /// The post-mortem the `report` step wrote (a rejection's notice), or why it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportLink>,
 }
 
 /// `success`: the rollback finished and the smoke tests passed.
@@ -138,6 +145,9 @@ pub struct SuccessNotice {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
+    /// The post-mortem the `report` step wrote, or why it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportLink>,
 }
 
 /// `failure`: the contingency notice, from a Catch's `{Error, Cause}` and the progress record.
@@ -157,6 +167,9 @@ pub struct FailureNotice {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
+    /// The post-mortem the `report` step wrote, or why it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportLink>,
 }
 
 /// `escalate`: nobody decided within `plan.approval.escalate_after_minutes`.
@@ -170,6 +183,88 @@ pub struct EscalateNotice {
     pub resolved: ResolvedPlan,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
+}
+
+/// `report`: the post-mortem of this execution, written to the report bucket at the end of every
+/// execution that sends a final notice (success, failure, rejection), just before that notice:
+/// `<prefix>/<execution name>/history.json` (the execution's history so far, in the
+/// `get-execution-history` JSON shape `rollbackctl report --history` reads, task tokens
+/// removed) and `<prefix>/<execution name>/report.md` (`rollback_core::report`'s rendering of
+/// it, as `rollbackctl report` renders the same events). Publishes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// `$$.Execution.Id`: the execution whose history is read (its name must be `execution`).
+    pub execution_arn: String,
+    /// How the execution is ending; the report's outcome, since its history has no end yet.
+    pub outcome: ReportOutcome,
+    /// `failed`: the error the execution fails with (`$.failure`), listed as the execution's
+    /// failure as its `ExecutionFailed` event would be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+    /// The bucket; defaults to `ROLLBACK_REPORT_BUCKET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+}
+
+/// How an execution that writes its report ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportOutcome {
+    /// The rollback finished (`Rollback complete`).
+    RolledBack,
+    /// The approver rejected (`Rollback rejected`: the execution succeeds).
+    Rejected,
+    /// The contingency path (`Rollback failed`).
+    Failed,
+}
+
+impl ReportOutcome {
+    /// The execution status this outcome ends in.
+    pub fn execution_status(self) -> &'static str {
+        match self {
+            ReportOutcome::RolledBack | ReportOutcome::Rejected => "SUCCEEDED",
+            ReportOutcome::Failed => "FAILED",
+        }
+    }
+}
+
+/// Output of `report`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportOutput {
+    pub bucket: String,
+    /// `<prefix>/<execution name>/report.md`.
+    pub report_key: String,
+    /// `<prefix>/<execution name>/history.json`.
+    pub history_key: String,
+    /// `s3://<bucket>/<report_key>`.
+    pub uri: String,
+    /// `s3://<bucket>/<history_key>`.
+    pub history_uri: String,
+    /// The S3 console page of `report.md` (sign-in required: no credentials in the link).
+    pub console_url: String,
+    /// History events the report covers.
+    pub events: u64,
+    /// `report.md`'s version (the bucket is versioned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// What the final notice gets at `report`: where the report is (the `report` step's
+/// output, as the definition selects it), or the step's error (its Catch's `{Error, Cause}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReportLink {
+    Written(ReportLocation),
+    NotWritten(StepError),
+}
+
+/// Where the report is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLocation {
+    pub uri: String,
+    pub history_uri: String,
+    pub console_url: String,
 }
 
 /// `restore:revert`'s answer as the state machine keeps it.

@@ -186,6 +186,15 @@ pub async fn instance_state(rds: &Client, id: &str) -> Option<aws_sdk_rds::types
         .and_then(|o| o.db_instances().first().cloned())
 }
 
+pub async fn cluster_state(rds: &Client, id: &str) -> Option<aws_sdk_rds::types::DbCluster> {
+    rds.describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.db_clusters().first().cloned())
+}
+
 pub async fn snapshot_ids(rds: &Client, db: &str) -> Vec<String> {
     let mut ids: Vec<String> = rds
         .describe_db_snapshots()

@@ -271,6 +271,7 @@ mod tests {
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf",
                 &[],
             )
+            .report_bucket("mint-replica-rollback-reports")
     }
 
     fn authz(action: &str, resource: &str) -> Authorization {
@@ -319,5 +320,47 @@ mod tests {
             Check::Denied(_)
         ));
         assert!(checker.granted_actions()["notify"].contains("sns:Publish"));
+
+        // notify writes reports under the prefix of the stack's bucket, and nothing else there.
+        let notify = checker.role_for_key("ASIANOTIFY").unwrap();
+        let report = "arn:aws:s3:::mint-replica-rollback-reports/reports/e1/report.md";
+        assert!(matches!(
+            checker.check(notify, &authz("s3:PutObject", report), &none),
+            Check::Allowed { .. }
+        ));
+        for (action, resource) in [
+            ("s3:GetObject", report),
+            ("s3:DeleteObject", report),
+            (
+                "s3:PutObject",
+                "arn:aws:s3:::mint-replica-rollback-reports/other/e1/report.md",
+            ),
+            (
+                "s3:PutObject",
+                "arn:aws:s3:::another-bucket/reports/e1/report.md",
+            ),
+        ] {
+            assert!(
+                matches!(
+                    checker.check(notify, &authz(action, resource), &none),
+                    Check::Denied(_)
+                ),
+                "{action} on {resource}"
+            );
+        }
+        let execution = "arn:aws:states:us-east-1:123456789012:execution:mint-replica-rollback:e1";
+        assert!(matches!(
+            checker.check(
+                notify,
+                &authz("states:GetExecutionHistory", execution),
+                &none
+            ),
+            Check::Allowed { .. }
+        ));
+        let other = "arn:aws:states:us-east-1:123456789012:execution:other-rollback:e1";
+        assert!(matches!(
+            checker.check(notify, &authz("states:GetExecutionHistory", other), &none),
+            Check::Denied(_)
+        ));
     }
 }

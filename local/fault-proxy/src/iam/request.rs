@@ -12,7 +12,12 @@
 //! `ecr:PutImage` → `repository/<name>`, `eks:DescribeCluster` → `cluster/<name>`,
 //! `sns:Publish` → the topic, `secretsmanager:GetSecretValue` → the secret,
 //! `states:ListExecutions` → the state machine, `states:DescribeExecution` → the execution,
-//! `states:SendTask*` → `*` (the task token names no resource), `cloudwatch:DescribeAlarms`
+//! `states:SendTask*` → `*` (the task token names no resource), `states:GetExecutionHistory`
+//! → the execution, S3 (REST-XML, path-style) object operations → `arn:aws:s3:::<bucket>/<key>`
+//! with the action IAM checks (`PutObject`, `CreateMultipartUpload`, `UploadPart` and
+//! `CompleteMultipartUpload` → `s3:PutObject`; `AbortMultipartUpload` →
+//! `s3:AbortMultipartUpload`; `GetObject`/`HeadObject` → `s3:GetObject`) and bucket operations
+//! → `arn:aws:s3:::<bucket>`, `cloudwatch:DescribeAlarms`
 //! → the named alarms, `ssm:GetParameter`/`PutParameter` → the parameter (`parameter/<name>`,
 //! a `:version` selector dropped), `ssm:GetParametersByPath` → the path itself (not the
 //! parameters it returns), `sts:GetCallerIdentity` → never checked (AWS needs no permission).
@@ -124,6 +129,55 @@ fn ssm_parameter_arn(name: &str, region: &str, account: &str) -> String {
     format!("arn:aws:ssm:{region}:{account}:parameter/{name}")
 }
 
+/// The IAM action (without `s3:`) an S3 operation is authorized as, and its resource: the
+/// object `arn:aws:s3:::<bucket>/<key>` (the key percent-decoded, as IAM sees it) or the bucket
+/// `arn:aws:s3:::<bucket>`, from a path-style path.
+fn s3_authorization(operation: &str, path: &str) -> (&'static str, String) {
+    let path = path.trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let object = format!("arn:aws:s3:::{bucket}/{}", percent_decode(key));
+    let bucket = format!("arn:aws:s3:::{bucket}");
+    match operation {
+        "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
+            ("PutObject", object)
+        }
+        "AbortMultipartUpload" => ("AbortMultipartUpload", object),
+        "GetObject" | "HeadObject" => ("GetObject", object),
+        "DeleteObject" => ("DeleteObject", object),
+        "ListParts" => ("ListMultipartUploadParts", object),
+        "CreateBucket" => ("CreateBucket", bucket),
+        "DeleteBucket" => ("DeleteBucket", bucket),
+        "PutBucketVersioning" => ("PutBucketVersioning", bucket),
+        "ListObjectVersions" => ("ListBucketVersions", bucket),
+        "ListObjects" | "HeadBucket" => ("ListBucket", bucket),
+        "ListBuckets" => ("ListAllMyBuckets", "*".to_owned()),
+        _ => ("UnknownOperation", bucket),
+    }
+}
+
+/// `%XX` escapes decoded (a path segment: `+` stays `+`).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// RDS also checks `rds:AddTagsToResource` on the new resource when a create, restore or copy
 /// carries `Tags` (tag-on-create): that second authorization, if any.
 pub fn tag_on_create(info: &RequestInfo, authz: &Authorization) -> Option<Authorization> {
@@ -167,6 +221,8 @@ pub fn authorization(
         Protocol::Json | Protocol::RestJson => {
             json = serde_json::from_slice(body).unwrap_or(Value::Null);
         }
+        // S3: the request is in the method, path and query; the body is the object.
+        Protocol::RestXml => {}
     }
     let params = Params { form, json };
     let op = info.operation.as_str();
@@ -330,6 +386,11 @@ pub fn authorization(
                 ));
             }
         }
+        ("s3", _) => {
+            let (s3_action, resource) = s3_authorization(op, &info.path);
+            action = Some(format!("s3:{s3_action}"));
+            add(resource);
+        }
         ("cloudwatch", "DescribeAlarms") => params
             .list("AlarmNames")
             .iter()
@@ -350,4 +411,29 @@ pub fn authorization(
         resources,
         context,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_object_and_bucket_resources() {
+        assert_eq!(
+            s3_authorization("UploadPart", "/rb/reports/e%3A1/history.json"),
+            (
+                "PutObject",
+                "arn:aws:s3:::rb/reports/e:1/history.json".to_owned()
+            )
+        );
+        assert_eq!(
+            s3_authorization("AbortMultipartUpload", "/rb/k"),
+            ("AbortMultipartUpload", "arn:aws:s3:::rb/k".to_owned())
+        );
+        assert_eq!(
+            s3_authorization("CreateBucket", "/rb"),
+            ("CreateBucket", "arn:aws:s3:::rb".to_owned())
+        );
+        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+    }
 }

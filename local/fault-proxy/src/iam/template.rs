@@ -87,6 +87,14 @@ impl StackValues {
     }
 }
 
+impl StackValues {
+    /// The stack's `ReportBucket` named `bucket` (`!Ref` is its name, `.Arn` its ARN).
+    pub fn report_bucket(self, bucket: &str) -> Self {
+        let arn = format!("arn:{}:s3:::{bucket}", self.partition);
+        self.resource("ReportBucket", bucket, &[("Arn", &arn)])
+    }
+}
+
 /// `RestoreFunction` → `restore`, `DeployUndoFunction` → `deploy-undo`.
 pub fn function_name(logical_id: &str) -> String {
     let base = logical_id.strip_suffix("Function").unwrap_or(logical_id);
