@@ -160,11 +160,17 @@ fn valid_plan() -> BoxedStrategy<Value> {
         prop::collection::vec("[^\\x00-\\x1f\\x7f]{1,60}", 0..3),
         approval,
         // Polling limits within the history budget (plans over it are refused).
-        (1u32..=3600).prop_flat_map(|interval| {
-            let max_wait =
-                rollback_core::history_budget::max_wait_minutes_within_budget(interval, 30);
-            (Just(interval), 1u32..=max_wait.max(1))
-        }),
+        // (An interval so short that even one minute of waiting is over it — 1 s — is
+        // refused, so it is not a valid plan.)
+        (1u32..=3600)
+            .prop_filter("some wait fits the history budget", |interval| {
+                rollback_core::history_budget::max_wait_minutes_within_budget(*interval, 30) > 0
+            })
+            .prop_flat_map(|interval| {
+                let max_wait =
+                    rollback_core::history_budget::max_wait_minutes_within_budget(interval, 30);
+                (Just(interval), 1u32..=max_wait)
+            }),
         (1u64..=900, any::<bool>(), any::<bool>()),
     )
         .prop_filter(
