@@ -403,36 +403,19 @@ pub const STACK_NAME: &str = "mint-replica";
 
 /// The template values of the drill's stack: what `!Sub`/`!Ref`/`!GetAtt` resolve to.
 pub fn stack_values() -> rollback_fault_proxy::iam::StackValues {
-    let region = rollback_core::aws::LOCAL_REGION;
-    let account = rollback_fault_proxy::iam::LOCAL_ACCOUNT;
-    let topic = |name: &str| {
-        (
-            format!("arn:aws:sns:{region}:{account}:{name}"),
-            name.to_owned(),
-        )
-    };
-    // The names seed.rs gives the topic and the cluster. The drill has one topic for
-    // approvals and notices, as a small stack might.
-    let (notices, notices_name) = topic("mint-replica-rollback");
-    let (escalations, escalations_name) = topic("mint-replica-rollback-escalations");
-    rollback_fault_proxy::iam::StackValues::new(region, account, STACK_NAME)
-        .parameter("ServiceName", seed::SERVICE)
+    // The names seed.rs gives the topic, cluster, plan and bucket. The drill has one topic
+    // for approvals and notices, as a small stack might.
+    let mut values = rollback_fault_proxy::gate::test_stack(seed::SERVICE)
         .parameter("RollbackPlanParameter", seed::PLAN_PARAMETER)
         .parameter("AlarmNames", seed::ALARM)
-        .parameter("ClusterName", "mint-replica-eks")
-        .resource("ApprovalsTopic", &notices, &[("TopicName", &notices_name)])
-        .resource("NoticesTopic", &notices, &[("TopicName", &notices_name)])
-        .resource(
-            "EscalationTopic",
-            &escalations,
-            &[("TopicName", &escalations_name)],
-        )
-        .resource(
-            "ApprovalLinkKey",
-            &format!("arn:aws:secretsmanager:{region}:{account}:secret:mint-replica-approval-link-key-Lc4l01"),
-            &[],
-        )
-        .report_bucket(seed::REPORT_BUCKET)
+        .parameter("ClusterName", CLUSTER_NAME)
+        .topic("ApprovalsTopic", "mint-replica-rollback")
+        .topic("NoticesTopic", "mint-replica-rollback")
+        .topic("EscalationTopic", "mint-replica-rollback-escalations")
+        .secret("ApprovalLinkKey", "mint-replica-approval-link-key-Lc4l01")
+        .report_bucket(seed::REPORT_BUCKET);
+    values.stack_name = STACK_NAME.to_owned();
+    values
 }
 
 /// The functions' roles from `infra/template.yaml` (or the drill's replacement text).

@@ -144,38 +144,26 @@ pub fn function_sdk_config(endpoint_url: &str, function: &str) -> aws_config::Sd
 /// is [`report_bucket`]`(service)`. Override any with [`StackValues::parameter`] /
 /// [`StackValues::resource`].
 pub fn test_stack(service: &str) -> StackValues {
-    let region = rollback_core::aws::LOCAL_REGION;
-    let topic = |suffix: &str| {
-        let name = format!("{service}-{suffix}");
-        (format!("arn:aws:sns:{region}:{LOCAL_ACCOUNT}:{name}"), name)
-    };
-    let (approvals, approvals_name) = topic("approvals");
-    let (notices, notices_name) = topic("notices");
-    let (escalations, escalations_name) = topic("escalations");
-    StackValues::new(region, LOCAL_ACCOUNT, &format!("{service}-stack"))
-        .parameter("ServiceName", service)
-        .parameter("RollbackPlanParameter", &format!("/{service}/rollback-plan"))
-        .parameter("AlarmNames", &format!("{service}-5xx"))
-        .parameter("ClusterName", &format!("{service}-eks"))
-        .resource(
-            "ApprovalsTopic",
-            &approvals,
-            &[("TopicName", &approvals_name)],
-        )
-        .resource("NoticesTopic", &notices, &[("TopicName", &notices_name)])
-        .resource(
-            "EscalationTopic",
-            &escalations,
-            &[("TopicName", &escalations_name)],
-        )
-        .resource(
-            "ApprovalLinkKey",
-            &format!(
-                "arn:aws:secretsmanager:{region}:{LOCAL_ACCOUNT}:secret:{service}-approval-link-key-AbCdEf"
-            ),
-            &[],
-        )
-        .report_bucket(&report_bucket(service))
+    StackValues::new(
+        rollback_core::aws::LOCAL_REGION,
+        LOCAL_ACCOUNT,
+        &format!("{service}-stack"),
+    )
+    .parameter("ServiceName", service)
+    .parameter(
+        "RollbackPlanParameter",
+        &format!("/{service}/rollback-plan"),
+    )
+    .parameter("AlarmNames", &format!("{service}-5xx"))
+    .parameter("ClusterName", &format!("{service}-eks"))
+    .topic("ApprovalsTopic", &format!("{service}-approvals"))
+    .topic("NoticesTopic", &format!("{service}-notices"))
+    .topic("EscalationTopic", &format!("{service}-escalations"))
+    .secret(
+        "ApprovalLinkKey",
+        &format!("{service}-approval-link-key-AbCdEf"),
+    )
+    .report_bucket(&report_bucket(service))
 }
 
 /// The report bucket of [`test_stack`]`(service)`: `<service>-rollback-reports`.

@@ -93,6 +93,26 @@ impl StackValues {
         let arn = format!("arn:{}:s3:::{bucket}", self.partition);
         self.resource("ReportBucket", bucket, &[("Arn", &arn)])
     }
+
+    /// The stack's SNS topic `logical_id` named `name` (`!Ref` is its ARN, `.TopicName` its
+    /// name).
+    pub fn topic(self, logical_id: &str, name: &str) -> Self {
+        let arn = format!(
+            "arn:{}:sns:{}:{}:{name}",
+            self.partition, self.region, self.account
+        );
+        self.resource(logical_id, &arn, &[("TopicName", name)])
+    }
+
+    /// The stack's secret `logical_id`, whose name AWS gave the 6-character suffix of
+    /// `name_with_suffix` (`!Ref` is its ARN).
+    pub fn secret(self, logical_id: &str, name_with_suffix: &str) -> Self {
+        let arn = format!(
+            "arn:{}:secretsmanager:{}:{}:secret:{name_with_suffix}",
+            self.partition, self.region, self.account
+        );
+        self.resource(logical_id, &arn, &[])
+    }
 }
 
 /// `RestoreFunction` → `restore`, `DeployUndoFunction` → `deploy-undo`.
