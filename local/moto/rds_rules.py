@@ -12,6 +12,11 @@ RDS does none of this:
 - A rename onto an identifier that exists is refused (DBInstanceAlreadyExists /
   DBClusterAlreadyExistsFault), and so is a rename of a database that is not `available`
   (InvalidDBInstanceState / InvalidDBClusterStateFault), e.g. one that is already renaming.
+- Creating a cluster (CreateDBCluster, RestoreDBClusterFromSnapshot,
+  RestoreDBClusterToPointInTime) under an identifier that exists is refused with
+  DBClusterAlreadyExistsFault. moto replaces the existing cluster instead, or, within the same
+  minute, fails with DBClusterSnapshotAlreadyExistsFault from its automated backup's name: an
+  SDK retry after a lost answer then looked like a failed restore.
 
 Run as `python rds_rules.py -H 127.0.0.1 -p PORT` (the same arguments as moto_server).
 """
@@ -83,6 +88,7 @@ _modify_db_instance = models.RDSBackend.modify_db_instance
 _modify_db_cluster = models.RDSBackend.modify_db_cluster
 _describe_db_instances = models.RDSBackend.describe_db_instances
 _describe_db_clusters = models.RDSBackend.describe_db_clusters
+_create_db_cluster = models.RDSBackend.create_db_cluster
 
 
 # What differs between the two kinds: where moto keeps them and RDS's error codes.
@@ -137,6 +143,13 @@ def modify_db_cluster(self, kwargs):
     return answer
 
 
+def create_db_cluster(self, kwargs):
+    new = kwargs["db_cluster_identifier"]
+    if new in self.clusters or _renaming_to(self, "cluster", new):
+        raise _AlreadyExists("DBClusterAlreadyExistsFault", "DB cluster")
+    return _create_db_cluster(self, kwargs)
+
+
 def describe_db_instances(self, *args, **kwargs):
     _tick(self)
     return _describe_db_instances(self, *args, **kwargs)
@@ -161,6 +174,7 @@ def _forget_pending_on_reset():
 
 models.RDSBackend.modify_db_instance = modify_db_instance
 models.RDSBackend.modify_db_cluster = modify_db_cluster
+models.RDSBackend.create_db_cluster = create_db_cluster
 models.RDSBackend.describe_db_instances = describe_db_instances
 models.RDSBackend.describe_db_clusters = describe_db_clusters
 _forget_pending_on_reset()

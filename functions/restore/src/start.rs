@@ -229,9 +229,7 @@ async fn restore_instance(
     match out {
         Ok(state) => Ok(state),
         Err(e) if e.code.as_deref() == Some("DBInstanceAlreadyExists") => {
-            db::instance(rds, target_id).await?.ok_or_else(|| {
-                RollbackError::RestoreFailed(format!("{target_id} exists but is not listed; retry"))
-            })
+            already_created(rds, target, target_id).await
         }
         Err(e) => Err(restore_error(operation, e.error)),
     }
@@ -297,11 +295,30 @@ async fn restore_cluster(
     match out {
         Ok(state) => Ok(state),
         Err(e) if e.code.as_deref() == Some("DBClusterAlreadyExistsFault") => {
-            db::cluster(rds, target_id).await?.ok_or_else(|| {
-                RollbackError::RestoreFailed(format!("{target_id} exists but is not listed; retry"))
-            })
+            already_created(rds, target, target_id).await
         }
         Err(e) => Err(restore_error(operation, e.error)),
+    }
+}
+
+/// RDS said the copy's name is taken: typically the SDK retried a create whose answer was lost,
+/// so the copy is this execution's. Anything else at that name is not ours to report.
+async fn already_created(
+    rds: &Client,
+    target: &Target<'_>,
+    target_id: &str,
+) -> Result<DbState, RollbackError> {
+    match db::describe(rds, target.db.kind, target_id).await? {
+        Some(state) if target.owns(&state) => Ok(state),
+        Some(_) => Err(RollbackError::RestoreFailed(format!(
+            "{target_id} appeared while it was being restored and is not this execution's {} \
+             copy of {}; nothing was restored. Rename or delete {target_id} and retry",
+            target.role(),
+            target.db.id
+        ))),
+        None => Err(RollbackError::RestoreFailed(format!(
+            "{target_id} exists but is not listed; retry"
+        ))),
     }
 }
 
