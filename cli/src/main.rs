@@ -362,7 +362,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let eks_config = ops::sdk_config(eks_endpoint_url.as_deref().or(endpoint)).await;
             let api_override = rollback_deploy_undo::ApiOverride::from_env()
                 .map_err(|e| anyhow::anyhow!("the Kubernetes API override: {e}"))?;
-            let clients = rollback_deploy_undo::Clients::new(&eks_config, api_override);
+            // resume runs in-process with the operator's credentials (handle_operator): no
+            // signed decision is checked, so no decision key is needed.
+            let clients = rollback_deploy_undo::Clients::new(&eks_config, "", api_override);
             let report = ops::resume(&sfn, &clients, &execution, force).await?;
             for line in report.lines() {
                 println!("{line}");

@@ -398,6 +398,7 @@ pub fn envelope(plan: &Plan, release: &str, action: SnapshotAction) -> Value {
             ..RollbackRequest::default()
         },
         execution: ExecutionId::new(execution),
+        approval: None,
     };
     serde_json::to_value(input).expect("a step envelope serializes")
 }

@@ -338,7 +338,7 @@ pub async fn resume(
             "execution": execution,
             "deployments": fallback,
         });
-        let outcome = match rollback_deploy_undo::handle(clients, payload).await {
+        let outcome = match rollback_deploy_undo::handle_operator(clients, payload).await {
             Ok(output) => classify(name, &cluster.namespace, &execution, output),
             Err(e) => not_resumed(name, &cluster.namespace, &failure_reason(&e)),
         };

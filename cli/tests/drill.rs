@@ -379,6 +379,7 @@ async fn resume_scales_a_failed_rollbacks_paused_deployments_back_and_is_harmles
 
     let clients = rollback_deploy_undo::Clients::new(
         &drill.stack.sdk,
+        "",
         Some(rollback_deploy_undo::ApiOverride {
             url: drill.stack.kube.url(),
             ca_pem: drill.stack.kube.ca_pem().map(str::to_owned),

@@ -121,7 +121,7 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
     let template = std::fs::read_to_string(rollbackctl::drill::template_path()).unwrap();
     let checker = rollback_fault_proxy::IamChecker::from_template(
         &template,
-        &rollbackctl::drill::stack_values(),
+        &rollbackctl::drill::stack_values("arn:aws:kms:us-east-1:123456789012:key/decision"),
     )
     .unwrap();
     let listed = unused_list();

@@ -291,9 +291,10 @@ async fn every_plan_database_is_snapshotted_with_the_release_and_a_second_run_re
 
     // What a rollback of that release restores: exactly these snapshots.
     let restore_gate = gate("restore");
-    let restore = rollback_restore::Clients {
-        rds: Client::new(&restore_gate.sdk_config()),
-    };
+    let restore = rollback_restore::Clients::new(
+        &restore_gate.sdk_config(),
+        MotoServer::shared().decision_key(),
+    );
     let resolved = rollback_restore::handle(
         &restore,
         json!({

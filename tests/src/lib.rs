@@ -220,6 +220,9 @@ impl Harness {
             approver: "oncall@example.com".into(),
             decided_at: Utc::now(),
             fingerprint,
+            // The scripted functions verify nothing; the real ones are tested with real
+            // signatures (rollback_moto::decision).
+            signed: "signed-by-the-script".into(),
         };
         self.engine
             .send_task_success(

@@ -71,7 +71,11 @@ impl LocalStack {
         // The functions reach moto through the fault proxy, which checks every call against
         // the function's role in infra/template.yaml and, under a fault schedule, injects
         // faults; seeding and the drill's own checks go straight to moto.
-        let iam = Arc::new(iam_checker(options)?);
+        // The approval decision key in this moto (approval signs, the destructive functions
+        // verify), made before the roles are resolved: they name it. One short blocking call
+        // to the local moto.
+        let decision_key = moto.decision_key().to_owned();
+        let iam = Arc::new(iam_checker(options, &decision_key)?);
         let fault_proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
             &moto.endpoint(),
             options
@@ -133,8 +137,14 @@ impl LocalStack {
         // The approval page: the real handler, deciding through the engine's endpoint.
         let (approval_addr, approval_task) = rollback_approval::serve_local(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
-            link_key.clone(),
+            rollback_approval::Services {
+                sfn: aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
+                link_key: link_key.clone(),
+                signer: rollback_core::decision::DecisionSigner::new(
+                    aws_sdk_kms::Client::new(&function_sdk("approval")),
+                    &decision_key,
+                ),
+            },
         )
         .await
         .context("serving the approval page")?;
@@ -158,15 +168,15 @@ impl LocalStack {
             snapshot: rollback_snapshot::Clients {
                 rds: aws_sdk_rds::Client::new(&function_sdk("snapshot")),
             },
-            restore: rollback_restore::Clients {
-                rds: aws_sdk_rds::Client::new(&function_sdk("restore")),
-            },
-            drill_cleanup: rollback_restore::Clients {
-                rds: aws_sdk_rds::Client::new(&function_sdk("drill-cleanup")),
-            },
-            retag: rollback_retag::Clients::new(&function_sdk("retag")),
+            restore: rollback_restore::Clients::new(&function_sdk("restore"), &decision_key),
+            drill_cleanup: rollback_restore::Clients::new(
+                &function_sdk("drill-cleanup"),
+                &decision_key,
+            ),
+            retag: rollback_retag::Clients::new(&function_sdk("retag"), &decision_key),
             deploy_undo: rollback_deploy_undo::Clients::new(
                 &function_sdk("deploy-undo"),
+                &decision_key,
                 Some(kube_override),
             ),
             smoke: rollback_smoke_test::Clients::new(&function_sdk("smoke-test")),
@@ -402,10 +412,11 @@ fn hidden_field(html: &str, name: &str) -> Option<String> {
 pub const STACK_NAME: &str = "mint-replica";
 
 /// The template values of the drill's stack: what `!Sub`/`!Ref`/`!GetAtt` resolve to.
-pub fn stack_values() -> rollback_fault_proxy::iam::StackValues {
+pub fn stack_values(decision_key: &str) -> rollback_fault_proxy::iam::StackValues {
     // The names seed.rs gives the topic, cluster, plan and bucket. The drill has one topic
     // for approvals and notices, as a small stack might.
-    let mut values = rollback_fault_proxy::gate::test_stack(seed::SERVICE)
+    let mut values = rollback_fault_proxy::gate::stack_values(seed::SERVICE)
+        .decision_key(decision_key)
         .parameter("RollbackPlanParameter", seed::PLAN_PARAMETER)
         .parameter("AlarmNames", seed::ALARM)
         .parameter("ClusterName", CLUSTER_NAME)
@@ -419,13 +430,16 @@ pub fn stack_values() -> rollback_fault_proxy::iam::StackValues {
 }
 
 /// The functions' roles from `infra/template.yaml` (or the drill's replacement text).
-fn iam_checker(options: &DrillOptions) -> Result<rollback_fault_proxy::IamChecker> {
+fn iam_checker(
+    options: &DrillOptions,
+    decision_key: &str,
+) -> Result<rollback_fault_proxy::IamChecker> {
     let text = match &options.iam_template {
         Some(text) => text.clone(),
         None => std::fs::read_to_string(template_path())
             .with_context(|| format!("reading {}", template_path().display()))?,
     };
-    rollback_fault_proxy::IamChecker::from_template(&text, &stack_values())
+    rollback_fault_proxy::IamChecker::from_template(&text, &stack_values(decision_key))
         .map_err(|e| anyhow!("the IAM check cannot read infra/template.yaml: {e}"))
 }
 

@@ -3,8 +3,10 @@
 //! - `GET ?t=<link>` shows what the link will do and a form. It changes nothing: mail
 //!   security scanners prefetch links.
 //! - `POST` (form fields `t` and `approver`) decides: `SendTaskSuccess` with
-//!   `{decision, scope, approver, decided_at, fingerprint}` or `SendTaskFailure` with
-//!   `Rollback.Rejected`.
+//!   `{decision, scope, approver, decided_at, fingerprint, signed}` or `SendTaskFailure` with
+//!   `Rollback.Rejected`. `signed` is the decision signed with the decision key (KMS), which
+//!   every destructive function verifies before it changes anything
+//!   (`rollback_core::decision`).
 //!
 //! CSRF: the link payload itself is the credential (AEAD-sealed, unguessable), so a forged
 //! cross-site POST needs the link already. As defence in depth a POST whose `Origin` (or, if
@@ -22,6 +24,7 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Response, StatusCode, header};
 use rollback_core::approval_link::{Decision, LinkError, LinkKey, LinkPayload};
 use rollback_core::contract::approval::{ApprovalDecision, REJECTED_ERROR, RejectionCause};
+use rollback_core::decision::{DecisionClaims, DecisionSigner, Identity};
 
 pub use html::escape;
 pub use local::serve_local;
@@ -29,22 +32,30 @@ pub use local::serve_local;
 /// Form bodies are small; anything bigger is not ours.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// What the page works with: Step Functions to decide, the link key to open links, and the
+/// decision key to sign approvals.
+#[derive(Clone)]
+pub struct Services {
+    pub sfn: aws_sdk_sfn::Client,
+    pub link_key: LinkKey,
+    pub signer: DecisionSigner,
+}
+
 /// Handles one request. Plain async, no Lambda types: the Lambda and the local server share it.
 pub async fn handle_request(
-    sfn: &aws_sdk_sfn::Client,
-    key: &LinkKey,
+    services: &Services,
     request: http::Request<Vec<u8>>,
 ) -> Response<String> {
-    handle_at(sfn, key, request, Utc::now()).await
+    handle_at(services, request, Utc::now()).await
 }
 
 /// [`handle_request`] with an explicit clock (expiry tests).
 pub async fn handle_at(
-    sfn: &aws_sdk_sfn::Client,
-    key: &LinkKey,
+    services: &Services,
     request: http::Request<Vec<u8>>,
     now: DateTime<Utc>,
 ) -> Response<String> {
+    let key = &services.link_key;
     let (parts, body) = request.into_parts();
     match parts.method {
         Method::GET | Method::HEAD => {
@@ -80,7 +91,7 @@ pub async fn handle_at(
             let token =
                 query_param(Some(&form), "t").or_else(|| query_param(parts.uri.query(), "t"));
             let approver = query_param(Some(&form), "approver").unwrap_or_default();
-            decide(sfn, key, token.as_deref(), &approver, now).await
+            decide(services, token.as_deref(), &approver, now).await
         }
         _ => {
             let mut response = respond(
@@ -109,12 +120,12 @@ fn show(key: &LinkKey, token: Option<&str>, now: DateTime<Utc>) -> Response<Stri
 }
 
 async fn decide(
-    sfn: &aws_sdk_sfn::Client,
-    key: &LinkKey,
+    services: &Services,
     token: Option<&str>,
     approver: &str,
     now: DateTime<Utc>,
 ) -> Response<String> {
+    let (sfn, key) = (&services.sfn, &services.link_key);
     let Some(token) = token else {
         return link_error_page(&LinkError::Malformed);
     };
@@ -131,12 +142,26 @@ async fn decide(
     }
     let result = match payload.decision {
         Decision::Approve => {
+            let claims = DecisionClaims::new(
+                &payload.execution,
+                &payload.plan_fingerprint,
+                &payload.fingerprint,
+                payload.scope,
+                approver,
+                Identity::SelfAsserted,
+                now,
+            );
+            let signed = match services.signer.sign(&claims).await {
+                Ok(signed) => signed,
+                Err(e) => return signing_failed_page(&payload, &e),
+            };
             let decision = ApprovalDecision {
                 decision: Decision::Approve,
                 scope: payload.scope,
                 approver: approver.to_owned(),
                 decided_at: now,
                 fingerprint: payload.fingerprint.clone(),
+                signed,
             };
             let output = serde_json::to_string(&decision).unwrap_or_default();
             sfn.send_task_success()
@@ -260,6 +285,24 @@ fn failure_page(payload: &LinkPayload, failure: SfnFailure) -> Response<String> 
             ),
         ),
     }
+}
+
+/// The decision key did not sign: nothing was decided. The error is logged, not shown (it
+/// names the key and the account).
+fn signing_failed_page(
+    payload: &LinkPayload,
+    e: &rollback_core::RollbackError,
+) -> Response<String> {
+    tracing::warn!(execution = %payload.execution, error = %e, "decision not signed");
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::notice(
+            "Try again",
+            "warn",
+            "The decision could not be signed right now. Nothing was decided; press the button \
+             again in a minute, or tell the team that runs the rollback system if it persists.",
+        ),
+    )
 }
 
 fn link_error_page(e: &LinkError) -> Response<String> {

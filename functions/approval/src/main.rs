@@ -14,7 +14,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let key = LinkKey::load(&aws_sdk_secretsmanager::Client::new(&sdk), &secret_id)
         .await
         .map_err(|e| anyhow_free(e.to_string()))?;
-    let (sfn, key) = (&sfn, &key);
+    let signer = rollback_core::decision::DecisionSigner::from_env(&sdk).map_err(anyhow_free)?;
+    let services = rollback_approval::Services {
+        sfn,
+        link_key: key,
+        signer,
+    };
+    let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
         let (parts, body) = request.into_parts();
         let body = match body {
@@ -24,7 +30,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             _ => Vec::new(),
         };
         let response =
-            rollback_approval::handle_request(sfn, key, http::Request::from_parts(parts, body))
+            rollback_approval::handle_request(services, http::Request::from_parts(parts, body))
                 .await;
         Ok::<_, std::convert::Infallible>(response.map(Body::Text))
     }))

@@ -48,8 +48,8 @@ async fn still_running(arn: &str) {
 #[tokio::test]
 async fn get_shows_the_plan_and_changes_nothing() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-get", None).await;
     let link = link(
         &key,
@@ -58,7 +58,7 @@ async fn get_shows_the_plan_and_changes_nothing() {
     for method in [Method::GET, Method::HEAD, Method::GET] {
         let mut request = get(&link);
         *request.method_mut() = method;
-        let response = handle_request(&approval, &key, request).await;
+        let response = handle_request(&approval, request).await;
         assert_eq!(response.status(), StatusCode::OK);
         let page = response.body();
         assert!(page.contains("mint-replica"));
@@ -83,15 +83,15 @@ async fn get_shows_the_plan_and_changes_nothing() {
 #[tokio::test]
 async fn approve_then_a_second_decision_is_already_decided() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-approve", None).await;
     let link = link(
         &key,
         &payload(&w.token, Decision::Approve, Scope::AppAndDatabase),
     );
     let before = Utc::now();
-    let response = handle_request(&approval, &key, post(&link, "oncall@example.com")).await;
+    let response = handle_request(&approval, post(&link, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
     assert!(response.body().contains("Approved (app + database)"));
 
@@ -109,7 +109,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
         link.clone(),
         support::link(&key, &payload(&w.token, Decision::Approve, Scope::App)),
     ] {
-        let response = handle_request(&approval, &key, post(&again, "other@example.com")).await;
+        let response = handle_request(&approval, post(&again, "other@example.com")).await;
         assert_eq!(response.status(), StatusCode::CONFLICT);
         assert!(
             response.body().contains("Already decided"),
@@ -122,13 +122,13 @@ async fn approve_then_a_second_decision_is_already_decided() {
 #[tokio::test]
 async fn reject_fails_the_task_with_rollback_rejected() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-reject", None).await;
     let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
-    let page = handle_request(&approval, &key, get(&reject)).await;
+    let page = handle_request(&approval, get(&reject)).await;
     assert!(page.body().contains("REJECT the rollback"));
-    let response = handle_request(&approval, &key, post(&reject, "lead@example.com")).await;
+    let response = handle_request(&approval, post(&reject, "lead@example.com")).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
     assert!(response.body().contains("Rejected"));
     let (status, _, error, cause) = finished(&w.execution_arn).await;
@@ -143,21 +143,21 @@ async fn reject_fails_the_task_with_rollback_rejected() {
     }
 
     let approve = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
-    let response = handle_request(&approval, &key, post(&approve, "late@example.com")).await;
+    let response = handle_request(&approval, post(&approve, "late@example.com")).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 }
 
 #[tokio::test]
 async fn a_timed_out_task_is_already_decided() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-timeout", Some(1)).await;
     let (status, _, error, _) = finished(&w.execution_arn).await;
     assert_eq!(status, "FAILED");
     assert_eq!(error.as_deref(), Some("States.Timeout"));
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
-    let response = handle_request(&approval, &key, post(&link, "oncall@example.com")).await;
+    let response = handle_request(&approval, post(&link, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(response.body().contains("no longer waiting"));
 }
@@ -165,8 +165,8 @@ async fn a_timed_out_task_is_already_decided() {
 #[tokio::test]
 async fn tampered_links_are_refused_without_a_step_functions_call() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-tamper", None).await;
     let good = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
     let raw = URL_SAFE_NO_PAD.decode(&good).unwrap();
@@ -177,7 +177,7 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
         bad[i] ^= 0x80;
         let bad = URL_SAFE_NO_PAD.encode(bad);
         for request in [get(&bad), post(&bad, "oncall@example.com")] {
-            let response = handle_request(&approval, &key, request).await;
+            let response = handle_request(&approval, request).await;
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "byte {i}");
             assert!(response.body().contains("altered"), "{}", response.body());
         }
@@ -187,11 +187,11 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
         &LinkKey::generate(),
         &payload(&w.token, Decision::Reject, Scope::App),
     );
-    let response = handle_request(&approval, &key, post(&foreign, "oncall@example.com")).await;
+    let response = handle_request(&approval, post(&foreign, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // Malformed: missing, garbage, truncated.
     for token in ["", "%%%", "AAAA", &good[..good.len() / 2]] {
-        let response = handle_request(&approval, &key, post(token, "oncall@example.com")).await;
+        let response = handle_request(&approval, post(token, "oncall@example.com")).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{token:?}");
     }
     let calls = gate.proxy().log();
@@ -202,21 +202,21 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
 #[tokio::test]
 async fn expired_links_are_gone() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-expired", None).await;
     let mut p = payload(&w.token, Decision::Approve, Scope::App);
     p.expires_at = Utc::now().timestamp() - 5;
     let expired = link(&key, &p);
     for request in [get(&expired), post(&expired, "oncall@example.com")] {
-        let response = handle_request(&approval, &key, request).await;
+        let response = handle_request(&approval, request).await;
         assert_eq!(response.status(), StatusCode::GONE);
         assert!(response.body().contains("expired"));
     }
     // A valid link, presented after its expiry.
     let valid = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
     let later = Utc::now() + Duration::hours(2);
-    let response = handle_at(&approval, &key, post(&valid, "oncall@example.com"), later).await;
+    let response = handle_at(&approval, post(&valid, "oncall@example.com"), later).await;
     assert_eq!(response.status(), StatusCode::GONE);
     still_running(&w.execution_arn).await;
 }
@@ -224,8 +224,8 @@ async fn expired_links_are_gone() {
 #[tokio::test]
 async fn cross_site_posts_and_bad_approvers_decide_nothing() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-csrf", None).await;
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
 
@@ -233,11 +233,11 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
     forged
         .headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
-    let response = handle_request(&approval, &key, forged).await;
+    let response = handle_request(&approval, forged).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
     let hostile = "<img src=x onerror=alert(1)>";
-    let response = handle_request(&approval, &key, post(&link, hostile)).await;
+    let response = handle_request(&approval, post(&link, hostile)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.body().contains("Enter your email address"));
     assert!(
@@ -249,7 +249,7 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
 
     let mut put = post(&link, "oncall@example.com");
     *put.method_mut() = Method::PUT;
-    let response = handle_request(&approval, &key, put).await;
+    let response = handle_request(&approval, put).await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     still_running(&w.execution_arn).await;
 }
@@ -257,13 +257,12 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
 #[tokio::test]
 async fn the_local_server_serves_the_same_handler() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-local", None).await;
-    let (addr, _server) =
-        rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), approval, key.clone())
-            .await
-            .unwrap();
+    let (addr, _server) = rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), approval)
+        .await
+        .unwrap();
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
     let http = reqwest::Client::new();
     let page = http

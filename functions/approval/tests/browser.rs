@@ -283,13 +283,10 @@ async fn chromium_approves_from_the_email_link() {
     let w = waiting_execution("appr-browser", None).await;
     let key = LinkKey::generate();
     let gate = gate();
-    let (addr, _server) = rollback_approval::serve_local(
-        ([127, 0, 0, 1], 0).into(),
-        approval_sfn(&gate),
-        key.clone(),
-    )
-    .await
-    .unwrap();
+    let (addr, _server) =
+        rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), page(&gate, &key))
+            .await
+            .unwrap();
     let (topic_arn, mail_queue) = mail_topic("appr-browser-approvals").await;
     let config =
         rollback_notify::Config::local(&topic_arn, &format!("http://{addr}/approval"), key.clone());

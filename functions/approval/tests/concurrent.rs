@@ -73,8 +73,19 @@ async fn fifty_concurrent_decisions_exactly_one_wins() {
     let gate = IamGate::start(&server.url, "approval", &test_stack("mint-replica"));
     let sfn = aws_sdk_sfn::Client::new(&gate.sdk_config());
     let key = LinkKey::generate();
+    // Signing goes to moto's KMS, under the approval role too.
+    let moto = rollback_moto::MotoServer::shared();
+    let kms_gate = IamGate::start(&moto.endpoint(), "approval", &test_stack("mint-replica"));
+    let services = rollback_approval::Services {
+        sfn,
+        link_key: key.clone(),
+        signer: rollback_core::decision::DecisionSigner::new(
+            aws_sdk_kms::Client::new(&kms_gate.sdk_config()),
+            moto.decision_key(),
+        ),
+    };
     let (addr, _page) =
-        rollback_approval::serve_local(SocketAddr::from(([127, 0, 0, 1], 0)), sfn, key.clone())
+        rollback_approval::serve_local(SocketAddr::from(([127, 0, 0, 1], 0)), services)
             .await
             .unwrap();
     let link_for = |decision: Decision| {
@@ -85,6 +96,7 @@ async fn fifty_concurrent_decisions_exactly_one_wins() {
             expires_at: (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp(),
             execution: "race".into(),
             fingerprint: "f".repeat(64),
+            plan_fingerprint: String::new(),
             summary: LinkSummary {
                 service: "mint-replica".into(),
                 ..Default::default()

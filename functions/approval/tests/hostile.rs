@@ -109,6 +109,7 @@ fn payload_with(token: &str, decision: Decision, text: impl Fn(usize) -> String)
         expires_at: Utc::now().timestamp() + 3600,
         execution: text(20),
         fingerprint: text(64),
+        plan_fingerprint: String::new(),
         summary: LinkSummary {
             service: text(100),
             reason: text(100_000),
@@ -125,15 +126,15 @@ fn benign(pad: usize) -> String {
 #[tokio::test]
 async fn the_confirmation_page_escapes_every_field_of_the_link() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     for decision in [Decision::Approve, Decision::Reject] {
         let bad = key.seal(&payload_with("tok", decision, hostile)).unwrap();
         let good = key.seal(&payload_with("tok", decision, benign)).unwrap();
-        let response = handle_request(&approval, &key, get(&bad)).await;
+        let response = handle_request(&approval, get(&bad)).await;
         assert_eq!(response.status(), StatusCode::OK);
         let page = response.body();
-        let reference = handle_request(&approval, &key, get(&good)).await;
+        let reference = handle_request(&approval, get(&good)).await;
         assert_same_structure(page, reference.body());
         // Shown, escaped: the approver sees what the alarm said.
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img"));
@@ -147,16 +148,16 @@ async fn the_confirmation_page_escapes_every_field_of_the_link() {
 #[tokio::test]
 async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     // Invalid (whitespace): the form comes back with the value escaped, nothing decided.
     let link = key
         .seal(&payload_with("tok", Decision::Approve, benign))
         .unwrap();
     let typed = format!("{} x@y", hostile(10));
-    let response = handle_request(&approval, &key, post(&link, &typed)).await;
+    let response = handle_request(&approval, post(&link, &typed)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let reference = handle_request(&approval, &key, post(&link, "not an email")).await;
+    let reference = handle_request(&approval, post(&link, "not an email")).await;
     assert_same_structure(response.body(), reference.body());
 
     // Valid by the approver rule (one @, no whitespace), on a real waiting execution.
@@ -169,7 +170,7 @@ async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
         let link = key
             .seal(&payload_with(&w.token, Decision::Approve, benign))
             .unwrap();
-        let response = handle_request(&approval, &key, post(&link, who)).await;
+        let response = handle_request(&approval, post(&link, who)).await;
         assert_eq!(response.status(), StatusCode::OK, "{}", response.body());
         let (status, output, ..) = finished(&w.execution_arn).await;
         assert_eq!(status, "SUCCEEDED");
@@ -182,7 +183,7 @@ async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
             let link = key
                 .seal(&payload_with(&w2.token, Decision::Approve, benign))
                 .unwrap();
-            let reference = handle_request(&approval, &key, post(&link, "a@b.test")).await;
+            let reference = handle_request(&approval, post(&link, "a@b.test")).await;
             assert_same_structure(&decided, reference.body());
             assert!(decided.contains("&quot;&gt;&lt;img/src=x/onerror=alert(1)&gt;"));
         }
@@ -192,9 +193,9 @@ async fn a_hostile_approver_is_escaped_on_the_error_and_the_decided_page() {
 #[tokio::test]
 async fn hostile_link_parameters_are_not_reflected() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
-    let reference = handle_request(&approval, &key, get("AAAA")).await;
+    let approval = page(&gate, &key);
+    let reference = handle_request(&approval, get("AAAA")).await;
     for token in [
         hostile(0),
         hostile(20_000),
@@ -202,7 +203,7 @@ async fn hostile_link_parameters_are_not_reflected() {
         "%00%3Cscript%3E".into(),
     ] {
         for request in [get(&token), post(&token, "a@b.test")] {
-            let response = handle_request(&approval, &key, request).await;
+            let response = handle_request(&approval, request).await;
             // 413 for a form over the body limit.
             assert!(
                 matches!(
@@ -226,7 +227,6 @@ async fn hostile_link_parameters_are_not_reflected() {
 #[tokio::test]
 async fn an_alarm_description_reaches_the_page_escaped() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let config = moto().sdk_config();
     let (sns, sqs) = (aws_sdk_sns::Client::new(&config), sqs());
     let topic_arn = sns
@@ -256,6 +256,7 @@ async fn an_alarm_description_reaches_the_page_escaped() {
         .await
         .unwrap();
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let notify = notify_gate("appr-hostile-mail");
     let clients = rollback_notify::Clients::new(&notify.sdk_config());
     let notify_config =
@@ -309,7 +310,7 @@ async fn an_alarm_description_reaches_the_page_escaped() {
         .unwrap()
         .1
         .into_owned();
-    let response = handle_request(&approval, &key, get(&token)).await;
+    let response = handle_request(&approval, get(&token)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.body();
     // The reference: the same link shape with harmless text.
@@ -323,7 +324,7 @@ async fn an_alarm_description_reaches_the_page_escaped() {
         },
         ..opened.clone()
     };
-    let reference = handle_request(&approval, &key, get(&key.seal(&reference).unwrap())).await;
+    let reference = handle_request(&approval, get(&key.seal(&reference).unwrap())).await;
     assert_same_structure(page, reference.body());
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),

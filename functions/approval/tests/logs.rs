@@ -48,8 +48,8 @@ impl std::io::Write for Captured {
 #[tokio::test]
 async fn logs_never_carry_the_token_or_the_payload() {
     let gate = gate();
-    let approval = approval_sfn(&gate);
     let key = LinkKey::generate();
+    let approval = page(&gate, &key);
     let w = waiting_execution("appr-logs", None).await;
     // Capture from here: the setup above reads the token from SQS itself.
     let captured = Captured::default();
@@ -66,10 +66,10 @@ async fn logs_never_carry_the_token_or_the_payload() {
     let mut tampered = link.clone().into_bytes();
     tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    handle_request(&approval, &key, get(&link)).await;
-    handle_request(&approval, &key, get(&tampered)).await;
-    handle_request(&approval, &key, post(&link, "oncall@example.com")).await;
-    handle_request(&approval, &key, post(&link, "oncall@example.com")).await;
+    handle_request(&approval, get(&link)).await;
+    handle_request(&approval, get(&tampered)).await;
+    handle_request(&approval, post(&link, "oncall@example.com")).await;
+    handle_request(&approval, post(&link, "oncall@example.com")).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("decision recorded"), "{logs}");

@@ -98,8 +98,11 @@ pub struct LinkPayload {
     /// Unix seconds.
     pub expires_at: i64,
     pub execution: String,
-    /// Fingerprint of the plan the approver is shown.
+    /// Fingerprint of what was resolved, which the approver is shown.
     pub fingerprint: String,
+    /// Fingerprint of the plan the execution runs; the signed decision carries it.
+    #[serde(default)]
+    pub plan_fingerprint: String,
     #[serde(default)]
     pub summary: LinkSummary,
 }
@@ -122,6 +125,7 @@ impl fmt::Debug for LinkPayload {
             .field("expires_at", &self.expires_at)
             .field("execution", &self.execution)
             .field("fingerprint", &self.fingerprint)
+            .field("plan_fingerprint", &self.plan_fingerprint)
             .finish()
     }
 }
@@ -359,6 +363,7 @@ mod tests {
             expires_at: Utc::now().timestamp() + 3600,
             execution: "exec-1".into(),
             fingerprint: "ab".repeat(32),
+            plan_fingerprint: String::new(),
             summary: LinkSummary {
                 service: "mint-replica".into(),
                 reason: "5xx alarm".into(),

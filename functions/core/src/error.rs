@@ -24,6 +24,7 @@ pub enum ErrorKind {
     NoRolloutHistory,
     RolloutStuck,
     PlanDrifted,
+    NotApproved,
     ConcurrentRollback,
     Rejected,
     WaitTimedOut,
@@ -36,7 +37,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 21] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::InvalidPlan,
         ErrorKind::InvalidRequest,
         ErrorKind::InvalidInput,
@@ -49,6 +50,7 @@ impl ErrorKind {
         ErrorKind::NoRolloutHistory,
         ErrorKind::RolloutStuck,
         ErrorKind::PlanDrifted,
+        ErrorKind::NotApproved,
         ErrorKind::ConcurrentRollback,
         ErrorKind::Rejected,
         ErrorKind::WaitTimedOut,
@@ -75,6 +77,7 @@ impl ErrorKind {
             ErrorKind::NoRolloutHistory => "Rollback.NoRolloutHistory",
             ErrorKind::RolloutStuck => "Rollback.RolloutStuck",
             ErrorKind::PlanDrifted => "Rollback.PlanDrifted",
+            ErrorKind::NotApproved => "Rollback.NotApproved",
             ErrorKind::ConcurrentRollback => "Rollback.ConcurrentRollback",
             ErrorKind::Rejected => "Rollback.Rejected",
             ErrorKind::WaitTimedOut => "Rollback.WaitTimedOut",
@@ -123,6 +126,9 @@ pub enum RollbackError {
     RolloutStuck(String),
     #[error("the approved plan no longer matches live state: {0}")]
     PlanDrifted(String),
+    /// A destructive action without a signed decision that covers it; nothing was changed.
+    #[error("not approved: {0}")]
+    NotApproved(String),
     #[error("{0}")]
     ConcurrentRollback(String),
     #[error("rejected: {0}")]
@@ -166,6 +172,7 @@ impl RollbackError {
             RollbackError::NoRolloutHistory(_) => ErrorKind::NoRolloutHistory,
             RollbackError::RolloutStuck(_) => ErrorKind::RolloutStuck,
             RollbackError::PlanDrifted(_) => ErrorKind::PlanDrifted,
+            RollbackError::NotApproved(_) => ErrorKind::NotApproved,
             RollbackError::ConcurrentRollback(_) => ErrorKind::ConcurrentRollback,
             RollbackError::Rejected(_) => ErrorKind::Rejected,
             RollbackError::WaitTimedOut(_) => ErrorKind::WaitTimedOut,

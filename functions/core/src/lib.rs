@@ -8,11 +8,13 @@
 pub mod approval_link;
 pub mod aws;
 pub mod contract;
+pub mod decision;
 pub mod eks_token;
 pub mod error;
 pub mod fingerprint;
 pub mod history_budget;
 pub mod ids;
+pub mod oidc;
 pub mod plan;
 pub mod plan_store;
 pub mod report;

@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::decision::ApprovalProof;
 use crate::error::RollbackError;
 use crate::ids::ExecutionId;
 use crate::plan::Plan;
@@ -21,6 +22,9 @@ pub struct StepInput<A> {
     pub request: RollbackRequest,
     /// `$$.Execution.Name`: names of created resources derive from it.
     pub execution: ExecutionId,
+    /// The signed approval decision, for destructive actions (see [`crate::decision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalProof>,
 }
 
 impl<A: DeserializeOwned> StepInput<A> {

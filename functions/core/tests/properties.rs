@@ -587,6 +587,7 @@ fn payload() -> impl Strategy<Value = LinkPayload> {
                     expires_at,
                     execution: execution.chars().take(200).collect(),
                     fingerprint,
+                    plan_fingerprint: String::new(),
                     summary: LinkSummary {
                         service,
                         reason,
@@ -725,6 +726,7 @@ proptest! {
             expires_at: 0,
             execution: "e".into(),
             fingerprint: "f".into(),
+            plan_fingerprint: String::new(),
             summary: LinkSummary { service: "s".into(), reason: "r".repeat(n), lines: vec![] },
         };
         prop_assert!(matches!(fixed_key().seal(&p), Err(LinkError::TooLong(len)) if len > 8000));

@@ -32,7 +32,8 @@ mod status;
 mod undo;
 
 use rollback_core::contract::deploy_undo::DeployUndoAction;
-use rollback_core::{RollbackError, StepInput};
+use rollback_core::decision::{self, DecisionVerifier, Needed};
+use rollback_core::{RollbackError, Scope, StepInput};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -52,21 +53,46 @@ pub struct Clients {
     pub eks: aws_sdk_eks::Client,
     pub config: aws_config::SdkConfig,
     pub api_override: Option<ApiOverride>,
+    /// Verifies the signed approval decision before a live action that changes the cluster.
+    pub approval: DecisionVerifier,
 }
 
 impl Clients {
-    pub fn new(config: &aws_config::SdkConfig, api_override: Option<ApiOverride>) -> Self {
+    /// Clients from `config`; `decision_key` is the ARN of the approval decision key.
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        decision_key: &str,
+        api_override: Option<ApiOverride>,
+    ) -> Self {
         Clients {
             eks: aws_sdk_eks::Client::new(config),
             config: config.clone(),
             api_override,
+            approval: DecisionVerifier::new(aws_sdk_kms::Client::new(config), decision_key),
         }
     }
 }
 
-/// Entry point for every action: validates the envelope, connects, runs the action.
+/// Entry point for every action: validates the envelope, checks the signed decision of an
+/// action that changes the cluster, connects, runs the action.
 pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackError> {
+    let given = input.get("deployments").cloned();
     let input = StepInput::<DeployUndoAction>::parse(input)?;
+    require_approval(clients, &input, given.as_ref()).await?;
+    run(clients, &input).await
+}
+
+/// [`handle`] without the decision check, for an operator's own tool running in-process with
+/// the operator's own credentials (`rollbackctl resume` after a failed execution). The
+/// Lambda's entry point is [`handle`]: a direct invoke cannot reach this.
+pub async fn handle_operator(clients: &Clients, input: Value) -> Result<Value, RollbackError> {
+    run(clients, &StepInput::<DeployUndoAction>::parse(input)?).await
+}
+
+async fn run(
+    clients: &Clients,
+    input: &StepInput<DeployUndoAction>,
+) -> Result<Value, RollbackError> {
     let cluster_ref = input.plan.cluster.as_ref().ok_or_else(|| {
         RollbackError::InvalidInput(
             "the plan has no `cluster`: there are no deployments for deploy-undo to act on".into(),
@@ -97,6 +123,30 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
         } => encode(restart(&cluster, names, deployments, *restarted_at, drill).await?),
         DeployUndoAction::Status => encode(status(&cluster, names, &cluster_ref.gitops).await?),
     }
+}
+
+/// Every action that changes the cluster (pause, suspend-gitops, undo, restart, resume) runs
+/// live only with a signed decision for this execution and plan, and for the deployments it
+/// is given, if any. Resolve and status only read.
+async fn require_approval(
+    clients: &Clients,
+    input: &StepInput<DeployUndoAction>,
+    given_deployments: Option<&Value>,
+) -> Result<(), RollbackError> {
+    if input.request.mode.is_drill()
+        || matches!(
+            input.action,
+            DeployUndoAction::Resolve { .. } | DeployUndoAction::Status
+        )
+    {
+        return Ok(());
+    }
+    let needed = Needed {
+        scope: Scope::App,
+        resolved: given_deployments.map(|given| ("deployments", Some(given))),
+    };
+    decision::require(&clients.approval, input, needed, chrono::Utc::now()).await?;
+    Ok(())
 }
 
 fn encode(output: impl Serialize) -> Result<Value, RollbackError> {

@@ -98,6 +98,7 @@ pub fn render(
             expires_at: expires_at.timestamp(),
             execution: ctx.execution.as_str().to_owned(),
             fingerprint: fingerprint.clone(),
+            plan_fingerprint: rollback_core::fingerprint::fingerprint(ctx.plan),
             summary,
         };
         let token = key.seal(&payload).map_err(|e| {

@@ -20,18 +20,31 @@ use rollback_core::contract::restore::{
     CleanupOutput, CutoffSource, ObserveOutput, ResolveOutput, RestoreAction, RevertOutput,
     RevertState, StartOutput, StatusOutput, SwapOutput, SwapState,
 };
+use rollback_core::decision::{self, DecisionVerifier, Needed};
 use rollback_core::plan::{DatabaseRef, Plan};
 use rollback_core::resolved::DatabaseResolution;
 use rollback_core::validation::ValidationErrors;
-use rollback_core::{RollbackError, StepInput, ids};
+use rollback_core::{RollbackError, Scope, StepInput, ids};
 use serde_json::Value;
 
 use crate::start::Target;
 
 /// The AWS clients the function uses.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Clients {
     pub rds: aws_sdk_rds::Client,
+    /// Verifies the signed approval decision before `start` and `swap` (live).
+    pub approval: DecisionVerifier,
+}
+
+impl Clients {
+    /// Clients from `config`; `decision_key` is the ARN of the approval decision key.
+    pub fn new(config: &aws_config::SdkConfig, decision_key: &str) -> Clients {
+        Clients {
+            rds: aws_sdk_rds::Client::new(config),
+            approval: DecisionVerifier::new(aws_sdk_kms::Client::new(config), decision_key),
+        }
+    }
 }
 
 type Input = StepInput<RestoreAction>;
@@ -52,7 +65,9 @@ pub async fn handle_served(
     if let Some(action) = payload.get("action").and_then(Value::as_str) {
         served.check(action)?;
     }
+    let given = payload.get("resolved").cloned();
     let input = Input::parse(payload)?;
+    require_approval(clients, &input, given.as_ref()).await?;
     match &input.action {
         RestoreAction::Resolve { release_time } => {
             to_json(resolve(clients, &input, *release_time, Utc::now()).await?)
@@ -75,6 +90,31 @@ pub async fn handle_served(
             to_json(cleanup_drill(clients, &input, databases.as_deref()).await?)
         }
     }
+}
+
+/// `start` and `swap` change which database serves the application: live, they run only with
+/// a signed decision that covers databases (and, for `start`, these very resolutions).
+async fn require_approval(
+    clients: &Clients,
+    input: &Input,
+    given_resolved: Option<&Value>,
+) -> Result<(), RollbackError> {
+    if input.request.mode.is_drill() {
+        return Ok(());
+    }
+    let needed = match &input.action {
+        RestoreAction::Start { .. } => Needed {
+            scope: Scope::AppAndDatabase,
+            resolved: Some(("databases", given_resolved)),
+        },
+        RestoreAction::Swap { .. } => Needed {
+            scope: Scope::AppAndDatabase,
+            resolved: None,
+        },
+        _ => return Ok(()),
+    };
+    decision::require(&clients.approval, input, needed, Utc::now()).await?;
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RollbackError> {

@@ -8,9 +8,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     rollback_core::telemetry::init_lambda();
-    let clients = Clients {
-        rds: aws_sdk_rds::Client::new(&rollback_core::aws::from_env().await),
-    };
+    let decision_key = rollback_core::decision::key_from_env()?;
+    let clients = Clients::new(&rollback_core::aws::from_env().await, &decision_key);
     // Which actions this deployment serves (RestoreFunction or DrillCleanupFunction).
     let served = Served::from_env(std::env::var(ACTIONS_ENV).ok().as_deref())?;
     let clients = &clients;

@@ -26,24 +26,35 @@ use aws_sdk_rds::types::{
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use rollback_core::contract::restore::{ResolveOutput, StartOutput, SwapOutput, SwapState};
-use rollback_core::{ErrorKind, ExecutionId, ids};
+use rollback_core::decision::DecisionVerifier;
+use rollback_core::{ErrorKind, ExecutionId, Scope, ids};
+use rollback_moto::MotoServer;
+use rollback_moto::decision::approve_blocking;
 use rollback_restore::{Clients, handle};
 use serde_json::{Value, json};
 
 const EXEC: &str = "exec-mock";
 
+/// RDS mocked; the approval decision key is the shared moto's (decisions are real signatures).
 fn clients(rules: &[&Rule]) -> Clients {
+    let moto = MotoServer::shared();
     Clients {
         rds: mock_client!(aws_sdk_rds, RuleMode::MatchAny, rules, |c| c
             .retry_config(RetryConfig::disabled())),
+        approval: DecisionVerifier::new(
+            aws_sdk_kms::Client::new(&moto.sdk_config()),
+            moto.decision_key(),
+        ),
     }
 }
 
+/// The envelope of `action`, with the signed decision the state machine would pass.
 fn input(action: Value, kind: &str, id: &str) -> Value {
     let mut v = action;
     v["plan"] = json!({"service": "svc", "databases": [{"kind": kind, "id": id}]});
     v["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "scope": "app+database"});
     v["execution"] = json!(EXEC);
+    approve_blocking(MotoServer::shared(), &mut v, Scope::AppAndDatabase);
     v
 }
 

@@ -13,8 +13,10 @@ mod apply;
 mod ecr;
 mod resolve;
 
+use chrono::Utc;
 use rollback_core::contract::retag::RetagAction;
-use rollback_core::{RollbackError, StepInput};
+use rollback_core::decision::{self, DecisionVerifier, Needed};
+use rollback_core::{RollbackError, Scope, StepInput};
 use serde_json::Value;
 
 pub use apply::apply;
@@ -22,34 +24,49 @@ pub use ecr::ACCEPTED_MEDIA_TYPES;
 pub use resolve::resolve;
 
 /// The AWS clients the function uses.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Clients {
     pub ecr: aws_sdk_ecr::Client,
+    /// Verifies the signed approval decision before a live `apply`.
+    pub approval: DecisionVerifier,
 }
 
 impl Clients {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    /// Clients from `config`; `decision_key` is the ARN of the approval decision key.
+    pub fn new(config: &aws_config::SdkConfig, decision_key: &str) -> Self {
         Clients {
             ecr: aws_sdk_ecr::Client::new(config),
+            approval: DecisionVerifier::new(aws_sdk_kms::Client::new(config), decision_key),
         }
     }
 }
 
 /// Entry point for every action: validates the envelope, then runs the action.
 pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackError> {
+    let given = input.get("images").cloned();
     let input = StepInput::<RetagAction>::parse(input)?;
     let output = match &input.action {
         RetagAction::Resolve => serde_json::to_value(resolve(clients, &input.plan).await?),
-        RetagAction::Apply { images } => serde_json::to_value(
-            apply(
-                clients,
-                &input.plan,
-                &input.execution,
-                input.request.mode,
-                images,
+        RetagAction::Apply { images } => {
+            // Live, moving a release tag needs a signed decision for these very images.
+            if !input.request.mode.is_drill() {
+                let needed = Needed {
+                    scope: Scope::App,
+                    resolved: Some(("images", given.as_ref())),
+                };
+                decision::require(&clients.approval, &input, needed, Utc::now()).await?;
+            }
+            serde_json::to_value(
+                apply(
+                    clients,
+                    &input.plan,
+                    &input.execution,
+                    input.request.mode,
+                    images,
+                )
+                .await?,
             )
-            .await?,
-        ),
+        }
     };
     output.map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     rollback_core::telemetry::init_lambda();
     let config = rollback_core::aws::from_env().await;
-    let clients = Clients::new(&config);
+    let clients = Clients::new(&config, &rollback_core::decision::key_from_env()?);
     let clients = &clients;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         rollback_retag::handle(clients, event.payload)

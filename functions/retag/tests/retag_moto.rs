@@ -25,7 +25,8 @@ const SERVICE: &str = "mint-replica";
 
 /// What the test seeds and asserts with: moto directly (one per test process).
 fn clients() -> Clients {
-    Clients::new(&MotoServer::shared().sdk_config())
+    let moto = MotoServer::shared();
+    Clients::new(&moto.sdk_config(), moto.decision_key())
 }
 
 /// What retag runs with: its own role, checked against the template on every call.
@@ -39,7 +40,7 @@ fn gate() -> IamGate {
 
 /// retag's clients: its own credentials, through `gate`.
 fn retag(gate: &IamGate) -> Clients {
-    Clients::new(&gate.sdk_config())
+    Clients::new(&gate.sdk_config(), MotoServer::shared().decision_key())
 }
 
 fn sha(text: &str) -> String {

@@ -143,7 +143,16 @@ pub fn function_sdk_config(endpoint_url: &str, function: &str) -> aws_config::Sd
 /// `<service>-escalations`; the link key is `<service>-approval-link-key`; the report bucket
 /// is [`report_bucket`]`(service)`. Override any with [`StackValues::parameter`] /
 /// [`StackValues::resource`].
+/// The decision key is the shared moto's ([`MotoServer::decision_key`]); a stack on another
+/// moto starts from [`stack_values`] and names its own.
+///
+/// [`MotoServer::decision_key`]: rollback_moto::MotoServer::decision_key
 pub fn test_stack(service: &str) -> StackValues {
+    stack_values(service).decision_key(rollback_moto::MotoServer::shared().decision_key())
+}
+
+/// [`test_stack`] without a decision key.
+pub fn stack_values(service: &str) -> StackValues {
     StackValues::new(
         rollback_core::aws::LOCAL_REGION,
         LOCAL_ACCOUNT,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 
+pub mod decision;
 mod seed;
 
 /// How long moto may take to start answering (it imports a lot of Python).
@@ -45,6 +46,8 @@ pub struct MotoServer {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// The decision key's ARN, created on first use ([`MotoServer::decision_key`]).
+    decision_key: OnceLock<String>,
 }
 
 impl MotoServer {
@@ -80,7 +83,12 @@ impl MotoServer {
             });
         }
         let child = spawn_from_lasting_thread(command)?;
-        let server = MotoServer { child, addr, log };
+        let server = MotoServer {
+            child,
+            addr,
+            log,
+            decision_key: OnceLock::new(),
+        };
         server.wait_ready()?;
         Ok(server)
     }
@@ -146,13 +154,47 @@ impl MotoServer {
         }
     }
 
+    /// The ARN of this server's approval decision key (KMS, ECC_NIST_P256, SIGN_VERIFY), made
+    /// on first use: what `ROLLBACK_DECISION_KEY` names for the functions under test.
+    /// Synchronous, so the stack values a test's IAM gate resolves can name it.
+    pub fn decision_key(&self) -> &str {
+        self.decision_key.get_or_init(|| {
+            let body = r#"{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY","Description":"rollback approval decisions (local)"}"#;
+            let headers = "Content-Type: application/x-amz-json-1.1\r\n\
+                X-Amz-Target: TrentService.CreateKey\r\n\
+                Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, \
+                SignedHeaders=host, Signature=0\r\n";
+            let answer = self
+                .request_with("POST", "/", headers, body)
+                .unwrap_or_else(|e| panic!("moto's KMS did not answer CreateKey: {e}"));
+            let json = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+            let arn = json
+                .split("\"Arn\": \"")
+                .nth(1)
+                .or_else(|| json.split("\"Arn\":\"").nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("moto's CreateKey answer has no Arn: {answer}"));
+            arn.to_owned()
+        })
+    }
+
     /// A tiny HTTP/1.1 client for moto's own API (its answers are small).
     fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+        self.request_with(method, path, "Content-Type: application/json\r\n", body)
+    }
+
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> std::io::Result<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
             body.len()

@@ -43,6 +43,19 @@ pub fn approval_sfn(gate: &IamGate) -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::new(&gate.sdk_config())
 }
 
+/// The page's services: Step Functions and KMS under the approval role (through `gate`),
+/// `key` to open links, and the shared moto's decision key to sign approvals.
+pub fn page(gate: &IamGate, key: &LinkKey) -> rollback_approval::Services {
+    rollback_approval::Services {
+        sfn: approval_sfn(gate),
+        link_key: key.clone(),
+        signer: rollback_core::decision::DecisionSigner::new(
+            aws_sdk_kms::Client::new(&gate.sdk_config()),
+            moto().decision_key(),
+        ),
+    }
+}
+
 /// notify, which mails the links, under its own role: its topics are
 /// `<service>-approvals|notices|escalations`.
 pub fn notify_gate(service: &str) -> IamGate {
@@ -155,6 +168,7 @@ pub fn payload(token: &str, decision: Decision, scope: Scope) -> LinkPayload {
         expires_at: Utc::now().timestamp() + 3600,
         execution: "approval-test-exec".into(),
         fingerprint: "fp-1234567890abcdef".into(),
+        plan_fingerprint: String::new(),
         summary: LinkSummary {
             service: "mint-replica".into(),
             reason: "alarm mint-replica-5xx: 5xx after v42".into(),

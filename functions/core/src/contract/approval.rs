@@ -26,6 +26,10 @@ pub struct ApprovalDecision {
     pub approver: String,
     pub decided_at: DateTime<Utc>,
     pub fingerprint: String,
+    /// The decision signed with the decision key: what destructive steps verify
+    /// ([`crate::decision`]).
+    #[serde(default)]
+    pub signed: String,
 }
 
 /// The `Cause` of a `Rollback.Rejected` failure (JSON text), so the reject path can report who

@@ -86,6 +86,7 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
     let gate = IamGate::start(&moto().endpoint(), "deploy-undo", &stack);
     let clients = Clients::new(
         &gate.sdk_config(),
+        moto().decision_key(),
         Some(ApiOverride {
             url: kube.url(),
             ca_pem: kube.ca_pem().map(str::to_owned),
@@ -155,6 +156,7 @@ impl Env {
             "reason": "test",
             "mode": if drill { "drill" } else { "live" },
         });
+        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::App).await;
         rollback_deploy_undo::handle(&self.clients, input).await
     }
 
@@ -310,7 +312,7 @@ impl Retag {
     pub fn new() -> Retag {
         let gate = IamGate::start(&moto().endpoint(), "retag", &test_stack("mint-replica"));
         Retag {
-            clients: rollback_retag::Clients::new(&gate.sdk_config()),
+            clients: rollback_retag::Clients::new(&gate.sdk_config(), moto().decision_key()),
             _gate: gate,
         }
     }
@@ -321,6 +323,7 @@ impl Retag {
         let mut input = action;
         input["plan"] = plan.clone();
         input["execution"] = json!("alarm-mint-replica-5xx-20240501T120000Z");
+        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::App).await;
         rollback_retag::handle(&self.clients, input).await.unwrap()
     }
 }

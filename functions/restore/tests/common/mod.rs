@@ -74,9 +74,7 @@ impl Gates {
 
 /// Restore-binary clients through `gate` (a `restore` or `drill-cleanup` gate).
 pub fn clients(gate: &IamGate) -> Clients {
-    Clients {
-        rds: Client::new(&gate.sdk_config()),
-    }
+    Clients::new(&gate.sdk_config(), moto().decision_key())
 }
 
 /// The snapshot function's clients through `gate` (a `snapshot` gate).
@@ -169,7 +167,20 @@ pub fn request(mode: &str, extra: Value) -> Value {
     r
 }
 
+/// The envelope of `action`, with the signed decision (app+database) the state machine would
+/// pass after an approval.
 pub fn envelope(action: Value, databases: Value, request: Value, execution: &str) -> Value {
+    let mut envelope = unapproved(action, databases, request, execution);
+    rollback_moto::decision::approve_blocking(
+        moto(),
+        &mut envelope,
+        rollback_core::Scope::AppAndDatabase,
+    );
+    envelope
+}
+
+/// The envelope of `action` without a decision (direct invokes).
+pub fn unapproved(action: Value, databases: Value, request: Value, execution: &str) -> Value {
     let mut v = action;
     v["plan"] = json!({"service": SERVICE, "databases": databases});
     v["request"] = request;

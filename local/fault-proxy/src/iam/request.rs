@@ -10,7 +10,8 @@
 //! `RestoreDBInstanceFromDBSnapshot` → the new `db:` and the `snapshot:`,
 //! `DescribeDBInstances` with an identifier → that `db:`, without → `*`,
 //! `ecr:PutImage` → `repository/<name>`, `eks:DescribeCluster` → `cluster/<name>`,
-//! `sns:Publish` → the topic, `secretsmanager:GetSecretValue` → the secret,
+//! `sns:Publish` → the topic, `secretsmanager:GetSecretValue` → the secret, `kms:Sign` and
+//! `kms:GetPublicKey` → the key (`key/<id>`),
 //! `states:ListExecutions` → the state machine, `states:DescribeExecution` → the execution,
 //! `states:SendTask*` → `*` (the task token names no resource), `states:GetExecutionHistory`
 //! → the execution, S3 (REST-XML, path-style) object operations → `arn:aws:s3:::<bucket>/<key>`
@@ -390,6 +391,13 @@ pub fn authorization(
             let (s3_action, resource) = s3_authorization(op, &info.path);
             action = Some(format!("s3:{s3_action}"));
             add(resource);
+        }
+        // A key id stands for `key/<id>`; the functions pass the key's ARN (an alias would be
+        // checked against the key it names, which needs KMS itself).
+        ("kms", _) => {
+            if let Some(id) = p("KeyId") {
+                add(arn("key", "/", &id));
+            }
         }
         ("cloudwatch", "DescribeAlarms") => params
             .list("AlarmNames")

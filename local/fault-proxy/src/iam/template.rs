@@ -94,6 +94,12 @@ impl StackValues {
         self.resource("ReportBucket", bucket, &[("Arn", &arn)])
     }
 
+    /// The stack's approval decision key (`DecisionKey`): `!Ref` is its id, `.Arn` `key_arn`.
+    pub fn decision_key(self, key_arn: &str) -> Self {
+        let id = key_arn.rsplit('/').next().unwrap_or(key_arn).to_owned();
+        self.resource("DecisionKey", &id, &[("Arn", key_arn)])
+    }
+
     /// The stack's SNS topic `logical_id` named `name` (`!Ref` is its ARN, `.TopicName` its
     /// name).
     pub fn topic(self, logical_id: &str, name: &str) -> Self {
