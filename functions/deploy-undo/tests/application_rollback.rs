@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{NS, REGISTRY, Retag, ecr, env, repository, tag_digest};
+use common::{NS, REGISTRY, Retag, ecr, env, moto, repository, tag_digest};
 use rollback_kube_api::MintImages;
 use serde_json::{Value, json};
 
@@ -89,12 +89,11 @@ async fn application_rollback_ends_on_the_stable_digests() {
 
     // 4. undo, with pods coming up one step at a time
     e.kube.set_auto_progress(false);
-    let undone = rollback_deploy_undo::handle(
-        &e.clients,
-        envelope(json!({"action": "undo", "deployments": resolved["deployments"]})),
-    )
-    .await
-    .unwrap();
+    let mut undo = envelope(json!({"action": "undo", "deployments": resolved["deployments"]}));
+    rollback_moto::decision::approve(moto(), &mut undo, rollback_core::Scope::App).await;
+    let undone = rollback_deploy_undo::handle(&e.clients, undo)
+        .await
+        .unwrap();
     assert!(
         undone["deployments"]
             .as_array()

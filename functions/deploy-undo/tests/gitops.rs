@@ -252,14 +252,13 @@ async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
     assert!(again.objects[0].resume_command().is_some());
     // The execution started again after a crash: it leaves the first one's suspension and
     // still names the command that undoes it.
-    let restarted = rollback_deploy_undo::handle(
-        &e.clients,
-        json!({"action": "suspend-gitops", "plan": plan(&e.cluster, argo_only()),
+    let mut suspend = json!({"action": "suspend-gitops", "plan": plan(&e.cluster, argo_only()),
                "execution": "restarted-after-a-crash",
-               "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}}),
-    )
-    .await
-    .unwrap();
+               "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}});
+    rollback_moto::decision::approve(common::moto(), &mut suspend, rollback_core::Scope::App).await;
+    let restarted = rollback_deploy_undo::handle(&e.clients, suspend)
+        .await
+        .unwrap();
     let restarted: GitOpsOutput = serde_json::from_value(restarted).unwrap();
     assert_eq!(
         restarted.objects[0].outcome,

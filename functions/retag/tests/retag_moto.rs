@@ -8,7 +8,7 @@ use rollback_core::contract::retag::{
 };
 use rollback_core::plan::Plan;
 use rollback_core::resolved::ImageResolution;
-use rollback_core::{ExecutionId, Mode};
+use rollback_core::{ExecutionId, Mode, Scope};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use rollback_retag::{ACCEPTED_MEDIA_TYPES, Clients, apply, resolve};
@@ -472,4 +472,51 @@ async fn the_handler_speaks_the_step_envelope() {
     .await
     .unwrap_err();
     assert_eq!(err.error_name(), "Rollback.InvalidInput");
+}
+
+/// Anyone in the account with `lambda:InvokeFunction` on retag can send it any envelope: a
+/// live `apply` refuses without a signed decision for this execution, plan and images, and
+/// moves no tag.
+#[tokio::test]
+async fn a_direct_apply_without_a_decision_that_covers_it_moves_nothing() {
+    let c = clients();
+    let gate = gate();
+    let rt = retag(&gate);
+    let repo = "mint-replica/direct-invoke/app";
+    let (stable, bad) = seed(&c, repo, DOCKER).await;
+    let plan = json!({"service": SERVICE,
+                      "images": [{"repository": repo, "release_tag": "prod", "stable_tag": "stable"}]});
+    let resolved = rollback_retag::handle(
+        &rt,
+        json!({"action": "resolve", "plan": plan, "execution": "exec-direct"}),
+    )
+    .await
+    .unwrap();
+    let envelope = json!({"action": "apply", "images": resolved["images"], "plan": plan,
+                          "execution": "exec-direct",
+                          "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}});
+    let moto = MotoServer::shared();
+    let cases = rollback_moto::decision::refusal_cases(moto, &envelope, Scope::App).await;
+    assert_eq!(cases.len(), 6);
+    for (case, input) in cases {
+        let err = rollback_retag::handle(&rt, input)
+            .await
+            .expect_err(&format!("apply with {case} was not refused"));
+        assert_eq!(err.error_name(), "Rollback.NotApproved", "{case}: {err}");
+    }
+    let puts = gate
+        .proxy()
+        .log()
+        .iter()
+        .filter(|r| r.request.operation == "PutImage")
+        .count();
+    assert_eq!(puts, 0, "a refused apply moved a tag");
+    assert_eq!(digest_of(&c, repo, "prod").await, Some(bad));
+
+    // With the decision the state machine passes, the same apply moves the tag.
+    let mut approved = envelope.clone();
+    rollback_moto::decision::approve(moto, &mut approved, Scope::App).await;
+    let out = rollback_retag::handle(&rt, approved).await.unwrap();
+    assert_eq!(out["images"][0]["outcome"], "retagged", "{out}");
+    assert_eq!(digest_of(&c, repo, "prod").await, Some(stable));
 }

@@ -18,14 +18,25 @@ const PARTS: [(&str, &str); 3] = [
 ];
 
 /// Adds `approval` to `envelope`: a decision by `approver@example.com` for its execution, its
-/// plan and the resolved part it carries, with `scope`.
+/// plan and the resolved part it carries, with `scope`. An envelope whose plan does not parse
+/// is left alone: the function refuses it before it looks for a decision.
 pub async fn approve(moto: &MotoServer, envelope: &mut Value, scope: Scope) {
+    if !plan_parses(envelope) {
+        return;
+    }
     let proof = proof_for(moto, envelope, scope).await;
     envelope["approval"] = serde_json::to_value(proof).expect("a proof serializes");
 }
 
+fn plan_parses(envelope: &Value) -> bool {
+    serde_json::from_value::<Plan>(envelope["plan"].clone()).is_ok()
+}
+
 /// [`approve`] from synchronous code (a test's envelope builder): signs on a thread of its own.
 pub fn approve_blocking(moto: &'static MotoServer, envelope: &mut Value, scope: Scope) {
+    if !plan_parses(envelope) {
+        return;
+    }
     let given = envelope.clone();
     let proof = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
@@ -41,27 +52,36 @@ pub fn approve_blocking(moto: &'static MotoServer, envelope: &mut Value, scope: 
 
 /// The `approval` a state machine would pass with `envelope`.
 pub async fn proof_for(moto: &MotoServer, envelope: &Value, scope: Scope) -> ApprovalProof {
-    let plan: Plan =
-        serde_json::from_value(envelope["plan"].clone()).expect("the envelope's plan parses");
+    ApprovalProof {
+        decision: sign(moto, &claims_for(envelope, scope)).await,
+        resolved: resolved_of(envelope),
+    }
+}
+
+/// The resolved document the definition passes: the envelope's own part, the others empty.
+fn resolved_of(envelope: &Value) -> Value {
     let mut resolved = json!({"databases": [], "images": [], "deployments": []});
     for (part, field) in PARTS {
         if let Some(given) = envelope.get(field) {
             resolved[part] = given.clone();
         }
     }
-    let claims = DecisionClaims::new(
+    resolved
+}
+
+/// What an approver of `envelope` with `scope` signs, now.
+fn claims_for(envelope: &Value, scope: Scope) -> DecisionClaims {
+    let plan: Plan =
+        serde_json::from_value(envelope["plan"].clone()).expect("the envelope's plan parses");
+    DecisionClaims::new(
         envelope["execution"].as_str().unwrap_or_default(),
         &fingerprint(&plan),
-        &fingerprint(&resolved),
+        &fingerprint(&resolved_of(envelope)),
         scope,
         "approver@example.com",
         Identity::SelfAsserted,
         chrono::Utc::now(),
-    );
-    ApprovalProof {
-        decision: sign(moto, &claims).await,
-        resolved,
-    }
+    )
 }
 
 /// `claims` signed with this moto's decision key.
@@ -71,4 +91,84 @@ pub async fn sign(moto: &MotoServer, claims: &DecisionClaims) -> String {
         .sign(claims)
         .await
         .expect("moto's KMS signs")
+}
+
+/// Envelopes a destructive action must refuse, each named: `envelope` with no decision, with
+/// a decision for another execution, for another plan, tampered (scope widened without
+/// re-signing), signed by another key, expired, and, when `scope` covers databases, an
+/// app-only decision.
+pub async fn refusal_cases(
+    moto: &MotoServer,
+    envelope: &Value,
+    scope: Scope,
+) -> Vec<(&'static str, Value)> {
+    let with = |proof: ApprovalProof| {
+        let mut e = envelope.clone();
+        e["approval"] = serde_json::to_value(proof).expect("a proof serializes");
+        e
+    };
+    let mut cases = Vec::new();
+    let mut none = envelope.clone();
+    if let Some(map) = none.as_object_mut() {
+        map.remove("approval");
+    }
+    cases.push(("no decision", none));
+
+    let mut other = envelope.clone();
+    other["execution"] = json!("another-execution");
+    cases.push((
+        "another execution",
+        with(proof_for(moto, &other, scope).await),
+    ));
+
+    let mut other_plan = envelope.clone();
+    other_plan["plan"]["service"] = json!("another-service");
+    cases.push((
+        "another plan",
+        with(proof_for(moto, &other_plan, scope).await),
+    ));
+
+    let valid = proof_for(moto, envelope, Scope::App).await;
+    cases.push(("tampered", with(widened(&valid))));
+
+    cases.push((
+        "signed by another key",
+        with(proof_for(foreign(), envelope, scope).await),
+    ));
+
+    let mut expired = claims_for(envelope, scope);
+    expired.decided_at -= chrono::Duration::days(2);
+    expired.expires_at -= chrono::Duration::days(2);
+    cases.push((
+        "expired",
+        with(ApprovalProof {
+            decision: sign(moto, &expired).await,
+            resolved: resolved_of(envelope),
+        }),
+    ));
+    if scope.includes_database() {
+        cases.push(("app-only for a database action", with(valid)));
+    }
+    cases
+}
+
+/// A second moto, whose decision key is not the one the functions under test trust.
+fn foreign() -> &'static MotoServer {
+    static FOREIGN: std::sync::OnceLock<MotoServer> = std::sync::OnceLock::new();
+    FOREIGN.get_or_init(|| MotoServer::start().expect("a second moto"))
+}
+
+/// `proof` with its claims' scope widened to app+database, keeping the old signature.
+fn widened(proof: &ApprovalProof) -> ApprovalProof {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (body, signature) = proof.decision.split_once('.').expect("a signed decision");
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).expect("base64url")).expect("json");
+    claims["scope"] = json!("app+database");
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("json"));
+    ApprovalProof {
+        decision: format!("{body}.{signature}"),
+        resolved: proof.resolved.clone(),
+    }
 }

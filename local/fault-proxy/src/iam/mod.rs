@@ -272,6 +272,7 @@ mod tests {
                 &[],
             )
             .report_bucket("mint-replica-rollback-reports")
+            .decision_key("arn:aws:kms:us-east-1:123456789012:key/decision")
     }
 
     fn authz(action: &str, resource: &str) -> Authorization {
@@ -320,6 +321,32 @@ mod tests {
             Check::Denied(_)
         ));
         assert!(checker.granted_actions()["notify"].contains("sns:Publish"));
+
+        // Only approval signs decisions; the destructive functions read the public half.
+        let decision_key = "arn:aws:kms:us-east-1:123456789012:key/decision";
+        let allowed = |key: &str, action: &str| {
+            let role = checker.role_for_key(key).unwrap();
+            matches!(
+                checker.check(role, &authz(action, decision_key), &none),
+                Check::Allowed { .. }
+            )
+        };
+        assert!(allowed("ASIAAPPROVAL", "kms:Sign"));
+        for key in [
+            "ASIARESTORE",
+            "ASIARETAG",
+            "ASIADEPLOYUNDO",
+            "ASIANOTIFY",
+            "ASIAPLAN",
+        ] {
+            assert!(!allowed(key, "kms:Sign"), "{key} may sign decisions");
+        }
+        for key in ["ASIARESTORE", "ASIARETAG", "ASIADEPLOYUNDO"] {
+            assert!(
+                allowed(key, "kms:GetPublicKey"),
+                "{key} cannot verify decisions"
+            );
+        }
 
         // notify writes reports under the prefix of the stack's bucket, and nothing else there.
         let notify = checker.role_for_key("ASIANOTIFY").unwrap();
