@@ -29,7 +29,7 @@ pub struct Observation {
     pub placement: Placement,
 }
 
-/// How often an observation that needs a person is taken again (see [`Observation::take`]).
+/// How often an observation that may be torn is taken again (see [`Observation::take`]).
 const RETAKES: usize = 3;
 
 fn renaming(state: &Option<DbState>) -> bool {
@@ -44,12 +44,21 @@ impl Observation {
     pub async fn take(rds: &Client, target: &Target<'_>) -> Result<Observation, RollbackError> {
         let mut seen = Self::take_once(rds, target).await?;
         for _ in 0..RETAKES {
-            if !seen.placement.needs_person() {
+            if !seen.may_be_torn() {
                 break;
             }
             seen = Self::take_once(rds, target).await?;
         }
         Ok(seen)
+    }
+
+    /// A view in which a database seems to have vanished: missing or in conflict, or the
+    /// original name free while the restored copy is gone too. The three describes are not
+    /// atomic: a rename that completes between them (restored → original after the original
+    /// was read) looks exactly like this, so it is taken again before anyone acts on it.
+    fn may_be_torn(&self) -> bool {
+        self.placement.needs_person()
+            || (self.placement == Placement::Between && self.restored.is_none())
     }
 
     async fn take_once(rds: &Client, target: &Target<'_>) -> Result<Observation, RollbackError> {

@@ -157,6 +157,20 @@ async fn rename_fault_is_observed(
     second: bool,
     fault: FaultKind,
 ) {
+    rename_faults_are_observed(exec, id, kind, second, fault, 10).await;
+}
+
+/// [`rename_fault_is_observed`] with `times` faulted calls: once, the SDK's own retry of the
+/// rename meets the name the lost one is already taking (`DBInstanceAlreadyExists`), and the
+/// observation after it may be torn by the rename completing between its describes.
+async fn rename_faults_are_observed(
+    exec: &str,
+    id: &str,
+    kind: &str,
+    second: bool,
+    fault: FaultKind,
+    times: u32,
+) {
     let case = Case::ready(exec, &[(id, kind)]).await;
     if second {
         // First rename asked without faults; fail the next one (restored → original).
@@ -173,7 +187,7 @@ async fn rename_fault_is_observed(
             Placement::Between
         );
     }
-    case.fail_next(10, rename_operation(kind), fault);
+    case.fail_next(times, rename_operation(kind), fault);
     let out = case
         .until_complete(json!({"action": "swap"}))
         .await
@@ -222,6 +236,45 @@ async fn instance_second_rename_answer_lost() {
         "rds-instance",
         true,
         FaultKind::DropAfterForward,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn instance_second_rename_answer_lost_once() {
+    rename_faults_are_observed(
+        "x-i2o",
+        "sr-i2o",
+        "rds-instance",
+        true,
+        FaultKind::DropAfterForward,
+        1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cluster_second_rename_answer_lost_once() {
+    rename_faults_are_observed(
+        "x-c2o",
+        "sr-c2o",
+        "aurora-cluster",
+        true,
+        FaultKind::DropAfterForward,
+        1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn instance_first_rename_answer_lost_once() {
+    rename_faults_are_observed(
+        "x-i1o",
+        "sr-i1o",
+        "rds-instance",
+        false,
+        FaultKind::DropAfterForward,
+        1,
     )
     .await;
 }
