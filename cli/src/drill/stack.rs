@@ -137,14 +137,14 @@ impl LocalStack {
         // The approval page: the real handler, deciding through the engine's endpoint.
         let (approval_addr, approval_task) = rollback_approval::serve_local(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            rollback_approval::Services {
-                sfn: aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
-                link_key: link_key.clone(),
-                signer: rollback_core::decision::DecisionSigner::new(
+            rollback_approval::Services::with_key(
+                aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
+                link_key.clone(),
+                rollback_core::decision::DecisionSigner::new(
                     aws_sdk_kms::Client::new(&function_sdk("approval")),
                     &decision_key,
                 ),
-            },
+            ),
         )
         .await
         .context("serving the approval page")?;
@@ -369,15 +369,25 @@ impl LocalStack {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let answer = client
-            .post(&link)
-            .header("Origin", origin)
-            .form(&[("t", token.as_str()), ("approver", "drill@example.com")])
-            .send()
-            .await
-            .context("submitting the approval form")?;
-        let status = answer.status();
-        let html = answer.text().await?;
+        // A person presses the button again when the page says "Try again" (503: Step
+        // Functions or the decision key did not answer); so does the drill, a few times.
+        let mut attempts = 0;
+        let (status, html) = loop {
+            attempts += 1;
+            let answer = client
+                .post(&link)
+                .header("Origin", origin.clone())
+                .form(&[("t", token.as_str()), ("approver", "drill@example.com")])
+                .send()
+                .await
+                .context("submitting the approval form")?;
+            let status = answer.status();
+            let html = answer.text().await?;
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 5 {
+                break (status, html);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
         let title = html
             .split("<title>")
             .nth(1)

@@ -15,10 +15,17 @@
 //!
 //! Tampered, expired or malformed links get a 4xx page and no Step Functions call. Step
 //! Functions' "this task is gone" answers become an "already decided" page; nothing is a 500.
-//! The task token, the payload and the key are never logged.
+//! Other Step Functions errors show their code only: the message (role ARNs, account ids) is
+//! logged, not shown. The task token, the payload and the key are never logged.
+//!
+//! The link keys are read on the first request that carries a link ([`LinkKeySource`]), not
+//! at cold start.
 
 mod html;
+mod keys;
 mod local;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Response, StatusCode, header};
@@ -27,18 +34,35 @@ use rollback_core::contract::approval::{ApprovalDecision, REJECTED_ERROR, Reject
 use rollback_core::decision::{DecisionClaims, DecisionSigner, Identity};
 
 pub use html::escape;
+pub use keys::{LinkKeySource, MAX_AGE, RELOAD_AFTER};
 pub use local::serve_local;
 
 /// Form bodies are small; anything bigger is not ours.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// What the page works with: Step Functions to decide, the link key to open links, and the
+/// What the page works with: Step Functions to decide, the link keys to open links, and the
 /// decision key to sign approvals.
 #[derive(Clone)]
 pub struct Services {
     pub sfn: aws_sdk_sfn::Client,
-    pub link_key: LinkKey,
+    /// Shared by clones: one cache of the keys per process.
+    pub link_keys: Arc<LinkKeySource>,
     pub signer: DecisionSigner,
+}
+
+impl Services {
+    pub fn new(sfn: aws_sdk_sfn::Client, keys: LinkKeySource, signer: DecisionSigner) -> Services {
+        Services {
+            sfn,
+            link_keys: Arc::new(keys),
+            signer,
+        }
+    }
+
+    /// With one key in hand (tests, the local drill).
+    pub fn with_key(sfn: aws_sdk_sfn::Client, key: LinkKey, signer: DecisionSigner) -> Services {
+        Self::new(sfn, LinkKeySource::single(key), signer)
+    }
 }
 
 /// Handles one request. Plain async, no Lambda types: the Lambda and the local server share it.
@@ -55,7 +79,6 @@ pub async fn handle_at(
     request: http::Request<Vec<u8>>,
     now: DateTime<Utc>,
 ) -> Response<String> {
-    let key = &services.link_key;
     let (parts, body) = request.into_parts();
     match parts.method {
         Method::GET | Method::HEAD => {
@@ -66,7 +89,7 @@ pub async fn handle_at(
                 );
             }
             let token = query_param(parts.uri.query(), "t");
-            show(key, token.as_deref(), now)
+            show(services, token.as_deref(), now).await
         }
         Method::POST => {
             if let Err(why) = same_origin(&parts.headers) {
@@ -106,17 +129,32 @@ pub async fn handle_at(
     }
 }
 
-fn show(key: &LinkKey, token: Option<&str>, now: DateTime<Utc>) -> Response<String> {
+async fn show(services: &Services, token: Option<&str>, now: DateTime<Utc>) -> Response<String> {
     let Some(token) = token else {
         return link_error_page(&LinkError::Malformed);
     };
-    match key.open(token, now) {
+    match open(services, token, now).await {
         Ok(payload) => {
             tracing::info!(execution = %payload.execution, decision = payload.decision.as_str(), "confirmation page shown");
             respond(StatusCode::OK, html::confirm(&payload, token, None, ""))
         }
-        Err(e) => link_error_page(&e),
+        Err(page) => *page,
     }
+}
+
+/// Opens a link with the keys it may name; the error page when it cannot be used.
+async fn open(
+    services: &Services,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<LinkPayload, Box<Response<String>>> {
+    let keys = services
+        .link_keys
+        .for_token(token)
+        .await
+        .map_err(|e| Box::new(keys_unavailable_page(&e)))?;
+    keys.open(token, now)
+        .map_err(|e| Box::new(link_error_page(&e)))
 }
 
 async fn decide(
@@ -125,13 +163,13 @@ async fn decide(
     approver: &str,
     now: DateTime<Utc>,
 ) -> Response<String> {
-    let (sfn, key) = (&services.sfn, &services.link_key);
+    let sfn = &services.sfn;
     let Some(token) = token else {
         return link_error_page(&LinkError::Malformed);
     };
-    let payload = match key.open(token, now) {
+    let payload = match open(services, token, now).await {
         Ok(payload) => payload,
-        Err(e) => return link_error_page(&e),
+        Err(page) => return *page,
     };
     let approver = approver.trim();
     if let Err(why) = valid_approver(approver) {
@@ -204,7 +242,9 @@ async fn decide(
     }
 }
 
-/// How a Step Functions answer is shown.
+/// How a Step Functions answer is shown. Each variant holds what the page may show: an
+/// error code or a fixed phrase, never the error's message, which can name role ARNs and
+/// account ids ([`classify`] logs it instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SfnFailure {
     /// The task is no longer waiting: decided already, timed out, or the execution ended.
@@ -215,8 +255,11 @@ pub enum SfnFailure {
     Rejected(String),
 }
 
+/// Shown for an error without a code.
+const NO_CODE: &str = "no error code";
+
 /// Classifies a Step Functions error by its code.
-pub fn classify_code(code: Option<&str>, message: &str) -> SfnFailure {
+pub fn classify_code(code: Option<&str>) -> SfnFailure {
     match code {
         Some(c @ ("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")) => {
             SfnFailure::AlreadyDecided(c.to_owned())
@@ -227,8 +270,8 @@ pub fn classify_code(code: Option<&str>, message: &str) -> SfnFailure {
         {
             SfnFailure::Unavailable(c.to_owned())
         }
-        Some(c) => SfnFailure::Rejected(format!("{c}: {message}")),
-        None => SfnFailure::Unavailable(message.to_owned()),
+        Some(c) => SfnFailure::Rejected(c.to_owned()),
+        None => SfnFailure::Unavailable(NO_CODE.to_owned()),
     }
 }
 
@@ -237,12 +280,44 @@ where
     E: aws_sdk_sfn::error::ProvideErrorMetadata,
 {
     match err {
-        aws_sdk_sfn::error::SdkError::ServiceError(service) => {
-            let meta = service.err();
-            classify_code(meta.code(), meta.message().unwrap_or_default())
-        }
+        aws_sdk_sfn::error::SdkError::ServiceError(service) => classify_error(service.err()),
         _ => SfnFailure::Unavailable("Step Functions could not be reached".to_owned()),
     }
+}
+
+/// Logs the error's message, for the operators (it is not secret, but not for the approver's
+/// browser), and classifies the error by its code.
+fn classify_error(meta: &impl aws_sdk_sfn::error::ProvideErrorMetadata) -> SfnFailure {
+    tracing::warn!(
+        code = meta.code().unwrap_or(NO_CODE),
+        message = %loggable(meta.message().unwrap_or_default()),
+        "Step Functions refused the decision"
+    );
+    classify_code(meta.code())
+}
+
+/// An error message as logged: a long token-like run (a task token echoed back) is cut out,
+/// since a task token is never logged.
+fn loggable(message: &str) -> String {
+    const LONGEST: usize = 200;
+    let token_like = |c: char| c.is_ascii_alphanumeric() || "+/=-_".contains(c);
+    let mut out = String::with_capacity(message.len().min(2000));
+    let mut run = String::new();
+    for c in message.chars().chain(std::iter::once(' ')) {
+        if token_like(c) {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() > LONGEST {
+            "<redacted>"
+        } else {
+            &run
+        });
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out.chars().take(2000).collect()
 }
 
 fn failure_page(payload: &LinkPayload, failure: SfnFailure) -> Response<String> {
@@ -273,14 +348,16 @@ fn failure_page(payload: &LinkPayload, failure: SfnFailure) -> Response<String> 
                 ),
             ),
         ),
-        SfnFailure::Rejected(why) => respond(
+        SfnFailure::Rejected(code) => respond(
             StatusCode::BAD_GATEWAY,
             html::notice(
                 "Not recorded",
                 "bad",
                 &format!(
-                    "Step Functions refused the decision: {why}. Nothing was decided; tell the \
-                     team that runs the rollback system, or decide with rollbackctl."
+                    "Step Functions refused the decision ({code}): the rollback system is not \
+                     allowed to record it, or the request was not valid. Nothing was decided; \
+                     tell the team that runs the rollback system (the details are in the \
+                     approval function's log), or decide with rollbackctl."
                 ),
             ),
         ),
@@ -301,6 +378,22 @@ fn signing_failed_page(
             "warn",
             "The decision could not be signed right now. Nothing was decided; press the button \
              again in a minute, or tell the team that runs the rollback system if it persists.",
+        ),
+    )
+}
+
+/// The link keys could not be read: nothing was opened or decided. The error is logged, not
+/// shown (it names the secret and the account).
+fn keys_unavailable_page(e: &rollback_core::RollbackError) -> Response<String> {
+    tracing::warn!(error = %e, "approval link keys not loaded");
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::notice(
+            "Try again",
+            "warn",
+            "The approval page cannot read its keys right now. Nothing was decided; open the \
+             link again in a minute, or tell the team that runs the rollback system if it \
+             persists.",
         ),
     )
 }
@@ -420,22 +513,83 @@ mod tests {
     fn step_functions_codes_are_mapped() {
         for code in ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"] {
             assert_eq!(
-                classify_code(Some(code), "x"),
+                classify_code(Some(code)),
                 SfnFailure::AlreadyDecided(code.into())
             );
         }
         assert!(matches!(
-            classify_code(Some("ThrottlingException"), ""),
+            classify_code(Some("ThrottlingException")),
             SfnFailure::Unavailable(_)
         ));
         assert!(matches!(
-            classify_code(Some("AccessDeniedException"), "no"),
+            classify_code(Some("AccessDeniedException")),
             SfnFailure::Rejected(_)
         ));
-        assert!(matches!(
-            classify_code(None, "io"),
-            SfnFailure::Unavailable(_)
-        ));
+        assert!(matches!(classify_code(None), SfnFailure::Unavailable(_)));
+    }
+
+    fn link_payload() -> LinkPayload {
+        LinkPayload {
+            task_token: "AQB8AAAAKgAAAAMAAAAAAAAAAX-token".into(),
+            decision: Decision::Approve,
+            scope: rollback_core::request::Scope::App,
+            expires_at: Utc::now().timestamp() + 3600,
+            execution: "exec-1".into(),
+            fingerprint: "ab".repeat(32),
+            plan_fingerprint: String::new(),
+            summary: Default::default(),
+        }
+    }
+
+    /// Step Functions' messages name the caller's role and account; the page shows the code.
+    #[test]
+    fn error_pages_show_the_code_and_not_the_message() {
+        let message = "User: arn:aws:sts::123456789012:assumed-role/mint-ApprovalFunctionRole-X1/\
+                       mint-approval is not authorized to perform: states:SendTaskSuccess on \
+                       resource: arn:aws:states:us-east-1:123456789012:stateMachine:mint-rollback";
+        for code in [
+            Some("AccessDeniedException"),
+            Some("ValidationException"),
+            Some("TaskTimedOut"),
+            Some("ThrottlingException"),
+            None,
+        ] {
+            let mut meta = aws_sdk_sfn::error::ErrorMetadata::builder().message(message);
+            if let Some(code) = code {
+                meta = meta.code(code);
+            }
+            let response = failure_page(&link_payload(), classify_error(&meta.build()));
+            let page = response.body();
+            for secret in [
+                "123456789012",
+                "arn:aws",
+                "assumed-role",
+                "ApprovalFunctionRole",
+            ] {
+                assert!(!page.contains(secret), "{code:?} shows {secret}: {page}");
+            }
+            assert!(page.contains(code.unwrap_or(NO_CODE)), "{page}");
+            assert_ne!(response.status(), StatusCode::OK);
+        }
+        let rejected = classify_code(Some("AccessDeniedException"));
+        let page = failure_page(&link_payload(), rejected);
+        assert_eq!(page.status(), StatusCode::BAD_GATEWAY);
+        assert!(page.body().contains("Nothing was decided"));
+    }
+
+    #[test]
+    fn logged_messages_lose_token_like_runs() {
+        let token = format!("AQB8{}", "A".repeat(600));
+        let message = format!(
+            "Invalid Token: '{token}' for arn:aws:states:us-east-1:123456789012:execution:x"
+        );
+        let logged = loggable(&message);
+        assert!(!logged.contains(&token[..250]), "{logged}");
+        assert!(logged.contains("<redacted>"));
+        // What operators need stays: the ARN and the account.
+        assert!(logged.contains("arn:aws:states:us-east-1:123456789012:execution:x"));
+        assert_eq!(loggable("short message"), "short message");
+        assert!(loggable(&"x y ".repeat(2000)).chars().count() <= 2000);
     }
 
     #[test]

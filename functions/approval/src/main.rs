@@ -1,25 +1,21 @@
 //! The approval page as a Lambda behind an API Gateway HTTP API.
 
 use lambda_http::{Body, Request, service_fn};
-use rollback_core::approval_link::{KEY_SECRET_ENV, LinkKey};
+use rollback_approval::LinkKeySource;
+use rollback_core::approval_link::KEY_SECRET_ENV;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     rollback_core::telemetry::init_lambda();
     let sdk = rollback_core::aws::from_env().await;
     let sfn = aws_sdk_sfn::Client::new(&sdk);
-    // Read once per process; a missing key is a deployment error, so fail the cold start.
+    // A missing secret name is a deployment error: fail the cold start. The keys themselves
+    // are read on the first request with a link, so init makes no AWS call.
     let secret_id = std::env::var(KEY_SECRET_ENV)
         .map_err(|_| anyhow_free(format!("set {KEY_SECRET_ENV} to the link key secret's ARN")))?;
-    let key = LinkKey::load(&aws_sdk_secretsmanager::Client::new(&sdk), &secret_id)
-        .await
-        .map_err(|e| anyhow_free(e.to_string()))?;
+    let keys = LinkKeySource::from_secret(aws_sdk_secretsmanager::Client::new(&sdk), secret_id);
     let signer = rollback_core::decision::DecisionSigner::from_env(&sdk).map_err(anyhow_free)?;
-    let services = rollback_approval::Services {
-        sfn,
-        link_key: key,
-        signer,
-    };
+    let services = rollback_approval::Services::new(sfn, keys, signer);
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
         let (parts, body) = request.into_parts();

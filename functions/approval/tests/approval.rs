@@ -103,6 +103,27 @@ async fn approve_then_a_second_decision_is_already_decided() {
     assert_eq!(decision.approver, "oncall@example.com");
     assert_eq!(decision.fingerprint, "fp-1234567890abcdef");
     assert!(decision.decided_at >= before - Duration::seconds(1));
+    // The signed decision verifies with the decision key's public half and says the same.
+    let verifier = rollback_core::decision::DecisionVerifier::new(
+        aws_sdk_kms::Client::new(&moto().sdk_config()),
+        moto().decision_key(),
+    );
+    let claims = verifier
+        .key()
+        .await
+        .unwrap()
+        .open(&decision.signed)
+        .unwrap();
+    let sealed = key.open(&link, Utc::now()).unwrap();
+    assert_eq!(claims.execution, sealed.execution);
+    assert_eq!(claims.fingerprint, "fp-1234567890abcdef");
+    assert_eq!(claims.scope, Scope::AppAndDatabase);
+    assert_eq!(claims.approver, "oncall@example.com");
+    assert_eq!(
+        claims.identity,
+        rollback_core::decision::Identity::SelfAsserted
+    );
+    assert!(claims.expires_at > Utc::now() + Duration::hours(23));
 
     // Double click, or another approver with the app-only link.
     for again in [
@@ -284,8 +305,8 @@ async fn the_local_server_serves_the_same_handler() {
     assert_eq!(finished(&w.execution_arn).await.0, "SUCCEEDED");
 }
 
-/// The Lambda reads the link key once per cold start (main.rs), under the approval role: the
-/// stack's link key, by the ARN the template gives it (`!Ref ApprovalLinkKey`).
+/// The Lambda reads the link key on first use (secrets.rs has the page's reads), under the
+/// approval role: the stack's link key, by the ARN the template gives it (`!Ref ApprovalLinkKey`).
 #[tokio::test]
 async fn the_link_key_is_read_under_the_approval_role() {
     let (bytes, arn) = moto().link_key_secret("appr-key-approval-link-key").await;

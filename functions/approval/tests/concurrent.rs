@@ -76,14 +76,14 @@ async fn fifty_concurrent_decisions_exactly_one_wins() {
     // Signing goes to moto's KMS, under the approval role too.
     let moto = rollback_moto::MotoServer::shared();
     let kms_gate = IamGate::start(&moto.endpoint(), "approval", &test_stack("mint-replica"));
-    let services = rollback_approval::Services {
+    let services = rollback_approval::Services::with_key(
         sfn,
-        link_key: key.clone(),
-        signer: rollback_core::decision::DecisionSigner::new(
+        key.clone(),
+        rollback_core::decision::DecisionSigner::new(
             aws_sdk_kms::Client::new(&kms_gate.sdk_config()),
             moto.decision_key(),
         ),
-    };
+    );
     let (addr, _page) =
         rollback_approval::serve_local(SocketAddr::from(([127, 0, 0, 1], 0)), services)
             .await

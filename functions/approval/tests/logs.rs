@@ -5,9 +5,10 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use rollback_approval::handle_request;
+use rollback_approval::{LinkKeySource, Services, handle_request};
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::request::Scope;
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use support::*;
 
 fn get(token: &str) -> http::Request<Vec<u8>> {
@@ -51,6 +52,18 @@ async fn logs_never_carry_the_token_or_the_payload() {
     let key = LinkKey::generate();
     let approval = page(&gate, &key);
     let w = waiting_execution("appr-logs", None).await;
+    // A page that reads its keys from the secret, as the Lambda does.
+    let (bytes, arn) = moto().link_key_secret("logs-approval-link-key").await;
+    let stack = test_stack("logs").resource("ApprovalLinkKey", &arn, &[]);
+    let keys_gate = IamGate::start(&moto().endpoint(), "approval", &stack);
+    let from_secret = Services::new(
+        approval_sfn(&gate),
+        LinkKeySource::from_secret(
+            aws_sdk_secretsmanager::Client::new(&keys_gate.sdk_config()),
+            &arn,
+        ),
+        signer(&gate),
+    );
     // Capture from here: the setup above reads the token from SQS itself.
     let captured = Captured::default();
     let sink = captured.clone();
@@ -68,6 +81,11 @@ async fn logs_never_carry_the_token_or_the_payload() {
     let tampered = String::from_utf8(tampered).unwrap();
     handle_request(&approval, get(&link)).await;
     handle_request(&approval, get(&tampered)).await;
+    let sealed = support::link(
+        &LinkKey::from_bytes(&bytes),
+        &payload(&w.token, Decision::Approve, Scope::App),
+    );
+    handle_request(&from_secret, get(&sealed)).await;
     handle_request(&approval, post(&link, "oncall@example.com")).await;
     handle_request(&approval, post(&link, "oncall@example.com")).await;
 
@@ -78,4 +96,10 @@ async fn logs_never_carry_the_token_or_the_payload() {
     assert!(leaks.is_empty(), "task token logged: {leaks:#?}");
     assert!(!logs.contains(&link[..40]), "link payload logged");
     assert!(!logs.contains(&tampered[..40]), "link payload logged");
+    assert!(logs.contains("approval link keys loaded"), "{logs}");
+    // The secret as stored (base64) and the bytes as hex, as a debug print might show them.
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    for key in [LinkKey::encode_secret(&bytes), hex] {
+        assert!(!logs.contains(&key[..24]), "link key logged");
+    }
 }

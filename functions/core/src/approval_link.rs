@@ -3,10 +3,17 @@
 //! payload is encrypted and authenticated (AES-256-GCM, random 96-bit nonce), so the task token
 //! never appears in a URL, a mail or a log, and any change to the string is detected.
 //!
-//! Wire format: `base64url(VERSION ‖ nonce[12] ‖ ciphertext ‖ tag[16])`, with the version byte
-//! and a purpose label as associated data.
+//! Wire format (version 2): `base64url(2 ‖ key id[8] ‖ nonce[12] ‖ ciphertext ‖ tag[16])`, with
+//! the version byte, the key id and a purpose label as associated data. The key id
+//! ([`KeyId`]) names the key that sealed the link, so the approval page can pick it from the
+//! current and previous key of the secret ([`LinkKeys`]) after a rotation.
+//!
+//! Version 1 (`base64url(1 ‖ nonce[12] ‖ ciphertext ‖ tag[16])`, associated data the version
+//! byte and the label) is still opened, by trying each key: links mailed before the upgrade
+//! stay valid until they expire. Nothing seals version 1 any more.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -15,15 +22,26 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeZone, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::RollbackError;
 use crate::request::Scope;
 
-const VERSION: u8 = 1;
+/// What [`LinkKey::seal`] writes: with a key id.
+const VERSION: u8 = 2;
+/// Links sealed before key ids (no key id): opened by trying each key, never sealed.
+const VERSION_1: u8 = 1;
+const KEY_ID_LEN: usize = 8;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-/// Binds ciphertexts to this use of the key.
+/// Binds ciphertexts to this use of the key (both versions).
 const AAD_LABEL: &[u8] = b"rollback-approval-link/v1";
+/// Domain separation for key ids: the id is a hash of the key made for this purpose only.
+const KEY_ID_LABEL: &[u8] = b"rollback-approval-link/key-id";
+/// Secrets Manager's stage of the secret's newest version: notify seals with it.
+pub const CURRENT_STAGE: &str = "AWSCURRENT";
+/// The version a rotation (`PutSecretValue`) moved aside: the page still opens its links.
+pub const PREVIOUS_STAGE: &str = "AWSPREVIOUS";
 /// Links longer than this are refused when sealing: mail clients and API Gateway cope with it.
 pub const MAX_LINK_CHARS: usize = 8000;
 /// Env var naming the Secrets Manager secret that holds the link key (notify and approval).
@@ -143,15 +161,45 @@ pub enum LinkError {
     TooLong(usize),
 }
 
+/// Names the key that sealed a link: the first 8 bytes of SHA-256 over a label and the key.
+/// Not secret (every link carries it in the clear); it only says which key to try.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId([u8; KEY_ID_LEN]);
+
+impl KeyId {
+    fn of(bytes: &[u8; 32]) -> KeyId {
+        let digest = Sha256::new()
+            .chain_update(KEY_ID_LABEL)
+            .chain_update(bytes)
+            .finalize();
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&digest[..KEY_ID_LEN]);
+        KeyId(id)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
 /// The AES-256 key. Debug never prints it.
 #[derive(Clone)]
 pub struct LinkKey {
     cipher: Aes256Gcm,
+    id: KeyId,
 }
 
 impl fmt::Debug for LinkKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LinkKey(<redacted>)")
+        write!(f, "LinkKey(id {}, <redacted>)", self.id)
     }
 }
 
@@ -159,7 +207,13 @@ impl LinkKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> LinkKey {
         LinkKey {
             cipher: Aes256Gcm::new(bytes.into()),
+            id: KeyId::of(bytes),
         }
+    }
+
+    /// The id written into the links this key seals.
+    pub fn id(&self) -> KeyId {
+        self.id
     }
 
     /// A fresh random key (tests, local drills).
@@ -209,17 +263,45 @@ impl LinkKey {
         Ok(LinkKey::from_bytes(&bytes))
     }
 
-    /// Reads the key from Secrets Manager (SecretString as above, or a 32-byte SecretBinary).
+    /// Reads the key from Secrets Manager (SecretString as above, or a 32-byte SecretBinary):
+    /// the current version (`AWSCURRENT`), the one notify seals with.
     pub async fn load(
         client: &aws_sdk_secretsmanager::Client,
         secret_id: &str,
     ) -> Result<LinkKey, RollbackError> {
-        let out = client
+        Self::load_stage(client, secret_id, CURRENT_STAGE)
+            .await?
+            .ok_or_else(|| {
+                RollbackError::InvalidInput(format!(
+                    "approval link key secret {secret_id} has no {CURRENT_STAGE} version"
+                ))
+            })
+    }
+
+    /// The key in the secret's version labelled `stage`; `None` when no version carries the
+    /// label (a secret never rotated has no `AWSPREVIOUS`).
+    pub async fn load_stage(
+        client: &aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<LinkKey>, RollbackError> {
+        let out = match client
             .get_secret_value()
             .secret_id(secret_id)
+            .version_stage(stage)
             .send()
             .await
-            .map_err(|e| RollbackError::from_sdk("GetSecretValue", e))?;
+        {
+            Ok(out) => out,
+            Err(e)
+                if stage != CURRENT_STAGE
+                    && e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(RollbackError::from_sdk("GetSecretValue", e)),
+        };
         let parsed = if let Some(text) = out.secret_string() {
             LinkKey::from_secret_string(text)
         } else if let Some(blob) = out.secret_binary() {
@@ -229,20 +311,20 @@ impl LinkKey {
         } else {
             Err("the secret has no value".to_owned())
         };
-        parsed.map_err(|why| {
+        parsed.map(Some).map_err(|why| {
             RollbackError::InvalidInput(format!(
-                "approval link key secret {secret_id}: {why}; store 32 random bytes, e.g. \
-                 `openssl rand -base64 32`"
+                "approval link key secret {secret_id} ({stage}): {why}; store 32 random bytes, \
+                 e.g. `openssl rand -base64 32`"
             ))
         })
     }
 
-    /// Seals a payload into a link token.
+    /// Seals a payload into a link token (version 2, with this key's id).
     pub fn seal(&self, payload: &LinkPayload) -> Result<String, LinkError> {
         let plaintext = serde_json::to_vec(payload).map_err(|_| LinkError::Malformed)?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let aad = aad();
+        let aad = aad(Some(self.id));
         let ciphertext = self
             .cipher
             .encrypt(
@@ -253,8 +335,9 @@ impl LinkKey {
                 },
             )
             .map_err(|_| LinkError::Malformed)?;
-        let mut raw = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        let mut raw = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
         raw.push(VERSION);
+        raw.extend_from_slice(&self.id.0);
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&ciphertext);
         let token = URL_SAFE_NO_PAD.encode(raw);
@@ -266,37 +349,25 @@ impl LinkKey {
 
     /// Opens a link token and checks its expiry against `now`.
     pub fn open(&self, token: &str, now: DateTime<Utc>) -> Result<LinkPayload, LinkError> {
-        let payload = self.open_ignoring_expiry(token)?;
-        if payload.expires_at <= now.timestamp() {
-            return Err(LinkError::Expired(payload.expires_at()));
-        }
-        Ok(payload)
+        not_expired(self.open_ignoring_expiry(token)?, now)
     }
 
     /// Authenticates and decrypts without the expiry check.
     pub fn open_ignoring_expiry(&self, token: &str) -> Result<LinkPayload, LinkError> {
-        let token = token.trim();
-        if token.is_empty() || token.len() > MAX_LINK_CHARS {
-            return Err(LinkError::Malformed);
-        }
-        let raw = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| LinkError::Malformed)?;
-        if raw.len() < 1 + NONCE_LEN + TAG_LEN {
-            return Err(LinkError::Malformed);
-        }
-        if raw[0] != VERSION {
-            // A flipped version byte is an alteration, not garbling.
+        self.decrypt(&Sealed::parse(token)?)
+    }
+
+    fn decrypt(&self, sealed: &Sealed) -> Result<LinkPayload, LinkError> {
+        if sealed.key_id.is_some_and(|id| id != self.id) {
             return Err(LinkError::Tampered);
         }
-        let (nonce, ciphertext) = raw[1..].split_at(NONCE_LEN);
-        let aad = aad();
+        let aad = aad(sealed.key_id);
         let plaintext = self
             .cipher
             .decrypt(
-                Nonce::from_slice(nonce),
+                Nonce::from_slice(&sealed.nonce),
                 Payload {
-                    msg: ciphertext,
+                    msg: &sealed.ciphertext,
                     aad: &aad,
                 },
             )
@@ -306,48 +377,213 @@ impl LinkKey {
     }
 }
 
-fn aad() -> Vec<u8> {
-    let mut aad = vec![VERSION];
+/// A link token taken apart, not yet authenticated.
+struct Sealed {
+    /// `None`: version 1, sealed before key ids.
+    key_id: Option<KeyId>,
+    nonce: [u8; NONCE_LEN],
+    /// With the tag.
+    ciphertext: Vec<u8>,
+}
+
+impl Sealed {
+    fn parse(token: &str) -> Result<Sealed, LinkError> {
+        let token = token.trim();
+        if token.is_empty() || token.len() > MAX_LINK_CHARS {
+            return Err(LinkError::Malformed);
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| LinkError::Malformed)?;
+        let id_len = match raw.first() {
+            Some(&VERSION) => KEY_ID_LEN,
+            Some(&VERSION_1) => 0,
+            // Long enough to be a link: a changed version byte is an alteration, not garbling.
+            Some(_) if raw.len() >= 1 + NONCE_LEN + TAG_LEN => return Err(LinkError::Tampered),
+            _ => return Err(LinkError::Malformed),
+        };
+        if raw.len() < 1 + id_len + NONCE_LEN + TAG_LEN {
+            return Err(LinkError::Malformed);
+        }
+        let (id, rest) = raw[1..].split_at(id_len);
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        Ok(Sealed {
+            key_id: <[u8; KEY_ID_LEN]>::try_from(id).ok().map(KeyId),
+            nonce: nonce.try_into().map_err(|_| LinkError::Malformed)?,
+            ciphertext: ciphertext.to_vec(),
+        })
+    }
+}
+
+/// The key id a link names, without authenticating anything: `None` for a version 1 link or
+/// one that is not a link at all. Lets the page notice a key it has not loaded yet.
+pub fn key_id_of(token: &str) -> Option<KeyId> {
+    Sealed::parse(token).ok()?.key_id
+}
+
+fn not_expired(payload: LinkPayload, now: DateTime<Utc>) -> Result<LinkPayload, LinkError> {
+    if payload.expires_at <= now.timestamp() {
+        return Err(LinkError::Expired(payload.expires_at()));
+    }
+    Ok(payload)
+}
+
+/// Version 2 binds the key id too, so a link cannot be re-labelled with another key's id.
+fn aad(key_id: Option<KeyId>) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(1 + KEY_ID_LEN + AAD_LABEL.len());
+    match key_id {
+        Some(id) => {
+            aad.push(VERSION);
+            aad.extend_from_slice(&id.0);
+        }
+        None => aad.push(VERSION_1),
+    }
     aad.extend_from_slice(AAD_LABEL);
     aad
 }
 
-/// Loads the key once per process (notify and approval read the same secret).
+/// The keys the approval page opens links with: the secret's current version and, after a
+/// rotation, the previous one, so links mailed before `PutSecretValue` still work. A key older
+/// than that is retired: its links are refused as altered.
+#[derive(Clone, Debug)]
+pub struct LinkKeys {
+    current: LinkKey,
+    previous: Option<LinkKey>,
+}
+
+impl LinkKeys {
+    /// `previous` is dropped when it is the current key again (a rotation to the same value).
+    pub fn new(current: LinkKey, previous: Option<LinkKey>) -> LinkKeys {
+        let previous = previous.filter(|p| p.id != current.id);
+        LinkKeys { current, previous }
+    }
+
+    /// One key (tests, local drills).
+    pub fn single(key: LinkKey) -> LinkKeys {
+        LinkKeys::new(key, None)
+    }
+
+    pub fn current(&self) -> &LinkKey {
+        &self.current
+    }
+
+    pub fn previous(&self) -> Option<&LinkKey> {
+        self.previous.as_ref()
+    }
+
+    /// Whether a link naming `id` can be opened by one of these keys.
+    pub fn has(&self, id: KeyId) -> bool {
+        self.keys().any(|k| k.id == id)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &LinkKey> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+
+    /// Reads `AWSCURRENT` and `AWSPREVIOUS` of the secret (concurrently); a secret never
+    /// rotated has no previous version.
+    pub async fn load(
+        client: &aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+    ) -> Result<LinkKeys, RollbackError> {
+        let (current, previous) = tokio::try_join!(
+            LinkKey::load(client, secret_id),
+            LinkKey::load_stage(client, secret_id, PREVIOUS_STAGE),
+        )?;
+        Ok(LinkKeys::new(current, previous))
+    }
+
+    /// Opens a link token with the key it names and checks its expiry against `now`.
+    pub fn open(&self, token: &str, now: DateTime<Utc>) -> Result<LinkPayload, LinkError> {
+        not_expired(self.open_ignoring_expiry(token)?, now)
+    }
+
+    /// Authenticates and decrypts without the expiry check. A version 2 link is opened with
+    /// the key its id names (another id: refused as altered); a version 1 link, which names
+    /// no key, with each key in turn.
+    pub fn open_ignoring_expiry(&self, token: &str) -> Result<LinkPayload, LinkError> {
+        let sealed = Sealed::parse(token)?;
+        match sealed.key_id {
+            Some(id) => self
+                .keys()
+                .find(|k| k.id == id)
+                .ok_or(LinkError::Tampered)?
+                .decrypt(&sealed),
+            None => self
+                .keys()
+                .find_map(|k| k.decrypt(&sealed).ok())
+                .ok_or(LinkError::Tampered),
+        }
+    }
+}
+
+/// How long a process keeps the link keys it read before reading the secret again: a
+/// rotation reaches warm notify and approval processes within this time, so a second rotation
+/// really retires the oldest key.
+pub const KEY_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// The current key, read on first use and again after [`KEY_MAX_AGE`]: notify seals with it
+/// (the approval page opens with [`LinkKeys`], current and previous).
 pub struct KeyCache {
     secret_id: String,
-    cell: tokio::sync::OnceCell<LinkKey>,
+    max_age: Duration,
+    cached: tokio::sync::Mutex<Option<(LinkKey, Instant)>>,
 }
 
 impl KeyCache {
     pub fn new(secret_id: impl Into<String>) -> KeyCache {
         KeyCache {
             secret_id: secret_id.into(),
-            cell: tokio::sync::OnceCell::new(),
+            max_age: KEY_MAX_AGE,
+            cached: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// A cache that already holds `key` (tests, local drills).
+    /// A cache that holds `key` for good (tests, local drills).
     pub fn with_key(key: LinkKey) -> KeyCache {
         KeyCache {
             secret_id: String::new(),
-            cell: tokio::sync::OnceCell::new_with(Some(key)),
+            max_age: KEY_MAX_AGE,
+            cached: tokio::sync::Mutex::new(Some((key, Instant::now()))),
         }
     }
 
+    /// Another maximum age (a test that rotates within a second).
+    pub fn max_age(mut self, max_age: Duration) -> KeyCache {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The key to seal with. When reading it again fails, the key in hand is kept: its links
+    /// still open (as the previous key after one rotation).
     pub async fn get(
         &self,
         client: &aws_sdk_secretsmanager::Client,
-    ) -> Result<&LinkKey, RollbackError> {
-        self.cell
-            .get_or_try_init(|| async {
-                if self.secret_id.is_empty() {
-                    return Err(RollbackError::InvalidInput(format!(
-                        "no approval link key configured; set {KEY_SECRET_ENV} to the secret's ARN"
-                    )));
+    ) -> Result<LinkKey, RollbackError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((key, at)) = &*cached
+            && (self.secret_id.is_empty() || at.elapsed() < self.max_age)
+        {
+            return Ok(key.clone());
+        }
+        if self.secret_id.is_empty() {
+            return Err(RollbackError::InvalidInput(format!(
+                "no approval link key configured; set {KEY_SECRET_ENV} to the secret's ARN"
+            )));
+        }
+        match LinkKey::load(client, &self.secret_id).await {
+            Ok(key) => {
+                *cached = Some((key.clone(), Instant::now()));
+                Ok(key)
+            }
+            Err(e) => match &*cached {
+                Some((key, _)) => {
+                    tracing::warn!(error = %e, "approval link key not reloaded; sealing with the loaded one");
+                    Ok(key.clone())
                 }
-                LinkKey::load(client, &self.secret_id).await
-            })
-            .await
+                None => Err(e),
+            },
+        }
     }
 }
 
@@ -460,6 +696,129 @@ mod tests {
         }
         assert!(LinkKey::from_secret_string("c2hvcnQ=").is_err());
         assert!(LinkKey::from_secret_string("{}").is_err());
+    }
+
+    #[test]
+    fn links_name_the_key_that_sealed_them() {
+        let bytes = LinkKey::generate_secret_bytes();
+        let key = LinkKey::from_bytes(&bytes);
+        let raw = URL_SAFE_NO_PAD
+            .decode(key.seal(&payload()).unwrap())
+            .unwrap();
+        assert_eq!(raw[0], VERSION);
+        assert_eq!(raw[1..1 + KEY_ID_LEN], key.id().0);
+        assert_eq!(key_id_of(&URL_SAFE_NO_PAD.encode(&raw)), Some(key.id()));
+        // The same bytes give the same id (another process, after a restart); another key
+        // another one, and the id is not a prefix of the key or of its plain hash.
+        assert_eq!(LinkKey::from_bytes(&bytes).id(), key.id());
+        assert_ne!(LinkKey::generate().id(), key.id());
+        assert_ne!(key.id().0[..], bytes[..KEY_ID_LEN]);
+        assert_ne!(key.id().0[..], Sha256::digest(bytes)[..KEY_ID_LEN]);
+        assert_eq!(key.id().to_string().len(), 2 * KEY_ID_LEN);
+        assert!(!format!("{key:?}").contains(&hex::encode(bytes)));
+    }
+
+    #[test]
+    fn the_current_or_the_previous_key_opens_and_no_other() {
+        let (old, new) = (LinkKey::generate(), LinkKey::generate());
+        let keys = LinkKeys::new(new.clone(), Some(old.clone()));
+        let p = payload();
+        for key in [&old, &new] {
+            let link = key.seal(&p).unwrap();
+            assert_eq!(keys.open(&link, Utc::now()).unwrap(), p);
+        }
+        // A retired key (neither current nor previous).
+        let retired = LinkKey::generate().seal(&p).unwrap();
+        assert_eq!(keys.open(&retired, Utc::now()), Err(LinkError::Tampered));
+        // Relabelled with a key the page has: the key id is authenticated too.
+        let mut raw = URL_SAFE_NO_PAD.decode(&retired).unwrap();
+        raw[1..1 + KEY_ID_LEN].copy_from_slice(&new.id().0);
+        let relabelled = URL_SAFE_NO_PAD.encode(&raw);
+        assert_eq!(keys.open(&relabelled, Utc::now()), Err(LinkError::Tampered));
+        // Expiry is checked after authentication, as with one key.
+        let mut expired = payload();
+        expired.expires_at = Utc::now().timestamp() - 1;
+        let link = old.seal(&expired).unwrap();
+        assert!(matches!(
+            keys.open(&link, Utc::now()),
+            Err(LinkError::Expired(_))
+        ));
+        // The previous key is forgotten when a rotation put the same key back.
+        assert!(
+            LinkKeys::new(new.clone(), Some(new.clone()))
+                .previous()
+                .is_none()
+        );
+        assert!(keys.has(old.id()) && keys.has(new.id()));
+        assert!(!LinkKeys::single(new).has(old.id()));
+    }
+
+    /// Seals as version 1 did (no key id; the version byte and the label as associated data).
+    fn seal_v1(key: &LinkKey, payload: &LinkPayload) -> String {
+        let nonce = [9u8; NONCE_LEN];
+        let aad = aad(None);
+        let sealed = key
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &serde_json::to_vec(payload).unwrap(),
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        let mut raw = vec![VERSION_1];
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    #[test]
+    fn version_1_links_still_open_with_either_key() {
+        let (old, new) = (LinkKey::generate(), LinkKey::generate());
+        let keys = LinkKeys::new(new.clone(), Some(old.clone()));
+        let p = payload();
+        for key in [&old, &new] {
+            let link = seal_v1(key, &p);
+            assert_eq!(key_id_of(&link), None);
+            assert_eq!(keys.open(&link, Utc::now()).unwrap(), p);
+            assert_eq!(key.open(&link, Utc::now()).unwrap(), p);
+        }
+        let foreign = seal_v1(&LinkKey::generate(), &p);
+        assert_eq!(keys.open(&foreign, Utc::now()), Err(LinkError::Tampered));
+        // A version 2 link re-labelled as version 1 (dropping or keeping the id) is refused.
+        let raw = URL_SAFE_NO_PAD.decode(new.seal(&p).unwrap()).unwrap();
+        let mut downgraded = raw.clone();
+        downgraded[0] = VERSION_1;
+        let mut stripped = vec![VERSION_1];
+        stripped.extend_from_slice(&raw[1 + KEY_ID_LEN..]);
+        for bad in [downgraded, stripped] {
+            let bad = URL_SAFE_NO_PAD.encode(bad);
+            assert_eq!(keys.open(&bad, Utc::now()), Err(LinkError::Tampered));
+        }
+    }
+
+    /// A link sealed by the code before key ids (version 1), with the key `[0x42; 32]`.
+    const SEALED_BY_VERSION_1: &str = "AX2rF-2h6xPCtfO0MQQh-caotbwR4E5mb8QstIdM_NedRv-JjWg4P9rPA5bRa8FJ8YICnNCEpYPmFtSHNIhzaWH13fAgqufg3Gl-m1mvQIvQXv8cnMx_E0UbnuGusaHfyAhGVrtbhI2D2DWgBvZUdIUAFifpTHCI6d_gN-wy4M0ojFV5gQNg4WBzuAelV3o8fenkIUl7pXM5PXnk9v78xDq8mU6LSihtxVaRmbLBoWAdbwRrdm0J31OZgDnlP_eJoSu3IaEITraITnK4YpRV2Ubd_oHzFnLTcXY2Iju8gDzPxJPvPnjxUd6pGEtfgZ1eL7kB54VjdqPEAJZPV_p0TdLUhLtBAhJbSNEXPoI";
+
+    #[test]
+    fn a_link_mailed_before_the_upgrade_opens() {
+        let mailed = LinkKey::from_bytes(&[0x42; 32]);
+        // Either as the current key or, after a rotation, as the previous one.
+        for keys in [
+            LinkKeys::single(mailed.clone()),
+            LinkKeys::new(LinkKey::generate(), Some(mailed)),
+        ] {
+            let p = keys.open(SEALED_BY_VERSION_1, Utc::now()).unwrap();
+            assert_eq!(p.task_token, "AQB8-v1-task-token");
+            assert_eq!((p.decision, p.scope), (Decision::Reject, Scope::App));
+            assert_eq!(p.execution, "exec-v1");
+        }
+        let other = LinkKeys::single(LinkKey::generate());
+        assert_eq!(
+            other.open(SEALED_BY_VERSION_1, Utc::now()),
+            Err(LinkError::Tampered)
+        );
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub struct Config {
     pub topic_arn: Option<String>,
     pub escalation_topic_arn: Option<String>,
     pub approval_url: Option<String>,
-    /// The approval link key, read once per process.
+    /// The approval link key, read on first use and again after `KEY_MAX_AGE`.
     pub key: KeyCache,
     /// Where `report` writes (`ROLLBACK_REPORT_BUCKET`); the input's `bucket` overrides it.
     pub report_bucket: Option<String>,
@@ -150,7 +150,7 @@ pub async fn notify(
                     ))
                 })?;
             let key = config.key.get(&clients.secrets).await?;
-            let rendered = approval::render(&ctx, request, base_url, key)?;
+            let rendered = approval::render(&ctx, request, base_url, &key)?;
             (rendered.message, request.topic_arn.as_deref())
         }
         NotifyAction::Progress(n) => (render::progress(&ctx, n), n.topic_arn.as_deref()),

@@ -15,7 +15,8 @@ pub enum Needs {
     Plan,
     /// The SNS topics, approval URL and link key secret name (the key itself is read lazily).
     NotifyConfig,
-    /// The link key, fetched from Secrets Manager during init: served by moto.
+    /// The link key secret's name (its keys are read on the first request with a link; the
+    /// bench's request has none): served by moto.
     LinkKeySecret,
     /// `ROLLBACK_RESTORE_ACTIONS`: which actions this deployment of the restore binary serves
     /// (as in the SAM template).
@@ -67,6 +68,13 @@ const fn spec(
         needs,
     }
 }
+
+/// `rollback_core::decision::DECISION_KEY_ENV`: the approval decision key's ARN, which every
+/// function's `main` requires (approval signs with it, restore, retag and deploy-undo verify).
+pub const DECISION_KEY_ENV: &str = "ROLLBACK_DECISION_KEY";
+/// A key ARN nothing resolves: no function calls KMS at init.
+pub const BENCH_DECISION_KEY: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000";
 
 /// Where nothing goes: AWS calls made during init fail fast instead of leaving the machine.
 pub const DEAD_ENDPOINT: &str = "http://127.0.0.1:9";

@@ -11,8 +11,9 @@
 //!    init (`python/handler.py`, a plain urllib runtime loop with no `awslambdaric`), under
 //!    a fresh local Lambda Runtime API ([`runtime_api`]) with the environment Lambda gives
 //!    (dummy credentials, `AWS_ENDPOINT_URL=http://127.0.0.1:9` so nothing leaves the
-//!    machine; the approval function reads its link key from a local moto, as it would from
-//!    Secrets Manager);
+//!    machine; the approval function's link key secret is in a local moto, though it reads it
+//!    only on the first request with a link, and every function gets the decision key's ARN,
+//!    as the template's Globals give it);
 //! 3. times each start from just before fork/exec to the arrival of its first
 //!    `GET /2018-06-01/runtime/invocation/next`, reads `VmHWM` at that moment (the init
 //!    phase's peak RSS), hands it one invalid event (`{}`, answered with

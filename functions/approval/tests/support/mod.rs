@@ -46,14 +46,15 @@ pub fn approval_sfn(gate: &IamGate) -> aws_sdk_sfn::Client {
 /// The page's services: Step Functions and KMS under the approval role (through `gate`),
 /// `key` to open links, and the shared moto's decision key to sign approvals.
 pub fn page(gate: &IamGate, key: &LinkKey) -> rollback_approval::Services {
-    rollback_approval::Services {
-        sfn: approval_sfn(gate),
-        link_key: key.clone(),
-        signer: rollback_core::decision::DecisionSigner::new(
-            aws_sdk_kms::Client::new(&gate.sdk_config()),
-            moto().decision_key(),
-        ),
-    }
+    rollback_approval::Services::with_key(approval_sfn(gate), key.clone(), signer(gate))
+}
+
+/// The shared moto's decision key, used under the approval role (through `gate`).
+pub fn signer(gate: &IamGate) -> rollback_core::decision::DecisionSigner {
+    rollback_core::decision::DecisionSigner::new(
+        aws_sdk_kms::Client::new(&gate.sdk_config()),
+        moto().decision_key(),
+    )
 }
 
 /// notify, which mails the links, under its own role: its topics are

@@ -53,7 +53,7 @@ impl ResolvedPlan {
 /// `approval-request`: invoked with `lambda:invoke.waitForTaskToken`; the email carries signed
 /// links (approve app + database — only when the plan restores databases —, approve app only,
 /// reject) to the approval page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     /// `$$.Task.Token`. Sealed into the links, never printed.
@@ -88,6 +88,24 @@ pub struct ApprovalRequest {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// Never prints the task token: whoever holds it can decide the approval (a failed step's
+/// input, or a `{:?}` in a log line, must not leak it).
+impl std::fmt::Debug for ApprovalRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalRequest")
+            .field("task_token", &"<redacted>")
+            .field("resolved", &self.resolved)
+            .field("fingerprint", &self.fingerprint)
+            .field("approval_url", &self.approval_url)
+            .field("topic_arn", &self.topic_arn)
+            .field("expires_at", &self.expires_at)
+            .field("started_at", &self.started_at)
+            .field("attempt", &self.attempt)
+            .field("smoke_settle", &self.smoke_settle)
+            .finish()
+    }
 }
 
 /// How long the smoke tests were re-run before they passed, and the window they had.
@@ -378,4 +396,37 @@ pub struct NotifyOutput {
     pub message_id: String,
     pub topic_arn: String,
     pub subject: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approval_request_debug_redacts_the_task_token() {
+        let token = "AQCEAAAAKgAAAAMAAAAAAAAAAQ-secret-task-token";
+        let request: ApprovalRequest = serde_json::from_value(serde_json::json!({
+            "task_token": token,
+            "fingerprint": "fp-1234",
+            "topic_arn": "arn:aws:sns:us-east-1:123456789012:approvals",
+            "attempt": 2
+        }))
+        .unwrap();
+        let action = NotifyAction::ApprovalRequest(request.clone());
+        for shown in [
+            format!("{request:?}"),
+            format!("{request:#?}"),
+            format!("{action:?}"),
+        ] {
+            assert!(!shown.contains("secret-task-token"), "{shown}");
+            assert!(shown.contains("task_token: \"<redacted>\""), "{shown}");
+            // Everything else is still there to debug with.
+            assert!(
+                shown.contains("fp-1234") && shown.contains("attempt: 2"),
+                "{shown}"
+            );
+        }
+        // Serialization is untouched: the token still reaches notify.
+        assert_eq!(serde_json::to_value(&request).unwrap()["task_token"], token);
+    }
 }

@@ -102,13 +102,13 @@ fn main() -> Result<()> {
     let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
     let bins = functions::bin_targets(&cargo, &root)?;
 
-    // The approval function fetches its link key at init; moto plays Secrets Manager.
+    // The approval function reads its link keys on first use; moto plays Secrets Manager.
     let mut _moto = None;
     let mut link_key_endpoint = None;
     let mut link_key_secret = String::from("rollback-bench-link-key");
     if selected.iter().any(|f| f.needs == Needs::LinkKeySecret) {
         let moto = rollback_moto::MotoServer::start().context(
-            "the approval function reads its link key from Secrets Manager at init; moto serves it",
+            "the approval function reads its link keys from Secrets Manager; moto serves them",
         )?;
         link_key_secret = create_link_key(&moto, &link_key_secret)?;
         link_key_endpoint = Some(moto.endpoint());
@@ -141,6 +141,8 @@ fn main() -> Result<()> {
         };
         let mut env = functions::lambda_env(spec.name, spec.memory_mb, &endpoint, &home);
         let mut set = |k: &str, v: &str| env.push((OsString::from(k), OsString::from(v)));
+        // As the template's Globals give every function; read at init, used lazily (no call).
+        set(functions::DECISION_KEY_ENV, functions::BENCH_DECISION_KEY);
         match spec.needs {
             Needs::Nothing => {}
             // rollback_core::plan_store::PARAMETER_ENV; the plan is read per execution.
@@ -380,8 +382,8 @@ fn report(rows: &[Row]) -> usize {
     }
     if lines.iter().any(|l| l.row.name == "approval") {
         println!(
-            "(approval: its init includes GetSecretValue for the link key, answered by moto on \
-             loopback; its event is an HTTP API GET /approval without a link token)"
+            "(approval: its init makes no AWS call, it reads the link keys on the first request \
+             with a link; its event is an HTTP API GET /approval without a link token)"
         );
     }
     println!(
