@@ -5,37 +5,13 @@ mod support;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
-use http::{Method, Request, StatusCode};
+use http::{Method, StatusCode};
 use rollback_approval::{handle_at, handle_request};
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::contract::approval::{ApprovalDecision, RejectionCause};
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use support::*;
-
-fn get(token: &str) -> Request<Vec<u8>> {
-    Request::builder()
-        .method(Method::GET)
-        .uri(format!("/approval?t={token}"))
-        .header("host", "approve.test")
-        .body(Vec::new())
-        .unwrap()
-}
-
-fn post(token: &str, approver: &str) -> Request<Vec<u8>> {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("t", token)
-        .append_pair("approver", approver)
-        .finish();
-    Request::builder()
-        .method(Method::POST)
-        .uri("/approval")
-        .header("host", "approve.test")
-        .header("origin", "https://approve.test")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.into_bytes())
-        .unwrap()
-}
 
 async fn still_running(arn: &str) {
     assert_eq!(

@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::Utc;
-use http::{Method, Request, StatusCode};
+use http::StatusCode;
 use rollback_approval::handle_request;
 use rollback_core::approval_link::{Decision, LinkKey, LinkPayload, LinkSummary};
 use rollback_core::request::Scope;
@@ -23,33 +23,6 @@ fn hostile(pad: usize) -> String {
          </textarea></title><!--\r\n\u{0}\u{1b}[2J\u{202E}evil\u{2066}&amp;&#60;{}",
         "A".repeat(pad)
     )
-}
-
-fn get(token: &str) -> Request<Vec<u8>> {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("t", token)
-        .finish();
-    Request::builder()
-        .method(Method::GET)
-        .uri(format!("/approval?{query}"))
-        .header("host", "approve.test")
-        .body(Vec::new())
-        .unwrap()
-}
-
-fn post(token: &str, approver: &str) -> Request<Vec<u8>> {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("t", token)
-        .append_pair("approver", approver)
-        .finish();
-    Request::builder()
-        .method(Method::POST)
-        .uri("/approval")
-        .header("host", "approve.test")
-        .header("origin", "https://approve.test")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.into_bytes())
-        .unwrap()
 }
 
 /// The page's element structure: every tag name in order (`p`, `/p`, `!doctype`, …).

@@ -11,27 +11,6 @@ use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use support::*;
 
-fn get(token: &str) -> http::Request<Vec<u8>> {
-    http::Request::builder()
-        .uri(format!("/approval?t={token}"))
-        .header("host", "approve.test")
-        .body(Vec::new())
-        .unwrap()
-}
-
-fn post(token: &str, approver: &str) -> http::Request<Vec<u8>> {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("t", token)
-        .append_pair("approver", approver)
-        .finish();
-    http::Request::builder()
-        .method(http::Method::POST)
-        .uri("/approval")
-        .header("host", "approve.test")
-        .body(body.into_bytes())
-        .unwrap()
-}
-
 /// Collects everything logged while a test runs.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -7,36 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use http::{Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use rollback_approval::{LinkKeySource, MAX_AGE, Services, handle_request};
 use rollback_core::approval_link::{Decision, KeyCache, LinkKey};
 use rollback_core::contract::approval::ApprovalDecision;
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use support::*;
-
-fn get(token: &str) -> Request<Vec<u8>> {
-    Request::builder()
-        .method(Method::GET)
-        .uri(format!("/approval?t={token}"))
-        .header("host", "approve.test")
-        .body(Vec::new())
-        .unwrap()
-}
-
-fn post(token: &str, approver: &str) -> Request<Vec<u8>> {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("t", token)
-        .append_pair("approver", approver)
-        .finish();
-    Request::builder()
-        .method(Method::POST)
-        .uri("/approval")
-        .header("host", "approve.test")
-        .header("origin", "https://approve.test")
-        .body(body.into_bytes())
-        .unwrap()
-}
 
 /// The approval role of a stack whose `ApprovalLinkKey` is the secret `arn`.
 fn keyed_gate(service: &str, arn: &str) -> IamGate {

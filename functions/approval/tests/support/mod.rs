@@ -184,3 +184,32 @@ pub fn payload(token: &str, decision: Decision, scope: Scope) -> LinkPayload {
 pub fn link(key: &LinkKey, payload: &LinkPayload) -> String {
     key.seal(payload).unwrap()
 }
+
+/// `GET /approval?t=<token>`, as a mail client opens the link.
+pub fn get(token: &str) -> http::Request<Vec<u8>> {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("t", token)
+        .finish();
+    http::Request::builder()
+        .method(http::Method::GET)
+        .uri(format!("/approval?{query}"))
+        .header("host", "approve.test")
+        .body(Vec::new())
+        .unwrap()
+}
+
+/// The confirmation form's `POST`, from the page's own origin.
+pub fn post(token: &str, approver: &str) -> http::Request<Vec<u8>> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("t", token)
+        .append_pair("approver", approver)
+        .finish();
+    http::Request::builder()
+        .method(http::Method::POST)
+        .uri("/approval")
+        .header("host", "approve.test")
+        .header("origin", "https://approve.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.into_bytes())
+        .unwrap()
+}
