@@ -370,7 +370,8 @@ impl LocalStack {
             .unwrap_or_default()
             .to_owned();
         // A person presses the button again when the page says "Try again" (503: Step
-        // Functions or the decision key did not answer); so does the drill, a few times.
+        // Functions or the decision key did not answer); so does the drill, for up to about
+        // 30 s (a fault schedule can fail several signing calls in a row).
         let mut attempts = 0;
         let (status, html) = loop {
             attempts += 1;
@@ -383,10 +384,11 @@ impl LocalStack {
                 .context("submitting the approval form")?;
             let status = answer.status();
             let html = answer.text().await?;
-            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 5 {
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 15 {
                 break (status, html);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let pause = 200 * (1u64 << attempts.min(4));
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         };
         let title = html
             .split("<title>")
