@@ -192,15 +192,6 @@ impl DecisionVerifier {
         }
     }
 
-    /// The verifier for the key named by [`DECISION_KEY_ENV`]; a missing variable is a
-    /// deployment error.
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<DecisionVerifier, String> {
-        Ok(DecisionVerifier::new(
-            aws_sdk_kms::Client::new(sdk),
-            key_from_env()?,
-        ))
-    }
-
     pub async fn key(&self) -> Result<&DecisionKey, RollbackError> {
         self.key
             .get_or_try_init(|| async {
