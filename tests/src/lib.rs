@@ -218,6 +218,8 @@ impl Harness {
             decision: Decision::Approve,
             scope,
             approver: "oncall@example.com".into(),
+            approvers: Vec::new(),
+            identity: rollback_core::decision::Identity::SelfAsserted,
             decided_at: Utc::now(),
             fingerprint,
             // The scripted functions verify nothing; the real ones are tested with real

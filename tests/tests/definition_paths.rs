@@ -951,8 +951,12 @@ async fn a_retried_approval_request_is_sent_as_resent_and_its_links_decide() {
         now: chrono::Utc::now(),
     };
     let key = rollback_core::approval_link::LinkKey::generate();
-    let email =
-        rollback_notify::approval::render(&ctx, request, "http://approve.test/", &key).unwrap();
+    let page = rollback_notify::approval::ApprovalPage {
+        url: "http://approve.test/",
+        key: &key,
+        login: false,
+    };
+    let email = rollback_notify::approval::render(&ctx, request, &page).unwrap();
     assert!(
         email
             .message

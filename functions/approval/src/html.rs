@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use rollback_core::approval_link::{Decision, LinkPayload};
 use rollback_core::request::Scope;
 
+use crate::ledger::Entry;
+
 /// Escapes text for HTML element content and quoted attribute values; control characters
 /// are dropped.
 pub fn escape(text: &str) -> String {
@@ -88,8 +90,54 @@ fn summary(payload: &LinkPayload) -> String {
     html
 }
 
+/// Who may decide, how many must approve, and who has: for a decision that needs more than
+/// one person or names its approvers.
+fn who_decides(payload: &LinkPayload, so_far: &[Entry]) -> String {
+    let rules = &payload.rules;
+    let mut lines = Vec::new();
+    if !rules.approvers.is_empty() {
+        lines.push(format!(
+            "Only the approvers the plan lists may decide: {}.",
+            escape(&rules.approvers.join(", "))
+        ));
+    }
+    if payload.decision == Decision::Approve && !rules.single() {
+        let mut needs = format!(
+            "This approval needs {} different people",
+            rules.needed.max(1)
+        );
+        if let Some(starter) = &rules.starter {
+            needs.push_str(&format!(
+                ", and someone besides {} (who started the rollback)",
+                escape(starter)
+            ));
+        }
+        needs.push('.');
+        lines.push(needs);
+        if so_far.is_empty() {
+            lines.push("Nobody has approved yet: yours is recorded and shown to the next.".into());
+        } else {
+            let who: Vec<String> = so_far
+                .iter()
+                .map(|e| format!("{} at {}", escape(&e.approver), fmt_time(e.decided_at)))
+                .collect();
+            lines.push(format!("Approved so far by {}.", who.join("; ")));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("<div class=\"box\">{}</div>", lines.join("<br>"))
+}
+
 /// GET: what the link will do, and the form that does it. Changes nothing.
-pub fn confirm(payload: &LinkPayload, token: &str, error: Option<&str>, approver: &str) -> String {
+pub fn confirm(
+    payload: &LinkPayload,
+    token: &str,
+    error: Option<&str>,
+    approver: &str,
+    so_far: &[Entry],
+) -> String {
     let label = action_label(payload);
     let (intro, class, button_class) = match payload.decision {
         Decision::Approve if payload.scope.includes_database() => (
@@ -115,10 +163,11 @@ pub fn confirm(payload: &LinkPayload, token: &str, error: Option<&str>, approver
         .unwrap_or_default();
     let title = format!("{label}: rollback of {}", payload.summary.service);
     let body = format!(
-        "<h1>{}</h1>{error}<div class=\"box {class}\">{}</div>{}\
+        "<h1>{}</h1>{error}<div class=\"box {class}\">{}</div>{}{}\
          <form method=\"post\" action=\"\">\
          <input type=\"hidden\" name=\"t\" value=\"{}\">\
-         <p><label>Your email (recorded as the approver):<br>\
+         <p><label>Your email (recorded as the approver; self-asserted: this page does not \
+         verify it):<br>\
          <input type=\"email\" name=\"approver\" required maxlength=\"254\" \
          autocomplete=\"email\" value=\"{}\"></label></p>\
          <p><button type=\"submit\" id=\"decide\" class=\"{button_class}\">{}</button></p>\
@@ -126,6 +175,7 @@ pub fn confirm(payload: &LinkPayload, token: &str, error: Option<&str>, approver
          the button does.</small></p>",
         escape(&title),
         escape(intro),
+        who_decides(payload, so_far),
         summary(payload),
         escape(token),
         escape(approver),
@@ -157,6 +207,32 @@ pub fn decided(payload: &LinkPayload, approver: &str, at: DateTime<Utc>) -> Stri
         summary(payload)
     );
     page(&head, &body)
+}
+
+/// POST of an approval that was recorded, or counted before, while more people must approve.
+pub fn recorded(payload: &LinkPayload, entries: &[Entry], already: bool) -> String {
+    let head = if already {
+        "Already counted"
+    } else {
+        "Approval recorded"
+    };
+    let who: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} at {}", e.approver, fmt_time(e.decided_at)))
+        .collect();
+    let body = format!(
+        "<h1>{head}</h1><div class=\"box ok\">Approved so far by {}. The rollback of <b>{}</b> \
+         waits for another person's approval{}; nothing changes until then. Forward the \
+         email to another approver.</div>{}",
+        escape(&who.join("; ")),
+        escape(&payload.summary.service),
+        match &payload.rules.starter {
+            Some(starter) => format!(" (someone besides {})", escape(starter)),
+            None => String::new(),
+        },
+        summary(payload)
+    );
+    page(head, &body)
 }
 
 /// A page that only explains (errors, already decided).

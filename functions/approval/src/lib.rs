@@ -23,15 +23,18 @@
 
 mod html;
 mod keys;
+pub mod ledger;
 mod local;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Response, StatusCode, header};
-use rollback_core::approval_link::{Decision, LinkError, LinkKey, LinkPayload};
+use rollback_core::approval_link::{Decision, LinkError, LinkKey, LinkPayload, is_email};
 use rollback_core::contract::approval::{ApprovalDecision, REJECTED_ERROR, RejectionCause};
 use rollback_core::decision::{DecisionClaims, DecisionSigner, Identity};
+
+use ledger::{Entry, Ledger, Outcome};
 
 pub use html::escape;
 pub use keys::{LinkKeySource, MAX_AGE, RELOAD_AFTER};
@@ -40,14 +43,17 @@ pub use local::serve_local;
 /// Form bodies are small; anything bigger is not ours.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// What the page works with: Step Functions to decide, the link keys to open links, and the
-/// decision key to sign approvals.
+/// What the page works with: Step Functions to decide, the link keys to open links, the
+/// decision key to sign approvals, and the ledger that records approvals until enough people
+/// have approved.
 #[derive(Clone)]
 pub struct Services {
     pub sfn: aws_sdk_sfn::Client,
     /// Shared by clones: one cache of the keys per process.
     pub link_keys: Arc<LinkKeySource>,
     pub signer: DecisionSigner,
+    /// Needed only by plans that ask more than one person ([`ledger`]).
+    pub ledger: Option<Ledger>,
 }
 
 impl Services {
@@ -56,7 +62,14 @@ impl Services {
             sfn,
             link_keys: Arc::new(keys),
             signer,
+            ledger: None,
         }
+    }
+
+    /// Records approvals in `ledger` when a decision needs several people.
+    pub fn with_ledger(mut self, ledger: Ledger) -> Services {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// With one key in hand (tests, the local drill).
@@ -136,9 +149,24 @@ async fn show(services: &Services, token: Option<&str>, now: DateTime<Utc>) -> R
     match open(services, token, now).await {
         Ok(payload) => {
             tracing::info!(execution = %payload.execution, decision = payload.decision.as_str(), "confirmation page shown");
-            respond(StatusCode::OK, html::confirm(&payload, token, None, ""))
+            let so_far = approvals_so_far(services, &payload).await;
+            respond(
+                StatusCode::OK,
+                html::confirm(&payload, token, None, "", &so_far),
+            )
         }
         Err(page) => *page,
+    }
+}
+
+/// The approvals recorded for this link's decision, shown to the next approver. A ledger
+/// that cannot be read shows none: the page still works, and the POST reads it again.
+async fn approvals_so_far(services: &Services, payload: &LinkPayload) -> Vec<Entry> {
+    match (&services.ledger, payload.decision) {
+        (Some(ledger), Decision::Approve) if !payload.rules.single() => {
+            ledger.entries(payload).await.unwrap_or_default()
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -157,13 +185,30 @@ async fn open(
         .map_err(|e| Box::new(link_error_page(&e)))
 }
 
+/// Who is deciding, and how the page knows it.
+struct Person {
+    /// Lowercased: compared with the plan's approvers and with earlier approvals.
+    name: String,
+    groups: Vec<String>,
+    identity: Identity,
+}
+
+impl Person {
+    fn self_asserted(email: &str) -> Person {
+        Person {
+            name: email.to_ascii_lowercase(),
+            groups: Vec::new(),
+            identity: Identity::SelfAsserted,
+        }
+    }
+}
+
 async fn decide(
     services: &Services,
     token: Option<&str>,
     approver: &str,
     now: DateTime<Utc>,
 ) -> Response<String> {
-    let sfn = &services.sfn;
     let Some(token) = token else {
         return link_error_page(&LinkError::Malformed);
     };
@@ -171,75 +216,211 @@ async fn decide(
         Ok(payload) => payload,
         Err(page) => return *page,
     };
-    let approver = approver.trim();
-    if let Err(why) = valid_approver(approver) {
+    let typed = approver.trim();
+    if !is_email(typed) {
+        let so_far = approvals_so_far(services, &payload).await;
         return respond(
             StatusCode::BAD_REQUEST,
-            html::confirm(&payload, token, Some(why), approver),
+            html::confirm(
+                &payload,
+                token,
+                Some("Enter your email address; it is recorded as the approver."),
+                typed,
+                &so_far,
+            ),
         );
     }
-    let result = match payload.decision {
-        Decision::Approve => {
-            let claims = DecisionClaims::new(
-                &payload.execution,
-                &payload.plan_fingerprint,
-                &payload.fingerprint,
-                payload.scope,
-                approver,
-                Identity::SelfAsserted,
-                now,
-            );
-            let signed = match services.signer.sign(&claims).await {
-                Ok(signed) => signed,
-                Err(e) => return signing_failed_page(&payload, &e),
-            };
-            let decision = ApprovalDecision {
-                decision: Decision::Approve,
-                scope: payload.scope,
-                approver: approver.to_owned(),
-                decided_at: now,
-                fingerprint: payload.fingerprint.clone(),
-                signed,
-            };
-            let output = serde_json::to_string(&decision).unwrap_or_default();
-            sfn.send_task_success()
-                .task_token(&payload.task_token)
-                .output(output)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(&e))
-        }
-        Decision::Reject => {
-            let cause = RejectionCause {
-                approver: approver.to_owned(),
-                decided_at: now,
-                fingerprint: payload.fingerprint.clone(),
-                message: format!("rejected by {approver} on the approval page"),
-            };
-            sfn.send_task_failure()
-                .task_token(&payload.task_token)
-                .error(REJECTED_ERROR)
-                .cause(serde_json::to_string(&cause).unwrap_or_default())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(&e))
+    let person = Person::self_asserted(typed);
+    if !payload.rules.allows(&person.name, &person.groups) {
+        return not_an_approver_page(&payload, &person);
+    }
+    match payload.decision {
+        Decision::Approve => approve(services, &payload, &person, now).await,
+        Decision::Reject => reject(services, &payload, &person, now).await,
+    }
+}
+
+async fn approve(
+    services: &Services,
+    payload: &LinkPayload,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Response<String> {
+    let mine = Entry {
+        approver: person.name.clone(),
+        identity: person.identity,
+        decided_at: now,
+    };
+    let entries = if payload.rules.single() {
+        vec![mine]
+    } else {
+        let Some(ledger) = &services.ledger else {
+            return ledger_unavailable_page(payload, "no ledger is configured");
+        };
+        match ledger.approve(payload, &payload.rules, mine).await {
+            Ok(Outcome::Complete(entries)) => entries,
+            Ok(Outcome::Waiting(entries)) => {
+                tracing::info!(
+                    execution = %payload.execution,
+                    scope = html::scope_label(payload.scope),
+                    approver = %person.name,
+                    approvals = entries.len(),
+                    "approval recorded; waiting for more"
+                );
+                return respond(
+                    StatusCode::ACCEPTED,
+                    html::recorded(payload, &entries, false),
+                );
+            }
+            Ok(Outcome::AlreadyCounted(entries)) => {
+                return respond(
+                    StatusCode::CONFLICT,
+                    html::recorded(payload, &entries, true),
+                );
+            }
+            Ok(Outcome::CompletedByOthers(entries)) => {
+                return respond(
+                    StatusCode::CONFLICT,
+                    html::notice(
+                        "Already approved",
+                        "warn",
+                        &format!(
+                            "This rollback ({}) was approved already by {}. Your approval was \
+                             not needed and nothing more was changed.",
+                            payload.execution,
+                            ledger::names(&entries).join(" and ")
+                        ),
+                    ),
+                );
+            }
+            Err(e) => return ledger_unavailable_page(payload, &e.0),
         }
     };
-    match result {
+    let names = ledger::names(&entries);
+    let claims = DecisionClaims::new(
+        &payload.execution,
+        &payload.plan_fingerprint,
+        &payload.fingerprint,
+        payload.scope,
+        &names,
+        person.identity,
+        now,
+    );
+    let signed = match services.signer.sign(&claims).await {
+        Ok(signed) => signed,
+        Err(e) => return signing_failed_page(payload, &e),
+    };
+    let decision = ApprovalDecision {
+        decision: Decision::Approve,
+        scope: payload.scope,
+        approver: person.name.clone(),
+        approvers: if names.len() > 1 { names } else { Vec::new() },
+        identity: person.identity,
+        decided_at: now,
+        fingerprint: payload.fingerprint.clone(),
+        signed,
+    };
+    let output = serde_json::to_string(&decision).unwrap_or_default();
+    let sent = services
+        .sfn
+        .send_task_success()
+        .task_token(&payload.task_token)
+        .output(output)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(&e));
+    recorded_or_failed(payload, &decision.approved_by(), sent, now)
+}
+
+async fn reject(
+    services: &Services,
+    payload: &LinkPayload,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Response<String> {
+    let cause = RejectionCause {
+        approver: person.name.clone(),
+        decided_at: now,
+        fingerprint: payload.fingerprint.clone(),
+        message: format!("rejected by {} on the approval page", person.name),
+    };
+    let sent = services
+        .sfn
+        .send_task_failure()
+        .task_token(&payload.task_token)
+        .error(REJECTED_ERROR)
+        .cause(serde_json::to_string(&cause).unwrap_or_default())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(&e));
+    recorded_or_failed(payload, &person.name, sent, now)
+}
+
+fn recorded_or_failed(
+    payload: &LinkPayload,
+    by: &str,
+    sent: Result<(), SfnFailure>,
+    now: DateTime<Utc>,
+) -> Response<String> {
+    match sent {
         Ok(()) => {
             tracing::info!(
                 execution = %payload.execution,
                 decision = payload.decision.as_str(),
                 scope = html::scope_label(payload.scope),
-                approver = %approver,
+                approver = %by,
                 "decision recorded"
             );
-            respond(StatusCode::OK, html::decided(&payload, approver, now))
+            respond(StatusCode::OK, html::decided(payload, by, now))
         }
-        Err(failure) => failure_page(&payload, failure),
+        Err(failure) => failure_page(payload, failure),
     }
+}
+
+/// The plan names who may decide, and this person is not among them: 403, nothing decided.
+fn not_an_approver_page(payload: &LinkPayload, person: &Person) -> Response<String> {
+    tracing::warn!(execution = %payload.execution, person = %person.name, "not an approver of this plan");
+    let groups_only = payload
+        .rules
+        .approvers
+        .iter()
+        .all(|a| a.starts_with(rollback_core::plan::GROUP_PREFIX));
+    let hint = if groups_only && person.identity == Identity::SelfAsserted {
+        " The plan names its approvers by group, which only a sign-in through the \
+         organisation's identity provider can show; this page has none configured."
+    } else {
+        ""
+    };
+    respond(
+        StatusCode::FORBIDDEN,
+        html::notice(
+            "Not an approver",
+            "bad",
+            &format!(
+                "The plan for this rollback lists who may decide on it, and {} is not among \
+                 them. Nothing was decided. Forward the email to one of the approvers it \
+                 names.{hint}",
+                person.name
+            ),
+        ),
+    )
+}
+
+/// Approvals could not be recorded or read: nothing was decided by this request.
+fn ledger_unavailable_page(payload: &LinkPayload, why: &str) -> Response<String> {
+    tracing::warn!(execution = %payload.execution, reason = why, "approvals ledger unavailable");
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::notice(
+            "Try again",
+            "warn",
+            "This decision needs more than one person, and the record of approvals cannot be \
+             read or written right now. Nothing was decided; press the button again in a \
+             minute, or tell the team that runs the rollback system if it persists.",
+        ),
+    )
 }
 
 /// How a Step Functions answer is shown. Each variant holds what the page may show: an
@@ -430,21 +611,6 @@ fn capitalize(text: &str) -> String {
     }
 }
 
-fn valid_approver(approver: &str) -> Result<(), &'static str> {
-    let ok = (3..=254).contains(&approver.len())
-        && approver.matches('@').count() == 1
-        && !approver.starts_with('@')
-        && !approver.ends_with('@')
-        && !approver
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err("Enter your email address; it is recorded as the approver.")
-    }
-}
-
 /// Origin (or Referer) must name the host the request came to, when present.
 fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     let host = headers
@@ -538,6 +704,7 @@ mod tests {
             fingerprint: "ab".repeat(32),
             plan_fingerprint: String::new(),
             summary: Default::default(),
+            rules: Default::default(),
         }
     }
 
@@ -631,13 +798,5 @@ mod tests {
             ]))
             .is_err()
         );
-    }
-
-    #[test]
-    fn approvers_are_emails() {
-        assert!(valid_approver("oncall@example.com").is_ok());
-        for bad in ["", "x", "a b@c", "@x", "x@", "a@b@c", "<script>@x\n"] {
-            assert!(valid_approver(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! The approval page as a Lambda behind an API Gateway HTTP API.
 
 use lambda_http::{Body, Request, service_fn};
-use rollback_approval::LinkKeySource;
+use rollback_approval::{LinkKeySource, ledger};
 use rollback_core::approval_link::KEY_SECRET_ENV;
 
 #[tokio::main]
@@ -15,7 +15,14 @@ async fn main() -> Result<(), lambda_http::Error> {
         .map_err(|_| anyhow_free(format!("set {KEY_SECRET_ENV} to the link key secret's ARN")))?;
     let keys = LinkKeySource::from_secret(aws_sdk_secretsmanager::Client::new(&sdk), secret_id);
     let signer = rollback_core::decision::DecisionSigner::from_env(&sdk).map_err(anyhow_free)?;
-    let services = rollback_approval::Services::new(sfn, keys, signer);
+    let mut services = rollback_approval::Services::new(sfn, keys, signer);
+    // Without a ledger, decisions that need several people answer "try again" and say why.
+    if let Some(bucket) = std::env::var(ledger::BUCKET_ENV)
+        .ok()
+        .filter(|b| !b.is_empty())
+    {
+        services = services.with_ledger(ledger::Ledger::new(aws_sdk_s3::Client::new(&sdk), bucket));
+    }
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
         let (parts, body) = request.into_parts();

@@ -94,7 +94,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
     assert_eq!(claims.execution, sealed.execution);
     assert_eq!(claims.fingerprint, "fp-1234567890abcdef");
     assert_eq!(claims.scope, Scope::AppAndDatabase);
-    assert_eq!(claims.approver, "oncall@example.com");
+    assert_eq!(claims.approvers, ["oncall@example.com"]);
     assert_eq!(
         claims.identity,
         rollback_core::decision::Identity::SelfAsserted

@@ -89,6 +89,7 @@ fn payload_with(token: &str, decision: Decision, text: impl Fn(usize) -> String)
             lines: vec![text(100_000), text(10), text(0)],
         }
         .bounded(),
+        rules: Default::default(),
     }
 }
 

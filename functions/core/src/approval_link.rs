@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::RollbackError;
+use crate::plan::GROUP_PREFIX;
 use crate::request::Scope;
 
 /// What [`LinkKey::seal`] writes: with a key id.
@@ -123,6 +124,73 @@ pub struct LinkPayload {
     pub plan_fingerprint: String,
     #[serde(default)]
     pub summary: LinkSummary,
+    /// Who may decide and how many must approve, from the plan's approval policy.
+    #[serde(default)]
+    pub rules: ApproverRules,
+}
+
+/// The plan's approval policy as it applies to one link, sealed into it so the approval page
+/// needs no storage to enforce it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverRules {
+    /// Lowercased email addresses and `group:<value>` entries; empty: anyone with the link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Distinct people who must approve this link's decision.
+    pub needed: u8,
+    /// Who started the rollback when the plan says they may not approve alone (lowercased).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starter: Option<String>,
+}
+
+impl Default for ApproverRules {
+    fn default() -> Self {
+        ApproverRules {
+            approvers: Vec::new(),
+            needed: 1,
+            starter: None,
+        }
+    }
+}
+
+impl ApproverRules {
+    /// Whether these approvers (distinct, lowercased) complete the decision: enough of them,
+    /// and someone besides the starter when the starter may not approve alone.
+    pub fn complete(&self, approvers: &[String]) -> bool {
+        let enough = approvers.len() >= usize::from(self.needed.max(1));
+        let besides_starter = match &self.starter {
+            Some(starter) => approvers.iter().any(|a| a != starter),
+            None => true,
+        };
+        enough && besides_starter
+    }
+
+    /// Whether a person (lowercased email, with their groups when authenticated) may decide.
+    pub fn allows(&self, person: &str, groups: &[String]) -> bool {
+        self.approvers.is_empty()
+            || self
+                .approvers
+                .iter()
+                .any(|entry| match entry.strip_prefix(GROUP_PREFIX) {
+                    Some(group) => groups.iter().any(|g| g == group),
+                    None => entry == person,
+                })
+    }
+
+    /// Whether only one person's approval is needed (no record of earlier approvals).
+    pub fn single(&self) -> bool {
+        self.needed <= 1 && self.starter.is_none()
+    }
+}
+
+/// A plausible email address: one `@` with text on both sides, no spaces or control
+/// characters, 3-254 characters.
+pub fn is_email(text: &str) -> bool {
+    (3..=254).contains(&text.len())
+        && text.matches('@').count() == 1
+        && !text.starts_with('@')
+        && !text.ends_with('@')
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl LinkPayload {
@@ -144,6 +212,7 @@ impl fmt::Debug for LinkPayload {
             .field("execution", &self.execution)
             .field("fingerprint", &self.fingerprint)
             .field("plan_fingerprint", &self.plan_fingerprint)
+            .field("rules", &self.rules)
             .finish()
     }
 }
@@ -606,7 +675,41 @@ mod tests {
                 lines: vec!["restore mint-replica-db".into()],
             }
             .bounded(),
+            rules: ApproverRules {
+                approvers: vec!["oncall@example.com".into(), "group:sre".into()],
+                needed: 2,
+                starter: Some("dev@example.com".into()),
+            },
         }
+    }
+
+    #[test]
+    fn approvers_are_emails() {
+        assert!(is_email("oncall@example.com"));
+        for bad in ["", "x", "a b@c", "@x", "x@", "a@b@c", "<script>@x\n"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rules_say_who_may_decide_and_when_it_is_complete() {
+        let rules = payload().rules;
+        assert!(rules.allows("oncall@example.com", &[]));
+        assert!(rules.allows("someone@example.com", &["sre".into()]));
+        assert!(!rules.allows("someone@example.com", &["dev".into()]));
+        assert!(!rules.allows("dev@example.com", &[]));
+        assert!(ApproverRules::default().allows("anyone@example.com", &[]));
+        let people = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(!rules.complete(&people(&["oncall@example.com"])));
+        assert!(rules.complete(&people(&["oncall@example.com", "dev@example.com"])));
+        // Two people, but one of them must not be the starter: the starter and… the starter.
+        let starter_alone = ApproverRules {
+            needed: 1,
+            ..rules.clone()
+        };
+        assert!(!starter_alone.complete(&people(&["dev@example.com"])));
+        assert!(starter_alone.complete(&people(&["oncall@example.com"])));
+        assert!(!rules.single() && ApproverRules::default().single());
     }
 
     #[test]

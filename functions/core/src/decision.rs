@@ -66,7 +66,9 @@ pub struct DecisionClaims {
     /// approver was shown.
     pub fingerprint: String,
     pub scope: Scope,
-    pub approver: String,
+    /// Everyone who approved, distinct, in the order they approved (the last one completed
+    /// the decision).
+    pub approvers: Vec<String>,
     pub identity: Identity,
     pub decided_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -80,7 +82,7 @@ impl DecisionClaims {
         plan_fingerprint: &str,
         fingerprint: &str,
         scope: Scope,
-        approver: &str,
+        approvers: &[String],
         identity: Identity,
         decided_at: DateTime<Utc>,
     ) -> DecisionClaims {
@@ -90,7 +92,7 @@ impl DecisionClaims {
             plan_fingerprint: plan_fingerprint.to_owned(),
             fingerprint: fingerprint.to_owned(),
             scope,
-            approver: approver.to_owned(),
+            approvers: approvers.to_vec(),
             identity,
             decided_at,
             expires_at: decided_at + Duration::hours(DECISION_LIFETIME_HOURS),
@@ -309,6 +311,15 @@ fn check<A>(
             scope_name(claims.scope)
         ));
     }
+    let people = step.plan.approval.approvals_needed(needed.scope);
+    let distinct: std::collections::BTreeSet<&str> =
+        claims.approvers.iter().map(String::as_str).collect();
+    if distinct.len() < usize::from(people) {
+        return Err(format!(
+            "the plan needs {people} distinct approvers for this action, the decision names {}",
+            distinct.len()
+        ));
+    }
     if now >= claims.expires_at {
         return Err(format!("the decision expired at {}", claims.expires_at));
     }
@@ -390,7 +401,7 @@ mod tests {
             &fingerprint(&s.plan),
             &fingerprint(&resolved),
             Scope::App,
-            "a@b.c",
+            &["a@b.c".to_owned()],
             Identity::SelfAsserted,
             now,
         );
@@ -432,5 +443,42 @@ mod tests {
             resolved: Some(("databases", Some(&changed))),
         };
         assert!(err(&claims, differ).contains("differ from the approved databases"));
+    }
+
+    /// A plan that asks two people for databases: a database action refuses a decision one
+    /// person made (or one person twice), an app action does not need the second.
+    #[test]
+    fn database_actions_count_distinct_approvers() {
+        let now = Utc::now();
+        let mut s = step("e1");
+        s.plan.approval.database_approvers = 2;
+        let resolved = json!({});
+        let proof = ApprovalProof {
+            decision: String::new(),
+            resolved: resolved.clone(),
+        };
+        let claims = |approvers: &[&str]| {
+            let approvers: Vec<String> = approvers.iter().map(|a| a.to_string()).collect();
+            DecisionClaims::new(
+                "e1",
+                &fingerprint(&s.plan),
+                &fingerprint(&resolved),
+                Scope::AppAndDatabase,
+                &approvers,
+                Identity::SelfAsserted,
+                now,
+            )
+        };
+        let needed = |scope| Needed {
+            scope,
+            resolved: None,
+        };
+        let db = Scope::AppAndDatabase;
+        for one in [&["a@x.io"][..], &["a@x.io", "a@x.io"]] {
+            let why = check(&claims(one), &s, &proof, needed(db), now).unwrap_err();
+            assert!(why.contains("needs 2 distinct approvers"), "{why}");
+        }
+        assert!(check(&claims(&["a@x.io"]), &s, &proof, needed(Scope::App), now).is_ok());
+        assert!(check(&claims(&["a@x.io", "b@x.io"]), &s, &proof, needed(db), now).is_ok());
     }
 }

@@ -341,6 +341,20 @@ pub struct ApprovalPolicy {
     pub timeout_minutes: u32,
     #[serde(default = "defaults::escalate_after_minutes")]
     pub escalate_after_minutes: u32,
+    /// Who may approve or reject: email addresses, or `group:<value>` for a value of the
+    /// identity provider's groups claim (needs the login; see infra/DEPLOY.md). Empty: anyone
+    /// who holds the emailed link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Distinct people who must approve a rollback that restores databases (`app+database`):
+    /// the first approvals are recorded, the last one lets the rollback go on.
+    #[serde(default = "defaults::database_approvers")]
+    pub database_approvers: u8,
+    /// Whether the person who started a manual rollback (`requested_by`) may approve it
+    /// alone. When false, their approval counts but someone else must approve too, and a
+    /// manual start must say who it is.
+    #[serde(default = "defaults::yes")]
+    pub starter_may_approve_alone: bool,
 }
 
 impl Default for ApprovalPolicy {
@@ -348,6 +362,27 @@ impl Default for ApprovalPolicy {
         ApprovalPolicy {
             timeout_minutes: defaults::approval_timeout_minutes(),
             escalate_after_minutes: defaults::escalate_after_minutes(),
+            approvers: Vec::new(),
+            database_approvers: defaults::database_approvers(),
+            starter_may_approve_alone: true,
+        }
+    }
+}
+
+/// Most distinct approvers a plan may ask for (a rollback must stay quick to approve).
+pub const MAX_DATABASE_APPROVERS: u8 = 3;
+/// Most entries in `approval.approvers` (the list travels inside every approval link).
+pub const MAX_APPROVERS: usize = 50;
+/// Prefix of a group entry in `approval.approvers`.
+pub const GROUP_PREFIX: &str = "group:";
+
+impl ApprovalPolicy {
+    /// How many distinct people must approve a decision with this scope.
+    pub fn approvals_needed(&self, scope: crate::request::Scope) -> u8 {
+        if scope.includes_database() {
+            self.database_approvers.max(1)
+        } else {
+            1
         }
     }
 }
@@ -415,6 +450,12 @@ mod defaults {
     }
     pub fn escalate_after_minutes() -> u32 {
         15
+    }
+    pub fn database_approvers() -> u8 {
+        1
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn interval_seconds() -> u32 {
         15
@@ -810,6 +851,7 @@ impl Plan {
                 ),
             );
         }
+        validate_approvers(approval, errors);
         if self.on_failure == OnFailure::Resume
             && self
                 .cluster
@@ -885,5 +927,78 @@ fn validate_gitops(errors: &mut ValidationErrors, gitops: &[GitOpsRef]) {
 fn check_timeout(errors: &mut ValidationErrors, path: &str, timeout_ms: u64) {
     if !(1..=60_000).contains(&timeout_ms) {
         errors.push(path, "use 1-60000 milliseconds");
+    }
+}
+
+fn validate_approvers(approval: &ApprovalPolicy, errors: &mut ValidationErrors) {
+    if !(1..=MAX_DATABASE_APPROVERS).contains(&approval.database_approvers) {
+        errors.push(
+            "approval.database_approvers",
+            format!(
+                "use 1-{MAX_DATABASE_APPROVERS}: how many distinct people must approve a \
+                 rollback that restores databases"
+            ),
+        );
+    }
+    if approval.approvers.len() > MAX_APPROVERS {
+        errors.push(
+            "approval.approvers",
+            format!("at most {MAX_APPROVERS} entries; name a group (`group:<value>`) instead"),
+        );
+    }
+    for (i, entry) in approval.approvers.iter().enumerate() {
+        if let Err(why) = approver_entry(entry) {
+            errors.push(format!("approval.approvers[{i}]"), why);
+        }
+    }
+    if !approval.approvers.is_empty()
+        && approval
+            .approvers
+            .iter()
+            .all(|a| !a.starts_with(GROUP_PREFIX))
+    {
+        let people = approval
+            .approvers
+            .iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let needed = usize::from(approval.database_approvers)
+            + usize::from(!approval.starter_may_approve_alone);
+        if people < needed.max(1) {
+            errors.push(
+                "approval.approvers",
+                format!(
+                    "lists {people} distinct people, but a decision may need {needed} \
+                     (database_approvers, plus someone besides the starter when \
+                     starter_may_approve_alone is false): add approvers or a group"
+                ),
+            );
+        }
+    }
+}
+
+/// One `approval.approvers` entry: an email address or `group:<value>`.
+fn approver_entry(entry: &str) -> Result<(), String> {
+    if let Some(group) = entry.strip_prefix(GROUP_PREFIX) {
+        return if !group.is_empty()
+            && group.len() <= 200
+            && !group.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Ok(())
+        } else {
+            Err(
+                "a group entry is `group:<value>`: the value as the groups claim carries it, \
+                 without spaces"
+                    .into(),
+            )
+        };
+    }
+    if crate::approval_link::is_email(entry) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{entry:?} is neither an email address nor `group:<value>`"
+        ))
     }
 }

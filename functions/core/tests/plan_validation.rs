@@ -167,6 +167,49 @@ fn smoke_checks_are_checked() {
 }
 
 #[test]
+fn approver_rules_are_checked() {
+    assert_rejects(
+        |p| p["approval"]["database_approvers"] = json!(0),
+        "approval.database_approvers",
+        "use 1-3",
+    );
+    assert_rejects(
+        |p| p["approval"]["database_approvers"] = json!(4),
+        "approval.database_approvers",
+        "use 1-3",
+    );
+    assert_rejects(
+        |p| p["approval"]["approvers"] = json!(["oncall@example.com", "Jane Doe"]),
+        "approval.approvers[1]",
+        "neither an email address nor `group:<value>`",
+    );
+    assert_rejects(
+        |p| p["approval"]["approvers"] = json!(["group:"]),
+        "approval.approvers[0]",
+        "group:<value>",
+    );
+    // Two people needed, one listed (case does not make a second person).
+    assert_rejects(
+        |p| {
+            p["approval"]["database_approvers"] = json!(2);
+            p["approval"]["approvers"] = json!(["a@example.com", "A@example.com"]);
+        },
+        "approval.approvers",
+        "lists 1 distinct people, but a decision may need 2",
+    );
+    let mut ok = example();
+    ok["approval"]["database_approvers"] = json!(2);
+    ok["approval"]["starter_may_approve_alone"] = json!(false);
+    ok["approval"]["approvers"] = json!(["a@example.com", "b@example.com", "c@example.com"]);
+    let plan = Plan::from_value(ok.clone()).unwrap();
+    assert_eq!(plan.approval.approvals_needed(Scope::AppAndDatabase), 2);
+    assert_eq!(plan.approval.approvals_needed(Scope::App), 1);
+    // A group may hold any number of people.
+    ok["approval"]["approvers"] = json!(["group:sre-oncall"]);
+    Plan::from_value(ok).unwrap();
+}
+
+#[test]
 fn policies_are_bounded() {
     assert_rejects(
         |p| p["approval"]["escalate_after_minutes"] = json!(90),

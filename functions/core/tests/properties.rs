@@ -594,6 +594,7 @@ fn payload() -> impl Strategy<Value = LinkPayload> {
                         lines,
                     }
                     .bounded(),
+                    rules: Default::default(),
                 }
             },
         )
@@ -728,6 +729,7 @@ proptest! {
             fingerprint: "f".into(),
             plan_fingerprint: String::new(),
             summary: LinkSummary { service: "s".into(), reason: "r".repeat(n), lines: vec![] },
+            rules: Default::default(),
         };
         prop_assert!(matches!(fixed_key().seal(&p), Err(LinkError::TooLong(len)) if len > 8000));
         p.summary = p.summary.clone().bounded();

@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Duration, Utc};
 use rollback_core::RollbackError;
-use rollback_core::approval_link::{Decision, LinkKey, LinkPayload, LinkSummary};
+use rollback_core::approval_link::{ApproverRules, Decision, LinkKey, LinkPayload, LinkSummary};
 use rollback_core::contract::notify::ApprovalRequest;
-use rollback_core::request::Scope;
+use rollback_core::request::{Scope, Trigger};
 
 use crate::render::{self, Context, Message, fmt_time};
-use crate::text::clean;
+use crate::text::{clean, cut};
 
 /// One link in the mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +29,22 @@ pub struct RenderedApproval {
     pub fingerprint: String,
 }
 
+/// Where the links point and how they are sealed.
+pub struct ApprovalPage<'a> {
+    /// The approval page's URL.
+    pub url: &'a str,
+    pub key: &'a LinkKey,
+    /// Whether the page requires a login through the organisation's identity provider
+    /// (otherwise the approver's identity is self-asserted, and the mail says so).
+    pub login: bool,
+}
+
 pub fn render(
     ctx: &Context<'_>,
     request: &ApprovalRequest,
-    base_url: &str,
-    key: &LinkKey,
+    page: &ApprovalPage<'_>,
 ) -> Result<RenderedApproval, RollbackError> {
+    let (base_url, key) = (page.url, page.key);
     let base = url::Url::parse(base_url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -100,6 +110,7 @@ pub fn render(
             fingerprint: fingerprint.clone(),
             plan_fingerprint: rollback_core::fingerprint::fingerprint(ctx.plan),
             summary,
+            rules: approver_rules(ctx, decision, scope),
         };
         let token = key.seal(&payload).map_err(|e| {
             RollbackError::InvalidInput(format!("cannot build the {label} link: {e}"))
@@ -154,6 +165,7 @@ pub fn render(
         "Each link opens a confirmation page; nothing happens until you confirm there. The \
          links are for you only: anyone holding one can make that decision."
     );
+    who_decides(&mut body, ctx, !resolved.databases.is_empty(), page.login);
     let _ = writeln!(body, "\nPlan fingerprint: {}", clean(&fingerprint, 80));
     // Which stored plan this execution runs (read when it started): `plan: /path@version`.
     if let Some(source) = &ctx.request.plan_source {
@@ -177,4 +189,80 @@ pub fn render(
         expires_at,
         fingerprint,
     })
+}
+
+/// The plan's approval policy as it applies to one link.
+fn approver_rules(ctx: &Context<'_>, decision: Decision, scope: Scope) -> ApproverRules {
+    let policy = &ctx.plan.approval;
+    ApproverRules {
+        approvers: policy
+            .approvers
+            .iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect(),
+        needed: match decision {
+            Decision::Approve => policy.approvals_needed(scope),
+            // One person may stop a rollback.
+            Decision::Reject => 1,
+        },
+        starter: match decision {
+            Decision::Approve if !policy.starter_may_approve_alone => starter(ctx),
+            _ => None,
+        },
+    }
+}
+
+/// Who started a manual rollback (`requested_by`, lowercased).
+fn starter(ctx: &Context<'_>) -> Option<String> {
+    match &ctx.request.trigger {
+        Trigger::Manual {
+            requested_by: Some(by),
+        } => Some(by.trim().to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// Who may decide, how many must approve, and how the page knows who they are.
+fn who_decides(body: &mut String, ctx: &Context<'_>, databases: bool, login: bool) {
+    let policy = &ctx.plan.approval;
+    let _ = writeln!(body, "\nWHO DECIDES");
+    if policy.approvers.is_empty() {
+        let _ = writeln!(body, "Anyone who holds these links.");
+    } else {
+        let listed: Vec<String> = policy.approvers.iter().map(|a| clean(a, 120)).collect();
+        let _ = writeln!(
+            body,
+            "Only: {}. Others are refused.",
+            cut(&listed.join(", "), 800)
+        );
+    }
+    if databases && policy.database_approvers > 1 {
+        let _ = writeln!(
+            body,
+            "App + database needs {} different people to approve: the first approvals are \
+             recorded and shown to the next; the last one lets the rollback go on.",
+            policy.database_approvers
+        );
+    }
+    if let Some(starter) = (!policy.starter_may_approve_alone)
+        .then(|| starter(ctx))
+        .flatten()
+    {
+        let _ = writeln!(
+            body,
+            "{} started this rollback and may not approve it alone.",
+            clean(&starter, 120)
+        );
+    }
+    let _ = writeln!(
+        body,
+        "{}",
+        if login {
+            "Approvers sign in with the organisation's identity provider; the recorded name \
+             comes from it."
+        } else {
+            "Approvers type their email address on the page: identity is self-asserted (not \
+             verified)."
+        }
+    );
 }

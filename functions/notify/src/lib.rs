@@ -74,6 +74,9 @@ pub struct Config {
     pub report_prefix: String,
     /// `history.json` goes up in parts of this size once it is larger (multipart upload).
     pub report_part_size: usize,
+    /// The approval page requires a login (`ROLLBACK_OIDC_ISSUER` is set): the mail says the
+    /// recorded approver comes from the identity provider, not from a typed address.
+    pub approval_login: bool,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
             report_prefix: var(REPORT_PREFIX_ENV)
                 .unwrap_or_else(|| report::DEFAULT_PREFIX.to_owned()),
             report_part_size: report::PART_SIZE,
+            approval_login: var(rollback_core::oidc::ISSUER_VAR).is_some(),
         }
     }
 
@@ -101,6 +105,7 @@ impl Config {
             report_bucket: None,
             report_prefix: report::DEFAULT_PREFIX.to_owned(),
             report_part_size: report::PART_SIZE,
+            approval_login: false,
         }
     }
 
@@ -150,7 +155,12 @@ pub async fn notify(
                     ))
                 })?;
             let key = config.key.get(&clients.secrets).await?;
-            let rendered = approval::render(&ctx, request, base_url, &key)?;
+            let page = approval::ApprovalPage {
+                url: base_url,
+                key: &key,
+                login: config.approval_login,
+            };
+            let rendered = approval::render(&ctx, request, &page)?;
             (rendered.message, request.topic_arn.as_deref())
         }
         NotifyAction::Progress(n) => (render::progress(&ctx, n), n.topic_arn.as_deref()),

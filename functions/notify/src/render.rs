@@ -542,7 +542,7 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
         let _ = writeln!(
             body,
             "Approved:   by {} at {} (scope {})",
-            clean(&d.approver, 254),
+            clean(&d.approved_by(), 800),
             fmt_time(d.decided_at),
             match d.scope {
                 rollback_core::Scope::App => "app",

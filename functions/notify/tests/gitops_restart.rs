@@ -80,8 +80,11 @@ fn approval_body(plan: &Plan) -> String {
         rollback_notify::approval::render(
             ctx,
             &approval,
-            "http://approve.test/",
-            &LinkKey::generate(),
+            &rollback_notify::approval::ApprovalPage {
+                url: "http://approve.test/",
+                key: &LinkKey::generate(),
+                login: false,
+            },
         )
         .unwrap()
         .message

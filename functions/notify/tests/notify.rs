@@ -379,6 +379,7 @@ async fn missing_configuration_is_invalid_input() {
         report_bucket: None,
         report_prefix: rollback_notify::report::DEFAULT_PREFIX.into(),
         report_part_size: rollback_notify::report::PART_SIZE,
+        approval_login: false,
     };
     let err = handle(
         &clients(&gate),
@@ -422,6 +423,7 @@ async fn the_key_comes_from_secrets_manager() {
         report_bucket: None,
         report_prefix: rollback_notify::report::DEFAULT_PREFIX.into(),
         report_part_size: rollback_notify::report::PART_SIZE,
+        approval_login: false,
     };
     handle(
         &clients(&gate),

@@ -4,7 +4,7 @@
 
 use rollback_core::contract::plan::{ScopeFlags, ValidateInput, ValidateOutput};
 use rollback_core::plan_store::PlanSource;
-use rollback_core::request::StartInput;
+use rollback_core::request::{RollbackRequest, StartInput, Trigger};
 use rollback_core::validation::{FieldError, ValidationErrors};
 use rollback_core::{ExecutionId, Plan, RollbackError};
 
@@ -142,6 +142,7 @@ fn decide(
         });
     }
     let mut request = start.request.with_trigger_policy(&plan.triggers);
+    starter_is_named(&plan, &request)?;
     request.plan_source = source;
     let decision = request.should_act(&plan.triggers);
     let scope = ScopeFlags {
@@ -170,6 +171,31 @@ fn decide(
         skip_reason: decision.err(),
         scope,
     })
+}
+
+/// When the starter may not approve alone, a manual start must say who starts it (as the
+/// email address they approve with), or nobody could tell their approval from another's.
+fn starter_is_named(plan: &Plan, request: &RollbackRequest) -> Result<(), RollbackError> {
+    if plan.approval.starter_may_approve_alone {
+        return Ok(());
+    }
+    let Trigger::Manual { requested_by } = &request.trigger else {
+        return Ok(());
+    };
+    if requested_by
+        .as_deref()
+        .is_some_and(|by| rollback_core::approval_link::is_email(by.trim()))
+    {
+        return Ok(());
+    }
+    let mut errors = ValidationErrors::default();
+    errors.push(
+        "requested_by",
+        "the plan sets approval.starter_may_approve_alone to false, so a manual start must \
+         name who starts it by the email address they approve with: add \
+         \"requested_by\": \"you@example.com\" to the execution input",
+    );
+    Err(RollbackError::InvalidRequest(errors))
 }
 
 #[cfg(test)]
@@ -278,6 +304,32 @@ mod tests {
         assert!(err.to_string().contains("scope"), "{err}");
         let err = validate(PLAN, input(json!({"reasn": "typo"}))).unwrap_err();
         assert_eq!(err.error_name(), "Rollback.InvalidRequest");
+    }
+
+    #[test]
+    fn a_starter_who_may_not_approve_alone_must_be_named() {
+        let plan = r#"{
+            "service": "mint-replica",
+            "images": [{"repository": "mint-replica-backend", "release_tag": "prod", "stable_tag": "stable"}],
+            "approval": {"starter_may_approve_alone": false}
+        }"#;
+        for unnamed in [json!({}), json!({"requested_by": "Jane on call"})] {
+            let err = validate(plan, input(unnamed)).unwrap_err();
+            assert_eq!(err.error_name(), "Rollback.InvalidRequest");
+            let text = err.to_string();
+            assert!(text.contains("requested_by"), "{text}");
+            assert!(text.contains("starter_may_approve_alone"), "{text}");
+        }
+        let out = validate(plan, input(json!({"requested_by": "jane@example.com"}))).unwrap();
+        assert!(out.act);
+        // Alarms start nothing a person could approve alone.
+        assert!(
+            validate(plan, input(alarm_event("OK", "ALARM")))
+                .unwrap()
+                .act
+        );
+        // The default lets the starter approve, named or not.
+        assert!(validate(PLAN, input(json!({}))).unwrap().act);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! it, and throttling before it. Each time the call is repeated (by the SDK or by the next
 //! attempt, as Step Functions would), and the end state must be exactly one copy, this
 //! execution's, with its members, and the live database untouched. moto replaced a cluster
-//! on a repeated create until `local/moto/rds_rules.py` refused it the way RDS does.
+//! on a repeated create until `local/moto/rules/rds.py` refused it the way RDS does.
 
 mod common;
 

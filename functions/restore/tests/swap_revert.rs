@@ -1,5 +1,5 @@
 //! Swap and revert against moto with the RDS rules it lacks (asynchronous renames, no rename
-//! onto a taken name; `local/moto/rds_rules.py`), through the fault proxy: answers lost or
+//! onto a taken name; `local/moto/rules/rds.py`), through the fault proxy: answers lost or
 //! turned into 500s after RDS carried a rename out, and a database that fails while another
 //! is mid-swap. After each, every original identifier must resolve to an available
 //! database, and what the function says must be what is there. The function's calls, the

@@ -17,7 +17,7 @@ const PARTS: [(&str, &str); 3] = [
     ("deployments", "deployments"),
 ];
 
-/// Adds `approval` to `envelope`: a decision by `approver@example.com` for its execution, its
+/// Adds `approval` to `envelope`: a decision by as many approvers as the plan asks (`approver1@example.com`, …) for its execution, its
 /// plan and the resolved part it carries, with `scope`. An envelope whose plan does not parse
 /// is left alone: the function refuses it before it looks for a decision.
 pub async fn approve(moto: &MotoServer, envelope: &mut Value, scope: Scope) {
@@ -73,12 +73,16 @@ fn resolved_of(envelope: &Value) -> Value {
 fn claims_for(envelope: &Value, scope: Scope) -> DecisionClaims {
     let plan: Plan =
         serde_json::from_value(envelope["plan"].clone()).expect("the envelope's plan parses");
+    // As many distinct people as the plan asks for this scope.
+    let approvers: Vec<String> = (1..=plan.approval.approvals_needed(scope))
+        .map(|n| format!("approver{n}@example.com"))
+        .collect();
     DecisionClaims::new(
         envelope["execution"].as_str().unwrap_or_default(),
         &fingerprint(&plan),
         &fingerprint(&resolved_of(envelope)),
         scope,
-        "approver@example.com",
+        &approvers,
         Identity::SelfAsserted,
         chrono::Utc::now(),
     )
@@ -96,7 +100,7 @@ pub async fn sign(moto: &MotoServer, claims: &DecisionClaims) -> String {
 /// Envelopes a destructive action must refuse, each named: `envelope` with no decision, with
 /// a decision for another execution, for another plan, tampered (scope widened without
 /// re-signing), signed by another key, expired, and, when `scope` covers databases, an
-/// app-only decision.
+/// app-only decision and one person's decision where the plan asks two.
 pub async fn refusal_cases(
     moto: &MotoServer,
     envelope: &Value,
@@ -148,6 +152,21 @@ pub async fn refusal_cases(
     ));
     if scope.includes_database() {
         cases.push(("app-only for a database action", with(valid)));
+
+        // The plan asks two people for databases; one approved.
+        let mut two = envelope.clone();
+        two["plan"]["approval"]["database_approvers"] = json!(2);
+        let mut alone = claims_for(envelope, scope);
+        alone.plan_fingerprint = fingerprint(
+            &serde_json::from_value::<Plan>(two["plan"].clone()).expect("the plan parses"),
+        );
+        alone.approvers.truncate(1);
+        two["approval"] = serde_json::to_value(ApprovalProof {
+            decision: sign(moto, &alone).await,
+            resolved: resolved_of(envelope),
+        })
+        .expect("a proof serializes");
+        cases.push(("one approver where the plan asks two", two));
     }
     cases
 }

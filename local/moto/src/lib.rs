@@ -34,8 +34,9 @@ pub enum MotoError {
         log: String,
     },
     #[error(
-        "{binary} has no `python` beside it to run {rules} (the RDS rules moto lacks: \
-         asynchronous renames, no rename onto a taken name); use the .venv `make venv` creates"
+        "{binary} has no `python` beside it to run {rules} (the AWS rules moto lacks: \
+         asynchronous RDS renames, atomic S3 conditional writes); use the .venv `make venv` \
+         creates"
     )]
     NoRules { binary: PathBuf, rules: PathBuf },
     #[error("moto answered {path} with: {answer}")]
@@ -245,12 +246,13 @@ fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("the moto spawner thread did not answer"))?
 }
 
-/// moto_server with the RDS rules moto does not enforce (asynchronous renames, no rename onto
-/// a taken name; see `local/moto/rds_rules.py`), run by the Python beside the moto_server
-/// binary. Without that Python (a moto_server from elsewhere) the rules cannot load, and the
-/// local stack would be laxer than RDS: refuse rather than test against it.
+/// moto_server with the AWS rules moto does not enforce (RDS: asynchronous renames, no rename
+/// or create onto a taken identifier; S3: atomic conditional writes; see `local/moto/rules/`),
+/// run by the Python beside the moto_server binary. Without that Python (a moto_server from
+/// elsewhere) the rules cannot load, and the local stack would be laxer than AWS: refuse
+/// rather than test against it.
 fn launcher(binary: &Path) -> Result<Command, MotoError> {
-    let rules = workspace_root().join("local/moto/rds_rules.py");
+    let rules = workspace_root().join("local/moto/rules/serve.py");
     match binary.parent().map(|dir| dir.join("python")) {
         Some(python) if python.exists() && rules.exists() => {
             let mut command = Command::new(python);

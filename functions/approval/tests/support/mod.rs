@@ -178,6 +178,7 @@ pub fn payload(token: &str, decision: Decision, scope: Scope) -> LinkPayload {
                 "<script>alert('x')</script> deployment mint/backend revision 7 -> 6".into(),
             ],
         },
+        rules: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::approval_link::Decision;
+pub use crate::decision::Identity;
 use crate::request::Scope;
 
 /// Not invoked by the state machine with an action.
@@ -22,14 +23,47 @@ pub const REJECTED_ERROR: &str = "Rollback.Rejected";
 pub struct ApprovalDecision {
     pub decision: Decision,
     pub scope: Scope,
-    /// The approver's email address as they typed it on the confirmation page.
+    /// Who completed the decision: their email address as typed on the confirmation page, or
+    /// the identity provider's claim when the page requires a login (`identity`).
     pub approver: String,
+    /// Everyone who approved, in order, when the plan asked more than one person (the last is
+    /// `approver`); empty when one approval was enough.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// How the approvers' identity was established.
+    #[serde(default = "self_asserted")]
+    pub identity: Identity,
     pub decided_at: DateTime<Utc>,
     pub fingerprint: String,
     /// The decision signed with the decision key: what destructive steps verify
     /// ([`crate::decision`]).
     #[serde(default)]
     pub signed: String,
+}
+
+fn self_asserted() -> Identity {
+    Identity::SelfAsserted
+}
+
+impl ApprovalDecision {
+    /// "a@x", or "a@x and b@x" when several people approved, with how they were identified.
+    pub fn approved_by(&self) -> String {
+        approved_by(&self.approver, &self.approvers, self.identity)
+    }
+}
+
+/// How reports and notices name who approved: the people, then how they were identified.
+pub fn approved_by(approver: &str, approvers: &[String], identity: Identity) -> String {
+    let people = if approvers.len() > 1 {
+        let (last, first) = approvers.split_last().expect("more than one");
+        format!("{} and {last}", first.join(", "))
+    } else {
+        approver.to_owned()
+    };
+    match identity {
+        Identity::SelfAsserted => format!("{people} (self-asserted)"),
+        Identity::Authenticated => format!("{people} (signed in)"),
+    }
 }
 
 /// The `Cause` of a `Rollback.Rejected` failure (JSON text), so the reject path can report who

@@ -418,12 +418,16 @@ pub fn render(f: &Findings) -> String {
     match &f.decision {
         Some(d) => {
             let g = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+            let by =
+                serde_json::from_value::<crate::contract::approval::ApprovalDecision>(d.clone())
+                    .map(|decision| decision.approved_by())
+                    .unwrap_or_else(|_| g("approver"));
             let _ = writeln!(
                 out,
                 "`{}` (scope `{}`) by {} at {}.\n",
                 g("decision"),
                 g("scope"),
-                one_line(&g("approver")),
+                one_line(&by),
                 g("decided_at")
             );
         }

@@ -18,11 +18,10 @@ RDS does none of this:
   minute, fails with DBClusterSnapshotAlreadyExistsFault from its automated backup's name: an
   SDK retry after a lost answer then looked like a failed restore.
 
-Run as `python rds_rules.py -H 127.0.0.1 -p PORT` (the same arguments as moto_server).
+Loaded by `serve.py` beside this file.
 """
 
 import os
-import sys
 import threading
 
 from moto.rds import models
@@ -178,8 +177,3 @@ models.RDSBackend.create_db_cluster = create_db_cluster
 models.RDSBackend.describe_db_instances = describe_db_instances
 models.RDSBackend.describe_db_clusters = describe_db_clusters
 _forget_pending_on_reset()
-
-if __name__ == "__main__":
-    from moto.server import main
-
-    main(sys.argv[1:])
