@@ -51,6 +51,11 @@ enum Command {
         /// point-in-time (RDS restores each to the cutoff; the report shows the restore time).
         #[arg(long, value_enum, default_value = "snapshot")]
         restore: rollbackctl::drill::Restore,
+        /// How many different people must approve the database rollback (the plan's
+        /// approval.database_approvers); the drill approves as each in turn, and the report
+        /// names them all.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+        approvers: u8,
     },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
@@ -219,6 +224,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             timeout_seconds,
             realistic_durations,
             restore,
+            approvers,
         } => {
             let report = rollbackctl::drill::run(rollbackctl::drill::DrillOptions {
                 approve,
@@ -227,6 +233,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_secs(timeout_seconds),
                 latency: realistic_durations.then(rollbackctl::drill::LatencyModel::realistic),
                 restore,
+                approvers,
                 ..Default::default()
             })
             .await?;

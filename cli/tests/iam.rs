@@ -58,9 +58,11 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
         (
             "approve",
             // With the SQL probe (a local PostgreSQL when the machine has one): the smoke test
-            // reads the probe's credentials from Secrets Manager.
+            // reads the probe's credentials from Secrets Manager. Two people approve the
+            // databases: the approval page records the first in its ledger (S3).
             DrillOptions {
                 postgres: true,
+                approvers: 2,
                 ..options("approve")
             },
         ),
@@ -97,6 +99,7 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
     let mut failures = Vec::new();
     let mut sql_probe = false;
     for (name, options) in runs {
+        let report_md = options.output_dir.join("report.md");
         let drill = Drill::prepare(options).await.unwrap();
         sql_probe |= drill.stack.seeded.sql_probe;
         match drill.execute().await {
@@ -108,6 +111,17 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
                 };
                 if report.outcome != expected {
                     failures.push(format!("{name}: {:?} ({:?})", report.outcome, report.error));
+                }
+                let both = "by drill@example.com and second-approver@example.com (self-asserted)";
+                if name == "approve"
+                    && !std::fs::read_to_string(&report_md)
+                        .unwrap_or_default()
+                        .contains(both)
+                {
+                    failures.push(format!(
+                        "approve: {} does not say {both:?}",
+                        report_md.display()
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{name}: {e:#}")),

@@ -95,6 +95,9 @@ pub struct DrillOptions {
     pub crash_at_transition: Option<usize>,
     /// How the plan's databases are restored.
     pub restore: Restore,
+    /// How many people approve the database rollback (the plan's `database_approvers`); the
+    /// drill approves as that many people, one after the other.
+    pub approvers: u8,
     /// The template text whose function roles the IAM check enforces, instead of
     /// `infra/template.yaml` (tests remove a permission to see the drill fail).
     pub iam_template: Option<String>,
@@ -113,6 +116,7 @@ impl Default for DrillOptions {
             latency: None,
             crash_at_transition: None,
             restore: Restore::Snapshot,
+            approvers: 1,
             iam_template: None,
         }
     }
@@ -314,7 +318,9 @@ impl Drill {
                             clock.advance(model.approval);
                         }
                     }
-                    decided = stack.decide(&mail, options.approve, options.quiet).await?;
+                    decided = stack
+                        .decide(&mail, options.approve, options.approvers, options.quiet)
+                        .await?;
                 }
                 emails.push(mail);
             }

@@ -93,6 +93,8 @@ pub struct SeedInputs<'a> {
     pub postgres: Option<&'a rollback_postgres::PostgresServer>,
     /// How the plan's databases are restored (`rollbackctl drill --restore`).
     pub restore: rollback_core::plan::RestoreMethod,
+    /// How many people must approve the database rollback (`rollbackctl drill --approvers`).
+    pub database_approvers: u8,
 }
 
 pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
@@ -307,7 +309,8 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         );
     }
 
-    let plan_value = plan_document(&inputs.health_url, sql.clone(), inputs.restore);
+    let mut plan_value = plan_document(&inputs.health_url, sql.clone(), inputs.restore);
+    plan_value["approval"]["database_approvers"] = json!(inputs.database_approvers.max(1));
     let plan_text = serde_json::to_string_pretty(&plan_value)?;
     let plan = Plan::from_json(&plan_text)
         .map_err(|e| anyhow::anyhow!("the drill's plan is invalid: {e}"))?;

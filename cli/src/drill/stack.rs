@@ -124,6 +124,7 @@ impl LocalStack {
             health_url,
             postgres: postgres.as_ref(),
             restore: options.restore.method(),
+            database_approvers: options.approvers,
         })
         .await?;
         app.set_stable(
@@ -144,7 +145,11 @@ impl LocalStack {
                     aws_sdk_kms::Client::new(&function_sdk("approval")),
                     &decision_key,
                 ),
-            ),
+            )
+            .with_ledger(rollback_approval::ledger::Ledger::new(
+                rollback_core::aws::s3_client(&function_sdk("approval")),
+                seed::REPORT_BUCKET,
+            )),
         )
         .await
         .context("serving the approval page")?;
@@ -329,7 +334,13 @@ impl LocalStack {
 
     /// Answers the approval request like a person: opens the emailed link (GET shows the
     /// confirmation page and changes nothing), then submits its form. Returns true once decided.
-    pub async fn decide(&self, mail: &Mail, approve: Approve, quiet: bool) -> Result<bool> {
+    pub async fn decide(
+        &self,
+        mail: &Mail,
+        approve: Approve,
+        approvers: u8,
+        quiet: bool,
+    ) -> Result<bool> {
         let wanted: fn(&str) -> bool = match approve {
             Approve::Auto => |l| l.contains("approve") && l.contains("database"),
             Approve::AppOnly => |l| l.contains("approve") && l.contains("app only"),
@@ -347,61 +358,106 @@ impl LocalStack {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
-        let page = client
-            .get(&link)
-            .send()
-            .await
-            .context("opening the approval link")?;
-        let status = page.status();
-        let html = page.text().await?;
-        if !status.is_success() {
-            anyhow::bail!("the approval page answered {status}: {html}");
-        }
-        let token = hidden_field(&html, "t").context("the approval page has no form")?;
-        if !quiet {
-            println!(
-                "\n  opened the approval page ({} bytes), confirming as drill@example.com",
-                html.len()
-            );
-        }
         let origin = link
             .split("/approval")
             .next()
             .unwrap_or_default()
             .to_owned();
-        // A person presses the button again when the page says "Try again" (503: Step
-        // Functions or the decision key did not answer); so does the drill, for up to about
-        // 30 s (a fault schedule can fail several signing calls in a row).
-        let mut attempts = 0;
-        let (status, html) = loop {
-            attempts += 1;
-            let answer = client
-                .post(&link)
-                .header("Origin", origin.clone())
-                .form(&[("t", token.as_str()), ("approver", "drill@example.com")])
+        // One person per approval the plan asks for (only the database link asks more than
+        // one); everyone but the last is recorded (202) and shown to the next.
+        let needed = if approve == Approve::Auto {
+            approvers.clamp(1, 3)
+        } else {
+            1
+        };
+        let people = &APPROVERS[..usize::from(needed)];
+        for (i, person) in people.iter().enumerate() {
+            let page = client
+                .get(&link)
                 .send()
                 .await
-                .context("submitting the approval form")?;
-            let status = answer.status();
-            let html = answer.text().await?;
-            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 15 {
-                break (status, html);
+                .context("opening the approval link")?;
+            let status = page.status();
+            let html = page.text().await?;
+            if !status.is_success() {
+                anyhow::bail!("the approval page answered {status}: {html}");
             }
-            let pause = 200 * (1u64 << attempts.min(4));
-            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-        };
-        let title = html
-            .split("<title>")
-            .nth(1)
-            .and_then(|t| t.split("</title>").next())
-            .unwrap_or_default();
-        if !quiet {
-            println!("  the approval page answered {status}: {title}");
-        }
-        if !status.is_success() {
-            anyhow::bail!("the decision was not accepted: {html}");
+            let token = hidden_field(&html, "t").context("the approval page has no form")?;
+            if !quiet {
+                println!(
+                    "\n  {person} opened the approval page ({} bytes) and confirms",
+                    html.len()
+                );
+                if let Some(so_far) = html
+                    .split("Approved so far by ")
+                    .nth(1)
+                    .and_then(|t| t.split("</div>").next())
+                {
+                    println!(
+                        "  the page shows: approved so far by {}",
+                        so_far.trim_end_matches('.')
+                    );
+                }
+            }
+            let (status, answer) = press(&client, &link, &origin, &token, person).await?;
+            let title = answer
+                .split("<title>")
+                .nth(1)
+                .and_then(|t| t.split("</title>").next())
+                .unwrap_or_default();
+            if !quiet {
+                println!("  the approval page answered {status}: {title}");
+            }
+            let accepted = if i + 1 == people.len() {
+                status == reqwest::StatusCode::OK
+            } else {
+                // Recorded now, or by an earlier press whose answer was lost.
+                status == reqwest::StatusCode::ACCEPTED
+                    || (status == reqwest::StatusCode::CONFLICT
+                        && answer.contains("Already counted"))
+            };
+            if !accepted {
+                anyhow::bail!("the decision by {person} was not accepted ({status}): {answer}");
+            }
         }
         Ok(true)
+    }
+}
+
+/// Who approves in the drill, in order (`--approvers N` takes the first N).
+const APPROVERS: [&str; 3] = [
+    "drill@example.com",
+    "second-approver@example.com",
+    "third-approver@example.com",
+];
+
+/// Submits the approval form as `person`. A person presses the button again when the page
+/// says "Try again" (503: Step Functions, the decision key or the ledger did not answer); so
+/// does the drill, for up to about 30 s (a fault schedule can fail several calls in a row).
+async fn press(
+    client: &reqwest::Client,
+    link: &str,
+    origin: &str,
+    token: &str,
+    person: &str,
+) -> Result<(reqwest::StatusCode, String)> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let answer = client
+            .post(link)
+            .header("Origin", origin)
+            .form(&[("t", token), ("approver", person)])
+            .send()
+            .await
+            .context("submitting the approval form")?;
+        let status = answer.status();
+        let html = answer.text().await?;
+        if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 15 {
+            return Ok((status, html));
+        }
+        let pause = 200 * (1u64 << attempts.min(4));
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
     }
 }
 

@@ -21,7 +21,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         .ok()
         .filter(|b| !b.is_empty())
     {
-        services = services.with_ledger(ledger::Ledger::new(aws_sdk_s3::Client::new(&sdk), bucket));
+        services = services.with_ledger(ledger::Ledger::new(
+            rollback_core::aws::s3_client(&sdk),
+            bucket,
+        ));
     }
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {

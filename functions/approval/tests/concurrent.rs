@@ -4,6 +4,8 @@
 //! token. The Step Functions side is the local engine's real endpoint with a waitForTaskToken
 //! task; the ledger is moto's S3 under the approval role.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -89,23 +91,9 @@ impl Race {
         let sfn = aws_sdk_sfn::Client::new(&gate.sdk_config());
         let key = LinkKey::generate();
         // Signing and the ledger go to moto, under the approval role too.
-        let moto = rollback_moto::MotoServer::shared();
-        let bucket = rollback_fault_proxy::gate::report_bucket("mint-replica");
-        let admin = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&moto.sdk_config())
-                .force_path_style(true)
-                .build(),
-        );
-        let _ = admin.create_bucket().bucket(&bucket).send().await;
+        let moto = support::moto();
         let moto_gate = IamGate::start(&moto.endpoint(), "approval", &stack);
-        let ledger = rollback_approval::ledger::Ledger::new(
-            aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&moto_gate.sdk_config())
-                    .force_path_style(true)
-                    .build(),
-            ),
-            bucket,
-        );
+        let ledger = support::ledger(&moto_gate).await;
         let services = rollback_approval::Services::with_key(
             sfn,
             key.clone(),

@@ -58,3 +58,12 @@ pub fn for_endpoint_as(endpoint_url: &str, region: &str, access_key_id: &str) ->
 
 /// The region local stacks use.
 pub const LOCAL_REGION: &str = "us-east-1";
+
+/// S3 as AWS addresses it (virtual-hosted buckets); an endpoint override (moto, a proxy in
+/// front of it) is addressed path-style, as such endpoints serve every bucket on one host.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}

@@ -195,10 +195,17 @@ pub fn render(
 fn approver_rules(ctx: &Context<'_>, decision: Decision, scope: Scope) -> ApproverRules {
     let policy = &ctx.plan.approval;
     ApproverRules {
+        // Emails compare case-insensitively; group values exactly, as the claim carries them.
         approvers: policy
             .approvers
             .iter()
-            .map(|a| a.to_ascii_lowercase())
+            .map(|a| {
+                if a.starts_with(rollback_core::plan::GROUP_PREFIX) {
+                    a.clone()
+                } else {
+                    a.to_ascii_lowercase()
+                }
+            })
             .collect(),
         needed: match decision {
             Decision::Approve => policy.approvals_needed(scope),

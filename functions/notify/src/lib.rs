@@ -52,14 +52,7 @@ impl Clients {
     }
 }
 
-/// S3 as AWS addresses it (virtual-hosted buckets); an endpoint override (moto, a proxy in
-/// front of it) is addressed path-style, as such endpoints serve every bucket on one host.
-pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let s3 = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(config.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(s3)
-}
+pub use rollback_core::aws::s3_client;
 
 /// Deployment settings; each can be overridden per message by the input.
 pub struct Config {

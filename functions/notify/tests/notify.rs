@@ -180,6 +180,68 @@ async fn approval_request_renders_the_plan_and_signed_links() {
     assert!(opened[1].summary.lines[0].starts_with("databases NOT restored"));
 }
 
+/// The plan's approver rules travel sealed in each link (two people for the database link,
+/// one for app-only and reject; the manual starter named on approvals), and the mail says who
+/// decides and that identity is self-asserted.
+#[tokio::test]
+async fn approval_links_carry_the_plans_approver_rules_and_the_mail_says_who_decides() {
+    let gate = gate(&test_stack("notify-approvers"));
+    let (topic_arn, queue) = topic("notify-approvers-approvals").await;
+    let key = LinkKey::generate();
+    let config = Config::local(&topic_arn, "http://approve.test/approval", key.clone());
+    let mut plan = plan();
+    plan["approval"]["approvers"] = json!(["Oncall@Example.com", "dba@example.com", "group:SRE"]);
+    plan["approval"]["database_approvers"] = json!(2);
+    plan["approval"]["starter_may_approve_alone"] = json!(false);
+    let request = json!({
+        "trigger": {"kind": "manual", "requested_by": "Dev@Example.com"},
+        "reason": "bad migration", "scope": "app+database"
+    });
+    handle(
+        &clients(&gate),
+        &config,
+        json!({
+            "action": "approval-request", "task_token": "token", "resolved": resolved(""),
+            "plan": plan, "request": request, "execution": "exec-approvers-1"
+        }),
+    )
+    .await
+    .unwrap();
+    let body = next_message(&queue).await;
+    for expected in [
+        "WHO DECIDES",
+        "Only: Oncall@Example.com, dba@example.com, group:SRE. Others are refused.",
+        "App + database needs 2 different people to approve",
+        "dev@example.com started this rollback and may not approve it alone.",
+        "identity is self-asserted",
+    ] {
+        assert!(body.contains(expected), "missing {expected:?} in {body}");
+    }
+    let opened: Vec<_> = links(&body)
+        .iter()
+        .map(|u| key.open(&token_of(u), Utc::now()).unwrap())
+        .collect();
+    let rules: Vec<_> = opened
+        .iter()
+        .map(|p| (p.decision, p.scope, p.rules.needed, p.rules.starter.clone()))
+        .collect();
+    let dev = Some("dev@example.com".to_owned());
+    assert_eq!(
+        rules,
+        [
+            (Decision::Approve, Scope::AppAndDatabase, 2, dev.clone()),
+            (Decision::Approve, Scope::App, 1, dev),
+            (Decision::Reject, Scope::App, 1, None),
+        ]
+    );
+    for p in &opened {
+        assert_eq!(
+            p.rules.approvers,
+            ["oncall@example.com", "dba@example.com", "group:SRE"]
+        );
+    }
+}
+
 #[tokio::test]
 async fn without_databases_there_is_no_database_approval() {
     let gate = gate(&test_stack("notify-approval-nodb"));

@@ -7,11 +7,7 @@ use rollback_moto::MotoServer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_conditional_writes_of_one_key_have_one_winner() {
     let moto = MotoServer::start().expect("moto starts");
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&moto.sdk_config())
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = rollback_core::aws::s3_client(&moto.sdk_config());
     s3.create_bucket().bucket("ledger").send().await.unwrap();
     for key in 0..10 {
         let writes = (0..20).map(|writer| {

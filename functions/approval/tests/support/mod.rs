@@ -57,6 +57,21 @@ pub fn signer(gate: &IamGate) -> rollback_core::decision::DecisionSigner {
     )
 }
 
+/// The approvals ledger in the test stack's report bucket, written under the approval role
+/// (through `gate`); the bucket is made with moto's own credentials.
+pub async fn ledger(gate: &IamGate) -> rollback_approval::ledger::Ledger {
+    let bucket = rollback_fault_proxy::gate::report_bucket("mint-replica");
+    let _ = rollback_core::aws::s3_client(&moto().sdk_config())
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await;
+    rollback_approval::ledger::Ledger::new(
+        rollback_core::aws::s3_client(&gate.sdk_config()),
+        bucket,
+    )
+}
+
 /// notify, which mails the links, under its own role: its topics are
 /// `<service>-approvals|notices|escalations`.
 pub fn notify_gate(service: &str) -> IamGate {
