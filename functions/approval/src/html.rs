@@ -130,13 +130,43 @@ fn who_decides(payload: &LinkPayload, so_far: &[Entry]) -> String {
     format!("<div class=\"box\">{}</div>", lines.join("<br>"))
 }
 
-/// GET: what the link will do, and the form that does it. Changes nothing.
+/// The sign-in script, served inline and allowed by its hash in the page's CSP.
+pub const SIGN_IN_SCRIPT: &str = include_str!("assets/sign-in.js");
+
+/// `'sha256-…'` of [`SIGN_IN_SCRIPT`], for `script-src`.
+pub fn sign_in_script_hash() -> &'static str {
+    static HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(SIGN_IN_SCRIPT.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    });
+    &HASH
+}
+
+/// Where the sign-in goes: the identity provider's endpoints and the page's client id.
+pub struct SignIn<'a> {
+    pub authorize: &'a str,
+    pub token: &'a str,
+    pub client_id: &'a str,
+}
+
+fn sign_in_script() -> String {
+    format!("<script>{SIGN_IN_SCRIPT}</script>")
+}
+
+/// GET: what the link will do, and the form that does it. Changes nothing. With `sign_in`,
+/// the button signs the person in first and the identity provider names the approver.
 pub fn confirm(
     payload: &LinkPayload,
     token: &str,
     error: Option<&str>,
     approver: &str,
     so_far: &[Entry],
+    sign_in: Option<&SignIn<'_>>,
 ) -> String {
     let label = action_label(payload);
     let (intro, class, button_class) = match payload.decision {
@@ -162,6 +192,28 @@ pub fn confirm(
         .map(|e| format!("<div class=\"box bad\"><b>{}</b></div>", escape(e)))
         .unwrap_or_default();
     let title = format!("{label}: rollback of {}", payload.summary.service);
+    if let Some(sign_in) = sign_in {
+        let body = format!(
+            "<h1>{}</h1>{error}<div class=\"box {class}\">{}</div>{}{}\
+             <p><button type=\"button\" id=\"sign-in\" class=\"{button_class}\" \
+             data-authorize=\"{}\" data-token=\"{}\" data-client=\"{}\" data-link=\"{}\">\
+             Sign in and {}</button></p><p id=\"login-status\"></p>\
+             <p><small>You sign in with your organisation's account; the name it gives is \
+             recorded as the approver. Nothing has happened yet: opening this page changes \
+             nothing; only the button does.</small></p>{}",
+            escape(&title),
+            escape(intro),
+            who_decides(payload, so_far),
+            summary(payload),
+            escape(sign_in.authorize),
+            escape(sign_in.token),
+            escape(sign_in.client_id),
+            escape(token),
+            escape(&label.to_lowercase()),
+            sign_in_script(),
+        );
+        return page(&title, &body);
+    }
     let body = format!(
         "<h1>{}</h1>{error}<div class=\"box {class}\">{}</div>{}{}\
          <form method=\"post\" action=\"\">\
@@ -233,6 +285,19 @@ pub fn recorded(payload: &LinkPayload, entries: &[Entry], already: bool) -> Stri
         summary(payload)
     );
     page(head, &body)
+}
+
+/// GET back from the identity provider (`?code=…&state=…`): the script finishes the sign-in
+/// and posts the decision the person chose before signing in.
+pub fn sign_in_return() -> String {
+    page(
+        "Signing in",
+        &format!(
+            "<h1>Signing in</h1><div class=\"box\"><p id=\"login-status\">Completing the \
+             sign-in…</p></div>{}",
+            sign_in_script()
+        ),
+    )
 }
 
 /// A page that only explains (errors, already decided).

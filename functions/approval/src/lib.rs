@@ -25,6 +25,7 @@ mod html;
 mod keys;
 pub mod ledger;
 mod local;
+pub mod login;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use rollback_core::contract::approval::{ApprovalDecision, REJECTED_ERROR, Reject
 use rollback_core::decision::{DecisionClaims, DecisionSigner, Identity};
 
 use ledger::{Entry, Ledger, Outcome};
+use login::{Login, SignedIn};
 
 pub use html::escape;
 pub use keys::{LinkKeySource, MAX_AGE, RELOAD_AFTER};
@@ -54,6 +56,9 @@ pub struct Services {
     pub signer: DecisionSigner,
     /// Needed only by plans that ask more than one person ([`ledger`]).
     pub ledger: Option<Ledger>,
+    /// The organisation's identity provider, when approvers sign in ([`login`]); without it
+    /// the approver's identity is self-asserted.
+    pub login: Option<Arc<Login>>,
 }
 
 impl Services {
@@ -63,7 +68,15 @@ impl Services {
             link_keys: Arc::new(keys),
             signer,
             ledger: None,
+            login: None,
         }
+    }
+
+    /// Approvers sign in through `login`; the POST must carry the validated token's claims
+    /// ([`SignedIn`] in the request's extensions).
+    pub fn with_login(mut self, login: Login) -> Services {
+        self.login = Some(Arc::new(login));
+        self
     }
 
     /// Records approvals in `ledger` when a decision needs several people.
@@ -102,6 +115,16 @@ pub async fn handle_at(
                 );
             }
             let token = query_param(parts.uri.query(), "t");
+            let back_from_sign_in = query_param(parts.uri.query(), "code").is_some()
+                || query_param(parts.uri.query(), "error").is_some();
+            if let (None, true, Some(login)) = (&token, back_from_sign_in, &services.login) {
+                return match login.provider().await {
+                    Ok(provider) => {
+                        respond_signing_in(html::sign_in_return(), &provider.token_endpoint)
+                    }
+                    Err(e) => sign_in_unavailable_page(&e),
+                };
+            }
             show(services, token.as_deref(), now).await
         }
         Method::POST => {
@@ -127,7 +150,8 @@ pub async fn handle_at(
             let token =
                 query_param(Some(&form), "t").or_else(|| query_param(parts.uri.query(), "t"));
             let approver = query_param(Some(&form), "approver").unwrap_or_default();
-            decide(services, token.as_deref(), &approver, now).await
+            let signed_in = parts.extensions.get::<SignedIn>();
+            decide(services, token.as_deref(), &approver, signed_in, now).await
         }
         _ => {
             let mut response = respond(
@@ -150,13 +174,59 @@ async fn show(services: &Services, token: Option<&str>, now: DateTime<Utc>) -> R
         Ok(payload) => {
             tracing::info!(execution = %payload.execution, decision = payload.decision.as_str(), "confirmation page shown");
             let so_far = approvals_so_far(services, &payload).await;
-            respond(
-                StatusCode::OK,
-                html::confirm(&payload, token, None, "", &so_far),
-            )
+            confirm_page(services, StatusCode::OK, &payload, token, None, "", &so_far).await
         }
         Err(page) => *page,
     }
+}
+
+/// The confirmation page; with sign-in, its button goes to the identity provider, whose
+/// endpoints come from its discovery document (a 503 "try again" when it cannot be read).
+async fn confirm_page(
+    services: &Services,
+    status: StatusCode,
+    payload: &LinkPayload,
+    token: &str,
+    error: Option<&str>,
+    typed: &str,
+    so_far: &[Entry],
+) -> Response<String> {
+    let Some(login) = &services.login else {
+        return respond(
+            status,
+            html::confirm(payload, token, error, typed, so_far, None),
+        );
+    };
+    let provider = match login.provider().await {
+        Ok(provider) => provider,
+        Err(e) => return sign_in_unavailable_page(&e),
+    };
+    let sign_in = html::SignIn {
+        authorize: &provider.authorization_endpoint,
+        token: &provider.token_endpoint,
+        client_id: &login.config.audience,
+    };
+    let mut response = respond_signing_in(
+        html::confirm(payload, token, error, typed, so_far, Some(&sign_in)),
+        &provider.token_endpoint,
+    );
+    *response.status_mut() = status;
+    response
+}
+
+/// The identity provider's discovery document could not be read: nothing was decided.
+fn sign_in_unavailable_page(e: &login::ProviderError) -> Response<String> {
+    tracing::warn!(error = %e, "identity provider unavailable");
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::notice(
+            "Try again",
+            "warn",
+            "The sign-in service cannot be reached right now. Nothing was decided; open the \
+             link again in a minute, or tell the team that runs the rollback system if it \
+             persists.",
+        ),
+    )
 }
 
 /// The approvals recorded for this link's decision, shown to the next approver. A ledger
@@ -207,6 +277,7 @@ async fn decide(
     services: &Services,
     token: Option<&str>,
     approver: &str,
+    signed_in: Option<&SignedIn>,
     now: DateTime<Utc>,
 ) -> Response<String> {
     let Some(token) = token else {
@@ -216,21 +287,33 @@ async fn decide(
         Ok(payload) => payload,
         Err(page) => return *page,
     };
-    let typed = approver.trim();
-    if !is_email(typed) {
-        let so_far = approvals_so_far(services, &payload).await;
-        return respond(
-            StatusCode::BAD_REQUEST,
-            html::confirm(
-                &payload,
-                token,
-                Some("Enter your email address; it is recorded as the approver."),
-                typed,
-                &so_far,
-            ),
-        );
-    }
-    let person = Person::self_asserted(typed);
+    let person = match &services.login {
+        Some(login) => match signed_in.and_then(|s| s.person(&login.config)) {
+            Some((name, groups)) => Person {
+                name,
+                groups,
+                identity: Identity::Authenticated,
+            },
+            None => return not_signed_in_page(&payload, signed_in.is_some(), login),
+        },
+        None => {
+            let typed = approver.trim();
+            if !is_email(typed) {
+                let so_far = approvals_so_far(services, &payload).await;
+                return confirm_page(
+                    services,
+                    StatusCode::BAD_REQUEST,
+                    &payload,
+                    token,
+                    Some("Enter your email address; it is recorded as the approver."),
+                    typed,
+                    &so_far,
+                )
+                .await;
+            }
+            Person::self_asserted(typed)
+        }
+    };
     if !payload.rules.allows(&person.name, &person.groups) {
         return not_an_approver_page(&payload, &person);
     }
@@ -377,6 +460,28 @@ fn recorded_or_failed(
         }
         Err(failure) => failure_page(payload, failure),
     }
+}
+
+/// Sign-in is required and the request carries no usable identity: API Gateway's authorizer
+/// lets no such request through, so this is a local misconfiguration or a token without the
+/// identity claim. Nothing is decided.
+fn not_signed_in_page(payload: &LinkPayload, had_token: bool, login: &Login) -> Response<String> {
+    tracing::warn!(execution = %payload.execution, had_token, "decision without a signed-in identity refused");
+    let message = if had_token {
+        format!(
+            "Your sign-in does not name you: the token has no {:?} claim. Nothing was \
+             decided; tell the team that runs the rollback system (ApprovalLoginIdentityClaim).",
+            login.config.identity_claim
+        )
+    } else {
+        "Sign in first: open the link from the email and press the button there. Nothing \
+         was decided."
+            .to_owned()
+    };
+    respond(
+        StatusCode::UNAUTHORIZED,
+        html::notice("Not signed in", "bad", &message),
+    )
 }
 
 /// The plan names who may decide, and this person is not among them: 403, nothing decided.
@@ -652,6 +757,30 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// CSP of every page without sign-in: no script at all.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// A page with the sign-in script: only that script (by hash), and fetches only to this page
+/// and the identity provider's token endpoint.
+fn respond_signing_in(body: String, token_endpoint: &str) -> Response<String> {
+    let idp = url::Url::parse(token_endpoint)
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src {}; connect-src 'self'{idp}; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        html::sign_in_script_hash()
+    );
+    let mut response = respond(StatusCode::OK, body);
+    if let Ok(value) = http::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert("content-security-policy", value);
+    }
+    response
+}
+
 fn respond(status: StatusCode, body: String) -> Response<String> {
     Response::builder()
         .status(status)
@@ -662,11 +791,7 @@ fn respond(status: StatusCode, body: String) -> Response<String> {
         .header("referrer-policy", "same-origin")
         .header("x-content-type-options", "nosniff")
         .header("x-frame-options", "DENY")
-        .header(
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        )
+        .header("content-security-policy", CSP)
         .body(body)
         .expect("static headers are valid")
 }

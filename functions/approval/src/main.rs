@@ -1,6 +1,8 @@
 //! The approval page as a Lambda behind an API Gateway HTTP API.
 
-use lambda_http::{Body, Request, service_fn};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, service_fn};
+use rollback_approval::login::{Login, SignedIn};
 use rollback_approval::{LinkKeySource, ledger};
 use rollback_core::approval_link::KEY_SECRET_ENV;
 
@@ -26,9 +28,26 @@ async fn main() -> Result<(), lambda_http::Error> {
             bucket,
         ));
     }
+    // Sign-in: the issuer's endpoints are read on first use; a half-set configuration fails
+    // the cold start.
+    if let Some(login) = Login::from_env().map_err(anyhow_free)? {
+        services = services.with_login(login);
+    }
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
-        let (parts, body) = request.into_parts();
+        // The claims API Gateway's JWT authorizer validated (POST, when sign-in is on).
+        let signed_in = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => context
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .map(|jwt| SignedIn::from_api_gateway(&jwt.claims)),
+            _ => None,
+        };
+        let (mut parts, body) = request.into_parts();
+        if let Some(signed_in) = signed_in {
+            parts.extensions.insert(signed_in);
+        }
         let body = match body {
             Body::Empty => Vec::new(),
             Body::Text(text) => text.into_bytes(),

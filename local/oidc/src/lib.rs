@@ -87,6 +87,15 @@ impl Shared {
         self.clients.iter().find(|c| c.client_id == client_id)
     }
 
+    /// Whether `origin` (`scheme://host[:port]`) is the origin of a registered redirect URI.
+    pub(crate) fn registered_origin(&self, origin: &str) -> bool {
+        self.clients
+            .iter()
+            .flat_map(|c| &c.redirect_uris)
+            .filter_map(|uri| url::Url::parse(uri).ok())
+            .any(|uri| uri.origin().ascii_serialization() == origin)
+    }
+
     pub(crate) fn user(&self, username: &str) -> Option<&User> {
         self.users.iter().find(|u| u.username == username)
     }

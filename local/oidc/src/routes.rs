@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -233,9 +233,28 @@ async fn authorize_sign_in(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
     redirect(&request.redirect_uri, &pairs)
 }
 
-/// `POST /token`: the authorization code grant with PKCE (public clients, no secret).
-async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let params = match parse_params(&body) {
+/// `POST /token`, answered with CORS for the origins of registered redirect URIs: a public
+/// client in a browser (the approval page's script) calls it cross-origin, as identity
+/// providers allow for single-page-application clients. Other origins get no CORS header, so
+/// their scripts cannot read the answer.
+async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut response = token_grant(&shared, &body);
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| shared.registered_origin(o))
+        && let Ok(value) = HeaderValue::from_str(origin)
+    {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// The authorization code grant with PKCE (public clients, no secret).
+fn token_grant(shared: &Shared, body: &[u8]) -> Response {
+    let params = match parse_params(body) {
         Ok(params) => params,
         Err(message) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &message),
     };
@@ -267,7 +286,7 @@ async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", message);
     }
     match shared.redeem(code, client_id, redirect_uri, verifier) {
-        Ok(grant) => token_response(&shared, &grant),
+        Ok(grant) => token_response(shared, &grant),
         Err(refusal) => oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",

@@ -214,3 +214,29 @@ async fn the_token_endpoint_refuses_as_oauth_says() {
         "invalid_request"
     );
 }
+
+/// The token endpoint answers a browser script with CORS only for the origin of a registered
+/// redirect URI (a single-page-application client), so another site's script cannot read it.
+#[tokio::test]
+async fn the_token_endpoint_allows_only_registered_origins() {
+    let issuer = issuer().await;
+    let url = format!("{}/token", issuer.issuer());
+    for (origin, allowed) in [
+        ("http://127.0.0.1:9", true),
+        ("http://127.0.0.1:10", false),
+        ("https://evil.example", false),
+    ] {
+        let answer = http()
+            .post(&url)
+            .header("origin", origin)
+            .form(&[("grant_type", "authorization_code"), ("client_id", CLIENT)])
+            .send()
+            .await
+            .unwrap();
+        let header = answer
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header.as_deref(), allowed.then_some(origin), "{origin}");
+    }
+}
