@@ -204,6 +204,19 @@ impl<'a> Session<'a> {
         .await;
     }
 
+    /// The page source once it contains `text` (10 s at most).
+    async fn wait_for(&self, text: &str) -> String {
+        let mut page = String::new();
+        for _ in 0..100 {
+            page = self.source().await;
+            if page.contains(text) {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never showed {text:?}: {page}");
+    }
+
     async fn close(self) {
         let _ = self
             .http
@@ -262,11 +275,11 @@ async fn read_mail(queue_url: &str) -> String {
     panic!("no approval mail");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_approves_from_the_email_link() {
+/// Chromium and chromedriver, or `None` when skipped explicitly; a missing browser fails.
+fn browser() -> Option<(PathBuf, PathBuf)> {
     if std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
         eprintln!("skipped: {SKIP_ENV}=1");
-        return;
+        return None;
     }
     let (Some(chromium), Some(chromedriver)) = (
         find_binary(&["chromium", "chromium-browser", "google-chrome"]),
@@ -277,6 +290,14 @@ async fn chromium_approves_from_the_email_link() {
              `apt-get install -y --no-install-recommends chromium chromium-driver` \
              (make system-deps does), or set {SKIP_ENV}=1 to skip it explicitly"
         );
+    };
+    Some((chromium, chromedriver))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_approves_from_the_email_link() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
     };
 
     // The execution waits for its approval; notify mails the links; the page runs locally.
@@ -378,4 +399,68 @@ async fn chromium_approves_from_the_email_link() {
     assert_eq!(decision.scope, Scope::AppAndDatabase);
     assert_eq!(decision.approver, "oncall@example.com");
     assert_eq!(decision.fingerprint, "fp-browser-0001");
+}
+
+/// With sign-in: Chromium opens the link, presses "Sign in and approve", signs in at the local
+/// identity provider, comes back, and the page's script (PKCE, the token exchange, the POST
+/// with the ID token) records the decision as the signed-in person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_at_the_identity_provider_and_approves() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let page_url = format!("http://127.0.0.1:{port}/approval");
+    let issuer = rollback_oidc_issuer::OidcIssuer::builder()
+        .client("rollback-approval", [page_url.clone()])
+        .user("ana", "ana@example.com", ["sre"])
+        .start()
+        .await
+        .unwrap();
+    let gate = gate();
+    let key = LinkKey::generate();
+    let services = page(&gate, &key).with_login(rollback_approval::login::Login::new(
+        rollback_core::oidc::OidcConfig::new(issuer.issuer(), "rollback-approval"),
+    ));
+    rollback_approval::serve_local(([127, 0, 0, 1], port).into(), services)
+        .await
+        .unwrap();
+    let w = waiting_execution("appr-browser-sign-in", None).await;
+    let mut p = payload(
+        &w.token,
+        rollback_core::approval_link::Decision::Approve,
+        Scope::App,
+    );
+    p.rules.approvers = vec!["group:sre".into()];
+    let link = format!("{page_url}?t={}", support::link(&key, &p));
+
+    let driver = Driver::start(&chromedriver).await;
+    let session = Session::new(&driver, &chromium).await;
+    session.goto(&link).await;
+    session.wait_for("Sign in and approve (app only)").await;
+    let button = session.element("button#sign-in").await;
+    session.click(&button).await;
+    // The identity provider's login form.
+    session.wait_for("id=\"username\"").await;
+    assert_eq!(describe(&w.execution_arn).await.0, "RUNNING");
+    let username = session.element("input#username").await;
+    session.type_into(&username, "ana").await;
+    let login = session.element("button#login").await;
+    session.click(&login).await;
+    let done = session.wait_for("Approved (app only)").await;
+    assert!(done.contains("ana@example.com (signed in)"), "{done}");
+    session.close().await;
+
+    let (status, output, ..) = finished(&w.execution_arn).await;
+    assert_eq!(status, "SUCCEEDED");
+    let decision: ApprovalDecision = serde_json::from_str(&output.unwrap()).unwrap();
+    assert_eq!(decision.approver, "ana@example.com");
+    assert_eq!(
+        decision.identity,
+        rollback_core::contract::approval::Identity::Authenticated
+    );
 }
