@@ -56,6 +56,11 @@ enum Command {
         /// names them all.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
         approvers: u8,
+        /// Approvers sign in at a local OpenID Connect identity provider (authorization code
+        /// with PKCE), as with the stack's ApprovalLogin parameters; the report names the
+        /// signed-in people.
+        #[arg(long)]
+        sign_in: bool,
     },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
@@ -225,6 +230,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             realistic_durations,
             restore,
             approvers,
+            sign_in,
         } => {
             let report = rollbackctl::drill::run(rollbackctl::drill::DrillOptions {
                 approve,
@@ -234,6 +240,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 latency: realistic_durations.then(rollbackctl::drill::LatencyModel::realistic),
                 restore,
                 approvers,
+                sign_in,
                 ..Default::default()
             })
             .await?;

@@ -75,8 +75,10 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
         ),
         (
             "app-only",
+            // The approver signs in at the local identity provider (code + PKCE) first.
             DrillOptions {
                 approve: Approve::AppOnly,
+                sign_in: true,
                 ..options("app-only")
             },
         ),
@@ -112,14 +114,19 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
                 if report.outcome != expected {
                     failures.push(format!("{name}: {:?} ({:?})", report.outcome, report.error));
                 }
-                let both = "by drill@example.com and second-approver@example.com (self-asserted)";
-                if name == "approve"
-                    && !std::fs::read_to_string(&report_md)
-                        .unwrap_or_default()
-                        .contains(both)
+                let says = match name {
+                    "approve" => {
+                        "by drill@example.com and second-approver@example.com (self-asserted)"
+                    }
+                    "app-only" => "by drill@example.com (signed in)",
+                    _ => "",
+                };
+                if !std::fs::read_to_string(&report_md)
+                    .unwrap_or_default()
+                    .contains(says)
                 {
                     failures.push(format!(
-                        "approve: {} does not say {both:?}",
+                        "{name}: {} does not say {says:?}",
                         report_md.display()
                     ));
                 }

@@ -2,6 +2,7 @@
 //! on this machine, from alarm to report, against moto, a local Kubernetes API, the local
 //! engine's Step Functions endpoint and the approval page.
 
+mod approver;
 mod demo_app;
 mod follow;
 mod functions;
@@ -98,6 +99,8 @@ pub struct DrillOptions {
     /// How many people approve the database rollback (the plan's `database_approvers`); the
     /// drill approves as that many people, one after the other.
     pub approvers: u8,
+    /// Approvers sign in at a local identity provider (OIDC) instead of typing an address.
+    pub sign_in: bool,
     /// The template text whose function roles the IAM check enforces, instead of
     /// `infra/template.yaml` (tests remove a permission to see the drill fail).
     pub iam_template: Option<String>,
@@ -117,6 +120,7 @@ impl Default for DrillOptions {
             crash_at_transition: None,
             restore: Restore::Snapshot,
             approvers: 1,
+            sign_in: false,
             iam_template: None,
         }
     }

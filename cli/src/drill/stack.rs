@@ -21,7 +21,7 @@ use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
 use super::inbox::Mail;
-use super::{Approve, DrillOptions, demo_app, functions, seed};
+use super::{Approve, DrillOptions, approver, demo_app, functions, seed};
 
 pub const STATE_MACHINE_NAME: &str = "mint-replica-rollback";
 
@@ -46,6 +46,8 @@ pub struct LocalStack {
     pub seeded: seed::Seeded,
     pub postgres_addr: Option<String>,
     _postgres: Option<rollback_postgres::PostgresServer>,
+    /// The identity provider approvers sign in at (`--sign-in`).
+    pub sign_in: Option<rollback_oidc_issuer::OidcIssuer>,
     _alarm_watch: tokio::task::JoinHandle<()>,
 }
 
@@ -135,28 +137,44 @@ impl LocalStack {
                 .collect(),
         );
 
-        // The approval page: the real handler, deciding through the engine's endpoint.
-        let (approval_addr, approval_task) = rollback_approval::serve_local(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            rollback_approval::Services::with_key(
-                aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
-                link_key.clone(),
-                rollback_core::decision::DecisionSigner::new(
-                    aws_sdk_kms::Client::new(&function_sdk("approval")),
-                    &decision_key,
-                ),
-            )
-            .with_ledger(rollback_approval::ledger::Ledger::new(
-                rollback_core::aws::s3_client(&function_sdk("approval")),
-                seed::REPORT_BUCKET,
+        // The approval page: the real handler, deciding through the engine's endpoint. Its
+        // port is chosen first: with --sign-in the identity provider registers its URL as the
+        // redirect URI.
+        let approval_port = rollback_moto::free_port().context("a port for the approval page")?;
+        let approval_url = format!("http://127.0.0.1:{approval_port}/approval");
+        let sign_in = if options.sign_in {
+            Some(start_identity_provider(&approval_url).await?)
+        } else {
+            None
+        };
+        let services = rollback_approval::Services::with_key(
+            aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
+            link_key.clone(),
+            rollback_core::decision::DecisionSigner::new(
+                aws_sdk_kms::Client::new(&function_sdk("approval")),
+                &decision_key,
+            ),
+        )
+        .with_ledger(rollback_approval::ledger::Ledger::new(
+            rollback_core::aws::s3_client(&function_sdk("approval")),
+            seed::REPORT_BUCKET,
+        ));
+        let services = match &sign_in {
+            Some(issuer) => services.with_login(rollback_approval::login::Login::new(
+                rollback_core::oidc::OidcConfig::new(issuer.issuer(), approver::CLIENT_ID),
             )),
+            None => services,
+        };
+        let (_, approval_task) = rollback_approval::serve_local(
+            SocketAddr::from(([127, 0, 0, 1], approval_port)),
+            services,
         )
         .await
         .context("serving the approval page")?;
-        let approval_url = format!("http://{approval_addr}/approval");
-        let notify_config =
+        let mut notify_config =
             rollback_notify::Config::local(&seeded.topic_arn, &approval_url, link_key)
                 .with_report_bucket(seed::REPORT_BUCKET);
+        notify_config.approval_login = sign_in.is_some();
         let kube_override = rollback_deploy_undo::ApiOverride {
             url: kube.url(),
             ca_pem: kube.ca_pem().map(str::to_owned),
@@ -227,6 +245,7 @@ impl LocalStack {
             seeded,
             postgres_addr,
             _postgres: postgres,
+            sign_in,
             _alarm_watch: alarm_watch,
         })
     }
@@ -332,8 +351,7 @@ impl LocalStack {
         ))
     }
 
-    /// Answers the approval request like a person: opens the emailed link (GET shows the
-    /// confirmation page and changes nothing), then submits its form. Returns true once decided.
+    /// Answers the approval request like the approvers would ([`approver::decide`]).
     pub async fn decide(
         &self,
         mail: &Mail,
@@ -341,139 +359,21 @@ impl LocalStack {
         approvers: u8,
         quiet: bool,
     ) -> Result<bool> {
-        let wanted: fn(&str) -> bool = match approve {
-            Approve::Auto => |l| l.contains("approve") && l.contains("database"),
-            Approve::AppOnly => |l| l.contains("approve") && l.contains("app only"),
-            Approve::Reject => |l| l.contains("reject"),
-            Approve::Manual => {
-                println!(
-                    "\n  --approve manual: open one of the links above in a browser and confirm; the drill waits."
-                );
-                return Ok(false);
-            }
-        };
-        let link = mail
-            .link(wanted)
-            .with_context(|| format!("the approval email has no link for --approve {approve:?}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
-        let origin = link
-            .split("/approval")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        // One person per approval the plan asks for (only the database link asks more than
-        // one); everyone but the last is recorded (202) and shown to the next.
-        let needed = if approve == Approve::Auto {
-            approvers.clamp(1, 3)
-        } else {
-            1
-        };
-        let people = &APPROVERS[..usize::from(needed)];
-        for (i, person) in people.iter().enumerate() {
-            let page = client
-                .get(&link)
-                .send()
-                .await
-                .context("opening the approval link")?;
-            let status = page.status();
-            let html = page.text().await?;
-            if !status.is_success() {
-                anyhow::bail!("the approval page answered {status}: {html}");
-            }
-            let token = hidden_field(&html, "t").context("the approval page has no form")?;
-            if !quiet {
-                println!(
-                    "\n  {person} opened the approval page ({} bytes) and confirms",
-                    html.len()
-                );
-                if let Some(so_far) = html
-                    .split("Approved so far by ")
-                    .nth(1)
-                    .and_then(|t| t.split("</div>").next())
-                {
-                    println!(
-                        "  the page shows: approved so far by {}",
-                        so_far.trim_end_matches('.')
-                    );
-                }
-            }
-            let (status, answer) = press(&client, &link, &origin, &token, person).await?;
-            let title = answer
-                .split("<title>")
-                .nth(1)
-                .and_then(|t| t.split("</title>").next())
-                .unwrap_or_default();
-            if !quiet {
-                println!("  the approval page answered {status}: {title}");
-            }
-            let accepted = if i + 1 == people.len() {
-                status == reqwest::StatusCode::OK
-            } else {
-                // Recorded now, or by an earlier press whose answer was lost.
-                status == reqwest::StatusCode::ACCEPTED
-                    || (status == reqwest::StatusCode::CONFLICT
-                        && answer.contains("Already counted"))
-            };
-            if !accepted {
-                anyhow::bail!("the decision by {person} was not accepted ({status}): {answer}");
-            }
-        }
-        Ok(true)
+        approver::decide(mail, approve, approvers, self.sign_in.is_some(), quiet).await
     }
 }
 
-/// Who approves in the drill, in order (`--approvers N` takes the first N).
-const APPROVERS: [&str; 3] = [
-    "drill@example.com",
-    "second-approver@example.com",
-    "third-approver@example.com",
-];
-
-/// Submits the approval form as `person`. A person presses the button again when the page
-/// says "Try again" (503: Step Functions, the decision key or the ledger did not answer); so
-/// does the drill, for up to about 30 s (a fault schedule can fail several calls in a row).
-async fn press(
-    client: &reqwest::Client,
-    link: &str,
-    origin: &str,
-    token: &str,
-    person: &str,
-) -> Result<(reqwest::StatusCode, String)> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let answer = client
-            .post(link)
-            .header("Origin", origin)
-            .form(&[("t", token), ("approver", person)])
-            .send()
-            .await
-            .context("submitting the approval form")?;
-        let status = answer.status();
-        let html = answer.text().await?;
-        if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 15 {
-            return Ok((status, html));
-        }
-        let pause = 200 * (1u64 << attempts.min(4));
-        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+/// The drill's identity provider: the approvers can sign in by their user names.
+async fn start_identity_provider(approval_url: &str) -> Result<rollback_oidc_issuer::OidcIssuer> {
+    let mut builder =
+        rollback_oidc_issuer::OidcIssuer::builder().client(approver::CLIENT_ID, [approval_url]);
+    for email in approver::APPROVERS {
+        builder = builder.user(approver::username(email), email, ["sre"]);
     }
-}
-
-/// The value of `<input type="hidden" name="NAME" value="…">`.
-fn hidden_field(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let value = &html[start..start + html[start..].find('"')?];
-    Some(
-        value
-            .replace("&amp;", "&")
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">"),
-    )
+    builder
+        .start()
+        .await
+        .context("starting the local identity provider")
 }
 
 /// The stack name the drill plays: the state machine is `${AWS::StackName}-rollback`.
