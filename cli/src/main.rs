@@ -89,6 +89,10 @@ enum Command {
         scope: String,
         #[arg(long, env = "USER", default_value = "rollbackctl")]
         approver: String,
+        /// The stack's DecisionKey ARN: the approval is signed with it under your credentials
+        /// (only principals the key policy lets kms:Sign can approve from the command line).
+        #[arg(long, env = "ROLLBACK_DECISION_KEY")]
+        decision_key: Option<String>,
     },
     /// Reject the pending approval of an execution.
     Reject {
@@ -318,9 +322,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             execution_arn,
             scope,
             approver,
+            decision_key,
         } => {
-            let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
-            ops::decide(&sfn, &execution_arn, true, &scope, &approver).await?;
+            let sdk = ops::sdk_config(endpoint).await;
+            let sfn = aws_sdk_sfn::Client::new(&sdk);
+            let signer = decision_key.map(|key| {
+                rollback_core::decision::DecisionSigner::new(aws_sdk_kms::Client::new(&sdk), key)
+            });
+            ops::decide(
+                &sfn,
+                &execution_arn,
+                true,
+                &scope,
+                &approver,
+                signer.as_ref(),
+            )
+            .await?;
             println!("approved ({scope})");
             Ok(ExitCode::SUCCESS)
         }
@@ -329,7 +346,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             approver,
         } => {
             let sfn = aws_sdk_sfn::Client::new(&ops::sdk_config(endpoint).await);
-            ops::decide(&sfn, &execution_arn, false, "app", &approver).await?;
+            ops::decide(&sfn, &execution_arn, false, "app", &approver, None).await?;
             println!("rejected");
             Ok(ExitCode::SUCCESS)
         }

@@ -122,6 +122,8 @@ pub async fn status(sfn: &aws_sdk_sfn::Client, execution_arn: &str) -> Result<St
 pub struct PendingApproval {
     pub task_token: String,
     pub fingerprint: Option<String>,
+    /// The plan the approval task was given (its `plan` parameter), for the signed decision.
+    pub plan: Option<Value>,
 }
 
 pub fn pending_approval(events: &[HistoryEvent]) -> Option<PendingApproval> {
@@ -135,11 +137,13 @@ pub fn pending_approval(events: &[HistoryEvent]) -> Option<PendingApproval> {
                 k.eq_ignore_ascii_case("task_token") || k == "TaskToken" || k == "taskToken"
             }) {
                 let fingerprint = find_key(&params, &|k| k == "fingerprint");
+                let plan = find_object(&params, "plan");
                 pending = Some((
                     e.id,
                     PendingApproval {
                         task_token: token,
                         fingerprint,
+                        plan,
                     },
                 ));
             }
@@ -158,6 +162,18 @@ pub fn pending_approval(events: &[HistoryEvent]) -> Option<PendingApproval> {
     pending.map(|(_, p)| p)
 }
 
+fn find_object(value: &Value, name: &str) -> Option<Value> {
+    match value {
+        Value::Object(map) => map
+            .get(name)
+            .filter(|v| v.is_object())
+            .cloned()
+            .or_else(|| map.values().find_map(|v| find_object(v, name))),
+        Value::Array(items) => items.iter().find_map(|v| find_object(v, name)),
+        _ => None,
+    }
+}
+
 fn find_key(value: &Value, wanted: &dyn Fn(&str) -> bool) -> Option<String> {
     match value {
         Value::Object(map) => map.iter().find_map(|(k, v)| match v {
@@ -169,24 +185,66 @@ fn find_key(value: &Value, wanted: &dyn Fn(&str) -> bool) -> Option<String> {
     }
 }
 
-/// Decides the pending approval from the command line (same decision document the email links send).
+/// Decides the pending approval from the command line (same decision document the email
+/// links send). An approval must be signed with the stack's decision key, which the
+/// destructive functions verify: `signer` is that key under the operator's own credentials
+/// (break-glass: only principals the key policy lets sign can approve this way).
 pub async fn decide(
     sfn: &aws_sdk_sfn::Client,
     execution_arn: &str,
     approve: bool,
     scope: &str,
     approver: &str,
+    signer: Option<&rollback_core::decision::DecisionSigner>,
 ) -> Result<()> {
     let events = history(sfn, execution_arn).await?;
     let pending = pending_approval(&events)
         .ok_or_else(|| anyhow!("{execution_arn} is not waiting for an approval"))?;
     if approve {
+        let Some(signer) = signer else {
+            bail!(
+                "an approval must be signed with the stack's decision key, which the destructive \
+                 functions verify: approve from the link in the approval email, or pass \
+                 --decision-key <the DecisionKey ARN> with credentials allowed to kms:Sign with it"
+            );
+        };
+        let parsed_scope: rollback_core::Scope = serde_json::from_value(json!(scope))
+            .map_err(|_| anyhow!("--scope {scope:?}: use app or app+database"))?;
+        let plan: rollback_core::Plan = pending
+            .plan
+            .clone()
+            .and_then(|p| serde_json::from_value(p).ok())
+            .ok_or_else(|| anyhow!("the approval task of {execution_arn} carries no plan"))?;
+        let needed = plan.approval.approvals_needed(parsed_scope);
+        if needed > 1 {
+            bail!(
+                "the plan asks {needed} different people to approve {scope}: approve from the \
+                 approval email's link, where each approval is recorded"
+            );
+        }
+        let fingerprint = pending.fingerprint.clone().unwrap_or_default();
+        let execution = execution_arn.rsplit(':').next().unwrap_or(execution_arn);
+        let now = Utc::now();
+        let claims = rollback_core::decision::DecisionClaims::new(
+            execution,
+            &rollback_core::fingerprint::fingerprint(&plan),
+            &fingerprint,
+            parsed_scope,
+            &[approver.to_owned()],
+            rollback_core::decision::Identity::SelfAsserted,
+            now,
+        );
+        let signed = signer
+            .sign(&claims)
+            .await
+            .context("signing the decision with the decision key")?;
         let decision = json!({
             "decision": "approve",
             "scope": scope,
             "approver": approver,
-            "decided_at": Utc::now().to_rfc3339(),
+            "decided_at": now.to_rfc3339(),
             "fingerprint": pending.fingerprint,
+            "signed": signed,
         });
         sfn.send_task_success()
             .task_token(&pending.task_token)
