@@ -3,26 +3,19 @@
 //! the way to approve; a plan that asks two people cannot be approved by one from here.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rollback_core::decision::{DecisionSigner, DecisionVerifier};
-use rollback_engine::{Engine, EngineConfig, LambdaRegistry, Mode};
+use rollback_engine::{Engine, LambdaRegistry, Mode};
 use serde_json::{Value, json};
 
 /// An execution waiting in a waitForTaskToken task shaped like the definition's approval task.
 async fn waiting(plan: Value) -> (Engine, rollback_engine::Server, String) {
     let registry = LambdaRegistry::new();
     registry.register("ask", |_payload: Value, _req| async { Ok(json!({})) });
-    let engine = Engine::new(Arc::new(registry), EngineConfig::default());
-    let server = rollback_engine::serve(
-        engine.clone(),
-        Mode::Embedded,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .unwrap();
+    let (engine, server) = rollback_engine::serve_on_loopback(registry, Mode::Embedded)
+        .await
+        .expect("the engine's endpoint binds");
     let definition = json!({
         "StartAt": "Ask for approval",
         "States": {"Ask for approval": {

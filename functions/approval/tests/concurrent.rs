@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rollback_core::approval_link::{ApproverRules, Decision, LinkKey, LinkPayload, LinkSummary};
 use rollback_core::request::Scope;
-use rollback_engine::{Engine, EngineConfig, LambdaRegistry, Mode};
+use rollback_engine::{Engine, LambdaRegistry, Mode};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use serde_json::{Value, json};
 
@@ -55,14 +55,9 @@ impl Race {
                 Ok(json!({}))
             }
         });
-        let engine = Engine::new(Arc::new(registry), EngineConfig::default());
-        let server = rollback_engine::serve(
-            engine.clone(),
-            Mode::Embedded,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        )
-        .await
-        .unwrap();
+        let (engine, server) = rollback_engine::serve_on_loopback(registry, Mode::Embedded)
+            .await
+            .expect("the engine's endpoint binds");
         let machine = engine
             .create_state_machine(
                 "approval-race",

@@ -26,6 +26,22 @@ pub use interpreter::StatesError;
 pub use service::http::{Mode, Server, serve};
 pub use task::{LambdaRegistry, NoTasks, TaskFailure, TaskHandler, TaskRequest};
 
+/// An engine with default settings running the functions in `registry`, and its endpoint on
+/// a free loopback port in `mode` (tests that drive executions through the SDK or the engine).
+pub async fn serve_on_loopback(
+    registry: LambdaRegistry,
+    mode: Mode,
+) -> std::io::Result<(Engine, Server)> {
+    let engine = Engine::new(std::sync::Arc::new(registry), EngineConfig::default());
+    let server = serve(
+        engine.clone(),
+        mode,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await?;
+    Ok((engine, server))
+}
+
 /// Serves a standalone Step Functions endpoint on 127.0.0.1:`port` (0 = any free port) whose
 /// Lambda tasks run the functions in `registry`. `rollback-engine serve` uses this with an
 /// empty registry; `rollbackctl` can use it with the project's functions registered.

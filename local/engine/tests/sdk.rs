@@ -6,9 +6,8 @@ use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
 use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::types::ExecutionStatus;
-use rollback_engine::{Engine, EngineConfig, LambdaRegistry, Mode};
+use rollback_engine::{LambdaRegistry, Mode};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,14 +52,9 @@ async fn sdk_drives_a_task_token_execution() {
             Ok(json!({}))
         }
     });
-    let engine = Engine::new(Arc::new(registry), EngineConfig::default());
-    let server = rollback_engine::serve(
-        engine.clone(),
-        Mode::Standalone,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .expect("bind");
+    let (_engine, server) = rollback_engine::serve_on_loopback(registry, Mode::Standalone)
+        .await
+        .expect("the engine's endpoint binds");
     let c = client(&server.url);
 
     let def = json!({"StartAt": "Prepare", "States": {
