@@ -13,7 +13,8 @@
 #   3. scripts/check-lambda-artifacts.py: each .aws-sam/build/<Function>/bootstrap is a Linux ELF
 #      executable of that architecture, needs at most the runtime's glibc (provided.al2023: 2.34)
 #      and zips to <= 8 MB; prints the sizes.
-#   4. `sam validate --lint` (cfn-lint only: no AWS call, no credentials).
+#   4. `sam validate --lint` (cfn-lint only: no AWS call, no credentials), then `sam validate`
+#      (SAM's translator) offline.
 #
 # Not part of `make test`: release builds (LTO, one codegen unit) of eight binaries take tens of
 # minutes on 2 cores. Exit 0: artifacts built and checked; 1: a step failed (it says which).
@@ -102,6 +103,12 @@ python3 scripts/check-lambda-artifacts.py --arch "$arch" --template "$TEMPLATE" 
 
 say "sam validate --lint --region us-east-1"
 sam validate --lint --template-file "$TEMPLATE" --region us-east-1 || fail "sam validate --lint failed (above)"
+# `--lint` is cfn-lint only; SAM's own translator (what `sam deploy` runs) catches what it does
+# not, e.g. an Fn::If where SAM wants a string. Offline: dummy credentials, and an endpoint on a
+# closed loopback port so that no call can leave the machine.
+say "sam validate (SAM's translator, offline)"
+AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_ENDPOINT_URL=http://127.0.0.1:9 \
+  sam validate --template-file "$TEMPLATE" --region us-east-1 || fail "sam validate failed (above)"
 
 say "done in $(elapsed $SECONDS) (sam build $(elapsed $build_time)): $BUILD_DIR, Architecture=$arch"
 if [[ $arch != arm64 ]]; then
