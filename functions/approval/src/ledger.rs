@@ -91,6 +91,7 @@ impl Ledger {
         entry: Entry,
     ) -> Result<Outcome, LedgerError> {
         let mut entries: Vec<Entry> = Vec::new();
+        let mut claimed_before = false;
         // Each pass reads the taken slots, then takes the first free one; a lost race means
         // someone holds that slot now, and the next pass reads it. Bounded by the slots.
         for _ in 0..2 * MAX_SLOTS {
@@ -100,12 +101,19 @@ impl Ledger {
                     None => break,
                 }
             }
-            if let Some(outcome) = settled(&entries, rules, &entry.approver) {
-                return Ok(outcome);
+            match settled(&entries, rules, &entry.approver) {
+                // This request's write took effect although its answer said otherwise (the
+                // SDK's retry of a lost answer meets its own object): recorded, as asked.
+                Some(Outcome::AlreadyCounted(entries)) if claimed_before => {
+                    return Ok(Outcome::Waiting(entries));
+                }
+                Some(outcome) => return Ok(outcome),
+                None => {}
             }
             if entries.len() >= MAX_SLOTS {
                 break;
             }
+            claimed_before = true;
             if self.claim(payload, entries.len() + 1, &entry).await? {
                 entries.push(entry.clone());
                 return Ok(if rules.complete(&names(&entries)) {

@@ -198,3 +198,57 @@ async fn without_a_ledger_a_decision_for_two_says_try_again_and_decides_nothing(
     assert!(response.body().contains("Nothing was decided"));
     assert_eq!(describe(&w.execution_arn).await.0, "RUNNING");
 }
+
+/// Targeted faults on the ledger's only state-changing call, PutObject, for each approver:
+/// the answer lost after S3 wrote the slot, a 500 after it, throttling before it. The SDK's
+/// retry meets its own object (412); the page reads the slot back and reports what happened:
+/// the first approval recorded, the second completing the decision, each person once.
+#[tokio::test]
+async fn ledger_writes_survive_lost_answers_errors_after_and_throttling() {
+    use rollback_fault_proxy::{FaultKind, FaultSchedule};
+    for (i, kind) in [
+        FaultKind::DropAfterForward,
+        FaultKind::ErrorAfterForward,
+        FaultKind::Throttle,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let two = rules(&[], 2, None);
+        let (services, w, approve, gate) = setup(
+            &format!("appr-ledger-fault-{i}"),
+            Decision::Approve,
+            Scope::AppAndDatabase,
+            two,
+        )
+        .await;
+        for (person, expected) in [
+            ("alice@example.com", StatusCode::ACCEPTED),
+            ("bob@example.com", StatusCode::OK),
+        ] {
+            gate.proxy()
+                .set_schedule(FaultSchedule::none().fail_next(1, "PutObject", kind));
+            let response = handle_request(&services, post(&approve, person)).await;
+            assert_eq!(
+                response.status(),
+                expected,
+                "{kind:?} {person}: {}",
+                response.body()
+            );
+            assert_eq!(
+                gate.proxy().faulted_count(),
+                1,
+                "{kind:?}: the fault never fired: {}",
+                gate.proxy().report()
+            );
+            gate.proxy().set_schedule(FaultSchedule::none());
+            gate.proxy().take_log();
+        }
+        let decision = decided_output(&w.execution_arn).await;
+        assert_eq!(
+            decision.approvers,
+            ["alice@example.com", "bob@example.com"],
+            "{kind:?}"
+        );
+    }
+}

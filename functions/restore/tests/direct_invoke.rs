@@ -58,7 +58,7 @@ async fn start_and_swap_refuse_without_a_decision_that_covers_them() {
         let envelope = unapproved(action.clone(), databases.clone(), request.clone(), EXEC);
         let cases =
             rollback_moto::decision::refusal_cases(moto(), &envelope, Scope::AppAndDatabase).await;
-        assert_eq!(cases.len(), 7);
+        assert_eq!(cases.len(), 8);
         for (case, input) in cases {
             let err = rollback_restore::handle(&clients, input)
                 .await
@@ -71,7 +71,7 @@ async fn start_and_swap_refuse_without_a_decision_that_covers_them() {
             refused += 1;
         }
     }
-    assert_eq!(refused, 14);
+    assert_eq!(refused, 16);
 
     let changes: Vec<String> = gate
         .proxy()
