@@ -22,6 +22,7 @@ pub mod request;
 pub mod resolved;
 pub mod step;
 pub mod telemetry;
+pub mod terraform_plan;
 pub mod validation;
 
 pub use error::{ErrorKind, RollbackError};

@@ -40,6 +40,29 @@ pub struct Plan {
     /// `$.plan.on_failure`.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Terraform back to the stable commit through the team's CodeBuild project (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure: Option<InfrastructureRef>,
+}
+
+/// Where the service's Terraform runs and where its stable commit is recorded. The release
+/// pipeline writes the stable commit to `stable_commit_parameter` when a release is declared
+/// healthy (the moment the `stable` image tag moves); the rollback plans that commit through
+/// `codebuild_project` (infra/terraform/buildspec.yml), shows the plan, and applies exactly it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfrastructureRef {
+    /// The CodeBuild project that runs Terraform for this service.
+    pub codebuild_project: String,
+    /// SSM parameter holding the stable commit (a full Git SHA).
+    pub stable_commit_parameter: String,
+    /// Bucket where the build writes the saved plan, its JSON and its SHA-256.
+    pub artifact_bucket: String,
+    #[serde(default = "defaults::artifact_prefix")]
+    pub artifact_prefix: String,
+    /// Resource types whose destroy or replacement the approver must allow explicitly.
+    #[serde(default = "defaults::protected_types")]
+    pub protected_types: Vec<String>,
 }
 
 /// What a failed rollback does with the deployments it paused.
@@ -451,6 +474,23 @@ mod defaults {
     pub fn escalate_after_minutes() -> u32 {
         15
     }
+    pub fn artifact_prefix() -> String {
+        "rollback-plans".to_owned()
+    }
+    /// Data and keys: a Terraform rollback must not destroy these unless a person says so.
+    pub fn protected_types() -> Vec<String> {
+        [
+            "aws_db_instance",
+            "aws_rds_cluster",
+            "aws_docdb_cluster",
+            "aws_dynamodb_table",
+            "aws_s3_bucket",
+            "aws_kms_key",
+            "aws_efs_file_system",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
     pub fn database_approvers() -> u8 {
         1
     }
@@ -503,6 +543,46 @@ pub mod rules {
             1,
             128,
             "image tags have 1-128 letters, digits, _ . -, and do not start with . or -",
+        )
+    });
+    pub static CODEBUILD_PROJECT: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+            2,
+            255,
+            "CodeBuild project names have 2-255 letters, digits, - and _, starting with a letter or digit",
+        )
+    });
+    pub static SSM_PARAMETER: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^/?[a-zA-Z0-9_.-]+(/[a-zA-Z0-9_.-]+)*$",
+            1,
+            1011,
+            "SSM parameter names have letters, digits and _ . - between / separators",
+        )
+    });
+    pub static S3_BUCKET: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
+            3,
+            63,
+            "S3 bucket names have 3-63 lowercase letters, digits, . and -, starting and ending with a letter or digit",
+        )
+    });
+    pub static S3_PREFIX: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$",
+            1,
+            512,
+            "a key prefix of safe characters between / separators, without leading or trailing /",
+        )
+    });
+    pub static TERRAFORM_TYPE: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[a-z0-9]+_[a-z0-9_]+$",
+            3,
+            128,
+            "a Terraform resource type such as aws_db_instance (provider prefix, underscore, name)",
         )
     });
     pub static ACCOUNT_ID: LazyLock<Rule> =
@@ -593,6 +673,9 @@ impl Plan {
             }
         }
         self.validate_derived_names(&mut errors);
+        if let Some(infrastructure) = &self.infrastructure {
+            infrastructure.validate(&mut errors);
+        }
 
         check_len(&mut errors, "images", &self.images, MAX_IMAGES);
         let mut seen = HashSet::new();
@@ -1000,5 +1083,26 @@ fn approver_entry(entry: &str) -> Result<(), String> {
         Err(format!(
             "{entry:?} is neither an email address nor `group:<value>`"
         ))
+    }
+}
+
+impl InfrastructureRef {
+    fn validate(&self, errors: &mut ValidationErrors) {
+        let at = |field: &str| format!("infrastructure.{field}");
+        rules::CODEBUILD_PROJECT.check(errors, &at("codebuild_project"), &self.codebuild_project);
+        rules::SSM_PARAMETER.check(
+            errors,
+            &at("stable_commit_parameter"),
+            &self.stable_commit_parameter,
+        );
+        rules::S3_BUCKET.check(errors, &at("artifact_bucket"), &self.artifact_bucket);
+        rules::S3_PREFIX.check(errors, &at("artifact_prefix"), &self.artifact_prefix);
+        for (i, kind) in self.protected_types.iter().enumerate() {
+            rules::TERRAFORM_TYPE.check(
+                errors,
+                &format!("infrastructure.protected_types[{i}]"),
+                kind,
+            );
+        }
     }
 }

@@ -167,6 +167,65 @@ fn smoke_checks_are_checked() {
 }
 
 #[test]
+fn the_infrastructure_section_names_valid_aws_resources() {
+    let mut ok = example();
+    ok["infrastructure"] = json!({
+        "codebuild_project": "mint-replica-terraform",
+        "stable_commit_parameter": "/mint-replica/terraform/stable-commit",
+        "artifact_bucket": "mint-replica-terraform-plans"
+    });
+    let plan = Plan::from_value(ok).unwrap();
+    let infrastructure = plan.infrastructure.unwrap();
+    assert_eq!(infrastructure.artifact_prefix, "rollback-plans");
+    assert!(
+        infrastructure
+            .protected_types
+            .contains(&"aws_db_instance".to_owned())
+    );
+    for (field, bad, says) in [
+        (
+            "codebuild_project",
+            json!("has space"),
+            "CodeBuild project names",
+        ),
+        (
+            "stable_commit_parameter",
+            json!("a b"),
+            "SSM parameter names",
+        ),
+        ("artifact_bucket", json!("Upper_Bucket"), "S3 bucket names"),
+        (
+            "artifact_prefix",
+            json!("/leading"),
+            "without leading or trailing /",
+        ),
+        (
+            "protected_types",
+            json!(["aws_db_instance", "DROP TABLE"]),
+            "Terraform resource type",
+        ),
+    ] {
+        let path = if field == "protected_types" {
+            "infrastructure.protected_types[1]".to_owned()
+        } else {
+            format!("infrastructure.{field}")
+        };
+        assert_rejects(
+            |p| {
+                p["infrastructure"] = json!({
+                    "codebuild_project": "mint-replica-terraform",
+                    "stable_commit_parameter": "/mint-replica/terraform/stable-commit",
+                    "artifact_bucket": "mint-replica-terraform-plans"
+                });
+                p["infrastructure"][field] = bad.clone();
+            },
+            &path,
+            says,
+        );
+    }
+}
+
+#[test]
 fn approver_rules_are_checked() {
     assert_rejects(
         |p| p["approval"]["database_approvers"] = json!(0),
