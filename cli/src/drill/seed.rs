@@ -97,18 +97,44 @@ pub struct SeedInputs<'a> {
     pub database_approvers: u8,
 }
 
+/// The seeding's phases in order: the databases exist before the release, the plan is stored
+/// before the pre-deploy snapshots read it, and the bad release rolls out last.
 pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     let sdk = inputs.sdk;
     let rds = aws_sdk_rds::Client::new(sdk);
-    let ecr = aws_sdk_ecr::Client::new(sdk);
-    let eks = aws_sdk_eks::Client::new(sdk);
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    seed_databases(&rds, inputs.restore).await?;
+    let images = seed_images(&aws_sdk_ecr::Client::new(sdk)).await?;
+    seed_cluster(&aws_sdk_eks::Client::new(sdk)).await?;
+    seed_alarm(&aws_sdk_cloudwatch::Client::new(sdk)).await?;
+    let (topic_arn, queue_url) = seed_notices(
+        &aws_sdk_sns::Client::new(sdk),
+        &aws_sdk_sqs::Client::new(sdk),
+    )
+    .await?;
+    seed_report_bucket(sdk).await?;
+    let sql =
+        seed_sql_probe_secret(&aws_sdk_secretsmanager::Client::new(sdk), inputs.postgres).await?;
+    let stored = store_plan(&inputs, sql.clone()).await?;
+    seed_pre_deploy_snapshots(&rds, stored.value).await?;
+    seed_rollout(inputs.kube, &images).await?;
 
-    // Databases: PostgreSQL on RDS, and the document store. moto rejects engine `docdb`, so an
-    // aurora-postgresql cluster stands in for DocumentDB; it exercises the same RDS cluster API.
+    Ok(Seeded {
+        plan: stored.plan,
+        plan_text: stored.text,
+        plan_source: stored.source,
+        topic_arn,
+        queue_url,
+        images,
+        sql_probe: !sql.is_empty(),
+    })
+}
+
+/// Databases: PostgreSQL on RDS, and the document store. moto rejects engine `docdb`, so an
+/// aurora-postgresql cluster stands in for DocumentDB; it exercises the same RDS cluster API.
+async fn seed_databases(
+    rds: &aws_sdk_rds::Client,
+    restore: rollback_core::plan::RestoreMethod,
+) -> Result<()> {
     rds.create_db_instance()
         .db_instance_identifier("mint-replica-db")
         .engine("postgres")
@@ -135,14 +161,18 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .send()
         .await
         .context("CreateDBInstance mint-replica-docs-1")?;
-    if !inputs.restore.is_snapshot() {
+    if !restore.is_snapshot() {
         // A point-in-time restore goes back to the release time, which must lie after the
         // databases came into being (RDS restores only within their restorable window, to the
         // second): let the bad release roll out a clear second later.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
+    Ok(())
+}
 
-    // Images: `stable` is the last good release, `prod` points at the bad one.
+/// Images: `stable` is the last good release, `prod` points at the bad one. Returns
+/// (repository, deployment, stable image ref, bad image ref) per repository.
+async fn seed_images(ecr: &aws_sdk_ecr::Client) -> Result<Vec<(String, String, String, String)>> {
     let mut images = Vec::new();
     for (repository, deployment) in REPOSITORIES {
         ecr.create_repository()
@@ -151,21 +181,21 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
             .await
             .with_context(|| format!("CreateRepository {repository}"))?;
         let stable = put_image(
-            &ecr,
+            ecr,
             repository,
             &format!("{repository}-{RELEASE_STABLE}"),
             "stable",
         )
         .await?;
         put_image(
-            &ecr,
+            ecr,
             repository,
             &format!("{repository}-{RELEASE_STABLE}"),
             RELEASE_STABLE,
         )
         .await?;
         let bad = put_image(
-            &ecr,
+            ecr,
             repository,
             &format!("{repository}-{RELEASE_BAD}"),
             "prod",
@@ -178,7 +208,11 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
             format!("{REGISTRY}/{repository}@{bad}"),
         ));
     }
+    Ok(images)
+}
 
+/// The EKS cluster the plan names (its deployments live in the local Kubernetes API).
+async fn seed_cluster(eks: &aws_sdk_eks::Client) -> Result<()> {
     eks.create_cluster()
         .name("mint-replica-eks")
         .role_arn("arn:aws:iam::123456789012:role/mint-replica-eks")
@@ -190,7 +224,11 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .send()
         .await
         .context("CreateCluster mint-replica-eks")?;
+    Ok(())
+}
 
+/// The 5xx alarm, starting out OK.
+async fn seed_alarm(cloudwatch: &aws_sdk_cloudwatch::Client) -> Result<()> {
     cloudwatch
         .put_metric_alarm()
         .alarm_name(ALARM)
@@ -206,13 +244,19 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .await
         .context("PutMetricAlarm")?;
     set_alarm(
-        &cloudwatch,
+        cloudwatch,
         aws_sdk_cloudwatch::types::StateValue::Ok,
         "5xx rate normal",
     )
-    .await?;
+    .await
+}
 
-    // Notices go to a topic; the drill reads them through a raw-delivery SQS subscription.
+/// Notices go to a topic; the drill reads them through a raw-delivery SQS subscription.
+/// Returns the topic ARN and the queue URL.
+async fn seed_notices(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+) -> Result<(String, String)> {
     let topic_arn = sns
         .create_topic()
         .name("mint-replica-rollback")
@@ -250,8 +294,11 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .send()
         .await
         .context("Subscribe")?;
+    Ok((topic_arn, queue_url))
+}
 
-    // The report bucket as the template makes it: versioned, encrypted (SSE-S3).
+/// The report bucket as the template makes it: versioned, encrypted (SSE-S3).
+async fn seed_report_bucket(sdk: &SdkConfig) -> Result<()> {
     let s3 = rollback_notify::s3_client(sdk);
     s3.create_bucket()
         .bucket(REPORT_BUCKET)
@@ -288,10 +335,17 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         .send()
         .await
         .context("PutBucketEncryption")?;
+    Ok(())
+}
 
-    // The SQL probe reads credentials from Secrets Manager, as it does in AWS.
+/// The SQL probe reads credentials from Secrets Manager, as it does in AWS. Returns the plan's
+/// SQL checks: one when a local PostgreSQL runs, none otherwise.
+async fn seed_sql_probe_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    postgres: Option<&rollback_postgres::PostgresServer>,
+) -> Result<Vec<Value>> {
     let mut sql = Vec::new();
-    if let Some(pg) = inputs.postgres {
+    if let Some(pg) = postgres {
         let secret = json!({"engine": "postgres", "host": pg.host(), "port": pg.port(), "username": pg.user(),
             "password": pg.password(), "dbname": pg.dbname()});
         let arn = secrets
@@ -308,20 +362,44 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
             "query": "select 1", "expect_rows": 1, "timeout_ms": 3000}),
         );
     }
+    Ok(sql)
+}
 
-    let mut plan_value = plan_document(&inputs.health_url, sql.clone(), inputs.restore);
+/// The drill's plan in its forms: the document, its text, the parsed plan and where it was
+/// stored.
+struct StoredPlan {
+    value: Value,
+    text: String,
+    plan: Plan,
+    source: rollback_core::plan_store::PlanSource,
+}
+
+/// Builds the plan, checks it parses, and stores it in SSM.
+async fn store_plan(inputs: &SeedInputs<'_>, sql: Vec<Value>) -> Result<StoredPlan> {
+    let mut plan_value = plan_document(&inputs.health_url, sql, inputs.restore);
     plan_value["approval"]["database_approvers"] = json!(inputs.database_approvers.max(1));
     let plan_text = serde_json::to_string_pretty(&plan_value)?;
     let plan = Plan::from_json(&plan_text)
         .map_err(|e| anyhow::anyhow!("the drill's plan is invalid: {e}"))?;
     // Stored as `rollbackctl plan push` stores it; the plan function reads it from here.
-    let plan_source =
-        crate::plan_push::push(&aws_sdk_ssm::Client::new(sdk), &plan_text, PLAN_PARAMETER)
-            .await
-            .map_err(|e| anyhow::anyhow!("storing the drill's plan in SSM: {e}"))?
-            .source;
+    let plan_source = crate::plan_push::push(
+        &aws_sdk_ssm::Client::new(inputs.sdk),
+        &plan_text,
+        PLAN_PARAMETER,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("storing the drill's plan in SSM: {e}"))?
+    .source;
+    Ok(StoredPlan {
+        value: plan_value,
+        text: plan_text,
+        plan,
+        source: plan_source,
+    })
+}
 
-    // The pipeline's pre-deploy snapshots of release v42, through the real snapshot function.
+/// The pipeline's pre-deploy snapshots of release v42, through the real snapshot function.
+async fn seed_pre_deploy_snapshots(rds: &aws_sdk_rds::Client, plan_value: Value) -> Result<()> {
     let snapshot = rollback_snapshot::Clients { rds: rds.clone() };
     rollback_snapshot::handle(
         &snapshot,
@@ -329,38 +407,33 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     )
     .await
     .context("pre-deploy snapshots")?;
+    Ok(())
+}
 
+/// The bad release rolls out: the Kubernetes deployments run it with the stable one in their
+/// history, and the Argo CD Application that syncs them.
+async fn seed_rollout(
+    kube: &rollback_kube_api::LocalKube,
+    images: &[(String, String, String, String)],
+) -> Result<()> {
     // The release rolls out after its snapshots (Kubernetes timestamps have whole seconds).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (b, f) = (&images[0], &images[1]);
-    inputs
-        .kube
-        .seed_mint_demo(&rollback_kube_api::MintImages {
-            backend_stable: b.2.clone(),
-            backend_bad: b.3.clone(),
-            frontend_stable: f.2.clone(),
-            frontend_bad: f.3.clone(),
-        })
-        .context("seeding the Kubernetes deployments")?;
-    inputs
-        .kube
-        .seed_argocd_application(
-            "argocd",
-            ARGOCD_APPLICATION,
-            "mint",
-            Some(json!({"prune": true, "selfHeal": true})),
-        )
-        .context("seeding the Argo CD Application")?;
-
-    Ok(Seeded {
-        plan,
-        plan_text,
-        plan_source,
-        topic_arn,
-        queue_url,
-        images,
-        sql_probe: !sql.is_empty(),
+    kube.seed_mint_demo(&rollback_kube_api::MintImages {
+        backend_stable: b.2.clone(),
+        backend_bad: b.3.clone(),
+        frontend_stable: f.2.clone(),
+        frontend_bad: f.3.clone(),
     })
+    .context("seeding the Kubernetes deployments")?;
+    kube.seed_argocd_application(
+        "argocd",
+        ARGOCD_APPLICATION,
+        "mint",
+        Some(json!({"prune": true, "selfHeal": true})),
+    )
+    .context("seeding the Argo CD Application")?;
+    Ok(())
 }
 
 /// The example plan (infra/plans/mint-replica.json) pointed at the local demo app.

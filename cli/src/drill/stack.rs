@@ -52,176 +52,45 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
+    /// Starts the stack in order: moto and the Kubernetes API, the fault proxy, the engine and
+    /// its proxy, the demo app and its seeding, the approval page, the functions, the state
+    /// machine, and the alarm that follows the app's health.
     pub async fn start(options: &DrillOptions) -> Result<LocalStack> {
-        rollback_kube_api::install_default_crypto_provider();
-        let moto = tokio::task::spawn_blocking(MotoServer::start)
-            .await?
-            .context("starting moto")?;
-        let sdk = moto.sdk_config();
-        let kube = Arc::new(
-            LocalKube::start(kube_options()?)
-                .await
-                .context("starting the local Kubernetes API")?,
-        );
-        let postgres = if options.postgres {
-            tokio::task::spawn_blocking(rollback_postgres::PostgresServer::start)
-                .await?
-                .ok()
-        } else {
-            None
-        };
-        // The functions reach moto through the fault proxy, which checks every call against
-        // the function's role in infra/template.yaml and, under a fault schedule, injects
-        // faults; seeding and the drill's own checks go straight to moto.
-        // The approval decision key in this moto (approval signs, the destructive functions
-        // verify), made before the roles are resolved: they name it. One short blocking call
-        // to the local moto.
-        let decision_key = moto.decision_key().to_owned();
-        let iam = Arc::new(iam_checker(options, &decision_key)?);
-        let fault_proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
-            &moto.endpoint(),
-            options
-                .faults
-                .clone()
-                .unwrap_or_else(rollback_fault_proxy::FaultSchedule::none),
-            Some(iam.clone()),
-        )
-        .context("starting the fault proxy")?;
-        let function_sdk = |function: &str| function_sdk_at(&fault_proxy.url(), function);
+        let Backends {
+            moto,
+            sdk,
+            kube,
+            postgres,
+        } = start_backends(options).await?;
+        let (decision_key, iam, fault_proxy) = start_fault_proxy(options, &moto)?;
 
-        // The engine first, so the plan function's guard can list executions on it.
-        let registry = LambdaRegistry::new();
-        let handler = Arc::new(functions::DrillHandler {
-            inner: registry.clone(),
-            fail_at: options.fail_at.clone(),
-            latency: options.latency,
-            marks: Default::default(),
-            engine: Default::default(),
-        });
-        let engine = Engine::new(handler.clone(), EngineConfig::default());
-        let _ = handler.engine.set(engine.clone());
-        let engine_server = rollback_engine::serve(
-            engine.clone(),
-            rollback_engine::Mode::Embedded,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        )
-        .await
-        .context("serving the Step Functions endpoint")?;
-        let engine_sdk =
-            rollback_core::aws::for_endpoint(&engine_server.url, rollback_core::aws::LOCAL_REGION);
-        let sfn = aws_sdk_sfn::Client::new(&engine_sdk);
-        let engine_proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
-            &engine_server.url,
-            rollback_fault_proxy::FaultSchedule::none(),
-            Some(iam.clone()),
-        )
-        .context("starting the IAM proxy in front of the engine")?;
+        let EngineParts {
+            registry,
+            engine,
+            server: engine_server,
+            sfn,
+            proxy: engine_proxy,
+        } = start_engine(options, iam).await?;
 
         let link_key = rollback_core::approval_link::LinkKey::generate();
-        let app = demo_app::start(kube.clone(), "mint").await?;
-        let health_url = format!("{}/health", app.url);
-        let seeded = seed::seed(seed::SeedInputs {
-            sdk: &sdk,
-            kube: &kube,
-            health_url,
-            postgres: postgres.as_ref(),
-            restore: options.restore.method(),
-            database_approvers: options.approvers,
-        })
-        .await?;
-        app.set_stable(
-            seeded
-                .images
-                .iter()
-                .map(|(_, deployment, stable, _)| (deployment.clone(), stable.clone()))
-                .collect(),
+        let (app, seeded) = start_app_and_seed(options, &sdk, &kube, postgres.as_ref()).await?;
+
+        let proxies = Proxies {
+            fault: &fault_proxy,
+            engine: &engine_proxy,
+        };
+        let approval = start_approval_page(options, proxies, &decision_key, &link_key).await?;
+        register_functions(
+            &registry,
+            proxies,
+            &decision_key,
+            &kube,
+            &seeded,
+            &approval,
+            link_key,
         );
 
-        // The approval page: the real handler, deciding through the engine's endpoint. Its
-        // port is chosen first: with --sign-in the identity provider registers its URL as the
-        // redirect URI.
-        let approval_port = rollback_moto::free_port().context("a port for the approval page")?;
-        let approval_url = format!("http://127.0.0.1:{approval_port}/approval");
-        let sign_in = if options.sign_in {
-            Some(start_identity_provider(&approval_url).await?)
-        } else {
-            None
-        };
-        let services = rollback_approval::Services::with_key(
-            aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
-            link_key.clone(),
-            rollback_core::decision::DecisionSigner::new(
-                aws_sdk_kms::Client::new(&function_sdk("approval")),
-                &decision_key,
-            ),
-        )
-        .with_ledger(rollback_approval::ledger::Ledger::new(
-            rollback_core::aws::s3_client(&function_sdk("approval")),
-            seed::REPORT_BUCKET,
-        ));
-        let services = match &sign_in {
-            Some(issuer) => services.with_login(rollback_approval::login::Login::new(
-                rollback_core::oidc::OidcConfig::new(issuer.issuer(), approver::CLIENT_ID),
-            )),
-            None => services,
-        };
-        let (_, approval_task) = rollback_approval::serve_local(
-            SocketAddr::from(([127, 0, 0, 1], approval_port)),
-            services,
-        )
-        .await
-        .context("serving the approval page")?;
-        let mut notify_config =
-            rollback_notify::Config::local(&seeded.topic_arn, &approval_url, link_key)
-                .with_report_bucket(seed::REPORT_BUCKET);
-        notify_config.approval_login = sign_in.is_some();
-        let kube_override = rollback_deploy_undo::ApiOverride {
-            url: kube.url(),
-            ca_pem: kube.ca_pem().map(str::to_owned),
-        };
-        let clients = functions::FunctionClients {
-            // The plan from moto's SSM, as the Lambda reads it (its own key, the IAM check).
-            plan_store: rollback_plan::PlanStore::new(
-                aws_sdk_ssm::Client::new(&function_sdk("plan")),
-                rollback_core::plan_store::PlanLocation::Parameter(seed::PLAN_PARAMETER.into()),
-            ),
-            // Step Functions at the engine; the smoke alarms' periods from moto.
-            plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan"))
-                .with_cloudwatch(Some(&function_sdk("plan"))),
-            snapshot: rollback_snapshot::Clients {
-                rds: aws_sdk_rds::Client::new(&function_sdk("snapshot")),
-            },
-            restore: rollback_restore::Clients::new(&function_sdk("restore"), &decision_key),
-            drill_cleanup: rollback_restore::Clients::new(
-                &function_sdk("drill-cleanup"),
-                &decision_key,
-            ),
-            retag: rollback_retag::Clients::new(&function_sdk("retag"), &decision_key),
-            deploy_undo: rollback_deploy_undo::Clients::new(
-                &function_sdk("deploy-undo"),
-                &decision_key,
-                Some(kube_override),
-            ),
-            smoke: rollback_smoke_test::Clients::new(&function_sdk("smoke-test")),
-            // SNS and S3 in moto; its own execution's history (the report) from the engine.
-            notify: rollback_notify::Clients {
-                sfn: aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "notify")),
-                ..rollback_notify::Clients::new(&function_sdk("notify"))
-            },
-            notify_config,
-        };
-        functions::register_all(&registry, Arc::new(clients));
-
-        let definition = std::fs::read_to_string(definition_path())
-            .context("reading statemachine/rollback.asl.json")?;
-        let machine = engine
-            .create_state_machine(
-                STATE_MACHINE_NAME,
-                &definition,
-                "arn:aws:iam::123456789012:role/rollback",
-                &functions::substitutions(&seeded.topic_arn),
-            )
-            .map_err(|e| anyhow!("the engine refused the definition: {e:?}"))?;
+        let state_machine_arn = create_state_machine(&engine, &seeded.topic_arn)?;
 
         let alarm_watch = tokio::spawn(watch_alarm(
             aws_sdk_cloudwatch::Client::new(&sdk),
@@ -234,18 +103,18 @@ impl LocalStack {
             engine,
             fault_proxy: Some(fault_proxy),
             engine_proxy,
-            _approval_task: AbortOnDrop(approval_task),
+            _approval_task: AbortOnDrop(approval.task),
             engine_url: engine_server.url.clone(),
             _engine_server: engine_server,
-            approval_url,
+            approval_url: approval.url,
             app,
             sdk,
             sfn,
-            state_machine_arn: machine.arn,
+            state_machine_arn,
             seeded,
             postgres_addr,
             _postgres: postgres,
-            sign_in,
+            sign_in: approval.sign_in,
             _alarm_watch: alarm_watch,
         })
     }
@@ -361,6 +230,287 @@ impl LocalStack {
     ) -> Result<bool> {
         approver::decide(mail, approve, approvers, self.sign_in.is_some(), quiet).await
     }
+}
+
+/// What the stack stands on: moto (and an SDK configuration straight to it), the local
+/// Kubernetes API, and a local PostgreSQL when asked for and one could be started.
+struct Backends {
+    moto: MotoServer,
+    sdk: aws_config::SdkConfig,
+    kube: Arc<LocalKube>,
+    postgres: Option<rollback_postgres::PostgresServer>,
+}
+
+async fn start_backends(options: &DrillOptions) -> Result<Backends> {
+    rollback_kube_api::install_default_crypto_provider();
+    let moto = tokio::task::spawn_blocking(MotoServer::start)
+        .await?
+        .context("starting moto")?;
+    let sdk = moto.sdk_config();
+    let kube = Arc::new(
+        LocalKube::start(kube_options()?)
+            .await
+            .context("starting the local Kubernetes API")?,
+    );
+    let postgres = if options.postgres {
+        tokio::task::spawn_blocking(rollback_postgres::PostgresServer::start)
+            .await?
+            .ok()
+    } else {
+        None
+    };
+    Ok(Backends {
+        moto,
+        sdk,
+        kube,
+        postgres,
+    })
+}
+
+/// The fault proxy between the functions and moto, and what it checks against: the
+/// functions' roles (the IAM check), which name the approval decision key.
+fn start_fault_proxy(
+    options: &DrillOptions,
+    moto: &MotoServer,
+) -> Result<(
+    String,
+    Arc<rollback_fault_proxy::IamChecker>,
+    rollback_fault_proxy::FaultProxy,
+)> {
+    // The functions reach moto through the fault proxy, which checks every call against
+    // the function's role in infra/template.yaml and, under a fault schedule, injects
+    // faults; seeding and the drill's own checks go straight to moto.
+    // The approval decision key in this moto (approval signs, the destructive functions
+    // verify), made before the roles are resolved: they name it. One short blocking call
+    // to the local moto.
+    let decision_key = moto.decision_key().to_owned();
+    let iam = Arc::new(iam_checker(options, &decision_key)?);
+    let fault_proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
+        &moto.endpoint(),
+        options
+            .faults
+            .clone()
+            .unwrap_or_else(rollback_fault_proxy::FaultSchedule::none),
+        Some(iam.clone()),
+    )
+    .context("starting the fault proxy")?;
+    Ok((decision_key, iam, fault_proxy))
+}
+
+/// The engine, its Step Functions endpoint, and the IAM proxy in front of it. The functions
+/// are registered on `registry` later, once the stack they call is seeded.
+struct EngineParts {
+    registry: LambdaRegistry,
+    engine: Engine,
+    server: rollback_engine::Server,
+    /// Step Functions at the engine, straight (the drill's own calls).
+    sfn: aws_sdk_sfn::Client,
+    proxy: rollback_fault_proxy::FaultProxy,
+}
+
+/// The engine first, so the plan function's guard can list executions on it.
+async fn start_engine(
+    options: &DrillOptions,
+    iam: Arc<rollback_fault_proxy::IamChecker>,
+) -> Result<EngineParts> {
+    let registry = LambdaRegistry::new();
+    let handler = Arc::new(functions::DrillHandler {
+        inner: registry.clone(),
+        fail_at: options.fail_at.clone(),
+        latency: options.latency,
+        marks: Default::default(),
+        engine: Default::default(),
+    });
+    let engine = Engine::new(handler.clone(), EngineConfig::default());
+    let _ = handler.engine.set(engine.clone());
+    let server = rollback_engine::serve(
+        engine.clone(),
+        rollback_engine::Mode::Embedded,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .context("serving the Step Functions endpoint")?;
+    let engine_sdk =
+        rollback_core::aws::for_endpoint(&server.url, rollback_core::aws::LOCAL_REGION);
+    let sfn = aws_sdk_sfn::Client::new(&engine_sdk);
+    let proxy = rollback_fault_proxy::FaultProxy::start_with_iam(
+        &server.url,
+        rollback_fault_proxy::FaultSchedule::none(),
+        Some(iam),
+    )
+    .context("starting the IAM proxy in front of the engine")?;
+    Ok(EngineParts {
+        registry,
+        engine,
+        server,
+        sfn,
+        proxy,
+    })
+}
+
+/// The demo app, then the seeding (the plan's smoke test checks the app's health URL); the app
+/// learns the stable images it counts as healthy.
+async fn start_app_and_seed(
+    options: &DrillOptions,
+    sdk: &aws_config::SdkConfig,
+    kube: &Arc<LocalKube>,
+    postgres: Option<&rollback_postgres::PostgresServer>,
+) -> Result<(demo_app::DemoApp, seed::Seeded)> {
+    let app = demo_app::start(kube.clone(), "mint").await?;
+    let health_url = format!("{}/health", app.url);
+    let seeded = seed::seed(seed::SeedInputs {
+        sdk,
+        kube,
+        health_url,
+        postgres,
+        restore: options.restore.method(),
+        database_approvers: options.approvers,
+    })
+    .await?;
+    app.set_stable(
+        seeded
+            .images
+            .iter()
+            .map(|(_, deployment, stable, _)| (deployment.clone(), stable.clone()))
+            .collect(),
+    );
+    Ok((app, seeded))
+}
+
+/// Where the functions' calls go: moto behind the fault proxy, the engine's Step Functions
+/// endpoint behind its IAM proxy.
+#[derive(Clone, Copy)]
+struct Proxies<'a> {
+    fault: &'a rollback_fault_proxy::FaultProxy,
+    engine: &'a rollback_fault_proxy::FaultProxy,
+}
+
+/// The running approval page: its URL (for the notices' links), the identity provider under
+/// `--sign-in`, and the server task.
+struct ApprovalPage {
+    url: String,
+    sign_in: Option<rollback_oidc_issuer::OidcIssuer>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_approval_page(
+    options: &DrillOptions,
+    proxies: Proxies<'_>,
+    decision_key: &str,
+    link_key: &rollback_core::approval_link::LinkKey,
+) -> Result<ApprovalPage> {
+    let Proxies {
+        fault: fault_proxy,
+        engine: engine_proxy,
+    } = proxies;
+    let function_sdk = |function: &str| function_sdk_at(&fault_proxy.url(), function);
+    // The approval page: the real handler, deciding through the engine's endpoint. Its
+    // port is chosen first: with --sign-in the identity provider registers its URL as the
+    // redirect URI.
+    let approval_port = rollback_moto::free_port().context("a port for the approval page")?;
+    let approval_url = format!("http://127.0.0.1:{approval_port}/approval");
+    let sign_in = if options.sign_in {
+        Some(start_identity_provider(&approval_url).await?)
+    } else {
+        None
+    };
+    let services = rollback_approval::Services::with_key(
+        aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "approval")),
+        link_key.clone(),
+        rollback_core::decision::DecisionSigner::new(
+            aws_sdk_kms::Client::new(&function_sdk("approval")),
+            decision_key,
+        ),
+    )
+    .with_ledger(rollback_approval::ledger::Ledger::new(
+        rollback_core::aws::s3_client(&function_sdk("approval")),
+        seed::REPORT_BUCKET,
+    ));
+    let services = match &sign_in {
+        Some(issuer) => services.with_login(rollback_approval::login::Login::new(
+            rollback_core::oidc::OidcConfig::new(issuer.issuer(), approver::CLIENT_ID),
+        )),
+        None => services,
+    };
+    let (_, approval_task) =
+        rollback_approval::serve_local(SocketAddr::from(([127, 0, 0, 1], approval_port)), services)
+            .await
+            .context("serving the approval page")?;
+    Ok(ApprovalPage {
+        url: approval_url,
+        sign_in,
+        task: approval_task,
+    })
+}
+
+/// Registers the real functions on the engine, each with its own credentials (by which the
+/// proxies check its role).
+fn register_functions(
+    registry: &LambdaRegistry,
+    proxies: Proxies<'_>,
+    decision_key: &str,
+    kube: &LocalKube,
+    seeded: &seed::Seeded,
+    approval: &ApprovalPage,
+    link_key: rollback_core::approval_link::LinkKey,
+) {
+    let Proxies {
+        fault: fault_proxy,
+        engine: engine_proxy,
+    } = proxies;
+    let function_sdk = |function: &str| function_sdk_at(&fault_proxy.url(), function);
+    let mut notify_config =
+        rollback_notify::Config::local(&seeded.topic_arn, &approval.url, link_key)
+            .with_report_bucket(seed::REPORT_BUCKET);
+    notify_config.approval_login = approval.sign_in.is_some();
+    let kube_override = rollback_deploy_undo::ApiOverride {
+        url: kube.url(),
+        ca_pem: kube.ca_pem().map(str::to_owned),
+    };
+    let clients = functions::FunctionClients {
+        // The plan from moto's SSM, as the Lambda reads it (its own key, the IAM check).
+        plan_store: rollback_plan::PlanStore::new(
+            aws_sdk_ssm::Client::new(&function_sdk("plan")),
+            rollback_core::plan_store::PlanLocation::Parameter(seed::PLAN_PARAMETER.into()),
+        ),
+        // Step Functions at the engine; the smoke alarms' periods from moto.
+        plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan"))
+            .with_cloudwatch(Some(&function_sdk("plan"))),
+        snapshot: rollback_snapshot::Clients {
+            rds: aws_sdk_rds::Client::new(&function_sdk("snapshot")),
+        },
+        restore: rollback_restore::Clients::new(&function_sdk("restore"), decision_key),
+        drill_cleanup: rollback_restore::Clients::new(&function_sdk("drill-cleanup"), decision_key),
+        retag: rollback_retag::Clients::new(&function_sdk("retag"), decision_key),
+        deploy_undo: rollback_deploy_undo::Clients::new(
+            &function_sdk("deploy-undo"),
+            decision_key,
+            Some(kube_override),
+        ),
+        smoke: rollback_smoke_test::Clients::new(&function_sdk("smoke-test")),
+        // SNS and S3 in moto; its own execution's history (the report) from the engine.
+        notify: rollback_notify::Clients {
+            sfn: aws_sdk_sfn::Client::new(&function_sdk_at(&engine_proxy.url(), "notify")),
+            ..rollback_notify::Clients::new(&function_sdk("notify"))
+        },
+        notify_config,
+    };
+    functions::register_all(registry, Arc::new(clients));
+}
+
+/// The shipped state machine definition on the engine; returns its ARN.
+fn create_state_machine(engine: &Engine, topic_arn: &str) -> Result<String> {
+    let definition = std::fs::read_to_string(definition_path())
+        .context("reading statemachine/rollback.asl.json")?;
+    let machine = engine
+        .create_state_machine(
+            STATE_MACHINE_NAME,
+            &definition,
+            "arn:aws:iam::123456789012:role/rollback",
+            &functions::substitutions(topic_arn),
+        )
+        .map_err(|e| anyhow!("the engine refused the definition: {e:?}"))?;
+    Ok(machine.arn)
 }
 
 /// The drill's identity provider: the approvers can sign in by their user names.
