@@ -46,7 +46,7 @@ async fn waiting(plan: Value) -> (Engine, rollback_engine::Server, String) {
         )
         .unwrap();
     // Until the task is scheduled (5 s at most).
-    let client = sfn(&server);
+    let client = sfn(&server).await;
     for _ in 0..50 {
         let events = rollbackctl::ops::history(&client, &execution)
             .await
@@ -59,16 +59,9 @@ async fn waiting(plan: Value) -> (Engine, rollback_engine::Server, String) {
     panic!("{execution} never waited for its approval");
 }
 
-fn sfn(server: &rollback_engine::Server) -> aws_sdk_sfn::Client {
-    let config = aws_sdk_sfn::config::Builder::new()
-        .endpoint_url(&server.url)
-        .region(aws_sdk_sfn::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sfn::config::Credentials::new(
-            "a", "b", None, None, "t",
-        ))
-        .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
-        .build();
-    aws_sdk_sfn::Client::from_conf(config)
+/// Step Functions at the engine, as `rollbackctl --endpoint-url` reaches it.
+async fn sfn(server: &rollback_engine::Server) -> aws_sdk_sfn::Client {
+    aws_sdk_sfn::Client::new(&rollbackctl::ops::sdk_config(Some(&server.url)).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +69,7 @@ async fn approve_signs_with_the_decision_key_or_says_how_to_approve() {
     let plan = json!({"service": "mint-replica", "images": [
         {"repository": "mint-replica-backend", "release_tag": "prod", "stable_tag": "stable"}]});
     let (engine, server, execution) = waiting(plan.clone()).await;
-    let sfn = sfn(&server);
+    let sfn = sfn(&server).await;
     let moto = rollback_moto::MotoServer::shared();
     let kms = aws_sdk_kms::Client::new(&moto.sdk_config());
 
@@ -131,7 +124,7 @@ async fn a_plan_that_asks_two_people_is_not_approved_by_one_from_the_command_lin
         moto.decision_key(),
     );
     let refused = rollbackctl::ops::decide(
-        &sfn(&server),
+        &sfn(&server).await,
         &execution,
         true,
         "app+database",

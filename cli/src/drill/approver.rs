@@ -62,33 +62,7 @@ pub async fn decide(
     };
     let people = &APPROVERS[..usize::from(needed)];
     for (i, person) in people.iter().enumerate() {
-        let page = client
-            .get(&link)
-            .send()
-            .await
-            .context("opening the approval link")?;
-        let status = page.status();
-        let html = page.text().await?;
-        if !status.is_success() {
-            anyhow::bail!("the approval page answered {status}: {html}");
-        }
-        if !quiet {
-            println!(
-                "\n  {person} opened the approval page ({} bytes) and confirms{}",
-                html.len(),
-                if sign_in { " after signing in" } else { "" }
-            );
-            if let Some(so_far) = html
-                .split("Approved so far by ")
-                .nth(1)
-                .and_then(|t| t.split("</div>").next())
-            {
-                println!(
-                    "  the page shows: approved so far by {}",
-                    so_far.trim_end_matches('.')
-                );
-            }
-        }
+        let html = open_page(&client, &link, person, sign_in, quiet).await?;
         let form = Form::of(&html, sign_in)?;
         let page_url = link.split('?').next().unwrap_or(&link);
         let (status, answer) = press(&client, page_url, &form, person).await?;
@@ -112,6 +86,44 @@ pub async fn decide(
         }
     }
     Ok(true)
+}
+
+/// GETs the confirmation page (which changes nothing) and says what `person` sees on it.
+async fn open_page(
+    client: &reqwest::Client,
+    link: &str,
+    person: &str,
+    sign_in: bool,
+    quiet: bool,
+) -> Result<String> {
+    let page = client
+        .get(link)
+        .send()
+        .await
+        .context("opening the approval link")?;
+    let status = page.status();
+    let html = page.text().await?;
+    if !status.is_success() {
+        anyhow::bail!("the approval page answered {status}: {html}");
+    }
+    if !quiet {
+        println!(
+            "\n  {person} opened the approval page ({} bytes) and confirms{}",
+            html.len(),
+            if sign_in { " after signing in" } else { "" }
+        );
+        if let Some(so_far) = html
+            .split("Approved so far by ")
+            .nth(1)
+            .and_then(|t| t.split("</div>").next())
+        {
+            println!(
+                "  the page shows: approved so far by {}",
+                so_far.trim_end_matches('.')
+            );
+        }
+    }
+    Ok(html)
 }
 
 /// What the confirmation page gives the person to decide with.
@@ -198,7 +210,9 @@ async fn sign_in(
     else {
         anyhow::bail!("not a sign-in form");
     };
-    let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    // 32 random bytes, as RFC 7636 recommends (two v4 UUIDs).
+    let random = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()].map(|u| u.into_bytes());
+    let verifier = URL_SAFE_NO_PAD.encode(random.concat());
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     let link_id: String = URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(link.as_bytes()))
@@ -244,15 +258,25 @@ async fn sign_in(
         anyhow::bail!("the identity provider came back with another state");
     }
     let code = param("code").context("the identity provider gave no code")?;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", page),
+        ("client_id", client_id.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    id_token(client, token, &exchange).await
+}
+
+/// The ID token the token endpoint gives for an authorization code.
+async fn id_token(
+    client: &reqwest::Client,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Result<String> {
     let tokens: serde_json::Value = client
-        .post(token)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", page),
-            ("client_id", client_id.as_str()),
-            ("code_verifier", verifier.as_str()),
-        ])
+        .post(endpoint)
+        .form(form)
         .send()
         .await?
         .error_for_status()?

@@ -117,11 +117,7 @@ fn who_decides(payload: &LinkPayload, so_far: &[Entry]) -> String {
         if so_far.is_empty() {
             lines.push("Nobody has approved yet: yours is recorded and shown to the next.".into());
         } else {
-            let who: Vec<String> = so_far
-                .iter()
-                .map(|e| format!("{} at {}", escape(&e.approver), fmt_time(e.decided_at)))
-                .collect();
-            lines.push(format!("Approved so far by {}.", who.join("; ")));
+            lines.push(format!("Approved so far by {}.", approvals(so_far)));
         }
     }
     if lines.is_empty() {
@@ -156,6 +152,15 @@ pub struct SignIn<'a> {
 
 fn sign_in_script() -> String {
     format!("<script>{SIGN_IN_SCRIPT}</script>")
+}
+
+/// "a@x at 12:00 UTC; b@x at 12:05 UTC", escaped.
+fn approvals(entries: &[Entry]) -> String {
+    let who: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} at {}", escape(&e.approver), fmt_time(e.decided_at)))
+        .collect();
+    who.join("; ")
 }
 
 /// GET: what the link will do, and the form that does it. Changes nothing. With `sign_in`,
@@ -268,15 +273,11 @@ pub fn recorded(payload: &LinkPayload, entries: &[Entry], already: bool) -> Stri
     } else {
         "Approval recorded"
     };
-    let who: Vec<String> = entries
-        .iter()
-        .map(|e| format!("{} at {}", e.approver, fmt_time(e.decided_at)))
-        .collect();
     let body = format!(
         "<h1>{head}</h1><div class=\"box ok\">Approved so far by {}. The rollback of <b>{}</b> \
          waits for another person's approval{}; nothing changes until then. Forward the \
          email to another approver.</div>{}",
-        escape(&who.join("; ")),
+        approvals(entries),
         escape(&payload.summary.service),
         match &payload.rules.starter {
             Some(starter) => format!(" (someone besides {})", escape(starter)),

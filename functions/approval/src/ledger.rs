@@ -217,14 +217,11 @@ fn key(payload: &LinkPayload, slot: usize) -> String {
         .chain_update(TASK_ID_LABEL)
         .chain_update(payload.task_token.as_bytes())
         .finalize();
-    let scope = match payload.scope {
-        rollback_core::request::Scope::App => "app",
-        rollback_core::request::Scope::AppAndDatabase => "app+database",
-    };
     format!(
-        "{PREFIX}/{}/{}/{scope}/{slot}.json",
+        "{PREFIX}/{}/{}/{}/{slot}.json",
         payload.execution,
-        hex::encode(&task[..16])
+        hex::encode(&task[..16]),
+        payload.scope.as_str()
     )
 }
 

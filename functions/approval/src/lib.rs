@@ -119,9 +119,11 @@ pub async fn handle_at(
                 || query_param(parts.uri.query(), "error").is_some();
             if let (None, true, Some(login)) = (&token, back_from_sign_in, &services.login) {
                 return match login.provider().await {
-                    Ok(provider) => {
-                        respond_signing_in(html::sign_in_return(), &provider.token_endpoint)
-                    }
+                    Ok(provider) => respond_signing_in(
+                        StatusCode::OK,
+                        html::sign_in_return(),
+                        &provider.token_endpoint,
+                    ),
                     Err(e) => sign_in_unavailable_page(&e),
                 };
             }
@@ -206,12 +208,11 @@ async fn confirm_page(
         token: &provider.token_endpoint,
         client_id: &login.config.audience,
     };
-    let mut response = respond_signing_in(
+    respond_signing_in(
+        status,
         html::confirm(payload, token, error, typed, so_far, Some(&sign_in)),
         &provider.token_endpoint,
-    );
-    *response.status_mut() = status;
-    response
+    )
 }
 
 /// The identity provider's discovery document could not be read: nothing was decided.
@@ -337,46 +338,9 @@ async fn approve(
     let entries = if payload.rules.single() {
         vec![mine]
     } else {
-        let Some(ledger) = &services.ledger else {
-            return ledger_unavailable_page(payload, "no ledger is configured");
-        };
-        match ledger.approve(payload, &payload.rules, mine).await {
-            Ok(Outcome::Complete(entries)) => entries,
-            Ok(Outcome::Waiting(entries)) => {
-                tracing::info!(
-                    execution = %payload.execution,
-                    scope = html::scope_label(payload.scope),
-                    approver = %person.name,
-                    approvals = entries.len(),
-                    "approval recorded; waiting for more"
-                );
-                return respond(
-                    StatusCode::ACCEPTED,
-                    html::recorded(payload, &entries, false),
-                );
-            }
-            Ok(Outcome::AlreadyCounted(entries)) => {
-                return respond(
-                    StatusCode::CONFLICT,
-                    html::recorded(payload, &entries, true),
-                );
-            }
-            Ok(Outcome::CompletedByOthers(entries)) => {
-                return respond(
-                    StatusCode::CONFLICT,
-                    html::notice(
-                        "Already approved",
-                        "warn",
-                        &format!(
-                            "This rollback ({}) was approved already by {}. Your approval was \
-                             not needed and nothing more was changed.",
-                            payload.execution,
-                            ledger::names(&entries).join(" and ")
-                        ),
-                    ),
-                );
-            }
-            Err(e) => return ledger_unavailable_page(payload, &e.0),
+        match count_approval(services, payload, mine).await {
+            Ok(entries) => entries,
+            Err(page) => return *page,
         }
     };
     let names = ledger::names(&entries);
@@ -414,6 +378,58 @@ async fn approve(
         .map(|_| ())
         .map_err(|e| classify(&e));
     recorded_or_failed(payload, &decision.approved_by(), sent, now)
+}
+
+/// Records an approval of a decision that needs several people: the approvals that complete
+/// it (this one last), or the page that says what happened instead (recorded and waiting,
+/// counted before, completed by others, ledger unavailable).
+async fn count_approval(
+    services: &Services,
+    payload: &LinkPayload,
+    mine: Entry,
+) -> Result<Vec<Entry>, Box<Response<String>>> {
+    let Some(ledger) = &services.ledger else {
+        return Err(Box::new(ledger_unavailable_page(
+            payload,
+            "no ledger is configured",
+        )));
+    };
+    let approver = mine.approver.clone();
+    let page = match ledger.approve(payload, &payload.rules, mine).await {
+        Ok(Outcome::Complete(entries)) => return Ok(entries),
+        Ok(Outcome::Waiting(entries)) => {
+            tracing::info!(
+                execution = %payload.execution,
+                scope = html::scope_label(payload.scope),
+                approver = %approver,
+                approvals = entries.len(),
+                "approval recorded; waiting for more"
+            );
+            respond(
+                StatusCode::ACCEPTED,
+                html::recorded(payload, &entries, false),
+            )
+        }
+        Ok(Outcome::AlreadyCounted(entries)) => respond(
+            StatusCode::CONFLICT,
+            html::recorded(payload, &entries, true),
+        ),
+        Ok(Outcome::CompletedByOthers(entries)) => respond(
+            StatusCode::CONFLICT,
+            html::notice(
+                "Already approved",
+                "warn",
+                &format!(
+                    "This rollback ({}) was approved already by {}. Your approval was not \
+                     needed and nothing more was changed.",
+                    payload.execution,
+                    ledger::names(&entries).join(" and ")
+                ),
+            ),
+        ),
+        Err(e) => ledger_unavailable_page(payload, &e.0),
+    };
+    Err(Box::new(page))
 }
 
 async fn reject(
@@ -763,7 +779,7 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 's
 
 /// A page with the sign-in script: only that script (by hash), and fetches only to this page
 /// and the identity provider's token endpoint.
-fn respond_signing_in(body: String, token_endpoint: &str) -> Response<String> {
+fn respond_signing_in(status: StatusCode, body: String, token_endpoint: &str) -> Response<String> {
     let idp = url::Url::parse(token_endpoint)
         .map(|u| format!(" {}", u.origin().ascii_serialization()))
         .unwrap_or_default();
@@ -772,7 +788,7 @@ fn respond_signing_in(body: String, token_endpoint: &str) -> Response<String> {
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         html::sign_in_script_hash()
     );
-    let mut response = respond(StatusCode::OK, body);
+    let mut response = respond(status, body);
     if let Ok(value) = http::HeaderValue::from_str(&csp) {
         response
             .headers_mut()

@@ -409,11 +409,7 @@ async fn chromium_signs_in_at_the_identity_provider_and_approves() {
     let Some((chromium, chromedriver)) = browser() else {
         return;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = rollback_moto::free_port().unwrap();
     let page_url = format!("http://127.0.0.1:{port}/approval");
     let issuer = rollback_oidc_issuer::OidcIssuer::builder()
         .client("rollback-approval", [page_url.clone()])

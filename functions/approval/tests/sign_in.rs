@@ -28,11 +28,7 @@ struct SignIn {
 }
 
 async fn sign_in() -> SignIn {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = rollback_moto::free_port().unwrap();
     let page = format!("http://127.0.0.1:{port}/approval");
     let issuer = OidcIssuer::builder()
         .client(CLIENT, [page.clone()])

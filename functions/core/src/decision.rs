@@ -308,7 +308,7 @@ fn check<A>(
     if needed.scope.includes_database() && !claims.scope.includes_database() {
         return Err(format!(
             "the decision approved scope {:?}, which does not cover databases",
-            scope_name(claims.scope)
+            claims.scope.as_str()
         ));
     }
     let people = step.plan.approval.approvals_needed(needed.scope);
@@ -335,13 +335,6 @@ fn check<A>(
         }
     }
     Ok(())
-}
-
-fn scope_name(scope: Scope) -> &'static str {
-    match scope {
-        Scope::App => "app",
-        Scope::AppAndDatabase => "app+database",
-    }
 }
 
 #[cfg(test)]

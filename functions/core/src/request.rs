@@ -95,6 +95,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The name the JSON uses (`app`, `app+database`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::App => "app",
+            Scope::AppAndDatabase => "app+database",
+        }
+    }
+
     pub fn includes_database(self) -> bool {
         matches!(self, Scope::AppAndDatabase)
     }
