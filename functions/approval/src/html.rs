@@ -47,10 +47,10 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
-pub fn scope_label(scope: Scope) -> &'static str {
+pub fn scope_label(scope: Scope) -> String {
     match scope {
-        Scope::App => "app only",
-        Scope::AppAndDatabase => "app + database",
+        Scope::App => "app only".to_owned(),
+        other => other.label(),
     }
 }
 

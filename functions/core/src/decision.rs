@@ -254,7 +254,9 @@ impl DecisionSigner {
 
 /// What a destructive action needs the decision to cover.
 pub struct Needed<'a> {
-    /// `app+database` for database actions, `app` (covered by either) for the rest.
+    /// `app+database` for database actions, `app+infrastructure` (`+destroys` when the plan
+    /// destroys a protected type) for the infrastructure apply, `app` (covered by all) for the
+    /// rest.
     pub scope: Scope,
     /// The action's own resolved input and where it sits in the approved `resolved` document
     /// (`databases`, `images`, `deployments`), when the action takes one.
@@ -305,10 +307,25 @@ fn check<A>(
             claims.plan_fingerprint
         ));
     }
-    if needed.scope.includes_database() && !claims.scope.includes_database() {
+    let approved = claims.scope;
+    let uncovered = [
+        (
+            needed.scope.includes_database() && !approved.includes_database(),
+            "databases",
+        ),
+        (
+            needed.scope.includes_infrastructure() && !approved.includes_infrastructure(),
+            "infrastructure",
+        ),
+        (
+            needed.scope.allows_destroys() && !approved.allows_destroys(),
+            "destroys of protected resources",
+        ),
+    ];
+    if let Some((_, what)) = uncovered.iter().find(|(missing, _)| *missing) {
         return Err(format!(
-            "the decision approved scope {:?}, which does not cover databases",
-            claims.scope.as_str()
+            "the decision approved scope {:?}, which does not cover {what}",
+            approved.as_str()
         ));
     }
     let people = step.plan.approval.approvals_needed(needed.scope);

@@ -29,6 +29,12 @@ pub enum ErrorKind {
     Rejected,
     WaitTimedOut,
     SmokeConfig,
+    /// A Terraform build (plan or apply) failed, or its plan cannot be read: nothing more is
+    /// applied; the contingency notice says which build and where its log is.
+    InfrastructureFailed,
+    /// Terraform refused the approved plan because the state changed since it was made: the
+    /// contingency notice says "re-plan and approve again".
+    PlanStale,
     Kubernetes,
     Throttled,
     Transient,
@@ -37,7 +43,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::InvalidPlan,
         ErrorKind::InvalidRequest,
         ErrorKind::InvalidInput,
@@ -55,6 +61,8 @@ impl ErrorKind {
         ErrorKind::Rejected,
         ErrorKind::WaitTimedOut,
         ErrorKind::SmokeConfig,
+        ErrorKind::InfrastructureFailed,
+        ErrorKind::PlanStale,
         ErrorKind::Kubernetes,
         ErrorKind::Throttled,
         ErrorKind::Transient,
@@ -82,6 +90,8 @@ impl ErrorKind {
             ErrorKind::Rejected => "Rollback.Rejected",
             ErrorKind::WaitTimedOut => "Rollback.WaitTimedOut",
             ErrorKind::SmokeConfig => "Rollback.SmokeConfig",
+            ErrorKind::InfrastructureFailed => "Rollback.InfrastructureFailed",
+            ErrorKind::PlanStale => "Rollback.PlanStale",
             ErrorKind::Kubernetes => "Rollback.Kubernetes",
             ErrorKind::Throttled => "Rollback.Throttled",
             ErrorKind::Transient => "Rollback.Transient",
@@ -137,6 +147,10 @@ pub enum RollbackError {
     WaitTimedOut(String),
     #[error("smoke test configuration: {0}")]
     SmokeConfig(String),
+    #[error("infrastructure: {0}")]
+    InfrastructureFailed(String),
+    #[error("the approved Terraform plan is stale: {0}")]
+    PlanStale(String),
     #[error("kubernetes {operation}: {message}")]
     Kubernetes {
         operation: String,
@@ -177,6 +191,8 @@ impl RollbackError {
             RollbackError::Rejected(_) => ErrorKind::Rejected,
             RollbackError::WaitTimedOut(_) => ErrorKind::WaitTimedOut,
             RollbackError::SmokeConfig(_) => ErrorKind::SmokeConfig,
+            RollbackError::InfrastructureFailed(_) => ErrorKind::InfrastructureFailed,
+            RollbackError::PlanStale(_) => ErrorKind::PlanStale,
             RollbackError::Kubernetes {
                 retryable: true, ..
             } => ErrorKind::Transient,

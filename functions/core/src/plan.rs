@@ -56,6 +56,11 @@ pub struct InfrastructureRef {
     pub codebuild_project: String,
     /// SSM parameter holding the stable commit (a full Git SHA).
     pub stable_commit_parameter: String,
+    /// SSM parameter holding the commit applied now, written by the release pipeline on every
+    /// apply (optional). With it the rollback skips the plan when nothing changed since the
+    /// stable release, and the approver sees both commits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_commit_parameter: Option<String>,
     /// Bucket where the build writes the saved plan, its JSON and its SHA-256.
     pub artifact_bucket: String,
     #[serde(default = "defaults::artifact_prefix")]
@@ -1095,6 +1100,9 @@ impl InfrastructureRef {
             &at("stable_commit_parameter"),
             &self.stable_commit_parameter,
         );
+        if let Some(current) = &self.current_commit_parameter {
+            rules::SSM_PARAMETER.check(errors, &at("current_commit_parameter"), current);
+        }
         rules::S3_BUCKET.check(errors, &at("artifact_bucket"), &self.artifact_bucket);
         rules::S3_PREFIX.check(errors, &at("artifact_prefix"), &self.artifact_prefix);
         for (i, kind) in self.protected_types.iter().enumerate() {

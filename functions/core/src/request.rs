@@ -83,7 +83,11 @@ pub enum AlarmState {
     InsufficientData,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What an approval (or a request) covers. Images and deployments always; databases and
+/// infrastructure only when named, because they are the parts that lose data or destroy
+/// things. `+destroys` lets the infrastructure apply destroy or replace resources of the plan's
+/// protected types (`infrastructure.protected_types`); without it such a plan is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Scope {
     /// Images and deployments only.
     #[default]
@@ -92,19 +96,86 @@ pub enum Scope {
     /// Images, deployments, and databases restored from the pre-deploy snapshot.
     #[serde(rename = "app+database")]
     AppAndDatabase,
+    /// Images, deployments, and Terraform applied at the stable commit.
+    #[serde(rename = "app+infrastructure")]
+    AppAndInfrastructure,
+    /// As `app+infrastructure`, allowing destroys of protected resource types.
+    #[serde(rename = "app+infrastructure+destroys")]
+    AppAndInfrastructureWithDestroys,
+    /// Images, deployments, databases and infrastructure.
+    #[serde(rename = "app+database+infrastructure")]
+    Everything,
+    /// Everything, allowing destroys of protected resource types.
+    #[serde(rename = "app+database+infrastructure+destroys")]
+    EverythingWithDestroys,
 }
 
 impl Scope {
-    /// The name the JSON uses (`app`, `app+database`).
+    pub const ALL: [Scope; 6] = [
+        Scope::App,
+        Scope::AppAndDatabase,
+        Scope::AppAndInfrastructure,
+        Scope::AppAndInfrastructureWithDestroys,
+        Scope::Everything,
+        Scope::EverythingWithDestroys,
+    ];
+
+    /// The name the JSON uses (`app`, `app+database`, …). The definition's Choice states match
+    /// `app+database*` and `*infrastructure*` on it.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::App => "app",
             Scope::AppAndDatabase => "app+database",
+            Scope::AppAndInfrastructure => "app+infrastructure",
+            Scope::AppAndInfrastructureWithDestroys => "app+infrastructure+destroys",
+            Scope::Everything => "app+database+infrastructure",
+            Scope::EverythingWithDestroys => "app+database+infrastructure+destroys",
         }
     }
 
+    /// For people: `app + database + infrastructure (destroys allowed)`.
+    pub fn label(self) -> String {
+        let mut label = String::from("app");
+        if self.includes_database() {
+            label.push_str(" + database");
+        }
+        if self.includes_infrastructure() {
+            label.push_str(" + infrastructure");
+        }
+        if self.allows_destroys() {
+            label.push_str(" (destroys allowed)");
+        }
+        label
+    }
+
     pub fn includes_database(self) -> bool {
-        matches!(self, Scope::AppAndDatabase)
+        matches!(
+            self,
+            Scope::AppAndDatabase | Scope::Everything | Scope::EverythingWithDestroys
+        )
+    }
+
+    pub fn includes_infrastructure(self) -> bool {
+        !matches!(self, Scope::App | Scope::AppAndDatabase)
+    }
+
+    pub fn allows_destroys(self) -> bool {
+        matches!(
+            self,
+            Scope::AppAndInfrastructureWithDestroys | Scope::EverythingWithDestroys
+        )
+    }
+
+    /// The scope with these parts (`destroys` only counts with `infrastructure`).
+    pub fn with(database: bool, infrastructure: bool, destroys: bool) -> Scope {
+        match (database, infrastructure, infrastructure && destroys) {
+            (false, false, _) => Scope::App,
+            (true, false, _) => Scope::AppAndDatabase,
+            (false, true, false) => Scope::AppAndInfrastructure,
+            (false, true, true) => Scope::AppAndInfrastructureWithDestroys,
+            (true, true, false) => Scope::Everything,
+            (true, true, true) => Scope::EverythingWithDestroys,
+        }
     }
 }
 

@@ -544,10 +544,7 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             "Approved:   by {} at {} (scope {})",
             clean(&d.approved_by(), 800),
             fmt_time(d.decided_at),
-            match d.scope {
-                rollback_core::Scope::App => "app",
-                rollback_core::Scope::AppAndDatabase => "app + database",
-            }
+            d.scope.label()
         );
     }
     let _ = writeln!(body, "\nWHAT WAS DONE");

@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod deploy_undo;
+pub mod infra;
 pub mod notify;
 pub mod plan;
 pub mod restore;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::approval::ApprovalDecision;
+use crate::contract::infra::InfrastructureResolution;
 use crate::contract::restore::{ObserveOutput, RevertReport};
 use crate::contract::smoke::SmokeReport;
 use crate::contract::{deploy_undo, retag};
@@ -42,11 +43,18 @@ pub struct ResolvedPlan {
     pub images: Vec<ImageResolution>,
     #[serde(default)]
     pub deployments: Vec<DeploymentResolution>,
+    /// `infra` `summary` (or `resolve`) output; `null` when the plan has no infrastructure.
+    /// Always serialized, as the definition passes it: the fingerprint covers it.
+    #[serde(default)]
+    pub infrastructure: Option<InfrastructureResolution>,
 }
 
 impl ResolvedPlan {
     pub fn is_empty(&self) -> bool {
-        self.databases.is_empty() && self.images.is_empty() && self.deployments.is_empty()
+        self.databases.is_empty()
+            && self.images.is_empty()
+            && self.deployments.is_empty()
+            && self.infrastructure.is_none()
     }
 }
 

@@ -1,0 +1,19 @@
+//! Lambda entry point: wires the runtime; the logic is in the library.
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use rollback_infra::Clients;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    rollback_core::telemetry::init_lambda();
+    let config = rollback_core::aws::from_env().await;
+    let clients = Clients::new(&config, &rollback_core::decision::key_from_env()?);
+    let clients = &clients;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        rollback_infra::handle(clients, event.payload)
+            .await
+            .map_err(Diagnostic::from)
+    }))
+    .await
+}
