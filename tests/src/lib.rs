@@ -20,34 +20,11 @@ use rollback_engine::{Engine, EngineConfig, ExecutionDescription, ExecutionStatu
 use serde_json::{Value, json};
 
 pub use script::{Call, Script};
-
-/// `${Key}` in the definition → the function name the script answers for (as the drill does).
-pub const FUNCTIONS: &[(&str, &str)] = &[
-    ("PlanFunctionArn", "rollback-plan"),
-    ("SnapshotFunctionArn", "rollback-snapshot"),
-    ("RestoreFunctionArn", "rollback-restore"),
-    ("DrillCleanupFunctionArn", "rollback-drill-cleanup"),
-    ("RetagFunctionArn", "rollback-retag"),
-    ("DeployUndoFunctionArn", "rollback-deploy-undo"),
-    ("SmokeTestFunctionArn", "rollback-smoke-test"),
-    ("NotifyFunctionArn", "rollback-notify"),
-];
+pub use rollback_core::contract::FUNCTIONS;
 
 pub const APPROVAL_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:rollback-approvals";
 
-/// Actions that change something live (databases, tags, deployments). None may run before
-/// an approval, and none at all on a path without one.
-pub const DESTRUCTIVE: &[(&str, &str)] = &[
-    ("deploy-undo", "pause"),
-    ("deploy-undo", "suspend-gitops"),
-    ("deploy-undo", "undo"),
-    ("deploy-undo", "restart"),
-    ("deploy-undo", "resume"),
-    ("restore", "start"),
-    ("restore", "swap"),
-    ("drill-cleanup", "cleanup-drill"),
-    ("retag", "apply"),
-];
+pub use rollback_core::contract::DESTRUCTIVE;
 
 /// notify actions that end an execution (one per execution, last).
 pub const NOTICES: &[&str] = &["success", "failure", "progress"];

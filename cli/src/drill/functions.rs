@@ -10,18 +10,7 @@ use rollback_engine::{LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, tas
 
 use super::latency::{self, LatencyModel, Marks};
 use serde_json::Value;
-
-/// `${Key}` in the definition → the function name registered for it.
-pub const FUNCTIONS: &[(&str, &str)] = &[
-    ("PlanFunctionArn", "rollback-plan"),
-    ("SnapshotFunctionArn", "rollback-snapshot"),
-    ("RestoreFunctionArn", "rollback-restore"),
-    ("DrillCleanupFunctionArn", "rollback-drill-cleanup"),
-    ("RetagFunctionArn", "rollback-retag"),
-    ("DeployUndoFunctionArn", "rollback-deploy-undo"),
-    ("SmokeTestFunctionArn", "rollback-smoke-test"),
-    ("NotifyFunctionArn", "rollback-notify"),
-];
+pub use rollback_core::contract::FUNCTIONS;
 
 pub fn function_arn(name: &str) -> String {
     format!(
@@ -50,6 +39,7 @@ pub struct FunctionClients {
     /// The restore code as the `DrillCleanupFunction` deployment: its own credentials.
     pub drill_cleanup: rollback_restore::Clients,
     pub retag: rollback_retag::Clients,
+    pub infra: rollback_infra::Clients,
     pub deploy_undo: rollback_deploy_undo::Clients,
     pub smoke: rollback_smoke_test::Clients,
     pub notify: rollback_notify::Clients,
@@ -92,6 +82,9 @@ pub fn register_all(registry: &LambdaRegistry, clients: Arc<FunctionClients>) {
     });
     register!(registry, clients, "rollback-retag", |c, p| {
         rollback_retag::handle(&c.retag, p)
+    });
+    register!(registry, clients, "rollback-infra", |c, p| {
+        rollback_infra::handle(&c.infra, p)
     });
     register!(registry, clients, "rollback-deploy-undo", |c, p| {
         rollback_deploy_undo::handle(&c.deploy_undo, p)

@@ -482,6 +482,7 @@ fn register_functions(
         restore: rollback_restore::Clients::new(&function_sdk("restore"), decision_key),
         drill_cleanup: rollback_restore::Clients::new(&function_sdk("drill-cleanup"), decision_key),
         retag: rollback_retag::Clients::new(&function_sdk("retag"), decision_key),
+        infra: rollback_infra::Clients::new(&function_sdk("infra"), decision_key),
         deploy_undo: rollback_deploy_undo::Clients::new(
             &function_sdk("deploy-undo"),
             decision_key,

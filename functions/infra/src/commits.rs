@@ -39,6 +39,7 @@ pub async fn resolve(
         plan_build: None,
         plan_sha256: None,
         summary: None,
+        plan_error: None,
     })
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, Utc};
 use rollback_core::RollbackError;
 use rollback_core::approval_link::{ApproverRules, Decision, LinkKey, LinkPayload, LinkSummary};
-use rollback_core::contract::notify::ApprovalRequest;
+use rollback_core::contract::notify::{ApprovalRequest, ResolvedPlan};
 use rollback_core::request::{Scope, Trigger};
 
 use crate::render::{self, Context, Message, fmt_time};
@@ -14,7 +14,7 @@ use crate::text::{clean, cut};
 /// One link in the mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalLink {
-    pub label: &'static str,
+    pub label: String,
     pub decision: Decision,
     pub scope: Scope,
     pub url: String,
@@ -79,17 +79,7 @@ pub fn render(
         clean(&ctx.request.reason, 150)
     );
 
-    let mut choices = Vec::new();
-    if !resolved.databases.is_empty() {
-        choices.push((
-            "Approve app + database",
-            Decision::Approve,
-            Scope::AppAndDatabase,
-        ));
-    }
-    choices.push(("Approve app only", Decision::Approve, Scope::App));
-    choices.push(("Reject", Decision::Reject, Scope::App));
-
+    let choices = choices(resolved);
     let mut links = Vec::new();
     for (label, decision, scope) in choices {
         let summary = LinkSummary {
@@ -98,6 +88,7 @@ pub fn render(
             lines: render::summary_lines(
                 resolved,
                 decision == Decision::Approve && scope.includes_database(),
+                decision == Decision::Approve && scope.includes_infrastructure(),
             ),
         }
         .bounded();
@@ -189,6 +180,48 @@ pub fn render(
         expires_at,
         fingerprint,
     })
+}
+
+/// The links an approval email offers, widest scope first. Infrastructure is offered only
+/// with a plan that changes something; when it destroys or replaces a protected type, only
+/// the "including destroys" form is offered, since the apply refuses any other.
+fn choices(resolved: &ResolvedPlan) -> Vec<(String, Decision, Scope)> {
+    let databases = !resolved.databases.is_empty();
+    let infrastructure = resolved
+        .infrastructure
+        .as_ref()
+        .is_some_and(|i| i.has_changes());
+    let destroys = resolved
+        .infrastructure
+        .as_ref()
+        .is_some_and(|i| i.destroys_protected());
+    let mut scopes = Vec::new();
+    if databases && infrastructure {
+        scopes.push(Scope::with(true, true, destroys));
+    }
+    if databases {
+        scopes.push(Scope::AppAndDatabase);
+    }
+    if infrastructure {
+        scopes.push(Scope::with(false, true, destroys));
+    }
+    scopes.push(Scope::App);
+    let mut choices: Vec<(String, Decision, Scope)> = scopes
+        .into_iter()
+        .map(|scope| {
+            let label = match scope {
+                Scope::App => "Approve app only".to_owned(),
+                scope if scope.allows_destroys() => format!(
+                    "Approve {}, including destroys of protected resources",
+                    scope.label().trim_end_matches(" (destroys allowed)")
+                ),
+                scope => format!("Approve {}", scope.label()),
+            };
+            (label, Decision::Approve, scope)
+        })
+        .collect();
+    choices.push(("Reject".to_owned(), Decision::Reject, Scope::App));
+    choices
 }
 
 /// The plan's approval policy as it applies to one link.

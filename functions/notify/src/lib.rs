@@ -6,6 +6,7 @@
 //! links to it.
 
 pub mod approval;
+mod infrastructure;
 mod observed;
 pub mod render;
 mod replicas;

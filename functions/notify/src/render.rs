@@ -353,6 +353,9 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
             gitops_plan(out, ctx);
         }
     }
+    if let Some(infra) = &resolved.infrastructure {
+        crate::infrastructure::section(out, infra, future);
+    }
 }
 
 /// What the rollback will do about the GitOps controllers the plan lists (approval and
@@ -424,8 +427,22 @@ pub fn gitops_results(
 }
 
 /// Short lines for the confirmation page (carried inside the signed link).
-pub fn summary_lines(resolved: &ResolvedPlan, include_databases: bool) -> Vec<String> {
+pub fn summary_lines(
+    resolved: &ResolvedPlan,
+    include_databases: bool,
+    include_infrastructure: bool,
+) -> Vec<String> {
     let mut lines = Vec::new();
+    if let Some(infra) = resolved
+        .infrastructure
+        .as_ref()
+        .filter(|i| i.has_changes() || i.plan_error.is_some())
+    {
+        lines.push(crate::infrastructure::summary_line(
+            infra,
+            include_infrastructure,
+        ));
+    }
     if include_databases {
         for db in &resolved.databases {
             let from = match (db.is_point_in_time(), db.restore_time) {
@@ -555,7 +572,21 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
         .is_some_and(|d| !d.scope.includes_database())
     {
         resolved.databases.clear();
-        let _ = writeln!(body, "Databases: not restored (approved for app only).");
+        let _ = writeln!(body, "Databases: not restored (not in the approved scope).");
+    }
+    if notice
+        .decision
+        .as_ref()
+        .is_some_and(|d| !d.scope.includes_infrastructure())
+        && resolved
+            .infrastructure
+            .take()
+            .is_some_and(|i| i.has_changes())
+    {
+        let _ = writeln!(
+            body,
+            "Infrastructure: not changed (not in the approved scope)."
+        );
     }
     resolved_plan(&mut body, ctx, &resolved, false);
     gitops_results(&mut body, &notice.gitops);
@@ -669,6 +700,9 @@ pub fn inapplicable_steps(ctx: &Context<'_>, resolved: Option<&ResolvedPlan>) ->
         .is_none_or(|c| c.gitops.is_empty())
     {
         out.push("gitops");
+    }
+    if ctx.plan.infrastructure.is_none() {
+        out.push("infrastructure");
     }
     if resolved.is_some_and(|r| !r.deployments.iter().any(|d| d.restart_needed)) {
         out.push("restart");

@@ -149,6 +149,7 @@ fn decide(
         databases: request.scope.includes_database() && !plan.databases.is_empty(),
         images: !plan.images.is_empty(),
         cluster: plan.cluster.is_some(),
+        infrastructure: plan.infrastructure.is_some(),
     };
     if let Err(reason) = &decision {
         tracing::info!(%execution, %reason, "not acting on this trigger");
@@ -242,7 +243,8 @@ mod tests {
             ScopeFlags {
                 databases: false,
                 images: true,
-                cluster: true
+                cluster: true,
+                infrastructure: false,
             }
         );
         assert_eq!(out.plan.service, "mint-replica");

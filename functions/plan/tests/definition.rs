@@ -368,6 +368,7 @@ fn contract_actions(function: &str) -> &'static [&'static str] {
         "DeployUndoFunctionArn" => contract::deploy_undo::ACTIONS,
         "SmokeTestFunctionArn" => contract::smoke::ACTIONS,
         "NotifyFunctionArn" => contract::notify::ACTIONS,
+        "InfraFunctionArn" => contract::infra::ACTIONS,
         other => panic!("the definition calls {other}, which no contract describes"),
     }
 }
@@ -437,6 +438,9 @@ fn every_function_action_exists_in_its_contract() {
         ("RestoreFunctionArn", "swap"),
         ("DrillCleanupFunctionArn", "cleanup-drill"),
         ("RetagFunctionArn", "apply"),
+        ("InfraFunctionArn", "plan"),
+        ("InfraFunctionArn", "summary"),
+        ("InfraFunctionArn", "apply"),
         ("DeployUndoFunctionArn", "undo"),
         ("DeployUndoFunctionArn", "suspend-gitops"),
         ("DeployUndoFunctionArn", "restart"),

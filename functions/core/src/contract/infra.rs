@@ -17,6 +17,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::contract::notify::StepError;
 use crate::ids::ExecutionId;
 use crate::terraform_plan::PlanSummary;
 
@@ -87,6 +88,10 @@ pub struct InfrastructureResolution {
     pub plan_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<PlanSummary>,
+    /// Why there is no plan to approve: the planning step's error (`{Error, Cause}`, put here
+    /// by the definition's Catch). Infrastructure is then left out of this rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_error: Option<StepError>,
 }
 
 impl InfrastructureResolution {
@@ -108,6 +113,7 @@ impl InfrastructureResolution {
         };
         let what = match (&self.summary, self.needs_plan) {
             (_, false) => "already applied; nothing to do".to_owned(),
+            (_, true) if self.plan_error.is_some() => "the plan failed".to_owned(),
             (Some(summary), true) if summary.changes_nothing() => "no changes".to_owned(),
             (Some(summary), true) => summary.line(),
             (None, true) => "not planned yet".to_owned(),
@@ -201,6 +207,7 @@ mod tests {
             plan_build: None,
             plan_sha256: None,
             summary,
+            plan_error: None,
         }
     }
 

@@ -63,6 +63,10 @@ pub struct ScopeFlags {
     pub databases: bool,
     pub images: bool,
     pub cluster: bool,
+    /// The plan names `infrastructure`: the Terraform plan is made and shown to the approver,
+    /// who decides whether it is applied.
+    #[serde(default)]
+    pub infrastructure: bool,
 }
 
 /// The plan's time limits in the units ASL needs (Wait `SecondsPath`, `TimeoutSecondsPath`).
