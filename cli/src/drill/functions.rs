@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use rollback_engine::{LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, task::BoxFuture};
 
 use super::latency::{self, LatencyModel, Marks};
-use serde_json::Value;
 pub use rollback_core::contract::FUNCTIONS;
+use serde_json::Value;
 
 pub fn function_arn(name: &str) -> String {
     format!(

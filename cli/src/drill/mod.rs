@@ -65,7 +65,8 @@ impl Restore {
 /// How the approval is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Approve {
-    /// Follow the emailed "approve (app + database)" link like a person: GET the page, POST the form.
+    /// Follow the emailed approve link with the widest scope (app + database + infrastructure)
+    /// like a person: GET the page, POST the form.
     Auto,
     /// Follow the "approve (app only)" link.
     AppOnly,

@@ -23,6 +23,18 @@ pub const REPORT_BUCKET: &str = "mint-replica-rollback-reports";
 pub const ARGOCD_APPLICATION: &str = "mint-replica";
 /// Its Role (get/patch on that Application in `argocd`), applied in the drill's cluster.
 pub const ARGOCD_RBAC_MANIFEST: &str = "infra/k8s/rollback-rbac-argocd.yaml";
+/// The team's Terraform CodeBuild project, its artifact bucket and the commits the release
+/// pipeline recorded (the plan's `infrastructure`; the template's defaults for the service).
+pub const TERRAFORM_PROJECT: &str = "mint-replica-terraform";
+pub const TERRAFORM_BUCKET: &str = "mint-replica-terraform-plans";
+pub const STABLE_COMMIT_PARAMETER: &str = "/mint-replica/terraform/stable-commit";
+pub const CURRENT_COMMIT_PARAMETER: &str = "/mint-replica/terraform/current-commit";
+pub const STABLE_COMMIT: &str = "abc1234f00dfeedbeef0123456789abcdef01234";
+pub const CURRENT_COMMIT: &str = "def5678badc0ffee0123456789abcdef01234567";
+/// What `terraform show -json` prints for a plan of [`STABLE_COMMIT`] (the drill plays the CI
+/// runner: moto's CodeBuild writes this as the plan build's `plan.json`): 1 to add, 2 to
+/// change, 0 to destroy.
+const TERRAFORM_PLAN: &str = include_str!("fixtures/terraform-plan.json");
 pub const RELEASE_STABLE: &str = "v41";
 pub const RELEASE_BAD: &str = "v42";
 pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -112,6 +124,7 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     )
     .await?;
     seed_report_bucket(sdk).await?;
+    seed_terraform(sdk).await?;
     let sql =
         seed_sql_probe_secret(&aws_sdk_secretsmanager::Client::new(sdk), inputs.postgres).await?;
     let stored = store_plan(&inputs, sql.clone()).await?;
@@ -338,6 +351,71 @@ async fn seed_report_bucket(sdk: &SdkConfig) -> Result<()> {
     Ok(())
 }
 
+/// The team's Terraform CI: the CodeBuild project, the bucket its builds write plans to, the
+/// commits the release pipeline recorded, and what a plan of the stable commit shows.
+async fn seed_terraform(sdk: &SdkConfig) -> Result<()> {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    let s3 = rollback_notify::s3_client(sdk);
+    s3.create_bucket()
+        .bucket(TERRAFORM_BUCKET)
+        .send()
+        .await
+        .context("CreateBucket (Terraform plans)")?;
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(TERRAFORM_PROJECT)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Github)
+                .location("https://github.com/mint/mint-replica-infra.git")
+                .buildspec("infra/terraform/buildspec.yml")
+                .build()
+                .context("ProjectSource")?,
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .context("ProjectArtifacts")?,
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("hashicorp/terraform:1.9.8")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .build()
+                .context("ProjectEnvironment")?,
+        )
+        .service_role("arn:aws:iam::123456789012:role/mint-replica-terraform")
+        .send()
+        .await
+        .context("CreateProject (Terraform)")?;
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    for (name, commit) in [
+        (STABLE_COMMIT_PARAMETER, STABLE_COMMIT),
+        (CURRENT_COMMIT_PARAMETER, CURRENT_COMMIT),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(commit)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .send()
+            .await
+            .with_context(|| format!("PutParameter {name}"))?;
+    }
+    rollback_moto::ci_runner::write_scenario(
+        &s3,
+        TERRAFORM_BUCKET,
+        STABLE_COMMIT,
+        TERRAFORM_PLAN.as_bytes(),
+    )
+    .await;
+    Ok(())
+}
+
 /// The SQL probe reads credentials from Secrets Manager, as it does in AWS. Returns the plan's
 /// SQL checks: one when a local PostgreSQL runs, none otherwise.
 async fn seed_sql_probe_secret(
@@ -464,6 +542,8 @@ fn plan_document(
             "alarms": [ALARM],
             "budget_seconds": 30
         },
+        "infrastructure": {"codebuild_project": TERRAFORM_PROJECT, "stable_commit_parameter": STABLE_COMMIT_PARAMETER,
+                           "current_commit_parameter": CURRENT_COMMIT_PARAMETER, "artifact_bucket": TERRAFORM_BUCKET},
         "approval": {"timeout_minutes": 60, "escalate_after_minutes": 15},
         "polling": {"interval_seconds": 15, "max_wait_minutes": 60},
         // The drill rehearses everything: databases are resolved and backed up on the alarm.

@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 use crate::MotoServer;
 
 /// Where each resolved part sits in a step envelope (the action's own field).
-const PARTS: [(&str, &str); 3] = [
+const PARTS: [(&str, &str); 4] = [
     ("databases", "resolved"),
     ("images", "images"),
     ("deployments", "deployments"),
+    ("infrastructure", "infrastructure"),
 ];
 
 /// Adds `approval` to `envelope`: a decision by as many approvers as the plan asks (`approver1@example.com`, …) for its execution, its
@@ -60,7 +61,8 @@ pub async fn proof_for(moto: &MotoServer, envelope: &Value, scope: Scope) -> App
 
 /// The resolved document the definition passes: the envelope's own part, the others empty.
 fn resolved_of(envelope: &Value) -> Value {
-    let mut resolved = json!({"databases": [], "images": [], "deployments": []});
+    let mut resolved =
+        json!({"databases": [], "images": [], "deployments": [], "infrastructure": null});
     for (part, field) in PARTS {
         if let Some(given) = envelope.get(field) {
             resolved[part] = given.clone();
@@ -150,8 +152,10 @@ pub async fn refusal_cases(
             resolved: resolved_of(envelope),
         }),
     ));
+    if scope.includes_database() || scope.includes_infrastructure() {
+        cases.push(("app-only", with(valid.clone())));
+    }
     if scope.includes_database() {
-        cases.push(("app-only for a database action", with(valid)));
 
         // The plan asks two people for databases; one approved.
         let mut two = envelope.clone();
@@ -167,6 +171,18 @@ pub async fn refusal_cases(
         })
         .expect("a proof serializes");
         cases.push(("one approver where the plan asks two", two));
+    }
+    if scope.includes_infrastructure() {
+        cases.push((
+            "app+database for an infrastructure action",
+            with(proof_for(moto, envelope, Scope::AppAndDatabase).await),
+        ));
+    }
+    if scope.allows_destroys() {
+        cases.push((
+            "no destroys for a plan that destroys a protected type",
+            with(proof_for(moto, envelope, Scope::with(true, true, false)).await),
+        ));
     }
     cases
 }
