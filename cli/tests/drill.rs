@@ -258,7 +258,12 @@ async fn realistic_durations_take_the_critical_path_not_the_runbook_sum() {
     .unwrap();
     let report = drill.execute().await.unwrap();
     assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
-    let critical = model.critical_path(true).as_secs() as i64;
+    // The drill approves the widest scope: databases and infrastructure.
+    let parts = rollbackctl::drill::latency::Parts {
+        databases: true,
+        infrastructure: true,
+    };
+    let critical = model.critical_path(parts).as_secs() as i64;
     let interval = drill.stack.seeded.plan.polling.interval_seconds as i64;
     let simulated = report.engine_seconds;
     assert!(
@@ -266,10 +271,10 @@ async fn realistic_durations_take_the_critical_path_not_the_runbook_sum() {
         "simulated {simulated} s is shorter than the critical path {critical} s"
     );
     assert!(
-        simulated <= critical + model.waits(true) as i64 * interval,
+        simulated <= critical + model.waits(parts) as i64 * interval,
         "polling added more than one interval per wait: {simulated} s vs {critical} s"
     );
-    assert!(simulated < model.sequential_runbook(true).as_secs() as i64);
+    assert!(simulated < model.sequential_runbook(parts).as_secs() as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,11 +18,22 @@ pub struct LatencyModel {
     pub restore: Duration,
     pub rollout: Duration,
     pub smoke: Duration,
+    /// The Terraform plan build (before the approval request) and the apply build.
+    pub terraform_plan: Duration,
+    pub terraform_apply: Duration,
+}
+
+/// What an execution did, for the model's paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub databases: bool,
+    pub infrastructure: bool,
 }
 
 impl LatencyModel {
     /// Typical figures for a mid-sized service: 10 min until someone approves, a 5 min
-    /// snapshot, a 20 min restore, a 2 min rollout, 30 s of smoke tests.
+    /// snapshot, a 20 min restore, a 2 min rollout, 30 s of smoke tests; a 3 min Terraform
+    /// plan build and a 5 min apply build.
     pub fn realistic() -> Self {
         LatencyModel {
             approval: Duration::from_secs(10 * 60),
@@ -30,36 +41,49 @@ impl LatencyModel {
             restore: Duration::from_secs(20 * 60),
             rollout: Duration::from_secs(2 * 60),
             smoke: Duration::from_secs(30),
+            terraform_plan: Duration::from_secs(3 * 60),
+            terraform_apply: Duration::from_secs(5 * 60),
         }
     }
 
-    /// The critical path of the definition: the backup starts before the approval request
-    /// goes out and runs while people decide; after approval the databases branch (rest of the
-    /// backup, then the restore) runs beside the images branch (near-instant), then the
-    /// rollout, then the smoke tests.
-    pub fn critical_path(&self, databases: bool) -> Duration {
-        let data = if databases {
+    /// The critical path of the definition: the Terraform plan (if any) before the approval
+    /// request; the backup starts before the request goes out and runs while people decide;
+    /// after approval the databases branch (rest of the backup, then the restore), the images
+    /// branch (near-instant) and the infrastructure branch (the apply build) run side by side,
+    /// then the rollout, then the smoke tests.
+    pub fn critical_path(&self, parts: Parts) -> Duration {
+        let data = if parts.databases {
             self.snapshot.saturating_sub(self.approval) + self.restore
         } else {
             Duration::ZERO
         };
-        self.approval + data + self.rollout + self.smoke
+        let (plan, apply) = self.terraform(parts);
+        plan + self.approval + data.max(apply) + self.rollout + self.smoke
     }
 
     /// The same operations done one after the other, as a runbook would: decide, then back up,
-    /// restore, roll out, smoke-test.
-    pub fn sequential_runbook(&self, databases: bool) -> Duration {
-        let data = if databases {
+    /// restore, plan and apply Terraform, roll out, smoke-test.
+    pub fn sequential_runbook(&self, parts: Parts) -> Duration {
+        let data = if parts.databases {
             self.snapshot + self.restore
         } else {
             Duration::ZERO
         };
-        self.approval + data + self.rollout + self.smoke
+        let (plan, apply) = self.terraform(parts);
+        self.approval + data + plan + apply + self.rollout + self.smoke
+    }
+
+    fn terraform(&self, parts: Parts) -> (Duration, Duration) {
+        if parts.infrastructure {
+            (self.terraform_plan, self.terraform_apply)
+        } else {
+            (Duration::ZERO, Duration::ZERO)
+        }
     }
 
     /// How many polling waits the critical path has (each may add up to one interval).
-    pub fn waits(&self, databases: bool) -> u32 {
-        if databases { 4 } else { 1 }
+    pub fn waits(&self, parts: Parts) -> u32 {
+        1 + if parts.databases { 3 } else { 0 } + if parts.infrastructure { 2 } else { 0 }
     }
 }
 
@@ -111,6 +135,17 @@ pub fn apply(
         ("rollback-deploy-undo", "undo") => marks.mark("rollout", now),
         ("rollback-deploy-undo", "status") if pending("rollout", model.rollout) => {
             output["complete"] = Value::Bool(false);
+        }
+        ("rollback-infra", "plan") => marks.mark("terraform_plan", now),
+        ("rollback-infra", "apply") => marks.mark("terraform_apply", now),
+        ("rollback-infra", "status") => {
+            let (what, duration) = match output.pointer("/build/purpose").and_then(Value::as_str) {
+                Some("apply") => ("terraform_apply", model.terraform_apply),
+                _ => ("terraform_plan", model.terraform_plan),
+            };
+            if pending(what, duration) {
+                output["done"] = Value::Bool(false);
+            }
         }
         ("rollback-smoke-test", "run") => return model.smoke,
         _ => {}

@@ -460,20 +460,26 @@ impl Drill {
             rollback_core::resolved::human_duration(report.engine_seconds)
         );
         if let Some(model) = &self.options.latency {
-            let databases = report
-                .history
-                .events
-                .iter()
-                .any(|e| e.detail_str("name") == Some("Start restores"));
+            let entered = |state: &str| {
+                report
+                    .history
+                    .events
+                    .iter()
+                    .any(|e| e.detail_str("name") == Some(state))
+            };
+            let parts = latency::Parts {
+                databases: entered("Start restores"),
+                infrastructure: entered("Apply infrastructure plan"),
+            };
             let interval = stack.seeded.plan.polling.interval_seconds as u64;
-            let critical = model.critical_path(databases).as_secs();
+            let critical = model.critical_path(parts).as_secs();
             println!(
                 "MTTR model:   simulated {} vs critical path {} (+ at most {} polls × {interval} s); the sequential runbook takes {}",
                 rollback_core::resolved::human_duration(report.engine_seconds),
                 rollback_core::resolved::human_duration(critical as i64),
-                model.waits(databases),
+                model.waits(parts),
                 rollback_core::resolved::human_duration(
-                    model.sequential_runbook(databases).as_secs() as i64
+                    model.sequential_runbook(parts).as_secs() as i64
                 )
             );
         }

@@ -156,7 +156,6 @@ pub async fn refusal_cases(
         cases.push(("app-only", with(valid.clone())));
     }
     if scope.includes_database() {
-
         // The plan asks two people for databases; one approved.
         let mut two = envelope.clone();
         two["plan"]["approval"]["database_approvers"] = json!(2);

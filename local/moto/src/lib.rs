@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 
+pub mod ci_runner;
 pub mod decision;
 mod seed;
 
@@ -247,7 +248,9 @@ fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
 }
 
 /// moto_server with the AWS rules moto does not enforce (RDS: asynchronous renames, no rename
-/// or create onto a taken identifier; S3: atomic conditional writes; see `local/moto/rules/`),
+/// or create onto a taken identifier; S3: atomic conditional writes; CodeBuild: environment
+/// overrides, idempotency tokens, builds that take time, and the CI runner of [`ci_runner`];
+/// see `local/moto/rules/`),
 /// run by the Python beside the moto_server binary. Without that Python (a moto_server from
 /// elsewhere) the rules cannot load, and the local stack would be laxer than AWS: refuse
 /// rather than test against it.

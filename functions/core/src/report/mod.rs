@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::RollbackRequest;
 use crate::contract::approval::ApprovalDecision;
 use crate::contract::deploy_undo::UndoResult;
+use crate::contract::infra::BuildStatus;
 use crate::contract::notify::{ReportOutcome, StepError};
 use crate::contract::restore::{SwapReport, SwapState};
 use crate::contract::retag::RetagResult;
@@ -296,6 +297,23 @@ fn collect_facts(value: &Value, f: &mut Findings) {
                         r.message
                     ),
                 );
+            } else if let Ok(b) = serde_json::from_value::<BuildStatus>(as_type(value)) {
+                if b.done && b.build.skipped.is_none() {
+                    push(
+                        f,
+                        "Infrastructure",
+                        format!(
+                            "Terraform {} build `{}` of commit {}: {}{}",
+                            b.build.purpose.as_str(),
+                            b.build.id,
+                            b.build.source_version,
+                            b.status,
+                            b.log_url
+                                .map(|url| format!(" ([log]({url}))"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
             } else if let Ok(u) = serde_json::from_value::<UndoResult>(as_type(value)) {
                 let now = u
                     .new_revision
