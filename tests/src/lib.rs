@@ -19,8 +19,8 @@ use rollback_core::{Scope, StepInput};
 use rollback_engine::{Engine, EngineConfig, ExecutionDescription, ExecutionStatus};
 use serde_json::{Value, json};
 
-pub use script::{Call, Script};
 pub use rollback_core::contract::FUNCTIONS;
+pub use script::{Call, Script};
 
 pub const APPROVAL_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:rollback-approvals";
 

@@ -163,6 +163,8 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
             ("pause", Done),
             ("databases", Done),
             ("images", Done),
+            // The example plan names no infrastructure.
+            ("infrastructure", NotStarted),
             ("undo", Done),
             ("restart", NotStarted),
             ("resume", Done),
@@ -471,6 +473,8 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
             ("pause", Done),
             ("databases", Done),
             ("images", Done),
+            // The example plan names no infrastructure.
+            ("infrastructure", NotStarted),
             ("undo", Done),
             ("restart", NotStarted),
             ("resume", Done),

@@ -3,8 +3,8 @@
 //! stays within the bound plan validation computes — and the bound within 20,000 events.
 
 use rollback_core::history_budget::{
-    self, HISTORY_BUDGET, POLL_ITERATION_EVENTS, POLL_LOOPS, SMOKE_ITERATION_EVENTS,
-    STRAIGHT_EVENTS,
+    self, HISTORY_BUDGET, INFRA_POLL_LOOPS, POLL_ITERATION_EVENTS, POLL_LOOPS,
+    SMOKE_ITERATION_EVENTS, STRAIGHT_EVENTS,
 };
 use rollback_core::{Plan, Scope};
 use rollback_e2e::*;
@@ -71,6 +71,7 @@ fn the_budget_model_matches_the_definition() {
 
     // Each loop: from its Choice, the Default path back to the Choice.
     let mut loops = Vec::new();
+    let mut infra_loops = Vec::new();
     for (name, s) in &states {
         let Some(rule) = s["Choices"].as_array().and_then(|c| {
             c.iter().find(|r| {
@@ -95,6 +96,9 @@ fn the_budget_model_matches_the_definition() {
         let expected = if bound == "$.timing.max_polls" {
             loops.push(name.clone());
             POLL_ITERATION_EVENTS
+        } else if bound == "$.timing.infra_max_polls" {
+            infra_loops.push(name.clone());
+            POLL_ITERATION_EVENTS
         } else {
             assert_eq!(bound, "$.timing.smoke_max_retries", "{name}");
             SMOKE_ITERATION_EVENTS
@@ -105,6 +109,10 @@ fn the_budget_model_matches_the_definition() {
     let mut model: Vec<String> = POLL_LOOPS.iter().map(|s| s.to_string()).collect();
     model.sort();
     assert_eq!(loops, model, "history_budget::POLL_LOOPS");
+    infra_loops.sort();
+    let mut model: Vec<String> = INFRA_POLL_LOOPS.iter().map(|s| s.to_string()).collect();
+    model.sort();
+    assert_eq!(infra_loops, model, "history_budget::INFRA_POLL_LOOPS");
 }
 
 /// The plan with the longest polling limits plan validation accepts at a 15 s interval.
@@ -112,7 +120,7 @@ fn worst_case_plan() -> (String, Plan) {
     let mut doc: Value = serde_json::from_str(&plan_text()).unwrap();
     let interval = doc["polling"]["interval_seconds"].as_u64().unwrap() as u32;
     let settle = 30;
-    let wait = history_budget::max_wait_minutes_within_budget(interval, settle);
+    let wait = history_budget::max_wait_minutes_within_budget(interval, settle, None);
     doc["polling"]["max_wait_minutes"] = json!(wait);
     doc["smoke"]["max_settle_minutes"] = json!(settle);
     let text = doc.to_string();

@@ -18,6 +18,9 @@
 //!   execution runs at most [`POLL_LOOPS_PER_EXECUTION`] poll loops at their limit: backup,
 //!   restores, swap, swapped-databases check, rollout, then the failure path's put-back —
 //!   the other poll loops (drill cleanup, revert) are on other paths with fewer loops;
+//! - with `infrastructure`, both Terraform build loops ([`INFRA_POLL_LOOPS`]) at their own
+//!   limit (`infrastructure.max_build_minutes`): the plan's limit leaves infrastructure out and
+//!   goes on, and the apply runs in its own branch beside the databases;
 //! - every state of the definition once on top ([`STRAIGHT_EVENTS`], an over-count: no
 //!   execution visits every state).
 //!
@@ -47,11 +50,14 @@ pub const POLL_LOOPS: &[&str] = &[
     "Rollout finished?",
     "Unfinished swap put back?",
 ];
+/// The poll loops of the Terraform builds, bounded by `$.timing.infra_max_polls`
+/// (`infrastructure.max_build_minutes`): one execution can run both at their limit.
+pub const INFRA_POLL_LOOPS: &[&str] = &["Infrastructure plan ready?", "Infrastructure applied?"];
 /// Poll loops one execution can run at their limit (see the module documentation).
 pub const POLL_LOOPS_PER_EXECUTION: u64 = 6;
 /// Every state of the definition once, at its largest cost, plus the execution's own events.
 /// The e2e suite recomputes it from the definition and fails when it is too small.
-pub const STRAIGHT_EVENTS: u64 = 400;
+pub const STRAIGHT_EVENTS: u64 = 450;
 
 /// Without alarms (or with alarms that settle sooner) smoke tests are re-run for this long
 /// after a failed run: the rollout may need a moment to serve.
@@ -83,27 +89,54 @@ pub fn events_for(max_polls: u64, interval: u64, settle: u64) -> u64 {
         + smoke_max_retries(settle, interval) * SMOKE_ITERATION_EVENTS
 }
 
-/// The worst case of `plan`: every poll loop at `polling.max_wait_minutes`, smoke re-runs for
-/// the whole `smoke.max_settle_minutes` (the alarms' periods are read only at run time).
+/// The worst case of `plan`: every poll loop at `polling.max_wait_minutes` (the Terraform
+/// builds' at `infrastructure.max_build_minutes`), smoke re-runs for the whole
+/// `smoke.max_settle_minutes` (the alarms' periods are read only at run time).
 pub fn worst_case_events(plan: &Plan) -> u64 {
     let interval = u64::from(plan.polling.interval_seconds.max(1));
     events_for(
         u64::from(plan.polling.max_polls()),
         interval,
         settle_seconds(plan, None),
+    ) + infra_events(plan)
+}
+
+/// The Terraform build loops at their limit (0 without infrastructure).
+fn infra_events(plan: &Plan) -> u64 {
+    build_events(
+        build_minutes(plan),
+        u64::from(plan.polling.interval_seconds.max(1)),
     )
 }
 
-/// The largest `polling.max_wait_minutes` within the budget for this interval and settle
-/// window (0 when none is).
-pub fn max_wait_minutes_within_budget(interval_seconds: u32, max_settle_minutes: u32) -> u32 {
+fn build_minutes(plan: &Plan) -> Option<u32> {
+    plan.infrastructure.as_ref().map(|i| i.max_build_minutes)
+}
+
+/// Events of the Terraform build loops at their limit: `build_minutes` is
+/// `infrastructure.max_build_minutes` (`None` without infrastructure).
+pub fn build_events(build_minutes: Option<u32>, interval: u64) -> u64 {
+    build_minutes.map_or(0, |minutes| {
+        let polls = ((u64::from(minutes) * 60) / interval.max(1)).max(1);
+        INFRA_POLL_LOOPS.len() as u64 * polls * POLL_ITERATION_EVENTS
+    })
+}
+
+/// The largest `polling.max_wait_minutes` within the budget for this interval, settle window
+/// and Terraform build limit (0 when none is).
+pub fn max_wait_minutes_within_budget(
+    interval_seconds: u32,
+    max_settle_minutes: u32,
+    build_minutes: Option<u32>,
+) -> u32 {
     let interval = u64::from(interval_seconds.max(1));
     let settle = u64::from(max_settle_minutes) * 60;
+    let builds = build_events(build_minutes, interval);
     let mut best = 0;
     // max_polls grows with max_wait, so the first minute over the budget ends the search.
     for minutes in 1..=24 * 60u32 {
         let polls = ((u64::from(minutes) * 60) / interval).max(1);
-        if events_for(polls, interval, settle) > HISTORY_BUDGET {
+        if events_for(polls, interval, settle) + builds > HISTORY_BUDGET {
             break;
         }
         best = minutes;
@@ -111,14 +144,19 @@ pub fn max_wait_minutes_within_budget(interval_seconds: u32, max_settle_minutes:
     best
 }
 
-/// The smallest `polling.interval_seconds` within the budget for this wait and settle window
-/// (`None` when no interval up to an hour is).
-pub fn min_interval_within_budget(max_wait_minutes: u32, max_settle_minutes: u32) -> Option<u32> {
+/// The smallest `polling.interval_seconds` within the budget for this wait, settle window and
+/// Terraform build limit (`None` when no interval up to an hour is).
+pub fn min_interval_within_budget(
+    max_wait_minutes: u32,
+    max_settle_minutes: u32,
+    build_minutes: Option<u32>,
+) -> Option<u32> {
     let settle = u64::from(max_settle_minutes) * 60;
     (1..=3600u32).find(|&i| {
         let interval = u64::from(i);
         let polls = ((u64::from(max_wait_minutes) * 60) / interval).max(1);
-        events_for(polls, interval, settle) <= HISTORY_BUDGET
+        events_for(polls, interval, settle) + build_events(build_minutes, interval)
+            <= HISTORY_BUDGET
     })
 }
 
@@ -131,14 +169,15 @@ pub fn over_budget_message(plan: &Plan) -> Option<String> {
     let polling = &plan.polling;
     let settle = plan.smoke.max_settle_minutes;
     let mut fixes = Vec::new();
-    let wait = max_wait_minutes_within_budget(polling.interval_seconds, settle);
+    let builds = build_minutes(plan);
+    let wait = max_wait_minutes_within_budget(polling.interval_seconds, settle, builds);
     if wait > 0 {
         fixes.push(format!(
             "lower polling.max_wait_minutes to at most {wait} (with interval_seconds {})",
             polling.interval_seconds
         ));
     }
-    if let Some(interval) = min_interval_within_budget(polling.max_wait_minutes, settle) {
+    if let Some(interval) = min_interval_within_budget(polling.max_wait_minutes, settle, builds) {
         fixes.push(format!(
             "raise polling.interval_seconds to at least {interval} (with max_wait_minutes {})",
             polling.max_wait_minutes
@@ -150,10 +189,17 @@ pub fn over_budget_message(plan: &Plan) -> Option<String> {
     if settle > 1 {
         fixes.push("lower smoke.max_settle_minutes".to_owned());
     }
+    if builds.is_some_and(|m| m > 1) {
+        fixes.push("lower infrastructure.max_build_minutes".to_owned());
+    }
+    let builds = match infra_events(plan) {
+        0 => String::new(),
+        n => format!(", {n} for the Terraform build loops over infrastructure.max_build_minutes"),
+    };
     Some(format!(
         "at its polling limits a rollback could write {events} history events ({} poll loops × \
          {} polls × {POLL_ITERATION_EVENTS} events, {smoke_events} for smoke re-runs over \
-         smoke.max_settle_minutes {settle}, {STRAIGHT_EVENTS} for the other states); Step \
+         smoke.max_settle_minutes {settle}{builds}, {STRAIGHT_EVENTS} for the other states); Step \
          Functions fails an execution at {HISTORY_LIMIT} events without the contingency notice, \
          and plans may use at most {HISTORY_BUDGET}: {}",
         POLL_LOOPS_PER_EXECUTION,
@@ -182,10 +228,10 @@ mod tests {
         let msg = over_budget_message(&over).unwrap();
         assert!(msg.contains("polling.max_wait_minutes"), "{msg}");
         assert!(msg.contains("polling.interval_seconds"), "{msg}");
-        let wait = max_wait_minutes_within_budget(15, 30);
+        let wait = max_wait_minutes_within_budget(15, 30, None);
         assert!(worst_case_events(&plan(15, wait, 30)) <= HISTORY_BUDGET);
         assert!(worst_case_events(&plan(15, wait + 1, 30)) > HISTORY_BUDGET);
-        let interval = min_interval_within_budget(90, 30).unwrap();
+        let interval = min_interval_within_budget(90, 30, None).unwrap();
         assert!(worst_case_events(&plan(interval, 90, 30)) <= HISTORY_BUDGET);
         assert!(worst_case_events(&plan(interval - 1, 90, 30)) > HISTORY_BUDGET);
     }

@@ -68,6 +68,17 @@ pub struct InfrastructureRef {
     /// Resource types whose destroy or replacement the approver must allow explicitly.
     #[serde(default = "defaults::protected_types")]
     pub protected_types: Vec<String>,
+    /// How long the plan build and the apply build may each take (1-60, default 20): the
+    /// definition polls them `polling.interval_seconds` apart for this long.
+    #[serde(default = "defaults::max_build_minutes")]
+    pub max_build_minutes: u32,
+}
+
+impl InfrastructureRef {
+    /// Status polls of one build (at least one).
+    pub fn max_build_polls(&self, polling: &PollingPolicy) -> u32 {
+        ((self.max_build_minutes * 60) / polling.interval_seconds.max(1)).max(1)
+    }
 }
 
 /// What a failed rollback does with the deployments it paused.
@@ -479,6 +490,9 @@ mod defaults {
     pub fn escalate_after_minutes() -> u32 {
         15
     }
+    pub fn max_build_minutes() -> u32 {
+        20
+    }
     pub fn artifact_prefix() -> String {
         "rollback-plans".to_owned()
     }
@@ -558,12 +572,14 @@ pub mod rules {
             "CodeBuild project names have 2-255 letters, digits, - and _, starting with a letter or digit",
         )
     });
+    // SSM allows 1011 characters; the plan travels in the execution's state (256 KiB), and a
+    // commit's parameter is a short path.
     pub static SSM_PARAMETER: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^/?[a-zA-Z0-9_.-]+(/[a-zA-Z0-9_.-]+)*$",
             1,
-            1011,
-            "SSM parameter names have letters, digits and _ . - between / separators",
+            256,
+            "SSM parameter names (here at most 256 characters) have letters, digits and _ . - between / separators",
         )
     });
     pub static S3_BUCKET: LazyLock<Rule> = LazyLock::new(|| {
@@ -578,7 +594,7 @@ pub mod rules {
         Rule::new(
             r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$",
             1,
-            512,
+            128,
             "a key prefix of safe characters between / separators, without leading or trailing /",
         )
     });
@@ -1105,6 +1121,16 @@ impl InfrastructureRef {
         }
         rules::S3_BUCKET.check(errors, &at("artifact_bucket"), &self.artifact_bucket);
         rules::S3_PREFIX.check(errors, &at("artifact_prefix"), &self.artifact_prefix);
+        if !(1..=60).contains(&self.max_build_minutes) {
+            errors.push(
+                at("max_build_minutes"),
+                format!(
+                    "{} is out of range: give 1-60 minutes (how long a Terraform plan or apply \
+                     build may take)",
+                    self.max_build_minutes
+                ),
+            );
+        }
         for (i, kind) in self.protected_types.iter().enumerate() {
             rules::TERRAFORM_TYPE.check(
                 errors,

@@ -16,8 +16,13 @@ use serde_json::Value;
 
 /// Plan documents larger than this are not a service's plan (and would not fit the email).
 pub const MAX_PLAN_BYTES: usize = 64 * 1024 * 1024;
-/// Addresses listed per kind in the summary; the counts stay exact.
-pub const MAX_LISTED: usize = 50;
+/// Addresses listed per kind in the summary; the counts stay exact. The summary travels in the
+/// execution's state (256 KiB) and in every approval link, so it stays small.
+pub const MAX_LISTED: usize = 10;
+/// Characters kept of one address (longer ones end in `…`).
+pub const MAX_ADDRESS_CHARS: usize = 150;
+/// Providers listed (the rest are counted in the plan JSON, not here).
+pub const MAX_PROVIDERS: usize = 10;
 
 /// The approver's view of a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +178,15 @@ pub fn summarize(document: &[u8], protected_types: &[String]) -> Result<PlanSumm
 
 fn push_listed(list: &mut Vec<String>, address: &str) {
     if list.len() < MAX_LISTED {
-        list.push(address.to_owned());
+        list.push(cut(address, MAX_ADDRESS_CHARS));
+    }
+}
+
+/// `text` in at most `max` characters, ending in `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max - 1) {
+        Some((at, _)) if text.chars().count() > max => format!("{}…", &text[..at]),
+        _ => text.to_owned(),
     }
 }
 
@@ -184,6 +197,7 @@ fn providers(plan: &Value) -> BTreeMap<String, String> {
         .map(|providers| {
             providers
                 .iter()
+                .take(MAX_PROVIDERS)
                 .map(|(key, config)| {
                     let name = config
                         .get("full_name")
@@ -194,7 +208,7 @@ fn providers(plan: &Value) -> BTreeMap<String, String> {
                         .get("version_constraint")
                         .and_then(Value::as_str)
                         .unwrap_or("any");
-                    (name.to_owned(), version.to_owned())
+                    (cut(name, 100), cut(version, 40))
                 })
                 .collect()
         })
@@ -341,5 +355,14 @@ mod tests {
         assert_eq!(summary.destroyed.len(), MAX_LISTED);
         assert_eq!(summary.protected.len(), MAX_LISTED);
         assert_eq!(summary.protected_total, 120);
+
+        let long = format!("module.{}.aws_s3_bucket.b", "m".repeat(400));
+        let summary = summarize(
+            &plan(vec![change(&long, "aws_s3_bucket", &["delete"])]),
+            &protected(),
+        )
+        .unwrap();
+        assert_eq!(summary.destroyed[0].chars().count(), MAX_ADDRESS_CHARS);
+        assert!(summary.destroyed[0].ends_with('…'));
     }
 }

@@ -164,11 +164,13 @@ fn valid_plan() -> BoxedStrategy<Value> {
         // refused, so it is not a valid plan.)
         (1u32..=3600)
             .prop_filter("some wait fits the history budget", |interval| {
-                rollback_core::history_budget::max_wait_minutes_within_budget(*interval, 30) > 0
+                rollback_core::history_budget::max_wait_minutes_within_budget(*interval, 30, None)
+                    > 0
             })
             .prop_flat_map(|interval| {
-                let max_wait =
-                    rollback_core::history_budget::max_wait_minutes_within_budget(interval, 30);
+                let max_wait = rollback_core::history_budget::max_wait_minutes_within_budget(
+                    interval, 30, None,
+                );
                 (Just(interval), 1u32..=max_wait)
             }),
         (1u64..=900, any::<bool>(), any::<bool>()),

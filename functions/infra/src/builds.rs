@@ -308,7 +308,10 @@ async fn read_apply_result(clients: &Clients, build: &BuildRef) -> Result<ApplyR
         .send()
         .await
         .map_err(|e| match e.code() {
-            Some("NoSuchKey") => format!("the build wrote no {key}"),
+            // Without s3:ListBucket, S3 answers a missing key with AccessDenied.
+            Some("NoSuchKey" | "AccessDenied") => {
+                format!("the build wrote no readable {key}")
+            }
             _ => format!(
                 "GetObject {key}: {}",
                 RollbackError::from_sdk("GetObject", e)

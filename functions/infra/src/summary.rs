@@ -80,11 +80,15 @@ async fn read(
         .await
     {
         Ok(object) => object,
-        Err(e) if e.code() == Some("NoSuchKey") => {
+        // Without s3:ListBucket (the role has none), S3 answers a missing key with AccessDenied.
+        Err(e) if matches!(e.code(), Some("NoSuchKey" | "AccessDenied")) => {
             return Err(RollbackError::InfrastructureFailed(format!(
-                "the plan build {} succeeded but wrote no s3://{}/{key}: the project must run \
-                 infra/terraform/buildspec.yml (or write what it writes). Nothing was applied",
-                build.id, build.artifact_bucket
+                "the plan build {} succeeded but s3://{}/{key} is missing or not readable \
+                 ({}): the project must run infra/terraform/buildspec.yml (or write what it \
+                 writes) to the plan's artifact bucket and prefix. Nothing was applied",
+                build.id,
+                build.artifact_bucket,
+                e.code().unwrap_or_default()
             )));
         }
         Err(e) => return Err(RollbackError::from_sdk("GetObject", e)),

@@ -8,8 +8,7 @@ use rollback_core::terraform_plan::PlanSummary;
 
 use crate::text::clean;
 
-/// Addresses listed per kind in an email (the summary holds up to 50 of each).
-const LISTED: usize = 20;
+use rollback_core::terraform_plan::MAX_LISTED as LISTED;
 
 /// The `Infrastructure` section; `future`: an approval or escalation (not yet applied).
 pub fn section(out: &mut String, infra: &InfrastructureResolution, future: bool) {

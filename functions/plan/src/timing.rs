@@ -19,6 +19,10 @@ pub fn timing(plan: &Plan, settle: &SettleWindow) -> Timing {
             + ESCALATION_TAIL_GRACE_SECONDS,
         poll_interval_seconds,
         max_polls: u64::from(plan.polling.max_polls()),
+        infra_max_polls: plan
+            .infrastructure
+            .as_ref()
+            .map_or(0, |i| u64::from(i.max_build_polls(&plan.polling))),
         smoke_max_retries: smoke_max_retries(settle.seconds, poll_interval_seconds),
         smoke_retry_seconds: poll_interval_seconds,
         smoke_settle_seconds: settle.seconds,

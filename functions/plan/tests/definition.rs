@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Checks over `statemachine/rollback.asl.json`: the graph is sound, every failure reaches the
 //! contingency notice, the functions and actions it calls exist in the contracts, the error
 //! names exist in core, the template provides every substitution, and the execution data stays
@@ -15,7 +16,16 @@ const CONTINGENCY: &str = "Report failure";
 /// is live is observed, then the notice.
 const CONTINGENCY_ENTRY: &str = "Keep what the notice needs";
 /// Tasks whose Catch may not go to the contingency notice, and why.
+/// Why a failure in Terraform planning does not end the rollback.
+const LEAVES_INFRASTRUCTURE_OUT: &str = "a planning failure leaves infrastructure out of this rollback (the approval email says why); the app rollback goes on";
 const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "Find the stable infrastructure commit",
+        LEAVES_INFRASTRUCTURE_OUT,
+    ),
+    ("Plan infrastructure", LEAVES_INFRASTRUCTURE_OUT),
+    ("Check infrastructure plan", LEAVES_INFRASTRUCTURE_OUT),
+    ("Summarize infrastructure plan", LEAVES_INFRASTRUCTURE_OUT),
     (
         "Put back an unfinished swap",
         "the contingency path itself: its failure goes on to observe and notify",
@@ -530,7 +540,7 @@ fn every_substitution_is_provided_by_the_template() {
             "${{{key}}} is not in the template's DefinitionSubstitutions"
         );
     }
-    assert_eq!(re.len(), 9, "{re:?}");
+    assert_eq!(re.len(), 10, "{re:?}");
 }
 
 /// The `ROLLBACK_RESTORE_ACTIONS` of the template's function `logical_id` (a line scan, as
@@ -574,7 +584,9 @@ fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
         "worst-case failure-path state: {failure} bytes ({:.1}% of 256 KiB)",
         failure as f64 * 100.0 / 262_144.0
     );
-    assert!(failure < 262_144 * 85 / 100, "{failure} bytes");
+    // 86 %: the infrastructure section (its names at AWS's maxima) took the failure path from
+    // 84.7 % to 85.2 %; 36 KiB stays free for what Step Functions adds around a task's input.
+    assert!(failure < 262_144 * 86 / 100, "{failure} bytes");
     let state = success_state();
     let bytes = serde_json::to_vec(&state).unwrap().len();
     for (key, value) in state.as_object().unwrap() {
@@ -588,8 +600,11 @@ fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
         "worst-case execution state: {bytes} bytes ({:.1}% of 256 KiB)",
         bytes as f64 * 100.0 / 262_144.0
     );
-    // Every count and every string at its maximum: must fit, with room for the envelope.
-    assert!(bytes < 262_144 * 85 / 100, "{bytes} bytes");
+    // Every count and every string at its maximum: must fit, with room for the envelope. 90 %:
+    // the Terraform summary (10 addresses of each kind at 150 characters, 10 providers, the
+    // planning error) and the two build references took it from 84.0 % to 88.7 %; 25 KiB stay
+    // free.
+    assert!(bytes < 262_144 * 90 / 100, "{bytes} bytes");
     TYPICAL.set(true);
     let typical = serde_json::to_vec(&success_state()).unwrap().len();
     println!("maximum counts, typical name lengths: {typical} bytes");
@@ -634,8 +649,25 @@ fn worst_case_state() -> Value {
             "http": (0..MAX_HTTP_CHECKS).map(|i| json!({"name": long("h", i, 100), "url": format!("https://{}.example.com/health", long("h", i, 200)), "expect_status": 200, "body_contains": long("b", i, 200), "timeout_ms": 3000})).collect::<Vec<_>>(),
             "sql": (0..MAX_SQL_PROBES).map(|i| json!({"name": long("q", i, 100), "database": long("db", i % MAX_DATABASES, 63), "secret_arn": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}", long("s", i, 200)), "query": long("select ", i, 500), "expect_rows": 1})).collect::<Vec<_>>(),
             "alarms": (0..MAX_ALARMS).map(|i| long("a", i, 255)).collect::<Vec<_>>()
-        }
+        },
+        "infrastructure": {"codebuild_project": long("p", 0, 255), "stable_commit_parameter": format!("/{}", long("s", 0, 255)),
+                           "current_commit_parameter": format!("/{}", long("c", 0, 255)), "artifact_bucket": long("b", 0, 63),
+                           "artifact_prefix": long("p", 0, 128)}
     });
+    let sha1 = "a".repeat(40);
+    let addresses = |kind: &str| {
+        (0..rollback_core::terraform_plan::MAX_LISTED)
+            .map(|i| long(kind, i, rollback_core::terraform_plan::MAX_ADDRESS_CHARS))
+            .collect::<Vec<_>>()
+    };
+    let resolution = json!({
+        "codebuild_project": long("p", 0, 255), "stable_commit": sha1, "current_commit": sha1, "needs_plan": true,
+        "artifact_bucket": long("b", 0, 63), "artifact_key": long("k", 0, 250), "plan_build": long("p", 0, 300), "plan_sha256": "f".repeat(64),
+        "summary": {"terraform_version": "1.10.0-beta1", "providers": (0..rollback_core::terraform_plan::MAX_PROVIDERS).map(|i| (long("registry.terraform.io/p", i, 100), json!(long("~> ", i, 40)))).collect::<serde_json::Map<_, _>>(),
+                    "add": 100000, "change": 100000, "destroy": 100000, "replace": 100000, "forget": 100000,
+                    "destroyed": addresses("aws_x.d"), "replaced": addresses("aws_x.r"), "protected": addresses("aws_db_instance.p"), "protected_total": 100000}});
+    let build = json!({"id": long("p", 0, 300), "purpose": "apply", "codebuild_project": long("p", 0, 255), "source_version": sha1,
+                       "artifact_bucket": long("b", 0, 63), "artifact_key": long("k", 0, 250), "started_now": true});
     let digest = format!("sha256:{}", "a".repeat(64));
     let images: Vec<Value> = (0..MAX_IMAGES).map(|i| json!({
         "repository": long("repo", i, 200), "release_tag": long("r", i, 128), "stable_tag": long("s", i, 128),
@@ -675,17 +707,20 @@ fn worst_case_state() -> Value {
                     "reason": long("alarm ", 0, 1000), "scope": "app+database", "mode": "live", "release": long("v", 0, 128),
                     "plan_source": {"parameter": format!("/{}", long("plans/", 0, 1010)), "version": 100_000}},
         "act": true, "skip_reason": null, "dedup_key": long("alarm-", 0, 80),
-        "scope": {"databases": true, "images": true, "cluster": true},
+        "scope": {"databases": true, "images": true, "cluster": true, "infrastructure": true},
         "timing": {"approval_timeout_seconds": 604800, "escalate_after_seconds": 604740, "escalation_tail_seconds": 120,
-                   "poll_interval_seconds": 3600, "max_polls": 86400, "smoke_max_retries": 7200, "smoke_retry_seconds": 3600,
+                   "poll_interval_seconds": 3600, "max_polls": 86400, "infra_max_polls": 3600, "smoke_max_retries": 7200, "smoke_retry_seconds": 3600,
                    "smoke_settle_seconds": 7200, "smoke_settle_reason": long("waits up to 2 h 0 min for ", 0, 300)},
         "found": {"restore": {"databases": databases},
                   "retag": {"images": images},
                   "undo": {"output": {"deployments": deployments, "release_time": at, "restart_needed": true,
-                                      "warnings": (0..MAX_DEPLOYMENTS).map(|i| long("warning ", i, 300)).collect::<Vec<_>>()}}},
+                                      "warnings": (0..MAX_DEPLOYMENTS).map(|i| long("warning ", i, 300)).collect::<Vec<_>>()}},
+                  "infra": {"resolution": merge(resolution, json!({"plan_error": {"Error": "Rollback.InfrastructureFailed", "Cause": "x".repeat(600)}})), "error": {"Error": "Rollback.InfrastructureFailed", "Cause": "x".repeat(600)}}},
+        "infra_plan": {"build": build},
+        "infra_apply": {"build": build},
         "guard": {"proceed": true, "duplicate_of": null},
         "fingerprint": {"sha256": "f".repeat(64)},
-        "polls": {"backup": {"count": 86400}, "restore": {"count": 86400}, "swap": {"count": 86400}, "revert": {"count": 86400}, "final_revert": {"count": 86400}, "settle": {"count": 86400}, "cleanup": {"count": 86400}, "rollout": {"count": 86400}},
+        "polls": {"backup": {"count": 86400}, "restore": {"count": 86400}, "swap": {"count": 86400}, "revert": {"count": 86400}, "final_revert": {"count": 86400}, "settle": {"count": 86400}, "cleanup": {"count": 86400}, "rollout": {"count": 86400}, "infra_plan": {"count": 3600}, "infra_apply": {"count": 3600}},
         "smoke_retry": {"count": 7200, "wait": 3600, "next": 3600},
         "checked": {"complete": true},
         "swapped": {"complete": true, "aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()},
@@ -701,7 +736,8 @@ fn worst_case_state() -> Value {
                          "decision": {"decision": "approve", "scope": "app+database", "approver": long("someone@", 0, 254), "decided_at": at, "fingerprint": "f".repeat(64)}},
             "pause": record("pause"),
             "restore_retag": {"databases": merge(record("databases"), json!({"aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()})),
-                              "images": record("images")},
+                              "images": record("images"),
+                              "infrastructure": record("infrastructure")},
             "gitops": merge(record("gitops"), json!({"objects": gitops_results})),
             "undo": record("undo"),
             "restart": record("restart"),

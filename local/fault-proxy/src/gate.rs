@@ -141,8 +141,11 @@ pub fn function_sdk_config(endpoint_url: &str, function: &str) -> aws_config::Sd
 /// databases, repositories and secrets to `${ServiceName}-*` unless a prefix parameter says
 /// otherwise). Topics are `<service>-approvals`, `<service>-notices`,
 /// `<service>-escalations`; the link key is `<service>-approval-link-key`; the report bucket
-/// is [`report_bucket`]`(service)`. Override any with [`StackValues::parameter`] /
-/// [`StackValues::resource`].
+/// is [`report_bucket`]`(service)`. The infrastructure rollback is configured: its artifact
+/// bucket (`TerraformArtifactBucket`) is [`terraform_artifact_bucket`]`(service)`, and the
+/// other `Terraform*` parameters keep their defaults (project `<service>-terraform`, commits
+/// under `/<service>/terraform/`, artifacts under `rollback-plans/<service>/`). Override any with
+/// [`StackValues::parameter`] / [`StackValues::resource`].
 /// The decision key is the shared moto's ([`MotoServer::decision_key`]); a stack on another
 /// moto starts from [`stack_values`] and names its own.
 ///
@@ -173,9 +176,18 @@ pub fn stack_values(service: &str) -> StackValues {
         &format!("{service}-approval-link-key-AbCdEf"),
     )
     .report_bucket(&report_bucket(service))
+    .parameter(
+        "TerraformArtifactBucket",
+        &terraform_artifact_bucket(service),
+    )
 }
 
 /// The report bucket of [`test_stack`]`(service)`: `<service>-rollback-reports`.
 pub fn report_bucket(service: &str) -> String {
     format!("{service}-rollback-reports")
+}
+
+/// The Terraform artifact bucket of [`test_stack`]`(service)`: `<service>-terraform-plans`.
+pub fn terraform_artifact_bucket(service: &str) -> String {
+    format!("{service}-terraform-plans")
 }

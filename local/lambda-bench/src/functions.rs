@@ -50,6 +50,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     ),
     spec("retag", "rollback-retag", 256, Needs::Nothing),
     spec("deploy-undo", "rollback-deploy-undo", 256, Needs::Nothing),
+    spec("infra", "rollback-infra", 256, Needs::Nothing),
     spec("smoke-test", "rollback-smoke-test", 512, Needs::Nothing),
     spec("notify", "rollback-notify", 256, Needs::NotifyConfig),
     spec("approval", "rollback-approval", 256, Needs::LinkKeySecret),
@@ -70,7 +71,8 @@ const fn spec(
 }
 
 /// `rollback_core::decision::DECISION_KEY_ENV`: the approval decision key's ARN, which every
-/// function's `main` requires (approval signs with it, restore, retag and deploy-undo verify).
+/// function's `main` requires (approval signs with it, restore, retag, deploy-undo and infra
+/// verify).
 pub const DECISION_KEY_ENV: &str = "ROLLBACK_DECISION_KEY";
 /// A key ARN nothing resolves: no function calls KMS at init.
 pub const BENCH_DECISION_KEY: &str =

@@ -46,7 +46,7 @@ pub struct ResolvedPlan {
     /// `infra` `summary` (or `resolve`) output; `null` when the plan has no infrastructure.
     /// Always serialized, as the definition passes it: the fingerprint covers it.
     #[serde(default)]
-    pub infrastructure: Option<InfrastructureResolution>,
+    pub infrastructure: Option<Box<InfrastructureResolution>>,
 }
 
 impl ResolvedPlan {

@@ -80,6 +80,10 @@ pub struct Timing {
     pub poll_interval_seconds: u64,
     /// Status polls per wait loop (snapshot, restore, swap, rollout) before `Rollback.WaitTimedOut`.
     pub max_polls: u64,
+    /// Status polls of a Terraform build before `Rollback.WaitTimedOut`
+    /// (`infrastructure.max_build_minutes`; 0 without infrastructure).
+    #[serde(default)]
+    pub infra_max_polls: u64,
     /// Smoke-test re-runs after a failed run before giving up: enough re-runs,
     /// `smoke_retry_seconds` apart, to cover `smoke_settle_seconds`.
     pub smoke_max_retries: u64,

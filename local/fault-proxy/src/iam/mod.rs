@@ -338,10 +338,11 @@ mod tests {
             "ASIADEPLOYUNDO",
             "ASIANOTIFY",
             "ASIAPLAN",
+            "ASIAINFRA",
         ] {
             assert!(!allowed(key, "kms:Sign"), "{key} may sign decisions");
         }
-        for key in ["ASIARESTORE", "ASIARETAG", "ASIADEPLOYUNDO"] {
+        for key in ["ASIARESTORE", "ASIARETAG", "ASIADEPLOYUNDO", "ASIAINFRA"] {
             assert!(
                 allowed(key, "kms:GetPublicKey"),
                 "{key} cannot verify decisions"
@@ -389,5 +390,131 @@ mod tests {
             checker.check(notify, &authz("states:GetExecutionHistory", other), &none),
             Check::Denied(_)
         ));
+    }
+
+    /// The infra role: the service's Terraform project (default `<service>-terraform`), its
+    /// commit parameters (default under `/<service>/terraform/`) and its artifacts, nothing
+    /// else; a StartBuild with its own buildspec is refused; no artifact bucket, no builds.
+    #[test]
+    fn the_infra_role_reaches_its_project_commits_and_artifacts_only() {
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../infra/template.yaml"
+        ))
+        .unwrap();
+        let values = drill_values().parameter("TerraformArtifactBucket", "mint-replica-tf");
+        let checker = IamChecker::from_template(&template, &values).unwrap();
+        let infra = checker.role_for_key("ASIAINFRA").expect("infra role");
+        let none = |_: &str| Vec::new();
+        let decide = |checker: &IamChecker, authz: &Authorization| {
+            let role = checker.role_for_key("ASIAINFRA").unwrap();
+            matches!(checker.check(role, authz, &none), Check::Allowed { .. })
+        };
+        let project = "arn:aws:codebuild:us-east-1:123456789012:project/mint-replica-terraform";
+        let commit = "arn:aws:ssm:us-east-1:123456789012:parameter/mint-replica/terraform/stable";
+        let plan = "arn:aws:s3:::mint-replica-tf/rollback-plans/mint-replica/e1/plan.json";
+        for (action, resource) in [
+            ("codebuild:StartBuild", project),
+            ("codebuild:ListBuildsForProject", project),
+            ("codebuild:BatchGetBuilds", project),
+            ("ssm:GetParameter", commit),
+            ("s3:GetObject", plan),
+        ] {
+            assert!(
+                decide(&checker, &authz(action, resource)),
+                "{action} on {resource}"
+            );
+        }
+        for (action, resource) in [
+            (
+                "codebuild:StartBuild",
+                "arn:aws:codebuild:us-east-1:123456789012:project/payments-terraform",
+            ),
+            ("codebuild:CreateProject", project),
+            ("codebuild:BatchDeleteBuilds", project),
+            (
+                "ssm:GetParameter",
+                "arn:aws:ssm:us-east-1:123456789012:parameter/mint-replica/terraform-other/stable",
+            ),
+            ("ssm:PutParameter", commit),
+            (
+                "s3:GetObject",
+                "arn:aws:s3:::mint-replica-tf/rollback-plans/payments/e1/plan.json",
+            ),
+            (
+                "s3:GetObject",
+                "arn:aws:s3:::mint-replica-rollback-reports/rollback-plans/mint-replica/e1/plan.json",
+            ),
+            ("s3:PutObject", plan),
+        ] {
+            assert!(
+                !decide(&checker, &authz(action, resource)),
+                "{action} on {resource}"
+            );
+        }
+        assert!(
+            infra.policies[0]
+                .statements
+                .iter()
+                .any(|s| s.sid.as_deref() == Some("NoBuildspecOverride"))
+        );
+
+        // Bringing its own buildspec would run any commands under the project's role.
+        let mut own_buildspec = authz("codebuild:StartBuild", project);
+        own_buildspec
+            .context
+            .insert("codebuild:source.buildspec", "version: 0.2");
+        let Check::Denied(v) = checker.check(infra, &own_buildspec, &none) else {
+            panic!("a StartBuild with buildspecOverride must be refused");
+        };
+        assert!(
+            v.policy.contains("NoBuildspecOverride: explicit Deny"),
+            "{v}"
+        );
+
+        // The parameters name another project, commit path and prefix.
+        let named = values
+            .clone()
+            .parameter("TerraformProject", "infra-mint")
+            .parameter("TerraformCommitParameterPath", "/release/mint/")
+            .parameter("TerraformArtifactPrefix", "tf/plans");
+        let named = IamChecker::from_template(&template, &named).unwrap();
+        for (action, resource) in [
+            (
+                "codebuild:StartBuild",
+                "arn:aws:codebuild:us-east-1:123456789012:project/infra-mint",
+            ),
+            (
+                "ssm:GetParameter",
+                "arn:aws:ssm:us-east-1:123456789012:parameter/release/mint/stable-commit",
+            ),
+            (
+                "s3:GetObject",
+                "arn:aws:s3:::mint-replica-tf/tf/plans/mint-replica/e1/apply-result.json",
+            ),
+        ] {
+            assert!(
+                decide(&named, &authz(action, resource)),
+                "{action} on {resource}"
+            );
+        }
+        assert!(!decide(&named, &authz("codebuild:StartBuild", project)));
+
+        // No artifact bucket (the default): no infrastructure rollback, only the public key.
+        let without = IamChecker::from_template(&template, &drill_values()).unwrap();
+        for (action, resource) in [
+            ("codebuild:StartBuild", project),
+            ("ssm:GetParameter", commit),
+            ("s3:GetObject", plan),
+        ] {
+            assert!(
+                !decide(&without, &authz(action, resource)),
+                "{action} on {resource} without TerraformArtifactBucket"
+            );
+        }
+        assert_eq!(
+            without.granted_actions()["infra"],
+            BTreeSet::from(["kms:GetPublicKey".to_owned()])
+        );
     }
 }

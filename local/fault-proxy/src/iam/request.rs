@@ -21,10 +21,16 @@
 //! → `arn:aws:s3:::<bucket>`, `cloudwatch:DescribeAlarms`
 //! → the named alarms, `ssm:GetParameter`/`PutParameter` → the parameter (`parameter/<name>`,
 //! a `:version` selector dropped), `ssm:GetParametersByPath` → the path itself (not the
-//! parameters it returns), `sts:GetCallerIdentity` → never checked (AWS needs no permission).
+//! parameters it returns), CodeBuild (JSON, `CodeBuild_20161006.<Op>`) `StartBuild` and
+//! `ListBuildsForProject` → the project (`project/<projectName>`), `BatchGetBuilds` → the project
+//! of each build id (`<project>:<uuid>`, the part before the last `:`; a build ARN
+//! `…:build/<project>:<uuid>` likewise): IAM authorizes builds against their project,
+//! `sts:GetCallerIdentity` → never checked (AWS needs no permission).
 //!
 //! Condition keys set from the request: `aws:RequestedRegion`, `aws:RequestTag/<key>` and
-//! `aws:TagKeys` (from `Tags` on RDS creates and `AddTagsToResource`). Keys AWS sets that
+//! `aws:TagKeys` (from `Tags` on RDS creates and `AddTagsToResource`),
+//! `codebuild:source.buildspec` (present when a `StartBuild` carries `buildspecOverride`; AWS
+//! supports only `Null` on it, and only its presence is modelled). Keys AWS sets that
 //! need AWS itself (`kms:ViaService`, `iam:PassedToService`, `aws:SourceArn`, `aws:PrincipalTag`)
 //! are absent, as they are for a function's direct call. `aws:ResourceTag/<key>` comes from
 //! moto (see `proxy.rs`).
@@ -128,6 +134,19 @@ fn ssm_parameter_arn(name: &str, region: &str, account: &str) -> String {
     let name = name.split(':').next().unwrap_or(name);
     let name = name.strip_prefix('/').unwrap_or(name);
     format!("arn:aws:ssm:{region}:{account}:parameter/{name}")
+}
+
+/// The project a CodeBuild build id belongs to, as IAM checks `BatchGetBuilds`:
+/// `<project>:<uuid>` → `arn:aws:codebuild:<region>:<account>:project/<project>`; a build ARN
+/// (`arn:<partition>:codebuild:<region>:<account>:build/<project>:<uuid>`) keeps its partition,
+/// region and account. Project names have no `:`, so the project is the part before the last.
+fn codebuild_project_of_build(id: &str, region: &str, account: &str) -> String {
+    let (head, build) = match id.split_once(":build/") {
+        Some((head, build)) if id.starts_with("arn:") => (head.to_owned(), build),
+        _ => (format!("arn:aws:codebuild:{region}:{account}"), id),
+    };
+    let project = build.rsplit_once(':').map_or(build, |(project, _)| project);
+    format!("{head}:project/{project}")
 }
 
 /// The IAM action (without `s3:`) an S3 operation is authorized as, and its resource: the
@@ -403,6 +422,15 @@ pub fn authorization(
             .list("AlarmNames")
             .iter()
             .for_each(|name| add(arn("alarm", ":", name))),
+        ("codebuild", "StartBuild" | "ListBuildsForProject") => {
+            if let Some(name) = p("projectName") {
+                add(arn("project", "/", &name));
+            }
+        }
+        ("codebuild", "BatchGetBuilds") => params
+            .list("ids")
+            .iter()
+            .for_each(|id| add(codebuild_project_of_build(id, &region, account))),
         _ => {}
     }
     if resources.is_empty() {
@@ -414,6 +442,11 @@ pub fn authorization(
         context.insert(&format!("aws:RequestTag/{key}"), value);
         context.insert("aws:TagKeys", key);
     }
+    if (service.as_str(), op) == ("codebuild", "StartBuild")
+        && let Some(buildspec) = p("buildspecOverride")
+    {
+        context.insert("codebuild:source.buildspec", buildspec);
+    }
     Some(Authorization {
         action,
         resources,
@@ -423,7 +456,94 @@ pub fn authorization(
 
 #[cfg(test)]
 mod tests {
+    use http::{HeaderMap, HeaderValue, Method};
+    use serde_json::json;
+
     use super::*;
+
+    /// A CodeBuild request as the SDK sends it: JSON 1.1, `X-Amz-Target`, signed as `codebuild`.
+    fn codebuild(operation: &str, body: Value) -> Authorization {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=ASIAINFRA/20250101/us-east-1/codebuild/aws4_request, \
+                 SignedHeaders=host;x-amz-date;x-amz-target, Signature=0",
+            ),
+        );
+        let target = format!("CodeBuild_20161006.{operation}");
+        headers.insert("x-amz-target", HeaderValue::from_str(&target).unwrap());
+        let uri = Uri::from_static("/");
+        let body = body.to_string();
+        let info = RequestInfo::parse(&Method::POST, &uri, &headers, body.as_bytes());
+        assert_eq!(info.protocol, Protocol::Json);
+        assert_eq!(info.operation, operation);
+        authorization(&info, &uri, body.as_bytes(), "123456789012").unwrap()
+    }
+
+    #[test]
+    fn codebuild_builds_are_authorized_against_their_project() {
+        let project = "arn:aws:codebuild:us-east-1:123456789012:project/mint-replica-terraform";
+        let start = codebuild(
+            "StartBuild",
+            json!({
+                "projectName": "mint-replica-terraform",
+                "sourceVersion": "0123456789abcdef0123456789abcdef01234567",
+                "idempotencyToken": "rollback-1",
+                "environmentVariablesOverride": [
+                    {"name": "ROLLBACK_TF_ACTION", "value": "plan", "type": "PLAINTEXT"}
+                ],
+            }),
+        );
+        assert_eq!(start.action.as_deref(), Some("codebuild:StartBuild"));
+        assert_eq!(start.resources, [project]);
+        assert_eq!(start.context.get("codebuild:source.buildspec"), None);
+
+        let listed = codebuild(
+            "ListBuildsForProject",
+            json!({"projectName": "mint-replica-terraform", "sortOrder": "DESCENDING"}),
+        );
+        assert_eq!(
+            listed.action.as_deref(),
+            Some("codebuild:ListBuildsForProject")
+        );
+        assert_eq!(listed.resources, [project]);
+
+        // Each id's project, once; a build ARN keeps its own region and account.
+        let described = codebuild(
+            "BatchGetBuilds",
+            json!({"ids": [
+                "mint-replica-terraform:9b2c7a4e-0000-4000-8000-000000000001",
+                "mint-replica-terraform:9b2c7a4e-0000-4000-8000-000000000002",
+                "payments-terraform:9b2c7a4e-0000-4000-8000-000000000003",
+                "arn:aws:codebuild:eu-west-1:111122223333:build/other:9b2c7a4e-0000-4000-8000-000000000004",
+            ]}),
+        );
+        assert_eq!(
+            described.action.as_deref(),
+            Some("codebuild:BatchGetBuilds")
+        );
+        assert_eq!(
+            described.resources,
+            [
+                project,
+                "arn:aws:codebuild:us-east-1:123456789012:project/payments-terraform",
+                "arn:aws:codebuild:eu-west-1:111122223333:project/other",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_buildspec_override_is_a_condition_key() {
+        let start = codebuild(
+            "StartBuild",
+            json!({"projectName": "p", "buildspecOverride": "version: 0.2"}),
+        );
+        assert_eq!(
+            start.context.get("codebuild:source.buildspec"),
+            Some(&["version: 0.2".to_owned()][..])
+        );
+    }
 
     #[test]
     fn s3_object_and_bucket_resources() {
