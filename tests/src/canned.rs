@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollback_core::contract::{
-    deploy_undo, notify, restore, retag, smoke, snapshot,
+    deploy_undo, infra, notify, restore, retag, smoke, snapshot,
     snapshot::{SKIPPED_DRILL, SnapshotPurpose},
 };
 use rollback_core::resolved::{
@@ -536,5 +536,73 @@ pub fn report_written(execution: &ExecutionId) -> notify::ReportOutput {
         history_key: format!("{base}/history.json"),
         events: 100,
         version_id: None,
+    }
+}
+
+/// `infra resolve`: the stable commit differs from the current one.
+pub fn infra_resolve(plan: &Plan, execution: &ExecutionId) -> infra::InfrastructureResolution {
+    let section = plan
+        .infrastructure
+        .as_ref()
+        .expect("a plan with infrastructure");
+    infra::InfrastructureResolution {
+        codebuild_project: section.codebuild_project.clone(),
+        stable_commit: "abc1234f00dfeedbeef0123456789abcdef01234".into(),
+        current_commit: Some("def5678badc0ffee0123456789abcdef01234567".into()),
+        needs_plan: true,
+        artifact_bucket: section.artifact_bucket.clone(),
+        artifact_key: infra::artifact_key(&section.artifact_prefix, &plan.service, execution),
+        plan_build: None,
+        plan_sha256: None,
+        summary: None,
+        plan_error: None,
+    }
+}
+
+/// `infra plan` / `apply`: the build started.
+pub fn infra_build(
+    resolved: &infra::InfrastructureResolution,
+    purpose: infra::BuildPurpose,
+) -> infra::BuildRef {
+    infra::BuildRef {
+        id: format!("{}:{}-build", resolved.codebuild_project, purpose.as_str()),
+        purpose,
+        codebuild_project: resolved.codebuild_project.clone(),
+        source_version: resolved.stable_commit.clone(),
+        artifact_bucket: resolved.artifact_bucket.clone(),
+        artifact_key: resolved.artifact_key.clone(),
+        started_now: true,
+        skipped: None,
+    }
+}
+
+/// `infra status`: the build finished (`done`) or is running.
+pub fn infra_status(build: &infra::BuildRef, done: bool) -> infra::BuildStatus {
+    infra::BuildStatus {
+        build: build.clone(),
+        done,
+        status: if done { "SUCCEEDED" } else { "IN_PROGRESS" }.into(),
+        phase: None,
+        started_at: None,
+        ended_at: None,
+        log_url: None,
+    }
+}
+
+/// `infra summary`: 1 to add, 2 to change, 0 to destroy.
+pub fn infra_summary(
+    resolved: &infra::InfrastructureResolution,
+    build: &infra::BuildRef,
+) -> infra::InfrastructureResolution {
+    infra::InfrastructureResolution {
+        plan_build: Some(build.id.clone()),
+        plan_sha256: Some("e".repeat(64)),
+        summary: Some(rollback_core::terraform_plan::PlanSummary {
+            terraform_version: "1.9.8".into(),
+            add: 1,
+            change: 2,
+            ..Default::default()
+        }),
+        ..resolved.clone()
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rollback_core::contract::deploy_undo::DeployUndoAction;
+use rollback_core::contract::infra::{BuildPurpose, InfraAction};
 use rollback_core::contract::notify::NotifyAction;
 use rollback_core::contract::plan::{GuardOutput, PlanAction};
 use rollback_core::contract::restore::RestoreAction;
@@ -29,8 +30,8 @@ pub struct Call {
     /// Execution ARN.
     pub execution: String,
     pub state: String,
-    /// `plan`, `snapshot`, `restore`, `drill-cleanup`, `retag`, `deploy-undo`, `smoke-test`,
-    /// `notify`.
+    /// `plan`, `snapshot`, `restore`, `drill-cleanup`, `retag`, `infra`, `deploy-undo`,
+    /// `smoke-test`, `notify`.
     pub function: String,
     pub action: String,
     pub payload: Value,
@@ -317,6 +318,23 @@ impl Script {
                         to_value(canned::undo(&s.request, deployments))
                     }
                     DeployUndoAction::Status => to_value(canned::rollout_status(&s.plan, true)),
+                }
+            }
+            "infra" => {
+                let s = StepInput::<InfraAction>::parse(p).map_err(rollback_failure)?;
+                match &s.action {
+                    InfraAction::Resolve => to_value(canned::infra_resolve(&s.plan, &s.execution)),
+                    InfraAction::Plan { infrastructure } => {
+                        to_value(canned::infra_build(infrastructure, BuildPurpose::Plan))
+                    }
+                    InfraAction::Status { build } => to_value(canned::infra_status(build, true)),
+                    InfraAction::Summary {
+                        infrastructure,
+                        build,
+                    } => to_value(canned::infra_summary(infrastructure, build)),
+                    InfraAction::Apply { infrastructure } => {
+                        to_value(canned::infra_build(infrastructure, BuildPurpose::Apply))
+                    }
                 }
             }
             "smoke-test" => {

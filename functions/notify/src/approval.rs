@@ -306,3 +306,72 @@ fn who_decides(body: &mut String, ctx: &Context<'_>, databases: bool, login: boo
         }
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollback_core::contract::infra::InfrastructureResolution;
+    use rollback_core::terraform_plan::PlanSummary;
+
+    fn with_infrastructure(protected_total: usize) -> ResolvedPlan {
+        ResolvedPlan {
+            infrastructure: Some(Box::new(InfrastructureResolution {
+                codebuild_project: "svc-terraform".into(),
+                stable_commit: "a".repeat(40),
+                current_commit: None,
+                needs_plan: true,
+                artifact_bucket: "svc-plans".into(),
+                artifact_key: "k".into(),
+                plan_build: Some("svc-terraform:1".into()),
+                plan_sha256: Some("e".repeat(64)),
+                summary: Some(PlanSummary {
+                    change: 1,
+                    destroy: protected_total,
+                    protected_total,
+                    ..Default::default()
+                }),
+                plan_error: None,
+            })),
+            ..ResolvedPlan::default()
+        }
+    }
+
+    fn offered(resolved: &ResolvedPlan) -> Vec<Scope> {
+        choices(resolved)
+            .into_iter()
+            .filter(|(_, decision, _)| *decision == Decision::Approve)
+            .map(|(_, _, scope)| scope)
+            .collect()
+    }
+
+    #[test]
+    fn infrastructure_is_offered_only_with_a_plan_that_changes_something() {
+        assert_eq!(offered(&ResolvedPlan::default()), [Scope::App]);
+        assert_eq!(
+            offered(&with_infrastructure(0)),
+            [Scope::AppAndInfrastructure, Scope::App]
+        );
+        let mut nothing = with_infrastructure(0);
+        if let Some(infra) = nothing.infrastructure.as_mut() {
+            infra.summary = Some(PlanSummary::default());
+        }
+        assert_eq!(offered(&nothing), [Scope::App]);
+    }
+
+    /// The apply refuses a plain `+infrastructure` decision for a plan that destroys a
+    /// protected type, so only the `+destroys` form is offered, and it says so.
+    #[test]
+    fn a_protected_destroy_is_offered_only_as_including_destroys() {
+        let choices = choices(&with_infrastructure(1));
+        let labels: Vec<&str> = choices.iter().map(|(l, _, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Approve app + infrastructure, including destroys of protected resources",
+                "Approve app only",
+                "Reject"
+            ]
+        );
+        assert_eq!(choices[0].2, Scope::AppAndInfrastructureWithDestroys);
+    }
+}

@@ -126,3 +126,77 @@ pub fn summary_line(infra: &InfrastructureResolution, included: bool) -> String 
         format!("infrastructure NOT changed ({headline})")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollback_core::contract::notify::StepError;
+
+    fn planned(summary: PlanSummary) -> InfrastructureResolution {
+        InfrastructureResolution {
+            codebuild_project: "svc-terraform".into(),
+            stable_commit: "abc1234f00dfeedbeef0123456789abcdef01234".into(),
+            current_commit: None,
+            needs_plan: true,
+            artifact_bucket: "svc-plans".into(),
+            artifact_key: "rollback-plans/svc/rb-1".into(),
+            plan_build: Some("svc-terraform:1".into()),
+            plan_sha256: Some(
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+            ),
+            summary: Some(summary),
+            plan_error: None,
+        }
+    }
+
+    #[test]
+    fn destroys_and_protected_types_are_spelled_out() {
+        let infra = planned(PlanSummary {
+            terraform_version: "1.9.8".into(),
+            add: 1,
+            destroy: 2,
+            replace: 1,
+            destroyed: vec!["aws_dynamodb_table.audit".into()],
+            replaced: vec!["aws_sqs_queue.jobs".into()],
+            protected: vec!["aws_dynamodb_table.audit".into()],
+            protected_total: 1,
+            ..Default::default()
+        });
+        let mut out = String::new();
+        section(&mut out, &infra, true);
+        assert!(
+            out.contains(
+                "current commit not recorded): 1 to add, 0 to change, 2 to destroy (1 replaced)"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("1 destroyed:\n    - aws_dynamodb_table.audit"),
+            "{out}"
+        );
+        assert!(
+            out.contains("1 replaced (destroyed, then created):\n    - aws_sqs_queue.jobs"),
+            "{out}"
+        );
+        assert!(out.contains("WARNING: 1 destroyed or replaced resource(s) of a protected type (aws_dynamodb_table.audit)"), "{out}");
+        assert!(out.contains("SHA-256 e3b0c44"), "{out}");
+    }
+
+    #[test]
+    fn a_failed_plan_says_why_infrastructure_is_left_out() {
+        let mut infra = planned(PlanSummary::default());
+        infra.summary = None;
+        infra.plan_error = Some(StepError {
+            error: "Rollback.InfrastructureFailed".into(),
+            cause: "the plan build svc-terraform:1 ended FAILED".into(),
+        });
+        let mut out = String::new();
+        section(&mut out, &infra, true);
+        assert!(out.contains("the plan failed"), "{out}");
+        assert!(out.contains("left out of this rollback: Rollback.InfrastructureFailed: the plan build svc-terraform:1 ended FAILED"), "{out}");
+        assert!(
+            !out.contains("applied only with"),
+            "nothing to approve: {out}"
+        );
+    }
+}
