@@ -48,10 +48,7 @@ pub fn page(title: &str, body: &str) -> String {
 }
 
 pub fn scope_label(scope: Scope) -> String {
-    match scope {
-        Scope::App => "app only".to_owned(),
-        other => other.label(),
-    }
+    scope.label()
 }
 
 pub fn action_label(payload: &LinkPayload) -> String {

@@ -133,8 +133,11 @@ impl Scope {
         }
     }
 
-    /// For people: `app + database + infrastructure (destroys allowed)`.
+    /// For people: `app only`, `app + database + infrastructure (destroys allowed)`.
     pub fn label(self) -> String {
+        if self == Scope::App {
+            return "app only".to_owned();
+        }
         let mut label = String::from("app");
         if self.includes_database() {
             label.push_str(" + database");

@@ -566,27 +566,27 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
     }
     let _ = writeln!(body, "\nWHAT WAS DONE");
     let mut resolved = notice.resolved.clone();
-    if notice
-        .decision
-        .as_ref()
-        .is_some_and(|d| !d.scope.includes_database())
-    {
-        resolved.databases.clear();
-        let _ = writeln!(body, "Databases: not restored (not in the approved scope).");
-    }
-    if notice
-        .decision
-        .as_ref()
-        .is_some_and(|d| !d.scope.includes_infrastructure())
-        && resolved
-            .infrastructure
-            .take()
-            .is_some_and(|i| i.has_changes())
-    {
-        let _ = writeln!(
-            body,
-            "Infrastructure: not changed (not in the approved scope)."
-        );
+    if let Some(scope) = notice.decision.as_ref().map(|d| d.scope) {
+        if !scope.includes_database() {
+            resolved.databases.clear();
+            let _ = writeln!(
+                body,
+                "Databases: not restored (approved for {}).",
+                scope.label()
+            );
+        }
+        if !scope.includes_infrastructure()
+            && resolved
+                .infrastructure
+                .take()
+                .is_some_and(|i| i.has_changes())
+        {
+            let _ = writeln!(
+                body,
+                "Infrastructure: not changed (approved for {}).",
+                scope.label()
+            );
+        }
     }
     resolved_plan(&mut body, ctx, &resolved, false);
     gitops_results(&mut body, &notice.gitops);
