@@ -354,45 +354,18 @@ async fn seed_report_bucket(sdk: &SdkConfig) -> Result<()> {
 /// The team's Terraform CI: the CodeBuild project, the bucket its builds write plans to, the
 /// commits the release pipeline recorded, and what a plan of the stable commit shows.
 async fn seed_terraform(sdk: &SdkConfig) -> Result<()> {
-    use aws_sdk_codebuild::types::{
-        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-        ProjectSource, SourceType,
-    };
     let s3 = rollback_notify::s3_client(sdk);
     s3.create_bucket()
         .bucket(TERRAFORM_BUCKET)
         .send()
         .await
         .context("CreateBucket (Terraform plans)")?;
-    aws_sdk_codebuild::Client::new(sdk)
-        .create_project()
-        .name(TERRAFORM_PROJECT)
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Github)
-                .location("https://github.com/mint/mint-replica-infra.git")
-                .buildspec("infra/terraform/buildspec.yml")
-                .build()
-                .context("ProjectSource")?,
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::NoArtifacts)
-                .build()
-                .context("ProjectArtifacts")?,
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::LinuxContainer)
-                .image("hashicorp/terraform:1.9.8")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .build()
-                .context("ProjectEnvironment")?,
-        )
-        .service_role("arn:aws:iam::123456789012:role/mint-replica-terraform")
-        .send()
-        .await
-        .context("CreateProject (Terraform)")?;
+    rollback_moto::ci_runner::create_project(
+        &aws_sdk_codebuild::Client::new(sdk),
+        TERRAFORM_PROJECT,
+        &[],
+    )
+    .await;
     let ssm = aws_sdk_ssm::Client::new(sdk);
     for (name, commit) in [
         (STABLE_COMMIT_PARAMETER, STABLE_COMMIT),

@@ -9,7 +9,6 @@
 use aws_sdk_codebuild::types::{
     Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType,
 };
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use rollback_core::contract::infra::{
     BuildPurpose, BuildRef, BuildStatus, InfrastructureResolution, artifact, build_env,
 };
@@ -18,6 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::Clients;
+use crate::artifacts::{self, Unreadable};
 
 /// Builds of the project read when looking for this execution's (newest first). A project
 /// that ran more builds than this since the execution's start would hide it; a service's
@@ -284,11 +284,9 @@ async fn failed(clients: &Clients, build: &BuildRef, report: &BuildStatus) -> Ro
         )),
         "hash-mismatch" => RollbackError::InfrastructureFailed(format!(
             "{what}: the saved plan is not the approved one ({}); nothing was applied. Someone \
-             or something rewrote s3://{}/{}/{}",
+             or something rewrote {}",
             result.detail,
-            build.artifact_bucket,
-            build.artifact_key,
-            artifact::PLAN
+            artifacts::uri(build, artifact::PLAN)
         )),
         other => RollbackError::InfrastructureFailed(format!(
             "{what}: outcome {other:?} ({}); Terraform may have applied part of the plan, so \
@@ -299,31 +297,15 @@ async fn failed(clients: &Clients, build: &BuildRef, report: &BuildStatus) -> Ro
 }
 
 async fn read_apply_result(clients: &Clients, build: &BuildRef) -> Result<ApplyResult, String> {
-    let key = format!("{}/{}", build.artifact_key, artifact::APPLY_RESULT);
-    let object = clients
-        .s3
-        .get_object()
-        .bucket(&build.artifact_bucket)
-        .key(&key)
-        .send()
+    let uri = artifacts::uri(build, artifact::APPLY_RESULT);
+    let bytes = artifacts::read(clients, build, artifact::APPLY_RESULT, 64 * 1024)
         .await
-        .map_err(|e| match e.code() {
-            // Without s3:ListBucket, S3 answers a missing key with AccessDenied.
-            Some("NoSuchKey" | "AccessDenied") => {
-                format!("the build wrote no readable {key}")
-            }
-            _ => format!(
-                "GetObject {key}: {}",
-                RollbackError::from_sdk("GetObject", e)
-            ),
+        .map_err(|why| match why {
+            Unreadable::Missing(_) => format!("the build wrote no readable {uri}"),
+            Unreadable::TooLarge { bytes, .. } => format!("{uri} is {bytes} bytes"),
+            Unreadable::Failed(error) => format!("{uri}: {error}"),
         })?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| format!("reading {key}: {e}"))?
-        .into_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| format!("{key} is not the buildspec's result: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| format!("{uri} is not the buildspec's result: {e}"))
 }
 
 #[cfg(test)]

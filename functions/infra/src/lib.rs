@@ -8,6 +8,7 @@
 //! state moved since ("stale"). See `rollback_core::contract::infra` for the actions.
 
 mod apply;
+mod artifacts;
 mod builds;
 mod commits;
 mod summary;

@@ -1,12 +1,12 @@
 //! `summary`: what the plan build would do, read from the artifacts it wrote, for the approver.
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use rollback_core::RollbackError;
 use rollback_core::contract::infra::{BuildPurpose, BuildRef, InfrastructureResolution, artifact};
 use rollback_core::plan::InfrastructureRef;
 use rollback_core::terraform_plan::{self, MAX_PLAN_BYTES};
 
 use crate::Clients;
+use crate::artifacts::{self, Unreadable};
 
 /// The resolution completed with the plan build, the saved plan's hash and the summary.
 pub async fn summarize(
@@ -70,43 +70,20 @@ async fn read(
     name: &str,
     limit: usize,
 ) -> Result<Vec<u8>, RollbackError> {
-    let key = format!("{}/{name}", build.artifact_key);
-    let object = match clients
-        .s3
-        .get_object()
-        .bucket(&build.artifact_bucket)
-        .key(&key)
-        .send()
+    artifacts::read(clients, build, name, limit)
         .await
-    {
-        Ok(object) => object,
-        // Without s3:ListBucket (the role has none), S3 answers a missing key with AccessDenied.
-        Err(e) if matches!(e.code(), Some("NoSuchKey" | "AccessDenied")) => {
-            return Err(RollbackError::InfrastructureFailed(format!(
-                "the plan build {} succeeded but s3://{}/{key} is missing or not readable \
-                 ({}): the project must run infra/terraform/buildspec.yml (or write what it \
-                 writes) to the plan's artifact bucket and prefix. Nothing was applied",
+        .map_err(|why| match why {
+            Unreadable::Missing(code) => RollbackError::InfrastructureFailed(format!(
+                "the plan build {} succeeded but {} is missing or not readable ({code}): the \
+                 project must run infra/terraform/buildspec.yml (or write what it writes) to \
+                 the plan's artifact bucket and prefix. Nothing was applied",
                 build.id,
-                build.artifact_bucket,
-                e.code().unwrap_or_default()
-            )));
-        }
-        Err(e) => return Err(RollbackError::from_sdk("GetObject", e)),
-    };
-    let size = object.content_length().unwrap_or_default();
-    if usize::try_from(size).unwrap_or(usize::MAX) > limit {
-        return Err(RollbackError::InfrastructureFailed(format!(
-            "s3://{}/{key} is {size} bytes, more than the {limit} it may be. Nothing was applied",
-            build.artifact_bucket
-        )));
-    }
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| RollbackError::Transient {
-            operation: "GetObject".into(),
-            message: format!("reading s3://{}/{key}: {e}", build.artifact_bucket),
-        })?;
-    Ok(bytes.into_bytes().to_vec())
+                artifacts::uri(build, name)
+            )),
+            Unreadable::TooLarge { bytes, limit } => RollbackError::InfrastructureFailed(format!(
+                "{} is {bytes} bytes, more than the {limit} it may be. Nothing was applied",
+                artifacts::uri(build, name)
+            )),
+            Unreadable::Failed(error) => error,
+        })
 }

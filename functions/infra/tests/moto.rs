@@ -5,10 +5,6 @@
 //! Each test has a service of its own (its project, bucket and parameters), so they share one
 //! moto.
 
-use aws_sdk_codebuild::types::{
-    ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-    ProjectSource, SourceType,
-};
 use rollback_core::contract::infra::{BuildRef, BuildStatus, InfrastructureResolution};
 use rollback_core::{ErrorKind, RollbackError, Scope};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
@@ -69,35 +65,7 @@ impl Service {
             .send()
             .await
             .unwrap();
-        service
-            .codebuild
-            .create_project()
-            .name(service.project())
-            .source(
-                ProjectSource::builder()
-                    .r#type(SourceType::Github)
-                    .location("https://github.com/example/infrastructure.git")
-                    .build()
-                    .unwrap(),
-            )
-            .artifacts(
-                ProjectArtifacts::builder()
-                    .r#type(ArtifactsType::NoArtifacts)
-                    .build()
-                    .unwrap(),
-            )
-            .environment(
-                ProjectEnvironment::builder()
-                    .r#type(EnvironmentType::LinuxContainer)
-                    .image("hashicorp/terraform:1.9.8")
-                    .compute_type(ComputeType::BuildGeneral1Small)
-                    .build()
-                    .unwrap(),
-            )
-            .service_role("arn:aws:iam::123456789012:role/terraform")
-            .send()
-            .await
-            .unwrap();
+        ci_runner::create_project(&service.codebuild, &service.project(), &[]).await;
         service.set_commit("stable-commit", STABLE).await;
         service.set_commit("current-commit", CURRENT).await;
         ci_runner::write_scenario(&service.s3, &service.bucket(), STABLE, plan_json.as_bytes())

@@ -82,3 +82,53 @@ pub async fn bump_state_serial(s3: &aws_sdk_s3::Client, bucket: &str) -> u64 {
         .unwrap_or_else(|e| panic!("PutObject s3://{bucket}/{key}: {e:?}"));
     serial
 }
+
+/// Creates the team's Terraform project as a service would have it: a GitHub source (so a build
+/// can check out any commit), the shipped buildspec, a Terraform image, and `project_env` as
+/// the project's own environment variables (a build's overrides win over them).
+pub async fn create_project(
+    codebuild: &aws_sdk_codebuild::Client,
+    name: &str,
+    project_env: &[(&str, &str)],
+) {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, EnvironmentVariable, EnvironmentVariableType,
+        ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType,
+    };
+    let mut environment = ProjectEnvironment::builder()
+        .r#type(EnvironmentType::LinuxContainer)
+        .image("hashicorp/terraform:1.9.8")
+        .compute_type(ComputeType::BuildGeneral1Small);
+    for (variable, value) in project_env {
+        environment = environment.environment_variables(
+            EnvironmentVariable::builder()
+                .name(*variable)
+                .value(*value)
+                .r#type(EnvironmentVariableType::Plaintext)
+                .build()
+                .expect("a variable has a name and a value"),
+        );
+    }
+    codebuild
+        .create_project()
+        .name(name)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Github)
+                .location(format!("https://github.com/example/{name}.git"))
+                .buildspec("infra/terraform/buildspec.yml")
+                .build()
+                .expect("a source has a type"),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .expect("artifacts have a type"),
+        )
+        .environment(environment.build().expect("an environment is complete"))
+        .service_role(format!("arn:aws:iam::123456789012:role/{name}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
+}

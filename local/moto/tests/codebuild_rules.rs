@@ -7,16 +7,13 @@ use std::collections::BTreeMap;
 
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::{
-    ArtifactsType, Build, ComputeType, EnvironmentType, EnvironmentVariable,
-    EnvironmentVariableType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SortOrderType,
-    SourceType, StatusType,
+    Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType,
 };
 use rollback_moto::{MotoServer, ci_runner};
 use sha2::{Digest, Sha256};
 
 /// The stable commit the rollback plans and applies.
 const COMMIT: &str = "4f1c2a9e8d7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
-const ROLE: &str = "arn:aws:iam::123456789012:role/service-role/terraform-rollback";
 /// The details rules/codebuild.py gives, as Terraform prints them.
 const APPLIED: &str = "Apply complete! Resources: 0 added, 1 changed, 0 destroyed.";
 const STALE: &str = "Error: Saved plan is stale\n\nThe given plan file can no longer be applied \
@@ -55,36 +52,15 @@ async fn fixture(name: &str) -> Fixture {
     let config = MotoServer::shared().sdk_config();
     let cb = aws_sdk_codebuild::Client::new(&config);
     let s3 = rollback_core::aws::s3_client(&config);
-    cb.create_project()
-        .name(name)
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Github)
-                .location("https://github.com/example/infrastructure.git")
-                .buildspec("infra/terraform/buildspec.yml")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::NoArtifacts)
-                .build()
-                .unwrap(),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::LinuxContainer)
-                .image("aws/codebuild/standard:7.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .environment_variables(var("TF_VERSION", "1.9.8"))
-                .environment_variables(var("ROLLBACK_EXECUTION", "project-default"))
-                .build()
-                .unwrap(),
-        )
-        .service_role(ROLE)
-        .send()
-        .await
-        .expect("CreateProject");
+    ci_runner::create_project(
+        &cb,
+        name,
+        &[
+            ("TF_VERSION", "1.9.8"),
+            ("ROLLBACK_EXECUTION", "project-default"),
+        ],
+    )
+    .await;
     s3.create_bucket()
         .bucket(name)
         .send()
@@ -409,7 +385,7 @@ async fn environment_overrides_and_source_version_are_the_builds() {
     assert_eq!(build.source_version(), Some(COMMIT));
     assert_eq!(build.build_number(), Some(1));
     let env = build.environment().unwrap();
-    assert_eq!(env.image(), "aws/codebuild/standard:7.0");
+    assert_eq!(env.image(), "hashicorp/terraform:1.9.8");
     let vars: BTreeMap<&str, (&str, &str)> = env
         .environment_variables()
         .iter()
