@@ -226,7 +226,12 @@ pub async fn status(clients: &Clients, build: &BuildRef) -> Result<BuildStatus, 
         phase: live.current_phase().map(str::to_owned),
         started_at: live.start_time().and_then(to_chrono),
         ended_at: live.end_time().and_then(to_chrono),
-        log_url: live.logs().and_then(|l| l.deep_link()).map(str::to_owned),
+        // A deep link to a log group the build never wrote is no link.
+        log_url: live
+            .logs()
+            .filter(|l| l.group_name().is_some())
+            .and_then(|l| l.deep_link())
+            .map(str::to_owned),
         ..finished(&status)
     };
     match status.as_str() {
