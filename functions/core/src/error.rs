@@ -9,25 +9,47 @@ use serde::{Deserialize, Serialize};
 
 use crate::validation::ValidationErrors;
 
-/// The kinds of failure, one Step Functions error name each.
+/// The kinds of failure, one Step Functions error name each (`Rollback.<Kind>`, see
+/// [`ErrorKind::error_name`]). The definition retries only [`ErrorKind::Throttled`] and
+/// [`ErrorKind::Transient`] (with backoff); every other kind is caught (`States.ALL`) and ends in
+/// the contingency notice, except where a Catch says otherwise (Terraform planning leaves
+/// infrastructure out and goes on; `Validate request` fails the execution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
+    /// The plan does not validate; the message names each field and its fix. Not retried.
     InvalidPlan,
+    /// The execution's input (a manual start or an alarm event) does not validate. Not retried.
     InvalidRequest,
+    /// A step's own input is wrong (a definition or caller defect), never an AWS answer. Not
+    /// retried.
     InvalidInput,
+    /// No snapshot to restore from (none before the release, or the named one is gone).
     SnapshotNotFound,
+    /// A backup snapshot failed or cannot be taken; nothing was restored.
     SnapshotFailed,
+    /// A restore from the snapshot failed; the live database is untouched.
     RestoreFailed,
+    /// Swapping the restored copy in failed; the failure path puts an unfinished swap back.
     SwapFailed,
+    /// A plan image has no `stable_tag`: there is nothing known-good to go back to.
     StableImageNotFound,
+    /// Moving a release tag failed.
     RetagFailed,
+    /// A deployment has no previous revision to roll back to.
     NoRolloutHistory,
+    /// A rollout does not progress (e.g. `ProgressDeadlineExceeded`).
     RolloutStuck,
+    /// Live state no longer matches what was approved; nothing was changed. Start again.
     PlanDrifted,
+    /// A destructive action without a signed decision that covers it; nothing was changed.
     NotApproved,
+    /// Another rollback of the service is running; this one stops before any change.
     ConcurrentRollback,
+    /// The approver rejected: the execution ends quietly after its report.
     Rejected,
+    /// A wait loop reached `polling.max_wait_minutes` (or the Terraform build limit).
     WaitTimedOut,
+    /// A smoke check cannot run as configured (a bad URL, an unreadable secret).
     SmokeConfig,
     /// A Terraform build (plan or apply) failed, or its plan cannot be read: nothing more is
     /// applied; the contingency notice says which build and where its log is.
@@ -35,10 +57,17 @@ pub enum ErrorKind {
     /// Terraform refused the approved plan because the state changed since it was made: the
     /// contingency notice says "re-plan and approve again".
     PlanStale,
+    /// The Kubernetes API refused a call for good (a transient one is [`ErrorKind::Transient`]).
     Kubernetes,
+    /// AWS throttled the call; retried with backoff.
     Throttled,
+    /// A timeout, a dropped connection or a 5xx; retried with backoff. A state-changing step
+    /// looks at the real state before it reports this, so a retry does not do the work twice.
     Transient,
+    /// AWS refused the call for good (access denied, a validation error); the message has the
+    /// operation and AWS's code.
     Aws,
+    /// Our defect (an output that does not encode, an impossible answer). Not retried.
     Internal,
 }
 
@@ -327,15 +356,41 @@ impl From<RollbackError> for lambda_runtime::Diagnostic {
     }
 }
 
-impl From<serde_json::Error> for RollbackError {
-    fn from(err: serde_json::Error) -> Self {
-        RollbackError::InvalidInput(err.to_string())
+impl RollbackError {
+    /// A function's output that does not encode: our defect, never the caller's input.
+    pub fn encoding(err: serde_json::Error) -> RollbackError {
+        RollbackError::Internal(format!("could not encode the output: {err}"))
     }
+}
+
+/// A function's output as JSON; an encoding failure is `Rollback.Internal`.
+pub fn output<T: Serialize>(value: &T) -> Result<serde_json::Value, RollbackError> {
+    serde_json::to_value(value).map_err(RollbackError::encoding)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ALL` lists every kind, once, in declaration order: serde's derive knows the variants
+    /// (its "expected one of" list), so a variant added without an `ALL` entry fails here.
+    #[test]
+    fn all_lists_every_kind() {
+        let err = serde_json::from_str::<ErrorKind>("\"NoSuchKind\"").unwrap_err();
+        let message = err.to_string();
+        let declared: Vec<&str> = message
+            .split("expected one of ")
+            .nth(1)
+            .expect("serde lists the variants")
+            .split(", ")
+            .filter_map(|v| v.split('`').nth(1))
+            .collect();
+        let listed: Vec<String> = ErrorKind::ALL.iter().map(|k| format!("{k:?}")).collect();
+        assert_eq!(declared, listed, "ErrorKind::ALL");
+        let names: std::collections::BTreeSet<&str> =
+            ErrorKind::ALL.iter().map(|k| k.error_name()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len(), "one name per kind");
+    }
 
     #[test]
     fn names_are_unique_and_round_trip() {

@@ -150,6 +150,5 @@ async fn require_approval(
 }
 
 fn encode(output: impl Serialize) -> Result<Value, RollbackError> {
-    serde_json::to_value(output)
-        .map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
+    rollback_core::error::output(&output)
 }

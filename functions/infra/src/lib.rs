@@ -88,7 +88,7 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
             )
         }
     };
-    output.map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
+    output.map_err(RollbackError::encoding)
 }
 
 fn section<A>(step: &StepInput<A>) -> Result<&InfrastructureRef, RollbackError> {

@@ -119,10 +119,10 @@ pub async fn handle(
     let input = StepInput::<NotifyAction>::parse(input)?;
     if let NotifyAction::Report(request) = &input.action {
         let out = report::write(clients, config, &input, request).await?;
-        return Ok(serde_json::to_value(out)?);
+        return rollback_core::error::output(&out);
     }
     let out = notify(clients, config, &input).await?;
-    Ok(serde_json::to_value(out)?)
+    rollback_core::error::output(&out)
 }
 
 /// Renders and publishes one notification.

@@ -84,9 +84,9 @@ pub async fn handle_with(
         "validate" => {
             let input: ValidateInput = rollback_core::validation::from_value(input)
                 .map_err(|e| RollbackError::InvalidInput(e.to_string()))?;
-            Ok(serde_json::to_value(
-                validate_with_alarms(clients.cloudwatch.as_ref(), plans, input).await?,
-            )?)
+            rollback_core::error::output(
+                &validate_with_alarms(clients.cloudwatch.as_ref(), plans, input).await?,
+            )
         }
         _ => {
             let step = StepInput::<PlanAction>::parse(input)?;
@@ -96,14 +96,14 @@ pub async fn handle_with(
                         Plans::Stored(store) => store.requires_service(),
                         Plans::Given(_) => false,
                     };
-                    Ok(serde_json::to_value(
-                        guard(&clients.sfn, &step, guard_input, service_required).await?,
-                    )?)
+                    rollback_core::error::output(
+                        &guard(&clients.sfn, &step, guard_input, service_required).await?,
+                    )
                 }
                 PlanAction::Fingerprint { resolved } => {
-                    Ok(serde_json::to_value(FingerprintOutput {
+                    rollback_core::error::output(&FingerprintOutput {
                         fingerprint: rollback_core::fingerprint::fingerprint(resolved),
-                    })?)
+                    })
                 }
             }
         }

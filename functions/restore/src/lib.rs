@@ -118,7 +118,7 @@ async fn require_approval(
 }
 
 fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RollbackError> {
-    Ok(serde_json::to_value(value)?)
+    rollback_core::error::output(&value)
 }
 
 /// Per database, the newest available snapshot before the cutoff, and the data-loss window.

@@ -68,5 +68,5 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
             )
         }
     };
-    output.map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
+    output.map_err(RollbackError::encoding)
 }

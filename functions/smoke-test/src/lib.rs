@@ -39,7 +39,7 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
     match input.action {
         SmokeAction::Run => {
             let report = run(clients, &input.plan).await?;
-            Ok(serde_json::to_value(report)?)
+            rollback_core::error::output(&report)
         }
     }
 }

@@ -23,7 +23,7 @@ pub struct Clients {
 pub async fn handle(clients: &Clients, payload: Value) -> Result<Value, RollbackError> {
     let input = StepInput::<SnapshotAction>::parse(payload)?;
     let output = run(clients, &input).await?;
-    Ok(serde_json::to_value(output)?)
+    rollback_core::error::output(&output)
 }
 
 /// Runs one parsed action.
