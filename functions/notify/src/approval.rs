@@ -73,11 +73,7 @@ pub fn render(
             fmt_time(expires_at)
         )));
     }
-    let reason = format!(
-        "{}: {}",
-        ctx.trigger_short(),
-        clean(&ctx.request.reason, 150)
-    );
+    let reason = why(&ctx.trigger_short(), &clean(&ctx.request.reason, 150));
 
     let choices = choices(resolved);
     let mut links = Vec::new();
@@ -180,6 +176,16 @@ pub fn render(
         expires_at,
         fingerprint,
     })
+}
+
+/// The page's "Why:" line: the trigger and the reason, once each (an alarm's reason already
+/// starts with the alarm: `alarm mint-replica-5xx went OK → ALARM`).
+fn why(trigger: &str, reason: &str) -> String {
+    if reason.starts_with(trigger) {
+        reason.to_owned()
+    } else {
+        format!("{trigger}: {reason}")
+    }
 }
 
 /// The links an approval email offers, widest scope first. Infrastructure is offered only
@@ -334,6 +340,21 @@ mod tests {
             })),
             ..ResolvedPlan::default()
         }
+    }
+
+    #[test]
+    fn the_why_line_names_the_alarm_once() {
+        assert_eq!(
+            why(
+                "alarm mint-replica-5xx",
+                "alarm mint-replica-5xx went OK → ALARM"
+            ),
+            "alarm mint-replica-5xx went OK → ALARM"
+        );
+        assert_eq!(
+            why("manual, by a@x.io", "bad migration"),
+            "manual, by a@x.io: bad migration"
+        );
     }
 
     fn offered(resolved: &ResolvedPlan) -> Vec<Scope> {
