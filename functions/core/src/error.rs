@@ -59,6 +59,13 @@ pub enum ErrorKind {
     PlanStale,
     /// The Kubernetes API refused a call for good (a transient one is [`ErrorKind::Transient`]).
     Kubernetes,
+    /// An app store's credentials are missing, unreadable or refused (a Secrets Manager secret
+    /// that is absent or malformed, a key the store answers 401 to): nothing was changed in the
+    /// store; the message names the secret and the fix.
+    StoreCredentials,
+    /// An app store refused a change for good (changes in review, no release to halt, the key
+    /// lacks the permission, a state conflict); the message has the store's reason and the fix.
+    StoreRefused,
     /// AWS throttled the call; retried with backoff.
     Throttled,
     /// A timeout, a dropped connection or a 5xx; retried with backoff. A state-changing step
@@ -72,7 +79,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 26] = [
         ErrorKind::InvalidPlan,
         ErrorKind::InvalidRequest,
         ErrorKind::InvalidInput,
@@ -93,6 +100,8 @@ impl ErrorKind {
         ErrorKind::InfrastructureFailed,
         ErrorKind::PlanStale,
         ErrorKind::Kubernetes,
+        ErrorKind::StoreCredentials,
+        ErrorKind::StoreRefused,
         ErrorKind::Throttled,
         ErrorKind::Transient,
         ErrorKind::Aws,
@@ -122,6 +131,8 @@ impl ErrorKind {
             ErrorKind::InfrastructureFailed => "Rollback.InfrastructureFailed",
             ErrorKind::PlanStale => "Rollback.PlanStale",
             ErrorKind::Kubernetes => "Rollback.Kubernetes",
+            ErrorKind::StoreCredentials => "Rollback.StoreCredentials",
+            ErrorKind::StoreRefused => "Rollback.StoreRefused",
             ErrorKind::Throttled => "Rollback.Throttled",
             ErrorKind::Transient => "Rollback.Transient",
             ErrorKind::Aws => "Rollback.AwsError",
@@ -186,6 +197,12 @@ pub enum RollbackError {
         message: String,
         retryable: bool,
     },
+    /// An app store's credentials are missing, unreadable or refused; nothing was changed.
+    #[error("store credentials: {0}")]
+    StoreCredentials(String),
+    /// An app store refused a change for good; the message has its reason and the fix.
+    #[error("store refused: {0}")]
+    StoreRefused(String),
     #[error("{operation} was throttled: {message}")]
     Throttled { operation: String, message: String },
     #[error("{operation} failed transiently: {message}")]
@@ -228,6 +245,8 @@ impl RollbackError {
             RollbackError::Kubernetes {
                 retryable: false, ..
             } => ErrorKind::Kubernetes,
+            RollbackError::StoreCredentials(_) => ErrorKind::StoreCredentials,
+            RollbackError::StoreRefused(_) => ErrorKind::StoreRefused,
             RollbackError::Throttled { .. } => ErrorKind::Throttled,
             RollbackError::Transient { .. } => ErrorKind::Transient,
             RollbackError::Aws { .. } => ErrorKind::Aws,

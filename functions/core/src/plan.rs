@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::validation::{self, Rule, ValidationErrors, check_len};
 
+pub mod mobile;
+
+pub use mobile::{AndroidRef, AppConfigRef, IosRef, MinimumVersionRef, MobileRef};
+
 pub const MAX_DATABASES: usize = 10;
 pub const MAX_IMAGES: usize = 20;
 pub const MAX_DEPLOYMENTS: usize = 20;
@@ -43,6 +47,10 @@ pub struct Plan {
     /// Terraform back to the stable commit through the team's CodeBuild project (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<InfrastructureRef>,
+    /// The mobile apps whose bad release the rollback halts in the stores, and their minimum
+    /// supported version (optional; see [`mobile`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<MobileRef>,
 }
 
 /// Where the service's Terraform runs and where its stable commit is recorded. The release
@@ -696,6 +704,9 @@ impl Plan {
         self.validate_derived_names(&mut errors);
         if let Some(infrastructure) = &self.infrastructure {
             infrastructure.validate(&mut errors);
+        }
+        if let Some(mobile) = &self.mobile {
+            mobile.validate(&mut errors);
         }
 
         check_len(&mut errors, "images", &self.images, MAX_IMAGES);

@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod deploy_undo;
 pub mod infra;
+pub mod mobile;
 pub mod notify;
 pub mod plan;
 pub mod restore;
@@ -40,4 +41,7 @@ pub const DESTRUCTIVE: &[(&str, &str)] = &[
     ("drill-cleanup", "cleanup-drill"),
     ("retag", "apply"),
     ("infra", "apply"),
+    // Not called by the definition yet (issue 16); listed so the guards cover it once it is.
+    ("mobile", "halt"),
+    ("mobile", "raise-minimum"),
 ];
