@@ -60,10 +60,7 @@ pub async fn apply(
             approved.stable_commit
         )));
     }
-    let plan = BuildRef {
-        id: plan_build.clone(),
-        ..skipped(approved, BuildPurpose::Plan, "")
-    };
+    let plan = builds::reference(approved, BuildPurpose::Plan, plan_build.clone(), false);
     let saved = plan_sha256(clients, &plan).await?;
     if &saved != sha256 {
         return Err(RollbackError::PlanDrifted(format!(

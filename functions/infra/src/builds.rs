@@ -40,6 +40,25 @@ pub async fn start_plan(
     start(clients, resolved, BuildPurpose::Plan, None, execution).await
 }
 
+/// The build `id` of `resolved`'s commit and artifacts.
+pub(crate) fn reference(
+    resolved: &InfrastructureResolution,
+    purpose: BuildPurpose,
+    id: String,
+    started_now: bool,
+) -> BuildRef {
+    BuildRef {
+        id,
+        purpose,
+        codebuild_project: resolved.codebuild_project.clone(),
+        source_version: resolved.stable_commit.clone(),
+        artifact_bucket: resolved.artifact_bucket.clone(),
+        artifact_key: resolved.artifact_key.clone(),
+        started_now,
+        skipped: None,
+    }
+}
+
 /// A build that was not started, and why.
 pub(crate) fn skipped(
     resolved: &InfrastructureResolution,
@@ -47,14 +66,8 @@ pub(crate) fn skipped(
     why: &str,
 ) -> BuildRef {
     BuildRef {
-        id: String::new(),
-        purpose,
-        codebuild_project: resolved.codebuild_project.clone(),
-        source_version: resolved.stable_commit.clone(),
-        artifact_bucket: resolved.artifact_bucket.clone(),
-        artifact_key: resolved.artifact_key.clone(),
-        started_now: false,
         skipped: Some(why.to_owned()),
+        ..reference(resolved, purpose, String::new(), false)
     }
 }
 
@@ -75,16 +88,7 @@ pub(crate) async fn start(
     if let Some(sha) = plan_sha256 {
         env.push((build_env::SHA256, sha));
     }
-    let reference = |id: String, started_now: bool| BuildRef {
-        id,
-        purpose,
-        codebuild_project: resolved.codebuild_project.clone(),
-        source_version: resolved.stable_commit.clone(),
-        artifact_bucket: resolved.artifact_bucket.clone(),
-        artifact_key: resolved.artifact_key.clone(),
-        started_now,
-        skipped: None,
-    };
+    let reference = |id: String, started_now: bool| reference(resolved, purpose, id, started_now);
     if let Some(id) = find(clients, &resolved.codebuild_project, &env).await? {
         tracing::info!(build = %id, purpose = purpose.as_str(), "found the build an earlier attempt started");
         return Ok(reference(id, false));

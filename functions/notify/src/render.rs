@@ -535,6 +535,36 @@ pub fn progress(ctx: &Context<'_>, notice: &ProgressNotice) -> Message {
     }
 }
 
+/// What the rollback did of `notice.resolved`: the parts the approval left out are removed,
+/// and `body` says so.
+fn approved_part(body: &mut String, notice: &SuccessNotice) -> ResolvedPlan {
+    let mut resolved = notice.resolved.clone();
+    let Some(scope) = notice.decision.as_ref().map(|d| d.scope) else {
+        return resolved;
+    };
+    if !scope.includes_database() {
+        resolved.databases.clear();
+        let _ = writeln!(
+            body,
+            "Databases: not restored (approved for {}).",
+            scope.label()
+        );
+    }
+    if !scope.includes_infrastructure()
+        && resolved
+            .infrastructure
+            .take()
+            .is_some_and(|i| i.has_changes())
+    {
+        let _ = writeln!(
+            body,
+            "Infrastructure: not changed (approved for {}).",
+            scope.label()
+        );
+    }
+    resolved
+}
+
 pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
     let mut body = String::new();
     let _ = writeln!(
@@ -565,29 +595,7 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
         );
     }
     let _ = writeln!(body, "\nWHAT WAS DONE");
-    let mut resolved = notice.resolved.clone();
-    if let Some(scope) = notice.decision.as_ref().map(|d| d.scope) {
-        if !scope.includes_database() {
-            resolved.databases.clear();
-            let _ = writeln!(
-                body,
-                "Databases: not restored (approved for {}).",
-                scope.label()
-            );
-        }
-        if !scope.includes_infrastructure()
-            && resolved
-                .infrastructure
-                .take()
-                .is_some_and(|i| i.has_changes())
-        {
-            let _ = writeln!(
-                body,
-                "Infrastructure: not changed (approved for {}).",
-                scope.label()
-            );
-        }
-    }
+    let resolved = approved_part(&mut body, notice);
     resolved_plan(&mut body, ctx, &resolved, false);
     gitops_results(&mut body, &notice.gitops);
     if let Some(smoke) = &notice.smoke {

@@ -108,11 +108,7 @@ pub async fn refusal_cases(
     envelope: &Value,
     scope: Scope,
 ) -> Vec<(&'static str, Value)> {
-    let with = |proof: ApprovalProof| {
-        let mut e = envelope.clone();
-        e["approval"] = serde_json::to_value(proof).expect("a proof serializes");
-        e
-    };
+    let with = |proof: ApprovalProof| with_proof(envelope, proof);
     let mut cases = Vec::new();
     let mut none = envelope.clone();
     if let Some(map) = none.as_object_mut() {
@@ -152,8 +148,22 @@ pub async fn refusal_cases(
             resolved: resolved_of(envelope),
         }),
     ));
+    cases.extend(narrower_scopes(moto, envelope, scope, valid).await);
+    cases
+}
+
+/// Decisions that do not cover `scope`: app-only (`valid`), one person where the plan asks two
+/// for databases, no infrastructure, no destroys.
+async fn narrower_scopes(
+    moto: &MotoServer,
+    envelope: &Value,
+    scope: Scope,
+    valid: ApprovalProof,
+) -> Vec<(&'static str, Value)> {
+    let with = |proof: ApprovalProof| with_proof(envelope, proof);
+    let mut cases = Vec::new();
     if scope.includes_database() || scope.includes_infrastructure() {
-        cases.push(("app-only", with(valid.clone())));
+        cases.push(("app-only", with(valid)));
     }
     if scope.includes_database() {
         // The plan asks two people for databases; one approved.
@@ -184,6 +194,13 @@ pub async fn refusal_cases(
         ));
     }
     cases
+}
+
+/// `envelope` carrying `proof` as its `approval`.
+fn with_proof(envelope: &Value, proof: ApprovalProof) -> Value {
+    let mut e = envelope.clone();
+    e["approval"] = serde_json::to_value(proof).expect("a proof serializes");
+    e
 }
 
 /// A second moto, whose decision key is not the one the functions under test trust.

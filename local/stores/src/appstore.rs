@@ -430,60 +430,17 @@ async fn patch_phased_release(
         );
     };
     let mut stores = shared.stores();
-    if !stores.phased.contains_key(&id) {
+    let Some(record) = stores.phased.get_mut(&id) else {
         return not_found("appStoreVersionPhasedReleases", &id);
-    }
-    let data = &document["data"];
-    if data["type"] != "appStoreVersionPhasedReleases" {
-        return entity_error(
-            "ENTITY_ERROR",
-            "The provided entity is invalid",
-            "The type of the provided entity must be 'appStoreVersionPhasedReleases'.",
-            "/data/type",
-        );
-    }
-    if data["id"] != id.as_str() {
-        return entity_error(
-            "ENTITY_ERROR",
-            "The provided entity is invalid",
-            &format!("The id of the provided entity must be '{id}', the id in the URL."),
-            "/data/id",
-        );
-    }
-    let requested = &data["attributes"]["phasedReleaseState"];
-    let target = match requested.as_str() {
-        None if requested.is_null() => {
-            // Nothing to change: the resource as it is.
-            return phased_document(&shared.base, &stores.phased[&id].release);
-        }
-        Some("ACTIVE") => PhasedReleaseState::Active,
-        Some("PAUSED") => PhasedReleaseState::Paused,
-        Some("COMPLETE") => PhasedReleaseState::Complete,
-        _ => {
-            return entity_error(
-                "ENTITY_ERROR.ATTRIBUTE.INVALID",
-                "An attribute in the provided entity has invalid value",
-                &format!(
-                    "An invalid value {requested} was provided for the parameter 'phasedReleaseState'."
-                ),
-                "/data/attributes/phasedReleaseState",
-            );
-        }
     };
-    let record = stores.phased.get_mut(&id).expect("checked above");
+    let target = match requested_state(&document["data"], &id) {
+        Ok(Some(target)) => target,
+        // Nothing to change: the resource as it is.
+        Ok(None) => return phased_document(&shared.base, &record.release),
+        Err(refusal) => return refusal,
+    };
     let current = record.release.phased_release_state;
-    let allowed = match target {
-        PhasedReleaseState::Paused => current == PhasedReleaseState::Active,
-        PhasedReleaseState::Active => current == PhasedReleaseState::Paused,
-        PhasedReleaseState::Complete => {
-            matches!(
-                current,
-                PhasedReleaseState::Active | PhasedReleaseState::Paused
-            )
-        }
-        PhasedReleaseState::Inactive => false,
-    };
-    if !allowed {
+    if !transition_allowed(current, target) {
         return error(
             StatusCode::CONFLICT,
             "STATE_ERROR",
@@ -506,4 +463,53 @@ async fn patch_phased_release(
     }
     record.release.phased_release_state = target;
     phased_document(&shared.base, &record.release)
+}
+
+/// The state a PATCH document asks for (`None`: it asks for no change), or Apple's refusal of
+/// an entity of another type or id or an unknown state.
+fn requested_state(data: &Value, id: &str) -> Result<Option<PhasedReleaseState>, Response> {
+    if data["type"] != "appStoreVersionPhasedReleases" {
+        return Err(entity_error(
+            "ENTITY_ERROR",
+            "The provided entity is invalid",
+            "The type of the provided entity must be 'appStoreVersionPhasedReleases'.",
+            "/data/type",
+        ));
+    }
+    if data["id"] != id {
+        return Err(entity_error(
+            "ENTITY_ERROR",
+            "The provided entity is invalid",
+            &format!("The id of the provided entity must be '{id}', the id in the URL."),
+            "/data/id",
+        ));
+    }
+    let requested = &data["attributes"]["phasedReleaseState"];
+    match requested.as_str() {
+        None if requested.is_null() => Ok(None),
+        Some("ACTIVE") => Ok(Some(PhasedReleaseState::Active)),
+        Some("PAUSED") => Ok(Some(PhasedReleaseState::Paused)),
+        Some("COMPLETE") => Ok(Some(PhasedReleaseState::Complete)),
+        _ => Err(entity_error(
+            "ENTITY_ERROR.ATTRIBUTE.INVALID",
+            "An attribute in the provided entity has invalid value",
+            &format!(
+                "An invalid value {requested} was provided for the parameter 'phasedReleaseState'."
+            ),
+            "/data/attributes/phasedReleaseState",
+        )),
+    }
+}
+
+/// Pause only what is active, resume only what is paused, complete what is either.
+fn transition_allowed(current: PhasedReleaseState, target: PhasedReleaseState) -> bool {
+    match target {
+        PhasedReleaseState::Paused => current == PhasedReleaseState::Active,
+        PhasedReleaseState::Active => current == PhasedReleaseState::Paused,
+        PhasedReleaseState::Complete => matches!(
+            current,
+            PhasedReleaseState::Active | PhasedReleaseState::Paused
+        ),
+        PhasedReleaseState::Inactive => false,
+    }
 }
