@@ -6,8 +6,12 @@ SHELL := /bin/bash
 VENV := .venv
 CARGO ?= cargo
 export ROLLBACK_MOTO_SERVER ?= $(CURDIR)/$(VENV)/bin/moto_server
+# A clean `make test` builds every crate once: incremental caches would add ≈ 3.6 GB to its
+# ≈ 12 GB target dir and speed nothing up (a CI run's linker once died on a full disk).
+# Set CARGO_INCREMENTAL=1 to keep them while iterating.
+export CARGO_INCREMENTAL ?= 0
 
-.PHONY: all test drill venv node system-deps lint unit validate conformance-fixtures engine-serve faults fuzz bench build release fmt clean package package-venv
+.PHONY: all test drill venv node system-deps disk-space lint unit validate conformance-fixtures engine-serve faults fuzz bench build release fmt clean package package-venv
 
 all: test
 
@@ -54,8 +58,13 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: venv system-deps
+unit: venv system-deps disk-space
 	$(CARGO) test --workspace
+
+## A clean `make test` needs about 9 GB for target/; say so before a linker fails on a full disk.
+disk-space:
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$free" -lt 10 ]; then echo "warning: $$free GB free here; a clean make test needs about 9 GB for target/ (cargo clean frees an old one)" >&2; fi
 
 test: venv node system-deps lint validate unit
 
