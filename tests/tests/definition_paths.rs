@@ -102,7 +102,7 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
         pairs(&calls)
     );
 
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     assert_eq!(h.states(&exec).last().unwrap(), "Rollback complete");
@@ -147,7 +147,7 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
         panic!("not a success notice")
     };
     let decision = success.decision.expect("the decision reaches the report");
-    assert_eq!(decision.scope, Scope::AppAndDatabase);
+    assert_eq!(decision.scope, Scope::APP_AND_DATABASE);
     assert_eq!(decision.approver, "oncall@example.com");
     assert!(success.smoke.expect("smoke report").passed);
     let progress = success.progress.expect("progress");
@@ -180,7 +180,7 @@ async fn approve_app_only_leaves_the_databases_and_writes_alone() {
     let h = Harness::scripted();
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::App);
+    h.approve(&request, Scope::APP);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
 
@@ -204,7 +204,7 @@ async fn approve_app_only_leaves_the_databases_and_writes_alone() {
     let NotifyAction::Success(success) = notice_step(&notice).action else {
         panic!("not a success notice")
     };
-    assert_eq!(success.decision.unwrap().scope, Scope::App);
+    assert_eq!(success.decision.unwrap().scope, Scope::APP);
     let steps = step_statuses(&success.progress.unwrap());
     assert_eq!(steps["databases"], Skipped);
     assert_eq!(steps["pause"], NotStarted);
@@ -324,7 +324,7 @@ async fn restore_failure_ends_in_the_contingency_notice() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.RestoreFailed"));
@@ -413,7 +413,7 @@ async fn contingency_notice_says_the_images_were_retagged_when_the_restore_fails
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     h.finish(&exec).await;
     let calls = h.calls(&exec);
     assert_eq!(
@@ -439,7 +439,7 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.RolloutStuck"));
@@ -500,7 +500,7 @@ async fn rollout_that_never_completes_times_out_after_the_plans_polls() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::App);
+    h.approve(&request, Scope::APP);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
@@ -541,7 +541,7 @@ async fn smoke_failing_after_every_rerun_ends_in_the_contingency_notice() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
@@ -660,7 +660,7 @@ async fn drill_runs_every_step_in_its_non_destructive_form() {
     let exec =
         h.start(json!({"scope": "app+database", "mode": "drill", "reason": "quarterly drill"}));
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
 
@@ -723,7 +723,7 @@ async fn a_decision_for_another_plan_is_refused_before_anything_changes() {
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
     let approved = request.payload["fingerprint"].as_str().unwrap().to_owned();
-    h.decide(&request, Scope::AppAndDatabase, "0".repeat(64));
+    h.decide(&request, Scope::APP_AND_DATABASE, "0".repeat(64));
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.PlanDrifted"));
@@ -781,7 +781,7 @@ async fn a_throttled_retag_is_retried_and_the_rollback_succeeds() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::App);
+    h.approve(&request, Scope::APP);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     let calls = h.calls(&exec);
@@ -808,7 +808,7 @@ async fn an_invalid_plan_is_not_retried() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::App);
+    h.approve(&request, Scope::APP);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.InvalidPlan"));
@@ -838,7 +838,7 @@ async fn failed_swap_is_reverted_before_the_contingency_notice() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.SwapFailed"));
@@ -894,7 +894,7 @@ async fn on_failure_resume_scales_back_only_when_the_plan_says_so() {
         });
         let exec = h.start(full_request());
         let request = h.approval_request(&exec).await;
-        h.approve(&request, Scope::App);
+        h.approve(&request, Scope::APP);
         let d = h.finish(&exec).await;
         assert_eq!(d.status, ExecutionStatus::Failed, "{on_failure}: {d:?}");
         let calls = h.calls(&exec);
@@ -986,7 +986,7 @@ async fn a_retried_approval_request_is_sent_as_resent_and_its_links_decide() {
     );
 
     // The retry's links decide; the rollback completes.
-    h.approve(&retry, Scope::AppAndDatabase);
+    h.approve(&retry, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     let calls = h.calls(&exec);
@@ -1019,7 +1019,7 @@ async fn swap_that_times_out_is_reverted_before_the_contingency_notice() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"));
@@ -1059,7 +1059,7 @@ fn gitops_plan_text() -> String {
 /// and the success notice carries what was suspended with its resume command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitops_sync_is_suspended_before_the_deployments_change_on_both_approvals() {
-    for scope in [Scope::AppAndDatabase, Scope::App] {
+    for scope in [Scope::APP_AND_DATABASE, Scope::APP] {
         let h = Harness::scripted_with(&gitops_plan_text());
         let exec = h.start(full_request());
         let request = h.approval_request(&exec).await;
@@ -1073,7 +1073,7 @@ async fn gitops_sync_is_suspended_before_the_deployments_change_on_both_approval
         let d = h.finish(&exec).await;
         assert_eq!(d.status, ExecutionStatus::Succeeded, "{scope:?}: {d:?}");
         let calls = h.calls(&exec);
-        let tail: Vec<Expect> = if scope == Scope::AppAndDatabase {
+        let tail: Vec<Expect> = if scope == Scope::APP_AND_DATABASE {
             vec![
                 One("deploy-undo", "suspend-gitops"),
                 One("deploy-undo", "pause"),
@@ -1130,7 +1130,7 @@ async fn a_failure_after_the_suspension_keeps_it_in_the_contingency_notice() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::App);
+    h.approve(&request, Scope::APP);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     let calls = h.calls(&exec);
@@ -1162,7 +1162,7 @@ async fn a_failure_after_the_suspension_keeps_it_in_the_contingency_notice() {
 /// restart annotation (the same on every retry of the step).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tag_pinned_deployments_are_restarted_after_the_undo() {
-    for scope in [Scope::AppAndDatabase, Scope::App] {
+    for scope in [Scope::APP_AND_DATABASE, Scope::APP] {
         let h = Harness::scripted();
         h.script.on("deploy-undo", "resolve", |call, _| {
             let plan: rollback_core::Plan =
@@ -1178,7 +1178,7 @@ async fn tag_pinned_deployments_are_restarted_after_the_undo() {
         let d = h.finish(&exec).await;
         assert_eq!(d.status, ExecutionStatus::Succeeded, "{scope:?}: {d:?}");
         let calls = h.calls(&exec);
-        let tail: Vec<Expect> = if scope == Scope::AppAndDatabase {
+        let tail: Vec<Expect> = if scope == Scope::APP_AND_DATABASE {
             vec![
                 One("deploy-undo", "pause"),
                 Par(vec![DATABASE_BRANCH.to_vec(), vec![("retag", "apply")]]),
@@ -1249,7 +1249,7 @@ async fn each_final_notice_links_the_report_written_just_before_it() {
     let h = Harness::scripted();
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     assert_eq!(h.finish(&exec).await.status, ExecutionStatus::Succeeded);
     let calls = h.calls(&exec);
     let report = report_of(&calls);
@@ -1300,7 +1300,7 @@ async fn each_final_notice_links_the_report_written_just_before_it() {
     });
     let exec = h.start(full_request());
     let request = h.approval_request(&exec).await;
-    h.approve(&request, Scope::AppAndDatabase);
+    h.approve(&request, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_ne!(d.error.as_deref(), Some("Rollback.AwsError"), "{d:?}");

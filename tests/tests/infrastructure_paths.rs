@@ -66,7 +66,7 @@ async fn the_plan_is_shown_before_approval_and_applied_after_it() {
         approval.payload["resolved"]["infrastructure"]
     );
 
-    h.approve(&approval, Scope::Everything);
+    h.approve(&approval, Scope::APP_AND_DATABASE.and_infrastructure(false));
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     let calls = h.calls(&exec);
@@ -100,7 +100,7 @@ async fn without_infrastructure_in_the_decision_nothing_is_applied() {
     let h = Harness::scripted_with(&plan_with_infrastructure());
     let exec = h.start(request());
     let approval = h.approval_request(&exec).await;
-    h.approve(&approval, Scope::AppAndDatabase);
+    h.approve(&approval, Scope::APP_AND_DATABASE);
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     let calls = h.calls(&exec);
@@ -135,7 +135,7 @@ async fn a_stale_plan_at_apply_ends_in_the_contingency_notice() {
     });
     let exec = h.start(request());
     let approval = h.approval_request(&exec).await;
-    h.approve(&approval, Scope::Everything);
+    h.approve(&approval, Scope::APP_AND_DATABASE.and_infrastructure(false));
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     let calls = h.calls(&exec);
@@ -173,7 +173,7 @@ async fn a_failed_plan_build_leaves_infrastructure_out_and_the_app_rollback_goes
     assert!(!h.calls(&exec).iter().any(|c| c.is("infra", "summary")));
 
     // Even a decision that names infrastructure applies nothing: there is no plan.
-    h.approve(&approval, Scope::Everything);
+    h.approve(&approval, Scope::APP_AND_DATABASE.and_infrastructure(false));
     let d = h.finish(&exec).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     assert!(!h.calls(&exec).iter().any(|c| c.is("infra", "apply")));

@@ -76,8 +76,8 @@ async fn each_execution_keeps_the_plan_version_it_started_with() {
 
     let b = h.start(input);
     let b_request = h.approval_request(&b).await;
-    h.approve(&a_request, rollback_core::Scope::AppAndDatabase);
-    h.approve(&b_request, rollback_core::Scope::AppAndDatabase);
+    h.approve(&a_request, rollback_core::Scope::APP_AND_DATABASE);
+    h.approve(&b_request, rollback_core::Scope::APP_AND_DATABASE);
     for execution in [&a, &b] {
         let d = h.finish(execution).await;
         assert_eq!(d.status, ExecutionStatus::Succeeded, "{execution}");

@@ -62,7 +62,7 @@ async fn the_one_rollback(h: &Harness, executions: &[String]) -> (String, Call) 
 
 /// Approves the one rollback and checks it completes, and that it alone changed anything.
 async fn approve_and_finish(h: &Harness, winner: &str, request: &Call, executions: &[String]) {
-    h.approve(request, Scope::App);
+    h.approve(request, Scope::APP);
     let d = h.finish(winner).await;
     assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
     assert_eq!(h.states(winner).last().unwrap(), "Rollback complete");

@@ -298,7 +298,7 @@ mod tests {
         let payload = LinkPayload {
             task_token: "AQB8-secret-token".into(),
             decision: rollback_core::approval_link::Decision::Approve,
-            scope: rollback_core::request::Scope::AppAndDatabase,
+            scope: rollback_core::request::Scope::APP_AND_DATABASE,
             expires_at: 0,
             execution: "exec-1".into(),
             fingerprint: String::new(),

@@ -839,7 +839,7 @@ mod tests {
         LinkPayload {
             task_token: "AQB8AAAAKgAAAAMAAAAAAAAAAX-token".into(),
             decision: Decision::Approve,
-            scope: rollback_core::request::Scope::App,
+            scope: rollback_core::request::Scope::APP,
             expires_at: Utc::now().timestamp() + 3600,
             execution: "exec-1".into(),
             fingerprint: "ab".repeat(32),

@@ -29,7 +29,7 @@ async fn get_shows_the_plan_and_changes_nothing() {
     let w = waiting_execution("appr-get", None).await;
     let link = link(
         &key,
-        &payload(&w.token, Decision::Approve, Scope::AppAndDatabase),
+        &payload(&w.token, Decision::Approve, Scope::APP_AND_DATABASE),
     );
     for method in [Method::GET, Method::HEAD, Method::GET] {
         let mut request = get(&link);
@@ -64,7 +64,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
     let w = waiting_execution("appr-approve", None).await;
     let link = link(
         &key,
-        &payload(&w.token, Decision::Approve, Scope::AppAndDatabase),
+        &payload(&w.token, Decision::Approve, Scope::APP_AND_DATABASE),
     );
     let before = Utc::now();
     let response = handle_request(&approval, post(&link, "oncall@example.com")).await;
@@ -75,7 +75,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
     assert_eq!(status, "SUCCEEDED");
     let decision: ApprovalDecision = serde_json::from_str(&output.unwrap()).unwrap();
     assert_eq!(decision.decision, Decision::Approve);
-    assert_eq!(decision.scope, Scope::AppAndDatabase);
+    assert_eq!(decision.scope, Scope::APP_AND_DATABASE);
     assert_eq!(decision.approver, "oncall@example.com");
     assert_eq!(decision.fingerprint, "fp-1234567890abcdef");
     assert!(decision.decided_at >= before - Duration::seconds(1));
@@ -93,7 +93,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
     let sealed = key.open(&link, Utc::now()).unwrap();
     assert_eq!(claims.execution, sealed.execution);
     assert_eq!(claims.fingerprint, "fp-1234567890abcdef");
-    assert_eq!(claims.scope, Scope::AppAndDatabase);
+    assert_eq!(claims.scope, Scope::APP_AND_DATABASE);
     assert_eq!(claims.approvers, ["oncall@example.com"]);
     assert_eq!(
         claims.identity,
@@ -104,7 +104,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
     // Double click, or another approver with the app-only link.
     for again in [
         link.clone(),
-        support::link(&key, &payload(&w.token, Decision::Approve, Scope::App)),
+        support::link(&key, &payload(&w.token, Decision::Approve, Scope::APP)),
     ] {
         let response = handle_request(&approval, post(&again, "other@example.com")).await;
         assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -122,7 +122,7 @@ async fn reject_fails_the_task_with_rollback_rejected() {
     let key = LinkKey::generate();
     let approval = page(&gate, &key);
     let w = waiting_execution("appr-reject", None).await;
-    let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
+    let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::APP));
     let page = handle_request(&approval, get(&reject)).await;
     assert!(page.body().contains("REJECT the rollback"));
     let response = handle_request(&approval, post(&reject, "lead@example.com")).await;
@@ -139,7 +139,7 @@ async fn reject_fails_the_task_with_rollback_rejected() {
         assert_eq!(cause.fingerprint, "fp-1234567890abcdef");
     }
 
-    let approve = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let approve = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
     let response = handle_request(&approval, post(&approve, "late@example.com")).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 }
@@ -153,7 +153,7 @@ async fn a_timed_out_task_is_already_decided() {
     let (status, _, error, _) = finished(&w.execution_arn).await;
     assert_eq!(status, "FAILED");
     assert_eq!(error.as_deref(), Some("States.Timeout"));
-    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
     let response = handle_request(&approval, post(&link, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert!(response.body().contains("no longer waiting"));
@@ -165,7 +165,7 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
     let key = LinkKey::generate();
     let approval = page(&gate, &key);
     let w = waiting_execution("appr-tamper", None).await;
-    let good = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
+    let good = link(&key, &payload(&w.token, Decision::Reject, Scope::APP));
     let raw = URL_SAFE_NO_PAD.decode(&good).unwrap();
     // Version byte, nonce, start / middle / end of the ciphertext, and the tag.
     let n = raw.len();
@@ -182,7 +182,7 @@ async fn tampered_links_are_refused_without_a_step_functions_call() {
     // A link sealed with another key (another deployment) is refused the same way.
     let foreign = link(
         &LinkKey::generate(),
-        &payload(&w.token, Decision::Reject, Scope::App),
+        &payload(&w.token, Decision::Reject, Scope::APP),
     );
     let response = handle_request(&approval, post(&foreign, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -202,7 +202,7 @@ async fn expired_links_are_gone() {
     let key = LinkKey::generate();
     let approval = page(&gate, &key);
     let w = waiting_execution("appr-expired", None).await;
-    let mut p = payload(&w.token, Decision::Approve, Scope::App);
+    let mut p = payload(&w.token, Decision::Approve, Scope::APP);
     p.expires_at = Utc::now().timestamp() - 5;
     let expired = link(&key, &p);
     for request in [get(&expired), post(&expired, "oncall@example.com")] {
@@ -211,7 +211,7 @@ async fn expired_links_are_gone() {
         assert!(response.body().contains("expired"));
     }
     // A valid link, presented after its expiry.
-    let valid = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let valid = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
     let later = Utc::now() + Duration::hours(2);
     let response = handle_at(&approval, post(&valid, "oncall@example.com"), later).await;
     assert_eq!(response.status(), StatusCode::GONE);
@@ -224,7 +224,7 @@ async fn cross_site_posts_and_bad_approvers_decide_nothing() {
     let key = LinkKey::generate();
     let approval = page(&gate, &key);
     let w = waiting_execution("appr-csrf", None).await;
-    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
 
     let mut forged = post(&link, "oncall@example.com");
     forged
@@ -260,7 +260,7 @@ async fn the_local_server_serves_the_same_handler() {
     let (addr, _server) = rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), approval)
         .await
         .unwrap();
-    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
     let http = reqwest::Client::new();
     let page = http
         .get(format!("http://{addr}/?t={link}"))
@@ -291,7 +291,7 @@ async fn the_link_key_is_read_under_the_approval_role() {
     let secrets = aws_sdk_secretsmanager::Client::new(&gate.sdk_config());
     let key = LinkKey::load(&secrets, &arn).await.unwrap();
     let sealed = LinkKey::from_bytes(&bytes)
-        .seal(&payload("tok", Decision::Approve, Scope::App))
+        .seal(&payload("tok", Decision::Approve, Scope::APP))
         .unwrap();
     assert_eq!(key.open(&sealed, Utc::now()).unwrap().task_token, "tok");
 }

@@ -52,7 +52,7 @@ async fn decided_output(arn: &str) -> ApprovalDecision {
 async fn a_person_the_plan_does_not_list_gets_403_and_nothing_is_decided() {
     let listed = rules(&["oncall@example.com"], 1, None);
     let (services, w, approve, _gate) =
-        setup("appr-listed", Decision::Approve, Scope::App, listed).await;
+        setup("appr-listed", Decision::Approve, Scope::APP, listed).await;
     let response = handle_request(&services, post(&approve, "intruder@example.com")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(
@@ -76,7 +76,7 @@ async fn a_person_the_plan_does_not_list_gets_403_and_nothing_is_decided() {
 async fn a_list_of_groups_refuses_self_asserted_approvers_and_says_why() {
     let groups = rules(&["group:sre-oncall"], 1, None);
     let (services, w, reject, _gate) =
-        setup("appr-groups", Decision::Reject, Scope::App, groups).await;
+        setup("appr-groups", Decision::Reject, Scope::APP, groups).await;
     let response = handle_request(&services, post(&reject, "oncall@example.com")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(
@@ -91,7 +91,7 @@ async fn a_list_of_groups_refuses_self_asserted_approvers_and_says_why() {
 async fn two_people_for_databases_the_first_is_recorded_and_shown_to_the_second() {
     let two = rules(&[], 2, None);
     let (services, w, approve, _gate) =
-        setup("appr-two", Decision::Approve, Scope::AppAndDatabase, two).await;
+        setup("appr-two", Decision::Approve, Scope::APP_AND_DATABASE, two).await;
 
     let first = handle_request(&services, post(&approve, "alice@example.com")).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED, "{}", first.body());
@@ -158,9 +158,9 @@ async fn a_reject_by_anyone_ends_it_after_a_first_approval() {
     let key = LinkKey::generate();
     let services = page(&gate, &key).with_ledger(ledger(&gate).await);
     let w = waiting_execution("appr-two-reject", None).await;
-    let mut approve = payload(&w.token, Decision::Approve, Scope::AppAndDatabase);
+    let mut approve = payload(&w.token, Decision::Approve, Scope::APP_AND_DATABASE);
     approve.rules = rules(&[], 2, None);
-    let reject = payload(&w.token, Decision::Reject, Scope::App);
+    let reject = payload(&w.token, Decision::Reject, Scope::APP);
     let first = handle_request(&services, post(&link(&key, &approve), "alice@example.com")).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let no = handle_request(&services, post(&link(&key, &reject), "bob@example.com")).await;
@@ -174,7 +174,7 @@ async fn a_reject_by_anyone_ends_it_after_a_first_approval() {
 async fn a_starter_who_may_not_approve_alone_needs_a_second_person() {
     let starter = rules(&[], 1, Some("dev@example.com"));
     let (services, w, approve, _gate) =
-        setup("appr-starter", Decision::Approve, Scope::App, starter).await;
+        setup("appr-starter", Decision::Approve, Scope::APP, starter).await;
     let alone = handle_request(&services, post(&approve, "dev@example.com")).await;
     assert_eq!(alone.status(), StatusCode::ACCEPTED, "{}", alone.body());
     assert!(alone.body().contains("someone besides dev@example.com"));
@@ -191,7 +191,7 @@ async fn without_a_ledger_a_decision_for_two_says_try_again_and_decides_nothing(
     let key = LinkKey::generate();
     let services = page(&gate, &key);
     let w = waiting_execution("appr-no-ledger", None).await;
-    let mut p = payload(&w.token, Decision::Approve, Scope::AppAndDatabase);
+    let mut p = payload(&w.token, Decision::Approve, Scope::APP_AND_DATABASE);
     p.rules = rules(&[], 2, None);
     let response = handle_request(&services, post(&link(&key, &p), "alice@example.com")).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -218,7 +218,7 @@ async fn ledger_writes_survive_lost_answers_errors_after_and_throttling() {
         let (services, w, approve, gate) = setup(
             &format!("appr-ledger-fault-{i}"),
             Decision::Approve,
-            Scope::AppAndDatabase,
+            Scope::APP_AND_DATABASE,
             two,
         )
         .await;

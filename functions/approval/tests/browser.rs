@@ -396,7 +396,7 @@ async fn chromium_approves_from_the_email_link() {
     let (status, output, ..) = finished(&w.execution_arn).await;
     assert_eq!(status, "SUCCEEDED");
     let decision: ApprovalDecision = serde_json::from_str(&output.unwrap()).unwrap();
-    assert_eq!(decision.scope, Scope::AppAndDatabase);
+    assert_eq!(decision.scope, Scope::APP_AND_DATABASE);
     assert_eq!(decision.approver, "oncall@example.com");
     assert_eq!(decision.fingerprint, "fp-browser-0001");
 }
@@ -429,7 +429,7 @@ async fn chromium_signs_in_at_the_identity_provider_and_approves() {
     let mut p = payload(
         &w.token,
         rollback_core::approval_link::Decision::Approve,
-        Scope::App,
+        Scope::APP,
     );
     p.rules.approvers = vec!["group:sre".into()];
     let link = format!("{page_url}?t={}", support::link(&key, &p));

@@ -171,7 +171,7 @@ async fn fifty_concurrent_decisions_exactly_one_wins() {
     let race = Race::start("race").await;
     let link_for = |decision: Decision| {
         race.key
-            .seal(&race.payload(decision, Scope::App, ApproverRules::default()))
+            .seal(&race.payload(decision, Scope::APP, ApproverRules::default()))
             .unwrap()
     };
     let (approve, reject) = (link_for(Decision::Approve), link_for(Decision::Reject));
@@ -243,7 +243,7 @@ async fn fifty_concurrent_posts_two_approvers_each_person_counted_once() {
         needed: 2,
         starter: None,
     };
-    let payload = race.payload(Decision::Approve, Scope::AppAndDatabase, rules);
+    let payload = race.payload(Decision::Approve, Scope::APP_AND_DATABASE, rules);
     let link = race.key.seal(&payload).unwrap();
     let answers = race
         .post_all(

@@ -78,7 +78,7 @@ fn payload_with(token: &str, decision: Decision, text: impl Fn(usize) -> String)
     LinkPayload {
         task_token: token.to_owned(),
         decision,
-        scope: Scope::AppAndDatabase,
+        scope: Scope::APP_AND_DATABASE,
         expires_at: Utc::now().timestamp() + 3600,
         execution: text(20),
         fingerprint: text(64),

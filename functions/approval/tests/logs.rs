@@ -54,7 +54,7 @@ async fn logs_never_carry_the_token_or_the_payload() {
     // Global, in a test binary of its own: a scoped subscriber misses events whose callsite
     // interest another test thread cached first.
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::App));
+    let link = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
     let mut tampered = link.clone().into_bytes();
     tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
@@ -62,7 +62,7 @@ async fn logs_never_carry_the_token_or_the_payload() {
     handle_request(&approval, get(&tampered)).await;
     let sealed = support::link(
         &LinkKey::from_bytes(&bytes),
-        &payload(&w.token, Decision::Approve, Scope::App),
+        &payload(&w.token, Decision::Approve, Scope::APP),
     );
     handle_request(&from_secret, get(&sealed)).await;
     handle_request(&approval, post(&link, "oncall@example.com")).await;

@@ -84,7 +84,7 @@ async fn the_keys_are_read_on_the_first_link_not_at_start() {
     assert_eq!(secret_reads(&keys_gate), 0);
     let link = link(
         &LinkKey::from_bytes(&bytes),
-        &payload("tok", Decision::Approve, Scope::App),
+        &payload("tok", Decision::Approve, Scope::APP),
     );
     for _ in 0..3 {
         assert_eq!(
@@ -103,7 +103,7 @@ async fn links_sealed_before_a_rotation_still_open_and_decide() {
     let warm = page_from_secret(&gate, &arn, Duration::ZERO);
     let w = waiting_execution("rot-before", None).await;
     let old = notify_key(&arn).await;
-    let before = link(&old, &payload(&w.token, Decision::Approve, Scope::App));
+    let before = link(&old, &payload(&w.token, Decision::Approve, Scope::APP));
     assert_eq!(
         handle_request(&warm, get(&before)).await.status(),
         StatusCode::OK
@@ -132,7 +132,7 @@ async fn links_sealed_before_a_rotation_still_open_and_decide() {
     // A page warm from before the rotation opens links sealed after it: a key id it has not
     // loaded makes it read the secret again.
     let w2 = waiting_execution("rot-after", None).await;
-    let after = link(&new, &payload(&w2.token, Decision::Reject, Scope::App));
+    let after = link(&new, &payload(&w2.token, Decision::Reject, Scope::APP));
     assert_eq!(
         handle_request(&warm, get(&after)).await.status(),
         StatusCode::OK
@@ -156,7 +156,7 @@ async fn only_the_current_and_the_previous_key_open_links() {
     let previous = rotate(&arn).await;
     // Warm across the second rotation; it keeps its keys up to their maximum age.
     let warm = page_from_secret(&gate, &arn, Duration::ZERO);
-    let sealed = |key: &LinkKey| link(key, &payload(&w.token, Decision::Approve, Scope::App));
+    let sealed = |key: &LinkKey| link(key, &payload(&w.token, Decision::Approve, Scope::APP));
     assert_eq!(
         handle_request(&warm, get(&sealed(&oldest))).await.status(),
         StatusCode::OK
@@ -217,7 +217,7 @@ async fn a_page_that_cannot_read_its_keys_says_try_again() {
     let w = waiting_execution("keys-gone", None).await;
     let link = link(
         &LinkKey::generate(),
-        &payload(&w.token, Decision::Approve, Scope::App),
+        &payload(&w.token, Decision::Approve, Scope::APP),
     );
     for request in [get(&link), post(&link, "oncall@example.com")] {
         let response = handle_request(&page, request).await;
@@ -249,7 +249,7 @@ async fn step_functions_errors_show_their_code_only() {
         signer(&approval_role),
     );
     let w = waiting_execution("appr-refused", None).await;
-    let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::App));
+    let reject = link(&key, &payload(&w.token, Decision::Reject, Scope::APP));
     let response = handle_request(&page, post(&reject, "lead@example.com")).await;
     let refused = notify_role.take_violations();
     assert_eq!(refused.len(), 1, "{refused:?}");

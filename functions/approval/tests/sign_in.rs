@@ -74,7 +74,7 @@ async fn post(s: &SignIn, link: &str, bearer: Option<&str>) -> (u16, String) {
 async fn the_page_offers_sign_in_with_a_script_allowed_by_hash_and_nothing_else() {
     let s = sign_in().await;
     let w = waiting_execution("sign-in-page", None).await;
-    let link = link(&s.key, &payload(&w.token, Decision::Approve, Scope::App));
+    let link = link(&s.key, &payload(&w.token, Decision::Approve, Scope::APP));
     let response = client()
         .get(&s.page)
         .query(&[("t", &link)])
@@ -127,7 +127,7 @@ async fn the_page_offers_sign_in_with_a_script_allowed_by_hash_and_nothing_else(
 async fn a_post_without_a_valid_token_is_refused_before_anything_is_decided() {
     let s = sign_in().await;
     let w = waiting_execution("sign-in-refused", None).await;
-    let link = link(&s.key, &payload(&w.token, Decision::Approve, Scope::App));
+    let link = link(&s.key, &payload(&w.token, Decision::Approve, Scope::APP));
     let other_audience = s.issuer.mint("ana", json!({"aud": "someone-else"}));
     let expired = s.issuer.mint("ana", json!({"exp": 1_000_000_000}));
     let foreign = s.issuer.mint_with_foreign_key("ana", json!({}));
@@ -149,7 +149,7 @@ async fn a_post_without_a_valid_token_is_refused_before_anything_is_decided() {
 async fn a_signed_in_approval_records_the_token_s_person_not_the_form() {
     let s = sign_in().await;
     let w = waiting_execution("sign-in-approve", None).await;
-    let mut p = payload(&w.token, Decision::Approve, Scope::App);
+    let mut p = payload(&w.token, Decision::Approve, Scope::APP);
     // Listed by group: only a signed-in person can show one.
     p.rules = ApproverRules {
         approvers: vec!["group:sre".into()],

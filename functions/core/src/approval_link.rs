@@ -664,7 +664,7 @@ mod tests {
         LinkPayload {
             task_token: "AQB8AAAAKgAAAAMAAAAAAAAAAX-token-secret".into(),
             decision: Decision::Approve,
-            scope: Scope::AppAndDatabase,
+            scope: Scope::APP_AND_DATABASE,
             expires_at: Utc::now().timestamp() + 3600,
             execution: "exec-1".into(),
             fingerprint: "ab".repeat(32),
@@ -914,7 +914,7 @@ mod tests {
         ] {
             let p = keys.open(SEALED_BY_VERSION_1, Utc::now()).unwrap();
             assert_eq!(p.task_token, "AQB8-v1-task-token");
-            assert_eq!((p.decision, p.scope), (Decision::Reject, Scope::App));
+            assert_eq!((p.decision, p.scope), (Decision::Reject, Scope::APP));
             assert_eq!(p.execution, "exec-v1");
         }
         let other = LinkKeys::single(LinkKey::generate());

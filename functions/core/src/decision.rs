@@ -255,11 +255,12 @@ impl DecisionSigner {
 /// What a destructive action needs the decision to cover.
 pub struct Needed<'a> {
     /// `app+database` for database actions, `app+infrastructure` (`+destroys` when the plan
-    /// destroys a protected type) for the infrastructure apply, `app` (covered by all) for the
-    /// rest.
+    /// destroys a protected type) for the infrastructure apply, `app+mobile` for the store
+    /// actions, `app` (covered by all) for the rest.
     pub scope: Scope,
     /// The action's own resolved input and where it sits in the approved `resolved` document
-    /// (`databases`, `images`, `deployments`), when the action takes one.
+    /// (`databases`, `images`, `deployments`, `infrastructure`, `mobile`), when the action
+    /// takes one.
     pub resolved: Option<(&'static str, Option<&'a Value>)>,
 }
 
@@ -307,25 +308,10 @@ fn check<A>(
             claims.plan_fingerprint
         ));
     }
-    let approved = claims.scope;
-    let uncovered = [
-        (
-            needed.scope.includes_database() && !approved.includes_database(),
-            "databases",
-        ),
-        (
-            needed.scope.includes_infrastructure() && !approved.includes_infrastructure(),
-            "infrastructure",
-        ),
-        (
-            needed.scope.allows_destroys() && !approved.allows_destroys(),
-            "destroys of protected resources",
-        ),
-    ];
-    if let Some((_, what)) = uncovered.iter().find(|(missing, _)| *missing) {
+    if let Some(what) = claims.scope.uncovered(needed.scope) {
         return Err(format!(
             "the decision approved scope {:?}, which does not cover {what}",
-            approved.as_str()
+            claims.scope.as_str()
         ));
     }
     let people = step.plan.approval.approvals_needed(needed.scope);
@@ -410,19 +396,19 @@ mod tests {
             "e1",
             &fingerprint(&s.plan),
             &fingerprint(&resolved),
-            Scope::App,
+            Scope::APP,
             &["a@b.c".to_owned()],
             Identity::SelfAsserted,
             now,
         );
         let app = || Needed {
-            scope: Scope::App,
+            scope: Scope::APP,
             resolved: None,
         };
         assert!(check(&claims, &s, &proof, app(), now).is_ok());
         let err = |c: &DecisionClaims, n: Needed<'_>| check(c, &s, &proof, n, now).unwrap_err();
         let db = Needed {
-            scope: Scope::AppAndDatabase,
+            scope: Scope::APP_AND_DATABASE,
             resolved: None,
         };
         assert!(err(&claims, db).contains("does not cover databases"));
@@ -443,13 +429,13 @@ mod tests {
         assert!(err(&expired, app()).contains("expired"));
         let given = json!([{"id": "db"}]);
         let same = Needed {
-            scope: Scope::App,
+            scope: Scope::APP,
             resolved: Some(("databases", Some(&given))),
         };
         assert!(check(&claims, &s, &proof, same, now).is_ok());
         let changed = json!([{"id": "other"}]);
         let differ = Needed {
-            scope: Scope::App,
+            scope: Scope::APP,
             resolved: Some(("databases", Some(&changed))),
         };
         assert!(err(&claims, differ).contains("differ from the approved databases"));
@@ -473,7 +459,7 @@ mod tests {
                 "e1",
                 &fingerprint(&s.plan),
                 &fingerprint(&resolved),
-                Scope::AppAndDatabase,
+                Scope::APP_AND_DATABASE,
                 &approvers,
                 Identity::SelfAsserted,
                 now,
@@ -483,12 +469,12 @@ mod tests {
             scope,
             resolved: None,
         };
-        let db = Scope::AppAndDatabase;
+        let db = Scope::APP_AND_DATABASE;
         for one in [&["a@x.io"][..], &["a@x.io", "a@x.io"]] {
             let why = check(&claims(one), &s, &proof, needed(db), now).unwrap_err();
             assert!(why.contains("needs 2 distinct approvers"), "{why}");
         }
-        assert!(check(&claims(&["a@x.io"]), &s, &proof, needed(Scope::App), now).is_ok());
+        assert!(check(&claims(&["a@x.io"]), &s, &proof, needed(Scope::APP), now).is_ok());
         assert!(check(&claims(&["a@x.io", "b@x.io"]), &s, &proof, needed(db), now).is_ok());
     }
 }

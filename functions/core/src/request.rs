@@ -36,7 +36,7 @@ impl Default for RollbackRequest {
         RollbackRequest {
             trigger: Trigger::Manual { requested_by: None },
             reason: "manual rollback".to_owned(),
-            scope: Scope::App,
+            scope: Scope::APP,
             cutoff: None,
             release: None,
             mode: Mode::Live,
@@ -83,102 +83,201 @@ pub enum AlarmState {
     InsufficientData,
 }
 
-/// What an approval (or a request) covers. Images and deployments always; databases and
-/// infrastructure only when named, because they are the parts that lose data or destroy
-/// things. `+destroys` lets the infrastructure apply destroy or replace resources of the plan's
-/// protected types (`infrastructure.protected_types`); without it such a plan is refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
-    /// Images and deployments only.
-    #[default]
-    #[serde(rename = "app")]
-    App,
-    /// Images, deployments, and databases restored from the pre-deploy snapshot.
-    #[serde(rename = "app+database")]
-    AppAndDatabase,
-    /// Images, deployments, and Terraform applied at the stable commit.
-    #[serde(rename = "app+infrastructure")]
-    AppAndInfrastructure,
-    /// As `app+infrastructure`, allowing destroys of protected resource types.
-    #[serde(rename = "app+infrastructure+destroys")]
-    AppAndInfrastructureWithDestroys,
-    /// Images, deployments, databases and infrastructure.
-    #[serde(rename = "app+database+infrastructure")]
-    Everything,
-    /// Everything, allowing destroys of protected resource types.
-    #[serde(rename = "app+database+infrastructure+destroys")]
-    EverythingWithDestroys,
+/// What an approval (or a request) covers. Images and deployments always; databases,
+/// infrastructure and the mobile releases only when named, because they are the parts that
+/// lose data, destroy things or reach users' phones. `destroys` lets the infrastructure apply
+/// destroy or replace resources of the plan's protected types
+/// (`infrastructure.protected_types`); without it such a plan is refused.
+///
+/// Written as `app`, then `+database`, `+infrastructure`, `+destroys`, `+mobile` in that
+/// order (`app+database+mobile`); the definition's Choice states match `app+database*`,
+/// `*infrastructure*` and `*mobile` on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// Databases restored from the pre-deploy snapshot.
+    pub database: bool,
+    /// Terraform applied at the stable commit.
+    pub infrastructure: bool,
+    /// With `infrastructure`: destroys of protected resource types allowed.
+    pub destroys: bool,
+    /// The bad mobile release halted in the stores, the minimum version raised.
+    pub mobile: bool,
 }
 
-impl Scope {
-    pub const ALL: [Scope; 6] = [
-        Scope::App,
-        Scope::AppAndDatabase,
-        Scope::AppAndInfrastructure,
-        Scope::AppAndInfrastructureWithDestroys,
-        Scope::Everything,
-        Scope::EverythingWithDestroys,
-    ];
+/// The parts after `app`, in the order the string form writes them.
+const SCOPE_PARTS: [&str; 4] = ["database", "infrastructure", "destroys", "mobile"];
 
-    /// The name the JSON uses (`app`, `app+database`, …). The definition's Choice states match
-    /// `app+database*` and `*infrastructure*` on it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::App => "app",
-            Scope::AppAndDatabase => "app+database",
-            Scope::AppAndInfrastructure => "app+infrastructure",
-            Scope::AppAndInfrastructureWithDestroys => "app+infrastructure+destroys",
-            Scope::Everything => "app+database+infrastructure",
-            Scope::EverythingWithDestroys => "app+database+infrastructure+destroys",
+impl Scope {
+    /// Images and deployments only.
+    pub const APP: Scope = Scope {
+        database: false,
+        infrastructure: false,
+        destroys: false,
+        mobile: false,
+    };
+    /// Images, deployments, and databases.
+    pub const APP_AND_DATABASE: Scope = Scope::APP.and_database();
+
+    /// This scope, with databases.
+    pub const fn and_database(self) -> Scope {
+        Scope {
+            database: true,
+            ..self
         }
     }
 
-    /// For people: `app only`, `app + database + infrastructure (destroys allowed)`.
+    /// This scope, with infrastructure (and destroys of protected types when `destroys`).
+    pub const fn and_infrastructure(self, destroys: bool) -> Scope {
+        Scope {
+            infrastructure: true,
+            destroys,
+            ..self
+        }
+    }
+
+    /// This scope, with the mobile releases.
+    pub const fn and_mobile(self) -> Scope {
+        Scope {
+            mobile: true,
+            ..self
+        }
+    }
+
+    fn flags(self) -> [bool; 4] {
+        [
+            self.database,
+            self.infrastructure,
+            self.destroys,
+            self.mobile,
+        ]
+    }
+
+    /// The name the JSON uses (`app`, `app+database`, `app+infrastructure+destroys+mobile`).
+    pub fn as_str(self) -> String {
+        let mut name = String::from("app");
+        for (part, on) in SCOPE_PARTS.iter().zip(self.flags()) {
+            if on {
+                name.push('+');
+                name.push_str(part);
+            }
+        }
+        name
+    }
+
+    /// Reads `app[+database][+infrastructure][+destroys][+mobile]`, parts in any order, each
+    /// at most once; `destroys` only with `infrastructure`.
+    pub fn parse(text: &str) -> Result<Scope, String> {
+        let forms = "write app, then any of +database, +infrastructure, +destroys (with \
+                     infrastructure), +mobile: e.g. \"app+database\"";
+        let mut parts = text.split('+');
+        if parts.next() != Some("app") {
+            return Err(format!(
+                "scope {text:?} does not start with \"app\": {forms}"
+            ));
+        }
+        let mut flags = [false; 4];
+        for part in parts {
+            let Some(index) = SCOPE_PARTS.iter().position(|p| *p == part) else {
+                return Err(format!("scope {text:?}: unknown part {part:?}: {forms}"));
+            };
+            if std::mem::replace(&mut flags[index], true) {
+                return Err(format!("scope {text:?} names {part:?} twice: {forms}"));
+            }
+        }
+        let [database, infrastructure, destroys, mobile] = flags;
+        if destroys && !infrastructure {
+            return Err(format!(
+                "scope {text:?}: +destroys allows destroys by the infrastructure apply, so it \
+                 needs +infrastructure too"
+            ));
+        }
+        Ok(Scope {
+            database,
+            infrastructure,
+            destroys,
+            mobile,
+        })
+    }
+
+    /// For people: `app only`, `app + database + infrastructure (destroys allowed) + mobile`.
     pub fn label(self) -> String {
-        if self == Scope::App {
+        if self == Scope::APP {
             return "app only".to_owned();
         }
         let mut label = String::from("app");
-        if self.includes_database() {
+        if self.database {
             label.push_str(" + database");
         }
-        if self.includes_infrastructure() {
+        if self.infrastructure {
             label.push_str(" + infrastructure");
         }
-        if self.allows_destroys() {
+        if self.destroys {
             label.push_str(" (destroys allowed)");
+        }
+        if self.mobile {
+            label.push_str(" + mobile");
         }
         label
     }
 
     pub fn includes_database(self) -> bool {
-        matches!(
-            self,
-            Scope::AppAndDatabase | Scope::Everything | Scope::EverythingWithDestroys
-        )
+        self.database
     }
 
     pub fn includes_infrastructure(self) -> bool {
-        !matches!(self, Scope::App | Scope::AppAndDatabase)
+        self.infrastructure
     }
 
     pub fn allows_destroys(self) -> bool {
-        matches!(
-            self,
-            Scope::AppAndInfrastructureWithDestroys | Scope::EverythingWithDestroys
-        )
+        self.infrastructure && self.destroys
     }
 
-    /// The scope with these parts (`destroys` only counts with `infrastructure`).
-    pub fn with(database: bool, infrastructure: bool, destroys: bool) -> Scope {
-        match (database, infrastructure, infrastructure && destroys) {
-            (false, false, _) => Scope::App,
-            (true, false, _) => Scope::AppAndDatabase,
-            (false, true, false) => Scope::AppAndInfrastructure,
-            (false, true, true) => Scope::AppAndInfrastructureWithDestroys,
-            (true, true, false) => Scope::Everything,
-            (true, true, true) => Scope::EverythingWithDestroys,
-        }
+    pub fn includes_mobile(self) -> bool {
+        self.mobile
+    }
+
+    /// What of `needed` this scope leaves out, for a refusal: `databases`, `infrastructure`,
+    /// `destroys of protected resources`, `mobile releases`.
+    pub fn uncovered(self, needed: Scope) -> Option<&'static str> {
+        [
+            (needed.database && !self.database, "databases"),
+            (
+                needed.infrastructure && !self.infrastructure,
+                "infrastructure",
+            ),
+            (
+                needed.allows_destroys() && !self.allows_destroys(),
+                "destroys of protected resources",
+            ),
+            (needed.mobile && !self.mobile, "mobile releases"),
+        ]
+        .into_iter()
+        .find_map(|(missing, what)| missing.then_some(what))
+    }
+
+    /// Every scope there is (destroys only with infrastructure), narrowest first.
+    pub fn all() -> impl Iterator<Item = Scope> {
+        (0u8..16)
+            .map(|bits| Scope {
+                database: bits & 1 != 0,
+                infrastructure: bits & 2 != 0,
+                destroys: bits & 4 != 0,
+                mobile: bits & 8 != 0,
+            })
+            .filter(|scope| !scope.destroys || scope.infrastructure)
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Scope, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Scope::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

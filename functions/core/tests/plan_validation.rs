@@ -261,8 +261,8 @@ fn approver_rules_are_checked() {
     ok["approval"]["starter_may_approve_alone"] = json!(false);
     ok["approval"]["approvers"] = json!(["a@example.com", "b@example.com", "c@example.com"]);
     let plan = Plan::from_value(ok.clone()).unwrap();
-    assert_eq!(plan.approval.approvals_needed(Scope::AppAndDatabase), 2);
-    assert_eq!(plan.approval.approvals_needed(Scope::App), 1);
+    assert_eq!(plan.approval.approvals_needed(Scope::APP_AND_DATABASE), 2);
+    assert_eq!(plan.approval.approvals_needed(Scope::APP), 1);
     // A group may hold any number of people.
     ok["approval"]["approvers"] = json!(["group:sre-oncall"]);
     Plan::from_value(ok).unwrap();
@@ -323,7 +323,7 @@ fn empty_manual_start_means_roll_back_the_app_now() {
         request.trigger,
         Trigger::Manual { requested_by: None }
     ));
-    assert_eq!(request.scope, Scope::App);
+    assert_eq!(request.scope, Scope::APP);
     assert_eq!(request.mode, Mode::Live);
     assert!(request.dedup_execution_name().is_none());
 }
@@ -335,7 +335,7 @@ fn manual_start_with_fields_and_errors() {
         "cutoff": "2024-05-01T12:00:00Z", "release": "v42"
     }))
     .unwrap();
-    assert_eq!(request.scope, Scope::AppAndDatabase);
+    assert_eq!(request.scope, Scope::APP_AND_DATABASE);
     assert!(request.mode.is_drill());
     let err = RollbackRequest::from_start_input(json!({"scope": "everything"})).unwrap_err();
     assert!(err.mentions("scope"), "{err}");
@@ -438,17 +438,17 @@ fn databases_whose_derived_names_collide_are_refused_with_the_path() {
 #[test]
 fn alarm_scope_comes_from_the_plan_and_manual_scope_from_the_request() {
     let policy = rollback_core::plan::TriggerPolicy {
-        alarm_scope: Scope::AppAndDatabase,
+        alarm_scope: Scope::APP_AND_DATABASE,
         ..Default::default()
     };
     let alarm = RollbackRequest::from_start_input(alarm_event("OK", "ALARM")).unwrap();
-    assert_eq!(alarm.scope, Scope::App);
+    assert_eq!(alarm.scope, Scope::APP);
     assert_eq!(
         alarm.with_trigger_policy(&policy).scope,
-        Scope::AppAndDatabase
+        Scope::APP_AND_DATABASE
     );
     let manual = RollbackRequest::from_start_input(json!({"scope": "app"})).unwrap();
-    assert_eq!(manual.with_trigger_policy(&policy).scope, Scope::App);
+    assert_eq!(manual.with_trigger_policy(&policy).scope, Scope::APP);
 }
 
 #[test]

@@ -582,9 +582,9 @@ fn payload() -> impl Strategy<Value = LinkPayload> {
                         Decision::Reject
                     },
                     scope: if db {
-                        Scope::AppAndDatabase
+                        Scope::APP_AND_DATABASE
                     } else {
-                        Scope::App
+                        Scope::APP
                     },
                     expires_at,
                     execution: execution.chars().take(200).collect(),
@@ -725,7 +725,7 @@ proptest! {
         let mut p = LinkPayload {
             task_token: "t".into(),
             decision: Decision::Approve,
-            scope: Scope::App,
+            scope: Scope::APP,
             expires_at: 0,
             execution: "e".into(),
             fingerprint: "f".into(),

@@ -24,7 +24,7 @@ fn a_manual_start_may_name_the_service() {
     let start =
         StartInput::parse(json!({"service": "mint-replica", "scope": "app+database"})).unwrap();
     assert_eq!(start.service.as_deref(), Some("mint-replica"));
-    assert_eq!(start.request.scope, Scope::AppAndDatabase);
+    assert_eq!(start.request.scope, Scope::APP_AND_DATABASE);
     let start = StartInput::parse(json!({})).unwrap();
     assert_eq!(start.service, None);
     assert_eq!(start.request, RollbackRequest::default());

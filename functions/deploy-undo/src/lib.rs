@@ -142,7 +142,7 @@ async fn require_approval(
         return Ok(());
     }
     let needed = Needed {
-        scope: Scope::App,
+        scope: Scope::APP,
         resolved: given_deployments.map(|given| ("deployments", Some(given))),
     };
     decision::require(&clients.approval, input, needed, chrono::Utc::now()).await?;

@@ -90,7 +90,7 @@ async fn application_rollback_ends_on_the_stable_digests() {
     // 4. undo, with pods coming up one step at a time
     e.kube.set_auto_progress(false);
     let mut undo = envelope(json!({"action": "undo", "deployments": resolved["deployments"]}));
-    rollback_moto::decision::approve(moto(), &mut undo, rollback_core::Scope::App).await;
+    rollback_moto::decision::approve(moto(), &mut undo, rollback_core::Scope::APP).await;
     let undone = rollback_deploy_undo::handle(&e.clients, undo)
         .await
         .unwrap();

@@ -255,7 +255,7 @@ async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
     let mut suspend = json!({"action": "suspend-gitops", "plan": plan(&e.cluster, argo_only()),
                "execution": "restarted-after-a-crash",
                "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}});
-    rollback_moto::decision::approve(common::moto(), &mut suspend, rollback_core::Scope::App).await;
+    rollback_moto::decision::approve(common::moto(), &mut suspend, rollback_core::Scope::APP).await;
     let restarted = rollback_deploy_undo::handle(&e.clients, suspend)
         .await
         .unwrap();

@@ -71,7 +71,7 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
             // destroys when the plan destroys or replaces a protected resource type.
             if !step.request.mode.is_drill() {
                 let needed = Needed {
-                    scope: Scope::with(false, true, resolved.destroys_protected()),
+                    scope: Scope::APP.and_infrastructure(resolved.destroys_protected()),
                     resolved: Some(("infrastructure", given.as_ref())),
                 };
                 decision::require(&clients.approval, &step, needed, Utc::now()).await?;

@@ -352,9 +352,9 @@ async fn apply_needs_a_decision_that_covers_infrastructure() {
     let cases = rollback_moto::decision::refusal_cases(
         MotoServer::shared(),
         &service
-            .apply_envelope(&approved, Some(Scope::AppAndInfrastructure))
+            .apply_envelope(&approved, Some(Scope::APP.and_infrastructure(false)))
             .await,
-        Scope::AppAndInfrastructure,
+        Scope::APP.and_infrastructure(false),
     )
     .await;
     assert_eq!(
@@ -375,7 +375,7 @@ async fn apply_needs_a_decision_that_covers_infrastructure() {
     );
 
     let build = service
-        .apply(&approved, Some(Scope::AppAndInfrastructure))
+        .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
         .await
         .unwrap();
     assert!(build.started_now);
@@ -385,7 +385,7 @@ async fn apply_needs_a_decision_that_covers_infrastructure() {
 
     // A retried apply finds its build: nothing is applied twice.
     let again = service
-        .apply(&approved, Some(Scope::AppAndInfrastructure))
+        .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
         .await
         .unwrap();
     assert_eq!(again.id, build.id);
@@ -402,7 +402,10 @@ async fn a_protected_destroy_needs_a_decision_that_allows_destroys() {
     assert!(approved.destroys_protected());
 
     let err = service
-        .apply(&approved, Some(Scope::Everything))
+        .apply(
+            &approved,
+            Some(Scope::APP_AND_DATABASE.and_infrastructure(false)),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotApproved);
@@ -413,7 +416,7 @@ async fn a_protected_destroy_needs_a_decision_that_allows_destroys() {
     assert_eq!(service.builds().await.len(), 1, "only the plan build");
 
     let build = service
-        .apply(&approved, Some(Scope::AppAndInfrastructureWithDestroys))
+        .apply(&approved, Some(Scope::APP.and_infrastructure(true)))
         .await
         .unwrap();
     service.finish(&build).await.unwrap();
@@ -426,7 +429,7 @@ async fn a_stale_plan_is_refused_and_says_replan() {
     // Someone applied Terraform between the plan and the approval.
     ci_runner::bump_state_serial(&service.s3, &service.bucket()).await;
     let build = service
-        .apply(&approved, Some(Scope::AppAndInfrastructure))
+        .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
         .await
         .unwrap();
     let err = service.finish(&build).await.unwrap_err();
@@ -446,7 +449,7 @@ async fn a_moved_stable_commit_or_rewritten_plan_is_drift() {
         .set_commit("stable-commit", "1111111111111111111111111111111111111111")
         .await;
     let err = service
-        .apply(&approved, Some(Scope::AppAndInfrastructure))
+        .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PlanDrifted);
@@ -462,7 +465,7 @@ async fn a_moved_stable_commit_or_rewritten_plan_is_drift() {
         .await
         .unwrap();
     let err = service
-        .apply(&approved, Some(Scope::AppAndInfrastructure))
+        .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PlanDrifted);
@@ -506,7 +509,7 @@ async fn start_build_faults_never_start_two_builds() {
             .proxy()
             .set_schedule(FaultSchedule::none().fail_next(1, "StartBuild", fault));
         let first = service
-            .apply(&approved, Some(Scope::AppAndInfrastructure))
+            .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
             .await;
         // The SDK retries some faults itself (with the same idempotency token).
         let build = match first {
@@ -514,7 +517,7 @@ async fn start_build_faults_never_start_two_builds() {
             Err(err) => {
                 assert!(err.is_retryable(), "{fault}: {err}");
                 service
-                    .apply(&approved, Some(Scope::AppAndInfrastructure))
+                    .apply(&approved, Some(Scope::APP.and_infrastructure(false)))
                     .await
                     .unwrap()
             }

@@ -292,8 +292,23 @@ pub async fn halt(
             format!("drill (nothing paused): {line}"),
         );
     }
-    let paused = store.pause(&phased.id).await?;
-    tracing::info!(app = %ios.app_id, version = %shown, state = ?paused.state, "phased release paused");
+    match store.pause(&phased.id).await {
+        Ok(paused) => {
+            tracing::info!(app = %ios.app_id, version = %shown, state = ?paused.state, "phased release paused");
+        }
+        // A lost answer or a 5xx may come after Apple paused it: look before reporting.
+        Err(err) => {
+            let now = read_with(&store).await.ok();
+            let state = now
+                .as_ref()
+                .and_then(|n| n.phased_release.as_ref())
+                .map(|p| p.state);
+            if state != Some(PhasedReleaseState::Paused) {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, "the PATCH failed, but the phased release is paused");
+        }
+    }
     done(HaltOutcome::Paused, line)
 }
 

@@ -23,6 +23,7 @@ pub async fn halt(
         drill,
         android: None,
         ios: None,
+        summary: String::new(),
     };
     if let (Some(android), Some(key)) = (&mobile.android, &credentials.google) {
         let shown = approved
@@ -43,7 +44,7 @@ pub async fn halt(
         tracing::info!(app = %ios.app_id, outcome = ?done.outcome, "app store");
         output.ios = Some(done);
     }
-    Ok(output)
+    Ok(output.summarized())
 }
 
 /// The plan names a platform the approved resolution lacks: the approver did not see it.

@@ -120,8 +120,8 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
     output.map_err(RollbackError::encoding)
 }
 
-/// Live, `halt` and `raise-minimum` need a signed decision for this very resolution (what
-/// the approver was shown). A mobile scope is still to come: any approved scope covers them.
+/// Live, `halt` and `raise-minimum` need a signed decision whose scope includes `mobile`, for
+/// this very resolution (what the approver was shown).
 async fn approve(
     clients: &Clients,
     step: &StepInput<MobileAction>,
@@ -131,7 +131,7 @@ async fn approve(
         return Ok(());
     }
     let needed = Needed {
-        scope: Scope::App,
+        scope: Scope::APP.and_mobile(),
         resolved: Some(("mobile", given)),
     };
     decision::require(&clients.approval, step, needed, Utc::now())

@@ -67,6 +67,7 @@ pub async fn raise_minimum(
         drill,
         android: None,
         ios: None,
+        summary: String::new(),
     };
     if let Some(minimum) = mobile
         .android
@@ -86,7 +87,7 @@ pub async fn raise_minimum(
             .and_then(|i| i.minimum_version.as_ref());
         output.ios = Some(raise_one(clients, "iOS", minimum, shown, drill).await?);
     }
-    Ok(output)
+    Ok(output.summarized())
 }
 
 async fn raise_one(
@@ -126,7 +127,13 @@ async fn raise_one(
         let line = format!("drill: {parameter} would go from {from} to {stable}");
         return Ok(result(RaiseOutcome::Rehearsed, line));
     }
-    put(clients, parameter, stable, now.current.is_none()).await?;
+    if let Err(err) = put(clients, parameter, stable, now.current.is_none()).await {
+        // The answer may have been lost after SSM wrote it: look before reporting a failure.
+        if current(clients, parameter).await.ok().flatten().as_deref() != Some(stable.as_str()) {
+            return Err(err);
+        }
+        tracing::warn!(platform, parameter, error = %err, "PutParameter failed, but the value is written");
+    }
     tracing::info!(platform, parameter, from, to = %stable, "minimum version raised");
     Ok(result(
         RaiseOutcome::Raised,

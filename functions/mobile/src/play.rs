@@ -103,6 +103,20 @@ impl<'a> Play<'a> {
     }
 
     /// `edits.delete`, best effort: an edit left open expires by itself and changes nothing.
+    /// Whether the live track shows the release with these version codes halted (read in an
+    /// edit of its own, deleted after). A failed read counts as no.
+    pub async fn shows_halted(&self, version_codes: &[String]) -> bool {
+        let Ok(edit) = self.insert_edit().await else {
+            return false;
+        };
+        let track = self.get_track(&edit).await;
+        self.delete_edit(&edit).await;
+        let releases = track.and_then(|track| releases(&track)).unwrap_or_default();
+        releases
+            .iter()
+            .any(|r| r.version_codes == version_codes && r.status == PlayStatus::Halted)
+    }
+
     pub async fn delete_edit(&self, edit: &str) {
         let url = self.url(&format!("/{}", segment(edit)));
         if let Err(err) = self
@@ -396,7 +410,13 @@ async fn halt_in_edit(
             ),
         });
     }
-    play.commit(edit).await.map_err(completed)?;
+    if let Err(err) = play.commit(edit).await {
+        // A lost answer or a 5xx may come after Play committed: look before reporting.
+        if !play.shows_halted(&release.version_codes).await {
+            return Err(completed(err));
+        }
+        tracing::warn!(error = %err, "the commit failed, but Play shows the release halted");
+    }
     tracing::info!(package = %approved.package_name, track = %approved.track, release = %release.label(), "halted");
     let previous = match &approved.completed {
         Some(c) if c.version_codes != release.version_codes => c.label(),

@@ -238,7 +238,7 @@ async fn approve(envelope: &mut Value) {
         envelope["execution"].as_str().unwrap(),
         &fingerprint(&plan),
         &fingerprint(&resolved),
-        Scope::App,
+        Scope::APP,
         &["approver1@example.com".to_owned()],
         Identity::SelfAsserted,
         Utc::now(),

@@ -203,20 +203,20 @@ fn choices(resolved: &ResolvedPlan) -> Vec<(String, Decision, Scope)> {
         .is_some_and(|i| i.destroys_protected());
     let mut scopes = Vec::new();
     if databases && infrastructure {
-        scopes.push(Scope::with(true, true, destroys));
+        scopes.push(Scope::APP_AND_DATABASE.and_infrastructure(destroys));
     }
     if databases {
-        scopes.push(Scope::AppAndDatabase);
+        scopes.push(Scope::APP_AND_DATABASE);
     }
     if infrastructure {
-        scopes.push(Scope::with(false, true, destroys));
+        scopes.push(Scope::APP.and_infrastructure(destroys));
     }
-    scopes.push(Scope::App);
+    scopes.push(Scope::APP);
     let mut choices: Vec<(String, Decision, Scope)> = scopes
         .into_iter()
         .map(|scope| {
             let label = match scope {
-                Scope::App => "Approve app only".to_owned(),
+                Scope::APP => "Approve app only".to_owned(),
                 scope if scope.allows_destroys() => format!(
                     "Approve {}, including destroys of protected resources",
                     scope.label().trim_end_matches(" (destroys allowed)")
@@ -226,7 +226,7 @@ fn choices(resolved: &ResolvedPlan) -> Vec<(String, Decision, Scope)> {
             (label, Decision::Approve, scope)
         })
         .collect();
-    choices.push(("Reject".to_owned(), Decision::Reject, Scope::App));
+    choices.push(("Reject".to_owned(), Decision::Reject, Scope::APP));
     choices
 }
 
@@ -367,16 +367,16 @@ mod tests {
 
     #[test]
     fn infrastructure_is_offered_only_with_a_plan_that_changes_something() {
-        assert_eq!(offered(&ResolvedPlan::default()), [Scope::App]);
+        assert_eq!(offered(&ResolvedPlan::default()), [Scope::APP]);
         assert_eq!(
             offered(&with_infrastructure(0)),
-            [Scope::AppAndInfrastructure, Scope::App]
+            [Scope::APP.and_infrastructure(false), Scope::APP]
         );
         let mut nothing = with_infrastructure(0);
         if let Some(infra) = nothing.infrastructure.as_mut() {
             infra.summary = Some(PlanSummary::default());
         }
-        assert_eq!(offered(&nothing), [Scope::App]);
+        assert_eq!(offered(&nothing), [Scope::APP]);
     }
 
     /// The apply refuses a plain `+infrastructure` decision for a plan that destroys a
@@ -393,6 +393,6 @@ mod tests {
                 "Reject"
             ]
         );
-        assert_eq!(choices[0].2, Scope::AppAndInfrastructureWithDestroys);
+        assert_eq!(choices[0].2, Scope::APP.and_infrastructure(true));
     }
 }

@@ -162,9 +162,9 @@ async fn approval_request_renders_the_plan_and_signed_links() {
             .map(|p| (p.decision, p.scope))
             .collect::<Vec<_>>(),
         vec![
-            (Decision::Approve, Scope::AppAndDatabase),
-            (Decision::Approve, Scope::App),
-            (Decision::Reject, Scope::App)
+            (Decision::Approve, Scope::APP_AND_DATABASE),
+            (Decision::Approve, Scope::APP),
+            (Decision::Reject, Scope::APP)
         ]
     );
     for p in &opened {
@@ -229,9 +229,9 @@ async fn approval_links_carry_the_plans_approver_rules_and_the_mail_says_who_dec
     assert_eq!(
         rules,
         [
-            (Decision::Approve, Scope::AppAndDatabase, 2, dev.clone()),
-            (Decision::Approve, Scope::App, 1, dev),
-            (Decision::Reject, Scope::App, 1, None),
+            (Decision::Approve, Scope::APP_AND_DATABASE, 2, dev.clone()),
+            (Decision::Approve, Scope::APP, 1, dev),
+            (Decision::Reject, Scope::APP, 1, None),
         ]
     );
     for p in &opened {

@@ -150,6 +150,7 @@ fn decide(
         images: !plan.images.is_empty(),
         cluster: plan.cluster.is_some(),
         infrastructure: plan.infrastructure.is_some(),
+        mobile: plan.mobile.is_some(),
     };
     if let Err(reason) = &decision {
         tracing::info!(%execution, %reason, "not acting on this trigger");
@@ -245,6 +246,7 @@ mod tests {
                 images: true,
                 cluster: true,
                 infrastructure: false,
+                mobile: false,
             }
         );
         assert_eq!(out.plan.service, "mint-replica");

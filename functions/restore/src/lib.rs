@@ -104,11 +104,11 @@ async fn require_approval(
     }
     let needed = match &input.action {
         RestoreAction::Start { .. } => Needed {
-            scope: Scope::AppAndDatabase,
+            scope: Scope::APP_AND_DATABASE,
             resolved: Some(("databases", given_resolved)),
         },
         RestoreAction::Swap { .. } => Needed {
-            scope: Scope::AppAndDatabase,
+            scope: Scope::APP_AND_DATABASE,
             resolved: None,
         },
         _ => return Ok(()),

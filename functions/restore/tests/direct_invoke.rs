@@ -57,7 +57,8 @@ async fn start_and_swap_refuse_without_a_decision_that_covers_them() {
     for action in actions {
         let envelope = unapproved(action.clone(), databases.clone(), request.clone(), EXEC);
         let cases =
-            rollback_moto::decision::refusal_cases(moto(), &envelope, Scope::AppAndDatabase).await;
+            rollback_moto::decision::refusal_cases(moto(), &envelope, Scope::APP_AND_DATABASE)
+                .await;
         assert_eq!(cases.len(), 8);
         for (case, input) in cases {
             let err = rollback_restore::handle(&clients, input)
@@ -100,7 +101,7 @@ async fn start_and_swap_refuse_without_a_decision_that_covers_them() {
         request,
         EXEC,
     );
-    rollback_moto::decision::approve(moto(), &mut approved, Scope::AppAndDatabase).await;
+    rollback_moto::decision::approve(moto(), &mut approved, Scope::APP_AND_DATABASE).await;
     let out: Value = rollback_restore::handle(&clients, approved).await.unwrap();
     assert_eq!(out["databases"][0]["created_now"], true, "{out}");
 }

@@ -54,7 +54,7 @@ fn input(action: Value, kind: &str, id: &str) -> Value {
     v["plan"] = json!({"service": "svc", "databases": [{"kind": kind, "id": id}]});
     v["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "scope": "app+database"});
     v["execution"] = json!(EXEC);
-    approve_blocking(MotoServer::shared(), &mut v, Scope::AppAndDatabase);
+    approve_blocking(MotoServer::shared(), &mut v, Scope::APP_AND_DATABASE);
     v
 }
 

@@ -51,7 +51,7 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
             // Live, moving a release tag needs a signed decision for these very images.
             if !input.request.mode.is_drill() {
                 let needed = Needed {
-                    scope: Scope::App,
+                    scope: Scope::APP,
                     resolved: Some(("images", given.as_ref())),
                 };
                 decision::require(&clients.approval, &input, needed, Utc::now()).await?;

@@ -496,7 +496,7 @@ async fn a_direct_apply_without_a_decision_that_covers_it_moves_nothing() {
                           "execution": "exec-direct",
                           "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}});
     let moto = MotoServer::shared();
-    let cases = rollback_moto::decision::refusal_cases(moto, &envelope, Scope::App).await;
+    let cases = rollback_moto::decision::refusal_cases(moto, &envelope, Scope::APP).await;
     assert_eq!(cases.len(), 6);
     for (case, input) in cases {
         let err = rollback_retag::handle(&rt, input)
@@ -515,7 +515,7 @@ async fn a_direct_apply_without_a_decision_that_covers_it_moves_nothing() {
 
     // With the decision the state machine passes, the same apply moves the tag.
     let mut approved = envelope.clone();
-    rollback_moto::decision::approve(moto, &mut approved, Scope::App).await;
+    rollback_moto::decision::approve(moto, &mut approved, Scope::APP).await;
     let out = rollback_retag::handle(&rt, approved).await.unwrap();
     assert_eq!(out["images"][0]["outcome"], "retagged", "{out}");
     assert_eq!(digest_of(&c, repo, "prod").await, Some(stable));

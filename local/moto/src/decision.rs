@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 use crate::MotoServer;
 
 /// Where each resolved part sits in a step envelope (the action's own field).
-const PARTS: [(&str, &str); 4] = [
+const PARTS: [(&str, &str); 5] = [
     ("databases", "resolved"),
     ("images", "images"),
     ("deployments", "deployments"),
     ("infrastructure", "infrastructure"),
+    ("mobile", "mobile"),
 ];
 
 /// Adds `approval` to `envelope`: a decision by as many approvers as the plan asks (`approver1@example.com`, …) for its execution, its
@@ -61,8 +62,7 @@ pub async fn proof_for(moto: &MotoServer, envelope: &Value, scope: Scope) -> App
 
 /// The resolved document the definition passes: the envelope's own part, the others empty.
 fn resolved_of(envelope: &Value) -> Value {
-    let mut resolved =
-        json!({"databases": [], "images": [], "deployments": [], "infrastructure": null});
+    let mut resolved = json!({"databases": [], "images": [], "deployments": [], "infrastructure": null, "mobile": null});
     for (part, field) in PARTS {
         if let Some(given) = envelope.get(field) {
             resolved[part] = given.clone();
@@ -130,7 +130,7 @@ pub async fn refusal_cases(
         with(proof_for(moto, &other_plan, scope).await),
     ));
 
-    let valid = proof_for(moto, envelope, Scope::App).await;
+    let valid = proof_for(moto, envelope, Scope::APP).await;
     cases.push(("tampered", with(widened(&valid))));
 
     cases.push((
@@ -184,13 +184,20 @@ async fn narrower_scopes(
     if scope.includes_infrastructure() {
         cases.push((
             "app+database for an infrastructure action",
-            with(proof_for(moto, envelope, Scope::AppAndDatabase).await),
+            with(proof_for(moto, envelope, Scope::APP_AND_DATABASE).await),
         ));
     }
     if scope.allows_destroys() {
         cases.push((
             "no destroys for a plan that destroys a protected type",
-            with(proof_for(moto, envelope, Scope::with(true, true, false)).await),
+            with(
+                proof_for(
+                    moto,
+                    envelope,
+                    Scope::APP_AND_DATABASE.and_infrastructure(false),
+                )
+                .await,
+            ),
         ));
     }
     cases

@@ -1,5 +1,5 @@
 //! Contract of the `mobile` function: stop the bad release in the app stores and raise the
-//! minimum supported version (`plan.mobile`, issue 16). Not yet called by the state machine.
+//! minimum supported version (`plan.mobile`).
 //!
 //! - `resolve` reads each platform's store credentials first (a missing or malformed secret is
 //!   `Rollback.StoreCredentials` before any store is asked), then what is live: the Play track's
@@ -21,6 +21,8 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
+
+use super::notify::StepError;
 
 pub const ACTIONS: &[&str] = &["resolve", "halt", "status", "raise-minimum"];
 
@@ -48,6 +50,10 @@ pub struct MobileResolution {
     pub android: Option<PlayResolution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<AppStoreResolution>,
+    /// Why the stores could not be read before the approval (the definition's catch of
+    /// `resolve`): the mobile releases are left out of this rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
 }
 
 impl MobileResolution {
@@ -55,7 +61,22 @@ impl MobileResolution {
     pub fn headlines(&self) -> Vec<String> {
         let android = self.android.as_ref().map(PlayResolution::headline);
         let ios = self.ios.as_ref().map(AppStoreResolution::headline);
-        android.into_iter().chain(ios).collect()
+        let error = self.error.as_ref().map(|e| {
+            format!(
+                "the stores could not be read ({}: {}); the mobile releases are left out of \
+                 this rollback",
+                e.error, e.cause
+            )
+        });
+        android.into_iter().chain(ios).chain(error).collect()
+    }
+
+    /// Whether `halt` or `raise-minimum` would change anything: a release to halt or pause, or
+    /// a minimum version to raise. The approval offers mobile only then.
+    pub fn has_work(&self) -> bool {
+        self.error.is_none()
+            && (self.android.as_ref().is_some_and(PlayResolution::has_work)
+                || self.ios.as_ref().is_some_and(AppStoreResolution::has_work))
     }
 }
 
@@ -180,6 +201,15 @@ impl PlayResolution {
 
     /// `Google Play production: 4.2.0 (42) at 20 % → halted; …; users who installed 4.2.0
     /// keep it`, then the minimum version.
+    /// A release to halt, or a minimum version to raise.
+    pub fn has_work(&self) -> bool {
+        self.to_halt.is_some()
+            || self
+                .minimum_version
+                .as_ref()
+                .is_some_and(|m| m.would_raise())
+    }
+
     pub fn headline(&self) -> String {
         let what = match (&self.to_halt, &self.already_halted, &self.completed) {
             (Some(release), _, _) if release.status == PlayStatus::Completed => format!(
@@ -270,6 +300,15 @@ pub struct AppStoreResolution {
 
 impl AppStoreResolution {
     /// Whether `halt` would pause something.
+    /// A phased release to pause, or a minimum version to raise.
+    pub fn has_work(&self) -> bool {
+        self.pausable()
+            || self
+                .minimum_version
+                .as_ref()
+                .is_some_and(|m| m.would_raise())
+    }
+
     pub fn pausable(&self) -> bool {
         self.phased_release
             .as_ref()
@@ -426,6 +465,28 @@ pub struct HaltOutput {
     pub android: Option<PlatformHalt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<PlatformHalt>,
+    /// Every platform's line, for the step's progress detail.
+    #[serde(default)]
+    pub summary: String,
+}
+
+impl HaltOutput {
+    /// The output with its `summary` filled in from the platforms'.
+    pub fn summarized(mut self) -> HaltOutput {
+        let lines = [&self.android, &self.ios].map(|p| p.as_ref().map(|p| p.summary.as_str()));
+        self.summary = joined(lines);
+        self
+    }
+}
+
+/// Platform lines joined with `; `, or `nothing to do`.
+fn joined(lines: [Option<&str>; 2]) -> String {
+    let lines: Vec<&str> = lines.into_iter().flatten().collect();
+    if lines.is_empty() {
+        "nothing to do".to_owned()
+    } else {
+        lines.join("; ")
+    }
 }
 
 /// What `raise-minimum` did on one platform.
@@ -461,6 +522,18 @@ pub struct RaiseOutput {
     pub android: Option<PlatformRaise>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<PlatformRaise>,
+    /// Every platform's line, for the step's progress detail.
+    #[serde(default)]
+    pub summary: String,
+}
+
+impl RaiseOutput {
+    /// The output with its `summary` filled in from the platforms'.
+    pub fn summarized(mut self) -> RaiseOutput {
+        let lines = [&self.android, &self.ios].map(|p| p.as_ref().map(|p| p.summary.as_str()));
+        self.summary = joined(lines);
+        self
+    }
 }
 
 #[cfg(test)]

@@ -22,12 +22,14 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("DrillCleanupFunctionArn", "rollback-drill-cleanup"),
     ("RetagFunctionArn", "rollback-retag"),
     ("InfraFunctionArn", "rollback-infra"),
+    ("MobileFunctionArn", "rollback-mobile"),
     ("DeployUndoFunctionArn", "rollback-deploy-undo"),
     ("SmokeTestFunctionArn", "rollback-smoke-test"),
     ("NotifyFunctionArn", "rollback-notify"),
 ];
 
-/// Actions that change something live (databases, tags, infrastructure, deployments), by
+/// Actions that change something live (databases, tags, infrastructure, deployments, store
+/// releases), by
 /// function (its name without `rollback-`). None may run before an approval, and none at all
 /// on a path without one.
 pub const DESTRUCTIVE: &[(&str, &str)] = &[
@@ -41,7 +43,6 @@ pub const DESTRUCTIVE: &[(&str, &str)] = &[
     ("drill-cleanup", "cleanup-drill"),
     ("retag", "apply"),
     ("infra", "apply"),
-    // Not called by the definition yet (issue 16); listed so the guards cover it once it is.
     ("mobile", "halt"),
     ("mobile", "raise-minimum"),
 ];

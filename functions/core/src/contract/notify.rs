@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::approval::ApprovalDecision;
 use crate::contract::infra::InfrastructureResolution;
+use crate::contract::mobile::MobileResolution;
 use crate::contract::restore::{ObserveOutput, RevertReport};
 use crate::contract::smoke::SmokeReport;
 use crate::contract::{deploy_undo, retag};
@@ -35,7 +36,7 @@ pub enum NotifyAction {
 }
 
 /// What the resolve steps found: restore/retag/deploy-undo `resolve` outputs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedPlan {
     #[serde(default)]
     pub databases: Vec<DatabaseResolution>,
@@ -47,6 +48,10 @@ pub struct ResolvedPlan {
     /// Always serialized, as the definition passes it: the fingerprint covers it.
     #[serde(default)]
     pub infrastructure: Option<Box<InfrastructureResolution>>,
+    /// `mobile` `resolve` output (or the error that kept it from reading the stores); `null`
+    /// when the plan has no mobile section. Always serialized, like `infrastructure`.
+    #[serde(default)]
+    pub mobile: Option<Box<MobileResolution>>,
 }
 
 impl ResolvedPlan {
@@ -55,6 +60,7 @@ impl ResolvedPlan {
             && self.images.is_empty()
             && self.deployments.is_empty()
             && self.infrastructure.is_none()
+            && self.mobile.is_none()
     }
 }
 

@@ -67,6 +67,10 @@ pub struct ScopeFlags {
     /// who decides whether it is applied.
     #[serde(default)]
     pub infrastructure: bool,
+    /// The plan names `mobile`: the live store releases are read and shown to the approver,
+    /// who decides whether they are halted.
+    #[serde(default)]
+    pub mobile: bool,
 }
 
 /// The plan's time limits in the units ASL needs (Wait `SecondsPath`, `TimeoutSecondsPath`).

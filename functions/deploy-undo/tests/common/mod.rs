@@ -156,7 +156,7 @@ impl Env {
             "reason": "test",
             "mode": if drill { "drill" } else { "live" },
         });
-        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::App).await;
+        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::APP).await;
         rollback_deploy_undo::handle(&self.clients, input).await
     }
 
@@ -323,7 +323,7 @@ impl Retag {
         let mut input = action;
         input["plan"] = plan.clone();
         input["execution"] = json!("alarm-mint-replica-5xx-20240501T120000Z");
-        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::App).await;
+        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::APP).await;
         rollback_retag::handle(&self.clients, input).await.unwrap()
     }
 }

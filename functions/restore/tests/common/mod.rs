@@ -174,7 +174,7 @@ pub fn envelope(action: Value, databases: Value, request: Value, execution: &str
     rollback_moto::decision::approve_blocking(
         moto(),
         &mut envelope,
-        rollback_core::Scope::AppAndDatabase,
+        rollback_core::Scope::APP_AND_DATABASE,
     );
     envelope
 }
