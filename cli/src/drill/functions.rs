@@ -40,6 +40,7 @@ pub struct FunctionClients {
     pub drill_cleanup: rollback_restore::Clients,
     pub retag: rollback_retag::Clients,
     pub infra: rollback_infra::Clients,
+    pub mobile: rollback_mobile::Clients,
     pub deploy_undo: rollback_deploy_undo::Clients,
     pub smoke: rollback_smoke_test::Clients,
     pub notify: rollback_notify::Clients,
@@ -85,6 +86,9 @@ pub fn register_all(registry: &LambdaRegistry, clients: Arc<FunctionClients>) {
     });
     register!(registry, clients, "rollback-infra", |c, p| {
         rollback_infra::handle(&c.infra, p)
+    });
+    register!(registry, clients, "rollback-mobile", |c, p| {
+        rollback_mobile::handle(&c.mobile, p)
     });
     register!(registry, clients, "rollback-deploy-undo", |c, p| {
         rollback_deploy_undo::handle(&c.deploy_undo, p)

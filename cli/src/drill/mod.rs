@@ -6,6 +6,7 @@ mod approver;
 mod demo_app;
 mod follow;
 mod functions;
+mod mobile;
 pub mod inbox;
 pub mod latency;
 mod s3_report;

@@ -103,6 +103,8 @@ pub struct SeedInputs<'a> {
     pub health_url: String,
     /// A local PostgreSQL for the SQL probe, when one could be started.
     pub postgres: Option<&'a rollback_postgres::PostgresServer>,
+    /// The app stores, where the demo's mobile release is rolling out.
+    pub stores: &'a rollback_stores::StoreServer,
     /// How the plan's databases are restored (`rollbackctl drill --restore`).
     pub restore: rollback_core::plan::RestoreMethod,
     /// How many people must approve the database rollback (`rollbackctl drill --approvers`).
@@ -125,6 +127,7 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     .await?;
     seed_report_bucket(sdk).await?;
     seed_terraform(sdk).await?;
+    super::mobile::seed(sdk, inputs.stores).await?;
     let sql =
         seed_sql_probe_secret(&aws_sdk_secretsmanager::Client::new(sdk), inputs.postgres).await?;
     let stored = store_plan(&inputs, sql.clone()).await?;
@@ -517,6 +520,7 @@ fn plan_document(
         },
         "infrastructure": {"codebuild_project": TERRAFORM_PROJECT, "stable_commit_parameter": STABLE_COMMIT_PARAMETER,
                            "current_commit_parameter": CURRENT_COMMIT_PARAMETER, "artifact_bucket": TERRAFORM_BUCKET},
+        "mobile": super::mobile::plan_section(),
         "approval": {"timeout_minutes": 60, "escalate_after_minutes": 15},
         "polling": {"interval_seconds": 15, "max_wait_minutes": 60},
         // The drill rehearses everything: databases are resolved and backed up on the alarm.

@@ -48,6 +48,8 @@ pub struct LocalStack {
     _postgres: Option<rollback_postgres::PostgresServer>,
     /// The identity provider approvers sign in at (`--sign-in`).
     pub sign_in: Option<rollback_oidc_issuer::OidcIssuer>,
+    /// Google Play and App Store Connect, with the demo's apps mid-rollout.
+    pub stores: rollback_stores::StoreServer,
     _alarm_watch: tokio::task::JoinHandle<()>,
 }
 
@@ -61,6 +63,7 @@ impl LocalStack {
             sdk,
             kube,
             postgres,
+            stores,
         } = start_backends(options).await?;
         let (decision_key, iam, fault_proxy) = start_fault_proxy(options, &moto)?;
 
@@ -73,7 +76,8 @@ impl LocalStack {
         } = start_engine(options, iam).await?;
 
         let link_key = rollback_core::approval_link::LinkKey::generate();
-        let (app, seeded) = start_app_and_seed(options, &sdk, &kube, postgres.as_ref()).await?;
+        let (app, seeded) =
+            start_app_and_seed(options, &sdk, &kube, postgres.as_ref(), &stores).await?;
 
         let proxies = Proxies {
             fault: &fault_proxy,
@@ -84,7 +88,10 @@ impl LocalStack {
             &registry,
             proxies,
             &decision_key,
-            &kube,
+            Backdrops {
+                kube: &kube,
+                stores: &stores,
+            },
             &seeded,
             &approval,
             link_key,
@@ -115,6 +122,7 @@ impl LocalStack {
             postgres_addr,
             _postgres: postgres,
             sign_in: approval.sign_in,
+            stores,
             _alarm_watch: alarm_watch,
         })
     }
@@ -239,6 +247,7 @@ struct Backends {
     sdk: aws_config::SdkConfig,
     kube: Arc<LocalKube>,
     postgres: Option<rollback_postgres::PostgresServer>,
+    stores: rollback_stores::StoreServer,
 }
 
 async fn start_backends(options: &DrillOptions) -> Result<Backends> {
@@ -264,6 +273,7 @@ async fn start_backends(options: &DrillOptions) -> Result<Backends> {
         sdk,
         kube,
         postgres,
+        stores: rollback_stores::StoreServer::start().await,
     })
 }
 
@@ -355,6 +365,7 @@ async fn start_app_and_seed(
     sdk: &aws_config::SdkConfig,
     kube: &Arc<LocalKube>,
     postgres: Option<&rollback_postgres::PostgresServer>,
+    stores: &rollback_stores::StoreServer,
 ) -> Result<(demo_app::DemoApp, seed::Seeded)> {
     let app = demo_app::start(kube.clone(), "mint").await?;
     let health_url = format!("{}/health", app.url);
@@ -363,6 +374,7 @@ async fn start_app_and_seed(
         kube,
         health_url,
         postgres,
+        stores,
         restore: options.restore.method(),
         database_approvers: options.approvers,
     })
@@ -443,13 +455,20 @@ async fn start_approval_page(
     })
 }
 
+/// What the functions act on besides AWS: the Kubernetes API and the app stores.
+#[derive(Clone, Copy)]
+struct Backdrops<'a> {
+    kube: &'a LocalKube,
+    stores: &'a rollback_stores::StoreServer,
+}
+
 /// Registers the real functions on the engine, each with its own credentials (by which the
 /// proxies check its role).
 fn register_functions(
     registry: &LambdaRegistry,
     proxies: Proxies<'_>,
     decision_key: &str,
-    kube: &LocalKube,
+    backdrops: Backdrops<'_>,
     seeded: &seed::Seeded,
     approval: &ApprovalPage,
     link_key: rollback_core::approval_link::LinkKey,
@@ -458,6 +477,7 @@ fn register_functions(
         fault: fault_proxy,
         engine: engine_proxy,
     } = proxies;
+    let Backdrops { kube, stores } = backdrops;
     let function_sdk = |function: &str| function_sdk_at(&fault_proxy.url(), function);
     let mut notify_config =
         rollback_notify::Config::local(&seeded.topic_arn, &approval.url, link_key)
@@ -483,6 +503,11 @@ fn register_functions(
         drill_cleanup: rollback_restore::Clients::new(&function_sdk("drill-cleanup"), decision_key),
         retag: rollback_retag::Clients::new(&function_sdk("retag"), decision_key),
         infra: rollback_infra::Clients::new(&function_sdk("infra"), decision_key),
+        mobile: rollback_mobile::Clients::new(
+            &function_sdk("mobile"),
+            decision_key,
+            super::mobile::endpoints(stores),
+        ),
         deploy_undo: rollback_deploy_undo::Clients::new(
             &function_sdk("deploy-undo"),
             decision_key,

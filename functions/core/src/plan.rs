@@ -652,11 +652,13 @@ pub mod rules {
             "alarm names have 1-255 printable characters",
         )
     });
+    // Secrets Manager names have at most 512 characters; an ARN adds its prefix (partition,
+    // region, account) and the 7-character suffix: 600 covers every one.
     pub static SECRET_ID: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]+)$",
             1,
-            2048,
+            600,
             "give a Secrets Manager secret ARN or name (letters, digits and /_+=.@-)",
         )
     });

@@ -9,6 +9,7 @@
 
 use rollback_core::RollbackError;
 use rollback_core::contract::mobile::{
+    MAX_LISTED_RELEASES,
     HaltOutcome, PlatformHalt, PlayRelease, PlayResolution, PlayStatus,
 };
 use rollback_core::plan::AndroidRef;
@@ -287,10 +288,13 @@ pub async fn read(
 
 fn resolution(android: &AndroidRef, releases: Vec<PlayRelease>) -> PlayResolution {
     let choice = PlayResolution::choose(&releases, android.halt_completed);
+    // The newest ones (Play lists them last): the list is for people, and the state machine's
+    // state has a size limit.
+    let shown = releases.len().saturating_sub(MAX_LISTED_RELEASES);
     PlayResolution {
         package_name: android.package_name.clone(),
         track: android.track.clone(),
-        releases,
+        releases: releases[shown..].to_vec(),
         to_halt: choice.to_halt,
         already_halted: choice.already_halted,
         completed: choice.completed,

@@ -4,8 +4,8 @@
 //! credentials, SSM for the minimum versions, KMS for the approval decision).
 //!
 //! Each test has its own store server and its own service name (its secrets and parameters),
-//! so they share one moto. Not behind the IAM gate yet: infra/template.yaml has no mobile
-//! function until the definition calls it.
+//! so they share one moto. The function's AWS calls pass the IAM gate of its role in
+//! infra/template.yaml (secrets under `<service>/mobile/`, parameters under `/<service>/mobile/`).
 
 use chrono::Utc;
 use rollback_core::contract::mobile::{
@@ -14,6 +14,7 @@ use rollback_core::contract::mobile::{
 use rollback_core::decision::{ApprovalProof, DecisionClaims, Identity};
 use rollback_core::fingerprint::fingerprint;
 use rollback_core::{ErrorKind, Mode, Plan, RollbackError, Scope};
+use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_mobile::{Clients, Endpoints, handle};
 use rollback_moto::MotoServer;
 use rollback_stores::{PhasedReleaseState, PlayRelease, ReleaseStatus, StoreServer, test_keys};
@@ -30,6 +31,7 @@ const PHASED_ID: &str = "asc-phased-420";
 struct Stage {
     name: String,
     stores: StoreServer,
+    gate: IamGate,
     clients: Clients,
     secrets: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
@@ -45,10 +47,12 @@ impl Stage {
             play: format!("{}/androidpublisher/v3", stores.android_publisher_url()),
             app_store: stores.app_store_url(),
         };
+        let gate = IamGate::start(&moto.endpoint(), "mobile", &test_stack(name));
         Stage {
             name: name.to_owned(),
-            clients: Clients::new(&config, moto.decision_key(), endpoints),
+            clients: Clients::new(&gate.sdk_config(), moto.decision_key(), endpoints),
             stores,
+            gate,
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
         }
@@ -63,11 +67,11 @@ impl Stage {
     }
 
     fn secret(&self, store: &str) -> String {
-        format!("{}/{store}", self.name)
+        format!("{}/mobile/{store}", self.name)
     }
 
     fn parameter(&self, platform: &str) -> String {
-        format!("/{}/{platform}/minimum-version", self.name)
+        format!("/{}/mobile/{platform}-minimum-version", self.name)
     }
 
     async fn put_secret(&self, name: &str, value: &Value) {
@@ -147,7 +151,9 @@ impl Stage {
     }
 
     async fn call(&self, mobile: &Value, action: Value) -> Result<Value, RollbackError> {
-        handle(&self.clients, self.envelope(mobile, action)).await
+        let result = handle(&self.clients, self.envelope(mobile, action)).await;
+        self.gate.assert_allowed();
+        result
     }
 
     async fn resolve(&self, mobile: &Value) -> MobileResolution {
@@ -166,8 +172,10 @@ impl Stage {
         resolution: &MobileResolution,
     ) -> Result<Value, RollbackError> {
         let mut envelope = self.envelope(mobile, json!({"action": action, "mobile": resolution}));
-        approve(&mut envelope).await;
-        handle(&self.clients, envelope).await
+        approve(&mut envelope, Scope::APP.and_mobile()).await;
+        let result = handle(&self.clients, envelope).await;
+        self.gate.assert_allowed();
+        result
     }
 
     async fn halt(
@@ -227,8 +235,8 @@ impl Stage {
 }
 
 /// A decision, signed with moto's decision key, for the envelope's execution, plan and
-/// mobile resolution, as the approval function would sign after an approval.
-async fn approve(envelope: &mut Value) {
+/// mobile resolution, as the approval function would sign after an approval of `scope`.
+async fn approve(envelope: &mut Value, scope: Scope) {
     let plan: Plan = serde_json::from_value(envelope["plan"].clone()).unwrap();
     let resolved = json!({
         "databases": [], "images": [], "deployments": [], "infrastructure": null,
@@ -238,7 +246,7 @@ async fn approve(envelope: &mut Value) {
         envelope["execution"].as_str().unwrap(),
         &fingerprint(&plan),
         &fingerprint(&resolved),
-        Scope::APP,
+        scope,
         &["approver1@example.com".to_owned()],
         Identity::SelfAsserted,
         Utc::now(),
@@ -342,10 +350,17 @@ async fn halt_refuses_without_a_decision_for_what_was_shown() {
     let mut other = resolved.clone();
     other.android.as_mut().unwrap().to_halt = None;
     let mut envelope = stage.envelope(&mobile, json!({"action": "halt", "mobile": other}));
-    approve(&mut envelope).await;
+    approve(&mut envelope, Scope::APP.and_mobile()).await;
     envelope["mobile"] = serde_json::to_value(&resolved).unwrap();
     let swapped = handle(&stage.clients, envelope).await.unwrap_err();
     assert_eq!(swapped.kind(), ErrorKind::NotApproved, "{swapped}");
+
+    // A decision for exactly this resolution, but an approved scope without mobile.
+    let mut envelope = stage.envelope(&mobile, json!({"action": "halt", "mobile": resolved}));
+    approve(&mut envelope, Scope::APP_AND_DATABASE).await;
+    let narrower = handle(&stage.clients, envelope).await.unwrap_err();
+    assert_eq!(narrower.kind(), ErrorKind::NotApproved, "{narrower}");
+    assert!(narrower.to_string().contains("does not cover mobile releases"), "{narrower}");
 
     assert!(stage.writes().is_empty(), "{:?}", stage.writes());
     assert_eq!(stage.phased_state(), PhasedReleaseState::Active);

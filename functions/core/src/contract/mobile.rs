@@ -26,6 +26,10 @@ use super::notify::StepError;
 
 pub const ACTIONS: &[&str] = &["resolve", "halt", "status", "raise-minimum"];
 
+/// A Play track's releases listed in a resolution at most (the newest): Play keeps a few
+/// active releases per track; the list is for people and bounded for the state's size.
+pub const MAX_LISTED_RELEASES: usize = 4;
+
 /// The function's actions, with their own fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
