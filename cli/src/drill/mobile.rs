@@ -30,9 +30,7 @@ pub const SAFE_VERSION: &str = "4.2.1";
 /// The plan's `mobile` section for these apps. Android's safe build is live (the minimum is
 /// raised); iOS's is still in review (the minimum is left alone, so nobody is locked out).
 pub fn plan_section() -> Value {
-    let minimum = |parameter: &str, live: bool| {
-        json!({"ssm_parameter": parameter, "stable_version": SAFE_VERSION, "safe_build_live": live})
-    };
+    let minimum = |parameter: &str, live: bool| json!({"ssm_parameter": parameter, "stable_version": SAFE_VERSION, "safe_build_live": live});
     json!({
         "android": {"package_name": PACKAGE, "credentials_secret": GOOGLE_SECRET,
                     "minimum_version": minimum(ANDROID_MINIMUM, true)},

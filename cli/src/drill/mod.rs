@@ -6,9 +6,9 @@ mod approver;
 mod demo_app;
 mod follow;
 mod functions;
-mod mobile;
 pub mod inbox;
 pub mod latency;
+mod mobile;
 mod s3_report;
 mod seed;
 mod stack;
@@ -452,6 +452,9 @@ impl Drill {
                     "NOT on the stable image"
                 }
             );
+        }
+        for line in mobile::what_users_see(&stack.sdk, &stack.stores).await {
+            println!("mobile:       {line}");
         }
         println!("transitions:  {}", report.transitions);
         println!(

@@ -190,6 +190,7 @@ pub fn confirm(
             "reject",
         ),
     };
+    let intro = format!("{intro}{}", mobile_note(payload));
     let error = error
         .map(|e| format!("<div class=\"box bad\"><b>{}</b></div>", escape(e)))
         .unwrap_or_default();
@@ -204,7 +205,7 @@ pub fn confirm(
              recorded as the approver. Nothing has happened yet: opening this page changes \
              nothing; only the button does.</small></p>{}",
             escape(&title),
-            escape(intro),
+            escape(&intro),
             who_decides(payload, so_far),
             summary(payload),
             escape(sign_in.authorize),
@@ -228,7 +229,7 @@ pub fn confirm(
          </form><p><small>Nothing has happened yet. Opening this page changes nothing; only \
          the button does.</small></p>",
         escape(&title),
-        escape(intro),
+        escape(&intro),
         who_decides(payload, so_far),
         summary(payload),
         escape(token),
@@ -236,6 +237,18 @@ pub fn confirm(
         escape(&label),
     );
     page(&title, &body)
+}
+
+/// What an approval including mobile does beyond the app, said before the button: it
+/// reaches users' phones (issue 16).
+fn mobile_note(payload: &LinkPayload) -> &'static str {
+    if payload.decision == Decision::Approve && payload.scope.includes_mobile() {
+        " The bad mobile release is stopped in the stores (Google Play rollout halted, App \
+         Store phased release paused; users who installed it keep it) and the minimum \
+         supported version is raised where a safe build is live."
+    } else {
+        ""
+    }
 }
 
 pub fn decided(payload: &LinkPayload, approver: &str, at: DateTime<Utc>) -> String {
@@ -314,6 +327,59 @@ pub fn notice(title: &str, class: &str, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payload(decision: Decision, scope: Scope) -> LinkPayload {
+        LinkPayload {
+            task_token: "tok".into(),
+            decision,
+            scope,
+            expires_at: 4_102_444_800,
+            execution: "exec-1".into(),
+            fingerprint: "ab".repeat(32),
+            plan_fingerprint: String::new(),
+            summary: Default::default(),
+            rules: Default::default(),
+        }
+    }
+
+    /// The page names the scope with `Scope::label` and says what mobile does only when the
+    /// approval includes it.
+    #[test]
+    fn an_approval_including_mobile_says_so_before_the_button() {
+        let scope = Scope::APP_AND_DATABASE.and_mobile();
+        let page = confirm(&payload(Decision::Approve, scope), "t", None, "", &[], None);
+        assert!(
+            page.contains("Approve (app + database + mobile): rollback of"),
+            "{page}"
+        );
+        assert!(page.contains("INCLUDING THE DATABASES"), "{page}");
+        assert!(page.contains("Google Play rollout halted"), "{page}");
+        let done = decided(&payload(Decision::Approve, scope), "a@x.io", Utc::now());
+        assert!(
+            done.contains("Approved (app + database + mobile)"),
+            "{done}"
+        );
+        for (decision, scope) in [
+            (Decision::Approve, Scope::APP),
+            (Decision::Reject, Scope::APP.and_mobile()),
+        ] {
+            let page = confirm(&payload(decision, scope), "t", None, "", &[], None);
+            assert!(!page.contains("Google Play"), "{page}");
+        }
+        let app_mobile = confirm(
+            &payload(Decision::Approve, Scope::APP.and_mobile()),
+            "t",
+            None,
+            "",
+            &[],
+            None,
+        );
+        assert!(
+            app_mobile.contains("Approve (app + mobile)")
+                && app_mobile.contains("Databases are not restored. The bad mobile release"),
+            "{app_mobile}"
+        );
+    }
 
     #[test]
     fn escapes_everything_dangerous() {

@@ -9,8 +9,7 @@
 
 use rollback_core::RollbackError;
 use rollback_core::contract::mobile::{
-    MAX_LISTED_RELEASES,
-    HaltOutcome, PlatformHalt, PlayRelease, PlayResolution, PlayStatus,
+    HaltOutcome, MAX_LISTED_RELEASES, PlatformHalt, PlayRelease, PlayResolution, PlayStatus,
 };
 use rollback_core::plan::AndroidRef;
 use serde::Deserialize;

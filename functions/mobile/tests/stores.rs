@@ -360,7 +360,12 @@ async fn halt_refuses_without_a_decision_for_what_was_shown() {
     approve(&mut envelope, Scope::APP_AND_DATABASE).await;
     let narrower = handle(&stage.clients, envelope).await.unwrap_err();
     assert_eq!(narrower.kind(), ErrorKind::NotApproved, "{narrower}");
-    assert!(narrower.to_string().contains("does not cover mobile releases"), "{narrower}");
+    assert!(
+        narrower
+            .to_string()
+            .contains("does not cover mobile releases"),
+        "{narrower}"
+    );
 
     assert!(stage.writes().is_empty(), "{:?}", stage.writes());
     assert_eq!(stage.phased_state(), PhasedReleaseState::Active);

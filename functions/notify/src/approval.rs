@@ -81,11 +81,7 @@ pub fn render(
         let summary = LinkSummary {
             service: ctx.plan.service.clone(),
             reason: reason.clone(),
-            lines: render::summary_lines(
-                resolved,
-                decision == Decision::Approve && scope.includes_database(),
-                decision == Decision::Approve && scope.includes_infrastructure(),
-            ),
+            lines: render::summary_lines(resolved, changed_by(decision, scope)),
         }
         .bounded();
         let payload = LinkPayload {
@@ -188,10 +184,31 @@ fn why(trigger: &str, reason: &str) -> String {
     }
 }
 
-/// The links an approval email offers, widest scope first. Infrastructure is offered only
-/// with a plan that changes something; when it destroys or replaces a protected type, only
-/// the "including destroys" form is offered, since the apply refuses any other.
+/// The scope a link's page summary describes: an approval's own; for a rejection
+/// `Scope::APP`, so the lines say which parts are NOT touched.
+fn changed_by(decision: Decision, scope: Scope) -> Scope {
+    match decision {
+        Decision::Approve => scope,
+        Decision::Reject => Scope::APP,
+    }
+}
+
+/// The links an approval email offers: every approve scope, widest first, then Reject.
 fn choices(resolved: &ResolvedPlan) -> Vec<(String, Decision, Scope)> {
+    let mut choices: Vec<(String, Decision, Scope)> = approve_scopes(resolved)
+        .into_iter()
+        .map(|scope| (approve_label(scope), Decision::Approve, scope))
+        .collect();
+    choices.push(("Reject".to_owned(), Decision::Reject, Scope::APP));
+    choices
+}
+
+/// Widest first. Infrastructure is offered only with a plan that changes something; when it
+/// destroys or replaces a protected type, only the "including destroys" form is offered,
+/// since the apply refuses any other. With a release to halt or a minimum to raise in the
+/// stores, each scope is offered with mobile first, then without: the approver chooses
+/// whether mobile is included.
+fn approve_scopes(resolved: &ResolvedPlan) -> Vec<Scope> {
     let databases = !resolved.databases.is_empty();
     let infrastructure = resolved
         .infrastructure
@@ -212,22 +229,31 @@ fn choices(resolved: &ResolvedPlan) -> Vec<(String, Decision, Scope)> {
         scopes.push(Scope::APP.and_infrastructure(destroys));
     }
     scopes.push(Scope::APP);
-    let mut choices: Vec<(String, Decision, Scope)> = scopes
-        .into_iter()
-        .map(|scope| {
-            let label = match scope {
-                Scope::APP => "Approve app only".to_owned(),
-                scope if scope.allows_destroys() => format!(
-                    "Approve {}, including destroys of protected resources",
-                    scope.label().trim_end_matches(" (destroys allowed)")
-                ),
-                scope => format!("Approve {}", scope.label()),
-            };
-            (label, Decision::Approve, scope)
-        })
-        .collect();
-    choices.push(("Reject".to_owned(), Decision::Reject, Scope::APP));
-    choices
+    if resolved.mobile.as_ref().is_some_and(|m| m.has_work()) {
+        scopes = scopes
+            .into_iter()
+            .flat_map(|scope| [scope.and_mobile(), scope])
+            .collect();
+    }
+    scopes
+}
+
+/// `Approve app only`, `Approve app + database + mobile`, `Approve app + infrastructure +
+/// mobile, including destroys of protected resources`.
+fn approve_label(scope: Scope) -> String {
+    match scope {
+        Scope::APP => "Approve app only".to_owned(),
+        scope if scope.allows_destroys() => format!(
+            "Approve {}, including destroys of protected resources",
+            // Said once, at the end, rather than as the label's "(destroys allowed)".
+            Scope {
+                destroys: false,
+                ..scope
+            }
+            .label()
+        ),
+        scope => format!("Approve {}", scope.label()),
+    }
 }
 
 /// The plan's approval policy as it applies to one link.
@@ -316,7 +342,9 @@ fn who_decides(body: &mut String, ctx: &Context<'_>, databases: bool, login: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mobile::fixtures::{staged_and_phased, unread};
     use rollback_core::contract::infra::InfrastructureResolution;
+    use rollback_core::contract::mobile::MobileResolution;
     use rollback_core::terraform_plan::PlanSummary;
 
     fn with_infrastructure(protected_total: usize) -> ResolvedPlan {
@@ -394,5 +422,206 @@ mod tests {
             ]
         );
         assert_eq!(choices[0].2, Scope::APP.and_infrastructure(true));
+    }
+
+    fn with_database(mut resolved: ResolvedPlan) -> ResolvedPlan {
+        resolved.databases = vec![
+            serde_json::from_value(serde_json::json!({
+                "database": "mint-db", "kind": "rds-instance",
+                "snapshot_id": "predeploy-mint-db", "snapshot_created_at": "2024-05-01T11:02:00Z",
+                "snapshot_type": "manual",
+                "data_loss": {"from": "2024-05-01T11:02:00Z", "to": "2024-05-01T12:30:00Z",
+                              "seconds": 5280, "summary": "1 h 28 min of writes"}
+            }))
+            .unwrap(),
+        ];
+        resolved
+    }
+
+    fn with_mobile(mut resolved: ResolvedPlan, mobile: MobileResolution) -> ResolvedPlan {
+        resolved.mobile = Some(Box::new(mobile));
+        resolved
+    }
+
+    fn labels(resolved: &ResolvedPlan) -> Vec<String> {
+        choices(resolved).into_iter().map(|(l, _, _)| l).collect()
+    }
+
+    /// Issue 16: the approver chooses whether mobile is included, for every scope offered.
+    #[test]
+    fn mobile_work_offers_each_scope_with_mobile_first_then_without() {
+        let everything = with_mobile(
+            with_database(with_infrastructure(0)),
+            staged_and_phased(true),
+        );
+        assert_eq!(
+            labels(&everything),
+            [
+                "Approve app + database + infrastructure + mobile",
+                "Approve app + database + infrastructure",
+                "Approve app + database + mobile",
+                "Approve app + database",
+                "Approve app + infrastructure + mobile",
+                "Approve app + infrastructure",
+                "Approve app + mobile",
+                "Approve app only",
+                "Reject",
+            ]
+        );
+        let database = Scope::APP_AND_DATABASE;
+        let infrastructure = Scope::APP.and_infrastructure(false);
+        assert_eq!(
+            offered(&everything),
+            [
+                database.and_infrastructure(false).and_mobile(),
+                database.and_infrastructure(false),
+                database.and_mobile(),
+                database,
+                infrastructure.and_mobile(),
+                infrastructure,
+                Scope::APP.and_mobile(),
+                Scope::APP,
+            ]
+        );
+        let app_only = with_mobile(ResolvedPlan::default(), staged_and_phased(false));
+        assert_eq!(
+            labels(&app_only),
+            ["Approve app + mobile", "Approve app only", "Reject"]
+        );
+    }
+
+    #[test]
+    fn a_protected_destroy_with_mobile_says_destroys_once_at_the_end() {
+        let choices = choices(&with_mobile(
+            with_infrastructure(1),
+            staged_and_phased(true),
+        ));
+        assert_eq!(
+            choices[0].0,
+            "Approve app + infrastructure + mobile, including destroys of protected resources"
+        );
+        assert_eq!(
+            choices[0].2,
+            Scope::APP.and_infrastructure(true).and_mobile()
+        );
+        assert_eq!(
+            choices[1].0,
+            "Approve app + infrastructure, including destroys of protected resources"
+        );
+    }
+
+    /// Unread stores, or stores with nothing to halt and no minimum to raise: the choices are
+    /// exactly those without a mobile section.
+    #[test]
+    fn without_mobile_work_the_choices_are_unchanged() {
+        let base = with_database(with_infrastructure(0));
+        let mut idle = staged_and_phased(true);
+        idle.android = None;
+        if let Some(ios) = idle.ios.as_mut() {
+            ios.phased_release = None;
+            ios.minimum_version = None;
+        }
+        assert!(!idle.has_work());
+        for mobile in [idle, unread(), MobileResolution::default()] {
+            assert_eq!(choices(&with_mobile(base.clone(), mobile)), choices(&base));
+        }
+        assert_eq!(
+            labels(&base),
+            [
+                "Approve app + database + infrastructure",
+                "Approve app + database",
+                "Approve app + infrastructure",
+                "Approve app only",
+                "Reject",
+            ]
+        );
+    }
+
+    fn render_with(mobile: MobileResolution) -> (RenderedApproval, LinkKey) {
+        let plan = crate::mobile::fixtures::plan_with_mobile();
+        let request = rollback_core::request::RollbackRequest {
+            trigger: Trigger::Manual {
+                requested_by: Some("oncall@example.com".into()),
+            },
+            reason: "crash on launch in 4.2.0".into(),
+            scope: Scope::APP.and_mobile(),
+            ..Default::default()
+        };
+        let execution = rollback_core::ExecutionId::new("exec-mobile-1");
+        let ctx = Context {
+            plan: &plan,
+            request: &request,
+            execution: &execution,
+            now: chrono::Utc::now(),
+        };
+        let approval: ApprovalRequest = serde_json::from_value(serde_json::json!({
+            "task_token": "tok",
+            "resolved": with_mobile(ResolvedPlan::default(), mobile),
+        }))
+        .unwrap();
+        let key = LinkKey::generate();
+        let page = ApprovalPage {
+            url: "https://approve.test/",
+            key: &key,
+            login: false,
+        };
+        (render(&ctx, &approval, &page).unwrap(), key)
+    }
+
+    #[test]
+    fn the_email_shows_each_store_and_the_links_say_what_mobile_does() {
+        let (rendered, key) = render_with(staged_and_phased(true));
+        let body = &rendered.message.body;
+        for expected in [
+            "Scope:      app + mobile (requested)",
+            "Mobile releases (halted only with an \"approve … + mobile\" link):",
+            "  - Google Play production: 4.2.0 (42) at 20 % → halted; new and eligible users get \
+             4.1.2 (41); users who installed 4.2.0 keep it; minimum version 4.0.0 → 4.2.1 (users \
+             below must update)",
+            "  - App Store: 4.2.0 phased release day 3 (5 % of automatic updates) → paused;",
+            "Approve app + mobile:\n  https://approve.test/",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
+        let summaries: Vec<Vec<String>> = rendered
+            .links
+            .iter()
+            .map(|l| {
+                let token = l.url.split_once("?t=").unwrap().1;
+                key.open(token, chrono::Utc::now()).unwrap().summary.lines
+            })
+            .collect();
+        assert_eq!(
+            summaries[0][1],
+            "Android: minimum version 4.0.0 → 4.2.1 (users below must update)"
+        );
+        assert!(
+            summaries[1][0].starts_with("mobile releases NOT halted"),
+            "{:?}",
+            summaries[1]
+        );
+        assert!(
+            summaries[2][0].starts_with("mobile releases NOT halted"),
+            "reject"
+        );
+    }
+
+    #[test]
+    fn unread_stores_are_left_out_of_the_email_and_of_every_link() {
+        let (rendered, _) = render_with(unread());
+        let body = &rendered.message.body;
+        assert!(
+            body.contains(
+                "Mobile releases:\n  The stores could not be read, so the mobile releases are \
+                 left out of this rollback"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("Rollback.StoreCredentials: secret mint/play"),
+            "{body}"
+        );
+        let labels: Vec<&str> = rendered.links.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["Approve app only", "Reject"]);
     }
 }

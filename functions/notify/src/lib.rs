@@ -7,6 +7,7 @@
 
 pub mod approval;
 mod infrastructure;
+mod mobile;
 mod observed;
 pub mod render;
 mod replicas;

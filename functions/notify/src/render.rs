@@ -12,7 +12,7 @@ use rollback_core::contract::notify::{
 use rollback_core::contract::smoke::SmokeReport;
 use rollback_core::ids::{self, ExecutionId};
 use rollback_core::plan::Plan;
-use rollback_core::request::{RollbackRequest, Trigger};
+use rollback_core::request::{RollbackRequest, Scope, Trigger};
 use rollback_core::resolved::human_duration;
 
 use crate::runbook;
@@ -85,15 +85,11 @@ impl Context<'_> {
             }
         }
         let _ = writeln!(out, "Reason:     {}", clean(&self.request.reason, 300));
-        let _ = writeln!(
-            out,
-            "Scope:      {}",
-            if self.request.scope.includes_database() {
-                "app + database (requested)"
-            } else {
-                "app (requested)"
-            }
-        );
+        let requested = match self.request.scope {
+            Scope::APP => "app".to_owned(),
+            scope => scope.label(),
+        };
+        let _ = writeln!(out, "Scope:      {requested} (requested)");
         if self.request.mode.is_drill() {
             let _ = writeln!(
                 out,
@@ -356,6 +352,9 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
     if let Some(infra) = &resolved.infrastructure {
         crate::infrastructure::section(out, infra, future);
     }
+    if let Some(mobile) = &resolved.mobile {
+        crate::mobile::section(out, mobile, future);
+    }
 }
 
 /// What the rollback will do about the GitOps controllers the plan lists (approval and
@@ -426,12 +425,10 @@ pub fn gitops_results(
     }
 }
 
-/// Short lines for the confirmation page (carried inside the signed link).
-pub fn summary_lines(
-    resolved: &ResolvedPlan,
-    include_databases: bool,
-    include_infrastructure: bool,
-) -> Vec<String> {
+/// Short lines for the confirmation page (carried inside the signed link); `included`: the
+/// parts the link's decision would change (a rejection passes `Scope::APP`, so the lines say
+/// which parts are NOT touched).
+pub fn summary_lines(resolved: &ResolvedPlan, included: Scope) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(infra) = resolved
         .infrastructure
@@ -440,10 +437,16 @@ pub fn summary_lines(
     {
         lines.push(crate::infrastructure::summary_line(
             infra,
-            include_infrastructure,
+            included.includes_infrastructure(),
         ));
     }
-    if include_databases {
+    if let Some(mobile) = &resolved.mobile {
+        lines.extend(crate::mobile::summary_lines(
+            mobile,
+            included.includes_mobile(),
+        ));
+    }
+    if included.includes_database() {
         for db in &resolved.databases {
             let from = match (db.is_point_in_time(), db.restore_time) {
                 (true, Some(at)) => format!("to point in time {}", fmt_time(at)),
@@ -559,6 +562,16 @@ fn approved_part(body: &mut String, notice: &SuccessNotice) -> ResolvedPlan {
         let _ = writeln!(
             body,
             "Infrastructure: not changed (approved for {}).",
+            scope.label()
+        );
+    }
+    // Unread stores or nothing to halt stay in: the mobile section says so.
+    if !scope.includes_mobile() && resolved.mobile.as_ref().is_some_and(|m| m.has_work()) {
+        resolved.mobile = None;
+        let _ = writeln!(
+            body,
+            "Mobile releases: not halted, minimum versions not raised (approved for {}): the \
+             bad release is still being served in the stores.",
             scope.label()
         );
     }
@@ -697,8 +710,9 @@ pub fn smoke_lines(out: &mut String, smoke: &SmokeReport) {
 }
 
 /// Steps that only some rollbacks have, by name: left out of a notice while not started when
-/// they do not apply (`gitops` without GitOps objects in the plan, `restart` when resolve
-/// flagged no tag-pinned deployment).
+/// they do not apply (`gitops` without GitOps objects in the plan, `infrastructure` and
+/// `mobile` without their plan sections, `restart` when resolve flagged no tag-pinned
+/// deployment).
 pub fn inapplicable_steps(ctx: &Context<'_>, resolved: Option<&ResolvedPlan>) -> Vec<&'static str> {
     let mut out = Vec::new();
     if ctx
@@ -711,6 +725,9 @@ pub fn inapplicable_steps(ctx: &Context<'_>, resolved: Option<&ResolvedPlan>) ->
     }
     if ctx.plan.infrastructure.is_none() {
         out.push("infrastructure");
+    }
+    if ctx.plan.mobile.is_none() {
+        out.push("mobile");
     }
     if resolved.is_some_and(|r| !r.deployments.iter().any(|d| d.restart_needed)) {
         out.push("restart");
@@ -988,5 +1005,116 @@ fn resume_hint(body: &mut String, ctx: &Context<'_>, notice: &FailureNotice) {
         for c in &resume {
             let _ = writeln!(body, "    {c}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mobile::fixtures::{plan_with_mobile, staged_and_phased};
+    use serde_json::json;
+
+    const HALTED: &str = "Google Play: 4.2.0 (42) halted at 20 %; App Store: 4.2.0 phased \
+                          release paused on day 3; minimum versions: Android 4.0.0 → 4.2.1";
+
+    fn steps(mobile: (&str, &str)) -> serde_json::Value {
+        json!({"steps": [
+            {"name": "approval", "status": "done", "detail": "approved"},
+            {"name": "infrastructure", "status": "not-started", "detail": "no infrastructure"},
+            {"name": "mobile", "status": mobile.0, "detail": mobile.1},
+        ]})
+    }
+
+    fn with_plan<T>(plan: &Plan, render: impl FnOnce(&Context<'_>) -> T) -> T {
+        let request = RollbackRequest {
+            reason: "crash on launch in 4.2.0".into(),
+            ..Default::default()
+        };
+        let execution = ExecutionId::new("exec-mobile-1");
+        render(&Context {
+            plan,
+            request: &request,
+            execution: &execution,
+            now: Utc::now(),
+        })
+    }
+
+    fn success_with_scope(scope: &str) -> Message {
+        let notice: SuccessNotice = serde_json::from_value(json!({
+            "resolved": {"mobile": staged_and_phased(true)},
+            "decision": {"decision": "approve", "scope": scope, "approver": "oncall@example.com",
+                         "decided_at": "2024-05-01T12:40:00Z", "fingerprint": "f"},
+            "progress": steps(("done", HALTED)),
+        }))
+        .unwrap();
+        with_plan(&plan_with_mobile(), |ctx| success(ctx, &notice))
+    }
+
+    #[test]
+    fn the_success_notice_says_what_the_stores_did_when_mobile_was_approved() {
+        let body = success_with_scope("app+mobile").body;
+        assert!(body.contains("(scope app + mobile)"), "{body}");
+        assert!(
+            body.contains(
+                "Mobile releases (as found before the approval; the mobile step below says what \
+                 was done):\n  - Google Play production: 4.2.0 (42) at 20 % → halted;"
+            ),
+            "{body}"
+        );
+        assert!(body.contains(&format!("] mobile: {HALTED}")), "{body}");
+        assert!(!body.contains("not in the approved scope"), "{body}");
+        assert!(
+            !body.contains("infrastructure"),
+            "a step the plan does not have is left out: {body}"
+        );
+    }
+
+    #[test]
+    fn the_success_notice_says_the_bad_release_is_still_served_when_mobile_was_left_out() {
+        let body = success_with_scope("app").body;
+        assert!(
+            body.contains(
+                "Mobile releases: not halted, minimum versions not raised (approved for app \
+                 only): the bad release is still being served in the stores."
+            ),
+            "{body}"
+        );
+        assert!(!body.contains("Mobile releases (as found"), "{body}");
+    }
+
+    #[test]
+    fn a_failed_mobile_step_says_what_to_check_in_each_store() {
+        let notice: FailureNotice = serde_json::from_value(json!({
+            "error": {"Error": "Rollback.StoreRefused", "Cause": "Play refused the edit: 403"},
+            "progress": steps(("failed", "Rollback.StoreRefused: Play refused the edit: 403")),
+        }))
+        .unwrap();
+        let body = with_plan(&plan_with_mobile(), |ctx| failure(ctx, &notice)).body;
+        assert!(
+            body.contains("[FAILED] mobile: Rollback.StoreRefused: Play refused the edit: 403"),
+            "{body}"
+        );
+        for expected in [
+            "The mobile step failed: the bad release may still be served.",
+            "Google Play com.example.mint (production track): Play Console > Release > \
+             production > halt the rollout",
+            "App Store app 1234567890: App Store Connect",
+            "Minimum versions (aws ssm get-parameter --name …): /mint/android/min;",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
+    }
+
+    #[test]
+    fn the_mobile_step_is_left_out_of_notices_for_a_plan_without_mobile() {
+        let mut plan = plan_with_mobile();
+        plan.mobile = None;
+        let notice: FailureNotice = serde_json::from_value(json!({
+            "error": {"Error": "Rollback.RetagFailed", "Cause": "ecr said no"},
+            "progress": steps(("not-started", "the plan names no mobile app")),
+        }))
+        .unwrap();
+        let body = with_plan(&plan, |ctx| failure(ctx, &notice)).body;
+        assert!(!body.contains("] mobile"), "{body}");
     }
 }

@@ -180,6 +180,14 @@ pub fn next_steps(ctx: &Context<'_>, error: &str, record: &ProgressRecord) -> Ve
                 .unwrap_or_else(|| "<db>-pre-rollback-<exec>".to_owned())
         )],
     };
+    if let Some(mobile) = ctx
+        .plan
+        .mobile
+        .as_ref()
+        .filter(|_| failed_step.as_deref() == Some("mobile"))
+    {
+        steps.extend(crate::mobile::by_hand(mobile));
+    }
     steps.push(
         "Never delete the backups listed above until the service is confirmed healthy.".into(),
     );

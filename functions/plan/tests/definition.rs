@@ -646,8 +646,10 @@ fn long(prefix: &str, i: usize, len: usize) -> String {
 /// The `mobile` resolution at its largest: every listed Play release named at Play's 50
 /// characters with 20 version codes. (A failed `resolve` leaves only its error instead.)
 fn worst_case_mobile(at: &str) -> Value {
-    let release = |i: usize, status: &str| json!({"name": long("4.2.", i, 50), "version_codes": (0..20).map(|c| format!("{}", 1_000_000_000 + c)).collect::<Vec<_>>(),
-        "status": status, "user_fraction": 0.123456789});
+    let release = |i: usize, status: &str| {
+        json!({"name": long("4.2.", i, 50), "version_codes": (0..20).map(|c| format!("{}", 1_000_000_000 + c)).collect::<Vec<_>>(),
+        "status": status, "user_fraction": 0.123456789})
+    };
     let minimum = json!({"ssm_parameter": format!("/{}", long("m", 0, 255)), "current": long("4.", 0, 64), "stable_version": long("4.", 1, 64), "safe_build_live": true});
     json!({
         "android": {"package_name": long("com.p", 0, 150), "track": long("t", 0, 100),

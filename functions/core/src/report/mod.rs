@@ -24,7 +24,7 @@ use crate::RollbackRequest;
 use crate::contract::approval::ApprovalDecision;
 use crate::contract::deploy_undo::UndoResult;
 use crate::contract::infra::BuildStatus;
-use crate::contract::notify::{ReportOutcome, StepError};
+use crate::contract::notify::{ReportOutcome, StepError, StepRecord, StepStatus};
 use crate::contract::restore::{SwapReport, SwapState};
 use crate::contract::retag::RetagResult;
 use crate::contract::snapshot::{SnapshotPurpose, SnapshotReport};
@@ -314,6 +314,8 @@ fn collect_facts(value: &Value, f: &mut Findings) {
                         ),
                     );
                 }
+            } else if let Some(line) = mobile_step(value) {
+                push(f, "Mobile", line);
             } else if let Ok(u) = serde_json::from_value::<UndoResult>(as_type(value)) {
                 let now = u
                     .new_revision
@@ -335,6 +337,20 @@ fn collect_facts(value: &Value, f: &mut Findings) {
             }
         }
         _ => {}
+    }
+}
+
+/// The mobile step's record once it ended: what the stores and the minimum versions now do
+/// for users (its detail joins the halt's and the raise's summaries).
+fn mobile_step(value: &Value) -> Option<String> {
+    if value.get("name")?.as_str()? != "mobile" {
+        return None;
+    }
+    let record: StepRecord = serde_json::from_value(value.clone()).ok()?;
+    match record.status {
+        StepStatus::Done => Some(record.detail),
+        StepStatus::Failed => Some(format!("failed: {}", record.detail)),
+        _ => None,
     }
 }
 
