@@ -208,8 +208,8 @@ pub async fn decide(
                  --decision-key <the DecisionKey ARN> with credentials allowed to kms:Sign with it"
             );
         };
-        let parsed_scope: rollback_core::Scope = serde_json::from_value(json!(scope))
-            .map_err(|_| anyhow!("--scope {scope:?}: use app or app+database"))?;
+        let parsed_scope =
+            rollback_core::Scope::parse(scope).map_err(|e| anyhow!("--scope: {e}"))?;
         let plan: rollback_core::Plan = pending
             .plan
             .clone()
@@ -240,7 +240,9 @@ pub async fn decide(
             .context("signing the decision with the decision key")?;
         let decision = json!({
             "decision": "approve",
-            "scope": scope,
+            // The written form, whatever order the parts were given in: the definition's
+            // Choice states match it (`app+database*`, `*mobile`).
+            "scope": parsed_scope.as_str(),
             "approver": approver,
             "decided_at": now.to_rfc3339(),
             "fingerprint": pending.fingerprint,

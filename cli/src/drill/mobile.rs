@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 pub const PACKAGE: &str = "com.mintreplica.app";
 pub const APP_STORE_APP_ID: &str = "1452013590";
 const SERVICE_ACCOUNT: &str = "rollback@mint-replica.iam.gserviceaccount.com";
-/// Under the template's default `MobileSecretPrefix` (`<service>/mobile`).
-const GOOGLE_SECRET: &str = "mint-replica/mobile/google-play";
-const APPLE_SECRET: &str = "mint-replica/mobile/app-store-connect";
+/// Under the template's default `MobileSecretPrefix` (`store-credentials/<service>`).
+const GOOGLE_SECRET: &str = "store-credentials/mint-replica/google-play";
+const APPLE_SECRET: &str = "store-credentials/mint-replica/app-store-connect";
 /// Under the template's default `MobileMinimumVersionPath` (`/<service>/mobile/`).
 pub const ANDROID_MINIMUM: &str = "/mint-replica/mobile/android-minimum-version";
 pub const IOS_MINIMUM: &str = "/mint-replica/mobile/ios-minimum-version";

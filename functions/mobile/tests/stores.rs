@@ -5,7 +5,7 @@
 //!
 //! Each test has its own store server and its own service name (its secrets and parameters),
 //! so they share one moto. The function's AWS calls pass the IAM gate of its role in
-//! infra/template.yaml (secrets under `<service>/mobile/`, parameters under `/<service>/mobile/`).
+//! infra/template.yaml (secrets under `store-credentials/<service>/`, parameters under `/<service>/mobile/`).
 
 use chrono::Utc;
 use rollback_core::contract::mobile::{
@@ -15,9 +15,12 @@ use rollback_core::decision::{ApprovalProof, DecisionClaims, Identity};
 use rollback_core::fingerprint::fingerprint;
 use rollback_core::{ErrorKind, Mode, Plan, RollbackError, Scope};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_fault_proxy::{FaultKind, FaultSchedule};
 use rollback_mobile::{Clients, Endpoints, handle};
 use rollback_moto::MotoServer;
-use rollback_stores::{PhasedReleaseState, PlayRelease, ReleaseStatus, StoreServer, test_keys};
+use rollback_stores::{
+    PhasedReleaseState, PlayRelease, ReleaseStatus, StoreFault, StoreServer, test_keys,
+};
 use serde_json::{Value, json};
 
 const APP_ID: &str = "1452013590";
@@ -67,7 +70,7 @@ impl Stage {
     }
 
     fn secret(&self, store: &str) -> String {
-        format!("{}/mobile/{store}", self.name)
+        format!("store-credentials/{}/{store}", self.name)
     }
 
     fn parameter(&self, platform: &str) -> String {
@@ -438,6 +441,29 @@ async fn a_fully_rolled_out_release_is_halted_only_when_the_plan_says_so() {
     assert!(err.to_string().contains("Halt rollout"), "{err}");
     assert_eq!(status_of(&stage.track()[0]), ReleaseStatus::Completed);
     assert_eq!(stage.stores.commits(&stage.package()), 0);
+
+    // With 4.1.2 fully rolled out before it, Play halts 4.2.0 and serves 4.1.2 again.
+    let release = |code: &str, name: &str| {
+        vec![PlayRelease::new(ReleaseStatus::Completed, [code]).with_name(name)]
+    };
+    stage
+        .stores
+        .put_play_track(&stage.package(), "production", release("41", "4.1.2"));
+    stage
+        .stores
+        .put_play_track(&stage.package(), "production", release("42", "4.2.0"));
+    let resolved = stage.resolve(&allowed).await;
+    let halted = stage.halt(&allowed, &resolved).await.unwrap();
+    let android = halted.android.unwrap();
+    assert_eq!(android.outcome, HaltOutcome::Halted, "{}", android.summary);
+    let track = stage.track();
+    assert_eq!(track[0].version_codes, ["41"]);
+    assert_eq!(status_of(&track[0]), ReleaseStatus::Completed);
+    assert_eq!(status_of(&track[1]), ReleaseStatus::Halted);
+    assert_eq!(track[1].user_fraction, None);
+    let again = stage.halt(&allowed, &resolved).await.unwrap();
+    assert_eq!(again.android.unwrap().outcome, HaltOutcome::AlreadyDone);
+    assert_eq!(stage.stores.commits(&stage.package()), 1);
 }
 
 #[tokio::test]
@@ -664,4 +690,155 @@ async fn the_minimum_is_raised_only_where_a_safe_build_is_live() {
         stage.writes().is_empty(),
         "raise-minimum does not touch the stores"
     );
+}
+
+/// Every state-changing store call (Play's commit, the App Store's PATCH) under a fault after
+/// the store carried it out: an answer lost mid-way, or a 5xx. The function reads the store
+/// back and reports what happened, done once.
+#[tokio::test]
+async fn store_faults_after_a_write_are_observed_before_reporting() {
+    for (n, fault) in [StoreFault::AnswerLostAfter, StoreFault::ErrorAfter]
+        .into_iter()
+        .enumerate()
+    {
+        let stage = Stage::new(&format!("mob-storefault{n}")).await;
+        stage.staged_release().await;
+        let mobile = stage.both();
+        let resolved = stage.resolve(&mobile).await;
+        stage.stores.inject("POST", ":commit", fault, 1);
+        stage
+            .stores
+            .inject("PATCH", "appStoreVersionPhasedReleases", fault, 1);
+
+        let halted = stage
+            .halt(&mobile, &resolved)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(
+            halted.android.unwrap().outcome,
+            HaltOutcome::Halted,
+            "{fault:?}"
+        );
+        assert_eq!(
+            halted.ios.unwrap().outcome,
+            HaltOutcome::Paused,
+            "{fault:?}"
+        );
+        assert_eq!(status_of(&stage.track()[1]), ReleaseStatus::Halted);
+        assert_eq!(stage.phased_state(), PhasedReleaseState::Paused);
+        assert_eq!(stage.stores.commits(&stage.package()), 1, "{fault:?}");
+        let faulted: Vec<u16> = stage
+            .stores
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(":commit") || r.method == "PATCH")
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(
+            faulted.len(),
+            2,
+            "{fault:?}: each write sent once: {faulted:?}"
+        );
+    }
+}
+
+/// A throttle before each write: a retryable error, nothing changed by the throttled call,
+/// and what the other store already did named; the retries finish the job.
+#[tokio::test]
+async fn a_throttled_write_changes_nothing_and_the_retry_does_it() {
+    let stage = Stage::new("mob-throttled").await;
+    stage.staged_release().await;
+    let mobile = stage.both();
+    let resolved = stage.resolve(&mobile).await;
+    stage
+        .stores
+        .inject("POST", ":commit", StoreFault::Throttle, 1);
+    stage.stores.inject(
+        "PATCH",
+        "appStoreVersionPhasedReleases",
+        StoreFault::Throttle,
+        1,
+    );
+
+    let play_throttled = stage.halt(&mobile, &resolved).await.unwrap_err();
+    assert_eq!(
+        play_throttled.kind(),
+        ErrorKind::Throttled,
+        "{play_throttled}"
+    );
+    assert_eq!(status_of(&stage.track()[1]), ReleaseStatus::InProgress);
+    assert_eq!(stage.phased_state(), PhasedReleaseState::Active);
+
+    let apple_throttled = stage.halt(&mobile, &resolved).await.unwrap_err();
+    assert_eq!(
+        apple_throttled.kind(),
+        ErrorKind::Throttled,
+        "{apple_throttled}"
+    );
+    assert!(
+        apple_throttled
+            .to_string()
+            .contains("already done: Google Play production: halted"),
+        "{apple_throttled}"
+    );
+    assert_eq!(status_of(&stage.track()[1]), ReleaseStatus::Halted);
+    assert_eq!(stage.phased_state(), PhasedReleaseState::Active);
+
+    let done = stage.halt(&mobile, &resolved).await.unwrap();
+    assert_eq!(done.android.unwrap().outcome, HaltOutcome::AlreadyDone);
+    assert_eq!(done.ios.unwrap().outcome, HaltOutcome::Paused);
+    assert_eq!(stage.stores.commits(&stage.package()), 1);
+}
+
+/// SSM's PutParameter of the minimum version, through the IAM gate's fault proxy: after an
+/// answer lost or a 500 once SSM wrote it, the function reads the parameter back and reports
+/// it raised; after a throttle it is retried (by the SDK or the definition) and raised once.
+#[tokio::test]
+async fn put_parameter_faults_are_observed_before_reporting() {
+    for (n, fault) in [
+        FaultKind::DropAfterForward,
+        FaultKind::ErrorAfterForward,
+        FaultKind::Throttle,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let stage = Stage::new(&format!("mob-ssmfault{n}")).await;
+        stage.staged_release().await;
+        stage.set_parameter("android", "4.0.0").await;
+        let mut android = stage.android();
+        android["minimum_version"] = json!({
+            "ssm_parameter": stage.parameter("android"), "stable_version": "4.2.1",
+            "safe_build_live": true
+        });
+        let mobile = json!({ "android": android });
+        let resolved = stage.resolve(&mobile).await;
+        stage
+            .gate
+            .proxy()
+            .set_schedule(FaultSchedule::none().fail_next(1, "PutParameter", fault));
+        let raised = match stage.approved(&mobile, "raise-minimum", &resolved).await {
+            Ok(out) => out,
+            Err(err) => {
+                assert!(err.is_retryable(), "{fault}: {err}");
+                stage
+                    .approved(&mobile, "raise-minimum", &resolved)
+                    .await
+                    .unwrap()
+            }
+        };
+        let raised: RaiseOutput = serde_json::from_value(raised).unwrap();
+        let android = raised.android.unwrap();
+        assert!(
+            matches!(
+                android.outcome,
+                RaiseOutcome::Raised | RaiseOutcome::AlreadyRaised
+            ),
+            "{fault}: {android:?}"
+        );
+        assert_eq!(
+            stage.parameter_value("android").await.as_deref(),
+            Some("4.2.1")
+        );
+    }
 }

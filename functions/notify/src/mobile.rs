@@ -117,8 +117,9 @@ fn minimum_line(platform: &str, minimum: &Option<MinimumVersionResolution>) -> O
         .map(|m| format!("{platform}: {}", clean(&m.line(), 200)))
 }
 
-/// The contingency notice's next step when the mobile step failed: what to check in each
-/// store's console, since the halt or the raise may have stopped halfway.
+/// What to check in each store's console when the mobile step failed (the success notice's
+/// MOBILE section, the contingency notice's next step): the halt or the raise may have
+/// stopped halfway.
 pub fn by_hand(mobile: &MobileRef) -> Vec<String> {
     let mut lines = vec![
         "The mobile step failed: the bad release may still be served. Check each store by hand:"

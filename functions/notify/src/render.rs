@@ -580,14 +580,26 @@ fn approved_part(body: &mut String, notice: &SuccessNotice) -> ResolvedPlan {
 
 pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
     let mut body = String::new();
+    // The app rollback goes on when the stores refuse (the definition does not stop for a
+    // failed mobile step): then someone must act in the stores.
+    let mobile_failed = notice.progress.as_ref().is_some_and(|p| {
+        p.steps
+            .iter()
+            .any(|s| s.name == "mobile" && s.status == StepStatus::Failed)
+    });
     let _ = writeln!(
         body,
-        "Rollback of {} finished{}. No action needed.\n",
+        "Rollback of {} finished{}. {}\n",
         ctx.service(),
         match &notice.smoke {
             Some(s) if s.passed => " and the smoke tests passed",
             Some(_) => ", BUT SOME SMOKE TESTS FAILED (see below)",
             None => "",
+        },
+        if mobile_failed {
+            "ACTION NEEDED: the mobile releases were not stopped (see MOBILE below)."
+        } else {
+            "No action needed."
         }
     );
     ctx.header(&mut body, notice.started_at);
@@ -626,13 +638,24 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             &inapplicable_steps(ctx, Some(&notice.resolved)),
         );
     }
+    if let Some(mobile) = ctx.plan.mobile.as_ref().filter(|_| mobile_failed) {
+        let _ = writeln!(body, "\nMOBILE");
+        for line in crate::mobile::by_hand(mobile) {
+            let _ = writeln!(body, "{line}");
+        }
+    }
     if let Some(report) = &notice.report {
         report_link(&mut body, ctx, report);
     }
     Message {
         subject: crate::text::subject(&format!(
-            "{} DONE: {} rolled back",
+            "{} DONE{}: {} rolled back",
             ctx.subject_prefix(),
+            if mobile_failed {
+                " (mobile NOT stopped)"
+            } else {
+                ""
+            },
             ctx.service()
         )),
         body: finish(body),
@@ -1067,6 +1090,40 @@ mod tests {
             !body.contains("infrastructure"),
             "a step the plan does not have is left out: {body}"
         );
+    }
+
+    /// The definition does not stop the app rollback for a failed mobile step: the success
+    /// notice then asks for action in the stores.
+    #[test]
+    fn a_success_with_a_failed_mobile_step_asks_for_action_in_the_stores() {
+        let notice: SuccessNotice = serde_json::from_value(json!({
+            "resolved": {"mobile": staged_and_phased(true)},
+            "decision": {"decision": "approve", "scope": "app+mobile", "approver": "oncall@example.com",
+                         "decided_at": "2024-05-01T12:40:00Z", "fingerprint": "f"},
+            "progress": steps(("failed", "Rollback.StoreRefused: You already have changes in review")),
+        }))
+        .unwrap();
+        let message = with_plan(&plan_with_mobile(), |ctx| success(ctx, &notice));
+        assert!(
+            message.subject.contains("DONE (mobile NOT stopped)"),
+            "{}",
+            message.subject
+        );
+        let body = message.body;
+        assert!(
+            body.contains("ACTION NEEDED: the mobile releases were not stopped"),
+            "{body}"
+        );
+        assert!(!body.contains("No action needed"), "{body}");
+        assert!(body.contains("\nMOBILE\nThe mobile step failed"), "{body}");
+        assert!(
+            body.contains("Play Console > Release > production"),
+            "{body}"
+        );
+
+        let fine = success_with_scope("app+mobile");
+        assert!(fine.body.contains("No action needed"), "{}", fine.body);
+        assert!(!fine.subject.contains("NOT stopped"), "{}", fine.subject);
     }
 
     #[test]

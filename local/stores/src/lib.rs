@@ -50,6 +50,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod appstore;
+mod faults;
 pub mod google;
 pub mod play;
 mod state;
@@ -66,6 +67,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use crate::faults::StoreFault;
 use crate::state::{AscVersion, PhasedRecord, Stores};
 
 /// Why a key could not be registered.
@@ -262,6 +264,10 @@ impl StoreServer {
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 shared.clone(),
+                faults::inject,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
                 log_requests,
             ))
             .with_state(shared.clone());
@@ -340,12 +346,21 @@ impl StoreServer {
     /// needed. An app has the standard tracks `production`, `beta`, `alpha` and `internal`
     /// (empty until put); any other name makes a custom track. Open edits keep the snapshot
     /// they were opened on, as in Play.
+    ///
+    /// Completed releases are remembered as the track's history: put `[4.1.2 completed]`, then
+    /// `[4.2.0 completed]`, and halting 4.2.0 brings 4.1.2 back, as Play does.
     pub fn put_play_track(&self, package: &str, track: &str, releases: Vec<PlayRelease>) {
         let mut stores = self.shared.stores();
-        stores
-            .play_app_mut(package)
-            .tracks
-            .insert(track.to_string(), releases);
+        let app = stores.play_app_mut(package);
+        let history = app.completed_before.entry(track.to_string()).or_default();
+        for release in releases
+            .iter()
+            .filter(|r| r.status == ReleaseStatus::Completed)
+        {
+            history.retain(|h| h.version_codes != release.version_codes);
+            history.push(release.clone());
+        }
+        app.tracks.insert(track.to_string(), releases);
     }
 
     /// The live (committed) releases of `track`, as the store shows them; `None` if the app or
@@ -483,6 +498,17 @@ impl StoreServer {
     pub fn phased_release(&self, id: &str) -> Option<PhasedRelease> {
         let stores = self.shared.stores();
         stores.phased.get(id).map(|p| p.release.clone())
+    }
+
+    /// The next `times` requests with `method` whose path contains `path_contains` (e.g.
+    /// `":commit"`, `"appStoreVersionPhasedReleases"`) get `fault`.
+    pub fn inject(&self, method: &str, path_contains: &str, fault: StoreFault, times: usize) {
+        self.shared.stores().faults.push(faults::FaultRule {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            fault,
+            remaining: times,
+        });
     }
 
     /// Every request answered so far, oldest first.

@@ -48,17 +48,21 @@
 //!   (<https://github.com/tramlinehq/store-quirks/issues/6>).
 //! - **Halting** (the `Status` enum of the Track resource,
 //!   <https://developers.google.com/android-publisher/api-ref/rest/v3/edits.tracks#Status>:
-//!   a halted release's APKs are no longer served): only a staged rollout (`inProgress`) can
-//!   be halted, and the halted release keeps its version codes and fraction. At commit, a
-//!   `halted` release whose version codes and `userFraction` do not match an `inProgress`
-//!   release of the live track (or the same release already halted) is refused with 400
+//!   a halted release's APKs are no longer served): a staged rollout (`inProgress`) is halted
+//!   keeping its version codes and fraction; a fully rolled-out (`completed`) release is halted
+//!   without a fraction, except the first one on its track and any on `internal`, and the
+//!   track's previous fully rolled-out release then is live again (Play Console Help,
+//!   "Halting a fully rolled-out release": "a previously live, fully rolled-out version of
+//!   your app will automatically take its place"; "You cannot halt your first release on a
+//!   track"). At commit, a `halted` release that matches none of these (or the same release
+//!   already halted) is refused with 400
 //!   `releaseToHaltNotFound` "Cannot halt release, no matching in progress release found."
 //!   (Play's answer at commit: <https://github.com/Triple-T/gradle-play-publisher/issues/547>,
 //!   <https://github.com/fastlane/fastlane/issues/13588>). Requiring the
 //!   same fraction is stricter than anything Play documents: a halt must not change it.
-//! - **Release shape**, checked at the track update: `inProgress` and `halted` need a
-//!   `userFraction` strictly between 0 and 1 ("HALTED release must have fraction", "Rollout
-//!   fraction must be greater than 0 and less than 1": Play's wording, as quoted by
+//! - **Release shape**, checked at the track update: `inProgress` needs a `userFraction`
+//!   strictly between 0 and 1, `halted` one too unless it halts a fully rolled-out release
+//!   ("Rollout fraction must be greater than 0 and less than 1": Play's wording, as quoted by
 //!   publishing tools, e.g. <https://github.com/fastlane/fastlane/pull/29594>); other statuses take none, and every release but a draft names at
 //!   least one positive int64 version code (local wording). The body's `track`, when given,
 //!   must name the track of the URL (local wording), and unknown JSON fields are refused, as
@@ -347,7 +351,8 @@ fn commit(shared: &Shared, package: &str, id: &str, query: &HashMap<String, Stri
         app.reviews_cancelled += 1;
     }
     for track in &modified {
-        app.tracks.insert(track.clone(), tracks[track].clone());
+        let committed = committed_track(app, track, &tracks[track]);
+        app.tracks.insert(track.clone(), committed);
     }
     app.commits += 1;
     // The first commit invalidates every other open edit of the app.
@@ -409,7 +414,7 @@ fn check_halts(
                     && same_codes(l, release)
                     && l.user_fraction == release.user_fraction
             });
-            if !matched {
+            if !matched && halts_completed(app, name, release).is_none() {
                 return Err(api_error(
                     StatusCode::BAD_REQUEST,
                     "androidpublisher",
@@ -420,6 +425,36 @@ fn check_halts(
         }
     }
     Ok(())
+}
+
+/// For a `halted` release without a fraction that is the live track's fully rolled-out
+/// release: the release Play serves instead (the track's previous fully rolled-out one).
+/// `None` when there is none (the track's first release) or the track is `internal`.
+fn halts_completed(app: &PlayApp, track: &str, halted: &PlayRelease) -> Option<PlayRelease> {
+    if track == "internal" || halted.user_fraction.is_some() {
+        return None;
+    }
+    let live = app.tracks.get(track)?;
+    live.iter()
+        .find(|l| l.status == ReleaseStatus::Completed && same_codes(l, halted))?;
+    let history = app.completed_before.get(track)?;
+    let at = history.iter().position(|h| same_codes(h, halted))?;
+    history[..at].last().cloned()
+}
+
+/// The track as committed: a halted fully rolled-out release brings the previous one back.
+fn committed_track(app: &PlayApp, track: &str, releases: &[PlayRelease]) -> Vec<PlayRelease> {
+    let mut out = Vec::new();
+    for release in releases {
+        if release.status == ReleaseStatus::Halted
+            && let Some(previous) = halts_completed(app, track, release)
+            && !releases.iter().any(|r| same_codes(r, &previous))
+        {
+            out.push(previous);
+        }
+        out.push(release.clone());
+    }
+    out
 }
 
 fn track_json(name: &str, releases: &[PlayRelease]) -> serde_json::Value {
@@ -489,12 +524,9 @@ struct TrackBody {
 fn check_release(release: &PlayRelease) -> Result<(), Response> {
     match release.status {
         ReleaseStatus::InProgress | ReleaseStatus::Halted => match release.user_fraction {
-            None if release.status == ReleaseStatus::Halted => {
-                return Err(bad_request(
-                    "badRequest",
-                    "HALTED release must have fraction",
-                ));
-            }
+            // A halted fully rolled-out release has none; whether the release is one is
+            // checked at commit, against the live track.
+            None if release.status == ReleaseStatus::Halted => {}
             None => {
                 return Err(bad_request(
                     "badRequest",

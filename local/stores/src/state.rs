@@ -28,6 +28,7 @@ pub(crate) struct Stores {
     /// phased release id → record.
     pub(crate) phased: BTreeMap<String, PhasedRecord>,
     pub(crate) log: Vec<LoggedRequest>,
+    pub(crate) faults: Vec<crate::faults::FaultRule>,
 }
 
 impl Stores {
@@ -47,6 +48,9 @@ pub(crate) struct AccessToken {
 pub(crate) struct PlayApp {
     /// The live (committed) tracks.
     pub(crate) tracks: BTreeMap<String, Vec<PlayRelease>>,
+    /// Per track, every release that was live there fully rolled out, oldest first: halting
+    /// a fully rolled-out release brings back the one before it.
+    pub(crate) completed_before: BTreeMap<String, Vec<PlayRelease>>,
     pub(crate) in_review: bool,
     pub(crate) reviews_cancelled: usize,
     pub(crate) commits: usize,
@@ -59,6 +63,7 @@ impl PlayApp {
                 .iter()
                 .map(|t| (t.to_string(), Vec::new()))
                 .collect(),
+            completed_before: BTreeMap::new(),
             in_review: false,
             reviews_cancelled: 0,
             commits: 0,

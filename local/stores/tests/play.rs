@@ -374,6 +374,14 @@ async fn only_a_staged_rollout_can_be_halted_and_it_keeps_its_fraction() {
             halt(&["101", "102"], Some(0.5)),
         ),
         ("part of the rollout", halt(&["101"], Some(0.2))),
+        (
+            "the rollout without its fraction",
+            halt(&["101", "102"], None),
+        ),
+        (
+            "the track's first fully rolled-out release",
+            halt(&["100"], None),
+        ),
     ];
     for (case, body) in cases {
         let edit = insert_edit(&server, &token).await;
@@ -417,10 +425,6 @@ async fn only_a_staged_rollout_can_be_halted_and_it_keeps_its_fraction() {
     // Shapes refused at the update.
     let edit = insert_edit(&server, &token).await;
     let shapes = [
-        (
-            halt(&["101", "102"], None),
-            "HALTED release must have fraction",
-        ),
         (
             halt(&["101", "102"], Some(1.0)),
             "Rollout fraction must be greater than 0 and less than 1",
@@ -559,4 +563,55 @@ async fn unknown_edits_and_tracks_are_not_found() {
     assert_eq!(got["id"], edit.as_str());
     let expiry: i64 = got["expiryTimeSeconds"].as_str().unwrap().parse().unwrap();
     assert!((expiry - now() - 3600).abs() <= 5, "{expiry}");
+}
+
+/// Play Console Help, "Halting a fully rolled-out release": any track but internal, not the
+/// track's first release; the previous fully rolled-out release takes its place.
+#[tokio::test]
+async fn a_fully_rolled_out_release_is_halted_and_the_previous_one_comes_back() {
+    let (server, key_file) = google_server().await;
+    let token = access_token(&server, &key_file).await;
+    for track in ["production", "internal"] {
+        server.put_play_track(
+            PACKAGE,
+            track,
+            vec![PlayRelease::new(ReleaseStatus::Completed, ["100"]).with_name("2.0.0")],
+        );
+        server.put_play_track(
+            PACKAGE,
+            track,
+            vec![PlayRelease::new(ReleaseStatus::Completed, ["200"]).with_name("2.1.0")],
+        );
+    }
+    let halt = |track: &str| {
+        json!({"track": track, "releases": [
+            {"name": "2.1.0", "versionCodes": ["200"], "status": "halted"}
+        ]})
+    };
+    let put = |edit: String, track: &'static str| {
+        let body = halt(track);
+        let path = format!("{PACKAGE}/edits/{edit}/tracks/{track}");
+        let server = &server;
+        let token = &token;
+        async move { play(server, Some(token), Method::PUT, &path, Some(body)).await }
+    };
+
+    let edit = insert_edit(&server, &token).await;
+    assert_eq!(put(edit.clone(), "internal").await.0, StatusCode::OK);
+    let (status, body) = commit(&server, &token, &edit, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "internal: {body}");
+    assert_eq!(google_error(&body).1, "releaseToHaltNotFound");
+
+    let edit = insert_edit(&server, &token).await;
+    assert_eq!(put(edit.clone(), "production").await.0, StatusCode::OK);
+    let (status, body) = commit(&server, &token, &edit, "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        server.play_track(PACKAGE, "production").unwrap(),
+        vec![
+            PlayRelease::new(ReleaseStatus::Completed, ["100"]).with_name("2.0.0"),
+            PlayRelease::new(ReleaseStatus::Halted, ["200"]).with_name("2.1.0"),
+        ]
+    );
+    assert_eq!(server.commits(PACKAGE), 1);
 }

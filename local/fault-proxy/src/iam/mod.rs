@@ -396,6 +396,51 @@ mod tests {
     /// commit parameters (default under `/<service>/terraform/`) and its artifacts, nothing
     /// else; a StartBuild with its own buildspec is refused; no artifact bucket, no builds.
     #[test]
+    fn the_mobile_role_reads_its_store_secrets_and_writes_its_minimum_versions_only() {
+        let checker = checker();
+        let mobile = checker.role_for_key("ASIAMOBILE").expect("mobile role");
+        let none = |_: &str| Vec::new();
+        let allowed = |action: &str, resource: &str| {
+            matches!(
+                checker.check(mobile, &authz(action, resource), &none),
+                Check::Allowed { .. }
+            )
+        };
+        let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:store-credentials/mint-replica/google-play-AbCdEf";
+        let minimum = "arn:aws:ssm:us-east-1:123456789012:parameter/mint-replica/mobile/android-minimum-version";
+        for (action, resource) in [
+            ("secretsmanager:GetSecretValue", secret),
+            ("ssm:GetParameter", minimum),
+            ("ssm:PutParameter", minimum),
+        ] {
+            assert!(allowed(action, resource), "{action} on {resource}");
+        }
+        for (action, resource) in [
+            (
+                "secretsmanager:GetSecretValue",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:mint-replica-db-smoke-AbCdEf",
+            ),
+            ("secretsmanager:PutSecretValue", secret),
+            (
+                "ssm:PutParameter",
+                "arn:aws:ssm:us-east-1:123456789012:parameter/mint-replica/rollback-plan",
+            ),
+            ("ssm:DeleteParameter", minimum),
+        ] {
+            assert!(!allowed(action, resource), "{action} on {resource}");
+        }
+        // The default prefixes keep the store keys from the smoke test's SQL-probe scope.
+        let smoke = checker
+            .role_for_key("ASIASMOKETEST")
+            .expect("smoke-test role");
+        let read = authz("secretsmanager:GetSecretValue", secret);
+        assert!(!matches!(
+            checker.check(smoke, &read, &none),
+            Check::Allowed { .. }
+        ));
+    }
+
+    #[test]
     fn the_infra_role_reaches_its_project_commits_and_artifacts_only() {
         let template = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
