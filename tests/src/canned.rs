@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollback_core::contract::{
-    deploy_undo, infra, notify, restore, retag, smoke, snapshot,
+    deploy_undo, infra, mobile, notify, restore, retag, smoke, snapshot,
     snapshot::{SKIPPED_DRILL, SnapshotPurpose},
 };
 use rollback_core::resolved::{
@@ -605,4 +605,55 @@ pub fn infra_summary(
         }),
         ..resolved.clone()
     }
+}
+
+/// `mobile resolve` / `status`: Play production with 4.1.2 completed and 4.2.0 at 20 %.
+pub fn mobile_resolve(plan: &Plan) -> mobile::MobileResolution {
+    let android = plan.mobile.as_ref().and_then(|m| m.android.as_ref());
+    let release = |name: &str, code: &str, status, fraction| mobile::PlayRelease {
+        name: Some(name.into()),
+        version_codes: vec![code.into()],
+        status,
+        user_fraction: fraction,
+    };
+    let completed = release("4.1.2", "41", mobile::PlayStatus::Completed, None);
+    let staged = release("4.2.0", "42", mobile::PlayStatus::InProgress, Some(0.2));
+    mobile::MobileResolution {
+        android: android.map(|a| mobile::PlayResolution {
+            package_name: a.package_name.clone(),
+            track: a.track.clone(),
+            releases: vec![completed.clone(), staged.clone()],
+            to_halt: Some(staged),
+            already_halted: None,
+            completed: Some(completed),
+            minimum_version: None,
+        }),
+        ios: None,
+        error: None,
+    }
+}
+
+/// `mobile halt`: the staged release halted.
+pub fn mobile_halt() -> mobile::HaltOutput {
+    mobile::HaltOutput {
+        drill: false,
+        android: Some(mobile::PlatformHalt {
+            outcome: mobile::HaltOutcome::Halted,
+            summary: "Google Play production: halted 4.2.0 (42) at 20 %".into(),
+        }),
+        ios: None,
+        summary: String::new(),
+    }
+    .summarized()
+}
+
+/// `mobile raise-minimum`: no minimum version in the plan.
+pub fn mobile_raise() -> mobile::RaiseOutput {
+    mobile::RaiseOutput {
+        drill: false,
+        android: None,
+        ios: None,
+        summary: String::new(),
+    }
+    .summarized()
 }

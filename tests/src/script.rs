@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rollback_core::contract::deploy_undo::DeployUndoAction;
 use rollback_core::contract::infra::{BuildPurpose, InfraAction};
+use rollback_core::contract::mobile::MobileAction;
 use rollback_core::contract::notify::NotifyAction;
 use rollback_core::contract::plan::{GuardOutput, PlanAction};
 use rollback_core::contract::restore::RestoreAction;
@@ -335,6 +336,16 @@ impl Script {
                     InfraAction::Apply { infrastructure } => {
                         to_value(canned::infra_build(infrastructure, BuildPurpose::Apply))
                     }
+                }
+            }
+            "mobile" => {
+                let s = StepInput::<MobileAction>::parse(p).map_err(rollback_failure)?;
+                match &s.action {
+                    MobileAction::Resolve | MobileAction::Status => {
+                        to_value(canned::mobile_resolve(&s.plan))
+                    }
+                    MobileAction::Halt { .. } => to_value(canned::mobile_halt()),
+                    MobileAction::RaiseMinimum { .. } => to_value(canned::mobile_raise()),
                 }
             }
             "smoke-test" => {

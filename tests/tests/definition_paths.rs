@@ -163,8 +163,9 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
             ("pause", Done),
             ("databases", Done),
             ("images", Done),
-            // The example plan names no infrastructure.
+            // The example plan names no infrastructure and no mobile apps.
             ("infrastructure", NotStarted),
+            ("mobile", NotStarted),
             ("undo", Done),
             ("restart", NotStarted),
             ("resume", Done),
@@ -473,8 +474,9 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
             ("pause", Done),
             ("databases", Done),
             ("images", Done),
-            // The example plan names no infrastructure.
+            // The example plan names no infrastructure and no mobile apps.
             ("infrastructure", NotStarted),
+            ("mobile", NotStarted),
             ("undo", Done),
             ("restart", NotStarted),
             ("resume", Done),
