@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use rollbackctl::drill::{Approve, Drill, DrillOptions, LatencyModel, Outcome};
+use rollback_stores::ReleaseStatus;
+use rollbackctl::drill::{Approve, Drill, DrillOptions, LatencyModel, Outcome, mobile};
 
 fn options(name: &str) -> DrillOptions {
     DrillOptions {
@@ -136,6 +137,22 @@ async fn approved_drill_rolls_back_app_and_databases_and_writes_the_report() {
             .iter()
             .any(|s| s.starts_with("rollback-mint-replica-"))
     );
+    // The bad mobile release is stopped in both stores; Android's minimum is raised (its safe
+    // build is live), iOS's is not (issue 16).
+    let stores = &drill.stack.stores;
+    let track = stores.play_track(mobile::PACKAGE, "production").unwrap();
+    let statuses: Vec<_> = track.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [ReleaseStatus::Completed, ReleaseStatus::Halted]);
+    let seen = mobile::what_users_see(&drill.stack.sdk, stores).await;
+    assert!(seen[1].ends_with("Paused"), "{seen:?}");
+    assert!(
+        seen[2].contains(&format!(
+            "{} = {}",
+            mobile::ANDROID_MINIMUM,
+            mobile::SAFE_VERSION
+        )) && seen[2].contains(&format!("{} = 4.0.0", mobile::IOS_MINIMUM)),
+        "{seen:?}"
+    );
     // People were asked, then told.
     let subjects: Vec<&str> = report.emails.iter().map(|m| m.subject.as_str()).collect();
     assert!(
@@ -167,12 +184,24 @@ async fn approved_drill_rolls_back_app_and_databases_and_writes_the_report() {
         "## Data-loss window",
         "mint-replica-5xx",
         "- **Plan:** `/mint-replica/rollback-plan@1`",
+        // The alarm's scope is the plan's triggers.alarm_scope, as the emails say (issue 18 4b).
+        "Requested scope: app + database (`app+database`)",
+        // What users of the mobile apps now get (issue 16).
+        "**Mobile**",
+        "halted 4.2.0 (42) at 20 %",
     ] {
         assert!(
             markdown.contains(needle),
             "report.md lacks {needle}:\n{markdown}"
         );
     }
+    assert!(
+        approval
+            .body
+            .contains("Scope:      app + database (requested)"),
+        "{}",
+        approval.body
+    );
     assert!(report.history_path.exists());
     assert!(report.transitions > 30);
     assert_report_in_s3(&report, "SUCCEEDED");

@@ -152,9 +152,9 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
     assert!(success.smoke.expect("smoke report").passed);
     let progress = success.progress.expect("progress");
     let mut steps = step_statuses(&progress);
-    // The definition records the backup as started; the database branch waited for it.
+    // The database branch waited for the backup: the notice says it finished (issue 18 4a).
     let backup = steps.remove("backup");
-    assert!(matches!(backup, Some(InProgress | Done)), "{backup:?}");
+    assert_eq!(backup, Some(Done));
     assert_eq!(
         steps,
         statuses(&[
@@ -468,7 +468,8 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
     assert_eq!(
         step_statuses(&notice.progress),
         statuses(&[
-            ("backup", InProgress),
+            // The restore waited for the backup, so it is recorded as finished.
+            ("backup", Done),
             ("approval", Done),
             ("gitops", NotStarted),
             ("pause", Done),

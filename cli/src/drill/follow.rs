@@ -78,6 +78,7 @@ impl Follower {
         let repeat_visit = event.kind.ends_with("StateEntered")
             && event
                 .detail_str("name")
+                .filter(|n| in_wait_loop(n))
                 .and_then(|n| self.visits.get(n))
                 .is_some();
         if self.progress_open && !repeat_visit {
@@ -98,17 +99,29 @@ impl Follower {
                 };
                 self.entered
                     .insert(name.clone(), (event.timestamp, Instant::now()));
-                if visit == 1 {
-                    let _ = writeln!(out, "{} ▶ {name}", self.offset(event.timestamp));
+                if visit == 1 || !in_wait_loop(&name) {
+                    let again = if visit > 1 {
+                        format!(" (visit {visit})")
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(out, "{} ▶ {name}{again}", self.offset(event.timestamp));
                 } else {
                     self.progress(&mut out, &name, visit);
+                }
+                if let Some(wait) = event
+                    .detail_json("input")
+                    .filter(|_| name.starts_with("Wait "))
+                    .and_then(|input| input.pointer("/smoke_retry/wait").and_then(|w| w.as_u64()))
+                {
+                    let _ = writeln!(out, "        ↻ re-running the smoke tests in {wait} s");
                 }
             }
             kind if kind.ends_with("StateExited") => {
                 let name = event.detail_str("name").unwrap_or("?").to_owned();
                 let visit = self.visits.get(&name).copied().unwrap_or(1);
                 if let Some((t, real)) = self.entered.get(&name)
-                    && visit == 1
+                    && (visit == 1 || !in_wait_loop(&name))
                 {
                     let _ = writeln!(
                         out,
@@ -117,6 +130,13 @@ impl Follower {
                         human_duration((event.timestamp - *t).num_seconds()),
                         real.elapsed().as_millis()
                     );
+                }
+                // The smoke run's own exit (later states carry its result too).
+                if let Some(output) = event
+                    .detail_json("output")
+                    .filter(|_| event.kind == "TaskStateExited")
+                {
+                    smoke_failures(&mut out, &output);
                 }
             }
             "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" => {
@@ -169,5 +189,68 @@ impl Follower {
                 self.max_polls
             );
         }
+    }
+}
+
+/// States of a status-polling loop (check, decide, count, wait): their later visits fold into
+/// one progress line. Every other state prints each visit (a smoke re-run shows twice).
+fn in_wait_loop(name: &str) -> bool {
+    ["Check ", "Count ", "Wait "]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || name.ends_with('?')
+}
+
+/// After a smoke run that failed: the checks that failed and why, before the re-run.
+fn smoke_failures(out: &mut impl Write, output: &serde_json::Value) {
+    let Some(report) = output
+        .get("smoke")
+        .filter(|s| s.get("passed") == Some(&serde_json::Value::Bool(false)))
+        .and_then(|s| {
+            serde_json::from_value::<rollback_core::contract::smoke::SmokeReport>(s.clone()).ok()
+        })
+    else {
+        return;
+    };
+    for check in report.checks.iter().filter(|c| !c.passed) {
+        let _ = writeln!(out, "        ✖ {}: {}", check.name, check.reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_polling_states_fold_their_visits() {
+        for name in [
+            "Check rollout",
+            "Rollout finished?",
+            "Count rollout poll",
+            "Wait for rollout",
+        ] {
+            assert!(in_wait_loop(name), "{name}");
+        }
+        for name in ["Run smoke tests", "Swap databases", "Put databases back"] {
+            assert!(!in_wait_loop(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_failed_smoke_run_says_which_checks_failed() {
+        let output = serde_json::json!({"smoke": {
+            "passed": false, "started_at": "2026-11-27T01:00:00Z", "elapsed_ms": 12,
+            "budget_exhausted": false, "summary": "1 of 2 checks passed",
+            "checks": [
+                {"kind": "http", "name": "api health", "passed": true, "elapsed_ms": 3, "attempts": 1, "reason": "200 OK"},
+                {"kind": "alarm", "name": "mint-replica-5xx", "passed": false, "elapsed_ms": 2, "attempts": 1, "reason": "state ALARM"}
+            ]}, "smoke_retry": {"count": 0}});
+        let mut out = Vec::new();
+        smoke_failures(&mut out, &output);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "        ✖ mint-replica-5xx: state ALARM\n");
+        let mut out = Vec::new();
+        smoke_failures(&mut out, &serde_json::json!({"smoke": {"passed": true}}));
+        assert!(out.is_empty());
     }
 }

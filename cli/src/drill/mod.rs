@@ -8,7 +8,7 @@ mod follow;
 mod functions;
 pub mod inbox;
 pub mod latency;
-mod mobile;
+pub mod mobile;
 mod s3_report;
 mod seed;
 mod stack;

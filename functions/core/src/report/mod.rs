@@ -91,6 +91,9 @@ pub struct Analysis {
     open: BTreeMap<String, usize>,
     last_state: String,
     report_step: Option<ReportStep>,
+    /// Whether `f.request` is the validated request (the trigger policy applied, as every
+    /// notice shows it), not the raw execution input.
+    request_validated: bool,
 }
 
 impl Analysis {
@@ -104,6 +107,7 @@ impl Analysis {
             open: BTreeMap::new(),
             last_state: String::new(),
             report_step: None,
+            request_validated: false,
         }
     }
 
@@ -156,6 +160,16 @@ impl Analysis {
                     f.timeline[i].exited = Some(event.timestamp);
                 }
                 if let Some(output) = event.detail_json("output") {
+                    if !self.request_validated
+                        && let Some(request) = output
+                            .get("request")
+                            .and_then(|r| serde_json::from_value(r.clone()).ok())
+                    {
+                        // One source of truth with the notices: an alarm's scope is the plan's
+                        // `triggers.alarm_scope`, which the input does not carry.
+                        f.request = Some(request);
+                        self.request_validated = true;
+                    }
                     if f.plan_source.is_none() {
                         f.plan_source = output
                             .get("request")
@@ -429,14 +443,12 @@ pub fn render(f: &Findings) -> String {
                     );
                 }
             }
-            let scope = serde_json::to_value(request.scope)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "\nReason: {}. Requested scope: `{scope}`. Mode: `{:?}`.\n",
+                "\nReason: {}. Requested scope: {} (`{}`). Mode: `{:?}`.\n",
                 one_line(&request.reason),
+                request.scope.label(),
+                request.scope.as_str(),
                 request.mode
             );
         }
