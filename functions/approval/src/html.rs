@@ -329,17 +329,7 @@ mod tests {
     use super::*;
 
     fn payload(decision: Decision, scope: Scope) -> LinkPayload {
-        LinkPayload {
-            task_token: "tok".into(),
-            decision,
-            scope,
-            expires_at: 4_102_444_800,
-            execution: "exec-1".into(),
-            fingerprint: "ab".repeat(32),
-            plan_fingerprint: String::new(),
-            summary: Default::default(),
-            rules: Default::default(),
-        }
+        crate::test_link(decision, scope)
     }
 
     /// The page names the scope with `Scope::label` and says what mobile does only when the

@@ -812,6 +812,22 @@ fn respond(status: StatusCode, body: String) -> Response<String> {
         .expect("static headers are valid")
 }
 
+/// A signed link's payload for tests: execution `exec-1`, valid for an hour.
+#[cfg(test)]
+pub(crate) fn test_link(decision: Decision, scope: rollback_core::request::Scope) -> LinkPayload {
+    LinkPayload {
+        task_token: "AQB8AAAAKgAAAAMAAAAAAAAAAX-token".into(),
+        decision,
+        scope,
+        expires_at: Utc::now().timestamp() + 3600,
+        execution: "exec-1".into(),
+        fingerprint: "ab".repeat(32),
+        plan_fingerprint: String::new(),
+        summary: Default::default(),
+        rules: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,17 +852,7 @@ mod tests {
     }
 
     fn link_payload() -> LinkPayload {
-        LinkPayload {
-            task_token: "AQB8AAAAKgAAAAMAAAAAAAAAAX-token".into(),
-            decision: Decision::Approve,
-            scope: rollback_core::request::Scope::APP,
-            expires_at: Utc::now().timestamp() + 3600,
-            execution: "exec-1".into(),
-            fingerprint: "ab".repeat(32),
-            plan_fingerprint: String::new(),
-            summary: Default::default(),
-            rules: Default::default(),
-        }
+        super::test_link(Decision::Approve, rollback_core::request::Scope::APP)
     }
 
     /// Step Functions' messages name the caller's role and account; the page shows the code.
