@@ -109,9 +109,14 @@ impl Follower {
                 } else {
                     self.progress(&mut out, &name, visit);
                 }
+                // The wait after a failed smoke run (its input carries that run's report).
                 if let Some(wait) = event
                     .detail_json("input")
-                    .filter(|_| name.starts_with("Wait "))
+                    .filter(|input| {
+                        name.starts_with("Wait ")
+                            && input.pointer("/smoke/passed")
+                                == Some(&serde_json::Value::Bool(false))
+                    })
                     .and_then(|input| input.pointer("/smoke_retry/wait").and_then(|w| w.as_u64()))
                 {
                     let _ = writeln!(out, "        ↻ re-running the smoke tests in {wait} s");

@@ -15,6 +15,9 @@ pub const SERVICE: &str = "mint-replica";
 /// The SSM parameter holding the plan: the drill stack's `RollbackPlanParameter`.
 pub const PLAN_PARAMETER: &str = "/mint-replica/rollback-plan";
 pub const ALARM: &str = "mint-replica-5xx";
+/// Where Container Insights sends the pods' logs (the template's default `SmokeLogGroupPrefix`
+/// for the cluster): the smoke test's logs check searches it.
+pub const APP_LOG_GROUP: &str = "/aws/containerinsights/mint-replica-eks/application";
 /// The stack's report bucket (the template's `ReportBucket`): the notify function writes each
 /// execution's post-mortem there.
 pub const REPORT_BUCKET: &str = "mint-replica-rollback-reports";
@@ -120,6 +123,7 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     let images = seed_images(&aws_sdk_ecr::Client::new(sdk)).await?;
     seed_cluster(&aws_sdk_eks::Client::new(sdk)).await?;
     seed_alarm(&aws_sdk_cloudwatch::Client::new(sdk)).await?;
+    seed_app_logs(&aws_sdk_cloudwatchlogs::Client::new(sdk)).await?;
     let (topic_arn, queue_url) = seed_notices(
         &aws_sdk_sns::Client::new(sdk),
         &aws_sdk_sqs::Client::new(sdk),
@@ -244,6 +248,39 @@ async fn seed_cluster(eks: &aws_sdk_eks::Client) -> Result<()> {
 }
 
 /// The 5xx alarm, starting out OK.
+/// The application log group with a few ordinary lines (the smoke test's logs check finds no
+/// error in them).
+async fn seed_app_logs(logs: &aws_sdk_cloudwatchlogs::Client) -> Result<()> {
+    let stream = "backend-deployment-7c9f";
+    logs.create_log_group()
+        .log_group_name(APP_LOG_GROUP)
+        .send()
+        .await
+        .context("CreateLogGroup")?;
+    logs.create_log_stream()
+        .log_group_name(APP_LOG_GROUP)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .context("CreateLogStream")?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let events = ["GET /health 200", "GET /api/accounts 200"].map(|message| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(now)
+            .message(format!("INFO {message}"))
+            .build()
+            .expect("timestamp and message are set")
+    });
+    logs.put_log_events()
+        .log_group_name(APP_LOG_GROUP)
+        .log_stream_name(stream)
+        .set_log_events(Some(events.to_vec()))
+        .send()
+        .await
+        .context("PutLogEvents")?;
+    Ok(())
+}
+
 async fn seed_alarm(cloudwatch: &aws_sdk_cloudwatch::Client) -> Result<()> {
     cloudwatch
         .put_metric_alarm()
@@ -516,6 +553,7 @@ fn plan_document(
             "http": [{"name": "api health", "url": health_url, "expect_status": 200, "body_contains": "ok", "timeout_ms": 2000, "retries": 1}],
             "sql": sql,
             "alarms": [ALARM],
+            "logs": [{"name": "no errors in the app's logs", "log_groups": [APP_LOG_GROUP], "filter_pattern": "ERROR"}],
             "budget_seconds": 30
         },
         "infrastructure": {"codebuild_project": TERRAFORM_PROJECT, "stable_commit_parameter": STABLE_COMMIT_PARAMETER,

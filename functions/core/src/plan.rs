@@ -1,7 +1,7 @@
 //! The rollback plan: what "back to stable" means for one service. Deploy-time configuration,
 //! validated before anything runs.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,29 @@ pub const MAX_DEPLOYMENTS: usize = 20;
 pub const MAX_HTTP_CHECKS: usize = 20;
 pub const MAX_SQL_PROBES: usize = 20;
 pub const MAX_ALARMS: usize = 20;
+pub const MAX_LOGS_CHECKS: usize = 3;
+/// Log groups one logs check searches (one FilterLogEvents query each).
+pub const MAX_LOG_GROUPS_PER_CHECK: usize = 5;
+/// CloudWatch Logs' own limits: log group names and filter patterns.
+pub const MAX_LOG_GROUP_CHARS: usize = 512;
+pub const MAX_FILTER_PATTERN_CHARS: usize = 1024;
+/// A logs check's threshold; the check stops counting one match above it.
+pub const MAX_LOG_MATCHES: u32 = 1000;
+pub const MAX_LOGS_WINDOW_MINUTES: u32 = 1440;
+pub const MAX_HTTP_HEADERS: usize = 10;
+pub const MAX_HEADER_NAME_CHARS: usize = 64;
+pub const MAX_HEADER_VALUE_CHARS: usize = 512;
+/// A request body as sent (a JSON body serialized).
+pub const MAX_HTTP_BODY_CHARS: usize = 4096;
+pub const MAX_JSON_EXPECTATIONS: usize = 10;
+pub const MAX_JSON_POINTER_CHARS: usize = 256;
+/// An expected JSON value, serialized.
+pub const MAX_JSON_EXPECTED_CHARS: usize = 512;
+/// The plan travels in the execution's state (256 KiB, most of it taken at the other
+/// maxima): the HTTP checks' headers, bodies, JSON expectations and credentials secrets and
+/// the logs checks' log groups and filter patterns share this many bytes, as JSON (see
+/// [`SmokeChecks::detail_bytes`]).
+pub const MAX_SMOKE_DETAIL_BYTES: usize = 3072;
 pub const MAX_GITOPS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -311,6 +334,10 @@ pub struct SmokeChecks {
     /// CloudWatch alarms that must be back to OK.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// CloudWatch Logs filter patterns that must match at most `max_matches` events since the
+    /// rollout (optional; left out of the serialized plan when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogsCheck>,
     /// `ok`: every alarm must be OK; `not-alarm`: INSUFFICIENT_DATA is accepted too.
     #[serde(default)]
     pub alarm_policy: AlarmPolicy,
@@ -330,6 +357,7 @@ impl Default for SmokeChecks {
             http: Vec::new(),
             sql: Vec::new(),
             alarms: Vec::new(),
+            logs: Vec::new(),
             alarm_policy: AlarmPolicy::default(),
             budget_seconds: defaults::smoke_budget_seconds(),
             max_settle_minutes: defaults::max_settle_minutes(),
@@ -350,17 +378,110 @@ pub enum AlarmPolicy {
 pub struct HttpCheck {
     pub name: String,
     pub url: String,
+    /// `GET` (default), `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE` or `OPTIONS`.
+    #[serde(default, skip_serializing_if = "HttpMethod::is_get")]
+    pub method: HttpMethod,
+    /// Extra request headers. Never credentials (`Authorization`): those come from
+    /// `credentials_secret`, so they stay out of the plan, the state and the logs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The request body: a JSON string is sent as it is (`text/plain` unless a `Content-Type`
+    /// header says otherwise), any other JSON value as JSON (`application/json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// Secrets Manager secret (ARN or name) holding `{"type": "bearer", "token": …}` or
+    /// `{"type": "basic", "username": …, "password": …}`; read once per smoke run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
     #[serde(default = "defaults::expect_status")]
     pub expect_status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_regex: Option<String>,
+    /// Values the JSON response must hold, each at a JSON pointer (RFC 6901).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_json: Vec<JsonExpectation>,
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
-    /// Extra attempts after a transient failure (connection error, 5xx, timeout).
+    /// Extra attempts after a transient failure (connection error, 5xx, timeout), whatever the
+    /// method: a probe that must not repeat (a non-idempotent POST) sets 0.
     #[serde(default = "defaults::retries")]
     pub retries: u32,
+}
+
+impl HttpCheck {
+    /// Whether the check reads the response body.
+    pub fn reads_body(&self) -> bool {
+        self.body_contains.is_some() || self.body_regex.is_some() || !self.expect_json.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl HttpMethod {
+    pub fn is_get(&self) -> bool {
+        matches!(self, HttpMethod::Get)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+
+    /// GET and HEAD requests carry no body (RFC 9110 gives one no meaning there).
+    pub fn allows_body(self) -> bool {
+        !matches!(self, HttpMethod::Get | HttpMethod::Head)
+    }
+}
+
+/// `{"pointer": "/status", "equals": "ok"}`: the JSON response's value at `pointer` equals
+/// `equals` (numbers compare by value: 1 equals 1.0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonExpectation {
+    pub pointer: String,
+    pub equals: serde_json::Value,
+}
+
+/// A CloudWatch Logs check: FilterLogEvents with `filter_pattern` over `log_groups`, for the
+/// last `window_minutes` before the smoke run, never before the rollout finished (when the
+/// execution passes that time). Passes while at most `max_matches` events match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsCheck {
+    pub name: String,
+    /// Log group names, e.g. `/aws/containerinsights/<cluster>/application`.
+    pub log_groups: Vec<String>,
+    /// CloudWatch Logs filter pattern syntax, e.g. `ERROR`, `?ERROR ?Exception`,
+    /// `{ $.level = "error" }`.
+    pub filter_pattern: String,
+    /// Most matching events that still pass (default 0: any match fails the check).
+    #[serde(default)]
+    pub max_matches: u32,
+    #[serde(default = "defaults::logs_window_minutes")]
+    pub window_minutes: u32,
+    /// For the whole search (every group and page).
+    #[serde(default = "defaults::logs_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -485,6 +606,13 @@ mod defaults {
     }
     pub fn retries() -> u32 {
         2
+    }
+    pub fn logs_window_minutes() -> u32 {
+        15
+    }
+    /// A search over several groups and pages takes longer than one HTTP request.
+    pub fn logs_timeout_ms() -> u64 {
+        10_000
     }
     pub fn smoke_budget_seconds() -> u64 {
         60
@@ -660,6 +788,23 @@ pub mod rules {
             1,
             600,
             "give a Secrets Manager secret ARN or name (letters, digits and /_+=.@-)",
+        )
+    });
+    pub static LOG_GROUP: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[A-Za-z0-9_./#-]+$",
+            1,
+            MAX_LOG_GROUP_CHARS,
+            "log group names have 1-512 letters, digits and _ - / . #",
+        )
+    });
+    /// An HTTP header field name (RFC 9110 token).
+    pub static HEADER_NAME: LazyLock<Rule> = LazyLock::new(|| {
+        Rule::new(
+            r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+            1,
+            MAX_HEADER_NAME_CHARS,
+            "header names have 1-64 letters, digits and !#$%&'*+.^_`|~-",
         )
     });
     pub static CHECK_NAME: LazyLock<Rule> = LazyLock::new(|| {
@@ -862,36 +1007,23 @@ impl Plan {
         let smoke = &self.smoke;
         check_len(errors, "smoke.http", &smoke.http, MAX_HTTP_CHECKS);
         for (i, check) in smoke.http.iter().enumerate() {
-            let path = format!("smoke.http[{i}]");
-            rules::CHECK_NAME.check(errors, &format!("{path}.name"), &check.name);
-            match url::Url::parse(&check.url) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                _ => errors.push(
-                    format!("{path}.url"),
-                    format!(
-                        "{:?} is not an absolute http(s) URL, e.g. https://api.example.com/health",
-                        validation::truncate(&check.url, 80)
-                    ),
+            check.validate(errors, &format!("smoke.http[{i}]"));
+        }
+        check_len(errors, "smoke.logs", &smoke.logs, MAX_LOGS_CHECKS);
+        for (i, check) in smoke.logs.iter().enumerate() {
+            check.validate(errors, &format!("smoke.logs[{i}]"));
+        }
+        let detail = smoke.detail_bytes();
+        if detail > MAX_SMOKE_DETAIL_BYTES {
+            errors.push(
+                "smoke",
+                format!(
+                    "the HTTP checks' headers, bodies, expect_json and credentials_secret and \
+                     the logs checks' log_groups and filter patterns take {detail} bytes as \
+                     JSON; at most {MAX_SMOKE_DETAIL_BYTES} (the plan travels in the \
+                     execution's state): shorten them or drop some"
                 ),
-            }
-            if !(100..=599).contains(&check.expect_status) {
-                errors.push(
-                    format!("{path}.expect_status"),
-                    format!("{} is not an HTTP status; use 100-599", check.expect_status),
-                );
-            }
-            if let Some(pattern) = &check.body_regex
-                && let Err(e) = regex::Regex::new(pattern)
-            {
-                errors.push(
-                    format!("{path}.body_regex"),
-                    format!("not a valid regex: {e}"),
-                );
-            }
-            check_timeout(errors, &format!("{path}.timeout_ms"), check.timeout_ms);
-            if check.retries > 10 {
-                errors.push(format!("{path}.retries"), "at most 10 retries");
-            }
+            );
         }
 
         check_len(errors, "smoke.sql", &smoke.sql, MAX_SQL_PROBES);
@@ -1041,6 +1173,276 @@ fn validate_gitops(errors: &mut ValidationErrors, gitops: &[GitOpsRef]) {
     }
 }
 
+impl SmokeChecks {
+    /// Bytes, as JSON, of the optional fields [`MAX_SMOKE_DETAIL_BYTES`] bounds: each HTTP
+    /// check's `headers`, `body`, `credentials_secret` and `expect_json`, each logs check's
+    /// `log_groups` and `filter_pattern` (their values, with their brackets and quotes).
+    pub fn detail_bytes(&self) -> usize {
+        let http: usize = self
+            .http
+            .iter()
+            .map(|c| {
+                let headers = if c.headers.is_empty() {
+                    0
+                } else {
+                    json_bytes(&c.headers)
+                };
+                let json = if c.expect_json.is_empty() {
+                    0
+                } else {
+                    json_bytes(&c.expect_json)
+                };
+                let body = c.body.as_ref().map_or(0, json_bytes);
+                let secret = c.credentials_secret.as_deref().map_or(0, json_bytes);
+                headers + json + body + secret
+            })
+            .sum();
+        let logs: usize = self
+            .logs
+            .iter()
+            .map(|c| json_bytes(&c.log_groups) + json_bytes(&c.filter_pattern))
+            .sum();
+        http + logs
+    }
+}
+
+/// Serialized size: what a value takes in the execution's state.
+fn json_bytes<T: Serialize + ?Sized>(value: &T) -> usize {
+    serde_json::to_string(value).map_or(0, |text| text.len())
+}
+
+fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// A request body as sent: a JSON string as it is, any other value serialized.
+pub fn body_text(body: &serde_json::Value) -> String {
+    match body {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Request headers the plan may not set: credentials (they come from `credentials_secret`)
+/// and the ones the HTTP client writes itself.
+const REFUSED_HEADERS: &[(&str, &str)] = &[
+    (
+        "authorization",
+        "credentials come from credentials_secret (a Secrets Manager secret), never the plan",
+    ),
+    (
+        "proxy-authorization",
+        "credentials come from credentials_secret (a Secrets Manager secret), never the plan",
+    ),
+    ("host", "the HTTP client sets it from the url"),
+    ("content-length", "the HTTP client sets it from the body"),
+    ("transfer-encoding", "the HTTP client sets it"),
+    ("connection", "the HTTP client manages connections"),
+];
+
+impl HttpCheck {
+    fn validate(&self, errors: &mut ValidationErrors, path: &str) {
+        rules::CHECK_NAME.check(errors, &format!("{path}.name"), &self.name);
+        match url::Url::parse(&self.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => errors.push(
+                format!("{path}.url"),
+                format!(
+                    "{:?} is not an absolute http(s) URL, e.g. https://api.example.com/health",
+                    validation::truncate(&self.url, 80)
+                ),
+            ),
+        }
+        if !(100..=599).contains(&self.expect_status) {
+            errors.push(
+                format!("{path}.expect_status"),
+                format!("{} is not an HTTP status; use 100-599", self.expect_status),
+            );
+        }
+        if let Some(pattern) = &self.body_regex
+            && let Err(e) = regex::Regex::new(pattern)
+        {
+            errors.push(
+                format!("{path}.body_regex"),
+                format!("not a valid regex: {e}"),
+            );
+        }
+        check_timeout(errors, &format!("{path}.timeout_ms"), self.timeout_ms);
+        if self.retries > 10 {
+            errors.push(format!("{path}.retries"), "at most 10 retries");
+        }
+        self.validate_request(errors, path);
+        self.validate_expect_json(errors, path);
+    }
+
+    /// Method, headers, body and credentials.
+    fn validate_request(&self, errors: &mut ValidationErrors, path: &str) {
+        if self.headers.len() > MAX_HTTP_HEADERS {
+            errors.push(
+                format!("{path}.headers"),
+                format!(
+                    "has {} headers; at most {MAX_HTTP_HEADERS} are allowed",
+                    self.headers.len()
+                ),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (name, value) in &self.headers {
+            let at = format!("{path}.headers.{}", validation::truncate(name, 64));
+            rules::HEADER_NAME.check(errors, &at, name);
+            let lower = name.to_ascii_lowercase();
+            if let Some((_, why)) = REFUSED_HEADERS.iter().find(|(h, _)| *h == lower) {
+                errors.push(&at, format!("remove it: {why}"));
+            }
+            if !seen.insert(lower) {
+                errors.push(&at, "listed twice (header names ignore case)");
+            }
+            if chars(value) > MAX_HEADER_VALUE_CHARS || value.chars().any(|c| c.is_control()) {
+                errors.push(
+                    &at,
+                    format!(
+                        "header values have at most {MAX_HEADER_VALUE_CHARS} characters and no \
+                         control characters (no line breaks)"
+                    ),
+                );
+            }
+        }
+        if let Some(body) = &self.body {
+            if !self.method.allows_body() {
+                errors.push(
+                    format!("{path}.body"),
+                    format!(
+                        "a {} request has no body: set method to POST, PUT, PATCH or DELETE",
+                        self.method.as_str()
+                    ),
+                );
+            }
+            let len = chars(&body_text(body));
+            if len > MAX_HTTP_BODY_CHARS {
+                errors.push(
+                    format!("{path}.body"),
+                    format!("{len} characters as sent; at most {MAX_HTTP_BODY_CHARS}"),
+                );
+            }
+        }
+        if let Some(secret) = &self.credentials_secret {
+            rules::SECRET_ID.check(errors, &format!("{path}.credentials_secret"), secret);
+        }
+    }
+
+    fn validate_expect_json(&self, errors: &mut ValidationErrors, path: &str) {
+        if self.expect_json.is_empty() {
+            return;
+        }
+        check_len(
+            errors,
+            &format!("{path}.expect_json"),
+            &self.expect_json,
+            MAX_JSON_EXPECTATIONS,
+        );
+        if self.method == HttpMethod::Head {
+            errors.push(
+                format!("{path}.expect_json"),
+                "a HEAD response has no body: use GET (or the method the endpoint answers JSON to)",
+            );
+        }
+        for (j, expectation) in self.expect_json.iter().enumerate() {
+            let at = format!("{path}.expect_json[{j}]");
+            if let Err(why) = json_pointer(&expectation.pointer) {
+                errors.push(format!("{at}.pointer"), why);
+            }
+            let len = chars(&expectation.equals.to_string());
+            if len > MAX_JSON_EXPECTED_CHARS {
+                errors.push(
+                    format!("{at}.equals"),
+                    format!(
+                        "{len} characters as JSON; at most {MAX_JSON_EXPECTED_CHARS} (compare a \
+                         smaller part of the response)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A JSON pointer (RFC 6901): empty (the whole document) or `/`-separated reference tokens in
+/// which `~` only starts `~0` (`~`) or `~1` (`/`).
+fn json_pointer(pointer: &str) -> Result<(), String> {
+    let shown = validation::truncate(pointer, 80);
+    if chars(pointer) > MAX_JSON_POINTER_CHARS {
+        return Err(format!(
+            "{shown:?} is longer than {MAX_JSON_POINTER_CHARS} characters"
+        ));
+    }
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return Err(format!(
+            "{shown:?} is not a JSON pointer: start it with /, e.g. /status or /checks/0/name"
+        ));
+    }
+    let mut rest = pointer;
+    while let Some(at) = rest.find('~') {
+        if !matches!(rest.as_bytes().get(at + 1), Some(b'0' | b'1')) {
+            return Err(format!(
+                "{shown:?}: in a JSON pointer ~ is written ~0 and / inside a key ~1"
+            ));
+        }
+        rest = &rest[at + 2..];
+    }
+    Ok(())
+}
+
+impl LogsCheck {
+    fn validate(&self, errors: &mut ValidationErrors, path: &str) {
+        rules::CHECK_NAME.check(errors, &format!("{path}.name"), &self.name);
+        let groups = format!("{path}.log_groups");
+        if self.log_groups.is_empty() {
+            errors.push(
+                &groups,
+                "list the log groups to search, e.g. /aws/containerinsights/<cluster>/application",
+            );
+        }
+        check_len(errors, &groups, &self.log_groups, MAX_LOG_GROUPS_PER_CHECK);
+        let mut seen = HashSet::new();
+        for (j, group) in self.log_groups.iter().enumerate() {
+            let at = format!("{groups}[{j}]");
+            rules::LOG_GROUP.check(errors, &at, group);
+            if !seen.insert(group) {
+                errors.push(at, format!("log group {group:?} is listed twice"));
+            }
+        }
+        let pattern = &self.filter_pattern;
+        if pattern.trim().is_empty()
+            || chars(pattern) > MAX_FILTER_PATTERN_CHARS
+            || pattern.chars().any(|c| c.is_control())
+        {
+            errors.push(
+                format!("{path}.filter_pattern"),
+                format!(
+                    "give a CloudWatch Logs filter pattern of 1-{MAX_FILTER_PATTERN_CHARS} \
+                     characters on one line, e.g. ERROR, ?ERROR ?Exception or \
+                     {{ $.level = \"error\" }}"
+                ),
+            );
+        }
+        if self.max_matches > MAX_LOG_MATCHES {
+            errors.push(
+                format!("{path}.max_matches"),
+                format!("use 0-{MAX_LOG_MATCHES} (0, the default: any match fails the check)"),
+            );
+        }
+        if !(1..=MAX_LOGS_WINDOW_MINUTES).contains(&self.window_minutes) {
+            errors.push(
+                format!("{path}.window_minutes"),
+                format!(
+                    "use 1-{MAX_LOGS_WINDOW_MINUTES} minutes: how far before the smoke run the \
+                     search starts (never before the rollout finished)"
+                ),
+            );
+        }
+        check_timeout(errors, &format!("{path}.timeout_ms"), self.timeout_ms);
+    }
+}
+
 fn check_timeout(errors: &mut ValidationErrors, path: &str, timeout_ms: u64) {
     if !(1..=60_000).contains(&timeout_ms) {
         errors.push(path, "use 1-60000 milliseconds");
@@ -1151,5 +1553,261 @@ impl InfrastructureRef {
                 kind,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod smoke_tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn plan(smoke: Value) -> Result<Plan, ValidationErrors> {
+        Plan::from_value(json!({
+            "service": "svc",
+            "images": [{"repository": "svc/api", "release_tag": "prod", "stable_tag": "stable"}],
+            "smoke": smoke,
+        }))
+    }
+
+    fn errors(smoke: Value) -> Vec<(String, String)> {
+        plan(smoke)
+            .expect_err("the smoke section should be refused")
+            .iter()
+            .map(|e| (e.path.clone(), e.message.clone()))
+            .collect()
+    }
+
+    fn assert_refused(smoke: Value, path: &str, says: &str) {
+        let errors = errors(smoke);
+        assert!(
+            errors.iter().any(|(p, m)| p == path && m.contains(says)),
+            "expected {path}: …{says}…, got {errors:?}"
+        );
+    }
+
+    fn http(extra: Value) -> Value {
+        let mut check = json!({"name": "h", "url": "https://api.example.com/x"});
+        check
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"http": [check]})
+    }
+
+    fn logs(extra: Value) -> Value {
+        let mut check = json!({"name": "l", "log_groups": ["/aws/containerinsights/c/application"],
+                               "filter_pattern": "ERROR"});
+        check
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"logs": [check]})
+    }
+
+    #[test]
+    fn new_fields_have_their_defaults_and_stay_out_of_old_plans() {
+        let p = plan(json!({"http": [{"name": "h", "url": "https://a.example.com/"}]})).unwrap();
+        let h = &p.smoke.http[0];
+        assert_eq!(h.method, HttpMethod::Get);
+        assert!(h.headers.is_empty() && h.body.is_none() && h.credentials_secret.is_none());
+        assert!(h.expect_json.is_empty() && p.smoke.logs.is_empty());
+        // A plan without the new fields serializes as before (fingerprints do not change).
+        let text = serde_json::to_string(&p.smoke).unwrap();
+        for field in [
+            "method",
+            "headers",
+            "body",
+            "credentials_secret",
+            "expect_json",
+            "logs",
+        ] {
+            assert!(!text.contains(&format!("\"{field}\"")), "{field} in {text}");
+        }
+        let l = plan(logs(json!({}))).unwrap().smoke.logs[0].clone();
+        assert_eq!(
+            (l.max_matches, l.window_minutes, l.timeout_ms),
+            (0, 15, 10_000)
+        );
+    }
+
+    #[test]
+    fn full_http_and_logs_checks_validate() {
+        let p = plan(json!({
+            "http": [{"name": "quote", "url": "https://api.example.com/quote", "method": "POST",
+                      "headers": {"X-Probe": "smoke", "Content-Type": "application/json"},
+                      "body": {"dry_run": true}, "credentials_secret": "svc/credit-score-probe",
+                      "expect_json": [{"pointer": "/status", "equals": "ok"},
+                                      {"pointer": "/a~1b/~0c", "equals": null}]}],
+            "logs": [{"name": "errors", "log_groups": ["/aws/containerinsights/c/application"],
+                      "filter_pattern": "{ $.level = \"error\" }", "max_matches": 5,
+                      "window_minutes": 30, "timeout_ms": 20000}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.smoke.http[0].method.as_str(), "POST");
+        assert_eq!(p.smoke.http[0].expect_json[1].equals, Value::Null);
+    }
+
+    #[test]
+    fn http_requests_are_checked_with_field_paths() {
+        assert_refused(
+            http(json!({"headers": {"Authorization": "Bearer x"}})),
+            "smoke.http[0].headers.Authorization",
+            "credentials_secret",
+        );
+        assert_refused(
+            http(json!({"headers": {"x-a": "1", "X-A": "2"}})),
+            "smoke.http[0].headers.x-a",
+            "listed twice",
+        );
+        assert_refused(
+            http(json!({"headers": {"bad name": "1"}})),
+            "smoke.http[0].headers.bad name",
+            "header names",
+        );
+        assert_refused(
+            http(json!({"headers": {"X-A": "a\r\nInjected: 1"}})),
+            "smoke.http[0].headers.X-A",
+            "no line breaks",
+        );
+        assert_refused(
+            http(json!({"body": "x"})),
+            "smoke.http[0].body",
+            "set method to POST",
+        );
+        assert_refused(
+            http(json!({"method": "POST", "body": "x".repeat(MAX_HTTP_BODY_CHARS + 1)})),
+            "smoke.http[0].body",
+            "at most 4096",
+        );
+        assert_refused(
+            http(json!({"method": "TRACE"})),
+            "smoke.http[0].method",
+            "unknown variant",
+        );
+        assert_refused(
+            http(json!({"credentials_secret": "not a secret id"})),
+            "smoke.http[0].credentials_secret",
+            "Secrets Manager",
+        );
+        let many: serde_json::Map<String, Value> =
+            (0..11).map(|i| (format!("X-{i}"), json!("v"))).collect();
+        assert_refused(
+            http(json!({"headers": many})),
+            "smoke.http[0].headers",
+            "at most 10",
+        );
+    }
+
+    #[test]
+    fn json_expectations_are_checked() {
+        assert_refused(
+            http(json!({"expect_json": [{"pointer": "status", "equals": "ok"}]})),
+            "smoke.http[0].expect_json[0].pointer",
+            "start it with /",
+        );
+        assert_refused(
+            http(json!({"expect_json": [{"pointer": "/a~2", "equals": 1}]})),
+            "smoke.http[0].expect_json[0].pointer",
+            "~0",
+        );
+        assert_refused(
+            http(json!({"expect_json": [{"pointer": "/a"}]})),
+            "smoke.http[0].expect_json[0]",
+            "missing field `equals`",
+        );
+        assert_refused(
+            http(json!({"method": "HEAD", "expect_json": [{"pointer": "/a", "equals": 1}]})),
+            "smoke.http[0].expect_json",
+            "HEAD response has no body",
+        );
+        assert_refused(
+            http(json!({"expect_json": [{"pointer": "/a", "equals": "x".repeat(600)}]})),
+            "smoke.http[0].expect_json[0].equals",
+            "at most 512",
+        );
+    }
+
+    #[test]
+    fn logs_checks_are_checked() {
+        assert_refused(
+            logs(json!({"log_groups": []})),
+            "smoke.logs[0].log_groups",
+            "list the log groups",
+        );
+        assert_refused(
+            logs(json!({"log_groups": ["/a", "/a"]})),
+            "smoke.logs[0].log_groups[1]",
+            "listed twice",
+        );
+        assert_refused(
+            logs(json!({"log_groups": ["/app logs"]})),
+            "smoke.logs[0].log_groups[0]",
+            "log group names",
+        );
+        assert_refused(
+            logs(json!({"log_groups": ["/g".repeat(257)]})),
+            "smoke.logs[0].log_groups[0]",
+            "1-512",
+        );
+        assert_refused(
+            logs(json!({"log_groups": ["/a", "/b", "/c", "/d", "/e", "/f"]})),
+            "smoke.logs[0].log_groups",
+            "at most 5",
+        );
+        for pattern in [json!(""), json!("x".repeat(1025)), json!("ERROR\nWARN")] {
+            assert_refused(
+                logs(json!({"filter_pattern": pattern})),
+                "smoke.logs[0].filter_pattern",
+                "1-1024 characters on one line",
+            );
+        }
+        assert_refused(
+            logs(json!({"max_matches": 1001})),
+            "smoke.logs[0].max_matches",
+            "0-1000",
+        );
+        assert_refused(
+            logs(json!({"window_minutes": 0})),
+            "smoke.logs[0].window_minutes",
+            "1-1440",
+        );
+        assert_refused(
+            logs(json!({"timeout_ms": 0})),
+            "smoke.logs[0].timeout_ms",
+            "1-60000",
+        );
+        let four: Vec<Value> = (0..4)
+            .map(|i| json!({"name": format!("l{i}"), "log_groups": ["/g"], "filter_pattern": "E"}))
+            .collect();
+        assert_refused(json!({"logs": four}), "smoke.logs", "at most 3");
+    }
+
+    #[test]
+    fn the_detail_budget_bounds_the_plan_in_the_state() {
+        // 1500 characters: 1502 bytes as a JSON string.
+        let big = |i: usize| {
+            json!({"name": format!("h{i}"), "url": "https://a.example.com/", "method": "POST",
+                   "body": "b".repeat(1500)})
+        };
+        let two = json!({"http": [big(0), big(1)]});
+        assert!(plan(two.clone()).is_ok(), "{:?}", plan(two).err());
+        assert_refused(
+            json!({"http": [big(0), big(1), big(2)]}),
+            "smoke",
+            "take 4506 bytes as JSON; at most 3072",
+        );
+        // Bytes, not characters: quotes and line breaks are escaped, é takes two.
+        let escaped = json!({"http": [{"name": "h", "url": "https://a.example.com/",
+            "method": "POST", "body": "\"é\n".repeat(500)}]});
+        assert_eq!(plan(escaped).unwrap().smoke.detail_bytes(), 3002);
+        // The fields' whole JSON counts: braces, keys and separators too.
+        let p = plan(
+            json!({"http": [{"name": "h", "url": "https://a.example.com/",
+            "headers": {"X-A": "1"}, "expect_json": [{"pointer": "/s", "equals": "ok"}]}]}),
+        )
+        .unwrap();
+        let expected = r#"{"X-A":"1"}"#.len() + r#"[{"pointer":"/s","equals":"ok"}]"#.len();
+        assert_eq!(p.smoke.detail_bytes(), expected);
     }
 }

@@ -720,13 +720,18 @@ pub fn smoke_lines(out: &mut String, smoke: &SmokeReport) {
             out,
             "  [{}] {} {}: {} ({} ms)",
             if c.passed { "pass" } else { "FAIL" },
-            match c.kind {
-                rollback_core::contract::smoke::CheckKind::Http => "http",
-                rollback_core::contract::smoke::CheckKind::Sql => "sql",
-                rollback_core::contract::smoke::CheckKind::Alarm => "alarm",
-            },
+            c.kind.as_str(),
             clean(&c.name, 100),
-            clean(&c.reason, 200),
+            // A logs check quotes matching lines (already redacted and bounded).
+            clean(
+                &c.reason,
+                match c.kind {
+                    rollback_core::contract::smoke::CheckKind::Logs => {
+                        rollback_core::contract::smoke::MAX_LOGS_REASON_CHARS
+                    }
+                    _ => rollback_core::contract::smoke::MAX_REASON_CHARS,
+                }
+            ),
             c.elapsed_ms
         );
     }

@@ -591,8 +591,8 @@ fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
     );
     // 88 %: the infrastructure section (its names at AWS's maxima) took the failure path from
     // 84.7 % to 85.2 %, the mobile section (secret names and parameters at their maxima, the
-    // mobile progress record) to 86.8 %; 34 KiB stay free for what Step Functions adds around
-    // a task's input.
+    // mobile progress record) to 86.2 %, the smoke checks' HTTP details and logs checks to
+    // 87.8 %; 31 KiB stay free for what Step Functions adds around a task's input.
     assert!(failure < 262_144 * 88 / 100, "{failure} bytes");
     let state = success_state();
     let bytes = serde_json::to_vec(&state).unwrap().len();
@@ -610,7 +610,9 @@ fn the_state_stays_far_below_256_kb_at_the_plan_maximum() {
     // Every count and every string at its maximum: must fit, with room for the envelope. 93 %:
     // the Terraform summary (10 addresses of each kind at 150 characters, 10 providers, the
     // planning error) and the two build references took it from 84.0 % to 88.7 %, the mobile
-    // section, its resolution and the halt and raise results to 92.6 %; 19 KiB stay free.
+    // section, its resolution and the halt and raise results to 92.6 %, the smoke logs checks
+    // and HTTP details to 95.0 %, and every check's reason cut to the 200 characters a notice
+    // shows (MAX_REASON_CHARS, was 300) back to 92.8 %; 18 KiB stay free.
     // Pessimistic: the results kept only inside a Parallel branch (infra_plan, infra_apply,
     // mobile_halt, mobile_raise: 4.5 KiB) never reach the top-level state.
     assert!(bytes < 262_144 * 93 / 100, "{bytes} bytes");
@@ -674,7 +676,11 @@ fn worst_case_state() -> Value {
                     "deployments": (0..MAX_DEPLOYMENTS).map(|i| long("d", i, 253)).collect::<Vec<_>>(),
                     "gitops": (0..MAX_GITOPS).map(|i| json!({"kind": "argocd", "application": long("app", i, 253), "namespace": long("argocd", 0, 63)})).collect::<Vec<_>>()},
         "smoke": {
-            "http": (0..MAX_HTTP_CHECKS).map(|i| json!({"name": long("h", i, 100), "url": format!("https://{}.example.com/health", long("h", i, 200)), "expect_status": 200, "body_contains": long("b", i, 200), "timeout_ms": 3000})).collect::<Vec<_>>(),
+            // Every check with a method; the shared detail budget (MAX_SMOKE_DETAIL_BYTES) taken
+            // by one body and the logs checks' groups and patterns.
+            "http": (0..MAX_HTTP_CHECKS).map(|i| json!({"name": long("h", i, 100), "url": format!("https://{}.example.com/health", long("h", i, 200)), "expect_status": 200, "body_contains": long("b", i, 200), "timeout_ms": 3000,
+                "method": "OPTIONS", "body": if i == 0 { long("b", 0, MAX_SMOKE_DETAIL_BYTES - 200) } else { String::new() }})).collect::<Vec<_>>(),
+            "logs": (0..MAX_LOGS_CHECKS).map(|i| json!({"name": long("l", i, 100), "log_groups": [format!("/{i}")], "filter_pattern": "ERROR", "max_matches": 1000, "window_minutes": 1440, "timeout_ms": 60000})).collect::<Vec<_>>(),
             "sql": (0..MAX_SQL_PROBES).map(|i| json!({"name": long("q", i, 100), "database": long("db", i % MAX_DATABASES, 63), "secret_arn": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}", long("s", i, 200)), "query": long("select ", i, 500), "expect_rows": 1})).collect::<Vec<_>>(),
             "alarms": (0..MAX_ALARMS).map(|i| long("a", i, 255)).collect::<Vec<_>>()
         },
@@ -730,8 +736,11 @@ fn worst_case_state() -> Value {
         "database": o["database"], "kind": "aurora-cluster", "state": "needs-person", "observed": o, "reverted": true,
         "note": long("renaming failed: ", 0, 600),
         "commands": (0..5).map(|i| long("aws rds modify-db-cluster --db-cluster-identifier ", i, 220)).collect::<Vec<_>>()})).collect::<Vec<_>>()});
-    let checks: Vec<Value> = (0..MAX_HTTP_CHECKS + MAX_SQL_PROBES + MAX_ALARMS).map(|i| json!({
-        "kind": "http", "name": long("h", i, 255), "passed": true, "elapsed_ms": 1234, "attempts": 3, "reason": long("200 OK ", i, 300)})).collect();
+    let mut checks: Vec<Value> = (0..MAX_HTTP_CHECKS + MAX_SQL_PROBES + MAX_ALARMS).map(|i| json!({
+        "kind": "http", "name": long("h", i, 255), "passed": true, "elapsed_ms": 1234, "attempts": 3, "reason": long("200 OK ", i, rollback_core::contract::smoke::MAX_REASON_CHARS)})).collect();
+    checks.extend((0..MAX_LOGS_CHECKS).map(|i| json!({
+        "kind": "logs", "name": long("l", i, 100), "passed": false, "elapsed_ms": 1234, "attempts": 1,
+        "reason": long("1001 matches ", i, rollback_core::contract::smoke::MAX_LOGS_REASON_CHARS)})));
     json!({
         "plan": plan,
         "request": {"trigger": {"kind": "alarm", "alarm_name": long("a", 0, 255), "alarm_arn": format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}", long("a", 0, 255)),

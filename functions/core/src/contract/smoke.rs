@@ -1,5 +1,6 @@
 //! Contract of the `smoke-test` function: one action, `run`, that executes the plan's
-//! `smoke` section (HTTP checks, SQL probes, CloudWatch alarms) and reports every check.
+//! `smoke` section (HTTP checks, SQL probes, CloudWatch alarms, CloudWatch Logs matches) and
+//! reports every check.
 //! A failed check is a result (`passed: false`); only configuration problems are errors
 //! (`Rollback.SmokeConfig`).
 
@@ -8,11 +9,28 @@ use serde::{Deserialize, Serialize};
 
 pub const ACTIONS: &[&str] = &["run"];
 
-/// `{"action": "run", "plan": …, "request": …, "execution": …}`.
+/// A check's reason is cut to this many characters (what the notice shows); a logs check's
+/// to [`MAX_LOGS_REASON_CHARS`]. Reasons travel in the execution's state, 60 checks of them.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// Most matching lines a logs check quotes in its reason.
+pub const MAX_LOG_SAMPLES: usize = 3;
+/// Each quoted line is cut to this many characters (line breaks removed, secrets redacted).
+pub const MAX_LOG_SAMPLE_CHARS: usize = 150;
+/// A logs check's whole reason (count, pattern, groups, window and the quoted lines) is cut
+/// to this many characters: it travels in the execution's state.
+pub const MAX_LOGS_REASON_CHARS: usize = 600;
+
+/// `{"action": "run", "plan": …, "request": …, "execution": …}`, optionally with
+/// `"rollout_finished_at"` (`$.progress.rollout.at`): logs checks then never count events from
+/// before the rollout finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum SmokeAction {
-    Run,
+    Run {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollout_finished_at: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +39,18 @@ pub enum CheckKind {
     Http,
     Sql,
     Alarm,
+    Logs,
+}
+
+impl CheckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Http => "http",
+            CheckKind::Sql => "sql",
+            CheckKind::Alarm => "alarm",
+            CheckKind::Logs => "logs",
+        }
+    }
 }
 
 /// One check's outcome.
@@ -33,7 +63,10 @@ pub struct CheckResult {
     /// Wall time spent on this check, retries included.
     pub elapsed_ms: u64,
     pub attempts: u32,
-    /// One line: what was seen (`200 OK in 12 ms`, `expected 1 row, got 0`, `state ALARM: …`).
+    /// One line: what was seen (`200 OK in 12 ms`, `expected 1 row, got 0`, `state ALARM: …`,
+    /// `2 matches of "ERROR" …: "first line" | "second line"`). A logs check quotes up to
+    /// [`MAX_LOG_SAMPLES`] matching lines of [`MAX_LOG_SAMPLE_CHARS`] each, in at most
+    /// [`MAX_LOGS_REASON_CHARS`].
     pub reason: String,
 }
 

@@ -25,6 +25,9 @@
 //! `ListBuildsForProject` → the project (`project/<projectName>`), `BatchGetBuilds` → the project
 //! of each build id (`<project>:<uuid>`, the part before the last `:`; a build ARN
 //! `…:build/<project>:<uuid>` likewise): IAM authorizes builds against their project,
+//! `logs:FilterLogEvents` (JSON, `Logs_20140328.<Op>`, signed as `logs`) → the log group
+//! (`log-group:<logGroupName>:*`, the ARN form with the trailing `:*` that IAM checks this
+//! action against; a `logGroupIdentifier` ARN likewise),
 //! `sts:GetCallerIdentity` → never checked (AWS needs no permission).
 //!
 //! Condition keys set from the request: `aws:RequestedRegion`, `aws:RequestTag/<key>` and
@@ -134,6 +137,16 @@ fn ssm_parameter_arn(name: &str, region: &str, account: &str) -> String {
     let name = name.split(':').next().unwrap_or(name);
     let name = name.strip_prefix('/').unwrap_or(name);
     format!("arn:aws:ssm:{region}:{account}:parameter/{name}")
+}
+
+/// `arn:aws:logs:<region>:<account>:log-group:<name>:*` for a log group name, or for a log
+/// group ARN given as `logGroupIdentifier` (with or without its trailing `:*`).
+fn log_group_arn(group: &str, region: &str, account: &str) -> String {
+    if group.starts_with("arn:") {
+        format!("{}:*", group.trim_end_matches(":*"))
+    } else {
+        format!("arn:aws:logs:{region}:{account}:log-group:{group}:*")
+    }
 }
 
 /// The project a CodeBuild build id belongs to, as IAM checks `BatchGetBuilds`:
@@ -427,6 +440,11 @@ pub fn authorization(
                 add(arn("project", "/", &name));
             }
         }
+        ("logs", "FilterLogEvents") => {
+            if let Some(group) = p("logGroupName").or_else(|| p("logGroupIdentifier")) {
+                add(log_group_arn(&group, &region, account));
+            }
+        }
         ("codebuild", "BatchGetBuilds") => params
             .list("ids")
             .iter()
@@ -531,6 +549,43 @@ mod tests {
                 "arn:aws:codebuild:eu-west-1:111122223333:project/other",
             ]
         );
+    }
+
+    /// A CloudWatch Logs request as the SDK sends it: JSON 1.1, `Logs_20140328.<Op>`, signed
+    /// as `logs`.
+    fn logs(operation: &str, body: Value) -> Authorization {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=ASIASMOKE/20250101/us-east-1/logs/aws4_request, \
+                 SignedHeaders=host;x-amz-date;x-amz-target, Signature=0",
+            ),
+        );
+        let target = format!("Logs_20140328.{operation}");
+        headers.insert("x-amz-target", HeaderValue::from_str(&target).unwrap());
+        let uri = Uri::from_static("/");
+        let body = body.to_string();
+        let info = RequestInfo::parse(&Method::POST, &uri, &headers, body.as_bytes());
+        assert_eq!(info.protocol, Protocol::Json);
+        authorization(&info, &uri, body.as_bytes(), "123456789012").unwrap()
+    }
+
+    #[test]
+    fn filter_log_events_is_authorized_against_the_log_group() {
+        let group =
+            "arn:aws:logs:us-east-1:123456789012:log-group:/aws/containerinsights/c/application:*";
+        let by_name = logs(
+            "FilterLogEvents",
+            json!({"logGroupName": "/aws/containerinsights/c/application", "filterPattern": "ERROR"}),
+        );
+        assert_eq!(by_name.action.as_deref(), Some("logs:FilterLogEvents"));
+        assert_eq!(by_name.resources, [group]);
+        let by_arn = logs(
+            "FilterLogEvents",
+            json!({"logGroupIdentifier": group.trim_end_matches(":*")}),
+        );
+        assert_eq!(by_arn.resources, [group]);
     }
 
     #[test]
