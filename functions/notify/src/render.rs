@@ -647,6 +647,7 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
     if let Some(report) = &notice.report {
         report_link(&mut body, ctx, report);
     }
+    follow_up(&mut body, &runbook::AFTER_ROLLBACK);
     Message {
         subject: crate::text::subject(&format!(
             "{} DONE{}: {} rolled back",
@@ -659,6 +660,15 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             ctx.service()
         )),
         body: finish(body),
+    }
+}
+
+/// The runbook's follow-up after the rollback, as a checklist (the report link above is where
+/// the write-up goes).
+fn follow_up(out: &mut String, checklist: &runbook::Checklist) {
+    let _ = writeln!(out, "\nFOLLOW-UP ({})", checklist.source);
+    for item in checklist.items {
+        let _ = writeln!(out, "  [ ] {item}");
     }
 }
 
@@ -879,6 +889,7 @@ pub fn failure(ctx: &Context<'_>, notice: &FailureNotice) -> Message {
     if let Some(report) = &notice.report {
         report_link(&mut body, ctx, report);
     }
+    follow_up(&mut body, &runbook::AFTER_FAILED_ROLLBACK);
     let _ = writeln!(
         body,
         "\nThe full history is in the Step Functions console under execution {}.",
@@ -1095,6 +1106,32 @@ mod tests {
             !body.contains("infrastructure"),
             "a step the plan does not have is left out: {body}"
         );
+    }
+
+    /// The final notices end with the runbook's follow-up as a checklist (issue 17 item 7).
+    #[test]
+    fn final_notices_carry_the_runbooks_follow_up() {
+        let success = success_with_scope("app+mobile").body;
+        assert!(
+            success
+                .contains("FOLLOW-UP (runbook section 8, post-rollback actions)\n  [ ] tell users"),
+            "{success}"
+        );
+        assert!(
+            success.contains("[ ] schedule the post-mortem meeting"),
+            "{success}"
+        );
+        let notice: FailureNotice = serde_json::from_value(json!({
+            "error": {"Error": "Rollback.RetagFailed", "Cause": "ecr said no"},
+            "progress": steps(("not-started", "")),
+        }))
+        .unwrap();
+        let failure = with_plan(&plan_with_mobile(), |ctx| failure(ctx, &notice)).body;
+        assert!(
+            failure.contains("FOLLOW-UP (runbook section 10, documentation and reporting)"),
+            "{failure}"
+        );
+        assert!(!failure.contains("runbook section 8"), "{failure}");
     }
 
     /// The definition does not stop the app rollback for a failed mobile step: the success

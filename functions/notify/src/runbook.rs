@@ -193,3 +193,35 @@ pub fn next_steps(ctx: &Context<'_>, error: &str, record: &ProgressRecord) -> Ve
     );
     steps
 }
+
+/// A follow-up checklist from the team runbook
+/// (`shared/runbook-rollback-procedure.txt`), for the final notices.
+pub struct Checklist {
+    /// Where in the runbook it comes from.
+    pub source: &'static str,
+    pub items: &'static [&'static str],
+}
+
+/// Runbook section 8, "Post-Rollback Actions", after a rollback that finished.
+pub const AFTER_ROLLBACK: Checklist = Checklist {
+    source: "runbook section 8, post-rollback actions",
+    items: &[
+        "tell users the service is restored (status page, support)",
+        "find the root cause of the bad release",
+        "complete the post-mortem report above: timeline, impact, resolution",
+        "schedule the post-mortem meeting with everyone involved",
+        "update the runbook and the deployment procedure with what was learned",
+        "open tickets for the technical debt and improvements found",
+    ],
+};
+
+/// Runbook section 10, "Documentation and Reporting", after a rollback that failed.
+pub const AFTER_FAILED_ROLLBACK: Checklist = Checklist {
+    source: "runbook section 10, documentation and reporting",
+    items: &[
+        "once the service is stable: a full post-mortem in the report above (timeline, root \
+         cause, impact, actions taken, lessons, preventive measures)",
+        "share it with the stakeholders and every team involved",
+        "update the rollback procedure with what this failure taught",
+    ],
+};
