@@ -5,7 +5,7 @@
 
 mod support;
 
-use rollback_core::contract::smoke::{CheckKind, CheckResult, SmokeReport};
+use rollback_core::contract::smoke::{CheckKind, SmokeReport};
 use rollback_core::plan::Plan;
 use rollback_smoke_test::{Clients, run};
 use serde_json::{Value, json};
@@ -18,14 +18,6 @@ fn plan(http: Value) -> Plan {
         "smoke": {"http": http},
     }))
     .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn check<'a>(report: &'a SmokeReport, name: &str) -> &'a CheckResult {
-    report
-        .checks
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
 }
 
 fn assert_no_secret(text: &str) {

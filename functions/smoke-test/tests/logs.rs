@@ -6,32 +6,21 @@
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use chrono::{Duration, Utc};
-use rollback_core::contract::smoke::{CheckKind, CheckResult, SmokeReport};
+use rollback_core::contract::smoke::CheckKind;
 use rollback_core::plan::Plan;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
-use rollback_moto::MotoServer;
-use rollback_smoke_test::{Clients, handle, run};
+use rollback_smoke_test::{handle, run};
 use serde_json::{Value, json};
 
+mod support;
+use support::{check, clients, gate, moto};
+
 const APP_GROUP: &str = "/aws/containerinsights/smoke-svc-eks/application";
-
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
-/// smoke-test's role with the default log group scope.
-fn gate() -> IamGate {
-    IamGate::start(&moto().endpoint(), "smoke-test", &test_stack("smoke-svc"))
-}
 
 /// smoke-test's role reading the groups under `/smoke-svc/`.
 fn prefix_gate() -> IamGate {
     let stack = test_stack("smoke-svc").parameter("SmokeLogGroupPrefix", "/smoke-svc/");
     IamGate::start(&moto().endpoint(), "smoke-test", &stack)
-}
-
-fn clients(gate: &IamGate) -> Clients {
-    Clients::new(&gate.sdk_config())
 }
 
 fn plan(logs: Value) -> Plan {
@@ -73,14 +62,6 @@ async fn put_lines(group: &str, stream: &str, minutes_ago: i64, lines: &[&str]) 
         .send()
         .await
         .unwrap();
-}
-
-fn check<'a>(report: &'a SmokeReport, name: &str) -> &'a CheckResult {
-    report
-        .checks
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
 }
 
 #[tokio::test]

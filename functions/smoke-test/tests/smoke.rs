@@ -13,26 +13,12 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use rollback_core::contract::smoke::{CheckKind, SmokeReport};
 use rollback_core::plan::Plan;
-use rollback_fault_proxy::gate::{IamGate, test_stack};
-use rollback_moto::MotoServer;
 use rollback_postgres::PostgresServer;
-use rollback_smoke_test::{Clients, handle, run};
+use rollback_smoke_test::{handle, run};
 use serde_json::{Value, json};
 
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
-/// smoke-test's role, checking every call it makes.
-fn gate() -> IamGate {
-    IamGate::start(&moto().endpoint(), "smoke-test", &test_stack("smoke-svc"))
-}
-
-/// smoke-test's clients: its own credentials, through `gate`.
-fn clients(gate: &IamGate) -> Clients {
-    Clients::new(&gate.sdk_config())
-}
+mod support;
+use support::{check, clients, gate, moto, put_secret};
 
 fn plan(smoke: Value) -> Plan {
     Plan::from_value(json!({
@@ -80,17 +66,6 @@ async fn web() -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
-}
-
-fn check<'a>(
-    report: &'a SmokeReport,
-    name: &str,
-) -> &'a rollback_core::contract::smoke::CheckResult {
-    report
-        .checks
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
 }
 
 #[tokio::test]
@@ -182,19 +157,6 @@ async fn the_overall_budget_bounds_the_run() {
         slow.reason
     );
     assert!(check(&report, "healthy").passed);
-}
-
-async fn put_secret(name: &str, value: &Value) -> String {
-    let sm = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
-    sm.create_secret()
-        .name(name)
-        .secret_string(value.to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -9,8 +9,10 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use base64::Engine;
+use rollback_core::contract::smoke::{CheckResult, SmokeReport};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
+use rollback_smoke_test::Clients;
 use serde_json::{Value, json};
 
 /// The bearer token the endpoint accepts, and a wrong one.
@@ -27,6 +29,20 @@ pub fn moto() -> &'static MotoServer {
 /// smoke-test's role, checking every call it makes.
 pub fn gate() -> IamGate {
     IamGate::start(&moto().endpoint(), "smoke-test", &test_stack("smoke-svc"))
+}
+
+/// smoke-test's clients: its own credentials, through `gate`.
+pub fn clients(gate: &IamGate) -> Clients {
+    Clients::new(&gate.sdk_config())
+}
+
+/// The result of the check named `name`.
+pub fn check<'a>(report: &'a SmokeReport, name: &str) -> &'a CheckResult {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
 }
 
 /// Stores `value` as secret `name` (the test stack's role reads `smoke-svc/…`); an existing
