@@ -281,7 +281,16 @@ pub fn is_destructive(c: &Call) -> bool {
 }
 
 pub fn is_notice(c: &Call) -> bool {
-    c.function == "notify" && NOTICES.contains(&c.action.as_str())
+    c.function == "notify" && NOTICES.contains(&c.action.as_str()) && !is_started_broadcast(c)
+}
+
+/// The "rollback started" broadcast (a `progress` notice right after validation), which every
+/// acting execution sends first.
+pub fn is_started_broadcast(c: &Call) -> bool {
+    c.is("notify", "progress")
+        && c.payload["stage"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("started"))
 }
 
 /// Expected calls: `One` in sequence; `Par` = the branches of a Parallel state, each in order,

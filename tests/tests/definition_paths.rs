@@ -22,6 +22,7 @@ fn until_approval() -> Vec<Expect> {
     vec![
         One("plan", "validate"),
         One("plan", "guard"),
+        One("notify", "progress"),
         One("retag", "resolve"),
         One("deploy-undo", "resolve"),
         One("restore", "resolve"),
@@ -174,6 +175,37 @@ async fn approve_full_rolls_back_databases_images_and_deployments() {
         ])
     );
     assert_eq!(progress.backups.len(), 2, "{progress:?}");
+}
+
+/// The "rollback started" broadcast goes out right after validation (issue 17 item 6), and
+/// a failure to send it changes nothing else: the state goes on as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_started_broadcast_does_not_stop_the_rollback() {
+    let h = Harness::scripted();
+    h.script.on("notify", "progress", |call, _| {
+        is_started_broadcast(call).then(|| {
+            Err(failure(
+                "Rollback.AwsError",
+                "SNS Publish: the topic does not exist",
+            ))
+        })
+    });
+    let exec = h.start(full_request());
+    let request = h.approval_request(&exec).await;
+    let calls = h.calls(&exec);
+    let broadcast = calls
+        .iter()
+        .find(|c| is_started_broadcast(c))
+        .expect("the broadcast was attempted");
+    assert!(
+        broadcast.payload["stage"]
+            .as_str()
+            .unwrap()
+            .starts_with("started")
+    );
+    h.approve(&request, Scope::APP);
+    let d = h.finish(&exec).await;
+    assert_eq!(d.status, ExecutionStatus::Succeeded, "{d:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

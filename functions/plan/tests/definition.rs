@@ -27,6 +27,10 @@ const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
     ("Check infrastructure plan", LEAVES_INFRASTRUCTURE_OUT),
     ("Summarize infrastructure plan", LEAVES_INFRASTRUCTURE_OUT),
     (
+        "Announce the rollback",
+        "the \"rollback started\" broadcast is best effort: the rollback never waits on it",
+    ),
+    (
         "Find live mobile releases",
         "a store that cannot be read leaves the mobile releases out of this rollback (the approval email says why); the app rollback goes on",
     ),
