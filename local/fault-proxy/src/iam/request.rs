@@ -479,17 +479,22 @@ mod tests {
 
     use super::*;
 
-    /// A CodeBuild request as the SDK sends it: JSON 1.1, `X-Amz-Target`, signed as `codebuild`.
-    fn codebuild(operation: &str, body: Value) -> Authorization {
+    /// A JSON 1.1 request as the SDK sends it: `X-Amz-Target: <target_prefix>.<operation>`,
+    /// signed for `service` with the access key `key`.
+    fn json_request(
+        service: &str,
+        key: &str,
+        target_prefix: &str,
+        operation: &str,
+        body: Value,
+    ) -> Authorization {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "authorization",
-            HeaderValue::from_static(
-                "AWS4-HMAC-SHA256 Credential=ASIAINFRA/20250101/us-east-1/codebuild/aws4_request, \
-                 SignedHeaders=host;x-amz-date;x-amz-target, Signature=0",
-            ),
+        let credential = format!(
+            "AWS4-HMAC-SHA256 Credential={key}/20250101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host;x-amz-date;x-amz-target, Signature=0"
         );
-        let target = format!("CodeBuild_20161006.{operation}");
+        headers.insert("authorization", HeaderValue::from_str(&credential).unwrap());
+        let target = format!("{target_prefix}.{operation}");
         headers.insert("x-amz-target", HeaderValue::from_str(&target).unwrap());
         let uri = Uri::from_static("/");
         let body = body.to_string();
@@ -497,6 +502,17 @@ mod tests {
         assert_eq!(info.protocol, Protocol::Json);
         assert_eq!(info.operation, operation);
         authorization(&info, &uri, body.as_bytes(), "123456789012").unwrap()
+    }
+
+    /// A CodeBuild request, signed as `codebuild`.
+    fn codebuild(operation: &str, body: Value) -> Authorization {
+        json_request(
+            "codebuild",
+            "ASIAINFRA",
+            "CodeBuild_20161006",
+            operation,
+            body,
+        )
     }
 
     #[test]
@@ -551,24 +567,9 @@ mod tests {
         );
     }
 
-    /// A CloudWatch Logs request as the SDK sends it: JSON 1.1, `Logs_20140328.<Op>`, signed
-    /// as `logs`.
+    /// A CloudWatch Logs request, signed as `logs`.
     fn logs(operation: &str, body: Value) -> Authorization {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "authorization",
-            HeaderValue::from_static(
-                "AWS4-HMAC-SHA256 Credential=ASIASMOKE/20250101/us-east-1/logs/aws4_request, \
-                 SignedHeaders=host;x-amz-date;x-amz-target, Signature=0",
-            ),
-        );
-        let target = format!("Logs_20140328.{operation}");
-        headers.insert("x-amz-target", HeaderValue::from_str(&target).unwrap());
-        let uri = Uri::from_static("/");
-        let body = body.to_string();
-        let info = RequestInfo::parse(&Method::POST, &uri, &headers, body.as_bytes());
-        assert_eq!(info.protocol, Protocol::Json);
-        authorization(&info, &uri, body.as_bytes(), "123456789012").unwrap()
+        json_request("logs", "ASIASMOKE", "Logs_20140328", operation, body)
     }
 
     #[test]
