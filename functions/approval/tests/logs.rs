@@ -3,27 +3,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use rollback_approval::{LinkKeySource, Services, handle_request};
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_moto::log_capture::capture_all_logs;
 use support::*;
-
-/// Collects everything logged while a test runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn logs_never_carry_the_token_or_the_payload() {
@@ -44,16 +29,7 @@ async fn logs_never_carry_the_token_or_the_payload() {
         signer(&gate),
     );
     // Capture from here: the setup above reads the token from SQS itself.
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    // Global, in a test binary of its own: a scoped subscriber misses events whose callsite
-    // interest another test thread cached first.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = capture_all_logs();
     let link = link(&key, &payload(&w.token, Decision::Approve, Scope::APP));
     let mut tampered = link.clone().into_bytes();
     tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
@@ -68,7 +44,7 @@ async fn logs_never_carry_the_token_or_the_payload() {
     handle_request(&approval, post(&link, "oncall@example.com")).await;
     handle_request(&approval, post(&link, "oncall@example.com")).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("decision recorded"), "{logs}");
     assert!(logs.contains("unusable approval link"), "{logs}");
     let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(&w.token)).collect();

@@ -7,28 +7,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use base64::Engine;
 use rollback_core::plan::Plan;
+use rollback_moto::log_capture::capture_all_logs;
 use rollback_smoke_test::{Clients, handle, run};
 use serde_json::{Value, json};
 use support::*;
-
-/// Collects everything logged while the test runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const APP_GROUP: &str = "/aws/containerinsights/smoke-svc-eks/application";
 /// Credentials the application itself logged, which the logs check quotes a line of.
@@ -105,16 +90,7 @@ async fn credentials_never_reach_logs_reports_or_errors() {
     )
     .await;
 
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    // Global, in a test binary of its own: a scoped subscriber misses events whose callsite
-    // interest another test thread cached first.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = capture_all_logs();
 
     let output = handle(&clients, every_credential_use(&base, &s))
         .await
@@ -130,7 +106,7 @@ async fn credentials_never_reach_logs_reports_or_errors() {
         .unwrap_err()
         .to_string();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("smoke run finished"), "{logs}");
     assert!(
         logs.contains("GetSecretValue"),

@@ -14,6 +14,7 @@ use aws_config::SdkConfig;
 
 pub mod ci_runner;
 pub mod decision;
+pub mod log_capture;
 mod seed;
 
 /// How long moto may take to start answering (it imports a lot of Python).
