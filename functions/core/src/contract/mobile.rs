@@ -461,35 +461,50 @@ pub struct PlatformHalt {
     pub summary: String,
 }
 
-/// `halt`'s output: per platform of the plan, what happened.
+/// An action's output per platform (`halt`: [`PlatformHalt`]; `raise-minimum`:
+/// [`PlatformRaise`]), with every platform's line joined for the step's progress detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HaltOutput {
+// Not serde's inferred `T: Default` (from the fields' `default`): a missing platform is None.
+#[serde(bound(deserialize = "T: Deserialize<'de>", serialize = "T: Serialize"))]
+pub struct PerPlatform<T> {
     pub drill: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub android: Option<PlatformHalt>,
+    pub android: Option<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ios: Option<PlatformHalt>,
-    /// Every platform's line, for the step's progress detail.
+    pub ios: Option<T>,
+    /// The platforms' lines joined with `; `, or `nothing to do`.
     #[serde(default)]
     pub summary: String,
 }
 
-impl HaltOutput {
+/// A platform's result with its one line for the report.
+pub trait PlatformLine {
+    fn line(&self) -> &str;
+}
+
+impl<T: PlatformLine> PerPlatform<T> {
     /// The output with its `summary` filled in from the platforms'.
-    pub fn summarized(mut self) -> HaltOutput {
-        let lines = [&self.android, &self.ios].map(|p| p.as_ref().map(|p| p.summary.as_str()));
-        self.summary = joined(lines);
+    pub fn summarized(mut self) -> PerPlatform<T> {
+        let lines: Vec<&str> = [&self.android, &self.ios]
+            .into_iter()
+            .flatten()
+            .map(PlatformLine::line)
+            .collect();
+        self.summary = if lines.is_empty() {
+            "nothing to do".to_owned()
+        } else {
+            lines.join("; ")
+        };
         self
     }
 }
 
-/// Platform lines joined with `; `, or `nothing to do`.
-fn joined(lines: [Option<&str>; 2]) -> String {
-    let lines: Vec<&str> = lines.into_iter().flatten().collect();
-    if lines.is_empty() {
-        "nothing to do".to_owned()
-    } else {
-        lines.join("; ")
+/// `halt`'s output: per platform of the plan, what happened.
+pub type HaltOutput = PerPlatform<PlatformHalt>;
+
+impl PlatformLine for PlatformHalt {
+    fn line(&self) -> &str {
+        &self.summary
     }
 }
 
@@ -519,24 +534,11 @@ pub struct PlatformRaise {
 }
 
 /// `raise-minimum`'s output: per platform with a minimum version, what happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaiseOutput {
-    pub drill: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub android: Option<PlatformRaise>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ios: Option<PlatformRaise>,
-    /// Every platform's line, for the step's progress detail.
-    #[serde(default)]
-    pub summary: String,
-}
+pub type RaiseOutput = PerPlatform<PlatformRaise>;
 
-impl RaiseOutput {
-    /// The output with its `summary` filled in from the platforms'.
-    pub fn summarized(mut self) -> RaiseOutput {
-        let lines = [&self.android, &self.ios].map(|p| p.as_ref().map(|p| p.summary.as_str()));
-        self.summary = joined(lines);
-        self
+impl PlatformLine for PlatformRaise {
+    fn line(&self) -> &str {
+        &self.summary
     }
 }
 
