@@ -83,7 +83,15 @@ impl LocalStack {
             fault: &fault_proxy,
             engine: &engine_proxy,
         };
-        let approval = start_approval_page(options, proxies, &decision_key, &link_key).await?;
+        let state_machine_arn = create_state_machine(&engine, &seeded.topic_arn)?;
+        let approval = start_approval_page(
+            options,
+            proxies,
+            &decision_key,
+            &link_key,
+            &state_machine_arn,
+        )
+        .await?;
         register_functions(
             &registry,
             proxies,
@@ -96,8 +104,6 @@ impl LocalStack {
             &approval,
             link_key,
         );
-
-        let state_machine_arn = create_state_machine(&engine, &seeded.topic_arn)?;
 
         let alarm_watch = tokio::spawn(watch_alarm(
             aws_sdk_cloudwatch::Client::new(&sdk),
@@ -410,6 +416,7 @@ async fn start_approval_page(
     proxies: Proxies<'_>,
     decision_key: &str,
     link_key: &rollback_core::approval_link::LinkKey,
+    state_machine_arn: &str,
 ) -> Result<ApprovalPage> {
     let Proxies {
         fault: fault_proxy,
@@ -437,7 +444,8 @@ async fn start_approval_page(
     .with_ledger(rollback_approval::ledger::Ledger::new(
         rollback_core::aws::s3_client(&function_sdk("approval")),
         seed::REPORT_BUCKET,
-    ));
+    ))
+    .with_state_machine(state_machine_arn);
     let services = match &sign_in {
         Some(issuer) => services.with_login(rollback_approval::login::Login::new(
             rollback_core::oidc::OidcConfig::new(issuer.issuer(), approver::CLIENT_ID),
@@ -496,9 +504,7 @@ fn register_functions(
         // Step Functions at the engine; the smoke alarms' periods from moto.
         plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan"))
             .with_cloudwatch(Some(&function_sdk("plan"))),
-        snapshot: rollback_snapshot::Clients {
-            rds: aws_sdk_rds::Client::new(&function_sdk("snapshot")),
-        },
+        snapshot: rollback_snapshot::Clients::new(&function_sdk("snapshot")),
         restore: rollback_restore::Clients::new(&function_sdk("restore"), decision_key),
         drill_cleanup: rollback_restore::Clients::new(&function_sdk("drill-cleanup"), decision_key),
         retag: rollback_retag::Clients::new(&function_sdk("retag"), decision_key),

@@ -21,6 +21,7 @@
 //! The link keys are read on the first request that carries a link ([`LinkKeySource`]), not
 //! at cold start.
 
+pub mod fate;
 mod html;
 mod keys;
 pub mod ledger;
@@ -59,6 +60,9 @@ pub struct Services {
     /// The organisation's identity provider, when approvers sign in ([`login`]); without it
     /// the approver's identity is self-asserted.
     pub login: Option<Arc<Login>>,
+    /// The state machine the links' executions belong to ([`fate::STATE_MACHINE_ENV`]): with
+    /// it, a link whose task is gone says what became of the rollback.
+    pub state_machine_arn: Option<String>,
 }
 
 impl Services {
@@ -69,7 +73,14 @@ impl Services {
             signer,
             ledger: None,
             login: None,
+            state_machine_arn: None,
         }
+    }
+
+    /// Names the state machine whose executions the links belong to ([`fate`]).
+    pub fn with_state_machine(mut self, arn: impl Into<String>) -> Services {
+        self.state_machine_arn = Some(arn.into());
+        self
     }
 
     /// Approvers sign in through `login`; the POST must carry the validated token's claims
@@ -377,7 +388,7 @@ async fn approve(
         .await
         .map(|_| ())
         .map_err(|e| classify(&e));
-    recorded_or_failed(payload, &decision.approved_by(), sent, now)
+    recorded_or_failed(services, payload, &decision.approved_by(), sent, now).await
 }
 
 /// Records an approval of a decision that needs several people: the approvals that complete
@@ -454,10 +465,11 @@ async fn reject(
         .await
         .map(|_| ())
         .map_err(|e| classify(&e));
-    recorded_or_failed(payload, &person.name, sent, now)
+    recorded_or_failed(services, payload, &person.name, sent, now).await
 }
 
-fn recorded_or_failed(
+async fn recorded_or_failed(
+    services: &Services,
     payload: &LinkPayload,
     by: &str,
     sent: Result<(), SfnFailure>,
@@ -474,7 +486,14 @@ fn recorded_or_failed(
             );
             respond(StatusCode::OK, html::decided(payload, by, now))
         }
-        Err(failure) => failure_page(payload, failure),
+        Err(failure @ SfnFailure::AlreadyDecided(_)) => {
+            let fate = match &services.state_machine_arn {
+                Some(machine) => fate::read(&services.sfn, machine, &payload.execution).await,
+                None => None,
+            };
+            failure_page(payload, failure, fate.as_ref())
+        }
+        Err(failure) => failure_page(payload, failure, None),
     }
 }
 
@@ -622,21 +641,24 @@ fn loggable(message: &str) -> String {
     out.chars().take(2000).collect()
 }
 
-fn failure_page(payload: &LinkPayload, failure: SfnFailure) -> Response<String> {
-    tracing::warn!(execution = %payload.execution, failure = ?failure, "decision not recorded");
+/// `fate`: what became of the execution, read for [`SfnFailure::AlreadyDecided`].
+fn failure_page(
+    payload: &LinkPayload,
+    failure: SfnFailure,
+    fate: Option<&fate::ExecutionFate>,
+) -> Response<String> {
+    tracing::warn!(execution = %payload.execution, failure = ?failure, fate = ?fate, "decision not recorded");
     match failure {
         SfnFailure::AlreadyDecided(code) => respond(
             StatusCode::CONFLICT,
             html::notice(
-                "Already decided",
+                match fate {
+                    Some(fate::ExecutionFate::Stopped(_)) => "Rollback stopped",
+                    Some(fate::ExecutionFate::Running) | None => "Already decided",
+                    Some(_) => "Rollback ended",
+                },
                 "warn",
-                &format!(
-                    "This rollback ({}) is no longer waiting for a decision: someone already \
-                     approved or rejected it, or the approval timed out. Nothing was changed \
-                     by this click. Check your email or the execution for what happened. \
-                     ({code})",
-                    payload.execution
-                ),
+                &fate::explain(&payload.execution, fate, &code),
             ),
         ),
         SfnFailure::Unavailable(why) => respond(
@@ -872,7 +894,7 @@ mod tests {
             if let Some(code) = code {
                 meta = meta.code(code);
             }
-            let response = failure_page(&link_payload(), classify_error(&meta.build()));
+            let response = failure_page(&link_payload(), classify_error(&meta.build()), None);
             let page = response.body();
             for secret in [
                 "123456789012",
@@ -886,7 +908,7 @@ mod tests {
             assert_ne!(response.status(), StatusCode::OK);
         }
         let rejected = classify_code(Some("AccessDeniedException"));
-        let page = failure_page(&link_payload(), rejected);
+        let page = failure_page(&link_payload(), rejected, None);
         assert_eq!(page.status(), StatusCode::BAD_GATEWAY);
         assert!(page.body().contains("Nothing was decided"));
     }

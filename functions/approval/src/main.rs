@@ -18,6 +18,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let keys = LinkKeySource::from_secret(aws_sdk_secretsmanager::Client::new(&sdk), secret_id);
     let signer = rollback_core::decision::DecisionSigner::from_env(&sdk).map_err(anyhow_free)?;
     let mut services = rollback_approval::Services::new(sfn, keys, signer);
+    if let Some(machine) = std::env::var(rollback_approval::fate::STATE_MACHINE_ENV)
+        .ok()
+        .filter(|m| !m.is_empty())
+    {
+        services = services.with_state_machine(machine);
+    }
     // Without a ledger, decisions that need several people answer "try again" and say why.
     if let Some(bucket) = std::env::var(ledger::BUCKET_ENV)
         .ok()

@@ -116,6 +116,56 @@ async fn approve_then_a_second_decision_is_already_decided() {
     }
 }
 
+/// A link of a rollback that was stopped (and maybe started again after a crash) says so and
+/// points at the newer email, instead of "someone already decided".
+#[tokio::test]
+async fn a_link_of_a_stopped_rollback_says_it_was_stopped() {
+    let gate = gate();
+    let key = LinkKey::generate();
+    // The test stack's state machine name: the approval role may read only its executions.
+    let machine = "mint-replica-stack-rollback";
+    let w = waiting_execution(machine, None).await;
+    let stopped = sfn()
+        .stop_execution()
+        .execution_arn(&w.execution_arn)
+        .send()
+        .await
+        .unwrap();
+    let stopped_at = chrono::DateTime::<Utc>::from_timestamp(stopped.stop_date().secs(), 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    let mut decision = payload(&w.token, Decision::Approve, Scope::APP);
+    decision.execution = w.execution_arn.rsplit(':').next().unwrap().to_owned();
+    let link = link(&key, &decision);
+    let machine_arn = w.execution_arn.replace(":execution:", ":stateMachine:");
+    let machine_arn = machine_arn.rsplit_once(':').unwrap().0;
+
+    let approval = page(&gate, &key).with_state_machine(machine_arn);
+    let response = handle_request(&approval, post(&link, "oncall@example.com")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        response.body()
+    );
+    let body = response.body();
+    assert!(body.contains("Rollback stopped"), "{body}");
+    assert!(
+        body.contains(&format!("was stopped at {stopped_at}")),
+        "{body}"
+    );
+    assert!(body.contains("newer approval email supersedes"), "{body}");
+    assert!(!body.contains("someone already"), "{body}");
+    assert!(gate.violations().is_empty(), "{:?}", gate.violations());
+
+    // Without the state machine's name the page says what the error code allows.
+    let response = handle_request(&page(&gate, &key), post(&link, "oncall@example.com")).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(response.body().contains("Already decided"));
+    assert_eq!(describe(&w.execution_arn).await.0, "ABORTED");
+}
+
 #[tokio::test]
 async fn reject_fails_the_task_with_rollback_rejected() {
     let gate = gate();
