@@ -114,6 +114,25 @@ impl Harness {
         Self::with(script, None)
     }
 
+    /// [`Harness::scripted_with`], and the plan function signs its pre-approved decisions with
+    /// the shared moto's decision key (`pre-approve`).
+    pub fn scripted_with_signer(plan_text: &str) -> Harness {
+        let script = Script::new(plan_text, false);
+        let moto = rollback_moto::MotoServer::shared();
+        script.set_plan_clients(
+            rollback_plan::Clients::new(&rollback_core::aws::for_endpoint(
+                "http://127.0.0.1:9",
+                rollback_core::aws::LOCAL_REGION,
+            ))
+            .with_cloudwatch(None)
+            .with_signer(rollback_core::decision::DecisionSigner::new(
+                aws_sdk_kms::Client::new(&moto.sdk_config()),
+                moto.decision_key(),
+            )),
+        );
+        Self::with(script, None)
+    }
+
     /// The real `rollback-plan` (validate, guard, fingerprint) against the engine's own HTTP
     /// endpoint, as in the drill; everything else scripted.
     pub async fn served() -> Harness {

@@ -1,7 +1,8 @@
 //! Signed approval decisions: the proof a destructive action checks before it changes anything.
 //!
 //! The approval function, on a valid POST, signs [`DecisionClaims`] with an asymmetric KMS key
-//! (ECC_NIST_P256, ECDSA_SHA_256) that only its role may use for `kms:Sign`. The state machine
+//! (ECC_NIST_P256, ECDSA_SHA_256) that only its role may use for `kms:Sign` — and the plan
+//! function's, which signs only app-only decisions its `pre-approve` policy takes. The state machine
 //! passes the signed decision to every destructive step as `approval: {decision, resolved}`.
 //! Restore, retag and deploy-undo verify it with the key's public half (`kms:GetPublicKey`,
 //! fetched once per process) and refuse with `Rollback.NotApproved` unless it verifies, names
@@ -52,6 +53,9 @@ pub enum Identity {
     SelfAsserted,
     /// A claim of a token the organisation's identity provider issued.
     Authenticated,
+    /// No person: the plan's `approval.auto_approve_app_only` policy pre-approved an app-only
+    /// rollback started by one of its alarms (the plan function signs it).
+    PlanPolicy,
 }
 
 /// What the approver decided, as signed.
@@ -211,8 +215,9 @@ impl DecisionVerifier {
     }
 }
 
-/// Signs decisions with the decision key (`kms:Sign`: the approval function's role only).
-#[derive(Clone)]
+/// Signs decisions with the decision key (`kms:Sign`: the approval function's role, and the
+/// plan function's for decisions its pre-approval policy takes).
+#[derive(Clone, Debug)]
 pub struct DecisionSigner {
     kms: aws_sdk_kms::Client,
     key_id: String,
@@ -311,6 +316,14 @@ fn check<A>(
     if let Some(what) = claims.scope.uncovered(needed.scope) {
         return Err(format!(
             "the decision approved scope {:?}, which does not cover {what}",
+            claims.scope.as_str()
+        ));
+    }
+    // The plan function may sign only app-only decisions (its pre-approval policy): anything
+    // wider with that identity is not one it could have taken.
+    if claims.identity == Identity::PlanPolicy && claims.scope != Scope::APP {
+        return Err(format!(
+            "a pre-approval policy decides app-only rollbacks, not scope {:?}",
             claims.scope.as_str()
         ));
     }

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::validation::{self, Rule, ValidationErrors, check_len};
 
+pub mod auto_approve;
 pub mod mobile;
 
 pub use mobile::{AndroidRef, AppConfigRef, IosRef, MinimumVersionRef, MobileRef};
+pub use auto_approve::AutoApprovePolicy;
 
 pub const MAX_DATABASES: usize = 10;
 pub const MAX_IMAGES: usize = 20;
@@ -596,6 +598,10 @@ pub struct TriggerPolicy {
     #[serde(default)]
     pub alarm_scope: crate::request::Scope,
 }
+    /// App-only rollbacks started by these alarms go ahead without waiting for people (see
+    /// [`auto_approve`]); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve_app_only: Option<AutoApprovePolicy>,
 
 mod defaults {
     pub fn expect_status() -> u16 {
@@ -606,6 +612,7 @@ mod defaults {
     }
     pub fn retries() -> u32 {
         2
+            auto_approve_app_only: None,
     }
     pub fn logs_window_minutes() -> u32 {
         15
@@ -1592,6 +1599,9 @@ mod smoke_tests {
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
+    if let Some(policy) = &approval.auto_approve_app_only {
+        policy.validate(errors);
+    }
         json!({"http": [check]})
     }
 

@@ -293,7 +293,7 @@ fn polling_limits_past_the_history_budget_are_refused_naming_the_fields() {
     assert_rejects(
         |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90}),
         "polling",
-        "lower polling.max_wait_minutes to at most 69",
+        "lower polling.max_wait_minutes to at most 68",
     );
     assert_rejects(
         |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90}),

@@ -39,6 +39,21 @@ pub struct ApprovalPage<'a> {
     pub login: bool,
 }
 
+/// The approval page's URL carrying `payload`, sealed with `key`.
+pub(crate) fn sealed_url(
+    base: &url::Url,
+    key: &LinkKey,
+    payload: &LinkPayload,
+    label: &str,
+) -> Result<String, RollbackError> {
+    let token = key
+        .seal(payload)
+        .map_err(|e| RollbackError::InvalidInput(format!("cannot build the {label} link: {e}")))?;
+    let mut url = base.clone();
+    url.query_pairs_mut().append_pair("t", &token);
+    Ok(url.to_string())
+}
+
 pub fn render(
     ctx: &Context<'_>,
     request: &ApprovalRequest,
@@ -74,6 +89,15 @@ pub fn render(
         )));
     }
     let reason = why(&ctx.trigger_short(), &clean(&ctx.request.reason, 150));
+    if let Some(grace) = &request.pre_approved {
+        let stop = crate::preapproved::StopLink {
+            base: &base,
+            key,
+            fingerprint: &fingerprint,
+            reason: &reason,
+        };
+        return crate::preapproved::render(ctx, request, grace, &stop);
+    }
 
     let choices = choices(resolved);
     let mut links = Vec::new();
@@ -95,11 +119,7 @@ pub fn render(
             summary,
             rules: approver_rules(ctx, decision, scope),
         };
-        let token = key.seal(&payload).map_err(|e| {
-            RollbackError::InvalidInput(format!("cannot build the {label} link: {e}"))
-        })?;
-        let mut url = base.clone();
-        url.query_pairs_mut().append_pair("t", &token);
+        let url = sealed_url(&base, key, &payload, &label)?;
         links.push(ApprovalLink {
             label,
             decision,
@@ -257,7 +277,7 @@ fn approve_label(scope: Scope) -> String {
 }
 
 /// The plan's approval policy as it applies to one link.
-fn approver_rules(ctx: &Context<'_>, decision: Decision, scope: Scope) -> ApproverRules {
+pub(crate) fn approver_rules(ctx: &Context<'_>, decision: Decision, scope: Scope) -> ApproverRules {
     let policy = &ctx.plan.approval;
     ApproverRules {
         // Emails compare case-insensitively; group values exactly, as the claim carries them.

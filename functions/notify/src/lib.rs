@@ -10,6 +10,7 @@ mod infrastructure;
 mod mobile;
 mod observed;
 pub mod render;
+mod preapproved;
 mod replicas;
 pub mod report;
 mod runbook;

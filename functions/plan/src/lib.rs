@@ -5,9 +5,12 @@
 //!   definition works on: the plan, and the parameter and version it came from
 //!   (`request.plan_source`), so every later step uses exactly that plan;
 //! - [`guard()`]: one rollback per service at a time (executions of the same state machine
-//!   naming another service do not count).
+//!   naming another service do not count);
+//! - [`preapprove::pre_approve`]: the plan's `approval.auto_approve_app_only` policy applied
+//!   to one execution (a signed decision, or why people decide).
 
 mod guard;
+pub mod preapprove;
 pub mod settle;
 mod store;
 mod timing;
@@ -42,6 +45,9 @@ pub struct Clients {
     /// read and the window is the plan's `smoke.max_settle_minutes` (tests that script every
     /// function).
     pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    /// Signs `pre-approve`'s decisions with the decision key. `None`: the policy never
+    /// approves (people decide, and the reason says the key is missing).
+    pub signer: Option<rollback_core::decision::DecisionSigner>,
 }
 
 impl Clients {
@@ -49,7 +55,14 @@ impl Clients {
         Clients {
             sfn: aws_sdk_sfn::Client::new(config),
             cloudwatch: Some(aws_sdk_cloudwatch::Client::new(config)),
+            signer: None,
         }
+    }
+
+    /// Signs pre-approved decisions with `signer` (the decision key).
+    pub fn with_signer(mut self, signer: rollback_core::decision::DecisionSigner) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// Step Functions at one endpoint (the drill's engine), CloudWatch at another (moto).
@@ -105,6 +118,19 @@ pub async fn handle_with(
                         fingerprint: rollback_core::fingerprint::fingerprint(resolved),
                     })
                 }
+                PlanAction::PreApprove {
+                    resolved,
+                    fingerprint,
+                } => rollback_core::error::output(
+                    &preapprove::pre_approve(
+                        clients.signer.as_ref(),
+                        &step,
+                        resolved,
+                        fingerprint,
+                        chrono::Utc::now(),
+                    )
+                    .await?,
+                ),
             }
         }
     }

@@ -8,7 +8,13 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     rollback_core::telemetry::init_lambda();
     let config = rollback_core::aws::from_env().await;
-    let clients = Clients::new(&config);
+    let mut clients = Clients::new(&config);
+    // The decision key signs pre-approved app-only rollbacks (approval.auto_approve_app_only).
+    // Without it the policy never approves: people decide, and the notices say why.
+    match rollback_core::decision::DecisionSigner::from_env(&config) {
+        Ok(signer) => clients = clients.with_signer(signer),
+        Err(why) => tracing::warn!(%why, "pre-approval disabled"),
+    }
     // Where the plans are (ROLLBACK_PLAN_PARAMETER or ROLLBACK_PLAN_PATH); the plan itself is
     // read by every `validate`. A missing location is reported per invocation, naming the
     // variable, rather than crashing the runtime.

@@ -27,6 +27,14 @@ const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
     ("Check infrastructure plan", LEAVES_INFRASTRUCTURE_OUT),
     ("Summarize infrastructure plan", LEAVES_INFRASTRUCTURE_OUT),
     (
+        "Apply the pre-approval policy",
+        "a policy that cannot be applied leaves the decision to people (the approval request follows)",
+    ),
+    (
+        "Offer to stop it",
+        "the grace period's end (States.Timeout) lets the policy's decision stand, the stop link rejects, and an email that cannot be sent leaves the decision to people",
+    ),
+    (
         "Announce the rollback",
         "the \"rollback started\" broadcast is best effort: the rollback never waits on it",
     ),
@@ -773,7 +781,9 @@ fn worst_case_state() -> Value {
         "smoke_retry": {"count": 7200, "wait": 3600, "next": 3600},
         "checked": {"complete": true},
         "swapped": {"complete": true, "aside": (0..MAX_DATABASES).map(|i| long("db", i, 63)).collect::<Vec<_>>()},
-        "decided": {"Error": "Approval.Decided", "Cause": "x".repeat(400)},
+        // A person's decision, or the pre-approval policy's with its reason and grace period.
+        "decided": {"Error": "Approval.Decided", "Cause": "x".repeat(400), "pre_approved": true,
+                    "reason": "x".repeat(rollback_core::contract::plan::PRE_APPROVE_REASON_MAX_CHARS), "grace_seconds": 900},
         // The report step's error (larger than its location: three URLs of at most ≈ 650
         // bytes): notify's report action cuts every message to 400 characters
         // (rollback_notify::report::MAX_ERROR_MESSAGE), its Display adds the operation and code.

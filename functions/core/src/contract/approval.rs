@@ -63,6 +63,7 @@ pub fn approved_by(approver: &str, approvers: &[String], identity: Identity) -> 
     match identity {
         Identity::SelfAsserted => format!("{people} (self-asserted)"),
         Identity::Authenticated => format!("{people} (signed in)"),
+        Identity::PlanPolicy => format!("{people} (pre-approved, no person asked)"),
     }
 }
 

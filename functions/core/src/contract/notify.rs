@@ -98,6 +98,21 @@ pub struct ApprovalRequest {
     /// and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke_settle: Option<String>,
+    /// Set when the plan's policy pre-approved the rollback (`plan` `pre-approve`): the email
+    /// says what is about to happen and carries one link, "stop it now", which works for the
+    /// grace period (the task's timeout) and ends the rollback before its first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_approved: Option<PreApprovedGrace>,
+}
+
+/// The pre-approval an email announces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreApprovedGrace {
+    /// `pre-approve`'s reason (names the policy and the alarm).
+    pub reason: String,
+    /// How long the "stop it now" link works (the task's `TimeoutSecondsPath`).
+    pub grace_seconds: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -118,6 +133,7 @@ impl std::fmt::Debug for ApprovalRequest {
             .field("started_at", &self.started_at)
             .field("attempt", &self.attempt)
             .field("smoke_settle", &self.smoke_settle)
+            .field("pre_approved", &self.pre_approved)
             .finish()
     }
 }

@@ -17,7 +17,7 @@ use crate::ids::ExecutionId;
 use crate::plan::Plan;
 use crate::request::RollbackRequest;
 
-pub const ACTIONS: &[&str] = &["validate", "guard", "fingerprint"];
+pub const ACTIONS: &[&str] = &["validate", "guard", "fingerprint", "pre-approve"];
 
 /// `validate`'s input. The plan is not an input: the function reads it itself from the stack's
 /// SSM parameter (`ROLLBACK_PLAN_PARAMETER`, or `ROLLBACK_PLAN_PATH/<service>`), so an
@@ -118,6 +118,33 @@ pub enum PlanAction {
     Fingerprint {
         resolved: ResolvedPlan,
     },
+    /// Whether the plan's `approval.auto_approve_app_only` policy approves this execution
+    /// without asking people, and if so the signed decision ([`PreApproveOutput`]).
+    PreApprove {
+        resolved: ResolvedPlan,
+        /// `fingerprint`'s output for `resolved`: what the decision approves.
+        fingerprint: String,
+    },
+}
+
+/// Bound of [`PreApproveOutput::reason`].
+pub const PRE_APPROVE_REASON_MAX_CHARS: usize = 300;
+
+/// `pre-approve`'s output. The definition puts it where the approval task puts a person's
+/// decision (`$.decided`, `Cause` = the decision as JSON text), with the other fields beside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreApproveOutput {
+    /// `true`: no person is asked; `decision` is set.
+    pub pre_approved: bool,
+    /// Why (either way), one line for the notices and the report (at most
+    /// [`PRE_APPROVE_REASON_MAX_CHARS`] characters: it travels in the state).
+    pub reason: String,
+    /// The policy's decision (`approve`, scope `app`, signed). Always present (`null` when not
+    /// pre-approved): the definition reads the path.
+    #[serde(default)]
+    pub decision: Option<crate::contract::approval::ApprovalDecision>,
+    /// The policy's grace period: the "stop it now" link works this long (0: none).
+    pub grace_seconds: u64,
 }
 
 /// `fingerprint`'s output.
