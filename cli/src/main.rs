@@ -61,6 +61,11 @@ enum Command {
         /// signed-in people.
         #[arg(long)]
         sign_in: bool,
+        /// The plan pre-approves app-only rollbacks started by the drill's alarm
+        /// (approval.auto_approve_app_only, grace period 60 s): no one is asked. With
+        /// `--approve reject` the drill follows the emailed "stop it now" link instead.
+        #[arg(long)]
+        pre_approved: bool,
     },
     /// Validate a rollback plan file; every problem is listed with its JSON path.
     Validate { plan: PathBuf },
@@ -235,6 +240,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             restore,
             approvers,
             sign_in,
+            pre_approved,
         } => {
             let report = rollbackctl::drill::run(rollbackctl::drill::DrillOptions {
                 approve,
@@ -245,6 +251,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 restore,
                 approvers,
                 sign_in,
+                pre_approved,
                 ..Default::default()
             })
             .await?;

@@ -291,6 +291,7 @@ async fn realistic_durations_take_the_critical_path_not_the_runbook_sum() {
     let parts = rollbackctl::drill::latency::Parts {
         databases: true,
         infrastructure: true,
+        pre_approved_grace: None,
     };
     let critical = model.critical_path(parts).as_secs() as i64;
     let interval = drill.stack.seeded.plan.polling.interval_seconds as i64;
@@ -304,6 +305,86 @@ async fn realistic_durations_take_the_critical_path_not_the_runbook_sum() {
         "polling added more than one interval per wait: {simulated} s vs {critical} s"
     );
     assert!(simulated < model.sequential_runbook(parts).as_secs() as i64);
+}
+
+/// `--pre-approved`: the plan's policy approves the app-only rollback the alarm starts; nobody
+/// decides, the grace period passes, and the app is back within the modelled few minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pre_approved_drill_rolls_the_app_back_without_a_decision() {
+    let model = LatencyModel::realistic();
+    let drill = Drill::prepare(DrillOptions {
+        latency: Some(model),
+        pre_approved: true,
+        ..options("pre-approved")
+    })
+    .await
+    .unwrap();
+    let report = drill.execute().await.unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{:?}", report.error);
+    assert!(on_stable(&drill), "the app is back on its stable images");
+    let visited = |state: &str| {
+        report
+            .history
+            .events
+            .iter()
+            .any(|e| e.detail_str("name") == Some(state))
+    };
+    assert!(visited("Take the policy decision"));
+    assert!(!visited("Request approval"), "nobody was asked");
+    assert!(!visited("Start restores"), "the databases stay as they are");
+    let markdown = std::fs::read_to_string(&report.report_path).unwrap();
+    assert!(
+        markdown.contains(rollback_plan::preapprove::POLICY_APPROVER),
+        "the report names the policy:\n{markdown}"
+    );
+    let parts = rollbackctl::drill::latency::Parts {
+        databases: false,
+        infrastructure: false,
+        pre_approved_grace: Some(Duration::from_secs(60)),
+    };
+    let critical = model.critical_path(parts).as_secs() as i64;
+    assert_eq!(
+        critical,
+        3 * 60 + 30,
+        "grace 60 s + rollout 2 min + smoke 30 s"
+    );
+    let interval = drill.stack.seeded.plan.polling.interval_seconds as i64;
+    assert!(
+        (critical..=critical + model.waits(parts) as i64 * interval)
+            .contains(&report.engine_seconds),
+        "simulated {} s vs critical path {critical} s",
+        report.engine_seconds
+    );
+}
+
+/// `--pre-approved --approve reject`: the emailed "stop it now" link, used within the grace
+/// period, ends the rollback with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_it_now_ends_a_pre_approved_drill_with_nothing_changed() {
+    let drill = Drill::prepare(DrillOptions {
+        approve: Approve::Reject,
+        pre_approved: true,
+        ..options("pre-approved-stop")
+    })
+    .await
+    .unwrap();
+    let mut digests_before = Vec::new();
+    for (repository, ..) in &drill.stack.seeded.images {
+        digests_before.push(release_digest(&drill, repository).await);
+    }
+    let report = drill.execute().await.unwrap();
+    assert_eq!(report.outcome, Outcome::Rejected, "{:?}", report.error);
+    assert!(!on_stable(&drill), "nothing was rolled back");
+    for ((repository, ..), before) in drill.stack.seeded.images.iter().zip(digests_before) {
+        assert_eq!(release_digest(&drill, repository).await, before);
+    }
+    assert!(
+        report
+            .emails
+            .iter()
+            .any(|m| m.subject.contains("PRE-APPROVED")),
+        "the pre-approved email went out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

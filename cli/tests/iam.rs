@@ -152,7 +152,10 @@ async fn every_call_is_allowed_and_every_granted_action_is_used_or_listed() {
         for action in granted {
             let exercised = used.get(&function).is_some_and(|u| u.contains(&action));
             let key = (function.clone(), action.clone());
-            if !sql_probe && function == "smoke-test" && action == "secretsmanager:GetSecretValue" {
+            if !sql_probe
+                && function == "smoke-test"
+                && (action == "secretsmanager:GetSecretValue" || action.starts_with("rds:Describe"))
+            {
                 println!("(no local PostgreSQL: the SQL probe and its secret were not exercised)");
                 continue;
             }

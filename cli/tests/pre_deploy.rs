@@ -47,9 +47,7 @@ fn gate(function: &str) -> IamGate {
 /// The snapshot function as the pipeline reaches it, through its role's gate.
 fn function(gate: &IamGate) -> InProcess {
     InProcess {
-        clients: rollback_snapshot::Clients {
-            rds: Client::new(&gate.sdk_config()),
-        },
+        clients: rollback_snapshot::Clients::new(&gate.sdk_config()),
         name: FUNCTION_ARN.to_owned(),
     }
 }

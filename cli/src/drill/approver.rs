@@ -38,7 +38,8 @@ pub async fn decide(
     let wanted: fn(&str) -> bool = match approve {
         Approve::Auto => |l| l.contains("approve") && l.contains("database"),
         Approve::AppOnly => |l| l.contains("approve") && l.contains("app only"),
-        Approve::Reject => |l| l.contains("reject"),
+        // A pre-approved rollback's email has one link: "stop it now".
+        Approve::Reject => |l| l.contains("reject") || l.contains("stop it now"),
         Approve::Manual => {
             println!(
                 "\n  --approve manual: open one of the links above in a browser and confirm; the drill waits."

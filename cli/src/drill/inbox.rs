@@ -24,6 +24,15 @@ impl Mail {
             .any(|l| l.trim().strip_prefix("Execution:").map(str::trim) == Some(execution_name))
     }
 
+    /// The email of a pre-approved rollback (one "stop it now" link, no approve links).
+    pub fn is_pre_approved(&self) -> bool {
+        self.subject.contains("PRE-APPROVED")
+            && self
+                .links()
+                .iter()
+                .any(|(label, _)| label.contains("stop it now"))
+    }
+
     pub fn is_approval_request(&self) -> bool {
         self.links()
             .iter()

@@ -28,6 +28,9 @@ pub struct LatencyModel {
 pub struct Parts {
     pub databases: bool,
     pub infrastructure: bool,
+    /// The plan's policy pre-approved the rollback: nobody decides, the "stop it now" grace
+    /// period takes the approval's place.
+    pub pre_approved_grace: Option<Duration>,
 }
 
 impl LatencyModel {
@@ -58,7 +61,8 @@ impl LatencyModel {
             Duration::ZERO
         };
         let (plan, apply) = self.terraform(parts);
-        plan + self.approval + data.max(apply) + self.rollout + self.smoke
+        let decide = parts.pre_approved_grace.unwrap_or(self.approval);
+        plan + decide + data.max(apply) + self.rollout + self.smoke
     }
 
     /// The same operations done one after the other, as a runbook would: decide, then back up,

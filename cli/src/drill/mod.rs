@@ -3,6 +3,7 @@
 //! engine's Step Functions endpoint and the approval page.
 
 mod approver;
+pub mod channels;
 mod demo_app;
 mod follow;
 mod functions;
@@ -106,7 +107,12 @@ pub struct DrillOptions {
     /// The template text whose function roles the IAM check enforces, instead of
     /// `infra/template.yaml` (tests remove a permission to see the drill fail).
     pub iam_template: Option<String>,
+    /// The plan pre-approves the drill's app-only rollback ([`PRE_APPROVAL_GRACE_SECONDS`]).
+    pub pre_approved: bool,
 }
+
+/// The drill's pre-approval policy's grace period (`--pre-approved`).
+pub const PRE_APPROVAL_GRACE_SECONDS: u32 = 60;
 
 impl Default for DrillOptions {
     fn default() -> Self {
@@ -124,6 +130,7 @@ impl Default for DrillOptions {
             approvers: 1,
             sign_in: false,
             iam_template: None,
+            pre_approved: false,
         }
     }
 }
@@ -317,7 +324,11 @@ impl Drill {
                     mail.print();
                 }
                 let current = execution_arn.rsplit(':').next().unwrap_or_default();
-                if !decided && mail.is_approval_request() && mail.is_for(current) {
+                if !decided && mail.is_pre_approved() && mail.is_for(current) {
+                    decided = stack
+                        .let_pre_approval_stand(&mail, &execution_arn, options)
+                        .await?;
+                } else if !decided && mail.is_approval_request() && mail.is_for(current) {
                     if let Some(model) = &options.latency {
                         // The approvers take their time; the engine's clock moves on.
                         if let Ok(clock) = stack.engine.clock(&execution_arn) {
@@ -456,6 +467,10 @@ impl Drill {
         for line in mobile::what_users_see(&stack.sdk, &stack.stores).await {
             println!("mobile:       {line}");
         }
+        // Issue 17: where the status page and chat calls went.
+        for line in stack.seeded.channels.summary() {
+            println!("channels:     {line}");
+        }
         println!("transitions:  {}", report.transitions);
         println!(
             "time:         {} ms wall clock after a {} ms setup; {} on the engine's virtual clock",
@@ -471,20 +486,41 @@ impl Drill {
                     .iter()
                     .any(|e| e.detail_str("name") == Some(state))
             };
+            let grace = Duration::from_secs(u64::from(PRE_APPROVAL_GRACE_SECONDS));
             let parts = latency::Parts {
                 databases: entered("Start restores"),
                 infrastructure: entered("Apply infrastructure plan"),
+                pre_approved_grace: entered("Take the policy decision").then_some(grace),
             };
             let interval = stack.seeded.plan.polling.interval_seconds as u64;
             let critical = model.critical_path(parts).as_secs();
+            let human = |d: Duration| rollback_core::resolved::human_duration(d.as_secs() as i64);
             println!(
-                "MTTR model:   simulated {} vs critical path {} (+ at most {} polls × {interval} s); the sequential runbook takes {}",
+                "MTTR model:   simulated {} in {} transitions vs critical path {} (+ at most {} polls × {interval} s); the sequential runbook takes {}",
                 rollback_core::resolved::human_duration(report.engine_seconds),
+                report.transitions,
                 rollback_core::resolved::human_duration(critical as i64),
                 model.waits(parts),
-                rollback_core::resolved::human_duration(
-                    model.sequential_runbook(parts).as_secs() as i64
-                )
+                human(model.sequential_runbook(parts))
+            );
+            // Both paths, whichever this drill ran: the app alone under the plan's policy, and
+            // the app with its databases, decided by people.
+            let app_only = latency::Parts {
+                databases: false,
+                infrastructure: false,
+                pre_approved_grace: Some(grace),
+            };
+            let with_data = latency::Parts {
+                databases: true,
+                infrastructure: false,
+                pre_approved_grace: None,
+            };
+            println!(
+                "MTTR paths:   app only, pre-approved (grace {} s): {} · app + database, people decide: {} · the runbook, app + database in sequence: {}",
+                grace.as_secs(),
+                human(model.critical_path(app_only)),
+                human(model.critical_path(with_data)),
+                human(model.sequential_runbook(with_data))
             );
         }
         if let Some(error) = &report.error {

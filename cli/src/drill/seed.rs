@@ -57,6 +57,8 @@ pub struct Seeded {
     /// (repository, deployment, stable image ref, bad image ref)
     pub images: Vec<(String, String, String, String)>,
     pub sql_probe: bool,
+    /// Issue 17: the local Statuspage and Slack webhook the plan's `channels` point at.
+    pub channels: super::channels::DrillChannels,
 }
 
 /// A Docker schema 2 manifest whose config digest makes each image distinct.
@@ -112,6 +114,10 @@ pub struct SeedInputs<'a> {
     pub restore: rollback_core::plan::RestoreMethod,
     /// How many people must approve the database rollback (`rollbackctl drill --approvers`).
     pub database_approvers: u8,
+    /// `rollbackctl drill --pre-approved`: the plan pre-approves app-only rollbacks started by
+    /// the drill's alarm, with this grace period; the alarm asks for the app only, and the plan
+    /// has no infrastructure or mobile section (either would make people decide).
+    pub pre_approval_grace: Option<u32>,
 }
 
 /// The seeding's phases in order: the databases exist before the release, the plan is stored
@@ -134,8 +140,9 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     super::mobile::seed(sdk, inputs.stores).await?;
     let sql =
         seed_sql_probe_secret(&aws_sdk_secretsmanager::Client::new(sdk), inputs.postgres).await?;
-    let stored = store_plan(&inputs, sql.clone()).await?;
-    seed_pre_deploy_snapshots(&rds, stored.value).await?;
+    let channels = super::channels::DrillChannels::start(sdk).await?; // issue 17
+    let stored = store_plan(&inputs, sql.clone(), &channels).await?;
+    seed_pre_deploy_snapshots(sdk, stored.value).await?;
     seed_rollout(inputs.kube, &images).await?;
 
     Ok(Seeded {
@@ -146,6 +153,7 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
         queue_url,
         images,
         sql_probe: !sql.is_empty(),
+        channels,
     })
 }
 
@@ -429,16 +437,26 @@ async fn seed_terraform(sdk: &SdkConfig) -> Result<()> {
     Ok(())
 }
 
-/// The SQL probe reads credentials from Secrets Manager, as it does in AWS. Returns the plan's
-/// SQL checks: one when a local PostgreSQL runs, none otherwise.
+/// The SQL probes read credentials from Secrets Manager, as they do in AWS; the local
+/// PostgreSQL serves TLS with its own CA (the secret's `sslrootcert`), verified as
+/// `verify-full`. Seeds the app's tables and returns the plan's SQL checks (none without a
+/// local PostgreSQL): the schema version and the accounts count, each compared with the
+/// baseline the pre-deploy snapshot records.
 async fn seed_sql_probe_secret(
     secrets: &aws_sdk_secretsmanager::Client,
     postgres: Option<&rollback_postgres::PostgresServer>,
 ) -> Result<Vec<Value>> {
     let mut sql = Vec::new();
     if let Some(pg) = postgres {
-        let secret = json!({"engine": "postgres", "host": pg.host(), "port": pg.port(), "username": pg.user(),
-            "password": pg.password(), "dbname": pg.dbname()});
+        pg.psql(
+            "create table schema_migrations (version bigint primary key); \
+             insert into schema_migrations values (20240101), (20240315), (20240502); \
+             create table accounts (id bigint primary key, email text); \
+             insert into accounts select n, 'user' || n || '@example.com' \
+             from generate_series(1, 1204) n;",
+        )
+        .context("seeding the local PostgreSQL")?;
+        let secret = pg.rds_secret();
         let arn = secrets
             .create_secret()
             .name("mint-replica-db-smoke")
@@ -449,8 +467,14 @@ async fn seed_sql_probe_secret(
             .arn
             .context("no secret ARN")?;
         sql.push(
-            json!({"name": "database answers", "database": "mint-replica-db", "secret_arn": arn,
-            "query": "select 1", "expect_rows": 1, "timeout_ms": 3000}),
+            json!({"name": "schema version", "database": "mint-replica-db", "secret_arn": arn,
+            "query": "select max(version) from schema_migrations", "expect_rows": 1,
+            "compare": {"op": "eq", "baseline": "pre-deploy-snapshot"}, "timeout_ms": 3000}),
+        );
+        sql.push(
+            json!({"name": "accounts kept", "database": "mint-replica-db", "secret_arn": arn,
+            "query": "select count(*) from accounts",
+            "compare": {"op": "ge", "baseline": "pre-deploy-snapshot"}, "timeout_ms": 3000}),
         );
     }
     Ok(sql)
@@ -466,9 +490,23 @@ struct StoredPlan {
 }
 
 /// Builds the plan, checks it parses, and stores it in SSM.
-async fn store_plan(inputs: &SeedInputs<'_>, sql: Vec<Value>) -> Result<StoredPlan> {
+async fn store_plan(
+    inputs: &SeedInputs<'_>,
+    sql: Vec<Value>,
+    channels: &super::channels::DrillChannels,
+) -> Result<StoredPlan> {
     let mut plan_value = plan_document(&inputs.health_url, sql, inputs.restore);
+    plan_value["channels"] = channels.plan_section(); // issue 17
     plan_value["approval"]["database_approvers"] = json!(inputs.database_approvers.max(1));
+    if let Some(grace) = inputs.pre_approval_grace {
+        plan_value["approval"]["auto_approve_app_only"] =
+            json!({"alarms": [ALARM], "grace_seconds": grace});
+        plan_value["triggers"]["alarm_scope"] = json!("app");
+        if let Some(plan) = plan_value.as_object_mut() {
+            plan.remove("infrastructure");
+            plan.remove("mobile");
+        }
+    }
     let plan_text = serde_json::to_string_pretty(&plan_value)?;
     let plan = Plan::from_json(&plan_text)
         .map_err(|e| anyhow::anyhow!("the drill's plan is invalid: {e}"))?;
@@ -490,8 +528,8 @@ async fn store_plan(inputs: &SeedInputs<'_>, sql: Vec<Value>) -> Result<StoredPl
 }
 
 /// The pipeline's pre-deploy snapshots of release v42, through the real snapshot function.
-async fn seed_pre_deploy_snapshots(rds: &aws_sdk_rds::Client, plan_value: Value) -> Result<()> {
-    let snapshot = rollback_snapshot::Clients { rds: rds.clone() };
+async fn seed_pre_deploy_snapshots(sdk: &SdkConfig, plan_value: Value) -> Result<()> {
+    let snapshot = rollback_snapshot::Clients::new(sdk);
     rollback_snapshot::handle(
         &snapshot,
         json!({"action": "pre-deploy", "release": RELEASE_BAD, "plan": plan_value, "execution": format!("pipeline-{RELEASE_BAD}")}),

@@ -234,6 +234,25 @@ impl LocalStack {
         ))
     }
 
+    /// A pre-approved rollback's email: with `--approve reject` someone follows its "stop it
+    /// now" link; otherwise nobody does, and the grace period passes on the engine's clock
+    /// (time stands still while a task token waits). Returns true: nothing more to decide.
+    pub async fn let_pre_approval_stand(
+        &self,
+        mail: &Mail,
+        execution_arn: &str,
+        options: &DrillOptions,
+    ) -> Result<bool> {
+        if options.approve == Approve::Reject {
+            return self.decide(mail, Approve::Reject, 1, options.quiet).await;
+        }
+        let grace = std::time::Duration::from_secs(u64::from(super::PRE_APPROVAL_GRACE_SECONDS));
+        if let Ok(clock) = self.engine.clock(execution_arn) {
+            clock.advance(grace + std::time::Duration::from_secs(1));
+        }
+        Ok(true)
+    }
+
     /// Answers the approval request like the approvers would ([`approver::decide`]).
     pub async fn decide(
         &self,
@@ -268,9 +287,12 @@ async fn start_backends(options: &DrillOptions) -> Result<Backends> {
             .context("starting the local Kubernetes API")?,
     );
     let postgres = if options.postgres {
-        tokio::task::spawn_blocking(rollback_postgres::PostgresServer::start)
-            .await?
-            .ok()
+        // TLS with a generated CA: the drill's SQL probes verify it as they verify RDS.
+        tokio::task::spawn_blocking(|| {
+            rollback_postgres::PostgresServer::start_tls(rollback_postgres::LOOPBACK_NAMES)
+        })
+        .await?
+        .ok()
     } else {
         None
     };
@@ -383,6 +405,9 @@ async fn start_app_and_seed(
         stores,
         restore: options.restore.method(),
         database_approvers: options.approvers,
+        pre_approval_grace: options
+            .pre_approved
+            .then_some(super::PRE_APPROVAL_GRACE_SECONDS),
     })
     .await?;
     app.set_stable(
@@ -503,7 +528,12 @@ fn register_functions(
         ),
         // Step Functions at the engine; the smoke alarms' periods from moto.
         plan: rollback_plan::Clients::new(&function_sdk_at(&engine_proxy.url(), "plan"))
-            .with_cloudwatch(Some(&function_sdk("plan"))),
+            .with_cloudwatch(Some(&function_sdk("plan")))
+            // Pre-approved decisions (approval.auto_approve_app_only), under the plan role.
+            .with_signer(rollback_core::decision::DecisionSigner::new(
+                aws_sdk_kms::Client::new(&function_sdk("plan")),
+                decision_key,
+            )),
         snapshot: rollback_snapshot::Clients::new(&function_sdk("snapshot")),
         restore: rollback_restore::Clients::new(&function_sdk("restore"), decision_key),
         drill_cleanup: rollback_restore::Clients::new(&function_sdk("drill-cleanup"), decision_key),

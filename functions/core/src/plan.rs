@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::validation::{self, Rule, ValidationErrors, check_len};
 
 pub mod auto_approve;
+pub mod channels;
 pub mod mobile;
 
-pub use mobile::{AndroidRef, AppConfigRef, IosRef, MinimumVersionRef, MobileRef};
 pub use auto_approve::AutoApprovePolicy;
+pub use mobile::{AndroidRef, AppConfigRef, IosRef, MinimumVersionRef, MobileRef};
 
 pub const MAX_DATABASES: usize = 10;
 pub const MAX_IMAGES: usize = 20;
@@ -39,9 +40,9 @@ pub const MAX_JSON_POINTER_CHARS: usize = 256;
 /// An expected JSON value, serialized.
 pub const MAX_JSON_EXPECTED_CHARS: usize = 512;
 /// The plan travels in the execution's state (256 KiB, most of it taken at the other
-/// maxima): the HTTP checks' headers, bodies, JSON expectations and credentials secrets and
-/// the logs checks' log groups and filter patterns share this many bytes, as JSON (see
-/// [`SmokeChecks::detail_bytes`]).
+/// maxima): the HTTP checks' headers, bodies, JSON expectations and credentials secrets, the
+/// logs checks' log groups and filter patterns and the SQL probes' comparisons share this many
+/// bytes, as JSON (see [`SmokeChecks::detail_bytes`]).
 pub const MAX_SMOKE_DETAIL_BYTES: usize = 3072;
 pub const MAX_GITOPS: usize = 5;
 
@@ -76,6 +77,10 @@ pub struct Plan {
     /// supported version (optional; see [`mobile`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mobile: Option<MobileRef>,
+    /// Where the notices go besides SNS: a Statuspage incident for users, a Slack channel
+    /// (optional; see [`channels`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<channels::ChannelsRef>,
 }
 
 /// Where the service's Terraform runs and where its stable commit is recorded. The release
@@ -500,8 +505,76 @@ pub struct SqlProbe {
     /// Expected value of the first column of the first row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_value: Option<serde_json::Value>,
+    /// The first column of the first row, as a number, compared with a value or with the
+    /// baseline recorded when the pre-deploy snapshot was taken (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<SqlComparison>,
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
+}
+
+impl SqlProbe {
+    /// Whether the snapshot function records this probe's value at the pre-deploy snapshot.
+    pub fn records_baseline(&self) -> bool {
+        self.compare.as_ref().is_some_and(|c| c.baseline.is_some())
+    }
+}
+
+/// `{"op": "ge", "value": 42}` or `{"op": "ge", "baseline": "pre-deploy-snapshot"}`: the probe
+/// passes when `first value <op> value` (or the baseline) holds. Numbers compare by value,
+/// integers exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlComparison {
+    pub op: CompareOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<SqlBaseline>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompareOp {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl CompareOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "=",
+            CompareOp::Ge => "≥",
+            CompareOp::Gt => ">",
+            CompareOp::Le => "≤",
+            CompareOp::Lt => "<",
+        }
+    }
+
+    /// Whether `seen <op> expected` holds, given `seen.cmp(expected)`.
+    pub fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CompareOp::Eq => ordering == Equal,
+            CompareOp::Ge => ordering != Less,
+            CompareOp::Gt => ordering == Greater,
+            CompareOp::Le => ordering != Greater,
+            CompareOp::Lt => ordering == Less,
+        }
+    }
+}
+
+/// Where a baseline comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SqlBaseline {
+    /// The probe's value when the pre-deploy snapshot of its database was taken (`snapshot`'s
+    /// `pre-deploy` action runs the query and tags the snapshot
+    /// `rollback:baseline:<probe name>`).
+    PreDeploySnapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,6 +598,10 @@ pub struct ApprovalPolicy {
     /// manual start must say who it is.
     #[serde(default = "defaults::yes")]
     pub starter_may_approve_alone: bool,
+    /// App-only rollbacks started by these alarms go ahead without waiting for people (see
+    /// [`auto_approve`]); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve_app_only: Option<AutoApprovePolicy>,
 }
 
 impl Default for ApprovalPolicy {
@@ -535,6 +612,7 @@ impl Default for ApprovalPolicy {
             approvers: Vec::new(),
             database_approvers: defaults::database_approvers(),
             starter_may_approve_alone: true,
+            auto_approve_app_only: None,
         }
     }
 }
@@ -598,10 +676,6 @@ pub struct TriggerPolicy {
     #[serde(default)]
     pub alarm_scope: crate::request::Scope,
 }
-    /// App-only rollbacks started by these alarms go ahead without waiting for people (see
-    /// [`auto_approve`]); optional.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_approve_app_only: Option<AutoApprovePolicy>,
 
 mod defaults {
     pub fn expect_status() -> u16 {
@@ -612,7 +686,6 @@ mod defaults {
     }
     pub fn retries() -> u32 {
         2
-            auto_approve_app_only: None,
     }
     pub fn logs_window_minutes() -> u32 {
         15
@@ -862,6 +935,9 @@ impl Plan {
         if let Some(mobile) = &self.mobile {
             mobile.validate(&mut errors);
         }
+        if let Some(channels) = &self.channels {
+            channels.validate(&mut errors);
+        }
 
         check_len(&mut errors, "images", &self.images, MAX_IMAGES);
         let mut seen = HashSet::new();
@@ -1025,9 +1101,9 @@ impl Plan {
             errors.push(
                 "smoke",
                 format!(
-                    "the HTTP checks' headers, bodies, expect_json and credentials_secret and \
-                     the logs checks' log_groups and filter patterns take {detail} bytes as \
-                     JSON; at most {MAX_SMOKE_DETAIL_BYTES} (the plan travels in the \
+                    "the HTTP checks' headers, bodies, expect_json and credentials_secret, \
+                     the logs checks' log_groups and filter patterns and the SQL probes' \
+                     compare take {detail} bytes as JSON; at most {MAX_SMOKE_DETAIL_BYTES} (the plan travels in the \
                      execution's state): shorten them or drop some"
                 ),
             );
@@ -1055,13 +1131,35 @@ impl Plan {
             if probe.query.trim().is_empty() {
                 errors.push(format!("{path}.query"), "give the SQL query to run");
             }
-            if probe.expect_rows.is_none() && probe.expect_value.is_none() {
+            if probe.expect_rows.is_none()
+                && probe.expect_value.is_none()
+                && probe.compare.is_none()
+            {
                 errors.push(
                     format!("{path}.expect_rows"),
-                    "give expect_rows or expect_value, or the probe cannot fail",
+                    "give expect_rows, expect_value or compare, or the probe cannot fail",
                 );
             }
+            if let Some(compare) = &probe.compare {
+                validate_sql_comparison(errors, &path, probe, compare);
+            }
             check_timeout(errors, &format!("{path}.timeout_ms"), probe.timeout_ms);
+        }
+        let mut baselines = HashSet::new();
+        for (i, probe) in smoke.sql.iter().enumerate() {
+            if probe.records_baseline()
+                && !baselines.insert((probe.database.as_str(), probe.name.as_str()))
+            {
+                errors.push(
+                    format!("smoke.sql[{i}].name"),
+                    format!(
+                        "another probe of {} records its baseline under the same name (the \
+                         snapshot tag {}<name>); give each probe with a baseline its own name",
+                        validation::truncate(&probe.database, 63),
+                        crate::contract::snapshot::tags::BASELINE_PREFIX
+                    ),
+                );
+            }
         }
 
         check_len(errors, "smoke.alarms", &smoke.alarms, MAX_ALARMS);
@@ -1183,7 +1281,8 @@ fn validate_gitops(errors: &mut ValidationErrors, gitops: &[GitOpsRef]) {
 impl SmokeChecks {
     /// Bytes, as JSON, of the optional fields [`MAX_SMOKE_DETAIL_BYTES`] bounds: each HTTP
     /// check's `headers`, `body`, `credentials_secret` and `expect_json`, each logs check's
-    /// `log_groups` and `filter_pattern` (their values, with their brackets and quotes).
+    /// `log_groups` and `filter_pattern`, each SQL probe's `compare` (their values, with their
+    /// brackets and quotes).
     pub fn detail_bytes(&self) -> usize {
         let http: usize = self
             .http
@@ -1209,7 +1308,12 @@ impl SmokeChecks {
             .iter()
             .map(|c| json_bytes(&c.log_groups) + json_bytes(&c.filter_pattern))
             .sum();
-        http + logs
+        let sql: usize = self
+            .sql
+            .iter()
+            .map(|p| p.compare.as_ref().map_or(0, json_bytes))
+            .sum();
+        http + logs + sql
     }
 }
 
@@ -1456,7 +1560,54 @@ fn check_timeout(errors: &mut ValidationErrors, path: &str, timeout_ms: u64) {
     }
 }
 
+/// Longest name of a probe with a baseline: the snapshot tag `rollback:baseline:<name>` fits
+/// RDS's 128-character tag keys (check names have at most 100 characters anyway).
+pub const MAX_BASELINE_PROBE_NAME_CHARS: usize =
+    128 - crate::contract::snapshot::tags::BASELINE_PREFIX.len();
+
+/// RDS tag keys: letters, digits, spaces and `_ . : / = + - @`.
+static BASELINE_PROBE_NAME: LazyLock<Rule> = LazyLock::new(|| {
+    Rule::new(
+        r"^[\p{L}\p{Z}\p{N}_.:/=+@-]+$",
+        1,
+        MAX_BASELINE_PROBE_NAME_CHARS,
+        "a probe with a baseline is recorded as the snapshot tag rollback:baseline:<name> \
+         (an RDS tag key), so its name has only letters, digits, spaces and _ . : / = + - @",
+    )
+});
+
+fn validate_sql_comparison(
+    errors: &mut ValidationErrors,
+    path: &str,
+    probe: &SqlProbe,
+    compare: &SqlComparison,
+) {
+    match (&compare.value, &compare.baseline) {
+        (Some(_), Some(_)) => errors.push(
+            format!("{path}.compare"),
+            "give value or baseline, not both: the first value is compared with one of them",
+        ),
+        (None, None) => errors.push(
+            format!("{path}.compare"),
+            "give value (a number, e.g. {\"op\": \"ge\", \"value\": 42}) or baseline \
+             (\"pre-deploy-snapshot\": the value recorded when the pre-deploy snapshot was \
+             taken)",
+        ),
+        (Some(value), None) => {
+            if value.as_f64().is_none_or(|f| !f.is_finite()) {
+                errors.push(format!("{path}.compare.value"), "give a finite number");
+            }
+        }
+        (None, Some(SqlBaseline::PreDeploySnapshot)) => {
+            BASELINE_PROBE_NAME.check(errors, &format!("{path}.name"), &probe.name);
+        }
+    }
+}
+
 fn validate_approvers(approval: &ApprovalPolicy, errors: &mut ValidationErrors) {
+    if let Some(policy) = &approval.auto_approve_app_only {
+        policy.validate(errors);
+    }
     if !(1..=MAX_DATABASE_APPROVERS).contains(&approval.database_approvers) {
         errors.push(
             "approval.database_approvers",
@@ -1599,9 +1750,6 @@ mod smoke_tests {
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-    if let Some(policy) = &approval.auto_approve_app_only {
-        policy.validate(errors);
-    }
         json!({"http": [check]})
     }
 

@@ -156,14 +156,79 @@ fn smoke_checks_are_checked() {
     );
     assert_rejects(
         |p| {
-            p["smoke"]["sql"][0]
-                .as_object_mut()
-                .unwrap()
-                .remove("expect_rows");
+            let probe = p["smoke"]["sql"][0].as_object_mut().unwrap();
+            probe.remove("expect_rows");
+            probe.remove("compare");
         },
         "smoke.sql[0].expect_rows",
         "cannot fail",
     );
+}
+
+#[test]
+fn sql_comparisons_and_baselines_are_checked() {
+    let plan = Plan::from_value(example()).unwrap();
+    let accounts = &plan.smoke.sql[1];
+    assert!(accounts.records_baseline());
+    assert_eq!(
+        accounts.compare.as_ref().unwrap().op,
+        rollback_core::plan::CompareOp::Ge
+    );
+    // Comparisons travel in the state: they share the smoke checks' detail budget.
+    let compares: usize = plan
+        .smoke
+        .sql
+        .iter()
+        .filter_map(|p| p.compare.as_ref())
+        .map(|c| serde_json::to_vec(c).unwrap().len())
+        .sum();
+    assert!(compares > 0);
+    assert_eq!(plan.smoke.detail_bytes(), compares);
+    // A value instead of a baseline: fine; both, or neither, are not.
+    let mut ok = example();
+    ok["smoke"]["sql"][1]["compare"] = json!({"op": "lt", "value": 2.5});
+    Plan::from_value(ok).unwrap();
+    assert_rejects(
+        |p| p["smoke"]["sql"][1]["compare"]["value"] = json!(1),
+        "smoke.sql[1].compare",
+        "not both",
+    );
+    assert_rejects(
+        |p| p["smoke"]["sql"][1]["compare"] = json!({"op": "ge"}),
+        "smoke.sql[1].compare",
+        "pre-deploy-snapshot",
+    );
+    // Unknown operators and baselines are refused by name.
+    for (compare, says) in [
+        (json!({"op": ">=", "value": 1}), "unknown variant"),
+        (
+            json!({"op": "ge", "baseline": "yesterday"}),
+            "pre-deploy-snapshot",
+        ),
+    ] {
+        let mut plan = example();
+        plan["smoke"]["sql"][1]["compare"] = compare;
+        let errors = format!("{:?}", errors_of(plan));
+        assert!(
+            errors.contains("smoke.sql[1].compare") && errors.contains(says),
+            "{errors}"
+        );
+    }
+    // A baseline is a snapshot tag: its probe's name must fit an RDS tag key, once per database.
+    assert_rejects(
+        |p| p["smoke"]["sql"][1]["name"] = json!("accounts (all)"),
+        "smoke.sql[1].name",
+        "rollback:baseline:<name>",
+    );
+    assert_rejects(
+        |p| p["smoke"]["sql"][1]["name"] = json!("schema version"),
+        "smoke.sql[1].name",
+        "same name",
+    );
+    // A probe without a baseline may use any check name.
+    let mut ok = example();
+    ok["smoke"]["sql"][2]["name"] = json!("ledger (balanced)");
+    Plan::from_value(ok).unwrap();
 }
 
 #[test]

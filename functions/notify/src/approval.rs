@@ -124,7 +124,7 @@ pub fn render(
             label,
             decision,
             scope,
-            url: url.to_string(),
+            url,
         });
     }
 
@@ -157,6 +157,21 @@ pub fn render(
             body,
             "Smoke tests: re-run while they fail; {}.",
             clean(settle, 300)
+        );
+    }
+    // What users will read on the status page once this is approved (plan.channels).
+    if let Some(page) = ctx
+        .plan
+        .channels
+        .as_ref()
+        .and_then(|c| c.statuspage.as_ref())
+    {
+        let m = &page.messages;
+        let _ = writeln!(
+            body,
+            "Status page will say (on approval): \"{}: {}\"",
+            clean(m.name(), 100),
+            clean(m.identified(), 300)
         );
     }
     let _ = writeln!(body, "\nDECIDE");

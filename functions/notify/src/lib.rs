@@ -6,11 +6,12 @@
 //! links to it.
 
 pub mod approval;
+pub mod channels;
 mod infrastructure;
 mod mobile;
 mod observed;
-pub mod render;
 mod preapproved;
+pub mod render;
 mod replicas;
 pub mod report;
 mod runbook;
@@ -18,7 +19,7 @@ pub mod text;
 
 use chrono::Utc;
 use rollback_core::approval_link::{KEY_SECRET_ENV, KeyCache, LinkKey};
-use rollback_core::contract::notify::{NotifyAction, NotifyOutput};
+use rollback_core::contract::notify::{NoticeOutput, NotifyAction, NotifyOutput};
 use rollback_core::{RollbackError, StepInput};
 use serde_json::Value;
 
@@ -73,6 +74,8 @@ pub struct Config {
     /// The approval page requires a login (`ROLLBACK_OIDC_ISSUER` is set): the mail says the
     /// recorded approver comes from the identity provider, not from a typed address.
     pub approval_login: bool,
+    /// The plan's notice channels (Statuspage, Slack): HTTP client and bounds.
+    pub channels: channels::ChannelSettings,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
                 .unwrap_or_else(|| report::DEFAULT_PREFIX.to_owned()),
             report_part_size: report::PART_SIZE,
             approval_login: var(rollback_core::oidc::ISSUER_VAR).is_some(),
+            channels: channels::ChannelSettings::default(),
         }
     }
 
@@ -102,6 +106,7 @@ impl Config {
             report_prefix: report::DEFAULT_PREFIX.to_owned(),
             report_part_size: report::PART_SIZE,
             approval_login: false,
+            channels: channels::ChannelSettings::default(),
         }
     }
 
@@ -123,16 +128,26 @@ pub async fn handle(
         let out = report::write(clients, config, &input, request).await?;
         return rollback_core::error::output(&out);
     }
-    let out = notify(clients, config, &input).await?;
-    rollback_core::error::output(&out)
+    let (notice, message) = publish(clients, config, &input).await?;
+    // The notice went out; the plan's channels (status page, chat) follow, and never fail it.
+    let channels = channels::fan_out(clients, config, &input, &message).await;
+    rollback_core::error::output(&NoticeOutput { notice, channels })
 }
 
-/// Renders and publishes one notification.
+/// Renders and publishes one notification (to SNS only; [`handle`] adds the plan's channels).
 pub async fn notify(
     clients: &Clients,
     config: &Config,
     input: &StepInput<NotifyAction>,
 ) -> Result<NotifyOutput, RollbackError> {
+    publish(clients, config, input).await.map(|(out, _)| out)
+}
+
+async fn publish(
+    clients: &Clients,
+    config: &Config,
+    input: &StepInput<NotifyAction>,
+) -> Result<(NotifyOutput, Message), RollbackError> {
     let ctx = Context {
         plan: &input.plan,
         request: &input.request,
@@ -196,11 +211,12 @@ pub async fn notify(
         message_id = %message_id,
         "notification published"
     );
-    Ok(NotifyOutput {
+    let out = NotifyOutput {
         message_id,
         topic_arn: topic,
-        subject: message.subject,
-    })
+        subject: message.subject.clone(),
+    };
+    Ok((out, message))
 }
 
 fn action_name(action: &NotifyAction) -> &'static str {

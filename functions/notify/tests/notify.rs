@@ -442,6 +442,7 @@ async fn missing_configuration_is_invalid_input() {
         report_prefix: rollback_notify::report::DEFAULT_PREFIX.into(),
         report_part_size: rollback_notify::report::PART_SIZE,
         approval_login: false,
+        channels: Default::default(),
     };
     let err = handle(
         &clients(&gate),
@@ -486,6 +487,7 @@ async fn the_key_comes_from_secrets_manager() {
         report_prefix: rollback_notify::report::DEFAULT_PREFIX.into(),
         report_part_size: rollback_notify::report::PART_SIZE,
         approval_login: false,
+        channels: Default::default(),
     };
     handle(
         &clients(&gate),

@@ -5,6 +5,7 @@
 //! log group, unsupported engine) are errors.
 
 mod alarm;
+mod baseline;
 mod credentials;
 mod http;
 mod logs;
@@ -20,7 +21,7 @@ use rollback_core::{RollbackError, StepInput};
 use serde_json::Value;
 
 pub use redact::redact;
-pub use sql::{DbSecret, SslMode};
+pub use rollback_sql_probe::{DbSecret, SslMode};
 
 /// The AWS clients smoke tests use.
 #[derive(Clone, Debug)]
@@ -28,12 +29,15 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// The snapshot tags SQL probes' baselines are read from.
+    pub rds: aws_sdk_rds::Client,
 }
 
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Clients {
         Clients {
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            rds: aws_sdk_rds::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
@@ -41,10 +45,16 @@ impl Clients {
 }
 
 /// What a run knows besides the plan.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOptions {
     /// When the rollout finished (`$.progress.rollout.at`): logs checks start no earlier.
     pub rollout_finished_at: Option<DateTime<Utc>>,
+    /// The execution: a database it restored from a snapshot is compared with that
+    /// snapshot's baselines.
+    pub execution: Option<String>,
+    /// The release rolled back (`request.release`): otherwise, baselines come from its
+    /// pre-deploy snapshot.
+    pub release: Option<String>,
 }
 
 /// The Lambda entry point: parses the envelope and runs the action.
@@ -56,6 +66,8 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
         } => {
             let options = RunOptions {
                 rollout_finished_at,
+                execution: Some(input.execution.as_str().to_owned()),
+                release: input.request.release.clone(),
             };
             let report = run_with(clients, &input.plan, options).await?;
             rollback_core::error::output(&report)
@@ -90,6 +102,13 @@ pub async fn run_with(
     let secrets = sql::load_secrets(&clients.secrets, &plan.smoke.sql).await?;
     let http_credentials = credentials::load_all(&clients.secrets, &plan.smoke.http).await?;
     let alarms = alarm::check_all(&clients.cloudwatch, &plan.smoke).await?;
+    let mut baselines = baseline::load_all(
+        &clients.rds,
+        plan,
+        options.execution.as_deref(),
+        options.release.as_deref(),
+    )
+    .await;
 
     let http_client = http::client()?;
     let http_checks = plan.smoke.http.iter().map(|check| {
@@ -104,12 +123,13 @@ pub async fn run_with(
             deadline,
         )))
     });
-    let sql_checks = plan.smoke.sql.iter().map(|probe| {
-        let secret = secrets
+    let sql_checks = plan.smoke.sql.iter().enumerate().map(|(i, probe)| {
+        let target = secrets
             .get(&probe.secret_arn)
             .cloned()
             .expect("load_secrets loads every probe's secret");
-        bound(CheckKind::Sql, &probe.name).run(infallible(sql::run(probe, secret)))
+        let baseline = baselines.remove(&i);
+        bound(CheckKind::Sql, &probe.name).run(infallible(sql::run(probe, target, baseline)))
     });
     let logs_checks = plan.smoke.logs.iter().map(|check| {
         let window = logs::Window::for_check(check, started_at, options.rollout_finished_at);

@@ -162,19 +162,17 @@ async fn the_overall_budget_bounds_the_run() {
 #[tokio::test]
 async fn sql_probes_against_a_real_postgres() {
     let gate = gate();
-    let pg = tokio::task::spawn_blocking(PostgresServer::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (db, conn) = tokio_postgres::connect(&pg.connection_string(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    db.batch_execute(
+    // TLS with a generated CA (the secret's sslrootcert), verified as verify-full.
+    let pg = tokio::task::spawn_blocking(|| {
+        PostgresServer::start_tls(rollback_postgres::LOOPBACK_NAMES)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
+    pg.psql(
         "create table releases (v text); insert into releases values ('v41'); \
          create table orders (id int); insert into orders select generate_series(1, 3);",
     )
-    .await
     .unwrap();
 
     let arn = put_secret("smoke-svc/sql-good", &pg.rds_secret()).await;
@@ -231,8 +229,7 @@ async fn sql_probes_against_a_real_postgres() {
     );
     assert!(!report.passed);
     // The probe could not write.
-    let rows = db.query("select count(*) from orders", &[]).await.unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 3);
+    assert_eq!(pg.psql("select count(*) from orders").unwrap().trim(), "3");
 }
 
 #[tokio::test]

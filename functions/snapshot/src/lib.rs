@@ -2,6 +2,7 @@
 //! (`create`, `status`) and takes the pre-deploy snapshot a rollback restores (`pre-deploy`).
 //! See `rollback_core::contract::snapshot` for the contract.
 
+pub mod baseline;
 pub mod rds;
 
 use rollback_core::contract::snapshot::{
@@ -17,6 +18,17 @@ use crate::rds::SnapshotInfo;
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub rds: aws_sdk_rds::Client,
+    /// The database secrets of the plan's SQL probes that record a baseline (`pre-deploy`).
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            rds: aws_sdk_rds::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
 }
 
 /// Lambda handler body: parses and validates the envelope, runs the action.
@@ -92,6 +104,7 @@ pub async fn create(
                 &snapshot_id,
                 SnapshotPurpose::PreRollback,
                 tags,
+                None,
             )
             .await?,
         );
@@ -99,7 +112,8 @@ pub async fn create(
     Ok(output(snapshots, drill))
 }
 
-/// Takes `predeploy-<service>-<release>-<db>` for each selected database. Called by the deploy
+/// Takes `predeploy-<service>-<release>-<db>` for each selected database, with the baselines of
+/// the plan's SQL probes that compare with it (see [`baseline`]). Called by the deploy
 /// pipeline, not by a rollback, so the request's mode does not apply.
 pub async fn pre_deploy(
     clients: &Clients,
@@ -119,6 +133,7 @@ pub async fn pre_deploy(
                 &snapshot_id,
                 SnapshotPurpose::PreDeploy,
                 tags,
+                Some(&input.plan),
             )
             .await?,
         );
@@ -183,14 +198,17 @@ pub async fn status(
     Ok(output(snapshots, drill))
 }
 
-/// Finds the snapshot a previous attempt started, or starts it.
+/// Finds the snapshot a previous attempt started, or starts it. With `baselines_of`, the
+/// plan's baseline probes of `db` run just before the snapshot is started and their values go
+/// into its tags; a snapshot that exists already is left as it is.
 async fn ensure_snapshot(
     clients: &Clients,
     db: &DatabaseRef,
     index: usize,
     snapshot_id: &str,
     purpose: SnapshotPurpose,
-    tags: Vec<aws_sdk_rds::types::Tag>,
+    mut tags: Vec<aws_sdk_rds::types::Tag>,
+    baselines_of: Option<&Plan>,
 ) -> Result<SnapshotReport, RollbackError> {
     if let Some(info) = rds::describe_snapshot(&clients.rds, db.kind, snapshot_id).await? {
         check_owner(&info, db)?;
@@ -199,6 +217,9 @@ async fn ensure_snapshot(
         return Ok(report(db, purpose, info, false));
     }
     rds::check_source(&clients.rds, db, index).await?;
+    if let Some(plan) = baselines_of {
+        tags.extend(baseline::record(&clients.secrets, plan, db).await?);
+    }
     match rds::create_snapshot(&clients.rds, db, snapshot_id, tags).await? {
         Some(info) => {
             tracing::info!(snapshot = snapshot_id, database = %db.id, "snapshot started");

@@ -7,9 +7,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     rollback_core::telemetry::init_lambda();
-    let clients = Clients {
-        rds: aws_sdk_rds::Client::new(&rollback_core::aws::from_env().await),
-    };
+    let clients = Clients::new(&rollback_core::aws::from_env().await);
     let clients = &clients;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         rollback_snapshot::handle(clients, event.payload)

@@ -1,6 +1,8 @@
 //! The RDS calls behind the snapshot actions, one shape for instance and cluster snapshots.
 //! DocumentDB clusters speak the same cluster API (engine `docdb`).
 
+use std::collections::BTreeMap;
+
 use aws_sdk_rds::Client;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::{DbClusterSnapshot, DbSnapshot, Tag};
@@ -18,6 +20,8 @@ pub struct SnapshotInfo {
     pub status: String,
     pub created_at: Option<DateTime<Utc>>,
     pub progress_percent: Option<i32>,
+    /// Its tags (the `rollback:…` ones, baselines among them).
+    pub tags: BTreeMap<String, String>,
 }
 
 pub fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -32,6 +36,7 @@ impl From<&DbSnapshot> for SnapshotInfo {
             status: s.status().unwrap_or("unknown").to_owned(),
             created_at: s.snapshot_create_time().and_then(to_chrono),
             progress_percent: s.percent_progress(),
+            tags: tag_map(s.tag_list()),
         }
     }
 }
@@ -47,6 +52,7 @@ impl From<&DbClusterSnapshot> for SnapshotInfo {
             status: s.status().unwrap_or("unknown").to_owned(),
             created_at: s.snapshot_create_time().and_then(to_chrono),
             progress_percent: s.percent_progress(),
+            tags: tag_map(s.tag_list()),
         }
     }
 }
@@ -235,6 +241,18 @@ pub async fn create_snapshot(
             },
         }
     }
+}
+
+/// Tags as a map (a tag without a value maps to "").
+pub fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
+    list.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
 }
 
 pub fn tag(key: &str, value: &str) -> Tag {

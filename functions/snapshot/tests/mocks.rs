@@ -23,6 +23,13 @@ fn clients(rules: &[&Rule]) -> Clients {
     Clients {
         rds: mock_client!(aws_sdk_rds, RuleMode::MatchAny, rules, |c| c
             .retry_config(RetryConfig::disabled())),
+        // Never called: these plans have no SQL probes with a baseline.
+        secrets: aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version_latest()
+                .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+                .build(),
+        ),
     }
 }
 

@@ -36,9 +36,7 @@ fn snapshot_gate() -> IamGate {
 
 /// The function's clients, through `gate`.
 fn clients(gate: &IamGate) -> Clients {
-    Clients {
-        rds: Client::new(&gate.sdk_config()),
-    }
+    Clients::new(&gate.sdk_config())
 }
 
 async fn instance(rds: &Client, id: &str) {
@@ -359,4 +357,109 @@ async fn plan_and_input_mistakes_name_the_field() {
     .await
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+/// A real PostgreSQL serving TLS with a generated CA, its secret in moto as `svc/<name>` (the
+/// role reads the stack's `<service>/…` secrets), and an `accounts` table of `rows` rows.
+async fn baseline_database(name: &str, rows: u32) -> (rollback_postgres::PostgresServer, String) {
+    let pg = tokio::task::spawn_blocking(|| {
+        rollback_postgres::PostgresServer::start_tls(rollback_postgres::LOOPBACK_NAMES)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
+    pg.psql(&format!(
+        "create table accounts (id int); insert into accounts select generate_series(1, {rows})"
+    ))
+    .unwrap();
+    let arn = aws_sdk_secretsmanager::Client::new(&moto().sdk_config())
+        .create_secret()
+        .name(format!("svc/{name}"))
+        .secret_string(pg.rds_secret().to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    (pg, arn)
+}
+
+fn baseline_plan(db: &str, secret: &str, query: &str) -> Value {
+    json!({"service": SERVICE, "databases": [{"kind": "rds-instance", "id": db}],
+    "smoke": {"sql": [
+        {"name": "accounts rows", "database": db, "secret_arn": secret, "query": query,
+         "compare": {"op": "ge", "baseline": "pre-deploy-snapshot"}},
+        {"name": "answers", "database": db, "secret_arn": secret, "query": "select 1",
+         "expect_rows": 1}
+    ]}})
+}
+
+#[tokio::test]
+async fn pre_deploy_records_baselines_as_snapshot_tags() {
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    instance(&rds, "snap-baseline-db").await;
+    let (pg, secret) = baseline_database("baseline-db", 1204).await;
+    let plan = baseline_plan("snap-baseline-db", &secret, "select count(*) from accounts");
+    let input = json!({"action": "pre-deploy", "release": "v7", "plan": plan,
+        "execution": "deploy-v7"});
+    out(handle(&c, input.clone()).await.unwrap());
+    let id = ids::pre_deploy_snapshot_id("svc", "v7", "snap-baseline-db");
+    let tags = snapshot_tags(&rds, &id).await;
+    assert!(
+        tags.contains(&("rollback:baseline:accounts rows".into(), "1204".into())),
+        "{tags:?}"
+    );
+    // Only probes that compare with a baseline are recorded.
+    assert!(
+        !tags.iter().any(|(k, _)| k.ends_with(":answers")),
+        "{tags:?}"
+    );
+    // A second call finds the snapshot and leaves its baseline as it was taken.
+    pg.psql("insert into accounts values (0)").unwrap();
+    let again = out(handle(&c, input).await.unwrap());
+    assert!(!again.snapshots[0].created_now);
+    let tags = snapshot_tags(&rds, &id).await;
+    assert!(tags.contains(&("rollback:baseline:accounts rows".into(), "1204".into())));
+}
+
+#[tokio::test]
+async fn a_baseline_that_cannot_be_recorded_stops_the_snapshot() {
+    let gate = snapshot_gate();
+    let c = clients(&gate);
+    let rds = rds();
+    instance(&rds, "snap-nobase-db").await;
+    let (_pg, secret) = baseline_database("nobase-db", 3).await;
+    for (query, says) in [
+        ("select count(*) from no_such_table", "no_such_table"),
+        ("select 'v42'", "not a number"),
+    ] {
+        let plan = baseline_plan("snap-nobase-db", &secret, query);
+        let err = handle(
+            &c,
+            json!({"action": "pre-deploy", "release": "v8", "plan": plan,
+                "execution": "deploy-v8"}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SnapshotFailed, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("accounts rows")
+                && text.contains(says)
+                && text.contains("nothing was snapshotted"),
+            "{text}"
+        );
+    }
+    let id = ids::pre_deploy_snapshot_id("svc", "v8", "snap-nobase-db");
+    let found = rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(&id)
+        .send()
+        .await;
+    assert!(
+        found.map(|o| o.db_snapshots().is_empty()).unwrap_or(true),
+        "no snapshot without its baseline"
+    );
 }

@@ -5,6 +5,11 @@
 //!
 //! PostgreSQL refuses to run as root, so under root the server runs as the `postgres` user
 //! (created by the Debian package) and the data directory is handed to it.
+//!
+//! [`PostgresServer::start_tls`] serves TLS only (`ssl=on`, plaintext connections refused)
+//! with a certificate for the names it is given, signed by a CA generated for the server
+//! ([`PostgresServer::ca_pem`]): clients verify it as they verify RDS (`verify-full`), and a
+//! test can give a deliberately wrong name.
 
 use std::ffi::CString;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,6 +43,10 @@ pub enum PostgresError {
     },
     #[error("initdb failed ({status}); its output:\n{output}")]
     Initdb { status: String, output: String },
+    #[error("psql failed ({status}): {output}")]
+    Psql { status: String, output: String },
+    #[error("generating the TLS certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
     #[error("postgres did not accept connections on {addr} within {secs} s; its log:\n{log}")]
     NotReady {
         addr: SocketAddr,
@@ -50,6 +59,10 @@ fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> PostgresError {
     move |source| PostgresError::Io { step, source }
 }
 
+/// The names a TLS server's certificate gives when a test wants the right ones: what
+/// [`PostgresServer::host`] and `localhost` connect to.
+pub const LOOPBACK_NAMES: &[&str] = &["127.0.0.1", "localhost"];
+
 /// A running server. The superuser is `postgres` with a random password; one database,
 /// `postgres`, exists.
 pub struct PostgresServer {
@@ -57,6 +70,47 @@ pub struct PostgresServer {
     addr: SocketAddr,
     password: String,
     dir: tempfile::TempDir,
+    /// The CA that signed the server's certificate (PEM), when it serves TLS.
+    ca_pem: Option<String>,
+}
+
+/// A CA and a server certificate signed by it, in PEM.
+struct TlsFiles {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn generate_tls(names: &[&str]) -> Result<TlsFiles, rcgen::Error> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "rollback local PostgreSQL CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_pem = ca.self_signed(&ca_key)?.pem();
+    let issuer = Issuer::new(ca, ca_key);
+
+    let key = KeyPair::generate()?;
+    // An IP address becomes an IP SAN, anything else a DNS name.
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().copied().unwrap_or("postgres"),
+    );
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert_pem = params.signed_by(&key, &issuer)?.pem();
+    Ok(TlsFiles {
+        ca_pem,
+        cert_pem,
+        key_pem: key.serialize_pem(),
+    })
 }
 
 impl PostgresServer {
@@ -88,8 +142,19 @@ impl PostgresServer {
             .ok_or_else(|| PostgresError::NotInstalled("/usr/lib/postgresql/*/bin/initdb".into()))
     }
 
-    /// Initialises a cluster in a fresh temporary directory and starts it on a free port.
+    /// Initialises a cluster in a fresh temporary directory and starts it on a free port,
+    /// without TLS (a client must say `sslmode=disable`).
     pub fn start() -> Result<PostgresServer, PostgresError> {
+        Self::start_with(None)
+    }
+
+    /// Like [`PostgresServer::start`], serving TLS only, with a certificate for `names` (DNS
+    /// names or IP addresses; [`LOOPBACK_NAMES`] are the right ones) signed by a fresh CA.
+    pub fn start_tls(names: &[&str]) -> Result<PostgresServer, PostgresError> {
+        Self::start_with(Some(names))
+    }
+
+    fn start_with(tls_names: Option<&[&str]>) -> Result<PostgresServer, PostgresError> {
         let bin = Self::bin_dir()?;
         let owner = service_user()?;
         let dir = tempfile::Builder::new()
@@ -140,6 +205,32 @@ impl PostgresServer {
             .map_err(io("finding a free port"))?
             .port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let tls = tls_names.map(generate_tls).transpose()?;
+        if let Some(tls) = &tls {
+            // The key must be the server user's and private (0600), or postgres refuses it.
+            for (name, text, mode) in [
+                ("server.crt", &tls.cert_pem, 0o644),
+                ("server.key", &tls.key_pem, 0o600),
+            ] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text).map_err(io("writing the TLS files"))?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                    .map_err(io("writing the TLS files"))?;
+                if let Some((uid, gid)) = owner {
+                    chown(&path, uid, gid).map_err(io("handing the TLS files to postgres"))?;
+                }
+            }
+            // Plaintext connections refused: `hostssl` only.
+            let hba = data.join("pg_hba.conf");
+            std::fs::write(
+                &hba,
+                "hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n",
+            )
+            .map_err(io("writing pg_hba.conf"))?;
+            if let Some((uid, gid)) = owner {
+                chown(&hba, uid, gid).map_err(io("handing pg_hba.conf to postgres"))?;
+            }
+        }
         let log_path = dir.path().join("postgres.log");
         let log = std::fs::File::create(&log_path).map_err(io("creating the log"))?;
         if let Some((uid, gid)) = owner {
@@ -157,6 +248,17 @@ impl PostgresServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io("opening the log"))?)
             .stderr(log);
+        if tls.is_some() {
+            command.args(["-c", "ssl=on"]);
+            command.arg("-c").arg(format!(
+                "ssl_cert_file={}",
+                dir.path().join("server.crt").display()
+            ));
+            command.arg("-c").arg(format!(
+                "ssl_key_file={}",
+                dir.path().join("server.key").display()
+            ));
+        }
         as_user(&mut command, owner);
         // SAFETY: prctl is async-signal-safe; the kernel signals the server when the test
         // process dies, so no server outlives its tests.
@@ -172,6 +274,7 @@ impl PostgresServer {
             addr,
             password,
             dir,
+            ca_pem: tls.map(|t| t.ca_pem),
         };
         server.wait_ready(&bin)?;
         Ok(server)
@@ -238,7 +341,13 @@ impl PostgresServer {
         "postgres"
     }
 
-    /// A libpq-style connection string (`host=… port=… user=… password=… dbname=…`).
+    /// The PEM of the CA that signed the server's certificate; `None` without TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A libpq-style connection string (`host=… port=… user=… password=… dbname=…`), for a
+    /// server without TLS.
     pub fn connection_string(&self) -> String {
         format!(
             "host={} port={} user={} password={} dbname={}",
@@ -251,16 +360,51 @@ impl PostgresServer {
     }
 
     /// The credentials as an RDS-style Secrets Manager secret
-    /// (`{username, password, host, port, dbname, engine}`).
+    /// (`{username, password, host, port, dbname, engine}`): with TLS, the CA as
+    /// `sslrootcert` (verified as `verify-full`); without, `"sslmode": "disable"`, said
+    /// explicitly as a real secret must.
     pub fn rds_secret(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut secret = serde_json::json!({
             "username": self.user(),
             "password": self.password,
             "host": self.host(),
             "port": self.port(),
             "dbname": self.dbname(),
             "engine": "postgres",
-        })
+        });
+        match &self.ca_pem {
+            Some(ca) => secret["sslrootcert"] = ca.clone().into(),
+            None => secret["sslmode"] = "disable".into(),
+        }
+        secret
+    }
+
+    /// Runs `sql` with `psql` as the superuser (over TLS when the server serves it; the
+    /// certificate is not checked, the server is ours) and returns its output, for seeding.
+    pub fn psql(&self, sql: &str) -> Result<String, PostgresError> {
+        let bin = Self::bin_dir()?;
+        let sslmode = if self.ca_pem.is_some() {
+            "require"
+        } else {
+            "disable"
+        };
+        let out = Command::new(bin.join("psql"))
+            .args(["-h", &self.host(), "-p", &self.port().to_string()])
+            .args(["-U", self.user(), "-d", self.dbname()])
+            .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+            .env("PGPASSWORD", &self.password)
+            .env("PGSSLMODE", sslmode)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(io("running psql"))?;
+        if !out.status.success() {
+            return Err(PostgresError::Psql {
+                status: out.status.to_string(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The server's log so far (for failure messages).

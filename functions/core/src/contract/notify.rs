@@ -428,6 +428,32 @@ pub struct NotifyOutput {
     pub subject: String,
 }
 
+/// What `handle` returns for a notice: the SNS message, and what each of the plan's channels
+/// (`plan.channels`) did with it. A channel's failure never fails the notice: it is recorded
+/// here (and logged), briefly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeOutput {
+    #[serde(flatten)]
+    pub notice: NotifyOutput,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelOutcome>,
+}
+
+/// One channel's outcome for one notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOutcome {
+    /// `statuspage` or `slack`.
+    pub channel: String,
+    /// `true` when the channel shows what it should (including "nothing to do").
+    pub ok: bool,
+    /// What was done or why not, at most [`MAX_CHANNEL_DETAIL_CHARS`] characters; never a
+    /// credential or the webhook URL.
+    pub detail: String,
+}
+
+/// Bound of [`ChannelOutcome::detail`].
+pub const MAX_CHANNEL_DETAIL_CHARS: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;

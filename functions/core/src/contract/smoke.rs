@@ -63,7 +63,8 @@ pub struct CheckResult {
     /// Wall time spent on this check, retries included.
     pub elapsed_ms: u64,
     pub attempts: u32,
-    /// One line: what was seen (`200 OK in 12 ms`, `expected 1 row, got 0`, `state ALARM: …`,
+    /// One line: what was seen (`200 OK in 12 ms`, `expected 1 row, got 0`, `1 row, first value
+    /// 1,204 ≥ baseline 1,204 of pre-deploy snapshot …`, `state ALARM: …`,
     /// `2 matches of "ERROR" …: "first line" | "second line"`). A logs check quotes up to
     /// [`MAX_LOG_SAMPLES`] matching lines of [`MAX_LOG_SAMPLE_CHARS`] each, in at most
     /// [`MAX_LOGS_REASON_CHARS`].

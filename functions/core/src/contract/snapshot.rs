@@ -13,9 +13,13 @@
 //!   `Rollback.SnapshotFailed`, a missing one `Rollback.SnapshotNotFound`.
 //! - `pre-deploy`: called by the deploy pipeline before a release; snapshot
 //!   `predeploy-<service>-<release>-<db>` (purpose `pre-deploy`), which `restore:resolve` prefers.
+//!   The plan's SQL probes with `compare.baseline` run against the live database just before
+//!   its snapshot starts; their values are created with the snapshot as tags
+//!   `rollback:baseline:<probe name>`, which the smoke test compares with after a rollback. A
+//!   probe that cannot be recorded is an error and nothing is snapshotted.
 //!
 //! Tags on every snapshot: `rollback:execution`, `rollback:purpose`, `rollback:release` (when
-//! known), `rollback:service`.
+//! known), `rollback:service`; on pre-deploy snapshots, the baselines.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,7 +34,18 @@ pub mod tags {
     pub const PURPOSE: &str = "rollback:purpose";
     pub const RELEASE: &str = "rollback:release";
     pub const SERVICE: &str = "rollback:service";
+    /// `rollback:baseline:<probe name>` on a pre-deploy snapshot: the value of that SQL probe
+    /// (`compare.baseline: "pre-deploy-snapshot"`) just before the snapshot was taken.
+    pub const BASELINE_PREFIX: &str = "rollback:baseline:";
+
+    /// The tag key of a probe's baseline.
+    pub fn baseline(probe_name: &str) -> String {
+        format!("{BASELINE_PREFIX}{probe_name}")
+    }
 }
+
+/// RDS tag values have at most this many characters; a baseline is a number's text.
+pub const MAX_BASELINE_VALUE_CHARS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]

@@ -79,9 +79,7 @@ pub fn clients(gate: &IamGate) -> Clients {
 
 /// The snapshot function's clients through `gate` (a `snapshot` gate).
 pub fn snapshot_clients(gate: &IamGate) -> rollback_snapshot::Clients {
-    rollback_snapshot::Clients {
-        rds: Client::new(&gate.sdk_config()),
-    }
+    rollback_snapshot::Clients::new(&gate.sdk_config())
 }
 
 /// Creates a pre-deploy snapshot through the snapshot function (its clients from `snapshot`,
