@@ -57,7 +57,7 @@ pub const INFRA_POLL_LOOPS: &[&str] = &["Infrastructure plan ready?", "Infrastru
 pub const POLL_LOOPS_PER_EXECUTION: u64 = 6;
 /// Every state of the definition once, at its largest cost, plus the execution's own events.
 /// The e2e suite recomputes it from the definition and fails when it is too small.
-pub const STRAIGHT_EVENTS: u64 = 470;
+pub const STRAIGHT_EVENTS: u64 = 480;
 
 /// Without alarms (or with alarms that settle sooner) smoke tests are re-run for this long
 /// after a failed run: the rollout may need a moment to serve.

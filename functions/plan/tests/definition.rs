@@ -35,6 +35,14 @@ const CATCH_EXCEPTIONS: &[(&str, &str)] = &[
         "the grace period's end (States.Timeout) lets the policy's decision stand, the stop link rejects, and an email that cannot be sent leaves the decision to people",
     ),
     (
+        "Announce the approved rollback",
+        "the status page and chat announcements are best effort: the rollback never waits on them",
+    ),
+    (
+        "Announce verification",
+        "the status page and chat announcements are best effort: the rollback never waits on them",
+    ),
+    (
         "Announce the rollback",
         "the \"rollback started\" broadcast is best effort: the rollback never waits on it",
     ),
