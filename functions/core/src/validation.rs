@@ -183,6 +183,23 @@ pub fn truncate(value: &str, max_chars: usize) -> String {
     }
 }
 
+/// Control characters out, whitespace collapsed, at most `max_chars` characters (the last
+/// one `…` when cut): messages quote what remote systems said, on one line.
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.chars().count() <= max_chars {
+        clean
+    } else {
+        let mut out: String = clean.chars().take(max_chars.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
 /// Records an error when `items` has more than `max` entries.
 pub fn check_len<T>(errors: &mut ValidationErrors, path: &str, items: &[T], max: usize) {
     if items.len() > max {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rollback_core::contract::smoke::{CheckKind, CheckResult, SmokeAction, SmokeReport};
 use rollback_core::plan::Plan;
+use rollback_core::validation::one_line;
 use rollback_core::{RollbackError, StepInput};
 use serde_json::Value;
 
@@ -247,20 +248,4 @@ fn summarize(checks: &[CheckResult]) -> String {
 
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Control characters out, length bounded: reasons quote what remote systems said.
-pub(crate) fn one_line(text: &str, max_chars: usize) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    if clean.chars().count() <= max_chars {
-        clean
-    } else {
-        let mut out: String = clean.chars().take(max_chars.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rollback_core::RollbackError;
+use rollback_core::validation::one_line;
 use serde::Deserialize;
 use tokio_postgres::SimpleQueryMessage;
 
@@ -363,22 +364,6 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
         source = s.source();
     }
     one_line(&text, 160)
-}
-
-/// Control characters out, length bounded: messages quote what the server said.
-pub fn one_line(text: &str, max_chars: usize) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    if clean.chars().count() <= max_chars {
-        clean
-    } else {
-        let mut out: String = clean.chars().take(max_chars.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
 }
 
 #[cfg(test)]
