@@ -204,7 +204,9 @@ async fn every_wait_loop_at_its_limit_stays_within_the_computed_bound() {
     let exec = h.start(json!({"reason": "worst case", "scope": "app+database"}));
     let request = h.approval_request(&exec).await;
     h.approve(&request, Scope::APP_AND_DATABASE);
-    let d = h.finish(&exec).await;
+    let d = h
+        .finish_within(&exec, std::time::Duration::from_secs(120))
+        .await;
     assert_eq!(d.status, ExecutionStatus::Failed, "{d:?}");
     assert_eq!(d.error.as_deref(), Some("Rollback.WaitTimedOut"), "{d:?}");
 
