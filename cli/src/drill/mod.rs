@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::types::ExecutionStatus;
+use serde_json::Value;
 
 pub use functions::{FUNCTIONS, INJECTED_ERROR, substitutions};
 pub use latency::LatencyModel;
@@ -196,6 +198,17 @@ pub async fn run(options: DrillOptions) -> Result<DrillReport> {
     drill.execute().await
 }
 
+/// The execution a drill follows (a rehearsed crash replaces it with its restart), and the mail
+/// it has read.
+struct Run {
+    execution_arn: String,
+    follower: follow::Follower,
+    inbox: inbox::Inbox,
+    emails: Vec<inbox::Mail>,
+    /// The current execution's approval request (or pre-approval notice) was answered.
+    decided: bool,
+}
+
 impl Drill {
     pub async fn prepare(options: DrillOptions) -> Result<Drill> {
         let started = Instant::now();
@@ -264,103 +277,150 @@ impl Drill {
 
         // The alarm fires; EventBridge delivers its state change to the state machine.
         let event = stack.fire_alarm(options.quiet).await?;
-        let mut execution_arn =
+        let execution_arn =
             crate::ops::start(&stack.sfn, &stack.state_machine_arn, event.clone(), None).await?;
         say!(options, "execution {execution_arn}\n");
-        let mut crash_at = options.crash_at_transition;
+        let mut run = Run {
+            follower: self.follower(&execution_arn),
+            execution_arn,
+            inbox: inbox::Inbox::new(stack.sqs(), &stack.seeded.queue_url),
+            emails: Vec::new(),
+            decided: false,
+        };
+        let final_status = self.follow(&mut run, &event).await?;
+        let report = self.wrap_up(run, final_status, started).await?;
+        if !options.quiet {
+            self.print_summary(&report, &health_before).await;
+        }
+        self.check_iam(report)
+    }
 
-        let mut follower = follow::Follower::new(
-            &execution_arn,
-            stack.seeded.plan.polling.max_polls(),
-            options.quiet,
-        );
-        let mut inbox = inbox::Inbox::new(stack.sqs(), &stack.seeded.queue_url);
-        let mut emails = Vec::new();
+    fn follower(&self, execution_arn: &str) -> follow::Follower {
+        follow::Follower::new(
+            execution_arn,
+            self.stack.seeded.plan.polling.max_polls(),
+            self.options.quiet,
+        )
+    }
+
+    /// Follows the execution to its end, answering its mail, and rehearses the crash when
+    /// `--crash-at` asks for one. Returns the execution as it ended.
+    async fn follow(&self, run: &mut Run, event: &Value) -> Result<DescribeExecutionOutput> {
+        let (options, stack) = (&self.options, &self.stack);
+        let mut crash_at = options.crash_at_transition;
         let deadline = Instant::now() + options.timeout;
-        let mut decided = false;
-        let final_status = loop {
+        loop {
             if Instant::now() > deadline {
                 bail!(
                     "the drill did not finish within {} s",
                     options.timeout.as_secs()
                 );
             }
-            follower.poll(&stack.sfn).await?;
-            if crash_at.is_some_and(|at| follower.transitions >= at) {
+            run.follower.poll(&stack.sfn).await?;
+            if crash_at.is_some_and(|at| run.follower.transitions >= at) {
                 crash_at = None;
-                let crashed = execution_arn.clone();
-                stack
-                    .sfn
-                    .stop_execution()
-                    .execution_arn(&crashed)
-                    .error("Drill.Crash")
-                    .cause("the drill stopped the execution to rehearse a crash")
-                    .send()
-                    .await
-                    .context("StopExecution")?;
-                let name = format!("{}-restart", crashed.rsplit(':').next().unwrap_or("drill"));
-                execution_arn = crate::ops::start(
-                    &stack.sfn,
-                    &stack.state_machine_arn,
-                    event.clone(),
-                    Some(name),
-                )
-                .await?;
-                say!(
-                    options,
-                    "\n✖ crash after {} state transitions: {crashed} stopped; restarted as {execution_arn}\n",
-                    follower.transitions
-                );
-                follower = follow::Follower::new(
-                    &execution_arn,
-                    stack.seeded.plan.polling.max_polls(),
-                    options.quiet,
-                );
-                decided = false;
+                self.crash_and_restart(run, event).await?;
                 continue;
             }
-            for mail in inbox.poll().await? {
-                if !options.quiet {
-                    mail.print();
-                }
-                let current = execution_arn.rsplit(':').next().unwrap_or_default();
-                if !decided && mail.is_pre_approved() && mail.is_for(current) {
-                    decided = stack
-                        .let_pre_approval_stand(&mail, &execution_arn, options)
-                        .await?;
-                } else if !decided && mail.is_approval_request() && mail.is_for(current) {
-                    if let Some(model) = &options.latency {
-                        // The approvers take their time; the engine's clock moves on.
-                        if let Ok(clock) = stack.engine.clock(&execution_arn) {
-                            clock.advance(model.approval);
-                        }
-                    }
-                    decided = stack
-                        .decide(&mail, options.approve, options.approvers, options.quiet)
-                        .await?;
-                }
-                emails.push(mail);
-            }
+            self.answer_mail(run).await?;
             let exec = stack
                 .sfn
                 .describe_execution()
-                .execution_arn(&execution_arn)
+                .execution_arn(&run.execution_arn)
                 .send()
                 .await
                 .context("DescribeExecution")?;
             if exec.status != ExecutionStatus::Running {
-                follower.poll(&stack.sfn).await?;
-                for mail in inbox.poll().await? {
+                run.follower.poll(&stack.sfn).await?;
+                for mail in run.inbox.poll().await? {
                     if !options.quiet {
                         mail.print();
                     }
-                    emails.push(mail);
+                    run.emails.push(mail);
                 }
-                break exec;
+                return Ok(exec);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        }
+    }
 
+    /// Stops the execution (a crash) and starts it again on the same event.
+    async fn crash_and_restart(&self, run: &mut Run, event: &Value) -> Result<()> {
+        let (options, stack) = (&self.options, &self.stack);
+        let crashed = run.execution_arn.clone();
+        stack
+            .sfn
+            .stop_execution()
+            .execution_arn(&crashed)
+            .error("Drill.Crash")
+            .cause("the drill stopped the execution to rehearse a crash")
+            .send()
+            .await
+            .context("StopExecution")?;
+        let name = format!("{}-restart", crashed.rsplit(':').next().unwrap_or("drill"));
+        run.execution_arn = crate::ops::start(
+            &stack.sfn,
+            &stack.state_machine_arn,
+            event.clone(),
+            Some(name),
+        )
+        .await?;
+        say!(
+            options,
+            "\n✖ crash after {} state transitions: {crashed} stopped; restarted as {}\n",
+            run.follower.transitions,
+            run.execution_arn
+        );
+        run.follower = self.follower(&run.execution_arn);
+        run.decided = false;
+        Ok(())
+    }
+
+    /// Reads the new mail; the first approval request (or pre-approval notice) for the
+    /// current execution is answered as the options say.
+    async fn answer_mail(&self, run: &mut Run) -> Result<()> {
+        let (options, stack) = (&self.options, &self.stack);
+        for mail in run.inbox.poll().await? {
+            if !options.quiet {
+                mail.print();
+            }
+            let execution_arn = &run.execution_arn;
+            let current = execution_arn.rsplit(':').next().unwrap_or_default();
+            if !run.decided && mail.is_pre_approved() && mail.is_for(current) {
+                run.decided = stack
+                    .let_pre_approval_stand(&mail, execution_arn, options)
+                    .await?;
+            } else if !run.decided && mail.is_approval_request() && mail.is_for(current) {
+                if let Some(model) = &options.latency {
+                    // The approvers take their time; the engine's clock moves on.
+                    if let Ok(clock) = stack.engine.clock(execution_arn) {
+                        clock.advance(model.approval);
+                    }
+                }
+                run.decided = stack
+                    .decide(&mail, options.approve, options.approvers, options.quiet)
+                    .await?;
+            }
+            run.emails.push(mail);
+        }
+        Ok(())
+    }
+
+    /// Writes the history and the post-mortem, checks the one the execution wrote to the
+    /// report bucket, and builds the report.
+    async fn wrap_up(
+        &self,
+        run: Run,
+        final_status: DescribeExecutionOutput,
+        started: Instant,
+    ) -> Result<DrillReport> {
+        let (options, stack) = (&self.options, &self.stack);
+        let Run {
+            execution_arn,
+            follower,
+            emails,
+            ..
+        } = run;
         std::fs::create_dir_all(&options.output_dir)
             .with_context(|| format!("creating {}", options.output_dir.display()))?;
         let events = crate::ops::history(&stack.sfn, &execution_arn).await?;
@@ -405,7 +465,7 @@ impl Drill {
             .error
             .clone()
             .map(|e| format!("{e}: {}", final_status.cause.clone().unwrap_or_default()));
-        let report = DrillReport {
+        Ok(DrillReport {
             outcome,
             execution_arn,
             status: final_status.status.as_str().to_owned(),
@@ -419,13 +479,13 @@ impl Drill {
             report_path,
             history_path,
             s3_report,
-        };
-        if !options.quiet {
-            self.print_summary(&report, &health_before).await;
-        }
-        // Every call a role would refuse in AWS was refused here too; any fails the drill.
+        })
+    }
+
+    /// Every call a role would refuse in AWS was refused here too; any fails the drill.
+    fn check_iam(&self, report: DrillReport) -> Result<DrillReport> {
         let mut violations = Vec::new();
-        for violation in stack.iam_violations() {
+        for violation in self.stack.iam_violations() {
             if !violations.contains(&violation) {
                 violations.push(violation);
             }
@@ -435,7 +495,7 @@ impl Drill {
                 violations,
                 report: Box::new(report),
             };
-            say!(options, "\nIAM: {failed}");
+            say!(self.options, "\nIAM: {failed}");
             return Err(failed.into());
         }
         Ok(report)

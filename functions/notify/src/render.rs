@@ -13,7 +13,9 @@ use rollback_core::contract::smoke::SmokeReport;
 use rollback_core::ids::{self, ExecutionId};
 use rollback_core::plan::Plan;
 use rollback_core::request::{RollbackRequest, Scope, Trigger};
-use rollback_core::resolved::human_duration;
+use rollback_core::resolved::{
+    DatabaseResolution, DeploymentResolution, ImageResolution, human_duration,
+};
 
 use crate::runbook;
 use crate::text::{clean, short_digest};
@@ -147,203 +149,19 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
             }
         );
         for db in &resolved.databases {
-            let release = db
-                .release
-                .as_deref()
-                .map(|r| format!(", release {}", clean(r, 60)))
-                .unwrap_or_default();
-            if let (true, Some(at)) = (db.is_point_in_time(), db.restore_time) {
-                let _ = writeln!(
-                    out,
-                    "  - {} ({}): {} point in time {} (point-in-time restore by RDS, no \
-                     snapshot)",
-                    clean(&db.database, 80),
-                    db.kind.as_str(),
-                    if future { "restore to" } else { "restored to" },
-                    fmt_time(at),
-                );
-                if let Some(window) = &db.restorable_window {
-                    let _ = writeln!(
-                        out,
-                        "    Restorable window when resolved: {} ({}).",
-                        window.describe(),
-                        clean(&window.note, 300)
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "    DATA LOSS: writes from {} to {} ({}) are not in the copy restored to \
-                     that point in time.",
-                    fmt_time(db.data_loss.from),
-                    fmt_time(db.data_loss.to),
-                    human_duration(db.data_loss.seconds)
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "  - {} ({}): {} snapshot {} taken {} ({}{release})",
-                    clean(&db.database, 80),
-                    db.kind.as_str(),
-                    if future {
-                        "restore from"
-                    } else {
-                        "restored from"
-                    },
-                    clean(&db.snapshot_id, 255),
-                    fmt_time(db.snapshot_created_at),
-                    snapshot_kind(&db.snapshot_type),
-                );
-                let _ = writeln!(
-                    out,
-                    "    DATA LOSS: writes from {} to {} ({}) are not in that snapshot.",
-                    fmt_time(db.data_loss.from),
-                    fmt_time(db.data_loss.to),
-                    human_duration(db.data_loss.seconds)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "    Backups: the current state is snapshotted as {} and the current database \
-                 is kept as {}.",
-                ids::rollback_snapshot_id(&ctx.plan.service, ctx.execution, &db.database),
-                ids::aside_identifier(&db.database, ctx.execution)
-            );
-            for line in crate::replicas::lines(db, ctx.execution, future) {
-                let _ = writeln!(out, "    {line}");
-            }
+            database(out, ctx, db, future);
         }
     }
     if !resolved.images.is_empty() {
         let _ = writeln!(out, "Images:");
         for image in &resolved.images {
-            let from = image
-                .release_digest
-                .as_deref()
-                .map(short_digest)
-                .unwrap_or_else(|| "(no release tag)".to_owned());
-            let action = if !image.retag_needed {
-                "already at the stable digest, nothing to do".to_owned()
-            } else if image.immutable_tags {
-                "tags are immutable: the deployments are pinned to the stable digest instead"
-                    .to_owned()
-            } else if future {
-                format!(
-                    "tag {} will point at the stable image again",
-                    clean(&image.release_tag, 128)
-                )
-            } else {
-                format!(
-                    "tag {} points at the stable image again",
-                    clean(&image.release_tag, 128)
-                )
-            };
-            let _ = writeln!(
-                out,
-                "  - {}:{}  {} -> {} ({})",
-                clean(&image.repository, 120),
-                clean(&image.release_tag, 128),
-                from,
-                short_digest(&image.stable_digest),
-                clean(&image.stable_tag, 128),
-            );
-            let _ = writeln!(out, "    {action}");
-            if let Some(note) = &image.note {
-                let _ = writeln!(out, "    note: {}", clean(note, 300));
-            }
+            image_retag(out, image, future);
         }
     }
     if !resolved.deployments.is_empty() {
         let _ = writeln!(out, "Deployments:");
         for d in &resolved.deployments {
-            let target = d
-                .target_revision
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "?".to_owned());
-            let images = |list: &[String]| {
-                if list.is_empty() {
-                    "-".to_owned()
-                } else {
-                    list.iter()
-                        .take(5)
-                        .map(|i| clean(i, 200))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            };
-            let _ = writeln!(
-                out,
-                "  - {}/{}: revision {} -> {} ({} replicas)",
-                clean(&d.namespace, 63),
-                clean(&d.name, 253),
-                d.current_revision,
-                target,
-                d.replicas
-            );
-            let _ = writeln!(
-                out,
-                "    images {} -> {}",
-                images(&d.current_images),
-                images(&d.target_images)
-            );
-            if let Some(at) = d.current_rolled_out_at {
-                let _ = writeln!(out, "    bad revision rolled out at {}", fmt_time(at));
-            }
-            if d.matches_stable == Some(false) {
-                let _ = writeln!(
-                    out,
-                    "    WARNING: the target revision's images are not the stable digests"
-                );
-            }
-            if d.restart_needed {
-                // The plan's release tags among the target images (what the retag moves).
-                let release_tag = |image: &str| {
-                    let (path, tag) = image.rsplit_once(':')?;
-                    ctx.plan.images.iter().find(|p| {
-                        p.release_tag == tag
-                            && (path == p.repository
-                                || path.ends_with(&format!("/{}", p.repository)))
-                    })
-                };
-                let images = d
-                    .target_images
-                    .iter()
-                    .filter(|i| !i.contains('@') && release_tag(i).is_some())
-                    .take(5)
-                    .map(|i| clean(i, 200))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let images = if images.is_empty() {
-                    "the same release tag".to_owned()
-                } else {
-                    images
-                };
-                if future {
-                    let _ = writeln!(
-                        out,
-                        "    TAG-PINNED: both revisions run {images}, so undo alone does not \
-                         change the image: pods will be restarted after the retag so they pull \
-                         the stable image (like kubectl rollout restart)"
-                    );
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "    pods restarted after the retag so they pull the stable image \
-                         ({images})"
-                    );
-                }
-            }
-            if d.pull_policy_keeps_cache {
-                let _ = writeln!(
-                    out,
-                    "    WARNING: its containers run a tag the retag moves with an imagePullPolicy \
-                     other than Always (IfNotPresent is the default for a tag): a node that cached \
-                     the bad image keeps running it after the retag, restart or not. Fix: pin the \
-                     image by digest, or set imagePullPolicy: Always."
-                );
-            }
-            if let Some(note) = &d.note {
-                let _ = writeln!(out, "    note: {}", clean(note, 300));
-            }
+            deployment(out, ctx, d, future);
         }
         if future {
             gitops_plan(out, ctx);
@@ -354,6 +172,211 @@ pub fn resolved_plan(out: &mut String, ctx: &Context<'_>, resolved: &ResolvedPla
     }
     if let Some(mobile) = &resolved.mobile {
         crate::mobile::section(out, mobile, future);
+    }
+}
+
+/// One database of the resolved plan: what it is restored to, the data it loses, the backups
+/// taken first, and its replicas.
+fn database(out: &mut String, ctx: &Context<'_>, db: &DatabaseResolution, future: bool) {
+    let release = db
+        .release
+        .as_deref()
+        .map(|r| format!(", release {}", clean(r, 60)))
+        .unwrap_or_default();
+    if let (true, Some(at)) = (db.is_point_in_time(), db.restore_time) {
+        let _ = writeln!(
+            out,
+            "  - {} ({}): {} point in time {} (point-in-time restore by RDS, no \
+             snapshot)",
+            clean(&db.database, 80),
+            db.kind.as_str(),
+            if future { "restore to" } else { "restored to" },
+            fmt_time(at),
+        );
+        if let Some(window) = &db.restorable_window {
+            let _ = writeln!(
+                out,
+                "    Restorable window when resolved: {} ({}).",
+                window.describe(),
+                clean(&window.note, 300)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "    DATA LOSS: writes from {} to {} ({}) are not in the copy restored to \
+             that point in time.",
+            fmt_time(db.data_loss.from),
+            fmt_time(db.data_loss.to),
+            human_duration(db.data_loss.seconds)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  - {} ({}): {} snapshot {} taken {} ({}{release})",
+            clean(&db.database, 80),
+            db.kind.as_str(),
+            if future {
+                "restore from"
+            } else {
+                "restored from"
+            },
+            clean(&db.snapshot_id, 255),
+            fmt_time(db.snapshot_created_at),
+            snapshot_kind(&db.snapshot_type),
+        );
+        let _ = writeln!(
+            out,
+            "    DATA LOSS: writes from {} to {} ({}) are not in that snapshot.",
+            fmt_time(db.data_loss.from),
+            fmt_time(db.data_loss.to),
+            human_duration(db.data_loss.seconds)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "    Backups: the current state is snapshotted as {} and the current database \
+         is kept as {}.",
+        ids::rollback_snapshot_id(&ctx.plan.service, ctx.execution, &db.database),
+        ids::aside_identifier(&db.database, ctx.execution)
+    );
+    for line in crate::replicas::lines(db, ctx.execution, future) {
+        let _ = writeln!(out, "    {line}");
+    }
+}
+
+/// One image of the resolved plan: the release tag's move back to the stable digest.
+fn image_retag(out: &mut String, image: &ImageResolution, future: bool) {
+    let from = image
+        .release_digest
+        .as_deref()
+        .map(short_digest)
+        .unwrap_or_else(|| "(no release tag)".to_owned());
+    let action = if !image.retag_needed {
+        "already at the stable digest, nothing to do".to_owned()
+    } else if image.immutable_tags {
+        "tags are immutable: the deployments are pinned to the stable digest instead".to_owned()
+    } else if future {
+        format!(
+            "tag {} will point at the stable image again",
+            clean(&image.release_tag, 128)
+        )
+    } else {
+        format!(
+            "tag {} points at the stable image again",
+            clean(&image.release_tag, 128)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "  - {}:{}  {} -> {} ({})",
+        clean(&image.repository, 120),
+        clean(&image.release_tag, 128),
+        from,
+        short_digest(&image.stable_digest),
+        clean(&image.stable_tag, 128),
+    );
+    let _ = writeln!(out, "    {action}");
+    if let Some(note) = &image.note {
+        let _ = writeln!(out, "    note: {}", clean(note, 300));
+    }
+}
+
+/// One deployment of the resolved plan: the revision and images it goes back to, and what
+/// could keep the bad image running.
+fn deployment(out: &mut String, ctx: &Context<'_>, d: &DeploymentResolution, future: bool) {
+    let target = d
+        .target_revision
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "?".to_owned());
+    let images = |list: &[String]| {
+        if list.is_empty() {
+            "-".to_owned()
+        } else {
+            list.iter()
+                .take(5)
+                .map(|i| clean(i, 200))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  - {}/{}: revision {} -> {} ({} replicas)",
+        clean(&d.namespace, 63),
+        clean(&d.name, 253),
+        d.current_revision,
+        target,
+        d.replicas
+    );
+    let _ = writeln!(
+        out,
+        "    images {} -> {}",
+        images(&d.current_images),
+        images(&d.target_images)
+    );
+    if let Some(at) = d.current_rolled_out_at {
+        let _ = writeln!(out, "    bad revision rolled out at {}", fmt_time(at));
+    }
+    if d.matches_stable == Some(false) {
+        let _ = writeln!(
+            out,
+            "    WARNING: the target revision's images are not the stable digests"
+        );
+    }
+    if d.restart_needed {
+        deployment_restart(out, ctx, d, future);
+    }
+    if d.pull_policy_keeps_cache {
+        let _ = writeln!(
+            out,
+            "    WARNING: its containers run a tag the retag moves with an imagePullPolicy \
+             other than Always (IfNotPresent is the default for a tag): a node that cached \
+             the bad image keeps running it after the retag, restart or not. Fix: pin the \
+             image by digest, or set imagePullPolicy: Always."
+        );
+    }
+    if let Some(note) = &d.note {
+        let _ = writeln!(out, "    note: {}", clean(note, 300));
+    }
+}
+
+/// A tag-pinned deployment: undo alone does not change its image, so its pods are restarted
+/// after the retag.
+fn deployment_restart(out: &mut String, ctx: &Context<'_>, d: &DeploymentResolution, future: bool) {
+    // The plan's release tags among the target images (what the retag moves).
+    let release_tag = |image: &str| {
+        let (path, tag) = image.rsplit_once(':')?;
+        ctx.plan.images.iter().find(|p| {
+            p.release_tag == tag
+                && (path == p.repository || path.ends_with(&format!("/{}", p.repository)))
+        })
+    };
+    let images = d
+        .target_images
+        .iter()
+        .filter(|i| !i.contains('@') && release_tag(i).is_some())
+        .take(5)
+        .map(|i| clean(i, 200))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let images = if images.is_empty() {
+        "the same release tag".to_owned()
+    } else {
+        images
+    };
+    if future {
+        let _ = writeln!(
+            out,
+            "    TAG-PINNED: both revisions run {images}, so undo alone does not \
+             change the image: pods will be restarted after the retag so they pull \
+             the stable image (like kubectl rollout restart)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "    pods restarted after the retag so they pull the stable image \
+             ({images})"
+        );
     }
 }
 
@@ -587,38 +610,7 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             .iter()
             .any(|s| s.name == "mobile" && s.status == StepStatus::Failed)
     });
-    let _ = writeln!(
-        body,
-        "Rollback of {} finished{}. {}\n",
-        ctx.service(),
-        match &notice.smoke {
-            Some(s) if s.passed => " and the smoke tests passed",
-            Some(_) => ", BUT SOME SMOKE TESTS FAILED (see below)",
-            None => "",
-        },
-        if mobile_failed {
-            "ACTION NEEDED: the mobile releases were not stopped (see MOBILE below)."
-        } else {
-            "No action needed."
-        }
-    );
-    ctx.header(&mut body, notice.started_at);
-    if let Some(started) = notice.started_at {
-        let _ = writeln!(
-            body,
-            "Took:       {}",
-            human_duration((ctx.now - started).num_seconds().max(0))
-        );
-    }
-    if let Some(d) = &notice.decision {
-        let _ = writeln!(
-            body,
-            "Approved:   by {} at {} (scope {})",
-            clean(&d.approved_by(), 800),
-            fmt_time(d.decided_at),
-            d.scope.label()
-        );
-    }
+    success_intro(&mut body, ctx, notice, mobile_failed);
     let _ = writeln!(body, "\nWHAT WAS DONE");
     let resolved = approved_part(&mut body, notice);
     resolved_plan(&mut body, ctx, &resolved, false);
@@ -660,6 +652,43 @@ pub fn success(ctx: &Context<'_>, notice: &SuccessNotice) -> Message {
             ctx.service()
         )),
         body: finish(body),
+    }
+}
+
+/// The success notice's first lines: the outcome, the header, how long it took and who
+/// approved it.
+fn success_intro(out: &mut String, ctx: &Context<'_>, notice: &SuccessNotice, mobile_failed: bool) {
+    let _ = writeln!(
+        out,
+        "Rollback of {} finished{}. {}\n",
+        ctx.service(),
+        match &notice.smoke {
+            Some(s) if s.passed => " and the smoke tests passed",
+            Some(_) => ", BUT SOME SMOKE TESTS FAILED (see below)",
+            None => "",
+        },
+        if mobile_failed {
+            "ACTION NEEDED: the mobile releases were not stopped (see MOBILE below)."
+        } else {
+            "No action needed."
+        }
+    );
+    ctx.header(out, notice.started_at);
+    if let Some(started) = notice.started_at {
+        let _ = writeln!(
+            out,
+            "Took:       {}",
+            human_duration((ctx.now - started).num_seconds().max(0))
+        );
+    }
+    if let Some(d) = &notice.decision {
+        let _ = writeln!(
+            out,
+            "Approved:   by {} at {} (scope {})",
+            clean(&d.approved_by(), 800),
+            fmt_time(d.decided_at),
+            d.scope.label()
+        );
     }
 }
 

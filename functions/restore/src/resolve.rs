@@ -169,105 +169,10 @@ pub fn choose(
     criteria: &Criteria<'_>,
     candidates: &[Candidate],
 ) -> Result<(DatabaseResolution, ResolveNote), RollbackError> {
-    let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
-    let mut eligible: Vec<(&Candidate, DateTime<Utc>)> = Vec::new();
-    for c in candidates {
-        let reason = if !c.source.eq_ignore_ascii_case(&db.id) {
-            Some("of another database".to_owned())
-        } else if c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-rollback") {
-            Some("a pre-rollback backup (the state being rolled back)".to_owned())
-        } else if !is_aws_backup(c) && !matches!(c.snapshot_type.as_str(), "manual" | "automated") {
-            Some(format!("of type {}", c.snapshot_type))
-        } else if c.status != "available" {
-            Some(format!("not available (status {})", c.status))
-        } else {
-            match c.created_at {
-                None => Some("without a creation time".to_owned()),
-                Some(t) if t >= criteria.cutoff => Some("created after the cutoff".to_owned()),
-                Some(t) => {
-                    eligible.push((c, t));
-                    None
-                }
-            }
-        };
-        if let Some(reason) = reason {
-            *rejected.entry(reason).or_default() += 1;
-        }
-    }
-
-    let is_pre_deploy = |c: &Candidate| {
-        c.snapshot_type == "manual"
-            && !is_aws_backup(c)
-            && c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-deploy")
-            && c.tags.get(tags::SERVICE).map(String::as_str) == Some(criteria.service)
+    let (eligible, rejected) = eligible_snapshots(db, criteria, candidates);
+    let Some(((snapshot, created_at), source, why)) = preferred(criteria, eligible) else {
+        return Err(none_qualifies(db, criteria, candidates.len(), &rejected));
     };
-    let pre_deploy: Vec<_> = eligible
-        .iter()
-        .copied()
-        .filter(|(c, _)| is_pre_deploy(c))
-        .collect();
-    let of_release = criteria.release.and_then(|release| {
-        newest(
-            pre_deploy
-                .iter()
-                .copied()
-                .filter(|(c, _)| c.tags.get(tags::RELEASE).map(String::as_str) == Some(release))
-                .collect(),
-        )
-    });
-    let (chosen, source, why) = if let Some(found) = of_release {
-        (
-            found,
-            "pre-deploy",
-            format!(
-                "the pre-deploy snapshot taken before release {}",
-                criteria.release.unwrap_or_default()
-            ),
-        )
-    } else if let Some(found) = newest(pre_deploy) {
-        let release = found
-            .0
-            .tags
-            .get(tags::RELEASE)
-            .map(|r| format!(" (before release {r})"))
-            .unwrap_or_default();
-        (
-            found,
-            "pre-deploy",
-            format!("the newest pre-deploy snapshot before the cutoff{release}"),
-        )
-    } else if let Some(found) = newest(eligible.clone()) {
-        (
-            found,
-            "fallback",
-            format!(
-                "no pre-deploy snapshot of this database qualifies, so the newest snapshot \
-                 before the cutoff, {}",
-                with_article(kind_words(found.0))
-            ),
-        )
-    } else {
-        let reasons = if rejected.is_empty() {
-            "RDS lists no snapshots for it".to_owned()
-        } else {
-            rejected
-                .iter()
-                .map(|(reason, n)| format!("{n} {reason}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(RollbackError::SnapshotNotFound(format!(
-            "no usable snapshot of {} ({}) created before the cutoff {} ({}): {} snapshot(s) \
-             considered: {reasons}. Take a snapshot of a known-good state, or start the \
-             rollback with a later cutoff, or roll back the app only",
-            db.id,
-            db.kind.as_str(),
-            criteria.cutoff.format("%Y-%m-%d %H:%M:%S UTC"),
-            cutoff_words(criteria.cutoff_source),
-            candidates.len(),
-        )));
-    };
-    let (snapshot, created_at) = chosen;
     let resolution = DatabaseResolution {
         database: db.id.clone(),
         kind: db.kind,
@@ -288,14 +193,7 @@ pub fn choose(
     let skipped = if rejected.is_empty() {
         String::new()
     } else {
-        format!(
-            "; not used: {}",
-            rejected
-                .iter()
-                .map(|(reason, n)| format!("{n} {reason}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!("; not used: {}", counted(&rejected))
     };
     let note = ResolveNote {
         database: db.id.clone(),
@@ -309,6 +207,146 @@ pub fn choose(
         ),
     };
     Ok((resolution, note))
+}
+
+/// A snapshot and its creation time.
+type Dated<'c> = (&'c Candidate, DateTime<Utc>);
+
+/// The eligible snapshots (with their creation times) and, for the others, how many were set
+/// aside for each reason.
+fn eligible_snapshots<'c>(
+    db: &DatabaseRef,
+    criteria: &Criteria<'_>,
+    candidates: &'c [Candidate],
+) -> (Vec<Dated<'c>>, BTreeMap<String, usize>) {
+    let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
+    let mut eligible: Vec<(&Candidate, DateTime<Utc>)> = Vec::new();
+    for c in candidates {
+        match eligibility(db, criteria, c) {
+            Ok(t) => eligible.push((c, t)),
+            Err(reason) => *rejected.entry(reason).or_default() += 1,
+        }
+    }
+    (eligible, rejected)
+}
+
+/// A candidate's creation time if it is eligible, or why it is not.
+fn eligibility(
+    db: &DatabaseRef,
+    criteria: &Criteria<'_>,
+    c: &Candidate,
+) -> Result<DateTime<Utc>, String> {
+    if !c.source.eq_ignore_ascii_case(&db.id) {
+        Err("of another database".to_owned())
+    } else if c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-rollback") {
+        Err("a pre-rollback backup (the state being rolled back)".to_owned())
+    } else if !is_aws_backup(c) && !matches!(c.snapshot_type.as_str(), "manual" | "automated") {
+        Err(format!("of type {}", c.snapshot_type))
+    } else if c.status != "available" {
+        Err(format!("not available (status {})", c.status))
+    } else {
+        match c.created_at {
+            None => Err("without a creation time".to_owned()),
+            Some(t) if t >= criteria.cutoff => Err("created after the cutoff".to_owned()),
+            Some(t) => Ok(t),
+        }
+    }
+}
+
+/// The preferred eligible snapshot, with the resolution's `source` and why it was chosen:
+/// the pre-deploy snapshot of `criteria.release`, else the newest pre-deploy snapshot, else
+/// the newest eligible one.
+fn preferred<'c>(
+    criteria: &Criteria<'_>,
+    eligible: Vec<Dated<'c>>,
+) -> Option<(Dated<'c>, &'static str, String)> {
+    let is_pre_deploy = |c: &Candidate| {
+        c.snapshot_type == "manual"
+            && !is_aws_backup(c)
+            && c.tags.get(tags::PURPOSE).map(String::as_str) == Some("pre-deploy")
+            && c.tags.get(tags::SERVICE).map(String::as_str) == Some(criteria.service)
+    };
+    let pre_deploy: Vec<_> = eligible
+        .iter()
+        .copied()
+        .filter(|(c, _)| is_pre_deploy(c))
+        .collect();
+    let of_release = criteria.release.and_then(|release| {
+        newest(
+            pre_deploy
+                .iter()
+                .copied()
+                .filter(|(c, _)| c.tags.get(tags::RELEASE).map(String::as_str) == Some(release))
+                .collect(),
+        )
+    });
+    if let Some(found) = of_release {
+        Some((
+            found,
+            "pre-deploy",
+            format!(
+                "the pre-deploy snapshot taken before release {}",
+                criteria.release.unwrap_or_default()
+            ),
+        ))
+    } else if let Some(found) = newest(pre_deploy) {
+        let release = found
+            .0
+            .tags
+            .get(tags::RELEASE)
+            .map(|r| format!(" (before release {r})"))
+            .unwrap_or_default();
+        Some((
+            found,
+            "pre-deploy",
+            format!("the newest pre-deploy snapshot before the cutoff{release}"),
+        ))
+    } else {
+        newest(eligible).map(|found| {
+            (
+                found,
+                "fallback",
+                format!(
+                    "no pre-deploy snapshot of this database qualifies, so the newest snapshot \
+                     before the cutoff, {}",
+                    with_article(kind_words(found.0))
+                ),
+            )
+        })
+    }
+}
+
+/// SnapshotNotFound, with how many snapshots were considered and why each was set aside.
+fn none_qualifies(
+    db: &DatabaseRef,
+    criteria: &Criteria<'_>,
+    considered: usize,
+    rejected: &BTreeMap<String, usize>,
+) -> RollbackError {
+    let reasons = if rejected.is_empty() {
+        "RDS lists no snapshots for it".to_owned()
+    } else {
+        counted(rejected)
+    };
+    RollbackError::SnapshotNotFound(format!(
+        "no usable snapshot of {} ({}) created before the cutoff {} ({}): {} snapshot(s) \
+         considered: {reasons}. Take a snapshot of a known-good state, or start the \
+         rollback with a later cutoff, or roll back the app only",
+        db.id,
+        db.kind.as_str(),
+        criteria.cutoff.format("%Y-%m-%d %H:%M:%S UTC"),
+        cutoff_words(criteria.cutoff_source),
+        considered,
+    ))
+}
+
+/// "2 of another database, 1 created after the cutoff".
+fn counted(rejected: &BTreeMap<String, usize>) -> String {
+    rejected
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn newest(list: Vec<(&Candidate, DateTime<Utc>)>) -> Option<(&Candidate, DateTime<Utc>)> {

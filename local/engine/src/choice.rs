@@ -118,6 +118,24 @@ pub fn parse_rule(v: &Value, at: &str, top: bool) -> Result<ChoiceRule, String> 
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{at}/Variable: missing (or use And/Or/Not)"))?;
     let variable = JsonPath::parse(variable).map_err(|e| format!("{at}/Variable: {e}"))?;
+    let (name, op, operand) = comparison(o, at)?;
+    if let Operand::Lit(l) = &operand
+        && !literal_fits(op, l)
+    {
+        return Err(format!("{at}/{name}: operand {l} has the wrong type"));
+    }
+    Ok(ChoiceRule::Cmp {
+        variable,
+        op,
+        operand,
+    })
+}
+
+/// A comparison rule's operator (its field name) and operand: a literal, or a `…Path`.
+fn comparison(
+    o: &serde_json::Map<String, Value>,
+    at: &str,
+) -> Result<(&'static str, Op, Operand), String> {
     let mut found = None;
     for (name, op) in OPS {
         let path_key = format!("{name}Path");
@@ -134,36 +152,30 @@ pub fn parse_rule(v: &Value, at: &str, top: bool) -> Result<ChoiceRule, String> 
             found = Some((*name, *op, Operand::Path(p)));
         }
     }
-    let (name, op, operand) = found.ok_or_else(|| format!("{at}: no comparison operator"))?;
-    if let Operand::Lit(l) = &operand {
-        let ok = match op {
-            Op::StringEquals
-            | Op::StringLessThan
-            | Op::StringGreaterThan
-            | Op::StringLessThanEquals
-            | Op::StringGreaterThanEquals
-            | Op::StringMatches => l.is_string(),
-            Op::NumericEquals
-            | Op::NumericLessThan
-            | Op::NumericGreaterThan
-            | Op::NumericLessThanEquals
-            | Op::NumericGreaterThanEquals => l.is_number(),
-            Op::TimestampEquals
-            | Op::TimestampLessThan
-            | Op::TimestampGreaterThan
-            | Op::TimestampLessThanEquals
-            | Op::TimestampGreaterThanEquals => l.as_str().and_then(parse_ts).is_some(),
-            _ => l.is_boolean(),
-        };
-        if !ok {
-            return Err(format!("{at}/{name}: operand {l} has the wrong type"));
-        }
+    found.ok_or_else(|| format!("{at}: no comparison operator"))
+}
+
+/// Whether a literal operand has the type `op` compares.
+fn literal_fits(op: Op, l: &Value) -> bool {
+    match op {
+        Op::StringEquals
+        | Op::StringLessThan
+        | Op::StringGreaterThan
+        | Op::StringLessThanEquals
+        | Op::StringGreaterThanEquals
+        | Op::StringMatches => l.is_string(),
+        Op::NumericEquals
+        | Op::NumericLessThan
+        | Op::NumericGreaterThan
+        | Op::NumericLessThanEquals
+        | Op::NumericGreaterThanEquals => l.is_number(),
+        Op::TimestampEquals
+        | Op::TimestampLessThan
+        | Op::TimestampGreaterThan
+        | Op::TimestampLessThanEquals
+        | Op::TimestampGreaterThanEquals => l.as_str().and_then(parse_ts).is_some(),
+        _ => l.is_boolean(),
     }
-    Ok(ChoiceRule::Cmp {
-        variable,
-        op,
-        operand,
-    })
 }
 
 pub fn parse_ts(s: &str) -> Option<DateTime<FixedOffset>> {

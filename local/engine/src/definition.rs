@@ -583,38 +583,7 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
             };
         };
         for (i, r) in rs.iter().enumerate() {
-            let here = format!("{at}/Retry[{i}]");
-            let empty = Map::new();
-            let r = r.as_object().unwrap_or(&empty);
-            let f = |k: &str, d: f64| r.get(k).map(|v| v.as_f64()).unwrap_or(Some(d));
-            let interval = f("IntervalSeconds", 1.0);
-            let max_attempts = f("MaxAttempts", 3.0);
-            let backoff = f("BackoffRate", 2.0);
-            let max_delay = r.get("MaxDelaySeconds").map(Value::as_f64);
-            match (interval, max_attempts, backoff) {
-                (Some(iv), Some(ma), Some(b)) if iv >= 1.0 && ma >= 0.0 && b >= 1.0 => {}
-                _ => errs.push(format!(
-                    "{here}: IntervalSeconds must be an integer >= 1, MaxAttempts >= 0, BackoffRate >= 1.0"
-                )),
-            }
-            let jitter_full = match r.get("JitterStrategy").and_then(Value::as_str) {
-                None | Some("NONE") => false,
-                Some("FULL") => true,
-                Some(other) => {
-                    errs.push(format!(
-                        "{here}/JitterStrategy: must be FULL or NONE, got '{other}'"
-                    ));
-                    false
-                }
-            };
-            retry.push(Retrier {
-                errors: error_list(r.get("ErrorEquals"), &here, errs),
-                interval: interval.unwrap_or(1.0),
-                max_attempts: max_attempts.unwrap_or(3.0).clamp(0.0, 99_999_999.0) as u32,
-                backoff: backoff.unwrap_or(2.0),
-                max_delay: max_delay.flatten(),
-                jitter_full,
-            });
+            retry.push(parse_retrier(r, &format!("{at}/Retry[{i}]"), errs));
         }
     }
     check_states_all(
@@ -627,18 +596,7 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
         match cs.as_array() {
             Some(cs) => {
                 for (i, c) in cs.iter().enumerate() {
-                    let here = format!("{at}/Catch[{i}]");
-                    let empty = Map::new();
-                    let c = c.as_object().unwrap_or(&empty);
-                    let next = c.get("Next").and_then(Value::as_str).unwrap_or_else(|| {
-                        errs.push(format!("{here}/Next: missing"));
-                        ""
-                    });
-                    catch.push(Catcher {
-                        errors: error_list(c.get("ErrorEquals"), &here, errs),
-                        next: next.to_string(),
-                        result_path: data_path(c, "ResultPath", &here, errs, true),
-                    });
+                    catch.push(parse_catcher(c, &format!("{at}/Catch[{i}]"), errs));
                 }
             }
             None => errs.push(format!("{at}/Catch: must be an array")),
@@ -655,6 +613,56 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
         result_path,
         retry,
         catch,
+    }
+}
+
+/// One Retry entry (at `here`).
+fn parse_retrier(r: &Value, here: &str, errs: &mut Vec<String>) -> Retrier {
+    let empty = Map::new();
+    let r = r.as_object().unwrap_or(&empty);
+    let f = |k: &str, d: f64| r.get(k).map(|v| v.as_f64()).unwrap_or(Some(d));
+    let interval = f("IntervalSeconds", 1.0);
+    let max_attempts = f("MaxAttempts", 3.0);
+    let backoff = f("BackoffRate", 2.0);
+    let max_delay = r.get("MaxDelaySeconds").map(Value::as_f64);
+    match (interval, max_attempts, backoff) {
+        (Some(iv), Some(ma), Some(b)) if iv >= 1.0 && ma >= 0.0 && b >= 1.0 => {}
+        _ => errs.push(format!(
+            "{here}: IntervalSeconds must be an integer >= 1, MaxAttempts >= 0, BackoffRate >= 1.0"
+        )),
+    }
+    let jitter_full = match r.get("JitterStrategy").and_then(Value::as_str) {
+        None | Some("NONE") => false,
+        Some("FULL") => true,
+        Some(other) => {
+            errs.push(format!(
+                "{here}/JitterStrategy: must be FULL or NONE, got '{other}'"
+            ));
+            false
+        }
+    };
+    Retrier {
+        errors: error_list(r.get("ErrorEquals"), here, errs),
+        interval: interval.unwrap_or(1.0),
+        max_attempts: max_attempts.unwrap_or(3.0).clamp(0.0, 99_999_999.0) as u32,
+        backoff: backoff.unwrap_or(2.0),
+        max_delay: max_delay.flatten(),
+        jitter_full,
+    }
+}
+
+/// One Catch entry (at `here`).
+fn parse_catcher(c: &Value, here: &str, errs: &mut Vec<String>) -> Catcher {
+    let empty = Map::new();
+    let c = c.as_object().unwrap_or(&empty);
+    let next = c.get("Next").and_then(Value::as_str).unwrap_or_else(|| {
+        errs.push(format!("{here}/Next: missing"));
+        ""
+    });
+    Catcher {
+        errors: error_list(c.get("ErrorEquals"), here, errs),
+        next: next.to_string(),
+        result_path: data_path(c, "ResultPath", here, errs, true),
     }
 }
 
@@ -695,135 +703,16 @@ fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State
             result: o.get("Result").cloned(),
             result_path: data_path(o, "ResultPath", at, errs, true),
         },
-        "Task" => {
-            let resource = o
-                .get("Resource")
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| {
-                    errs.push(format!("{at}/Resource: missing or not a string"));
-                    ""
-                });
-            let timeout = num_field(o, "TimeoutSeconds", at, errs, true);
-            let heartbeat = num_field(o, "HeartbeatSeconds", at, errs, true);
-            if let (Some(Num::Lit(t)), Some(Num::Lit(h))) = (&timeout, &heartbeat)
-                && h >= t
-            {
-                errs.push(format!(
-                    "{at}: HeartbeatSeconds must be smaller than TimeoutSeconds"
-                ));
-            }
-            StateKind::Task(Box::new(TaskSpec {
-                resource: resource.to_string(),
-                common: compound(o, at, errs),
-                timeout,
-                heartbeat,
-            }))
-        }
-        "Choice" => {
-            let mut choices = Vec::new();
-            match o.get("Choices").and_then(Value::as_array) {
-                Some(a) if !a.is_empty() => {
-                    for (i, c) in a.iter().enumerate() {
-                        let here = format!("{at}/Choices[{i}]");
-                        let next = c.get("Next").and_then(Value::as_str);
-                        if next.is_none() {
-                            errs.push(format!("{here}/Next: missing"));
-                        }
-                        match choice::parse_rule(c, &here, true) {
-                            Ok(r) => choices.push((r, next.unwrap_or("").to_string())),
-                            Err(e) => errs.push(e),
-                        }
-                    }
-                }
-                _ => errs.push(format!("{at}/Choices: must be a non-empty array")),
-            }
-            StateKind::Choice {
-                choices,
-                default: o.get("Default").and_then(Value::as_str).map(str::to_string),
-            }
-        }
-        "Wait" => {
-            let n = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
-                .iter()
-                .filter(|k| o.contains_key(**k))
-                .count();
-            if n != 1 {
-                errs.push(format!("{at}: exactly one of Seconds, SecondsPath, Timestamp, TimestampPath is required"));
-            }
-            let spec = if let Some(t) = o.get("Timestamp") {
-                let s = t.as_str().unwrap_or("");
-                if chrono::DateTime::parse_from_rfc3339(s).is_err() {
-                    errs.push(format!("{at}/Timestamp: '{s}' is not an RFC3339 timestamp"));
-                }
-                WaitSpec::Timestamp(s.to_string())
-            } else if o.contains_key("TimestampPath") {
-                WaitSpec::TimestampPath(
-                    opt_path(o, "TimestampPath", at, errs, true)
-                        .flatten()
-                        .unwrap_or_else(root),
-                )
-            } else {
-                WaitSpec::Seconds(num_field(o, "Seconds", at, errs, false).unwrap_or(Num::Lit(0.0)))
-            };
-            StateKind::Wait(spec)
-        }
+        "Task" => parse_task(o, at, errs),
+        "Choice" => parse_choice(o, at, errs),
+        "Wait" => parse_wait(o, at, errs),
         "Succeed" => StateKind::Succeed,
         "Fail" => StateKind::Fail {
             error: str_source(o, "Error", at, errs),
             cause: str_source(o, "Cause", at, errs),
         },
-        "Parallel" => {
-            let branches = match o.get("Branches").and_then(Value::as_array) {
-                Some(a) if !a.is_empty() => a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| parse_machine(b, &format!("{at}/Branches[{i}]"), errs, false))
-                    .collect(),
-                _ => {
-                    errs.push(format!("{at}/Branches: must be a non-empty array"));
-                    vec![]
-                }
-            };
-            StateKind::Parallel {
-                branches,
-                common: Box::new(compound(o, at, errs)),
-            }
-        }
-        "Map" => {
-            let (key, proc_v) = match (o.get("ItemProcessor"), o.get("Iterator")) {
-                (Some(p), None) => ("ItemProcessor", p),
-                (None, Some(p)) => ("Iterator", p),
-                _ => {
-                    errs.push(format!(
-                        "{at}: exactly one of ItemProcessor or Iterator is required"
-                    ));
-                    ("ItemProcessor", &Value::Null)
-                }
-            };
-            if let Some(mode) = proc_v
-                .pointer("/ProcessorConfig/Mode")
-                .and_then(Value::as_str)
-                && mode != "INLINE"
-            {
-                errs.push(format!(
-                    "{at}/{key}/ProcessorConfig/Mode: only INLINE maps are supported, got {mode}"
-                ));
-            }
-            if o.contains_key("ItemSelector") && o.contains_key("Parameters") {
-                errs.push(format!(
-                    "{at}: only one of ItemSelector and Parameters may be set"
-                ));
-            }
-            let mut common = compound(o, at, errs);
-            let item_selector = template(o, "ItemSelector", at, errs).or(common.parameters.take());
-            StateKind::Map {
-                processor: Box::new(parse_machine(proc_v, &format!("{at}/{key}"), errs, false)),
-                items_path: data_path(o, "ItemsPath", at, errs, true),
-                item_selector,
-                max_concurrency: num_field(o, "MaxConcurrency", at, errs, false),
-                common: Box::new(common),
-            }
-        }
+        "Parallel" => parse_parallel(o, at, errs),
+        "Map" => parse_map(o, at, errs),
         "" => {
             errs.push(format!("{at}/Type: missing"));
             StateKind::Succeed
@@ -839,6 +728,137 @@ fn parse_state(name: &str, v: &Value, at: &str, errs: &mut Vec<String>) -> State
         output_path,
         next,
         kind,
+    }
+}
+
+fn parse_task(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> StateKind {
+    let resource = o
+        .get("Resource")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| {
+            errs.push(format!("{at}/Resource: missing or not a string"));
+            ""
+        });
+    let timeout = num_field(o, "TimeoutSeconds", at, errs, true);
+    let heartbeat = num_field(o, "HeartbeatSeconds", at, errs, true);
+    if let (Some(Num::Lit(t)), Some(Num::Lit(h))) = (&timeout, &heartbeat)
+        && h >= t
+    {
+        errs.push(format!(
+            "{at}: HeartbeatSeconds must be smaller than TimeoutSeconds"
+        ));
+    }
+    StateKind::Task(Box::new(TaskSpec {
+        resource: resource.to_string(),
+        common: compound(o, at, errs),
+        timeout,
+        heartbeat,
+    }))
+}
+
+fn parse_choice(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> StateKind {
+    let mut choices = Vec::new();
+    match o.get("Choices").and_then(Value::as_array) {
+        Some(a) if !a.is_empty() => {
+            for (i, c) in a.iter().enumerate() {
+                let here = format!("{at}/Choices[{i}]");
+                let next = c.get("Next").and_then(Value::as_str);
+                if next.is_none() {
+                    errs.push(format!("{here}/Next: missing"));
+                }
+                match choice::parse_rule(c, &here, true) {
+                    Ok(r) => choices.push((r, next.unwrap_or("").to_string())),
+                    Err(e) => errs.push(e),
+                }
+            }
+        }
+        _ => errs.push(format!("{at}/Choices: must be a non-empty array")),
+    }
+    StateKind::Choice {
+        choices,
+        default: o.get("Default").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
+fn parse_wait(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> StateKind {
+    let n = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
+        .iter()
+        .filter(|k| o.contains_key(**k))
+        .count();
+    if n != 1 {
+        errs.push(format!(
+            "{at}: exactly one of Seconds, SecondsPath, Timestamp, TimestampPath is required"
+        ));
+    }
+    let spec = if let Some(t) = o.get("Timestamp") {
+        let s = t.as_str().unwrap_or("");
+        if chrono::DateTime::parse_from_rfc3339(s).is_err() {
+            errs.push(format!("{at}/Timestamp: '{s}' is not an RFC3339 timestamp"));
+        }
+        WaitSpec::Timestamp(s.to_string())
+    } else if o.contains_key("TimestampPath") {
+        WaitSpec::TimestampPath(
+            opt_path(o, "TimestampPath", at, errs, true)
+                .flatten()
+                .unwrap_or_else(root),
+        )
+    } else {
+        WaitSpec::Seconds(num_field(o, "Seconds", at, errs, false).unwrap_or(Num::Lit(0.0)))
+    };
+    StateKind::Wait(spec)
+}
+
+fn parse_parallel(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> StateKind {
+    let branches = match o.get("Branches").and_then(Value::as_array) {
+        Some(a) if !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .map(|(i, b)| parse_machine(b, &format!("{at}/Branches[{i}]"), errs, false))
+            .collect(),
+        _ => {
+            errs.push(format!("{at}/Branches: must be a non-empty array"));
+            vec![]
+        }
+    };
+    StateKind::Parallel {
+        branches,
+        common: Box::new(compound(o, at, errs)),
+    }
+}
+
+fn parse_map(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> StateKind {
+    let (key, proc_v) = match (o.get("ItemProcessor"), o.get("Iterator")) {
+        (Some(p), None) => ("ItemProcessor", p),
+        (None, Some(p)) => ("Iterator", p),
+        _ => {
+            errs.push(format!(
+                "{at}: exactly one of ItemProcessor or Iterator is required"
+            ));
+            ("ItemProcessor", &Value::Null)
+        }
+    };
+    if let Some(mode) = proc_v
+        .pointer("/ProcessorConfig/Mode")
+        .and_then(Value::as_str)
+        && mode != "INLINE"
+    {
+        errs.push(format!(
+            "{at}/{key}/ProcessorConfig/Mode: only INLINE maps are supported, got {mode}"
+        ));
+    }
+    if o.contains_key("ItemSelector") && o.contains_key("Parameters") {
+        errs.push(format!(
+            "{at}: only one of ItemSelector and Parameters may be set"
+        ));
+    }
+    let mut common = compound(o, at, errs);
+    let item_selector = template(o, "ItemSelector", at, errs).or(common.parameters.take());
+    StateKind::Map {
+        processor: Box::new(parse_machine(proc_v, &format!("{at}/{key}"), errs, false)),
+        items_path: data_path(o, "ItemsPath", at, errs, true),
+        item_selector,
+        max_concurrency: num_field(o, "MaxConcurrency", at, errs, false),
+        common: Box::new(common),
     }
 }
 

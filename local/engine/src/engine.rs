@@ -391,17 +391,7 @@ impl Engine {
             )
         })?;
         let sm = self.describe_state_machine(sm_arn)?;
-        let input_str = input.unwrap_or("{}").to_string();
-        let input: Value = serde_json::from_str(&input_str).map_err(|e| {
-            ServiceError::InvalidExecutionInput(format!(
-                "Invalid State Machine Execution Input: '{e}'"
-            ))
-        })?;
-        if input_str.len() > MAX_PAYLOAD_BYTES {
-            return Err(ServiceError::InvalidExecutionInput(
-                "execution input exceeds 262144 bytes".into(),
-            ));
-        }
+        let (input_str, input) = execution_input(input)?;
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -424,18 +414,47 @@ impl Engine {
             )));
         }
         let start = Utc::now();
+        let (rec, stop_rx) = self.new_execution(&sm, arn.clone(), name, input_str, start);
+        execs.push(rec.clone());
+        drop(execs);
+
+        let interp = self.interp_for(&rec, &sm, input.clone());
+        let machine = sm.parsed.clone();
+        rt.spawn(run_execution(rec, interp, machine, input, stop_rx));
+        Ok((arn, start))
+    }
+
+    /// A running execution's record, its history begun with ExecutionStarted, and the
+    /// receiving end of its stop channel.
+    fn new_execution(
+        &self,
+        sm: &StateMachineRecord,
+        arn: String,
+        name: String,
+        input_str: String,
+        start: DateTime<Utc>,
+    ) -> (Arc<ExecutionRecord>, oneshot::Receiver<(String, String)>) {
         let clock = Clock::new(self.inner.cfg.clock, start);
         let history = Arc::new(History::default());
         let (done, _) = watch::channel(false);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let rec = Arc::new(ExecutionRecord {
-            arn: arn.clone(),
-            name: name.clone(),
-            state_machine_arn: sm.arn.clone(),
-            input: input_str.clone(),
+        let _ = history.push(
+            0,
             start,
-            history: history.clone(),
-            clock: clock.clone(),
+            "ExecutionStarted",
+            Some("executionStartedEventDetails"),
+            serde_json::json!({
+                "input": input_str, "inputDetails": {"truncated": false}, "roleArn": sm.role_arn,
+            }),
+        );
+        let rec = Arc::new(ExecutionRecord {
+            arn,
+            name,
+            state_machine_arn: sm.arn.clone(),
+            input: input_str,
+            start,
+            history,
+            clock,
             outcome: Mutex::new(Outcome {
                 status: ExecutionStatus::Running,
                 stop: None,
@@ -446,38 +465,33 @@ impl Engine {
             done,
             stop: Mutex::new(Some(stop_tx)),
         });
-        let _ = history.push(
-            0,
-            start,
-            "ExecutionStarted",
-            Some("executionStartedEventDetails"),
-            serde_json::json!({
-                "input": input_str, "inputDetails": {"truncated": false}, "roleArn": sm.role_arn,
-            }),
-        );
-        execs.push(rec.clone());
-        drop(execs);
+        (rec, stop_rx)
+    }
 
-        let interp = Arc::new(Interp {
+    /// The interpreter that runs the execution `rec` of `sm` on `input`.
+    fn interp_for(
+        &self,
+        rec: &ExecutionRecord,
+        sm: &StateMachineRecord,
+        input: Value,
+    ) -> Arc<Interp> {
+        Arc::new(Interp {
             handler: self.inner.handler.clone(),
             tokens: self.inner.tokens.clone(),
-            clock: clock.clone(),
-            history,
+            clock: rec.clock.clone(),
+            history: rec.history.clone(),
             info: ExecInfo {
-                arn: arn.clone(),
-                name,
-                input: input.clone(),
-                start,
+                arn: rec.arn.clone(),
+                name: rec.name.clone(),
+                input,
+                start: rec.start,
                 role_arn: sm.role_arn.clone(),
                 state_machine_arn: sm.arn.clone(),
                 state_machine_name: sm.name.clone(),
                 region: self.inner.cfg.region.clone(),
             },
             token_waits_hold_clock: self.inner.cfg.token_waits_hold_clock,
-        });
-        let machine = sm.parsed.clone();
-        rt.spawn(run_execution(rec, interp, machine, input, stop_rx));
-        Ok((arn, start))
+        })
     }
 
     fn find(&self, arn: &str) -> Result<Arc<ExecutionRecord>, ServiceError> {
@@ -605,6 +619,21 @@ impl Engine {
         self.inner.tokens.send(token, TokenMsg::Heartbeat)?;
         Ok(())
     }
+}
+
+/// StartExecution's input: valid JSON (`{}` when absent) within the payload limit; as sent,
+/// and parsed.
+fn execution_input(input: Option<&str>) -> Result<(String, Value), ServiceError> {
+    let input_str = input.unwrap_or("{}").to_string();
+    let input: Value = serde_json::from_str(&input_str).map_err(|e| {
+        ServiceError::InvalidExecutionInput(format!("Invalid State Machine Execution Input: '{e}'"))
+    })?;
+    if input_str.len() > MAX_PAYLOAD_BYTES {
+        return Err(ServiceError::InvalidExecutionInput(
+            "execution input exceeds 262144 bytes".into(),
+        ));
+    }
+    Ok((input_str, input))
 }
 
 async fn run_execution(

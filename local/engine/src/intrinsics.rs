@@ -139,97 +139,109 @@ impl Parser<'_> {
     fn arg(&mut self) -> Result<Arg, IntrinsicError> {
         self.ws();
         match self.c.get(self.i) {
-            Some('\'') => {
-                self.i += 1;
-                let mut s = String::new();
-                loop {
-                    match self.c.get(self.i) {
-                        None => return Err(self.err("unterminated string")),
-                        Some('\\') => {
-                            // Escapes keep `'`, `{`, `}` and `\` literal; `\{` stays escaped so
-                            // States.Format can tell it from a placeholder.
-                            let n = *self
-                                .c
-                                .get(self.i + 1)
-                                .ok_or_else(|| self.err("dangling '\\'"))?;
-                            if n == '{' || n == '}' {
-                                s.push('\\');
-                            }
-                            s.push(n);
-                            self.i += 2;
-                        }
-                        Some('\'') => {
-                            self.i += 1;
-                            break;
-                        }
-                        Some(ch) => {
-                            s.push(*ch);
-                            self.i += 1;
-                        }
-                    }
-                }
-                Ok(Arg::Lit(Value::String(s)))
-            }
-            Some('$') => {
-                let start = self.i;
-                let mut depth = 0i32;
-                let mut quote = false;
-                while let Some(&ch) = self.c.get(self.i) {
-                    if quote {
-                        if ch == '\'' {
-                            quote = false;
-                        }
-                    } else if ch == '\'' {
-                        quote = true;
-                    } else if ch == '[' || ch == '(' {
-                        depth += 1;
-                    } else if ch == ']' || (ch == ')' && depth > 0) {
-                        depth -= 1;
-                    } else if depth == 0 && (ch == ',' || ch == ')') {
-                        break;
-                    }
-                    self.i += 1;
-                }
-                let raw: String = self.c[start..self.i].iter().collect();
-                JsonPath::parse(raw.trim())
-                    .map(Arg::Path)
-                    .map_err(|e| self.err(&e.to_string()))
-            }
-            Some(ch) if ch.is_alphabetic() => {
-                let rest: String = self.c[self.i..].iter().collect();
-                for (kw, v) in [
-                    ("true", Value::Bool(true)),
-                    ("false", Value::Bool(false)),
-                    ("null", Value::Null),
-                ] {
-                    if rest.starts_with(kw)
-                        && !rest[kw.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '.')
-                    {
-                        self.i += kw.len();
-                        return Ok(Arg::Lit(v));
-                    }
-                }
-                Ok(Arg::Call(Box::new(self.call()?)))
-            }
-            Some(ch) if ch.is_ascii_digit() || *ch == '-' => {
-                let start = self.i;
-                self.i += 1;
-                while let Some(ch) = self.c.get(self.i) {
-                    if ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '+' | '-') {
-                        self.i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                let raw: String = self.c[start..self.i].iter().collect();
-                serde_json::from_str::<Value>(&raw)
-                    .ok()
-                    .filter(Value::is_number)
-                    .map(Arg::Lit)
-                    .ok_or_else(|| self.err(&format!("bad number '{raw}'")))
-            }
+            Some('\'') => self.string_arg(),
+            Some('$') => self.path_arg(),
+            Some(ch) if ch.is_alphabetic() => self.keyword_or_call(),
+            Some(ch) if ch.is_ascii_digit() || *ch == '-' => self.number_arg(),
             _ => Err(self.err("expected an argument")),
         }
+    }
+
+    /// A quoted string, from its opening `'`.
+    fn string_arg(&mut self) -> Result<Arg, IntrinsicError> {
+        self.i += 1;
+        let mut s = String::new();
+        loop {
+            match self.c.get(self.i) {
+                None => return Err(self.err("unterminated string")),
+                Some('\\') => {
+                    // Escapes keep `'`, `{`, `}` and `\` literal; `\{` stays escaped so
+                    // States.Format can tell it from a placeholder.
+                    let n = *self
+                        .c
+                        .get(self.i + 1)
+                        .ok_or_else(|| self.err("dangling '\\'"))?;
+                    if n == '{' || n == '}' {
+                        s.push('\\');
+                    }
+                    s.push(n);
+                    self.i += 2;
+                }
+                Some('\'') => {
+                    self.i += 1;
+                    break;
+                }
+                Some(ch) => {
+                    s.push(*ch);
+                    self.i += 1;
+                }
+            }
+        }
+        Ok(Arg::Lit(Value::String(s)))
+    }
+
+    /// A path, up to the `,` or `)` that ends the argument (not one inside brackets, parentheses
+    /// or quotes).
+    fn path_arg(&mut self) -> Result<Arg, IntrinsicError> {
+        let start = self.i;
+        let mut depth = 0i32;
+        let mut quote = false;
+        while let Some(&ch) = self.c.get(self.i) {
+            if quote {
+                if ch == '\'' {
+                    quote = false;
+                }
+            } else if ch == '\'' {
+                quote = true;
+            } else if ch == '[' || ch == '(' {
+                depth += 1;
+            } else if ch == ']' || (ch == ')' && depth > 0) {
+                depth -= 1;
+            } else if depth == 0 && (ch == ',' || ch == ')') {
+                break;
+            }
+            self.i += 1;
+        }
+        let raw: String = self.c[start..self.i].iter().collect();
+        JsonPath::parse(raw.trim())
+            .map(Arg::Path)
+            .map_err(|e| self.err(&e.to_string()))
+    }
+
+    /// `true`, `false`, `null`, or a nested call.
+    fn keyword_or_call(&mut self) -> Result<Arg, IntrinsicError> {
+        let rest: String = self.c[self.i..].iter().collect();
+        for (kw, v) in [
+            ("true", Value::Bool(true)),
+            ("false", Value::Bool(false)),
+            ("null", Value::Null),
+        ] {
+            if rest.starts_with(kw)
+                && !rest[kw.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '.')
+            {
+                self.i += kw.len();
+                return Ok(Arg::Lit(v));
+            }
+        }
+        Ok(Arg::Call(Box::new(self.call()?)))
+    }
+
+    fn number_arg(&mut self) -> Result<Arg, IntrinsicError> {
+        let start = self.i;
+        self.i += 1;
+        while let Some(ch) = self.c.get(self.i) {
+            if ch.is_ascii_digit() || matches!(ch, '.' | 'e' | 'E' | '+' | '-') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        let raw: String = self.c[start..self.i].iter().collect();
+        serde_json::from_str::<Value>(&raw)
+            .ok()
+            .filter(Value::is_number)
+            .map(Arg::Lit)
+            .ok_or_else(|| self.err(&format!("bad number '{raw}'")))
     }
 }
 
@@ -277,45 +289,51 @@ fn as_arr<'v>(name: &str, v: &'v Value) -> Result<&'v Vec<Value>, IntrinsicError
         .ok_or_else(|| fail(format!("{name} expects an array argument, got {v}")))
 }
 
+/// States.Format: `{}` placeholders filled with the arguments in order (strings as they are,
+/// other values as JSON); `\` escapes the next character.
+fn states_format(args: &[Value]) -> Result<Value, IntrinsicError> {
+    if args.is_empty() {
+        return Err(fail("States.Format needs a template"));
+    }
+    let tpl = as_str("States.Format", &args[0])?;
+    let mut out = String::new();
+    let mut rest = args[1..].iter();
+    let chars: Vec<char> = tpl.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if i + 1 < chars.len() => {
+                out.push(chars[i + 1]);
+                i += 2;
+                continue;
+            }
+            '{' if chars.get(i + 1) == Some(&'}') => {
+                let v = rest
+                    .next()
+                    .ok_or_else(|| fail("States.Format has more placeholders than arguments"))?;
+                match v {
+                    Value::String(s) => out.push_str(s),
+                    other => out.push_str(&other.to_string()),
+                }
+                i += 2;
+                continue;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    if rest.next().is_some() {
+        return Err(fail("States.Format has more arguments than placeholders"));
+    }
+    Ok(Value::String(out))
+}
+
+/// Evaluates one intrinsic on its evaluated arguments. Long because it is a flat table: one
+/// short arm per intrinsic function, in the order the ASL specification lists them.
 fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
     use serde_json::json;
     Ok(match name {
-        "States.Format" => {
-            if args.is_empty() {
-                return Err(fail("States.Format needs a template"));
-            }
-            let tpl = as_str(name, &args[0])?;
-            let mut out = String::new();
-            let mut rest = args[1..].iter();
-            let chars: Vec<char> = tpl.chars().collect();
-            let mut i = 0;
-            while i < chars.len() {
-                match chars[i] {
-                    '\\' if i + 1 < chars.len() => {
-                        out.push(chars[i + 1]);
-                        i += 2;
-                        continue;
-                    }
-                    '{' if chars.get(i + 1) == Some(&'}') => {
-                        let v = rest.next().ok_or_else(|| {
-                            fail("States.Format has more placeholders than arguments")
-                        })?;
-                        match v {
-                            Value::String(s) => out.push_str(s),
-                            other => out.push_str(&other.to_string()),
-                        }
-                        i += 2;
-                        continue;
-                    }
-                    c => out.push(c),
-                }
-                i += 1;
-            }
-            if rest.next().is_some() {
-                return Err(fail("States.Format has more arguments than placeholders"));
-            }
-            Value::String(out)
-        }
+        "States.Format" => states_format(&args)?,
         "States.StringToJson" => {
             arity(name, &args, 1..=1)?;
             let s = as_str(name, &args[0])?;

@@ -269,328 +269,397 @@ fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: i64
     }
 }
 
+/// syncDeployment, in the upstream controller's phases: claim the ReplicaSets
+/// (getReplicaSetsForDeployment), then scale a paused Deployment (sync) or roll it out
+/// (rolloutRolling), persist the ReplicaSets, calculateStatus, syncRolloutStatus, write the
+/// Deployment, and cleanupDeployment once the rollout is complete.
 fn sync_deployment(store: &mut Store, ns: &str, name: &str) {
-    let Some(dv) = store.get(Kind::Deployment, ns, name).cloned() else {
+    let Some(mut s) = DeploymentSync::load(store, ns, name) else {
         return;
     };
-    let Ok(d) = from_value::<Deployment>(Kind::Deployment, &dv) else {
-        return;
-    };
-    if d.metadata.deletion_timestamp.is_some() {
-        return;
-    }
-    let spec = d.spec.clone();
-    let uid = d.metadata.uid.clone().unwrap_or_default();
-    let Some(selector) = Selector::from_label_selector(&spec.selector) else {
-        return;
-    };
-    let auto = store.sim.auto_progress;
-    let desired = spec.replicas.unwrap_or(1);
-    let paused = spec.paused.unwrap_or(false);
-
-    // Adopt ReplicaSets that match the selector and have no controller (ClaimReplicaSets).
-    let mut owned: Vec<ReplicaSet> = Vec::new();
-    for rsv in store.list(Kind::ReplicaSet, Some(ns)) {
-        let Ok(mut rs) = from_value::<ReplicaSet>(Kind::ReplicaSet, rsv) else {
-            continue;
-        };
-        match controller_uid(rsv) {
-            Some(owner) if owner == uid => owned.push(rs),
-            Some(_) => {}
-            None if selector.matches(&meta::labels_of(rsv)) => {
-                rs.metadata
-                    .owner_references
-                    .get_or_insert_with(Vec::new)
-                    .push(owner_ref(&d));
-                owned.push(rs);
-            }
-            None => {}
-        }
-    }
-    let originals: Vec<Value> = owned.iter().filter_map(|rs| to_value(rs).ok()).collect();
-
-    let mut status = d.status.clone().unwrap_or_default();
-    let old_status = status.clone();
-    let wanted = template_without_hash(Some(&spec.template));
-    let mut new_idx = owned
-        .iter()
-        .position(|rs| template_without_hash(rs.spec.template.as_ref()) == wanted);
-    let max_old_revision = owned
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != new_idx)
-        .map(|(_, rs)| revision_of(&rs.metadata))
-        .max()
-        .unwrap_or(0);
-    let has_deadline = spec
-        .progress_deadline_seconds
-        .is_some_and(|s| s != i32::MAX);
-    let mut expired = store
-        .sim
-        .deadline_expired
-        .contains(&(ns.to_string(), name.to_string()));
-
-    let max_surge = objects::resolve_int_or_percent(
-        spec.strategy
-            .as_ref()
-            .and_then(|s| s.rolling_update.as_ref())
-            .and_then(|r| r.max_surge.as_ref()),
-        desired,
-        true,
-    );
-    let max_unavailable = objects::resolve_int_or_percent(
-        spec.strategy
-            .as_ref()
-            .and_then(|s| s.rolling_update.as_ref())
-            .and_then(|r| r.max_unavailable.as_ref()),
-        desired,
-        false,
-    );
-
+    let old_status = s.status.clone();
+    let paused = s.d.spec.paused.unwrap_or(false);
     if paused {
-        // A paused deployment is only scaled: no new ReplicaSet, no rollout.
-        let active: Vec<usize> = (0..owned.len())
-            .filter(|i| replicas(&owned[*i]) > 0)
+        s.sync();
+    } else {
+        s.rollout_rolling(store);
+    }
+    s.persist_replica_sets(store);
+    s.calculate_status();
+    let complete = s.deployment_complete();
+    if !paused && s.has_deadline {
+        s.sync_rollout_status(store, &old_status, complete);
+    }
+    s.write_deployment(store);
+    if paused || complete {
+        s.cleanup_deployment(store);
+    }
+}
+
+/// One syncDeployment pass over a Deployment: what it read, the ReplicaSets it owns, and the
+/// status it is computing.
+struct DeploymentSync<'a> {
+    ns: &'a str,
+    name: &'a str,
+    d: Deployment,
+    /// The Deployment as stored (written back only if it changed).
+    stored: Value,
+    desired: i32,
+    has_deadline: bool,
+    /// The simulated progress deadline expired (and no new rollout started since).
+    expired: bool,
+    owned: Vec<ReplicaSet>,
+    /// `owned` as read, to persist only what changed (ReplicaSets past its end are new).
+    originals: Vec<Value>,
+    /// The ReplicaSet in `owned` with the Deployment's template.
+    new_idx: Option<usize>,
+    status: DeploymentStatus,
+}
+
+impl<'a> DeploymentSync<'a> {
+    fn load(store: &Store, ns: &'a str, name: &'a str) -> Option<Self> {
+        let stored = store.get(Kind::Deployment, ns, name).cloned()?;
+        let d = from_value::<Deployment>(Kind::Deployment, &stored).ok()?;
+        if d.metadata.deletion_timestamp.is_some() {
+            return None;
+        }
+        let spec = &d.spec;
+        let selector = Selector::from_label_selector(&spec.selector)?;
+        let owned = get_replica_sets_for_deployment(store, &d, &selector, ns);
+        let originals: Vec<Value> = owned.iter().filter_map(|rs| to_value(rs).ok()).collect();
+        let wanted = template_without_hash(Some(&spec.template));
+        let new_idx = owned
+            .iter()
+            .position(|rs| template_without_hash(rs.spec.template.as_ref()) == wanted);
+        let has_deadline = spec
+            .progress_deadline_seconds
+            .is_some_and(|s| s != i32::MAX);
+        let expired = store
+            .sim
+            .deadline_expired
+            .contains(&(ns.to_string(), name.to_string()));
+        Some(DeploymentSync {
+            ns,
+            name,
+            status: d.status.clone().unwrap_or_default(),
+            desired: spec.replicas.unwrap_or(1),
+            d,
+            stored,
+            has_deadline,
+            expired,
+            owned,
+            originals,
+            new_idx,
+        })
+    }
+
+    /// maxSurge (rounded up) or maxUnavailable (rounded down), resolved against the desired
+    /// replicas (MaxSurge / MaxUnavailable in deployment_util).
+    fn rolling_limit(&self, surge: bool) -> i32 {
+        let rolling = self
+            .d
+            .spec
+            .strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref());
+        let v = if surge {
+            rolling.and_then(|r| r.max_surge.as_ref())
+        } else {
+            rolling.and_then(|r| r.max_unavailable.as_ref())
+        };
+        objects::resolve_int_or_percent(v, self.desired, surge)
+    }
+
+    fn progressing_reason(&self) -> Option<&str> {
+        condition(&self.status, PROGRESSING).and_then(|c| c.reason.as_deref())
+    }
+
+    /// sync: a paused Deployment is only scaled (no new ReplicaSet, no rollout).
+    fn sync(&mut self) {
+        let active: Vec<usize> = (0..self.owned.len())
+            .filter(|i| replicas(&self.owned[*i]) > 0)
             .collect();
-        let target = match (new_idx, active.as_slice()) {
+        let target = match (self.new_idx, active.as_slice()) {
             (Some(n), a) if a.iter().all(|i| *i == n) => Some(n),
             (_, [only]) => Some(*only),
             _ => None,
         };
         if let Some(t) = target {
-            set_replicas(&mut owned[t], desired);
+            set_replicas(&mut self.owned[t], self.desired);
         }
-        if condition(&status, PROGRESSING).and_then(|c| c.reason.as_deref()) != Some(REASON_PAUSED)
-        {
+        if self.progressing_reason() != Some(REASON_PAUSED) {
             set_condition(
-                &mut status,
+                &mut self.status,
                 PROGRESSING,
                 "Unknown",
                 REASON_PAUSED,
                 "Deployment is paused".into(),
             );
         }
-    } else {
-        if condition(&status, PROGRESSING).and_then(|c| c.reason.as_deref()) == Some(REASON_PAUSED)
-        {
+    }
+
+    /// rolloutRolling, collapsed: the new ReplicaSet (found or created) gets every replica and
+    /// the old ones none; with auto progress off, pods (status) catch up one `step()` at a time.
+    fn rollout_rolling(&mut self, store: &mut Store) {
+        if self.progressing_reason() == Some(REASON_PAUSED) {
             set_condition(
-                &mut status,
+                &mut self.status,
                 PROGRESSING,
                 "Unknown",
                 REASON_RESUMED,
                 "Deployment is resumed".into(),
             );
         }
-        let new_revision = max_old_revision + 1;
-        match new_idx {
-            Some(i) => {
-                set_new_rs_annotations(&d, &mut owned[i], new_revision);
-                if has_deadline && condition(&status, PROGRESSING).is_none() {
-                    let msg = format!(
-                        "Found new replica set {:?}",
-                        owned[i].metadata.name.clone().unwrap_or_default()
-                    );
-                    set_condition(&mut status, PROGRESSING, "True", REASON_FOUND_NEW_RS, msg);
-                }
-            }
-            None => {
-                let rs =
-                    new_replica_set(&d, store, ns, &mut status, new_revision, desired, max_surge);
-                let msg = format!(
-                    "Created new replica set {:?}",
-                    rs.metadata.name.clone().unwrap_or_default()
-                );
-                if has_deadline {
-                    set_condition(&mut status, PROGRESSING, "True", REASON_NEW_RS_CREATED, msg);
-                }
-                // A new rollout starts a new deadline.
-                store
-                    .sim
-                    .deadline_expired
-                    .remove(&(ns.to_string(), name.to_string()));
-                expired = false;
-                owned.push(rs);
-                new_idx = Some(owned.len() - 1);
-            }
-        }
-        // Rolling update, collapsed: the new ReplicaSet gets every replica and the old ones
-        // none; with auto progress off, pods (status) catch up one `step()` at a time.
-        for (i, rs) in owned.iter_mut().enumerate() {
-            set_replicas(rs, if Some(i) == new_idx { desired } else { 0 });
+        let new_idx = self.get_new_replica_set(store);
+        for (i, rs) in self.owned.iter_mut().enumerate() {
+            set_replicas(rs, if i == new_idx { self.desired } else { 0 });
         }
     }
 
-    // Persist ReplicaSets (the new one is created, changed ones updated).
-    for (i, rs) in owned.iter_mut().enumerate() {
-        let before = originals.get(i);
-        if let Some(before) = before {
-            let before_spec = before.get("spec").cloned();
-            if to_value(&rs.spec).ok() != before_spec {
-                rs.metadata.generation = Some(rs.metadata.generation.unwrap_or(1) + 1);
-            }
-        } else {
-            rs.metadata.generation = Some(1);
-        }
-        observe(rs, auto);
-        let Ok(v) = to_value(rs) else { continue };
-        let v = clean_status(v);
-        if before.is_none() {
-            let created = store.create(Kind::ReplicaSet, v);
-            if let Ok(c) = from_value::<ReplicaSet>(Kind::ReplicaSet, &created) {
-                *rs = c;
-            }
-        } else if before != Some(&v) {
-            store.update(Kind::ReplicaSet, v);
-        }
-    }
-
-    // calculateStatus
-    let total_spec: i32 = owned.iter().map(replicas).sum();
-    let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
-    let available: i32 = owned
-        .iter()
-        .map(|rs| st(rs).available_replicas.unwrap_or(0))
-        .sum();
-    status.observed_generation = d.metadata.generation;
-    status.replicas = Some(owned.iter().map(|rs| st(rs).replicas).sum());
-    status.updated_replicas = Some(new_idx.map(|i| st(&owned[i]).replicas).unwrap_or(0));
-    status.ready_replicas = Some(
-        owned
+    /// getNewReplicaSet: the ReplicaSet with the Deployment's template, its revision moved up
+    /// past the old ones', or a new one (which starts a new progress deadline).
+    fn get_new_replica_set(&mut self, store: &mut Store) -> usize {
+        let max_old_revision = self
+            .owned
             .iter()
-            .map(|rs| st(rs).ready_replicas.unwrap_or(0))
-            .sum(),
-    );
-    status.available_replicas = Some(available);
-    status.unavailable_replicas = Some((total_spec - available).max(0));
-    if available >= desired - max_unavailable {
-        set_condition(
-            &mut status,
-            AVAILABLE,
-            "True",
-            "MinimumReplicasAvailable",
-            "Deployment has minimum availability.".into(),
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != self.new_idx)
+            .map(|(_, rs)| revision_of(&rs.metadata))
+            .max()
+            .unwrap_or(0);
+        let new_revision = max_old_revision + 1;
+        if let Some(i) = self.new_idx {
+            set_new_rs_annotations(&self.d, &mut self.owned[i], new_revision);
+            if self.has_deadline && condition(&self.status, PROGRESSING).is_none() {
+                let msg = format!(
+                    "Found new replica set {:?}",
+                    self.owned[i].metadata.name.clone().unwrap_or_default()
+                );
+                set_condition(
+                    &mut self.status,
+                    PROGRESSING,
+                    "True",
+                    REASON_FOUND_NEW_RS,
+                    msg,
+                );
+            }
+            return i;
+        }
+        let max_surge = self.rolling_limit(true);
+        let rs = new_replica_set(
+            &self.d,
+            store,
+            self.ns,
+            &mut self.status,
+            new_revision,
+            self.desired,
+            max_surge,
         );
-    } else {
-        set_condition(
-            &mut status,
-            AVAILABLE,
-            "False",
-            "MinimumReplicasUnavailable",
-            "Deployment does not have minimum availability.".into(),
+        let msg = format!(
+            "Created new replica set {:?}",
+            rs.metadata.name.clone().unwrap_or_default()
         );
+        if self.has_deadline {
+            set_condition(
+                &mut self.status,
+                PROGRESSING,
+                "True",
+                REASON_NEW_RS_CREATED,
+                msg,
+            );
+        }
+        // A new rollout starts a new deadline.
+        store
+            .sim
+            .deadline_expired
+            .remove(&(self.ns.to_string(), self.name.to_string()));
+        self.expired = false;
+        self.owned.push(rs);
+        let i = self.owned.len() - 1;
+        self.new_idx = Some(i);
+        i
     }
 
-    let new_name = new_idx.and_then(|i| owned[i].metadata.name.clone());
-    let complete = status.updated_replicas == Some(desired)
-        && status.replicas == Some(desired)
-        && status.available_replicas == Some(desired)
-        && status.observed_generation >= d.metadata.generation;
-    if !paused && has_deadline {
-        // syncRolloutStatus
-        let current = condition(&status, PROGRESSING).cloned();
-        let already_complete = status.replicas == status.updated_replicas
+    /// Persist the ReplicaSets: the new one is created, changed ones updated.
+    fn persist_replica_sets(&mut self, store: &mut Store) {
+        let auto = store.sim.auto_progress;
+        for (i, rs) in self.owned.iter_mut().enumerate() {
+            let before = self.originals.get(i);
+            if let Some(before) = before {
+                let before_spec = before.get("spec").cloned();
+                if to_value(&rs.spec).ok() != before_spec {
+                    rs.metadata.generation = Some(rs.metadata.generation.unwrap_or(1) + 1);
+                }
+            } else {
+                rs.metadata.generation = Some(1);
+            }
+            observe(rs, auto);
+            let Ok(v) = to_value(rs) else { continue };
+            let v = clean_status(v);
+            if before.is_none() {
+                let created = store.create(Kind::ReplicaSet, v);
+                if let Ok(c) = from_value::<ReplicaSet>(Kind::ReplicaSet, &created) {
+                    *rs = c;
+                }
+            } else if before != Some(&v) {
+                store.update(Kind::ReplicaSet, v);
+            }
+        }
+    }
+
+    /// calculateStatus: the counts summed over the ReplicaSets, and the Available condition.
+    fn calculate_status(&mut self) {
+        let owned = &self.owned;
+        let total_spec: i32 = owned.iter().map(replicas).sum();
+        let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
+        let available: i32 = owned
+            .iter()
+            .map(|rs| st(rs).available_replicas.unwrap_or(0))
+            .sum();
+        let status = &mut self.status;
+        status.observed_generation = self.d.metadata.generation;
+        status.replicas = Some(owned.iter().map(|rs| st(rs).replicas).sum());
+        status.updated_replicas = Some(self.new_idx.map(|i| st(&owned[i]).replicas).unwrap_or(0));
+        status.ready_replicas = Some(
+            owned
+                .iter()
+                .map(|rs| st(rs).ready_replicas.unwrap_or(0))
+                .sum(),
+        );
+        status.available_replicas = Some(available);
+        status.unavailable_replicas = Some((total_spec - available).max(0));
+        if available >= self.desired - self.rolling_limit(false) {
+            set_condition(
+                &mut self.status,
+                AVAILABLE,
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            );
+        } else {
+            set_condition(
+                &mut self.status,
+                AVAILABLE,
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            );
+        }
+    }
+
+    /// DeploymentComplete: every replica updated and available, the latest generation seen.
+    fn deployment_complete(&self) -> bool {
+        let status = &self.status;
+        status.updated_replicas == Some(self.desired)
+            && status.replicas == Some(self.desired)
+            && status.available_replicas == Some(self.desired)
+            && status.observed_generation >= self.d.metadata.generation
+    }
+
+    /// syncRolloutStatus: the Progressing condition — complete, progressing (the counts moved
+    /// since `old_status`), or timed out.
+    fn sync_rollout_status(
+        &mut self,
+        store: &mut Store,
+        old_status: &DeploymentStatus,
+        complete: bool,
+    ) {
+        let current = condition(&self.status, PROGRESSING).cloned();
+        let already_complete = self.status.replicas == self.status.updated_replicas
             && current.as_ref().and_then(|c| c.reason.as_deref()) == Some(REASON_NEW_RS_AVAILABLE);
-        let o = |s: &DeploymentStatus| {
-            (
-                s.replicas.unwrap_or(0),
-                s.updated_replicas.unwrap_or(0),
-                s.ready_replicas.unwrap_or(0),
-                s.available_replicas.unwrap_or(0),
-            )
-        };
-        let (o_rep, o_upd, o_ready, o_avail) = o(&old_status);
-        let (n_rep, n_upd, n_ready, n_avail) = o(&status);
-        let progressed = n_upd > o_upd
-            || (n_rep - n_upd) < (o_rep - o_upd)
-            || n_ready > o_ready
-            || n_avail > o_avail;
+        if already_complete {
+            return;
+        }
         let deadline_passed = current
             .as_ref()
             .and_then(|c| c.last_update_time.as_ref())
             .is_some_and(|t| {
-                let deadline = i64::from(spec.progress_deadline_seconds.unwrap_or(i32::MAX));
+                let deadline = i64::from(self.d.spec.progress_deadline_seconds.unwrap_or(i32::MAX));
                 t.0.as_second().saturating_add(deadline) < meta::now_seconds()
             });
-        let rs_label = new_name
-            .clone()
+        let name = self.name;
+        let rs_label = self
+            .new_idx
+            .and_then(|i| self.owned[i].metadata.name.clone())
             .map(|n| format!("ReplicaSet {n:?}"))
             .unwrap_or_else(|| format!("Deployment {name:?}"));
-        if !already_complete {
-            if complete {
-                set_condition(
-                    &mut status,
-                    PROGRESSING,
-                    "True",
-                    REASON_NEW_RS_AVAILABLE,
-                    format!("{rs_label} has successfully progressed."),
-                );
-                store
-                    .sim
-                    .deadline_expired
-                    .remove(&(ns.to_string(), name.to_string()));
-            } else if progressed {
-                // Progress refreshes lastUpdateTime even with the same reason (the special case
-                // in progress.go), keeping lastTransitionTime while the status stays True.
-                let transition = current
-                    .as_ref()
-                    .filter(|c| c.status.as_deref() == Some("True"))
-                    .and_then(|c| c.last_transition_time.clone());
-                let now = meta::now();
-                let conds = status.conditions.get_or_insert_with(Vec::new);
-                conds.retain(|c| c.type_.as_deref() != Some(PROGRESSING));
-                conds.push(DeploymentCondition {
-                    type_: Some(PROGRESSING.into()),
-                    status: Some("True".into()),
-                    reason: Some(REASON_RS_UPDATED.into()),
-                    message: Some(format!("{rs_label} is progressing.")),
-                    last_update_time: Some(now.clone()),
-                    last_transition_time: transition.or(Some(now)),
-                });
-                store
-                    .sim
-                    .deadline_expired
-                    .remove(&(ns.to_string(), name.to_string()));
-            } else if expired || deadline_passed {
-                set_condition(
-                    &mut status,
-                    PROGRESSING,
-                    "False",
-                    REASON_TIMED_OUT,
-                    format!("{rs_label} has timed out progressing."),
-                );
+        let key = (self.ns.to_string(), name.to_string());
+        if complete {
+            set_condition(
+                &mut self.status,
+                PROGRESSING,
+                "True",
+                REASON_NEW_RS_AVAILABLE,
+                format!("{rs_label} has successfully progressed."),
+            );
+            store.sim.deadline_expired.remove(&key);
+        } else if has_progressed(old_status, &self.status) {
+            // Progress refreshes lastUpdateTime even with the same reason (the special case
+            // in progress.go), keeping lastTransitionTime while the status stays True.
+            let transition = current
+                .as_ref()
+                .filter(|c| c.status.as_deref() == Some("True"))
+                .and_then(|c| c.last_transition_time.clone());
+            let now = meta::now();
+            let conds = self.status.conditions.get_or_insert_with(Vec::new);
+            conds.retain(|c| c.type_.as_deref() != Some(PROGRESSING));
+            conds.push(DeploymentCondition {
+                type_: Some(PROGRESSING.into()),
+                status: Some("True".into()),
+                reason: Some(REASON_RS_UPDATED.into()),
+                message: Some(format!("{rs_label} is progressing.")),
+                last_update_time: Some(now.clone()),
+                last_transition_time: transition.or(Some(now)),
+            });
+            store.sim.deadline_expired.remove(&key);
+        } else if self.expired || deadline_passed {
+            set_condition(
+                &mut self.status,
+                PROGRESSING,
+                "False",
+                REASON_TIMED_OUT,
+                format!("{rs_label} has timed out progressing."),
+            );
+        }
+    }
+
+    /// Write the Deployment back, with the new ReplicaSet's revision and the status, if either
+    /// changed.
+    fn write_deployment(&self, store: &mut Store) {
+        let mut new_d = self.d.clone();
+        if let Some(i) = self.new_idx {
+            let rev = revision_of(&self.owned[i].metadata);
+            if rev > 0 {
+                new_d
+                    .metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(REVISION.into(), rev.to_string());
+            }
+        }
+        new_d.status = Some(self.status.clone());
+        if let Ok(v) = to_value(&new_d) {
+            let v = clean_status(v);
+            if v != self.stored {
+                store.update(Kind::Deployment, v);
             }
         }
     }
 
-    let mut new_d = d.clone();
-    if let Some(i) = new_idx {
-        let rev = revision_of(&owned[i].metadata);
-        if rev > 0 {
-            new_d
-                .metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(REVISION.into(), rev.to_string());
-        }
-    }
-    new_d.status = Some(status);
-    if let Ok(v) = to_value(&new_d) {
-        let v = clean_status(v);
-        if v != dv {
-            store.update(Kind::Deployment, v);
-        }
-    }
-
-    // cleanupDeployment: only once the rollout is complete (or while paused), never the new
-    // ReplicaSet, never one that still has pods.
-    let limit = spec
-        .revision_history_limit
-        .unwrap_or(objects::DEFAULT_REVISION_HISTORY_LIMIT);
-    if paused || complete {
-        let mut old: Vec<&ReplicaSet> = owned
+    /// cleanupDeployment (called only once the rollout is complete, or while paused): delete
+    /// the oldest ReplicaSets beyond revisionHistoryLimit, never the new ReplicaSet, never one
+    /// that still has pods.
+    fn cleanup_deployment(&self, store: &mut Store) {
+        let limit = self
+            .d
+            .spec
+            .revision_history_limit
+            .unwrap_or(objects::DEFAULT_REVISION_HISTORY_LIMIT);
+        let mut old: Vec<&ReplicaSet> = self
+            .owned
             .iter()
             .enumerate()
-            .filter(|(i, _)| Some(*i) != new_idx)
+            .filter(|(i, _)| Some(*i) != self.new_idx)
             .map(|(_, rs)| rs)
             .collect();
         let excess = old
@@ -603,10 +672,55 @@ fn sync_deployment(store: &mut Store, ns: &str, name: &str) {
                 && status_replicas == 0
                 && let Some(n) = rs.metadata.name.as_deref()
             {
-                store.delete(Kind::ReplicaSet, ns, n);
+                store.delete(Kind::ReplicaSet, self.ns, n);
             }
         }
     }
+}
+
+/// getReplicaSetsForDeployment (ClaimReplicaSets): the ReplicaSets the Deployment controls,
+/// adopting those that match its selector and have no controller.
+fn get_replica_sets_for_deployment(
+    store: &Store,
+    d: &Deployment,
+    selector: &Selector,
+    ns: &str,
+) -> Vec<ReplicaSet> {
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    let mut owned: Vec<ReplicaSet> = Vec::new();
+    for rsv in store.list(Kind::ReplicaSet, Some(ns)) {
+        let Ok(mut rs) = from_value::<ReplicaSet>(Kind::ReplicaSet, rsv) else {
+            continue;
+        };
+        match controller_uid(rsv) {
+            Some(owner) if owner == uid => owned.push(rs),
+            Some(_) => {}
+            None if selector.matches(&meta::labels_of(rsv)) => {
+                rs.metadata
+                    .owner_references
+                    .get_or_insert_with(Vec::new)
+                    .push(owner_ref(d));
+                owned.push(rs);
+            }
+            None => {}
+        }
+    }
+    owned
+}
+
+/// Whether the rollout progressed between two statuses (DeploymentProgressing).
+fn has_progressed(old: &DeploymentStatus, new: &DeploymentStatus) -> bool {
+    let o = |s: &DeploymentStatus| {
+        (
+            s.replicas.unwrap_or(0),
+            s.updated_replicas.unwrap_or(0),
+            s.ready_replicas.unwrap_or(0),
+            s.available_replicas.unwrap_or(0),
+        )
+    };
+    let (o_rep, o_upd, o_ready, o_avail) = o(old);
+    let (n_rep, n_upd, n_ready, n_avail) = o(new);
+    n_upd > o_upd || (n_rep - n_upd) < (o_rep - o_upd) || n_ready > o_ready || n_avail > o_avail
 }
 
 fn replicas(rs: &ReplicaSet) -> i32 {

@@ -171,6 +171,8 @@ fn describe_json(d: &ExecutionDescription) -> Value {
     v
 }
 
+/// Runs one API operation. Long because it is a flat table: one short arm per Step Functions
+/// action, each reading its request fields and shaping the answer.
 async fn dispatch(
     engine: &Engine,
     mode: Mode,
