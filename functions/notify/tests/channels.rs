@@ -34,16 +34,7 @@ async fn world(service: &str) -> World {
     let page = StatuspageServer::start(PAGE, &key).await;
     page.add_component(COMPONENT, "Checkout");
     let slack = SlackWebhook::start().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
-    for (name, value) in [("statuspage", key.clone()), ("slack", slack.url())] {
-        secrets
-            .create_secret()
-            .name(format!("notice-channels/{service}/{name}"))
-            .secret_string(value)
-            .send()
-            .await
-            .unwrap();
-    }
+    seed_channel_secrets(service, &key, &slack.url()).await;
     let (topic_arn, queue) = topic(&format!("{service}-notices")).await;
     World {
         page,

@@ -21,16 +21,7 @@ async fn channel_credentials_never_reach_the_logs() {
     let service = "notify-ch-logs";
     let page = StatuspageServer::start("logpage1", KEY).await;
     let slack = SlackWebhook::start().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
-    for (name, value) in [("statuspage", KEY.to_owned()), ("slack", slack.url())] {
-        secrets
-            .create_secret()
-            .name(format!("notice-channels/{service}/{name}"))
-            .secret_string(value)
-            .send()
-            .await
-            .unwrap();
-    }
+    seed_channel_secrets(service, KEY, &slack.url()).await;
     let (topic_arn, queue) = topic(&format!("{service}-notices")).await;
     let plan = json!({
         "service": service,

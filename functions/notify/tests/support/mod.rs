@@ -91,3 +91,18 @@ pub fn gate(stack: &StackValues) -> IamGate {
 pub fn clients(gate: &IamGate) -> Clients {
     Clients::new(&gate.sdk_config())
 }
+
+/// The plan's channel secrets in moto, under the default ChannelSecretPrefix
+/// (`notice-channels/<service>/statuspage` holds the API key, `…/slack` the webhook URL).
+pub async fn seed_channel_secrets(service: &str, statuspage_key: &str, slack_url: &str) {
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
+    for (name, value) in [("statuspage", statuspage_key), ("slack", slack_url)] {
+        secrets
+            .create_secret()
+            .name(format!("notice-channels/{service}/{name}"))
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+}
