@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export CARGO=${CARGO:-cargo}
 PACKAGES=(
   rollback-plan rollback-snapshot rollback-restore rollback-retag rollback-deploy-undo
-  rollback-infra rollback-smoke-test rollback-notify rollback-approval rollback-lambda-bench
+  rollback-infra rollback-smoke-test rollback-notify rollback-approval rollback-mobile
+  rollback-lambda-bench
 )
 
 if [[ ! -x .venv/bin/python ]]; then

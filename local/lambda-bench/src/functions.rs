@@ -54,6 +54,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     spec("smoke-test", "rollback-smoke-test", 512, Needs::Nothing),
     spec("notify", "rollback-notify", 256, Needs::NotifyConfig),
     spec("approval", "rollback-approval", 256, Needs::LinkKeySecret),
+    spec("mobile", "rollback-mobile", 256, Needs::Nothing),
 ];
 
 const fn spec(

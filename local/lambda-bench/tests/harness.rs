@@ -241,3 +241,17 @@ fn every_function_package_has_one_binary() {
     ours.sort();
     assert_eq!(ours, ["lambda-bench", "lambda-bench-echo"]);
 }
+
+#[test]
+fn the_bench_script_builds_every_function() {
+    let script =
+        std::fs::read_to_string(functions::workspace_root().join("scripts/bench-lambdas.sh"))
+            .unwrap();
+    for f in FUNCTIONS {
+        assert!(
+            script.split_whitespace().any(|word| word == f.package),
+            "scripts/bench-lambdas.sh does not build {}",
+            f.package
+        );
+    }
+}
