@@ -23,7 +23,7 @@ fn options(tag: &str) -> DrillOptions {
         output_dir: std::env::temp_dir()
             .join(format!("rollback-faults-{tag}-{}", std::process::id())),
         timeout: Duration::from_secs(240),
-        quiet: true,
+        quiet: std::env::var("ROLLBACK_FAULT_VERBOSE").is_err(),
         postgres: false,
         ..Default::default()
     }

@@ -27,6 +27,10 @@ pub fn username(email: &str) -> &str {
     email.split('@').next().unwrap_or(email)
 }
 
+/// What the approval page says for a link whose task is gone while the execution still runs
+/// (`rollback_approval::fate`).
+const STALE_LINK: &str = "is still running, but it no longer waits for this link";
+
 /// Answers the approval request in `mail` as `approve` says. Returns true once decided.
 pub async fn decide(
     mail: &Mail,
@@ -82,6 +86,14 @@ pub async fn decide(
             status == reqwest::StatusCode::ACCEPTED
                 || (status == reqwest::StatusCode::CONFLICT && answer.contains("Already counted"))
         };
+        // A link of an approval request that was sent again (its notify task was retried,
+        // so the task waits on a newer token): as a person would, wait for the newer email.
+        if status == reqwest::StatusCode::CONFLICT && answer.contains(STALE_LINK) {
+            if !quiet {
+                println!("  that link was superseded by a newer approval email; waiting for it");
+            }
+            return Ok(false);
+        }
         if !accepted {
             anyhow::bail!("the decision by {person} was not accepted ({status}): {answer}");
         }

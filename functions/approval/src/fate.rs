@@ -73,8 +73,9 @@ pub fn explain(execution: &str, fate: Option<&ExecutionFate>, code: &str) -> Str
     match fate {
         Some(ExecutionFate::Running) => format!(
             "This rollback ({execution}) is still running, but it no longer waits for this \
-             decision: someone already approved or rejected it, or the approval timed out and \
-             the rollback went on without it. {nothing} Check your email or the execution for \
+             link: the approval request was sent again (use the links in the newest email), \
+             or someone already approved or rejected it, or the approval timed out and the \
+             rollback went on without it. {nothing} Check your email or the execution for \
              what happened. ({code})"
         ),
         Some(ExecutionFate::Succeeded(t)) => format!(

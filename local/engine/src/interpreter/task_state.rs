@@ -285,9 +285,18 @@ impl Interp {
         };
         let outcome = match token {
             None => submitted,
-            Some((tok, rx)) => {
+            Some((tok, mut rx)) => {
                 let r = match submitted {
-                    Err(e) => Err(e),
+                    // A decision sent on the token while the invocation ran came first: in AWS
+                    // the callback completes the task, and the invocation's later failure is
+                    // ignored (the approval page may answer before notify's answer is lost).
+                    Err(e) => match rx.try_recv() {
+                        Ok(TokenMsg::Success(v)) => Ok(v),
+                        Ok(TokenMsg::Failure { error, cause }) => {
+                            Err(StatesError::new(error, cause))
+                        }
+                        _ => Err(e),
+                    },
                     Ok(_) => {
                         at.record(
                             "TaskSubmitted",

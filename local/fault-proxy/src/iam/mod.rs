@@ -332,12 +332,13 @@ mod tests {
             )
         };
         assert!(allowed("ASIAAPPROVAL", "kms:Sign"));
+        // The plan function signs its pre-approval policy's app-only decisions.
+        assert!(allowed("ASIAPLAN", "kms:Sign"));
         for key in [
             "ASIARESTORE",
             "ASIARETAG",
             "ASIADEPLOYUNDO",
             "ASIANOTIFY",
-            "ASIAPLAN",
             "ASIAINFRA",
         ] {
             assert!(!allowed(key, "kms:Sign"), "{key} may sign decisions");
