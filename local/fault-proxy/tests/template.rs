@@ -124,7 +124,9 @@ fn only_the_functions_that_reach_private_endpoints_join_the_vpc() {
     // Kept in step with infra/DEPLOY.md "Private networks".
     assert_eq!(
         in_vpc.keys().collect::<Vec<_>>(),
-        ["DeployUndoFunction", "SmokeTestFunction"]
+        // Snapshot runs the SQL probes' baselines on the live database before a pre-deploy
+        // snapshot.
+        ["DeployUndoFunction", "SmokeTestFunction", "SnapshotFunction"]
     );
     for (id, vpc) in &in_vpc {
         assert_eq!(
