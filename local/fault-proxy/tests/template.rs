@@ -126,7 +126,11 @@ fn only_the_functions_that_reach_private_endpoints_join_the_vpc() {
         in_vpc.keys().collect::<Vec<_>>(),
         // Snapshot runs the SQL probes' baselines on the live database before a pre-deploy
         // snapshot.
-        ["DeployUndoFunction", "SmokeTestFunction", "SnapshotFunction"]
+        [
+            "DeployUndoFunction",
+            "SmokeTestFunction",
+            "SnapshotFunction"
+        ]
     );
     for (id, vpc) in &in_vpc {
         assert_eq!(
