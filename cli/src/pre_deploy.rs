@@ -415,6 +415,8 @@ pub fn status_action(release: &str) -> SnapshotAction {
         databases: None,
         purpose: SnapshotPurpose::PreDeploy,
         release: Some(release.to_owned()),
+        // The command paces its own looks and prints each.
+        keep_looking: false,
     }
 }
 

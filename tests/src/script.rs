@@ -318,7 +318,9 @@ impl Script {
                     DeployUndoAction::Undo { deployments, .. } => {
                         to_value(canned::undo(&s.request, deployments))
                     }
-                    DeployUndoAction::Status => to_value(canned::rollout_status(&s.plan, true)),
+                    DeployUndoAction::Status { .. } => {
+                        to_value(canned::rollout_status(&s.plan, true))
+                    }
                 }
             }
             "infra" => {
@@ -328,7 +330,9 @@ impl Script {
                     InfraAction::Plan { infrastructure } => {
                         to_value(canned::infra_build(infrastructure, BuildPurpose::Plan))
                     }
-                    InfraAction::Status { build } => to_value(canned::infra_status(build, true)),
+                    InfraAction::Status { build, .. } => {
+                        to_value(canned::infra_status(build, true))
+                    }
                     InfraAction::Summary {
                         infrastructure,
                         build,

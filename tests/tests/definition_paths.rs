@@ -521,9 +521,12 @@ async fn rollout_stuck_ends_in_the_contingency_notice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_that_never_completes_times_out_after_the_plans_polls() {
-    // A short polling budget keeps the loop (one status call per poll) quick in real time.
+    // A short polling budget keeps the loop (one status call per check) quick in real time.
+    // The scripted status answers at once, so with no status wait every check is one look and
+    // the loop's virtual time is the definition's Waits alone.
     let mut short: Value = serde_json::from_str(&plan_text()).unwrap();
-    short["polling"] = json!({"interval_seconds": 30, "max_wait_minutes": 10});
+    short["polling"] =
+        json!({"interval_seconds": 30, "max_wait_minutes": 10, "status_wait_seconds": 0});
     let plan = rollback_core::Plan::from_value(short.clone()).unwrap();
     let h = Harness::scripted_with(&short.to_string());
     let stuck = plan.clone();
@@ -544,13 +547,21 @@ async fn rollout_that_never_completes_times_out_after_the_plans_polls() {
         .iter()
         .filter(|c| c.is("deploy-undo", "status"))
         .count();
-    let max_polls = plan.polling.max_polls() as usize;
-    assert_eq!(max_polls, 20);
+    let max_checks = plan.polling.max_checks() as usize;
+    assert_eq!(max_checks, 20);
     assert_eq!(
         polls,
-        max_polls + 2,
-        "one first check, max_polls re-checks, and the failure path's observation"
+        max_checks + 2,
+        "one first check, max_checks re-checks, and the failure path's observation"
     );
+    // Only the loop's checks keep looking; the failure path's observation is one look.
+    let looking: Vec<bool> = calls
+        .iter()
+        .filter(|c| c.is("deploy-undo", "status"))
+        .map(|c| c.payload["keep_looking"] == json!(true))
+        .collect();
+    assert_eq!(looking.iter().filter(|k| **k).count(), max_checks + 1);
+    assert_eq!(looking.last(), Some(&false), "the observation");
     let notice = failure_notice(&the_notice(&calls, "failure"));
     assert!(
         notice.error.cause.contains("kubectl rollout status"),

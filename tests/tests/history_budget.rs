@@ -3,7 +3,7 @@
 //! stays within the bound plan validation computes — and the bound within 20,000 events.
 
 use rollback_core::history_budget::{
-    self, HISTORY_BUDGET, INFRA_POLL_LOOPS, POLL_ITERATION_EVENTS, POLL_LOOPS,
+    self, CHECK_LOOPS, HISTORY_BUDGET, INFRA_POLL_LOOPS, POLL_ITERATION_EVENTS, POLL_LOOPS,
     SMOKE_ITERATION_EVENTS, STRAIGHT_EVENTS,
 };
 use rollback_core::{Plan, Scope};
@@ -71,6 +71,7 @@ fn the_budget_model_matches_the_definition() {
 
     // Each loop: from its Choice, the Default path back to the Choice.
     let mut loops = Vec::new();
+    let mut check_loops = Vec::new();
     let mut infra_loops = Vec::new();
     for (name, s) in &states {
         let Some(rule) = s["Choices"].as_array().and_then(|c| {
@@ -96,6 +97,9 @@ fn the_budget_model_matches_the_definition() {
         let expected = if bound == "$.timing.max_polls" {
             loops.push(name.clone());
             POLL_ITERATION_EVENTS
+        } else if bound == "$.timing.max_checks" {
+            check_loops.push(name.clone());
+            POLL_ITERATION_EVENTS
         } else if bound == "$.timing.infra_max_polls" {
             infra_loops.push(name.clone());
             POLL_ITERATION_EVENTS
@@ -109,6 +113,23 @@ fn the_budget_model_matches_the_definition() {
     let mut model: Vec<String> = POLL_LOOPS.iter().map(|s| s.to_string()).collect();
     model.sort();
     assert_eq!(loops, model, "history_budget::POLL_LOOPS");
+    check_loops.sort();
+    let mut model: Vec<String> = CHECK_LOOPS.iter().map(|s| s.to_string()).collect();
+    model.sort();
+    assert_eq!(check_loops, model, "history_budget::CHECK_LOOPS");
+    // A status loop's check keeps looking; the definition must ask it to.
+    for name in CHECK_LOOPS.iter().chain(INFRA_POLL_LOOPS) {
+        let check = states
+            .iter()
+            .find(|(_, s)| nexts(s).iter().any(|n| n == name) && s["Type"] == "Task")
+            .unwrap_or_else(|| panic!("no status task before {name}"));
+        assert_eq!(
+            check.1["Parameters"]["Payload"]["keep_looking"],
+            json!(true),
+            "{}: a status check in a wait loop keeps looking",
+            check.0
+        );
+    }
     infra_loops.sort();
     let mut model: Vec<String> = INFRA_POLL_LOOPS.iter().map(|s| s.to_string()).collect();
     model.sort();
@@ -118,9 +139,10 @@ fn the_budget_model_matches_the_definition() {
 /// The plan with the longest polling limits plan validation accepts at a 15 s interval.
 fn worst_case_plan() -> (String, Plan) {
     let mut doc: Value = serde_json::from_str(&plan_text()).unwrap();
-    let interval = doc["polling"]["interval_seconds"].as_u64().unwrap() as u32;
     let settle = 30;
-    let wait = history_budget::max_wait_minutes_within_budget(interval, settle, None);
+    let polling: rollback_core::plan::PollingPolicy =
+        serde_json::from_value(doc["polling"].clone()).unwrap();
+    let wait = history_budget::max_wait_minutes_within_budget(&polling, settle, None);
     doc["polling"]["max_wait_minutes"] = json!(wait);
     doc["smoke"]["max_settle_minutes"] = json!(settle);
     let text = doc.to_string();
@@ -141,15 +163,18 @@ async fn every_wait_loop_at_its_limit_stays_within_the_computed_bound() {
     let bound = history_budget::worst_case_events(&plan);
     assert!(bound <= HISTORY_BUDGET, "{bound}");
     let polls = plan.polling.max_polls();
+    let checks = plan.polling.max_checks();
     // The scripted harness does not read alarm periods: the window is the plan's maximum.
     let settle = history_budget::settle_seconds(&plan, None);
     let smoke_retries =
         history_budget::smoke_max_retries(settle, u64::from(plan.polling.interval_seconds)) as u32;
 
     let h = Harness::scripted_with(&text);
-    // Each status answers "not yet" until its loop has counted max_polls, then "done" (the
-    // Choice tests the outcome before the count), so every loop runs to its limit.
-    let ready = move |nth: u32| nth.is_multiple_of(polls + 1);
+    // Each status answers "not yet" until its loop has counted max_checks (an acting loop:
+    // max_polls), then "done" (the Choice tests the outcome before the count), so every loop
+    // runs to its limit.
+    let ready = move |nth: u32| nth.is_multiple_of(checks + 1);
+    let swapped = move |nth: u32| nth.is_multiple_of(polls + 1);
     h.script.on("snapshot", "status", move |call, nth| {
         let s =
             rollback_core::StepInput::<rollback_core::contract::snapshot::SnapshotAction>::parse(
@@ -175,7 +200,7 @@ async fn every_wait_loop_at_its_limit_stays_within_the_computed_bound() {
         )
         .unwrap();
         let mut out = canned::swap(&s.plan, &s.request, &s.execution);
-        out.complete = ready(nth);
+        out.complete = swapped(nth);
         Some(Ok(serde_json::to_value(out).unwrap()))
     });
     h.script.on("deploy-undo", "status", move |call, nth| {
@@ -213,14 +238,14 @@ async fn every_wait_loop_at_its_limit_stays_within_the_computed_bound() {
     // Every loop ran to its limit.
     let calls = h.calls(&exec);
     let count = |f: &str, a: &str| calls.iter().filter(|c| c.is(f, a)).count() as u32;
-    assert_eq!(count("snapshot", "status"), polls + 1);
-    assert_eq!(count("restore", "status"), 2 * (polls + 1));
+    assert_eq!(count("snapshot", "status"), checks + 1);
+    assert_eq!(count("restore", "status"), 2 * (checks + 1));
     assert_eq!(count("restore", "swap"), polls + 1);
     let rollout = calls
         .iter()
         .filter(|c| c.is("deploy-undo", "status") && c.state == "Check rollout")
         .count() as u32;
-    assert_eq!(rollout, polls + 1);
+    assert_eq!(rollout, checks + 1);
     assert_eq!(count("smoke-test", "run"), smoke_retries + 1);
     let put_back = calls
         .iter()

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use rollback_core::RollbackError;
+use rollback_core::{RollbackError, wait};
 use std::sync::OnceLock;
 
-use rollback_engine::{LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, task::BoxFuture};
+use rollback_engine::{
+    LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, clock::Clock, task::BoxFuture,
+};
 
 use super::latency::{self, LatencyModel, Marks};
 pub use rollback_core::contract::FUNCTIONS;
@@ -121,34 +123,42 @@ impl TaskHandler for DrillHandler {
             let cause = format!("failure injected at '{}' by --fail-at", req.state_name);
             return Box::pin(async move { Err(TaskFailure::new(INJECTED_ERROR, cause)) });
         }
-        let (Some(model), Some(engine)) = (self.latency, self.engine.get()) else {
+        let Some(clock) = self
+            .engine
+            .get()
+            .and_then(|engine| engine.clock(&req.execution_arn).ok())
+        else {
             return self.inner.invoke(req);
         };
-        let clock = engine.clock(&req.execution_arn).ok();
         let function = req
             .function
             .as_deref()
             .map(rollback_engine::task::function_name)
-            .unwrap_or_default()
-            .to_owned();
-        let action = req
-            .payload
-            .get("action")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let call = self.inner.invoke(req);
+            .unwrap_or_default();
+        let modelled = self
+            .latency
+            .map(|model| (model, latency::Call::of(function, &req.payload)));
+        // Status checks that keep looking wait on the execution's clock, as its Wait states do.
+        let call = wait::with_pause(pause_on(clock.clone()), self.inner.invoke(req));
         let marks = self.marks.clone();
         Box::pin(async move {
             let mut output = call.await?;
-            if let Some(clock) = clock {
-                let took =
-                    latency::apply(&model, &marks, &function, &action, clock.now(), &mut output);
+            if let Some((model, call)) = modelled {
+                let took = latency::apply(&model, &marks, &call, clock.now(), &mut output);
                 if !took.is_zero() {
-                    clock.advance(took);
+                    clock.sleep_in_task(took).await;
                 }
             }
             Ok(output)
         })
     }
+}
+
+/// A status check's pause between looks, on the execution's clock: virtual time (the local
+/// emulators count looks, not seconds) that parallel branches share.
+fn pause_on(clock: Arc<Clock>) -> wait::Pause {
+    Arc::new(move |duration| {
+        let clock = clock.clone();
+        Box::pin(async move { clock.sleep_in_task(duration).await })
+    })
 }

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rollback_core::plan::PollingPolicy;
+use rollback_core::wait;
 use serde_json::Value;
 
 /// How long each operation takes.
@@ -114,45 +116,114 @@ impl Marks {
 }
 
 /// Applies the model to one task: records starts, and rewrites status outputs to "not yet".
-/// Returns how much virtual time the task itself takes.
+/// Returns how much virtual time the task itself takes: a status check that keeps looking
+/// (`looking`: the plan's polling, [`rollback_core::wait`]) takes until the operation is done,
+/// in whole intervals, or its whole status wait.
 pub fn apply(
     model: &LatencyModel,
     marks: &Marks,
-    function: &str,
-    action: &str,
+    call: &Call,
     now: DateTime<Utc>,
     output: &mut Value,
 ) -> Duration {
-    let pending = |what: &'static str, duration: Duration| match marks.started(what) {
-        Some(start) => (now - start).to_std().unwrap_or_default() < duration,
-        None => false,
+    // How long the check takes and whether it sees the operation done by then.
+    let check = |what: &'static str, duration: Duration| -> (Duration, bool) {
+        let Some(start) = marks.started(what) else {
+            return (Duration::ZERO, true);
+        };
+        let remaining = duration.saturating_sub((now - start).to_std().unwrap_or_default());
+        if remaining.is_zero() {
+            return (Duration::ZERO, true);
+        }
+        let Some(polling) = &call.looking else {
+            return (Duration::ZERO, false);
+        };
+        let interval = u64::from(polling.interval_seconds.max(1));
+        let longest = (u64::from(wait::looks_per_check(polling)) - 1) * interval;
+        let needed = remaining.as_secs().div_ceil(interval) * interval;
+        if needed <= longest {
+            (Duration::from_secs(needed), true)
+        } else {
+            (Duration::from_secs(longest), false)
+        }
     };
-    match (function, action) {
-        ("rollback-snapshot", "create") => marks.mark("snapshot", now),
-        ("rollback-snapshot", "status") if pending("snapshot", model.snapshot) => {
-            output["all_available"] = Value::Bool(false);
+    let (took, done, field) = match (call.function.as_str(), call.action.as_str()) {
+        ("rollback-snapshot", "create") => {
+            marks.mark("snapshot", now);
+            return Duration::ZERO;
         }
-        ("rollback-restore", "start") => marks.mark("restore", now),
-        ("rollback-restore", "status") if pending("restore", model.restore) => {
-            output["all_available"] = Value::Bool(false);
+        ("rollback-snapshot", "status") => {
+            let (took, done) = check("snapshot", model.snapshot);
+            (took, done, "all_available")
         }
-        ("rollback-deploy-undo", "undo") => marks.mark("rollout", now),
-        ("rollback-deploy-undo", "status") if pending("rollout", model.rollout) => {
-            output["complete"] = Value::Bool(false);
+        ("rollback-restore", "start") => {
+            marks.mark("restore", now);
+            return Duration::ZERO;
         }
-        ("rollback-infra", "plan") => marks.mark("terraform_plan", now),
-        ("rollback-infra", "apply") => marks.mark("terraform_apply", now),
+        ("rollback-restore", "status") => {
+            let (took, done) = check("restore", model.restore);
+            (took, done, "all_available")
+        }
+        ("rollback-deploy-undo", "undo") => {
+            marks.mark("rollout", now);
+            return Duration::ZERO;
+        }
+        ("rollback-deploy-undo", "status") => {
+            let (took, done) = check("rollout", model.rollout);
+            (took, done, "complete")
+        }
+        ("rollback-infra", "plan") => {
+            marks.mark("terraform_plan", now);
+            return Duration::ZERO;
+        }
+        ("rollback-infra", "apply") => {
+            marks.mark("terraform_apply", now);
+            return Duration::ZERO;
+        }
         ("rollback-infra", "status") => {
-            let (what, duration) = match output.pointer("/build/purpose").and_then(Value::as_str) {
-                Some("apply") => ("terraform_apply", model.terraform_apply),
-                _ => ("terraform_plan", model.terraform_plan),
+            let (took, done) = match output.pointer("/build/purpose").and_then(Value::as_str) {
+                Some("apply") => check("terraform_apply", model.terraform_apply),
+                _ => check("terraform_plan", model.terraform_plan),
             };
-            if pending(what, duration) {
-                output["done"] = Value::Bool(false);
-            }
+            (took, done, "done")
         }
         ("rollback-smoke-test", "run") => return model.smoke,
-        _ => {}
+        _ => return Duration::ZERO,
+    };
+    if !done {
+        output[field] = Value::Bool(false);
     }
-    Duration::ZERO
+    took
+}
+
+/// What the model needs to know of one task call.
+pub struct Call {
+    pub function: String,
+    pub action: String,
+    /// The plan's polling, when the call is a status check that keeps looking.
+    pub looking: Option<PollingPolicy>,
+}
+
+impl Call {
+    /// Reads the call from a function's input.
+    pub fn of(function: &str, payload: &Value) -> Call {
+        let looking = (payload.get("keep_looking") == Some(&Value::Bool(true)))
+            .then(|| {
+                payload
+                    .pointer("/plan/polling")
+                    .cloned()
+                    .map_or_else(|| Ok(PollingPolicy::default()), serde_json::from_value)
+                    .ok()
+            })
+            .flatten();
+        Call {
+            function: function.to_owned(),
+            action: payload
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            looking,
+        }
+    }
 }

@@ -10,71 +10,111 @@ use serde::{Deserialize, Serialize};
 use crate::validation::ValidationErrors;
 
 /// The kinds of failure, one Step Functions error name each (`Rollback.<Kind>`, see
-/// [`ErrorKind::error_name`]). The definition retries only [`ErrorKind::Throttled`] and
-/// [`ErrorKind::Transient`] (with backoff); every other kind is caught (`States.ALL`) and ends in
-/// the contingency notice, except where a Catch says otherwise (Terraform planning leaves
-/// infrastructure out and goes on; `Validate request` fails the execution).
+/// [`ErrorKind::error_name`]). What statemachine/rollback.asl.json does with each:
+///
+/// - **Retry**: every Task retries [`ErrorKind::Throttled`] and [`ErrorKind::Transient`] (6
+///   attempts, 2 s doubling to at most 60 s, full jitter), and no other kind.
+/// - **Catch**: every Task catches `States.ALL`, so every kind (a retried one once its attempts
+///   are spent) is caught; the Catch decides where it goes. Mostly that is the failure path
+///   (`Keep what the notice needs`: put back, resume, observe, failure report, contingency
+///   notice). The exceptions: `Validate request` goes to `Request or plan invalid` (the
+///   execution fails, no notice); the infrastructure resolve/plan steps go on without
+///   infrastructure, and `Find live mobile releases` goes on with the error in its resolution;
+///   `Swap databases` goes to `Put databases back`; the parallel branches record the failure
+///   (`<X> branch failed`) before the failure path. Only [`ErrorKind::Rejected`] is caught by
+///   name.
+///
+/// A test below checks the Retry and by-name Catch lists against the definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
-    /// The plan does not validate; the message names each field and its fix. Not retried.
+    /// The plan does not validate; the message names each field and its fix. Catch only: at
+    /// `Validate request` the execution fails without a notice; later, the failure path.
     InvalidPlan,
-    /// The execution's input (a manual start or an alarm event) does not validate. Not retried.
+    /// The execution's input (a manual start or an alarm event) does not validate. Catch only:
+    /// at `Validate request` the execution fails without a notice; later, the failure path.
     InvalidRequest,
-    /// A step's own input is wrong (a definition or caller defect), never an AWS answer. Not
-    /// retried.
+    /// A step's own input is wrong (a definition or caller defect: a missing field, an action
+    /// the deployment does not serve), never an AWS answer nor our own output (that is
+    /// [`ErrorKind::Internal`]). Catch only: the failure path.
     InvalidInput,
     /// No snapshot to restore from (none before the release, or the named one is gone).
+    /// Catch only: the failure path.
     SnapshotNotFound,
-    /// A backup snapshot failed or cannot be taken; nothing was restored.
+    /// A backup snapshot failed or cannot be taken; nothing was restored. Catch only: the
+    /// failure path.
     SnapshotFailed,
-    /// A restore from the snapshot failed; the live database is untouched.
+    /// A restore from the snapshot failed; the live database is untouched. Catch only: the
+    /// failure path.
     RestoreFailed,
-    /// Swapping the restored copy in failed; the failure path puts an unfinished swap back.
+    /// Swapping the restored copy in failed. Catch only: `Swap databases` goes to
+    /// `Put databases back`, which puts an unfinished swap back.
     SwapFailed,
-    /// A plan image has no `stable_tag`: there is nothing known-good to go back to.
+    /// A plan image has no `stable_tag`: there is nothing known-good to go back to. Catch only:
+    /// the failure path.
     StableImageNotFound,
-    /// Moving a release tag failed.
+    /// Moving a release tag failed. Catch only: the failure path.
     RetagFailed,
-    /// A deployment has no previous revision to roll back to.
+    /// A deployment has no previous revision to roll back to. Catch only: the failure path.
     NoRolloutHistory,
-    /// A rollout does not progress (e.g. `ProgressDeadlineExceeded`).
+    /// A rollout does not progress (e.g. `ProgressDeadlineExceeded`). Catch only: the failure
+    /// path.
     RolloutStuck,
     /// Live state no longer matches what was approved; nothing was changed. Start again.
+    /// Returned by the destructive functions and set by the definition itself (`Approved plan
+    /// drifted`). Catch only: the failure path.
     PlanDrifted,
     /// A destructive action without a signed decision that covers it; nothing was changed.
+    /// Catch only: the failure path.
     NotApproved,
-    /// Another rollback of the service is running; this one stops before any change.
+    /// Another rollback of the service is running; this one stops before any change. Catch
+    /// only: the failure path.
     ConcurrentRollback,
-    /// The approver rejected: the execution ends quietly after its report.
+    /// The approver rejected (the approval function fails the task token with it; no handler
+    /// returns it). Caught by name at `Request approval` and `Offer to stop it`: the execution
+    /// ends quietly after `Write the rejection report`.
     Rejected,
-    /// A wait loop reached `polling.max_wait_minutes` (or the Terraform build limit).
+    /// A wait loop reached `polling.max_wait_minutes` (or the Terraform build limit). Set by
+    /// the definition's own poll counters, not returned by a function; the failure path, or
+    /// for the Terraform plan, infrastructure is left out.
     WaitTimedOut,
-    /// A smoke check cannot run as configured (a bad URL, an unreadable secret).
+    /// A smoke check cannot run as configured (a bad URL, an unreadable secret). Catch only:
+    /// the failure path.
     SmokeConfig,
     /// A Terraform build (plan or apply) failed, or its plan cannot be read: nothing more is
-    /// applied; the contingency notice says which build and where its log is.
+    /// applied; the contingency notice says which build and where its log is. Catch only: at
+    /// planning infrastructure is left out and the execution goes on; at apply, the failure
+    /// path.
     InfrastructureFailed,
     /// Terraform refused the approved plan because the state changed since it was made: the
-    /// contingency notice says "re-plan and approve again".
+    /// contingency notice says "re-plan and approve again". Catch only: the failure path.
     PlanStale,
     /// The Kubernetes API refused a call for good (a transient one is [`ErrorKind::Transient`]).
+    /// Catch only: the failure path.
     Kubernetes,
     /// An app store's credentials are missing, unreadable or refused (a Secrets Manager secret
     /// that is absent or malformed, a key the store answers 401 to): nothing was changed in the
-    /// store; the message names the secret and the fix.
+    /// store; the message names the secret and the fix. Catch only: at `Find live mobile
+    /// releases` the execution goes on with the error in the resolution; at halt or
+    /// raise-minimum, the failure path.
     StoreCredentials,
     /// An app store refused a change for good (changes in review, no release to halt, the key
     /// lacks the permission, a state conflict); the message has the store's reason and the fix.
+    /// Catch only: the failure path.
     StoreRefused,
-    /// AWS throttled the call; retried with backoff.
+    /// AWS throttled the call. Retry (with backoff, on every Task); once the attempts are spent,
+    /// caught like any other kind.
     Throttled,
-    /// A timeout, a dropped connection or a 5xx; retried with backoff. A state-changing step
-    /// looks at the real state before it reports this, so a retry does not do the work twice.
+    /// A timeout, a dropped connection or a 5xx (AWS, Kubernetes, an app store). Retry (with
+    /// backoff, on every Task); once the attempts are spent, caught like any other kind. A
+    /// state-changing step looks at the real state before it reports this, so a retry does not
+    /// do the work twice.
     Transient,
     /// AWS refused the call for good (access denied, a validation error); the message has the
-    /// operation and AWS's code.
+    /// operation and AWS's code. Catch only: the failure path.
     Aws,
-    /// Our defect (an output that does not encode, an impossible answer). Not retried.
+    /// Our defect: an output that does not encode ([`crate::step::to_output`]), an impossible
+    /// answer; also set by the definition when approval ends without a decision. Catch only: the
+    /// failure path.
     Internal,
 }
 
@@ -375,40 +415,186 @@ impl From<RollbackError> for lambda_runtime::Diagnostic {
     }
 }
 
-impl RollbackError {
-    /// A function's output that does not encode: our defect, never the caller's input.
-    pub fn encoding(err: serde_json::Error) -> RollbackError {
-        RollbackError::Internal(format!("could not encode the output: {err}"))
-    }
-}
-
-/// A function's output as JSON; an encoding failure is `Rollback.Internal`.
-pub fn output<T: Serialize>(value: &T) -> Result<serde_json::Value, RollbackError> {
-    serde_json::to_value(value).map_err(RollbackError::encoding)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `ALL` lists every kind, once, in declaration order: serde's derive knows the variants
-    /// (its "expected one of" list), so a variant added without an `ALL` entry fails here.
+    /// The variants in declaration order, as serde's derive knows them: `Deserialize` hands
+    /// the full list to [`serde::Deserializer::deserialize_enum`], which this one captures.
+    fn declared_kinds() -> &'static [&'static str] {
+        use serde::de::{Deserializer, Visitor};
+
+        #[derive(Debug)]
+        struct Captured(Result<&'static [&'static str], String>);
+        impl std::fmt::Display for Captured {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+        impl StdError for Captured {}
+        impl serde::de::Error for Captured {
+            fn custom<T: std::fmt::Display>(msg: T) -> Self {
+                Captured(Err(msg.to_string()))
+            }
+        }
+
+        struct Probe;
+        impl<'de> Deserializer<'de> for Probe {
+            type Error = Captured;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Captured> {
+                Err(Captured(Err("not deserialized as an enum".into())))
+            }
+            fn deserialize_enum<V: Visitor<'de>>(
+                self,
+                _name: &'static str,
+                variants: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Captured> {
+                Err(Captured(Ok(variants)))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+                struct identifier ignored_any
+            }
+        }
+
+        ErrorKind::deserialize(Probe).unwrap_err().0.unwrap()
+    }
+
+    /// How statemachine/rollback.asl.json handles a kind. Exhaustive: a new variant does not
+    /// compile until it is classified here (and documented above).
+    #[derive(Debug, PartialEq)]
+    enum Handling {
+        /// In every Task's Retry, then caught by `States.ALL`.
+        Retried,
+        /// Caught by its own name somewhere (as well as by `States.ALL`).
+        CaughtByName,
+        /// Caught by `States.ALL` only.
+        Caught,
+    }
+
+    fn handling(kind: ErrorKind) -> Handling {
+        match kind {
+            ErrorKind::Throttled | ErrorKind::Transient => Handling::Retried,
+            ErrorKind::Rejected => Handling::CaughtByName,
+            ErrorKind::InvalidPlan
+            | ErrorKind::InvalidRequest
+            | ErrorKind::InvalidInput
+            | ErrorKind::SnapshotNotFound
+            | ErrorKind::SnapshotFailed
+            | ErrorKind::RestoreFailed
+            | ErrorKind::SwapFailed
+            | ErrorKind::StableImageNotFound
+            | ErrorKind::RetagFailed
+            | ErrorKind::NoRolloutHistory
+            | ErrorKind::RolloutStuck
+            | ErrorKind::PlanDrifted
+            | ErrorKind::NotApproved
+            | ErrorKind::ConcurrentRollback
+            | ErrorKind::WaitTimedOut
+            | ErrorKind::SmokeConfig
+            | ErrorKind::InfrastructureFailed
+            | ErrorKind::PlanStale
+            | ErrorKind::Kubernetes
+            | ErrorKind::StoreCredentials
+            | ErrorKind::StoreRefused
+            | ErrorKind::Aws
+            | ErrorKind::Internal => Handling::Caught,
+        }
+    }
+
+    /// `ALL` lists every declared kind, once, in declaration order: a variant added without an
+    /// `ALL` entry fails here (and without a [`handling`] arm or an `error_name`, does not
+    /// compile).
     #[test]
     fn all_lists_every_kind() {
-        let err = serde_json::from_str::<ErrorKind>("\"NoSuchKind\"").unwrap_err();
-        let message = err.to_string();
-        let declared: Vec<&str> = message
-            .split("expected one of ")
-            .nth(1)
-            .expect("serde lists the variants")
-            .split(", ")
-            .filter_map(|v| v.split('`').nth(1))
-            .collect();
+        let declared = declared_kinds();
         let listed: Vec<String> = ErrorKind::ALL.iter().map(|k| format!("{k:?}")).collect();
         assert_eq!(declared, listed, "ErrorKind::ALL");
+        assert_eq!(declared.len(), ErrorKind::ALL.len(), "ErrorKind::ALL");
         let names: std::collections::BTreeSet<&str> =
             ErrorKind::ALL.iter().map(|k| k.error_name()).collect();
         assert_eq!(names.len(), ErrorKind::ALL.len(), "one name per kind");
+    }
+
+    /// The `Rollback.*` names in every `key` list (`Retry` or `Catch`) of the definition.
+    fn definition_names(key: &str) -> std::collections::BTreeSet<String> {
+        fn walk(
+            value: &serde_json::Value,
+            key: &str,
+            out: &mut std::collections::BTreeSet<String>,
+        ) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        if k == key {
+                            let names = v.as_array().into_iter().flatten();
+                            let names = names.flat_map(|r| r["ErrorEquals"].as_array().unwrap());
+                            out.extend(
+                                names
+                                    .filter_map(|n| n.as_str())
+                                    .filter(|n| n.starts_with("Rollback."))
+                                    .map(str::to_owned),
+                            );
+                        }
+                        walk(v, key, out);
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, key, out)),
+                _ => {}
+            }
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../statemachine/rollback.asl.json"
+        );
+        let text = std::fs::read_to_string(path).expect(path);
+        let definition: serde_json::Value = serde_json::from_str(&text).expect(path);
+        let mut out = std::collections::BTreeSet::new();
+        walk(&definition, key, &mut out);
+        out
+    }
+
+    /// The handling each kind's documentation states is the definition's: the kinds it retries
+    /// are exactly the retried ones ([`ErrorKind::is_retryable`]), the kinds it catches by name
+    /// exactly the `CaughtByName` ones.
+    #[test]
+    fn handling_matches_the_definition() {
+        let named = |wanted: Handling| -> std::collections::BTreeSet<String> {
+            ErrorKind::ALL
+                .into_iter()
+                .filter(|k| handling(*k) == wanted)
+                .map(|k| k.error_name().to_owned())
+                .collect()
+        };
+        assert_eq!(definition_names("Retry"), named(Handling::Retried));
+        assert_eq!(definition_names("Catch"), named(Handling::CaughtByName));
+        for kind in ErrorKind::ALL {
+            assert_eq!(
+                kind.is_retryable(),
+                handling(kind) == Handling::Retried,
+                "{kind:?}"
+            );
+        }
+    }
+
+    /// An output that does not encode is our defect, not the caller's input.
+    #[test]
+    fn an_output_that_does_not_encode_is_internal() {
+        use crate::step::to_output;
+        // A map with non-string keys has no JSON form.
+        let output: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let err = to_output(&output).unwrap_err();
+        assert_eq!(err.error_name(), "Rollback.Internal");
+        assert!(
+            err.to_string().contains("could not encode the output"),
+            "{err}"
+        );
+        assert_eq!(
+            to_output(&ErrorKind::Rejected).unwrap(),
+            serde_json::json!("Rejected")
+        );
     }
 
     #[test]

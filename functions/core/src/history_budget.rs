@@ -12,12 +12,17 @@
 //!   `TaskSucceeded`/`TaskFailed`, `TaskStateExited`), 6 with a task token (`TaskSubmitted`);
 //!   Pass, Choice, Wait, Succeed and Fail states 2 (entered, exited); a Parallel state 4 plus
 //!   its branches' states; the execution itself 2 (started, ended);
-//! - one poll-loop iteration (status Task, Choice, counting Pass, Wait) is 11 events, as is one
-//!   smoke re-run (smoke Task, Choice, back-off Pass, Wait);
+//! - one loop iteration (status or acting Task, Choice, counting Pass, Wait) is 11 events, as
+//!   is one smoke re-run (smoke Task, Choice, back-off Pass, Wait);
+//! - status loops ([`CHECK_LOOPS`]) iterate at most `polling.max_checks()` times: each check
+//!   keeps looking for `polling.status_wait_seconds` ([`crate::wait`]); loops whose every
+//!   iteration acts ([`POLL_LOOPS`]: swap, revert, clean-up) iterate `polling.max_polls()`
+//!   times, one interval apart;
 //! - a loop that reaches its limit ends the path it is on (timed out → contingency), so one
-//!   execution runs at most [`POLL_LOOPS_PER_EXECUTION`] poll loops at their limit: backup,
-//!   restores, swap, swapped-databases check, rollout, then the failure path's put-back —
-//!   the other poll loops (drill cleanup, revert) are on other paths with fewer loops;
+//!   execution runs at most [`CHECK_LOOPS_PER_EXECUTION`] status loops (backup, restores,
+//!   swapped-databases check, rollout) and [`POLL_LOOPS_PER_EXECUTION`] acting loops (swap,
+//!   then the failure path's put-back) at their limit — the other loops (drill cleanup,
+//!   revert) are on other paths with fewer loops;
 //! - with `infrastructure`, both Terraform build loops ([`INFRA_POLL_LOOPS`]) at their own
 //!   limit (`infrastructure.max_build_minutes`): the plan's limit leaves infrastructure out and
 //!   goes on, and the apply runs in its own branch beside the databases;
@@ -28,33 +33,39 @@
 //! started). The margin between [`HISTORY_BUDGET`] and [`HISTORY_LIMIT`] (5,000 events) leaves
 //! room for ≈ 1,600 retried attempts.
 
-use crate::plan::Plan;
+use crate::plan::{Plan, PollingPolicy};
 
 /// Where Step Functions fails a Standard execution.
 pub const HISTORY_LIMIT: u64 = 25_000;
 /// What a plan may use at worst; the rest is the margin for task retries.
 pub const HISTORY_BUDGET: u64 = 20_000;
 
-/// Events of one poll-loop iteration: Task 5 + Choice 2 + Pass 2 + Wait 2.
+/// Events of one loop iteration: Task 5 + Choice 2 + Pass 2 + Wait 2.
 pub const POLL_ITERATION_EVENTS: u64 = 11;
 /// Events of one smoke re-run: Task 5 + Choice 2 + Pass 2 + Wait 2.
 pub const SMOKE_ITERATION_EVENTS: u64 = 11;
-/// The Choice states of the definition's poll loops (bounded by `$.timing.max_polls`).
-pub const POLL_LOOPS: &[&str] = &[
+/// The Choice states of the definition's status loops (bounded by `$.timing.max_checks`).
+pub const CHECK_LOOPS: &[&str] = &[
     "Backup ready?",
     "Restores ready?",
-    "Swap complete?",
     "Swapped databases ready?",
+    "Rollout finished?",
+];
+/// The Choice states of the loops whose every iteration acts again (bounded by
+/// `$.timing.max_polls`).
+pub const POLL_LOOPS: &[&str] = &[
+    "Swap complete?",
     "Drill copies gone?",
     "Databases back?",
-    "Rollout finished?",
     "Unfinished swap put back?",
 ];
-/// The poll loops of the Terraform builds, bounded by `$.timing.infra_max_polls`
+/// The status loops of the Terraform builds, bounded by `$.timing.infra_max_polls`
 /// (`infrastructure.max_build_minutes`): one execution can run both at their limit.
 pub const INFRA_POLL_LOOPS: &[&str] = &["Infrastructure plan ready?", "Infrastructure applied?"];
-/// Poll loops one execution can run at their limit (see the module documentation).
-pub const POLL_LOOPS_PER_EXECUTION: u64 = 6;
+/// Status loops one execution can run at their limit (see the module documentation).
+pub const CHECK_LOOPS_PER_EXECUTION: u64 = 4;
+/// Acting loops one execution can run at their limit (see the module documentation).
+pub const POLL_LOOPS_PER_EXECUTION: u64 = 2;
 /// Every state of the definition once, at its largest cost, plus the execution's own events.
 /// The e2e suite recomputes it from the definition and fails when it is too small.
 pub const STRAIGHT_EVENTS: u64 = 480;
@@ -81,32 +92,32 @@ pub fn smoke_max_retries(settle: u64, interval: u64) -> u64 {
     settle.div_ceil(interval.max(1)).max(1)
 }
 
-/// The worst-case history of an execution under `polling` and a smoke settle window of
-/// `settle` seconds.
-pub fn events_for(max_polls: u64, interval: u64, settle: u64) -> u64 {
+/// The worst-case history of an execution under `polling` (its `max_wait_minutes` for every
+/// wait, its builds at `build_minutes`) and a smoke settle window of `settle` seconds.
+pub fn events_for(polling: &PollingPolicy, settle: u64, build_minutes: Option<u32>) -> u64 {
+    let interval = u64::from(polling.interval_seconds.max(1));
     STRAIGHT_EVENTS
-        + POLL_LOOPS_PER_EXECUTION * max_polls * POLL_ITERATION_EVENTS
+        + (POLL_LOOPS_PER_EXECUTION * u64::from(polling.max_polls())
+            + CHECK_LOOPS_PER_EXECUTION * u64::from(polling.max_checks()))
+            * POLL_ITERATION_EVENTS
         + smoke_max_retries(settle, interval) * SMOKE_ITERATION_EVENTS
+        + build_events(build_minutes, polling)
 }
 
-/// The worst case of `plan`: every poll loop at `polling.max_wait_minutes` (the Terraform
+/// The worst case of `plan`: every wait loop at `polling.max_wait_minutes` (the Terraform
 /// builds' at `infrastructure.max_build_minutes`), smoke re-runs for the whole
 /// `smoke.max_settle_minutes` (the alarms' periods are read only at run time).
 pub fn worst_case_events(plan: &Plan) -> u64 {
-    let interval = u64::from(plan.polling.interval_seconds.max(1));
     events_for(
-        u64::from(plan.polling.max_polls()),
-        interval,
+        &plan.polling,
         settle_seconds(plan, None),
-    ) + infra_events(plan)
+        build_minutes(plan),
+    )
 }
 
 /// The Terraform build loops at their limit (0 without infrastructure).
 fn infra_events(plan: &Plan) -> u64 {
-    build_events(
-        build_minutes(plan),
-        u64::from(plan.polling.interval_seconds.max(1)),
-    )
+    build_events(build_minutes(plan), &plan.polling)
 }
 
 fn build_minutes(plan: &Plan) -> Option<u32> {
@@ -115,28 +126,30 @@ fn build_minutes(plan: &Plan) -> Option<u32> {
 
 /// Events of the Terraform build loops at their limit: `build_minutes` is
 /// `infrastructure.max_build_minutes` (`None` without infrastructure).
-pub fn build_events(build_minutes: Option<u32>, interval: u64) -> u64 {
+pub fn build_events(build_minutes: Option<u32>, polling: &PollingPolicy) -> u64 {
     build_minutes.map_or(0, |minutes| {
-        let polls = ((u64::from(minutes) * 60) / interval.max(1)).max(1);
-        INFRA_POLL_LOOPS.len() as u64 * polls * POLL_ITERATION_EVENTS
+        INFRA_POLL_LOOPS.len() as u64
+            * u64::from(polling.checks_within(minutes))
+            * POLL_ITERATION_EVENTS
     })
 }
 
-/// The largest `polling.max_wait_minutes` within the budget for this interval, settle window
-/// and Terraform build limit (0 when none is).
+/// The largest `polling.max_wait_minutes` within the budget for `polling`'s interval and
+/// status wait, this settle window and Terraform build limit (0 when none is).
 pub fn max_wait_minutes_within_budget(
-    interval_seconds: u32,
+    polling: &PollingPolicy,
     max_settle_minutes: u32,
     build_minutes: Option<u32>,
 ) -> u32 {
-    let interval = u64::from(interval_seconds.max(1));
     let settle = u64::from(max_settle_minutes) * 60;
-    let builds = build_events(build_minutes, interval);
     let mut best = 0;
-    // max_polls grows with max_wait, so the first minute over the budget ends the search.
+    // The loops' limits grow with max_wait, so the first minute over the budget ends the search.
     for minutes in 1..=24 * 60u32 {
-        let polls = ((u64::from(minutes) * 60) / interval).max(1);
-        if events_for(polls, interval, settle) + builds > HISTORY_BUDGET {
+        let candidate = PollingPolicy {
+            max_wait_minutes: minutes,
+            ..polling.clone()
+        };
+        if events_for(&candidate, settle, build_minutes) > HISTORY_BUDGET {
             break;
         }
         best = minutes;
@@ -144,19 +157,21 @@ pub fn max_wait_minutes_within_budget(
     best
 }
 
-/// The smallest `polling.interval_seconds` within the budget for this wait, settle window and
-/// Terraform build limit (`None` when no interval up to an hour is).
+/// The smallest `polling.interval_seconds` within the budget for `polling`'s wait and status
+/// wait, this settle window and Terraform build limit (`None` when no interval up to an hour
+/// is).
 pub fn min_interval_within_budget(
-    max_wait_minutes: u32,
+    polling: &PollingPolicy,
     max_settle_minutes: u32,
     build_minutes: Option<u32>,
 ) -> Option<u32> {
     let settle = u64::from(max_settle_minutes) * 60;
-    (1..=3600u32).find(|&i| {
-        let interval = u64::from(i);
-        let polls = ((u64::from(max_wait_minutes) * 60) / interval).max(1);
-        events_for(polls, interval, settle) + build_events(build_minutes, interval)
-            <= HISTORY_BUDGET
+    (1..=3600u32).find(|&interval_seconds| {
+        let candidate = PollingPolicy {
+            interval_seconds,
+            ..polling.clone()
+        };
+        events_for(&candidate, settle, build_minutes) <= HISTORY_BUDGET
     })
 }
 
@@ -170,14 +185,14 @@ pub fn over_budget_message(plan: &Plan) -> Option<String> {
     let settle = plan.smoke.max_settle_minutes;
     let mut fixes = Vec::new();
     let builds = build_minutes(plan);
-    let wait = max_wait_minutes_within_budget(polling.interval_seconds, settle, builds);
+    let wait = max_wait_minutes_within_budget(polling, settle, builds);
     if wait > 0 {
         fixes.push(format!(
             "lower polling.max_wait_minutes to at most {wait} (with interval_seconds {})",
             polling.interval_seconds
         ));
     }
-    if let Some(interval) = min_interval_within_budget(polling.max_wait_minutes, settle, builds) {
+    if let Some(interval) = min_interval_within_budget(polling, settle, builds) {
         fixes.push(format!(
             "raise polling.interval_seconds to at least {interval} (with max_wait_minutes {})",
             polling.max_wait_minutes
@@ -197,11 +212,14 @@ pub fn over_budget_message(plan: &Plan) -> Option<String> {
         n => format!(", {n} for the Terraform build loops over infrastructure.max_build_minutes"),
     };
     Some(format!(
-        "at its polling limits a rollback could write {events} history events ({} poll loops × \
-         {} polls × {POLL_ITERATION_EVENTS} events, {smoke_events} for smoke re-runs over \
+        "at its polling limits a rollback could write {events} history events ({} status loops \
+         × {} checks and {} acting loops × {} polls, {POLL_ITERATION_EVENTS} events each, \
+         {smoke_events} for smoke re-runs over \
          smoke.max_settle_minutes {settle}{builds}, {STRAIGHT_EVENTS} for the other states); Step \
          Functions fails an execution at {HISTORY_LIMIT} events without the contingency notice, \
          and plans may use at most {HISTORY_BUDGET}: {}",
+        CHECK_LOOPS_PER_EXECUTION,
+        polling.max_checks(),
         POLL_LOOPS_PER_EXECUTION,
         polling.max_polls(),
         fixes.join(", or ")
@@ -221,19 +239,32 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_fit_and_fifteen_second_polls_for_ninety_minutes_do_not() {
+    fn the_defaults_fit_and_the_limits_found_are_the_edge() {
         assert!(worst_case_events(&plan(15, 60, 30)) <= HISTORY_BUDGET);
-        let over = plan(15, 90, 30);
+        let wait = max_wait_minutes_within_budget(&plan(15, 60, 30).polling, 30, None);
+        assert!(worst_case_events(&plan(15, wait, 30)) <= HISTORY_BUDGET);
+        let over = plan(15, wait + 1, 30);
         assert!(worst_case_events(&over) > HISTORY_BUDGET);
         let msg = over_budget_message(&over).unwrap();
         assert!(msg.contains("polling.max_wait_minutes"), "{msg}");
         assert!(msg.contains("polling.interval_seconds"), "{msg}");
-        let wait = max_wait_minutes_within_budget(15, 30, None);
-        assert!(worst_case_events(&plan(15, wait, 30)) <= HISTORY_BUDGET);
-        assert!(worst_case_events(&plan(15, wait + 1, 30)) > HISTORY_BUDGET);
-        let interval = min_interval_within_budget(90, 30, None).unwrap();
-        assert!(worst_case_events(&plan(interval, 90, 30)) <= HISTORY_BUDGET);
-        assert!(worst_case_events(&plan(interval - 1, 90, 30)) > HISTORY_BUDGET);
+        let interval = min_interval_within_budget(&over.polling, 30, None).unwrap();
+        assert!(worst_case_events(&plan(interval, wait + 1, 30)) <= HISTORY_BUDGET);
+        assert!(worst_case_events(&plan(interval - 1, wait + 1, 30)) > HISTORY_BUDGET);
+    }
+
+    #[test]
+    fn status_checks_that_wait_leave_room_for_longer_waits() {
+        // One look per check: every status loop iterates each interval, as acting loops do.
+        let mut looking_once = plan(15, 90, 30);
+        looking_once.polling.status_wait_seconds = 0;
+        assert!(worst_case_events(&looking_once) > HISTORY_BUDGET);
+        let once = max_wait_minutes_within_budget(&looking_once.polling, 30, None);
+        assert_eq!(once, 68);
+        // Checks that keep looking for 240 s: 90 minutes fit.
+        assert!(worst_case_events(&plan(15, 90, 30)) <= HISTORY_BUDGET);
+        let waiting = max_wait_minutes_within_budget(&plan(15, 90, 30).polling, 30, None);
+        assert!(waiting > 2 * once, "{waiting} vs {once}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod step;
 pub mod telemetry;
 pub mod terraform_plan;
 pub mod validation;
+pub mod wait;
 
 pub use error::{ErrorKind, RollbackError};
 pub use ids::ExecutionId;

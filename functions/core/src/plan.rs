@@ -113,9 +113,9 @@ pub struct InfrastructureRef {
 }
 
 impl InfrastructureRef {
-    /// Status polls of one build (at least one).
+    /// Status checks of one build (at least one).
     pub fn max_build_polls(&self, polling: &PollingPolicy) -> u32 {
-        ((self.max_build_minutes * 60) / polling.interval_seconds.max(1)).max(1)
+        polling.checks_within(self.max_build_minutes)
     }
 }
 
@@ -638,16 +638,42 @@ impl ApprovalPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollingPolicy {
+    /// Seconds between two looks at an operation that is not done yet.
     #[serde(default = "defaults::interval_seconds")]
     pub interval_seconds: u32,
+    /// How long any one wait (backup, restore, swap, rollout) may take before
+    /// `Rollback.WaitTimedOut`.
     #[serde(default = "defaults::max_wait_minutes")]
     pub max_wait_minutes: u32,
+    /// How long one status check (backup, restores, rollout, Terraform build) keeps looking,
+    /// `interval_seconds` apart, before handing back to the state machine (0-240, default
+    /// 240; 0: one look per check). Completion is seen as soon either way; a longer wait means
+    /// fewer state transitions (see [`crate::wait`]).
+    #[serde(default = "defaults::status_wait_seconds")]
+    pub status_wait_seconds: u32,
 }
 
 impl PollingPolicy {
-    /// How many status polls fit in the wait bound (at least one).
+    /// How many polls of a repeated action (swap, revert, drill clean-up: each poll acts)
+    /// fit in the wait bound (at least one).
     pub fn max_polls(&self) -> u32 {
         ((self.max_wait_minutes * 60) / self.interval_seconds.max(1)).max(1)
+    }
+
+    /// One iteration of a status loop: the check's own wait, then the definition's Wait.
+    pub fn check_loop_seconds(&self) -> u32 {
+        self.status_wait_seconds + self.interval_seconds.max(1)
+    }
+
+    /// How many times a status loop (backup, restores, swapped databases, rollout) checks
+    /// again within the wait bound (at least one).
+    pub fn max_checks(&self) -> u32 {
+        self.checks_within(self.max_wait_minutes)
+    }
+
+    /// Status-loop iterations that fit in `minutes` (at least one).
+    pub fn checks_within(&self, minutes: u32) -> u32 {
+        ((minutes * 60) / self.check_loop_seconds()).max(1)
     }
 }
 
@@ -656,6 +682,7 @@ impl Default for PollingPolicy {
         PollingPolicy {
             interval_seconds: defaults::interval_seconds(),
             max_wait_minutes: defaults::max_wait_minutes(),
+            status_wait_seconds: defaults::status_wait_seconds(),
         }
     }
 }
@@ -739,6 +766,9 @@ mod defaults {
     /// (`crate::history_budget`); 90 would not.
     pub fn max_wait_minutes() -> u32 {
         60
+    }
+    pub fn status_wait_seconds() -> u32 {
+        crate::wait::STATUS_WAIT_MAX_SECONDS
     }
 }
 
@@ -1225,9 +1255,21 @@ impl Plan {
         if !(1..=24 * 60).contains(&polling.max_wait_minutes) {
             errors.push("polling.max_wait_minutes", "use 1-1440 minutes");
         }
+        if polling.status_wait_seconds > crate::wait::STATUS_WAIT_MAX_SECONDS {
+            errors.push(
+                "polling.status_wait_seconds",
+                format!(
+                    "use 0-{} seconds: a status check must answer within its function's {} s \
+                     timeout",
+                    crate::wait::STATUS_WAIT_MAX_SECONDS,
+                    crate::wait::STATUS_FUNCTION_TIMEOUT_SECONDS
+                ),
+            );
+        }
         // Only for limits that are otherwise valid: the message suggests values that fit.
         if !errors.mentions("polling.interval_seconds")
             && !errors.mentions("polling.max_wait_minutes")
+            && !errors.mentions("polling.status_wait_seconds")
             && !errors.mentions("smoke.max_settle_minutes")
             && let Some(message) = crate::history_budget::over_budget_message(self)
         {

@@ -55,6 +55,14 @@ impl<A: DeserializeOwned> StepInput<A> {
     }
 }
 
+/// A function's output as the JSON it returns to Step Functions. The one way every handler
+/// encodes its output: a failure here is our defect (`Rollback.Internal`), never the caller's
+/// input (that is [`StepInput::parse`]'s `Rollback.InvalidInput`).
+pub fn to_output<T: Serialize + ?Sized>(output: &T) -> Result<Value, RollbackError> {
+    serde_json::to_value(output)
+        .map_err(|e| RollbackError::Internal(format!("could not encode the output: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

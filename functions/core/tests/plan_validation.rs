@@ -354,22 +354,47 @@ fn policies_are_bounded() {
 
 #[test]
 fn polling_limits_past_the_history_budget_are_refused_naming_the_fields() {
-    // 15 s polls for 90 minutes: six poll loops at their limit would write ≈ 25,000 events.
+    // 15 s polls for 90 minutes, each status check one look: six loops at their limit would
+    // write ≈ 25,000 events.
+    let one_look =
+        json!({"interval_seconds": 15, "max_wait_minutes": 90, "status_wait_seconds": 0});
     assert_rejects(
-        |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90}),
+        |p| p["polling"] = one_look.clone(),
         "polling",
         "lower polling.max_wait_minutes to at most 68",
     );
     assert_rejects(
-        |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90}),
+        |p| p["polling"] = one_look.clone(),
         "polling",
         "raise polling.interval_seconds to at least",
+    );
+    // Checks that keep looking 240 s (the default) take 90 minutes in 21 iterations; the
+    // acting loops (swap, put-back) still poll every interval and bound the wait at 185.
+    let mut plan = example();
+    plan["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 90});
+    Plan::from_value(plan).unwrap();
+    assert_rejects(
+        |p| p["polling"] = json!({"interval_seconds": 15, "max_wait_minutes": 186}),
+        "polling",
+        "lower polling.max_wait_minutes to at most 185",
     );
     assert_rejects(
         |p| p["polling"] = json!({"interval_seconds": 1, "max_wait_minutes": 60}),
         "polling",
         "25000 events",
     );
+}
+
+#[test]
+fn a_status_wait_past_the_functions_timeout_is_refused() {
+    assert_rejects(
+        |p| p["polling"]["status_wait_seconds"] = json!(241),
+        "polling.status_wait_seconds",
+        "use 0-240 seconds",
+    );
+    let mut plan = example();
+    plan["polling"]["status_wait_seconds"] = json!(0);
+    assert_eq!(Plan::from_value(plan).unwrap().polling.max_checks(), 240);
 }
 
 #[test]

@@ -21,6 +21,16 @@ use serde_json::{Map, Value, json};
 
 /// proptest's default config, which honours `PROPTEST_CASES`; regressions are kept in
 /// `proptest-regressions/` next to this file.
+/// The longest `polling.max_wait_minutes` the history budget allows at `interval` (default
+/// status wait, 30 min settle window, no infrastructure).
+fn max_wait_within_budget(interval_seconds: u32) -> u32 {
+    let polling = rollback_core::plan::PollingPolicy {
+        interval_seconds,
+        ..Default::default()
+    };
+    rollback_core::history_budget::max_wait_minutes_within_budget(&polling, 30, None)
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig::default()
 }
@@ -164,15 +174,9 @@ fn valid_plan() -> BoxedStrategy<Value> {
         // refused, so it is not a valid plan.)
         (1u32..=3600)
             .prop_filter("some wait fits the history budget", |interval| {
-                rollback_core::history_budget::max_wait_minutes_within_budget(*interval, 30, None)
-                    > 0
+                max_wait_within_budget(*interval) > 0
             })
-            .prop_flat_map(|interval| {
-                let max_wait = rollback_core::history_budget::max_wait_minutes_within_budget(
-                    interval, 30, None,
-                );
-                (Just(interval), 1u32..=max_wait)
-            }),
+            .prop_flat_map(|interval| (Just(interval), 1u32..=max_wait_within_budget(interval))),
         (1u64..=900, any::<bool>(), any::<bool>()),
     )
         .prop_filter(

@@ -33,8 +33,8 @@ mod undo;
 
 use rollback_core::contract::deploy_undo::DeployUndoAction;
 use rollback_core::decision::{self, DecisionVerifier, Needed};
+use rollback_core::step::to_output;
 use rollback_core::{RollbackError, Scope, StepInput};
-use serde::Serialize;
 use serde_json::Value;
 
 pub use cluster::{ApiOverride, CA_FILE_VAR, CA_PEM_VAR, Cluster, URL_VAR};
@@ -105,23 +105,28 @@ async fn run(
         DeployUndoAction::Resolve {
             images,
             to_revision,
-        } => encode(resolve(&cluster, names, images, &input.plan.images, *to_revision).await?),
-        DeployUndoAction::Pause => encode(pause(&cluster, names, &input.execution, drill).await?),
-        DeployUndoAction::SuspendGitops => {
-            encode(suspend_gitops(&cluster, &cluster_ref.gitops, &input.execution, drill).await?)
+        } => to_output(&resolve(&cluster, names, images, &input.plan.images, *to_revision).await?),
+        DeployUndoAction::Pause => {
+            to_output(&pause(&cluster, names, &input.execution, drill).await?)
         }
+        DeployUndoAction::SuspendGitops => to_output(
+            &suspend_gitops(&cluster, &cluster_ref.gitops, &input.execution, drill).await?,
+        ),
         DeployUndoAction::Resume { deployments } => {
-            encode(resume(&cluster, names, &input.execution, drill, deployments).await?)
+            to_output(&resume(&cluster, names, &input.execution, drill, deployments).await?)
         }
         DeployUndoAction::Undo {
             deployments,
             to_revision,
-        } => encode(undo(&cluster, names, deployments, *to_revision, drill).await?),
+        } => to_output(&undo(&cluster, names, deployments, *to_revision, drill).await?),
         DeployUndoAction::Restart {
             deployments,
             restarted_at,
-        } => encode(restart(&cluster, names, deployments, *restarted_at, drill).await?),
-        DeployUndoAction::Status => encode(status(&cluster, names, &cluster_ref.gitops).await?),
+        } => to_output(&restart(&cluster, names, deployments, *restarted_at, drill).await?),
+        DeployUndoAction::Status { keep_looking } => {
+            let polling = keep_looking.then_some(&input.plan.polling);
+            to_output(&status(&cluster, names, &cluster_ref.gitops, polling).await?)
+        }
     }
 }
 
@@ -136,7 +141,7 @@ async fn require_approval(
     if input.request.mode.is_drill()
         || matches!(
             input.action,
-            DeployUndoAction::Resolve { .. } | DeployUndoAction::Status
+            DeployUndoAction::Resolve { .. } | DeployUndoAction::Status { .. }
         )
     {
         return Ok(());
@@ -147,8 +152,4 @@ async fn require_approval(
     };
     decision::require(&clients.approval, input, needed, chrono::Utc::now()).await?;
     Ok(())
-}
-
-fn encode(output: impl Serialize) -> Result<Value, RollbackError> {
-    rollback_core::error::output(&output)
 }

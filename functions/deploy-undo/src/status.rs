@@ -2,33 +2,41 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use rollback_core::RollbackError;
 use rollback_core::contract::deploy_undo::{PAUSED_REPLICAS, RolloutStatus, StatusOutput};
 use rollback_core::plan::GitOpsRef;
+use rollback_core::plan::PollingPolicy;
+use rollback_core::{RollbackError, wait};
 
 use crate::cluster::{Cluster, k8s_error};
 use crate::history::{self, REVISION, annotation};
 
+/// The rollout of `deployments`; with `polling`, looks again until complete for the plan's
+/// `polling.status_wait_seconds` ([`rollback_core::wait`]). A stuck rollout is an error at
+/// the look that sees it.
 pub async fn status(
     cluster: &Cluster,
     deployments: &[String],
     gitops: &[GitOpsRef],
+    polling: Option<&PollingPolicy>,
 ) -> Result<StatusOutput, RollbackError> {
     let client = cluster.client().await?;
     let api: Api<Deployment> = Api::namespaced(client, &cluster.namespace);
-    let mut out = Vec::with_capacity(deployments.len());
-    for name in deployments {
-        let d = api
-            .get(name)
-            .await
-            .map_err(|e| k8s_error("get deployment", e))?;
-        out.push(judge(&cluster.namespace, name, &d)?);
-    }
-    Ok(StatusOutput {
-        complete: out.iter().all(|d| d.complete),
-        deployments: out,
-        gitops: crate::gitops::observe(cluster, gitops).await,
-    })
+    let look = || async {
+        let mut out = Vec::with_capacity(deployments.len());
+        for name in deployments {
+            let d = api
+                .get(name)
+                .await
+                .map_err(|e| k8s_error("get deployment", e))?;
+            out.push(judge(&cluster.namespace, name, &d)?);
+        }
+        Ok(StatusOutput {
+            complete: out.iter().all(|d| d.complete),
+            deployments: out,
+            gitops: crate::gitops::observe(cluster, gitops).await,
+        })
+    };
+    wait::keep_checking(polling, look, |s: &StatusOutput| s.complete).await
 }
 
 /// kubectl's `DeploymentStatusViewer.Status`, condition by condition.

@@ -12,7 +12,8 @@ use aws_sdk_codebuild::types::{
 use rollback_core::contract::infra::{
     BuildPurpose, BuildRef, BuildStatus, InfrastructureResolution, artifact, build_env,
 };
-use rollback_core::{ExecutionId, RollbackError};
+use rollback_core::plan::PollingPolicy;
+use rollback_core::{ExecutionId, RollbackError, wait};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -196,9 +197,20 @@ fn variable<'a>(build: &'a Build, name: &str) -> Option<&'a str> {
         .map(|v| v.value())
 }
 
-/// `status`: where the build is. A failed build is an error: `Rollback.PlanStale` when
-/// Terraform refused the approved plan as stale, `Rollback.InfrastructureFailed` otherwise.
-pub async fn status(clients: &Clients, build: &BuildRef) -> Result<BuildStatus, RollbackError> {
+/// `status`: where the build is; with `polling`, looks again until it is done for the plan's
+/// `polling.status_wait_seconds` ([`rollback_core::wait`]). A failed build is an error:
+/// `Rollback.PlanStale` when Terraform refused the approved plan as stale,
+/// `Rollback.InfrastructureFailed` otherwise.
+pub async fn status(
+    clients: &Clients,
+    build: &BuildRef,
+    polling: Option<&PollingPolicy>,
+) -> Result<BuildStatus, RollbackError> {
+    wait::keep_checking(polling, || look(clients, build), |s: &BuildStatus| s.done).await
+}
+
+/// One look at the build [`status`] reports.
+async fn look(clients: &Clients, build: &BuildRef) -> Result<BuildStatus, RollbackError> {
     let finished = |status: &str| BuildStatus {
         build: build.clone(),
         done: true,

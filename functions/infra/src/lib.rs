@@ -17,6 +17,7 @@ use chrono::Utc;
 use rollback_core::contract::infra::InfraAction;
 use rollback_core::decision::{self, DecisionVerifier, Needed};
 use rollback_core::plan::InfrastructureRef;
+use rollback_core::step::to_output;
 use rollback_core::{RollbackError, Scope, StepInput};
 use serde_json::Value;
 
@@ -52,18 +53,24 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
     let given = input.get("infrastructure").cloned();
     let step = StepInput::<InfraAction>::parse(input)?;
     let infrastructure = section(&step)?;
-    let output = match &step.action {
-        InfraAction::Resolve => serde_json::to_value(
-            resolve(clients, &step.plan, infrastructure, &step.execution).await?,
-        ),
+    match &step.action {
+        InfraAction::Resolve => {
+            to_output(&resolve(clients, &step.plan, infrastructure, &step.execution).await?)
+        }
         InfraAction::Plan {
             infrastructure: resolved,
-        } => serde_json::to_value(start_plan(clients, resolved, &step.execution).await?),
-        InfraAction::Status { build } => serde_json::to_value(status(clients, build).await?),
+        } => to_output(&start_plan(clients, resolved, &step.execution).await?),
+        InfraAction::Status {
+            build,
+            keep_looking,
+        } => {
+            let polling = keep_looking.then_some(&step.plan.polling);
+            to_output(&status(clients, build, polling).await?)
+        }
         InfraAction::Summary {
             infrastructure: resolved,
             build,
-        } => serde_json::to_value(summarize(clients, infrastructure, resolved, build).await?),
+        } => to_output(&summarize(clients, infrastructure, resolved, build).await?),
         InfraAction::Apply {
             infrastructure: resolved,
         } => {
@@ -76,8 +83,8 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
                 };
                 decision::require(&clients.approval, &step, needed, Utc::now()).await?;
             }
-            serde_json::to_value(
-                apply(
+            to_output(
+                &apply(
                     clients,
                     infrastructure,
                     resolved,
@@ -87,8 +94,7 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
                 .await?,
             )
         }
-    };
-    output.map_err(RollbackError::encoding)
+    }
 }
 
 fn section<A>(step: &StepInput<A>) -> Result<&InfrastructureRef, RollbackError> {

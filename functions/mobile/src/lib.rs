@@ -18,6 +18,7 @@ use chrono::Utc;
 use rollback_core::contract::mobile::MobileAction;
 use rollback_core::decision::{self, DecisionVerifier, Needed};
 use rollback_core::plan::MobileRef;
+use rollback_core::step::to_output;
 use rollback_core::{RollbackError, Scope, StepInput};
 use serde_json::Value;
 
@@ -104,20 +105,17 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
     let step = StepInput::<MobileAction>::parse(input)?;
     let mobile = section(&step)?;
     let drill = step.request.mode.is_drill();
-    let output = match &step.action {
-        MobileAction::Resolve | MobileAction::Status => {
-            serde_json::to_value(resolve(clients, mobile).await?)
-        }
+    match &step.action {
+        MobileAction::Resolve | MobileAction::Status => to_output(&resolve(clients, mobile).await?),
         MobileAction::Halt { mobile: approved } => {
             approve(clients, &step, given.as_ref()).await?;
-            serde_json::to_value(halt(clients, mobile, approved, drill).await?)
+            to_output(&halt(clients, mobile, approved, drill).await?)
         }
         MobileAction::RaiseMinimum { mobile: approved } => {
             approve(clients, &step, given.as_ref()).await?;
-            serde_json::to_value(raise_minimum(clients, mobile, approved, drill).await?)
+            to_output(&raise_minimum(clients, mobile, approved, drill).await?)
         }
-    };
-    output.map_err(RollbackError::encoding)
+    }
 }
 
 /// Live, `halt` and `raise-minimum` need a signed decision whose scope includes `mobile`, for

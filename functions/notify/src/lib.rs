@@ -126,12 +126,12 @@ pub async fn handle(
     let input = StepInput::<NotifyAction>::parse(input)?;
     if let NotifyAction::Report(request) = &input.action {
         let out = report::write(clients, config, &input, request).await?;
-        return rollback_core::error::output(&out);
+        return rollback_core::step::to_output(&out);
     }
     let (notice, message) = publish(clients, config, &input).await?;
     // The notice went out; the plan's channels (status page, chat) follow, and never fail it.
     let channels = channels::fan_out(clients, config, &input, &message).await;
-    rollback_core::error::output(&NoticeOutput { notice, channels })
+    rollback_core::step::to_output(&NoticeOutput { notice, channels })
 }
 
 /// Renders and publishes one notification (to SNS only; [`handle`] adds the plan's channels).

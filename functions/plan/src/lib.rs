@@ -18,7 +18,7 @@ mod validate;
 
 use rollback_core::RollbackError;
 use rollback_core::contract::plan::{FingerprintOutput, PlanAction, ValidateInput};
-use rollback_core::step::StepInput;
+use rollback_core::step::{StepInput, to_output};
 use serde_json::Value;
 
 pub use guard::guard;
@@ -97,9 +97,7 @@ pub async fn handle_with(
         "validate" => {
             let input: ValidateInput = rollback_core::validation::from_value(input)
                 .map_err(|e| RollbackError::InvalidInput(e.to_string()))?;
-            rollback_core::error::output(
-                &validate_with_alarms(clients.cloudwatch.as_ref(), plans, input).await?,
-            )
+            to_output(&validate_with_alarms(clients.cloudwatch.as_ref(), plans, input).await?)
         }
         _ => {
             let step = StepInput::<PlanAction>::parse(input)?;
@@ -109,19 +107,15 @@ pub async fn handle_with(
                         Plans::Stored(store) => store.requires_service(),
                         Plans::Given(_) => false,
                     };
-                    rollback_core::error::output(
-                        &guard(&clients.sfn, &step, guard_input, service_required).await?,
-                    )
+                    to_output(&guard(&clients.sfn, &step, guard_input, service_required).await?)
                 }
-                PlanAction::Fingerprint { resolved } => {
-                    rollback_core::error::output(&FingerprintOutput {
-                        fingerprint: rollback_core::fingerprint::fingerprint(resolved),
-                    })
-                }
+                PlanAction::Fingerprint { resolved } => to_output(&FingerprintOutput {
+                    fingerprint: rollback_core::fingerprint::fingerprint(resolved),
+                }),
                 PlanAction::PreApprove {
                     resolved,
                     fingerprint,
-                } => rollback_core::error::output(
+                } => to_output(
                     &preapprove::pre_approve(
                         clients.signer.as_ref(),
                         &step,

@@ -19,6 +19,7 @@ pub fn timing(plan: &Plan, settle: &SettleWindow) -> Timing {
             + ESCALATION_TAIL_GRACE_SECONDS,
         poll_interval_seconds,
         max_polls: u64::from(plan.polling.max_polls()),
+        max_checks: u64::from(plan.polling.max_checks()),
         infra_max_polls: plan
             .infrastructure
             .as_ref()
@@ -55,6 +56,8 @@ mod tests {
         // The escalation branch must still be waiting when the approval task times out.
         assert!(t.escalate_after_seconds + t.escalation_tail_seconds > t.approval_timeout_seconds);
         assert_eq!(t.max_polls, 90);
+        // A check keeps looking for 240 s, then the definition waits 20 s: 1800 / 260.
+        assert_eq!(t.max_checks, 6);
         assert_eq!(t.poll_interval_seconds, 20);
         // 300 s × 3 periods: re-runs 20 s apart for 15 minutes.
         assert_eq!(t.smoke_settle_seconds, 900);

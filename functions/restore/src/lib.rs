@@ -23,8 +23,9 @@ use rollback_core::contract::restore::{
 use rollback_core::decision::{self, DecisionVerifier, Needed};
 use rollback_core::plan::{DatabaseRef, Plan};
 use rollback_core::resolved::DatabaseResolution;
+use rollback_core::step::to_output;
 use rollback_core::validation::ValidationErrors;
-use rollback_core::{RollbackError, Scope, StepInput, ids};
+use rollback_core::{RollbackError, Scope, StepInput, ids, wait};
 use serde_json::Value;
 
 use crate::start::Target;
@@ -70,24 +71,25 @@ pub async fn handle_served(
     require_approval(clients, &input, given.as_ref()).await?;
     match &input.action {
         RestoreAction::Resolve { release_time } => {
-            to_json(resolve(clients, &input, *release_time, Utc::now()).await?)
+            to_output(&resolve(clients, &input, *release_time, Utc::now()).await?)
         }
-        RestoreAction::Start { resolved } => to_json(start(clients, &input, resolved).await?),
-        RestoreAction::Status { databases } => {
-            to_json(status(clients, &input, databases.as_deref()).await?)
-        }
+        RestoreAction::Start { resolved } => to_output(&start(clients, &input, resolved).await?),
+        RestoreAction::Status {
+            databases,
+            keep_looking,
+        } => to_output(&status(clients, &input, databases.as_deref(), *keep_looking).await?),
         RestoreAction::Swap { databases } => {
-            to_json(swap(clients, &input, databases.as_deref()).await?)
+            to_output(&swap(clients, &input, databases.as_deref()).await?)
         }
         RestoreAction::Revert {
             databases,
             only_if_incomplete,
-        } => to_json(revert(clients, &input, databases.as_deref(), *only_if_incomplete).await?),
+        } => to_output(&revert(clients, &input, databases.as_deref(), *only_if_incomplete).await?),
         RestoreAction::Observe { databases } => {
-            to_json(observe(clients, &input, databases.as_deref()).await?)
+            to_output(&observe(clients, &input, databases.as_deref()).await?)
         }
         RestoreAction::CleanupDrill { databases } => {
-            to_json(cleanup_drill(clients, &input, databases.as_deref()).await?)
+            to_output(&cleanup_drill(clients, &input, databases.as_deref()).await?)
         }
     }
 }
@@ -115,10 +117,6 @@ async fn require_approval(
     };
     decision::require(&clients.approval, input, needed, Utc::now()).await?;
     Ok(())
-}
-
-fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RollbackError> {
-    rollback_core::error::output(&value)
 }
 
 /// Per database, the newest available snapshot before the cutoff, and the data-loss window.
@@ -205,22 +203,30 @@ pub async fn start(
     Ok(StartOutput { drill, databases })
 }
 
-/// Availability of each restored copy (bounded by the caller's poll loop).
+/// Availability of each restored copy. With `keep_looking`, looks again for the plan's
+/// `polling.status_wait_seconds` until all are available ([`rollback_core::wait`]); the
+/// caller's loop bounds the whole wait.
 pub async fn status(
     clients: &Clients,
     input: &Input,
     filter: Option<&[String]>,
+    keep_looking: bool,
 ) -> Result<StatusOutput, RollbackError> {
-    let mut databases = Vec::new();
-    for db in select_databases(&input.plan, filter)? {
-        databases.push(status::status_one(&clients.rds, &target(input, db)).await?);
-    }
-    let all_available = databases.iter().all(|d| d.available);
-    Ok(StatusOutput {
-        drill: input.request.mode.is_drill(),
-        databases,
-        all_available,
-    })
+    let selected = select_databases(&input.plan, filter)?;
+    let look = || async {
+        let mut databases = Vec::new();
+        for db in &selected {
+            databases.push(status::status_one(&clients.rds, &target(input, db)).await?);
+        }
+        let all_available = databases.iter().all(|d| d.available);
+        Ok(StatusOutput {
+            drill: input.request.mode.is_drill(),
+            databases,
+            all_available,
+        })
+    };
+    let polling = keep_looking.then_some(&input.plan.polling);
+    wait::keep_checking(polling, look, |s: &StatusOutput| s.all_available).await
 }
 
 /// Renames current → aside and restored → original for every database, or none; call again

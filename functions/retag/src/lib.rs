@@ -16,6 +16,7 @@ mod resolve;
 use chrono::Utc;
 use rollback_core::contract::retag::RetagAction;
 use rollback_core::decision::{self, DecisionVerifier, Needed};
+use rollback_core::step::to_output;
 use rollback_core::{RollbackError, Scope, StepInput};
 use serde_json::Value;
 
@@ -45,8 +46,8 @@ impl Clients {
 pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackError> {
     let given = input.get("images").cloned();
     let input = StepInput::<RetagAction>::parse(input)?;
-    let output = match &input.action {
-        RetagAction::Resolve => serde_json::to_value(resolve(clients, &input.plan).await?),
+    match &input.action {
+        RetagAction::Resolve => to_output(&resolve(clients, &input.plan).await?),
         RetagAction::Apply { images } => {
             // Live, moving a release tag needs a signed decision for these very images.
             if !input.request.mode.is_drill() {
@@ -56,8 +57,8 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
                 };
                 decision::require(&clients.approval, &input, needed, Utc::now()).await?;
             }
-            serde_json::to_value(
-                apply(
+            to_output(
+                &apply(
                     clients,
                     &input.plan,
                     &input.execution,
@@ -67,6 +68,5 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
                 .await?,
             )
         }
-    };
-    output.map_err(RollbackError::encoding)
+    }
 }

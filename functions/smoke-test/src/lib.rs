@@ -71,7 +71,7 @@ pub async fn handle(clients: &Clients, input: Value) -> Result<Value, RollbackEr
                 release: input.request.release.clone(),
             };
             let report = run_with(clients, &input.plan, options).await?;
-            rollback_core::error::output(&report)
+            rollback_core::step::to_output(&report)
         }
     }
 }

@@ -9,7 +9,7 @@ use rollback_core::contract::snapshot::{
     SKIPPED_DRILL, SnapshotAction, SnapshotOutput, SnapshotPurpose, SnapshotReport, tags,
 };
 use rollback_core::plan::{DatabaseRef, Plan};
-use rollback_core::{RollbackError, StepInput, ids};
+use rollback_core::{RollbackError, StepInput, ids, wait};
 use serde_json::Value;
 
 use crate::rds::SnapshotInfo;
@@ -35,7 +35,7 @@ impl Clients {
 pub async fn handle(clients: &Clients, payload: Value) -> Result<Value, RollbackError> {
     let input = StepInput::<SnapshotAction>::parse(payload)?;
     let output = run(clients, &input).await?;
-    rollback_core::error::output(&output)
+    rollback_core::step::to_output(&output)
 }
 
 /// Runs one parsed action.
@@ -49,6 +49,7 @@ pub async fn run(
             databases,
             purpose,
             release,
+            keep_looking,
         } => {
             status(
                 clients,
@@ -56,6 +57,7 @@ pub async fn run(
                 databases.as_deref(),
                 *purpose,
                 release.as_deref(),
+                *keep_looking,
             )
             .await
         }
@@ -141,8 +143,27 @@ pub async fn pre_deploy(
     Ok(output(snapshots, false))
 }
 
-/// Reports the snapshots `create` or `pre-deploy` named for this execution / release.
+/// Reports the snapshots `create` or `pre-deploy` named for this execution / release. With
+/// `keep_looking`, looks again for the plan's `polling.status_wait_seconds` until all are
+/// available ([`rollback_core::wait`]).
 pub async fn status(
+    clients: &Clients,
+    input: &StepInput<SnapshotAction>,
+    filter: Option<&[String]>,
+    purpose: SnapshotPurpose,
+    release: Option<&str>,
+    keep_looking: bool,
+) -> Result<SnapshotOutput, RollbackError> {
+    wait::keep_checking(
+        keep_looking.then_some(&input.plan.polling),
+        || look(clients, input, filter, purpose, release),
+        |out: &SnapshotOutput| out.all_available,
+    )
+    .await
+}
+
+/// One look at the snapshots [`status`] reports.
+async fn look(
     clients: &Clients,
     input: &StepInput<SnapshotAction>,
     filter: Option<&[String]>,

@@ -117,6 +117,15 @@ impl Clock {
         fut.await
     }
 
+    /// Sleeps `d` on this clock from inside a task handler (which the engine runs as an
+    /// external wait): for the sleep the handler is not an external wait, so virtual time moves
+    /// on to it, alongside the Wait states and modelled tasks of parallel branches. For task
+    /// handlers that model an operation taking time (a status check that keeps looking).
+    pub async fn sleep_in_task(self: &Arc<Self>, d: std::time::Duration) {
+        let _released = ExternalRelease::new(self.clone());
+        self.sleep(d).await;
+    }
+
     /// Runs `fut` (an execution) on this clock, advancing virtual time whenever it is blocked
     /// only on the clock.
     pub fn drive<F: Future>(self: &Arc<Self>, fut: F) -> Drive<F> {
@@ -162,6 +171,34 @@ impl Drop for ExternalGuard {
         if let Some(w) = w {
             w.wake();
         }
+    }
+}
+
+/// Lifts one external wait for its lifetime (see [`Clock::sleep_in_task`]); dropped early, it
+/// still puts the wait back, so the handler's own guard stays balanced.
+struct ExternalRelease(Arc<Clock>);
+
+impl ExternalRelease {
+    fn new(clock: Arc<Clock>) -> Self {
+        let driver = {
+            let mut s = clock.lock();
+            s.external = s.external.saturating_sub(1);
+            if s.external == 0 {
+                s.driver.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+        ExternalRelease(clock)
+    }
+}
+
+impl Drop for ExternalRelease {
+    fn drop(&mut self) {
+        self.0.lock().external += 1;
     }
 }
 
@@ -283,6 +320,41 @@ mod tests {
         assert!(real.elapsed() < Duration::from_secs(1));
         assert_eq!(out.0 - t0, TimeDelta::seconds(3600));
         assert_eq!(out.1 - t0, TimeDelta::seconds(60));
+    }
+
+    #[tokio::test]
+    async fn tasks_that_sleep_in_parallel_overlap_on_the_clock() {
+        let t0 = Utc::now();
+        let c = Clock::new(ClockMode::Virtual, t0);
+        let c2 = c.clone();
+        let out = c
+            .drive(async move {
+                // Two task handlers (external waits) in parallel branches, each modelling time.
+                let task = |seconds: u64| {
+                    let c3 = c2.clone();
+                    let inner = c2.clone();
+                    async move {
+                        c3.external(async move {
+                            inner.sleep_in_task(Duration::from_secs(seconds)).await;
+                            inner.now()
+                        })
+                        .await
+                    }
+                };
+                futures::join!(task(60), task(100))
+            })
+            .await;
+        assert_eq!(out.0 - t0, TimeDelta::seconds(60));
+        assert_eq!(
+            out.1 - t0,
+            TimeDelta::seconds(100),
+            "the sleeps overlap, not add up"
+        );
+        assert_eq!(
+            c.lock().external,
+            0,
+            "every external wait was put back and ended"
+        );
     }
 
     #[tokio::test]

@@ -457,3 +457,71 @@ fn sign_in_settings_reach_the_approval_and_notify_functions() {
             .is_none()
     );
 }
+
+// ---- Status checks that keep looking (rollback_core::wait) -----------------------------------
+
+/// Every state of the definition, branches included.
+fn states(states: &serde_json::Map<String, Value>, out: &mut Vec<Value>) {
+    for state in states.values() {
+        out.push(state.clone());
+        for branch in state["Branches"].as_array().into_iter().flatten() {
+            self::states(branch["States"].as_object().unwrap(), out);
+        }
+    }
+}
+
+#[test]
+fn functions_whose_status_checks_keep_looking_outlast_the_longest_status_wait() {
+    use rollback_core::wait::STATUS_FUNCTION_TIMEOUT_SECONDS;
+    let template = template();
+    let definition: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../statemachine/rollback.asl.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    states(definition["States"].as_object().unwrap(), &mut all);
+    let substitutions = resources(&template, "AWS::Serverless::StateMachine")
+        .into_values()
+        .next()
+        .unwrap()["Properties"]["DefinitionSubstitutions"]
+        .clone();
+    let looking: BTreeSet<String> = all
+        .iter()
+        .filter(|s| s["Parameters"]["Payload"]["keep_looking"] == json!(true))
+        .map(|s| {
+            let placeholder = s["Parameters"]["FunctionName"].as_str().unwrap();
+            let key = placeholder.trim_start_matches("${").trim_end_matches('}');
+            let arn = &substitutions[key];
+            // !GetAtt X.Arn, in either of the forms the YAML reader gives it.
+            arn["Fn::GetAtt"]
+                .as_array()
+                .and_then(|a| a[0].as_str().map(str::to_owned))
+                .or_else(|| {
+                    let dotted = arn["Fn::GetAtt"].as_str()?;
+                    Some(dotted.split('.').next()?.to_owned())
+                })
+                .unwrap_or_else(|| panic!("{key}: {arn}"))
+        })
+        .collect();
+    assert_eq!(
+        looking.iter().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "DeployUndoFunction",
+            "InfraFunction",
+            "RestoreFunction",
+            "SnapshotFunction"
+        ]
+    );
+    let functions = resources(&template, "AWS::Serverless::Function");
+    for id in &looking {
+        let timeout = functions[id]["Properties"]["Timeout"].as_u64().unwrap();
+        assert!(
+            timeout >= u64::from(STATUS_FUNCTION_TIMEOUT_SECONDS),
+            "{id}: Timeout {timeout} cuts its status checks short"
+        );
+    }
+}

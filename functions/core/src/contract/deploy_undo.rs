@@ -102,7 +102,13 @@ pub enum DeployUndoAction {
         /// retry of the step, so a retry does not restart twice.
         restarted_at: DateTime<Utc>,
     },
-    Status,
+    Status {
+        /// Look again, `polling.interval_seconds` apart, for up to
+        /// `polling.status_wait_seconds` until done (the definition's wait loops); otherwise
+        /// one look.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_looking: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

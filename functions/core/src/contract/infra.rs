@@ -53,6 +53,11 @@ pub enum InfraAction {
     },
     Status {
         build: BuildRef,
+        /// Look again, `polling.interval_seconds` apart, for up to
+        /// `polling.status_wait_seconds` until done (the definition's wait loops); otherwise
+        /// one look.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_looking: bool,
     },
     Summary {
         /// `resolve`'s output and the plan build.

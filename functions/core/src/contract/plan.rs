@@ -82,9 +82,13 @@ pub struct Timing {
     /// the approval task's own timeout always ends the wait first.
     pub escalation_tail_seconds: u64,
     pub poll_interval_seconds: u64,
-    /// Status polls per wait loop (snapshot, restore, swap, rollout) before `Rollback.WaitTimedOut`.
+    /// Polls of a loop that acts on every iteration (swap, revert, drill clean-up) before
+    /// `Rollback.WaitTimedOut`.
     pub max_polls: u64,
-    /// Status polls of a Terraform build before `Rollback.WaitTimedOut`
+    /// Checks of a status loop (backup, restores, swapped databases, rollout) before
+    /// `Rollback.WaitTimedOut`: each check keeps looking for `polling.status_wait_seconds`.
+    pub max_checks: u64,
+    /// Checks of a Terraform build before `Rollback.WaitTimedOut`
     /// (`infrastructure.max_build_minutes`; 0 without infrastructure).
     #[serde(default)]
     pub infra_max_polls: u64,

@@ -125,6 +125,11 @@ pub enum RestoreAction {
         /// Plan database ids (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
+        /// Look again, `polling.interval_seconds` apart, for up to
+        /// `polling.status_wait_seconds` until done (the definition's wait loops); otherwise
+        /// one look.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_looking: bool,
     },
     Swap {
         #[serde(default, skip_serializing_if = "Option::is_none")]

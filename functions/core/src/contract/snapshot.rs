@@ -66,6 +66,11 @@ pub enum SnapshotAction {
         /// Release of `pre-deploy` snapshots (default: `request.release`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         release: Option<String>,
+        /// Look again, `polling.interval_seconds` apart, for up to
+        /// `polling.status_wait_seconds` until done (the definition's wait loops); otherwise
+        /// one look.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_looking: bool,
     },
     /// Snapshot before a release (purpose `pre-deploy`).
     PreDeploy {
@@ -144,7 +149,8 @@ mod tests {
             SnapshotAction::Status {
                 databases: None,
                 purpose: SnapshotPurpose::PreDeploy,
-                release: Some("v1".into())
+                release: Some("v1".into()),
+                keep_looking: false,
             }
         );
         for name in ACTIONS {
