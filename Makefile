@@ -57,6 +57,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO=$(CARGO) scripts/long-functions.sh
 
 unit: venv system-deps disk-space
 	$(CARGO) test --workspace

@@ -263,25 +263,7 @@ pub async fn resume(
     force: bool,
 ) -> Result<ResumeReport> {
     check_execution_arn(execution_arn)?;
-    let described = sfn
-        .describe_execution()
-        .execution_arn(execution_arn)
-        .send()
-        .await
-        .map_err(|e| match e.as_service_error() {
-            Some(s) if s.is_execution_does_not_exist() => anyhow!(
-                "there is no execution {execution_arn} at this endpoint; check the ARN, the \
-                 region (AWS_REGION) and --endpoint-url"
-            ),
-            _ => anyhow!(rollback_core::RollbackError::from_sdk(
-                "DescribeExecution",
-                e
-            ))
-            .context(
-                "could not ask the Step Functions endpoint about the execution; check \
-                 --endpoint-url, AWS_REGION and the credentials",
-            ),
-        })?;
+    let described = describe(sfn, execution_arn).await?;
     let execution = described.name.clone().unwrap_or_else(|| {
         execution_arn
             .rsplit(':')
@@ -327,21 +309,7 @@ pub async fn resume(
         return Ok(report);
     }
     for name in &cluster.deployments {
-        let mut one = inputs.plan.clone();
-        one["cluster"]["deployments"] = json!([name]);
-        let fallback: Vec<&DeploymentResolution> =
-            inputs.resolved.iter().filter(|r| &r.name == name).collect();
-        let payload = json!({
-            "action": "resume",
-            "plan": one,
-            "request": inputs.request,
-            "execution": execution,
-            "deployments": fallback,
-        });
-        let outcome = match rollback_deploy_undo::handle_operator(clients, payload).await {
-            Ok(output) => classify(name, &cluster.namespace, &execution, output),
-            Err(e) => not_resumed(name, &cluster.namespace, &failure_reason(&e)),
-        };
+        let outcome = resume_one(clients, &inputs, &execution, name, &cluster.namespace).await;
         report.deployments.push(DeploymentResume {
             name: name.clone(),
             namespace: cluster.namespace.clone(),
@@ -349,6 +317,57 @@ pub async fn resume(
         });
     }
     Ok(report)
+}
+
+/// DescribeExecution, its errors told in the operator's terms.
+async fn describe(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput> {
+    sfn.describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(s) if s.is_execution_does_not_exist() => anyhow!(
+                "there is no execution {execution_arn} at this endpoint; check the ARN, the \
+                 region (AWS_REGION) and --endpoint-url"
+            ),
+            _ => anyhow!(rollback_core::RollbackError::from_sdk(
+                "DescribeExecution",
+                e
+            ))
+            .context(
+                "could not ask the Step Functions endpoint about the execution; check \
+                 --endpoint-url, AWS_REGION and the credentials",
+            ),
+        })
+}
+
+/// One deployment's `resume` call: the plan narrowed to it, with the execution's resolution
+/// of it as the fallback for its recorded replica count.
+async fn resume_one(
+    clients: &rollback_deploy_undo::Clients,
+    inputs: &ExecutionInputs,
+    execution: &str,
+    name: &str,
+    namespace: &str,
+) -> ResumeOutcome {
+    let mut one = inputs.plan.clone();
+    one["cluster"]["deployments"] = json!([name]);
+    let fallback: Vec<&DeploymentResolution> =
+        inputs.resolved.iter().filter(|r| r.name == name).collect();
+    let payload = json!({
+        "action": "resume",
+        "plan": one,
+        "request": inputs.request,
+        "execution": execution,
+        "deployments": fallback,
+    });
+    match rollback_deploy_undo::handle_operator(clients, payload).await {
+        Ok(output) => classify(name, namespace, execution, output),
+        Err(e) => not_resumed(name, namespace, &failure_reason(&e)),
+    }
 }
 
 fn failure_reason(e: &RollbackError) -> String {

@@ -90,60 +90,8 @@ impl Follower {
                 self.started = Some(event.timestamp);
                 let _ = writeln!(out, "{} ● execution started", self.offset(event.timestamp));
             }
-            kind if kind.ends_with("StateEntered") => {
-                let name = event.detail_str("name").unwrap_or("?").to_owned();
-                let visit = {
-                    let v = self.visits.entry(name.clone()).or_default();
-                    *v += 1;
-                    *v
-                };
-                self.entered
-                    .insert(name.clone(), (event.timestamp, Instant::now()));
-                if visit == 1 || !in_wait_loop(&name) {
-                    let again = if visit > 1 {
-                        format!(" (visit {visit})")
-                    } else {
-                        String::new()
-                    };
-                    let _ = writeln!(out, "{} ▶ {name}{again}", self.offset(event.timestamp));
-                } else {
-                    self.progress(&mut out, &name, visit);
-                }
-                // The wait after a failed smoke run (its input carries that run's report).
-                if let Some(wait) = event
-                    .detail_json("input")
-                    .filter(|input| {
-                        name.starts_with("Wait ")
-                            && input.pointer("/smoke/passed")
-                                == Some(&serde_json::Value::Bool(false))
-                    })
-                    .and_then(|input| input.pointer("/smoke_retry/wait").and_then(|w| w.as_u64()))
-                {
-                    let _ = writeln!(out, "        ↻ re-running the smoke tests in {wait} s");
-                }
-            }
-            kind if kind.ends_with("StateExited") => {
-                let name = event.detail_str("name").unwrap_or("?").to_owned();
-                let visit = self.visits.get(&name).copied().unwrap_or(1);
-                if let Some((t, real)) = self.entered.get(&name)
-                    && (visit == 1 || !in_wait_loop(&name))
-                {
-                    let _ = writeln!(
-                        out,
-                        "{} ✔ {name} ({} on the engine clock, {} ms real)",
-                        self.offset(event.timestamp),
-                        human_duration((event.timestamp - *t).num_seconds()),
-                        real.elapsed().as_millis()
-                    );
-                }
-                // The smoke run's own exit (later states carry its result too).
-                if let Some(output) = event
-                    .detail_json("output")
-                    .filter(|_| event.kind == "TaskStateExited")
-                {
-                    smoke_failures(&mut out, &output);
-                }
-            }
+            kind if kind.ends_with("StateEntered") => self.state_entered(&mut out, event),
+            kind if kind.ends_with("StateExited") => self.state_exited(&mut out, event),
             "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" => {
                 let _ = writeln!(
                     out,
@@ -171,6 +119,65 @@ impl Follower {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// A state entered: its line on the first visit (or on every visit outside a polling
+    /// loop), else the loop's progress; and the retry after a failed smoke run.
+    fn state_entered(&mut self, out: &mut impl Write, event: &Event) {
+        let name = event.detail_str("name").unwrap_or("?").to_owned();
+        let visit = {
+            let count = self.visits.entry(name.clone()).or_default();
+            *count += 1;
+            *count
+        };
+        self.entered
+            .insert(name.clone(), (event.timestamp, Instant::now()));
+        if visit == 1 || !in_wait_loop(&name) {
+            let again = if visit > 1 {
+                format!(" (visit {visit})")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "{} ▶ {name}{again}", self.offset(event.timestamp));
+        } else {
+            self.progress(out, &name, visit);
+        }
+        // The wait after a failed smoke run (its input carries that run's report).
+        if let Some(wait) = event
+            .detail_json("input")
+            .filter(|input| {
+                name.starts_with("Wait ")
+                    && input.pointer("/smoke/passed") == Some(&serde_json::Value::Bool(false))
+            })
+            .and_then(|input| input.pointer("/smoke_retry/wait").and_then(|w| w.as_u64()))
+        {
+            let _ = writeln!(out, "        ↻ re-running the smoke tests in {wait} s");
+        }
+    }
+
+    /// A state exited: its engine-clock and real durations (not for a polling loop's later
+    /// visits), and a smoke run's failures.
+    fn state_exited(&self, out: &mut impl Write, event: &Event) {
+        let name = event.detail_str("name").unwrap_or("?").to_owned();
+        let visit = self.visits.get(&name).copied().unwrap_or(1);
+        if let Some((t, real)) = self.entered.get(&name)
+            && (visit == 1 || !in_wait_loop(&name))
+        {
+            let _ = writeln!(
+                out,
+                "{} ✔ {name} ({} on the engine clock, {} ms real)",
+                self.offset(event.timestamp),
+                human_duration((event.timestamp - *t).num_seconds()),
+                real.elapsed().as_millis()
+            );
+        }
+        // The smoke run's own exit (later states carry its result too).
+        if let Some(output) = event
+            .detail_json("output")
+            .filter(|_| event.kind == "TaskStateExited")
+        {
+            smoke_failures(out, &output);
         }
     }
 

@@ -539,48 +539,10 @@ impl Drill {
             rollback_core::resolved::human_duration(report.engine_seconds)
         );
         if let Some(model) = &self.options.latency {
-            let entered = |state: &str| {
-                report
-                    .history
-                    .events
-                    .iter()
-                    .any(|e| e.detail_str("name") == Some(state))
-            };
-            let grace = Duration::from_secs(u64::from(PRE_APPROVAL_GRACE_SECONDS));
-            let parts = latency::Parts {
-                databases: entered("Start restores"),
-                infrastructure: entered("Apply infrastructure plan"),
-                pre_approved_grace: entered("Take the policy decision").then_some(grace),
-            };
-            let interval = stack.seeded.plan.polling.interval_seconds as u64;
-            let critical = model.critical_path(parts).as_secs();
-            let human = |d: Duration| rollback_core::resolved::human_duration(d.as_secs() as i64);
-            println!(
-                "MTTR model:   simulated {} in {} transitions vs critical path {} (+ at most {} polls × {interval} s); the sequential runbook takes {}",
-                rollback_core::resolved::human_duration(report.engine_seconds),
-                report.transitions,
-                rollback_core::resolved::human_duration(critical as i64),
-                model.waits(parts),
-                human(model.sequential_runbook(parts))
-            );
-            // Both paths, whichever this drill ran: the app alone under the plan's policy, and
-            // the app with its databases, decided by people.
-            let app_only = latency::Parts {
-                databases: false,
-                infrastructure: false,
-                pre_approved_grace: Some(grace),
-            };
-            let with_data = latency::Parts {
-                databases: true,
-                infrastructure: false,
-                pre_approved_grace: None,
-            };
-            println!(
-                "MTTR paths:   app only, pre-approved (grace {} s): {} · app + database, people decide: {} · the runbook, app + database in sequence: {}",
-                grace.as_secs(),
-                human(model.critical_path(app_only)),
-                human(model.critical_path(with_data)),
-                human(model.sequential_runbook(with_data))
+            print_mttr(
+                model,
+                report,
+                stack.seeded.plan.polling.interval_seconds as u64,
             );
         }
         if let Some(error) = &report.error {
@@ -588,40 +550,93 @@ impl Drill {
         }
         println!("report:       {}", report.report_path.display());
         println!("history:      {}", report.history_path.display());
-        match &report.s3_report {
-            Ok(s3) => {
+        print_s3_report(report);
+    }
+}
+
+/// The MTTR model's figures for this drill: the simulated time against the critical path of
+/// the states it entered, and both paths (app only, pre-approved; app + database, people
+/// decide) against the sequential runbook.
+fn print_mttr(model: &LatencyModel, report: &DrillReport, poll_interval: u64) {
+    let entered = |state: &str| {
+        report
+            .history
+            .events
+            .iter()
+            .any(|e| e.detail_str("name") == Some(state))
+    };
+    let grace = Duration::from_secs(u64::from(PRE_APPROVAL_GRACE_SECONDS));
+    let parts = latency::Parts {
+        databases: entered("Start restores"),
+        infrastructure: entered("Apply infrastructure plan"),
+        pre_approved_grace: entered("Take the policy decision").then_some(grace),
+    };
+    let critical = model.critical_path(parts).as_secs();
+    let human = |d: Duration| rollback_core::resolved::human_duration(d.as_secs() as i64);
+    println!(
+        "MTTR model:   simulated {} in {} transitions vs critical path {} (+ at most {} polls × {poll_interval} s); the sequential runbook takes {}",
+        rollback_core::resolved::human_duration(report.engine_seconds),
+        report.transitions,
+        rollback_core::resolved::human_duration(critical as i64),
+        model.waits(parts),
+        human(model.sequential_runbook(parts))
+    );
+    // Both paths, whichever this drill ran: the app alone under the plan's policy, and
+    // the app with its databases, decided by people.
+    let app_only = latency::Parts {
+        databases: false,
+        infrastructure: false,
+        pre_approved_grace: Some(grace),
+    };
+    let with_data = latency::Parts {
+        databases: true,
+        infrastructure: false,
+        pre_approved_grace: None,
+    };
+    println!(
+        "MTTR paths:   app only, pre-approved (grace {} s): {} · app + database, people decide: {} · the runbook, app + database in sequence: {}",
+        grace.as_secs(),
+        human(model.critical_path(app_only)),
+        human(model.critical_path(with_data)),
+        human(model.sequential_runbook(with_data))
+    );
+}
+
+/// Where the execution's own report went in S3, and how it compares with the drill's.
+fn print_s3_report(report: &DrillReport) {
+    match &report.s3_report {
+        Ok(s3) => {
+            println!(
+                "in S3:        {} (+ history.json), written by the execution before its final notice",
+                s3.uri
+            );
+            println!(
+                "              ✔ its history.json is the execution's first {} of {} events (task tokens removed), and report.md is exactly what rollbackctl report renders from them",
+                s3.events, s3.total_events
+            );
+            if s3.identical() {
                 println!(
-                    "in S3:        {} (+ history.json), written by the execution before its final notice",
-                    s3.uri
+                    "              ✔ identical to {}",
+                    report.report_path.display()
                 );
+            } else {
                 println!(
-                    "              ✔ its history.json is the execution's first {} of {} events (task tokens removed), and report.md is exactly what rollbackctl report renders from them",
-                    s3.events, s3.total_events
+                    "              it differs from {} only by what came after the report step ({}):",
+                    report.report_path.display(),
+                    if s3.after.is_empty() {
+                        "the end of the execution".to_owned()
+                    } else {
+                        format!("{} and the end", s3.after.join(", "))
+                    }
                 );
-                if s3.identical() {
-                    println!(
-                        "              ✔ identical to {}",
-                        report.report_path.display()
-                    );
-                } else {
-                    println!(
-                        "              it differs from {} only by what came after the report step ({}):",
-                        report.report_path.display(),
-                        if s3.after.is_empty() {
-                            "the end of the execution".to_owned()
-                        } else {
-                            format!("{} and the end", s3.after.join(", "))
-                        }
-                    );
-                    for line in s3.only_in_s3.iter().take(8) {
-                        println!("                S3:    {line}");
-                    }
-                    for line in s3.only_local.iter().take(8) {
-                        println!("                local: {line}");
-                    }
+                for line in s3.only_in_s3.iter().take(8) {
+                    println!("                S3:    {line}");
+                }
+                for line in s3.only_local.iter().take(8) {
+                    println!("                local: {line}");
                 }
             }
-            Err(e) => println!("in S3:        ✘ {e}"),
         }
+        Err(e) => println!("in S3:        ✘ {e}"),
     }
 }

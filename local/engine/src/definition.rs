@@ -323,14 +323,14 @@ fn parse_machine(v: &Value, at: &str, errs: &mut Vec<String>, top: bool) -> Stat
     let mut states = BTreeMap::new();
     match o.get("States").and_then(Value::as_object) {
         Some(m) if !m.is_empty() => {
-            for (name, sv) in m {
+            for (name, definition) in m {
                 if name.is_empty() || name.len() > 80 {
                     errs.push(format!(
                         "{at}/States/{name}: state names must be 1-80 characters"
                     ));
                 }
-                let st = parse_state(name, sv, &format!("{at}/States/{name}"), errs);
-                states.insert(name.clone(), st);
+                let state = parse_state(name, definition, &format!("{at}/States/{name}"), errs);
+                states.insert(name.clone(), state);
             }
         }
         _ => errs.push(format!("{at}/States: missing or empty")),

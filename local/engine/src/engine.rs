@@ -5,7 +5,7 @@
 use crate::clock::{Clock, ClockMode};
 use crate::definition::{self, StateMachine};
 use crate::history::{History, HistoryEvent};
-use crate::interpreter::{ExecInfo, Interp, MAX_PAYLOAD_BYTES, StatesError};
+use crate::interpreter::{ExecInfo, Interpreter, MAX_PAYLOAD_BYTES, StatesError};
 use crate::task::TaskHandler;
 use crate::tokens::{TokenError, TokenMsg, Tokens};
 use chrono::{DateTime, Utc};
@@ -418,9 +418,9 @@ impl Engine {
         execs.push(rec.clone());
         drop(execs);
 
-        let interp = self.interp_for(&rec, &sm, input.clone());
+        let interpreter = self.interpreter_for(&rec, &sm, input.clone());
         let machine = sm.parsed.clone();
-        rt.spawn(run_execution(rec, interp, machine, input, stop_rx));
+        rt.spawn(run_execution(rec, interpreter, machine, input, stop_rx));
         Ok((arn, start))
     }
 
@@ -469,13 +469,13 @@ impl Engine {
     }
 
     /// The interpreter that runs the execution `rec` of `sm` on `input`.
-    fn interp_for(
+    fn interpreter_for(
         &self,
         rec: &ExecutionRecord,
         sm: &StateMachineRecord,
         input: Value,
-    ) -> Arc<Interp> {
-        Arc::new(Interp {
+    ) -> Arc<Interpreter> {
+        Arc::new(Interpreter {
             handler: self.inner.handler.clone(),
             tokens: self.inner.tokens.clone(),
             clock: rec.clock.clone(),
@@ -638,18 +638,18 @@ fn execution_input(input: Option<&str>) -> Result<(String, Value), ServiceError>
 
 async fn run_execution(
     rec: Arc<ExecutionRecord>,
-    interp: Arc<Interp>,
+    interpreter: Arc<Interpreter>,
     sm: Arc<StateMachine>,
     input: Value,
     stop_rx: oneshot::Receiver<(String, String)>,
 ) {
-    let clock = interp.clock.clone();
+    let clock = interpreter.clock.clone();
     let timeout = sm.timeout_seconds;
     let body = {
-        let interp = interp.clone();
+        let interpreter = interpreter.clone();
         let clock = clock.clone();
         async move {
-            let run = interp.run_machine(&sm, input, 1, None);
+            let run = interpreter.run_machine(&sm, input, 1, None);
             match timeout {
                 Some(t) => tokio::select! {
                     r = run => Some(r.map(|(o, _)| o)),

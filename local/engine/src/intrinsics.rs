@@ -295,10 +295,10 @@ fn states_format(args: &[Value]) -> Result<Value, IntrinsicError> {
     if args.is_empty() {
         return Err(fail("States.Format needs a template"));
     }
-    let tpl = as_str("States.Format", &args[0])?;
+    let template = as_str("States.Format", &args[0])?;
     let mut out = String::new();
     let mut rest = args[1..].iter();
-    let chars: Vec<char> = tpl.chars().collect();
+    let chars: Vec<char> = template.chars().collect();
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
@@ -308,10 +308,10 @@ fn states_format(args: &[Value]) -> Result<Value, IntrinsicError> {
                 continue;
             }
             '{' if chars.get(i + 1) == Some(&'}') => {
-                let v = rest
+                let argument = rest
                     .next()
                     .ok_or_else(|| fail("States.Format has more placeholders than arguments"))?;
-                match v {
+                match argument {
                     Value::String(s) => out.push_str(s),
                     other => out.push_str(&other.to_string()),
                 }
@@ -328,193 +328,223 @@ fn states_format(args: &[Value]) -> Result<Value, IntrinsicError> {
     Ok(Value::String(out))
 }
 
-/// Evaluates one intrinsic on its evaluated arguments. Long because it is a flat table: one
-/// short arm per intrinsic function, in the order the ASL specification lists them.
+/// Evaluates one intrinsic on its evaluated arguments: a flat table, one arm per intrinsic
+/// function in the order the ASL specification lists them, each checking its arity first.
 fn eval_fn(name: &str, args: Vec<Value>) -> Result<Value, IntrinsicError> {
-    use serde_json::json;
     Ok(match name {
         "States.Format" => states_format(&args)?,
-        "States.StringToJson" => {
-            arity(name, &args, 1..=1)?;
-            let s = as_str(name, &args[0])?;
-            if s.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(s).map_err(|e| fail(format!("States.StringToJson: {e}")))?
-            }
-        }
+        "States.StringToJson" => string_to_json(name, &args)?,
         "States.JsonToString" => {
             arity(name, &args, 1..=1)?;
             Value::String(args[0].to_string())
         }
         "States.Array" => Value::Array(args),
-        "States.ArrayPartition" => {
-            arity(name, &args, 2..=2)?;
-            let a = as_arr(name, &args[0])?;
-            let n = as_int(name, &args[1])?;
-            if n <= 0 {
-                return Err(fail(
-                    "States.ArrayPartition chunk size must be a positive integer",
-                ));
-            }
-            Value::Array(
-                a.chunks(n as usize)
-                    .map(|c| Value::Array(c.to_vec()))
-                    .collect(),
-            )
-        }
+        "States.ArrayPartition" => array_partition(name, &args)?,
         "States.ArrayContains" => {
             arity(name, &args, 2..=2)?;
             Value::Bool(as_arr(name, &args[0])?.contains(&args[1]))
         }
-        "States.ArrayRange" => {
-            arity(name, &args, 3..=3)?;
-            let (s, e, step) = (
-                as_int(name, &args[0])?,
-                as_int(name, &args[1])?,
-                as_int(name, &args[2])?,
-            );
-            if step == 0 {
-                return Err(fail("States.ArrayRange step must not be 0"));
-            }
-            let mut out = Vec::new();
-            let mut i = s;
-            while (step > 0 && i <= e) || (step < 0 && i >= e) {
-                out.push(json!(i));
-                if out.len() > 1000 {
-                    return Err(fail("States.ArrayRange would produce more than 1000 items"));
-                }
-                i += step;
-            }
-            Value::Array(out)
-        }
-        "States.ArrayGetItem" => {
-            arity(name, &args, 2..=2)?;
-            let a = as_arr(name, &args[0])?;
-            let i = as_int(name, &args[1])?;
-            if i < 0 || i as usize >= a.len() {
-                return Err(fail(format!(
-                    "States.ArrayGetItem index {i} is out of bounds (length {})",
-                    a.len()
-                )));
-            }
-            a[i as usize].clone()
-        }
+        "States.ArrayRange" => array_range(name, &args)?,
+        "States.ArrayGetItem" => array_get_item(name, &args)?,
         "States.ArrayLength" => {
             arity(name, &args, 1..=1)?;
-            json!(as_arr(name, &args[0])?.len())
+            Value::from(as_arr(name, &args[0])?.len())
         }
-        "States.ArrayUnique" => {
-            arity(name, &args, 1..=1)?;
-            let mut out: Vec<Value> = Vec::new();
-            for v in as_arr(name, &args[0])? {
-                if !out.contains(v) {
-                    out.push(v.clone());
-                }
-            }
-            Value::Array(out)
-        }
-        "States.Base64Encode" => {
-            arity(name, &args, 1..=1)?;
-            let s = as_str(name, &args[0])?;
-            if s.len() > 10_000 {
-                return Err(fail("States.Base64Encode input exceeds 10000 characters"));
-            }
-            Value::String(base64::engine::general_purpose::STANDARD.encode(s))
-        }
-        "States.Base64Decode" => {
-            arity(name, &args, 1..=1)?;
-            let s = as_str(name, &args[0])?;
-            if s.len() > 10_000 {
-                return Err(fail("States.Base64Decode input exceeds 10000 characters"));
-            }
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|e| fail(format!("States.Base64Decode: {e}")))?;
-            Value::String(
-                String::from_utf8(bytes).map_err(|_| fail("States.Base64Decode: not UTF-8"))?,
-            )
-        }
-        "States.Hash" => {
-            arity(name, &args, 2..=2)?;
-            let data = match &args[0] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            if data.len() > 10_000 {
-                return Err(fail("States.Hash input exceeds 10000 characters"));
-            }
-            let b = data.as_bytes();
-            let h = match as_str(name, &args[1])? {
-                "MD5" => hex::encode(crate::digest::md5(b)),
-                "SHA-1" => hex::encode(crate::digest::sha1(b)),
-                "SHA-256" => hex::encode(sha2::Sha256::digest(b)),
-                "SHA-384" => hex::encode(sha2::Sha384::digest(b)),
-                "SHA-512" => hex::encode(sha2::Sha512::digest(b)),
-                other => {
-                    return Err(fail(format!(
-                        "States.Hash: unsupported algorithm '{other}'"
-                    )));
-                }
-            };
-            Value::String(h)
-        }
-        "States.JsonMerge" => {
-            arity(name, &args, 3..=3)?;
-            let (Value::Object(a), Value::Object(b)) = (&args[0], &args[1]) else {
-                return Err(fail("States.JsonMerge expects two JSON objects"));
-            };
-            if args[2] != Value::Bool(false) {
-                return Err(fail(
-                    "States.JsonMerge supports only shallow merges (third argument false)",
-                ));
-            }
-            let mut m: Map<String, Value> = a.clone();
-            for (k, v) in b {
-                m.insert(k.clone(), v.clone());
-            }
-            Value::Object(m)
-        }
-        "States.MathRandom" => {
-            use rand::{Rng, SeedableRng};
-            arity(name, &args, 2..=3)?;
-            let (s, e) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
-            if s > e {
-                return Err(fail("States.MathRandom start must not exceed end"));
-            }
-            let n = match args.get(2) {
-                Some(seed) => {
-                    rand::rngs::StdRng::seed_from_u64(as_int(name, seed)? as u64).gen_range(s..=e)
-                }
-                None => rand::thread_rng().gen_range(s..=e),
-            };
-            json!(n)
-        }
+        "States.ArrayUnique" => array_unique(name, &args)?,
+        "States.Base64Encode" => base64_encode(name, &args)?,
+        "States.Base64Decode" => base64_decode(name, &args)?,
+        "States.Hash" => states_hash(name, &args)?,
+        "States.JsonMerge" => json_merge(name, &args)?,
+        "States.MathRandom" => math_random(name, &args)?,
         "States.MathAdd" => {
             arity(name, &args, 2..=2)?;
-            let (a, b) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
-            json!(
-                a.checked_add(b)
-                    .ok_or_else(|| fail("States.MathAdd overflow"))?
+            let (left, right) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
+            Value::from(
+                left.checked_add(right)
+                    .ok_or_else(|| fail("States.MathAdd overflow"))?,
             )
         }
-        "States.StringSplit" => {
-            arity(name, &args, 2..=2)?;
-            let s = as_str(name, &args[0])?;
-            let d: Vec<char> = as_str(name, &args[1])?.chars().collect();
-            Value::Array(
-                s.split(|c| d.contains(&c))
-                    .filter(|p| !p.is_empty())
-                    .map(|p| Value::String(p.to_string()))
-                    .collect(),
-            )
-        }
+        "States.StringSplit" => string_split(name, &args)?,
         "States.UUID" => {
             arity(name, &args, 0..=0)?;
             Value::String(uuid::Uuid::new_v4().to_string())
         }
         other => return Err(fail(format!("unknown intrinsic function '{other}'"))),
     })
+}
+
+/// States.StringToJson: a blank string is `null`.
+fn string_to_json(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 1..=1)?;
+    let text = as_str(name, &args[0])?;
+    if text.trim().is_empty() {
+        Ok(Value::Null)
+    } else {
+        serde_json::from_str(text).map_err(|e| fail(format!("States.StringToJson: {e}")))
+    }
+}
+
+fn array_partition(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 2..=2)?;
+    let array = as_arr(name, &args[0])?;
+    let chunk_size = as_int(name, &args[1])?;
+    if chunk_size <= 0 {
+        return Err(fail(
+            "States.ArrayPartition chunk size must be a positive integer",
+        ));
+    }
+    Ok(Value::Array(
+        array
+            .chunks(chunk_size as usize)
+            .map(|chunk| Value::Array(chunk.to_vec()))
+            .collect(),
+    ))
+}
+
+/// States.ArrayRange: start to end inclusive by step, at most 1000 items.
+fn array_range(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 3..=3)?;
+    let (start, end, step) = (
+        as_int(name, &args[0])?,
+        as_int(name, &args[1])?,
+        as_int(name, &args[2])?,
+    );
+    if step == 0 {
+        return Err(fail("States.ArrayRange step must not be 0"));
+    }
+    let mut out = Vec::new();
+    let mut item = start;
+    while (step > 0 && item <= end) || (step < 0 && item >= end) {
+        out.push(Value::from(item));
+        if out.len() > 1000 {
+            return Err(fail("States.ArrayRange would produce more than 1000 items"));
+        }
+        item += step;
+    }
+    Ok(Value::Array(out))
+}
+
+fn array_get_item(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 2..=2)?;
+    let array = as_arr(name, &args[0])?;
+    let index = as_int(name, &args[1])?;
+    if index < 0 || index as usize >= array.len() {
+        return Err(fail(format!(
+            "States.ArrayGetItem index {index} is out of bounds (length {})",
+            array.len()
+        )));
+    }
+    Ok(array[index as usize].clone())
+}
+
+fn array_unique(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 1..=1)?;
+    let mut out: Vec<Value> = Vec::new();
+    for item in as_arr(name, &args[0])? {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn base64_encode(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 1..=1)?;
+    let text = as_str(name, &args[0])?;
+    if text.len() > 10_000 {
+        return Err(fail("States.Base64Encode input exceeds 10000 characters"));
+    }
+    Ok(Value::String(
+        base64::engine::general_purpose::STANDARD.encode(text),
+    ))
+}
+
+fn base64_decode(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 1..=1)?;
+    let text = as_str(name, &args[0])?;
+    if text.len() > 10_000 {
+        return Err(fail("States.Base64Decode input exceeds 10000 characters"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| fail(format!("States.Base64Decode: {e}")))?;
+    Ok(Value::String(
+        String::from_utf8(bytes).map_err(|_| fail("States.Base64Decode: not UTF-8"))?,
+    ))
+}
+
+/// States.Hash: the hex digest of a string (other values hashed as their JSON).
+fn states_hash(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 2..=2)?;
+    let data = match &args[0] {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    if data.len() > 10_000 {
+        return Err(fail("States.Hash input exceeds 10000 characters"));
+    }
+    let bytes = data.as_bytes();
+    let digest = match as_str(name, &args[1])? {
+        "MD5" => hex::encode(crate::digest::md5(bytes)),
+        "SHA-1" => hex::encode(crate::digest::sha1(bytes)),
+        "SHA-256" => hex::encode(sha2::Sha256::digest(bytes)),
+        "SHA-384" => hex::encode(sha2::Sha384::digest(bytes)),
+        "SHA-512" => hex::encode(sha2::Sha512::digest(bytes)),
+        other => {
+            return Err(fail(format!(
+                "States.Hash: unsupported algorithm '{other}'"
+            )));
+        }
+    };
+    Ok(Value::String(digest))
+}
+
+/// States.JsonMerge: shallow only (the third argument must be `false`).
+fn json_merge(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 3..=3)?;
+    let (Value::Object(left), Value::Object(right)) = (&args[0], &args[1]) else {
+        return Err(fail("States.JsonMerge expects two JSON objects"));
+    };
+    if args[2] != Value::Bool(false) {
+        return Err(fail(
+            "States.JsonMerge supports only shallow merges (third argument false)",
+        ));
+    }
+    let mut merged: Map<String, Value> = left.clone();
+    for (key, value) in right {
+        merged.insert(key.clone(), value.clone());
+    }
+    Ok(Value::Object(merged))
+}
+
+/// States.MathRandom: start to end inclusive, seeded by the optional third argument.
+fn math_random(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    use rand::{Rng, SeedableRng};
+    arity(name, args, 2..=3)?;
+    let (start, end) = (as_int(name, &args[0])?, as_int(name, &args[1])?);
+    if start > end {
+        return Err(fail("States.MathRandom start must not exceed end"));
+    }
+    let number = match args.get(2) {
+        Some(seed) => {
+            rand::rngs::StdRng::seed_from_u64(as_int(name, seed)? as u64).gen_range(start..=end)
+        }
+        None => rand::thread_rng().gen_range(start..=end),
+    };
+    Ok(Value::from(number))
+}
+
+/// States.StringSplit: split at any of the delimiter characters, empty parts dropped.
+fn string_split(name: &str, args: &[Value]) -> Result<Value, IntrinsicError> {
+    arity(name, args, 2..=2)?;
+    let text = as_str(name, &args[0])?;
+    let delimiters: Vec<char> = as_str(name, &args[1])?.chars().collect();
+    Ok(Value::Array(
+        text.split(|c| delimiters.contains(&c))
+            .filter(|part| !part.is_empty())
+            .map(|part| Value::String(part.to_string()))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

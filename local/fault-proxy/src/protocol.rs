@@ -173,6 +173,51 @@ pub struct ErrorAnswer {
     pub body: String,
 }
 
+/// How AWS answers a fault: the status, the error code in each protocol, the message.
+struct FaultCodes {
+    status: StatusCode,
+    query_code: &'static str,
+    json_code: &'static str,
+    rest_code: &'static str,
+    message: &'static str,
+}
+
+impl FaultCodes {
+    fn of(kind: FaultKind) -> FaultCodes {
+        let (status, query_code, json_code, rest_code, message) = match kind {
+            FaultKind::Throttle => (
+                StatusCode::BAD_REQUEST,
+                "Throttling",
+                "ThrottlingException",
+                "TooManyRequestsException",
+                "Rate exceeded",
+            ),
+            FaultKind::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "ServiceUnavailable",
+                "ServiceUnavailableException",
+                "The request has failed due to a temporary failure of the server.",
+            ),
+            // Only the answered kinds reach here; anything else is rendered as a server failure.
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                "InternalFailure",
+                "ServerException",
+                "The request processing has failed because of an unknown error, exception or failure.",
+            ),
+        };
+        FaultCodes {
+            status,
+            query_code,
+            json_code,
+            rest_code,
+            message,
+        }
+    }
+}
+
 /// The error answer for `kind` (one of the answered faults) in `protocol`'s shape.
 /// `json_content_type` echoes the request's `application/x-amz-json-1.x`.
 pub fn error_answer(
@@ -181,30 +226,13 @@ pub fn error_answer(
     request_id: &str,
     json_content_type: Option<&HeaderValue>,
 ) -> ErrorAnswer {
-    let (status, query_code, json_code, rest_code, message) = match kind {
-        FaultKind::Throttle => (
-            StatusCode::BAD_REQUEST,
-            "Throttling",
-            "ThrottlingException",
-            "TooManyRequestsException",
-            "Rate exceeded",
-        ),
-        FaultKind::Unavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "ServiceUnavailable",
-            "ServiceUnavailableException",
-            "The request has failed due to a temporary failure of the server.",
-        ),
-        // Only the answered kinds reach here; anything else is rendered as a server failure.
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            "InternalFailure",
-            "ServerException",
-            "The request processing has failed because of an unknown error, exception or failure.",
-        ),
-    };
+    let FaultCodes {
+        status,
+        query_code,
+        json_code,
+        rest_code,
+        message,
+    } = FaultCodes::of(kind);
     let request_id_header = HeaderValue::from_str(request_id)
         .unwrap_or_else(|_| HeaderValue::from_static("fault-proxy"));
     let mut headers = vec![("x-amzn-requestid", request_id_header)];

@@ -154,36 +154,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
     // moto's own control API (reset, config) is never faulted.
     let control = info.path.starts_with("/moto-api");
     if !control && let Some(violation) = check_iam(shared, &info, &parts, &body).await {
-        let index = record(&mut shared.lock(), info.clone(), None);
-        tracing::debug!(index, "{violation}");
-        let message = format!(
-            "User: arn:aws:sts::{account}:assumed-role/{role}/rollback-{function} \
-             is not authorized to perform: {action} on resource: {resource} because no \
-             identity-based policy allows the {action} action",
-            account = iam::LOCAL_ACCOUNT,
-            function = violation.function,
-            role = violation.role,
-            action = violation.action,
-            resource = violation.resource
-        );
-        let request_id = format!("00000000-0000-4000-8000-{index:012x}");
-        let rendered = access_denied_answer(
-            info.protocol,
-            info.service.as_deref(),
-            &message,
-            &request_id,
-            parts.headers.get(CONTENT_TYPE),
-        );
-        {
-            let mut state = shared.lock();
-            if let Some(position) = index.checked_sub(state.base)
-                && let Some(r) = state.log.get_mut(position as usize)
-            {
-                r.iam_denied = Some(violation.to_string());
-            }
-            state.iam_violations.push(violation);
-        }
-        return finish(shared, index, Ok(rendered_response(rendered)));
+        return refuse(shared, &info, &parts, violation);
     }
     let (index, fault, slow_delay) = {
         let mut state = shared.lock();
@@ -226,6 +197,46 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Answer {
             Err(DropConnection)
         }
     }
+}
+
+/// AWS's access-denied answer to a call the caller's role refuses; the refusal is logged
+/// with the request and kept among the IAM violations.
+fn refuse(
+    shared: &Shared,
+    info: &RequestInfo,
+    parts: &http::request::Parts,
+    violation: iam::Violation,
+) -> Answer {
+    let index = record(&mut shared.lock(), info.clone(), None);
+    tracing::debug!(index, "{violation}");
+    let message = format!(
+        "User: arn:aws:sts::{account}:assumed-role/{role}/rollback-{function} \
+         is not authorized to perform: {action} on resource: {resource} because no \
+         identity-based policy allows the {action} action",
+        account = iam::LOCAL_ACCOUNT,
+        function = violation.function,
+        role = violation.role,
+        action = violation.action,
+        resource = violation.resource
+    );
+    let request_id = format!("00000000-0000-4000-8000-{index:012x}");
+    let rendered = access_denied_answer(
+        info.protocol,
+        info.service.as_deref(),
+        &message,
+        &request_id,
+        parts.headers.get(CONTENT_TYPE),
+    );
+    {
+        let mut state = shared.lock();
+        if let Some(position) = index.checked_sub(state.base)
+            && let Some(r) = state.log.get_mut(position as usize)
+        {
+            r.iam_denied = Some(violation.to_string());
+        }
+        state.iam_violations.push(violation);
+    }
+    finish(shared, index, Ok(rendered_response(rendered)))
 }
 
 /// The error answer of `kind` in the request's protocol.

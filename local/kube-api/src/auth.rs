@@ -130,12 +130,54 @@ struct Presigned {
     signed_headers: Vec<String>,
 }
 
-/// Parse and check everything about an EKS token that needs no secret.
+/// Parse and check everything about an EKS token that needs no secret, in this order: the
+/// presigned URL and its STS host, the query parameters, the fixed ones, the credential scope,
+/// the signed headers, the signature's form, the validity window, the host's region.
 fn parse_eks_token(
     token: &str,
     region: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Presigned, String> {
+    let url = decode_token_url(token)?;
+    let (host, query) = split_sts_url(&url, region)?;
+    let mut params = query_params(query)?;
+    let param = |name: &str| required_param(&params, name);
+    if param("Action")? != "GetCallerIdentity" {
+        return Err("Action must be GetCallerIdentity".into());
+    }
+    if param("Version")? != "2011-06-15" {
+        return Err("Version must be 2011-06-15".into());
+    }
+    if param("X-Amz-Algorithm")? != "AWS4-HMAC-SHA256" {
+        return Err("X-Amz-Algorithm must be AWS4-HMAC-SHA256".into());
+    }
+    let credential = param("X-Amz-Credential")?;
+    let parts = credential_scope(&credential)?;
+    let signed_headers = checked_signed_headers(&param("X-Amz-SignedHeaders")?)?;
+    let signature = param("X-Amz-Signature")?;
+    if signature.len() != 64 || !signature.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("X-Amz-Signature must be 64 hex digits".into());
+    }
+    let date = checked_window(&params, parts[1], now)?;
+    check_host_region(host, parts[2])?;
+    let access_key = parts[0].to_string();
+    let scope_date = parts[1].to_string();
+    let region = parts[2].to_string();
+    params.retain(|(key, _)| key != "X-Amz-Signature");
+    Ok(Presigned {
+        host: host.to_string(),
+        params,
+        signature,
+        access_key,
+        scope_date,
+        region,
+        date,
+        signed_headers,
+    })
+}
+
+/// The presigned URL a token carries: `k8s-aws-v1.` + unpadded base64url of UTF-8 text.
+fn decode_token_url(token: &str) -> Result<String, String> {
     let encoded = token
         .strip_prefix(EKS_TOKEN_PREFIX)
         .ok_or("missing the k8s-aws-v1. prefix")?;
@@ -145,17 +187,23 @@ fn parse_eks_token(
     let raw = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|e| format!("payload is not base64url: {e}"))?;
-    let url = String::from_utf8(raw).map_err(|_| "payload is not UTF-8")?;
+    String::from_utf8(raw).map_err(|_| "payload is not UTF-8".into())
+}
+
+/// The STS host and the query of `https://<host>/?<query>`: the host must be STS's, in
+/// `region` when one is configured (or the global endpoint).
+fn split_sts_url<'u>(url: &'u str, region: Option<&str>) -> Result<(&'u str, &'u str), String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or("presigned URL must be https")?;
     let (host, path_query) = rest.split_once('/').ok_or("presigned URL has no path")?;
-    let regional = |r: &str| {
-        host == format!("sts.{r}.amazonaws.com") || host == format!("sts.{r}.amazonaws.com.cn")
+    let regional = |region: &str| {
+        host == format!("sts.{region}.amazonaws.com")
+            || host == format!("sts.{region}.amazonaws.com.cn")
     };
     let host_ok = host == "sts.amazonaws.com"
         || match region {
-            Some(r) => regional(r),
+            Some(region) => regional(region),
             None => {
                 host.starts_with("sts.")
                     && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
@@ -170,43 +218,50 @@ fn parse_eks_token(
     if !path.is_empty() {
         return Err(format!("unexpected path /{path}"));
     }
+    Ok((host, query))
+}
+
+/// The decoded query parameters, as sent: only those aws-iam-authenticator lets through, each
+/// at most once.
+fn query_params(query: &str) -> Result<Vec<(String, String)>, String> {
     let mut params: Vec<(String, String)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(k), percent_decode(v));
-        if !ALLOWED_PARAMS.contains(&k.to_ascii_lowercase().as_str()) {
-            return Err(format!("non-whitelisted query parameter {k:?}"));
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (percent_decode(key), percent_decode(value));
+        if !ALLOWED_PARAMS.contains(&key.to_ascii_lowercase().as_str()) {
+            return Err(format!("non-whitelisted query parameter {key:?}"));
         }
-        if params.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(&k)) {
+        if params
+            .iter()
+            .any(|(seen, _)| seen.eq_ignore_ascii_case(&key))
+        {
             return Err("query parameter with multiple values not supported".into());
         }
-        params.push((k, v));
+        params.push((key, value));
     }
-    let param = |name: &str| -> Result<String, String> {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| format!("missing {name}"))
-    };
-    if param("Action")? != "GetCallerIdentity" {
-        return Err("Action must be GetCallerIdentity".into());
-    }
-    if param("Version")? != "2011-06-15" {
-        return Err("Version must be 2011-06-15".into());
-    }
-    if param("X-Amz-Algorithm")? != "AWS4-HMAC-SHA256" {
-        return Err("X-Amz-Algorithm must be AWS4-HMAC-SHA256".into());
-    }
-    let credential = param("X-Amz-Credential")?;
+    Ok(params)
+}
+
+fn required_param(params: &[(String, String)], name: &str) -> Result<String, String> {
+    params
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .ok_or_else(|| format!("missing {name}"))
+}
+
+/// `<access key>/<date>/<region>/sts/aws4_request`, split at `/`.
+fn credential_scope(credential: &str) -> Result<Vec<&str>, String> {
     let parts: Vec<&str> = credential.split('/').collect();
     if parts.len() != 5 || parts[3] != "sts" || parts[4] != "aws4_request" || parts[0].is_empty() {
         return Err(format!("malformed X-Amz-Credential {credential:?}"));
     }
-    let signed_headers: Vec<String> = param("X-Amz-SignedHeaders")?
-        .split(';')
-        .map(str::to_string)
-        .collect();
+    Ok(parts)
+}
+
+/// `X-Amz-SignedHeaders`: `host` and `x-k8s-aws-id`, nothing else.
+fn checked_signed_headers(signed: &str) -> Result<Vec<String>, String> {
+    let signed_headers: Vec<String> = signed.split(';').map(str::to_string).collect();
     if !signed_headers.iter().any(|h| h == CLUSTER_ID_HEADER) {
         return Err(format!(
             "client did not sign the {CLUSTER_ID_HEADER} header in the pre-signed URL"
@@ -223,17 +278,25 @@ fn parse_eks_token(
             "signed header {other:?} is not one an EKS token carries"
         ));
     }
-    let signature = param("X-Amz-Signature")?;
-    if signature.len() != 64 || !signature.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err("X-Amz-Signature must be 64 hex digits".into());
-    }
-    let date = NaiveDateTime::parse_from_str(&param("X-Amz-Date")?, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| "X-Amz-Date must look like 20240101T000000Z")?
-        .and_utc();
-    if parts[1] != date.format("%Y%m%d").to_string() {
+    Ok(signed_headers)
+}
+
+/// `X-Amz-Date` (the credential scope's day), within [`TOKEN_LIFETIME_SECONDS`] of `now` and
+/// not ahead of it by more than the tolerated skew; `X-Amz-Expires` at most
+/// [`MAX_EXPIRES_SECONDS`].
+fn checked_window(
+    params: &[(String, String)],
+    scope_date: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, String> {
+    let date =
+        NaiveDateTime::parse_from_str(&required_param(params, "X-Amz-Date")?, "%Y%m%dT%H%M%SZ")
+            .map_err(|_| "X-Amz-Date must look like 20240101T000000Z")?
+            .and_utc();
+    if scope_date != date.format("%Y%m%d").to_string() {
         return Err("X-Amz-Credential date does not match X-Amz-Date".into());
     }
-    let expires: i64 = param("X-Amz-Expires")?
+    let expires: i64 = required_param(params, "X-Amz-Expires")?
         .parse()
         .map_err(|_| "invalid X-Amz-Expires parameter in pre-signed URL")?;
     if !(0..=MAX_EXPIRES_SECONDS).contains(&expires) {
@@ -250,7 +313,12 @@ fn parse_eks_token(
     if age < -MAX_SKEW_SECONDS {
         return Err("X-Amz-Date is in the future".into());
     }
-    // The global endpoint signs for us-east-1; a regional one for its own region.
+    Ok(date)
+}
+
+/// The credential scope's region must be the STS host's: the global endpoint signs for
+/// us-east-1, a regional one for its own region.
+fn check_host_region(host: &str, credential_region: &str) -> Result<(), String> {
     let host_region = host
         .strip_prefix("sts.")
         .and_then(|h| {
@@ -258,26 +326,12 @@ fn parse_eks_token(
                 .or_else(|| h.strip_suffix(".amazonaws.com"))
         })
         .unwrap_or("us-east-1");
-    if parts[2] != host_region {
+    if credential_region != host_region {
         return Err(format!(
-            "X-Amz-Credential region {} does not match the STS host {host}",
-            parts[2]
+            "X-Amz-Credential region {credential_region} does not match the STS host {host}"
         ));
     }
-    let access_key = parts[0].to_string();
-    let scope_date = parts[1].to_string();
-    let region = parts[2].to_string();
-    params.retain(|(k, _)| k != "X-Amz-Signature");
-    Ok(Presigned {
-        host: host.to_string(),
-        params,
-        signature,
-        access_key,
-        scope_date,
-        region,
-        date,
-        signed_headers,
-    })
+    Ok(())
 }
 
 /// Check an EKS token's shape and validity window at `now`, without its signature (what

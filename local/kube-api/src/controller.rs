@@ -83,20 +83,20 @@ pub fn step(store: &mut Store) -> bool {
             continue;
         };
         let want = typed.spec.replicas.unwrap_or(1);
-        let st = typed.status.get_or_insert_with(Default::default);
-        let ready = st.ready_replicas.unwrap_or(0);
-        if st.replicas < want {
-            st.replicas += 1; // a pod was created; it is not ready yet
-        } else if st.replicas > want {
-            st.replicas -= 1; // a pod terminated
-            st.ready_replicas = Some(ready.min(st.replicas));
-        } else if ready < st.replicas {
-            st.ready_replicas = Some(ready + 1);
+        let status = typed.status.get_or_insert_with(Default::default);
+        let ready = status.ready_replicas.unwrap_or(0);
+        if status.replicas < want {
+            status.replicas += 1; // a pod was created; it is not ready yet
+        } else if status.replicas > want {
+            status.replicas -= 1; // a pod terminated
+            status.ready_replicas = Some(ready.min(status.replicas));
+        } else if ready < status.replicas {
+            status.ready_replicas = Some(ready + 1);
         } else {
             continue;
         }
-        st.available_replicas = st.ready_replicas;
-        st.fully_labeled_replicas = Some(st.replicas);
+        status.available_replicas = status.ready_replicas;
+        status.fully_labeled_replicas = Some(status.replicas);
         moved = true;
         commit_rs(store, &typed);
     }
@@ -109,29 +109,29 @@ pub fn step(store: &mut Store) -> bool {
 fn observe(rs: &mut ReplicaSet, auto: bool) {
     let want = rs.spec.replicas.unwrap_or(1);
     let generation = rs.metadata.generation;
-    let st = rs.status.get_or_insert_with(Default::default);
+    let status = rs.status.get_or_insert_with(Default::default);
     if auto {
-        st.replicas = want;
-        st.fully_labeled_replicas = Some(want);
-        st.ready_replicas = Some(want);
-        st.available_replicas = Some(want);
+        status.replicas = want;
+        status.fully_labeled_replicas = Some(want);
+        status.ready_replicas = Some(want);
+        status.available_replicas = Some(want);
     }
-    st.observed_generation = generation;
+    status.observed_generation = generation;
 }
 
 fn commit_rs(store: &mut Store, rs: &ReplicaSet) {
-    if let Ok(v) = to_value(rs) {
-        let v = clean_status(v);
-        store.update(Kind::ReplicaSet, v);
+    if let Ok(value) = to_value(rs) {
+        let value = clean_status(value);
+        store.update(Kind::ReplicaSet, value);
     }
 }
 
 /// Zero counts are omitted in the API's JSON (omitempty); keep stored objects the same shape.
-fn clean_status(mut v: Value) -> Value {
-    if let Some(Value::Object(st)) = v.get_mut("status") {
-        st.retain(|k, val| k == "replicas" || !(val == &Value::from(0)));
+fn clean_status(mut value: Value) -> Value {
+    if let Some(Value::Object(status)) = value.get_mut("status") {
+        status.retain(|k, val| k == "replicas" || !(val == &Value::from(0)));
     }
-    v
+    value
 }
 
 fn controller_uid(obj: &Value) -> Option<String> {
@@ -152,11 +152,11 @@ pub fn revision_of(meta: &ObjectMeta) -> i64 {
 
 /// A template with the pod-template-hash label removed, normalized for comparison.
 fn template_without_hash(t: Option<&PodTemplateSpec>) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(Value::Object(labels)) = v.pointer_mut("/metadata/labels") {
+    let mut template = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Some(Value::Object(labels)) = template.pointer_mut("/metadata/labels") {
         labels.remove(POD_TEMPLATE_HASH);
     }
-    meta::normalized(&v)
+    meta::normalized(&template)
 }
 
 /// ComputeHash: a stable hash of the template (and the collision count), rendered with the
@@ -362,12 +362,12 @@ impl<'a> DeploymentSync<'a> {
             .strategy
             .as_ref()
             .and_then(|s| s.rolling_update.as_ref());
-        let v = if surge {
+        let limit = if surge {
             rolling.and_then(|r| r.max_surge.as_ref())
         } else {
             rolling.and_then(|r| r.max_unavailable.as_ref())
         };
-        objects::resolve_int_or_percent(v, self.desired, surge)
+        objects::resolve_int_or_percent(limit, self.desired, surge)
     }
 
     fn progressing_reason(&self) -> Option<&str> {
@@ -494,15 +494,15 @@ impl<'a> DeploymentSync<'a> {
                 rs.metadata.generation = Some(1);
             }
             observe(rs, auto);
-            let Ok(v) = to_value(rs) else { continue };
-            let v = clean_status(v);
+            let Ok(value) = to_value(rs) else { continue };
+            let value = clean_status(value);
             if before.is_none() {
-                let created = store.create(Kind::ReplicaSet, v);
+                let created = store.create(Kind::ReplicaSet, value);
                 if let Ok(c) = from_value::<ReplicaSet>(Kind::ReplicaSet, &created) {
                     *rs = c;
                 }
-            } else if before != Some(&v) {
-                store.update(Kind::ReplicaSet, v);
+            } else if before != Some(&value) {
+                store.update(Kind::ReplicaSet, value);
             }
         }
     }
@@ -511,19 +511,23 @@ impl<'a> DeploymentSync<'a> {
     fn calculate_status(&mut self) {
         let owned = &self.owned;
         let total_spec: i32 = owned.iter().map(replicas).sum();
-        let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
+        let status_of = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
         let available: i32 = owned
             .iter()
-            .map(|rs| st(rs).available_replicas.unwrap_or(0))
+            .map(|rs| status_of(rs).available_replicas.unwrap_or(0))
             .sum();
         let status = &mut self.status;
         status.observed_generation = self.d.metadata.generation;
-        status.replicas = Some(owned.iter().map(|rs| st(rs).replicas).sum());
-        status.updated_replicas = Some(self.new_idx.map(|i| st(&owned[i]).replicas).unwrap_or(0));
+        status.replicas = Some(owned.iter().map(|rs| status_of(rs).replicas).sum());
+        status.updated_replicas = Some(
+            self.new_idx
+                .map(|i| status_of(&owned[i]).replicas)
+                .unwrap_or(0),
+        );
         status.ready_replicas = Some(
             owned
                 .iter()
-                .map(|rs| st(rs).ready_replicas.unwrap_or(0))
+                .map(|rs| status_of(rs).ready_replicas.unwrap_or(0))
                 .sum(),
         );
         status.available_replicas = Some(available);
@@ -638,10 +642,10 @@ impl<'a> DeploymentSync<'a> {
             }
         }
         new_d.status = Some(self.status.clone());
-        if let Ok(v) = to_value(&new_d) {
-            let v = clean_status(v);
-            if v != self.stored {
-                store.update(Kind::Deployment, v);
+        if let Ok(value) = to_value(&new_d) {
+            let value = clean_status(value);
+            if value != self.stored {
+                store.update(Kind::Deployment, value);
             }
         }
     }
@@ -710,17 +714,20 @@ fn get_replica_sets_for_deployment(
 
 /// Whether the rollout progressed between two statuses (DeploymentProgressing).
 fn has_progressed(old: &DeploymentStatus, new: &DeploymentStatus) -> bool {
-    let o = |s: &DeploymentStatus| {
+    let counts = |status: &DeploymentStatus| {
         (
-            s.replicas.unwrap_or(0),
-            s.updated_replicas.unwrap_or(0),
-            s.ready_replicas.unwrap_or(0),
-            s.available_replicas.unwrap_or(0),
+            status.replicas.unwrap_or(0),
+            status.updated_replicas.unwrap_or(0),
+            status.ready_replicas.unwrap_or(0),
+            status.available_replicas.unwrap_or(0),
         )
     };
-    let (o_rep, o_upd, o_ready, o_avail) = o(old);
-    let (n_rep, n_upd, n_ready, n_avail) = o(new);
-    n_upd > o_upd || (n_rep - n_upd) < (o_rep - o_upd) || n_ready > o_ready || n_avail > o_avail
+    let (old_replicas, old_updated, old_ready, old_available) = counts(old);
+    let (new_replicas, new_updated, new_ready, new_available) = counts(new);
+    new_updated > old_updated
+        || (new_replicas - new_updated) < (old_replicas - old_updated)
+        || new_ready > old_ready
+        || new_available > old_available
 }
 
 fn replicas(rs: &ReplicaSet) -> i32 {

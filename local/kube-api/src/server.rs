@@ -344,16 +344,21 @@ fn parse_query(q: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A read-only resource: GET answers it, any other method is refused.
+fn get_only(req: &Req<'_>, reply: Value) -> ApiResult<Reply> {
+    if req.method == Method::GET {
+        Ok(Reply::Json(200, reply))
+    } else {
+        Err(ApiError::method_not_allowed(req.method.as_str(), req.path))
+    }
+}
+
+/// Routes a request by its path: a flat table of the discovery documents, the core/v1
+/// namespaces, pods and events, and the group/version/resource paths of the REST layer.
 fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
-    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
-    let get_only = |reply: Value| -> ApiResult<Reply> {
-        if req.method == Method::GET {
-            Ok(Reply::Json(200, reply))
-        } else {
-            Err(ApiError::method_not_allowed(req.method.as_str(), req.path))
-        }
-    };
-    match segs.as_slice() {
+    let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let get_only = |reply: Value| get_only(req, reply);
+    match segments.as_slice() {
         ["healthz" | "livez" | "readyz", ..] => Ok(Reply::Text("ok")),
         ["version"] => get_only(discovery::version()),
         ["api"] => get_only(discovery::api_versions(&shared.address)),
@@ -374,51 +379,19 @@ fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
             }
             self_subject_access_review(shared, req)
         }
-        ["api", "v1", "namespaces"] => {
-            let store = lock(&shared.store);
-            let mut names = store.namespaces();
-            names.insert("default".into());
-            let items: Vec<Value> = names.iter().map(|n| namespace(n)).collect();
-            get_only(
-                json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": items}),
-            )
-        }
+        ["api", "v1", "namespaces"] => get_only(namespace_list(shared)),
         ["api", "v1", "namespaces", ns] => get_only(namespace(ns)),
-        ["api", "v1", res @ ("pods" | "events")]
-        | ["api", "v1", "namespaces", _, res @ ("pods" | "events")] => {
-            // Events never happen here; pods are the simulation's (see `pods`). Watches on
-            // either stay empty.
-            if req.is_watch() {
-                return Ok(Reply::Watch(WatchRequest::empty(req)?));
-            }
-            let store = lock(&shared.store);
-            let rv = store.resource_version().to_string();
-            let (kind, items) = if *res == "pods" {
-                let ns = match segs.as_slice() {
-                    ["api", "v1", "namespaces", ns, ..] => Some(*ns),
-                    _ => None,
-                };
-                let (labels, fields) = req.selectors()?;
-                let items: Vec<Value> = crate::pods::list(&store, ns)
-                    .into_iter()
-                    .filter(|p| labels.matches(&meta::labels_of(p)) && fields.matches(p))
-                    .collect();
-                ("PodList", items)
-            } else {
-                ("EventList", Vec::new())
-            };
-            get_only(
-                json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
-            )
+        ["api", "v1", resource @ ("pods" | "events")] => {
+            pods_or_events(shared, req, resource, None)
         }
-        ["api", "v1", "namespaces", ns, "pods", name] => {
-            let store = lock(&shared.store);
-            let pod = crate::pods::list(&store, Some(ns))
-                .into_iter()
-                .find(|p| p.pointer("/metadata/name").and_then(Value::as_str) == Some(*name))
-                .ok_or_else(|| ApiError::not_found("pods", name))?;
-            get_only(pod)
-        }
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            resource @ ("pods" | "events"),
+        ] => pods_or_events(shared, req, resource, Some(ns)),
+        ["api", "v1", "namespaces", ns, "pods", name] => get_only(pod(shared, ns, name)?),
         ["api", "v1", "namespaces", _, "events", name] => Err(ApiError::not_found("events", name)),
         ["apis", group] if discovery::custom_group(group).is_some() => {
             get_only(discovery::custom_api_group(group).unwrap_or_default())
@@ -436,18 +409,74 @@ fn route(shared: &Arc<Shared>, req: &Req<'_>) -> ApiResult<Reply> {
         ["apis", group, version, "namespaces", ns, plural, rest @ ..] => {
             let kind = Kind::from_path(group, version, plural)
                 .ok_or_else(|| ApiError::path_not_found(req.path))?;
-            match rest {
-                [] => collection(shared, req, kind, Some(ns)),
-                [name] => object(shared, req, kind, ns, name),
-                [name, "scale"] if !kind.is_custom() => scale(shared, req, kind, ns, name),
-                [name, "status"] if kind.has_status_subresource() => {
-                    status(shared, req, kind, ns, name)
-                }
-                _ => Err(ApiError::path_not_found(req.path)),
-            }
+            namespaced(shared, req, kind, ns, rest)
         }
         // OpenAPI is not served: kubectl get/scale/rollout do not need it, and kubectl
         // treats a 404 here as "no schema" (client-side validation is then skipped).
+        _ => Err(ApiError::path_not_found(req.path)),
+    }
+}
+
+/// Every namespace an object is in, and `default`.
+fn namespace_list(shared: &Arc<Shared>) -> Value {
+    let store = lock(&shared.store);
+    let mut names = store.namespaces();
+    names.insert("default".into());
+    let items: Vec<Value> = names.iter().map(|n| namespace(n)).collect();
+    json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": items})
+}
+
+/// The pods (the simulation's, see `pods`) or events (which never happen here) of one
+/// namespace or all. Watches on either stay empty.
+fn pods_or_events(
+    shared: &Arc<Shared>,
+    req: &Req<'_>,
+    resource: &str,
+    ns: Option<&str>,
+) -> ApiResult<Reply> {
+    if req.is_watch() {
+        return Ok(Reply::Watch(WatchRequest::empty(req)?));
+    }
+    let store = lock(&shared.store);
+    let resource_version = store.resource_version().to_string();
+    let (kind, items) = if resource == "pods" {
+        let (labels, fields) = req.selectors()?;
+        let items: Vec<Value> = crate::pods::list(&store, ns)
+            .into_iter()
+            .filter(|p| labels.matches(&meta::labels_of(p)) && fields.matches(p))
+            .collect();
+        ("PodList", items)
+    } else {
+        ("EventList", Vec::new())
+    };
+    get_only(
+        req,
+        json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": resource_version}, "items": items}),
+    )
+}
+
+fn pod(shared: &Arc<Shared>, ns: &str, name: &str) -> ApiResult<Value> {
+    let store = lock(&shared.store);
+    crate::pods::list(&store, Some(ns))
+        .into_iter()
+        .find(|p| p.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+        .ok_or_else(|| ApiError::not_found("pods", name))
+}
+
+/// `/apis/<group>/<version>/namespaces/<ns>/<plural>/...`: the collection, one object, or its
+/// scale or status subresource.
+fn namespaced(
+    shared: &Arc<Shared>,
+    req: &Req<'_>,
+    kind: Kind,
+    ns: &str,
+    rest: &[&str],
+) -> ApiResult<Reply> {
+    match rest {
+        [] => collection(shared, req, kind, Some(ns)),
+        [name] => object(shared, req, kind, ns, name),
+        [name, "scale"] if !kind.is_custom() => scale(shared, req, kind, ns, name),
+        [name, "status"] if kind.has_status_subresource() => status(shared, req, kind, ns, name),
         _ => Err(ApiError::path_not_found(req.path)),
     }
 }
@@ -773,81 +802,16 @@ fn event_line(event_type: &str, object: &Value) -> Bytes {
 
 /// Stream watch events as newline-delimited JSON. Without a resourceVersion the current
 /// objects come first as ADDED; with one, the logged events after it (410 when too old).
-fn watch_response(shared: &Arc<Shared>, w: WatchRequest) -> Response<Body> {
+fn watch_response(shared: &Arc<Shared>, watch_request: WatchRequest) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let (mut live, initial): (broadcast::Receiver<WatchEvent>, Vec<Bytes>) = {
-        let store = lock(&shared.store);
-        let rv = store.resource_version();
-        let mut initial = Vec::new();
-        let live = match (w.kind, w.resource_version) {
-            (Some(kind), since) if since.is_none() || w.send_initial_events => {
-                for obj in store.list(kind, w.namespace.as_deref()) {
-                    if w.labels.matches(&meta::labels_of(obj)) && w.fields.matches(obj) {
-                        initial.push(event_line(EventType::Added.as_str(), obj));
-                    }
-                }
-                if w.send_initial_events {
-                    let bookmark = json!({"kind": kind.kind(), "apiVersion": kind.api_version(), "metadata": {
-                        "resourceVersion": rv.to_string(),
-                        "annotations": {"k8s.io/initial-events-end": "true"}}});
-                    initial.push(event_line("BOOKMARK", &bookmark));
-                }
-                store.subscribe()
-            }
-            (Some(_), since) => {
-                let (live, backlog) = store.watch_from(since.unwrap_or(0));
-                match backlog {
-                    Some(events) => initial.extend(
-                        events
-                            .iter()
-                            .filter(|e| w.matches(e))
-                            .map(|e| event_line(e.event_type.as_str(), &e.object)),
-                    ),
-                    None => {
-                        let gone = ApiError::gone(format!(
-                            "too old resource version: {} ({rv})",
-                            since.unwrap_or(0)
-                        ));
-                        initial.push(event_line("ERROR", &gone.to_status()));
-                    }
-                }
-                live
-            }
-            (None, _) => store.subscribe(),
-        };
-        (live, initial)
-    };
-    let mut shutdown = shared.shutdown.clone();
-    tokio::spawn(async move {
-        for line in initial {
-            if tx.send(line).await.is_err() {
-                return;
-            }
-        }
-        let deadline = tokio::time::sleep(w.timeout);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => return,
-                _ = shutdown.changed() => return,
-                _ = tx.closed() => return,
-                ev = live.recv() => match ev {
-                    Ok(e) if w.matches(&e) => {
-                        if tx.send(event_line(e.event_type.as_str(), &e.object)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // The client fell too far behind: tell it to relist, as the real server does.
-                        let _ = tx.send(event_line("ERROR", &ApiError::gone("watch lagged behind").to_status())).await;
-                        return;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    });
+    let (live, initial) = watch_start(shared, &watch_request);
+    tokio::spawn(send_watch_events(
+        initial,
+        live,
+        tx,
+        shared.shutdown.clone(),
+        watch_request,
+    ));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -859,4 +823,94 @@ fn watch_response(shared: &Arc<Shared>, w: WatchRequest) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// Under the store's lock: the subscription to live events, and the lines sent before them
+/// (the current objects and the initial-events bookmark, or the logged events after the
+/// requested resourceVersion, or the 410 for a version too old).
+fn watch_start(
+    shared: &Arc<Shared>,
+    watch_request: &WatchRequest,
+) -> (broadcast::Receiver<WatchEvent>, Vec<Bytes>) {
+    let store = lock(&shared.store);
+    let resource_version = store.resource_version();
+    let mut initial = Vec::new();
+    let live = match (watch_request.kind, watch_request.resource_version) {
+        (Some(kind), since) if since.is_none() || watch_request.send_initial_events => {
+            for obj in store.list(kind, watch_request.namespace.as_deref()) {
+                if watch_request.labels.matches(&meta::labels_of(obj))
+                    && watch_request.fields.matches(obj)
+                {
+                    initial.push(event_line(EventType::Added.as_str(), obj));
+                }
+            }
+            if watch_request.send_initial_events {
+                let bookmark = json!({"kind": kind.kind(), "apiVersion": kind.api_version(), "metadata": {
+                    "resourceVersion": resource_version.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}});
+                initial.push(event_line("BOOKMARK", &bookmark));
+            }
+            store.subscribe()
+        }
+        (Some(_), since) => {
+            let (live, backlog) = store.watch_from(since.unwrap_or(0));
+            match backlog {
+                Some(events) => initial.extend(
+                    events
+                        .iter()
+                        .filter(|e| watch_request.matches(e))
+                        .map(|e| event_line(e.event_type.as_str(), &e.object)),
+                ),
+                None => {
+                    let gone = ApiError::gone(format!(
+                        "too old resource version: {} ({resource_version})",
+                        since.unwrap_or(0)
+                    ));
+                    initial.push(event_line("ERROR", &gone.to_status()));
+                }
+            }
+            live
+        }
+        (None, _) => store.subscribe(),
+    };
+    (live, initial)
+}
+
+/// Sends the initial lines, then the live events the watch matches, until its timeout, the
+/// server's shutdown, or the client going away.
+async fn send_watch_events(
+    initial: Vec<Bytes>,
+    mut live: broadcast::Receiver<WatchEvent>,
+    tx: mpsc::Sender<Bytes>,
+    mut shutdown: watch::Receiver<bool>,
+    watch_request: WatchRequest,
+) {
+    for line in initial {
+        if tx.send(line).await.is_err() {
+            return;
+        }
+    }
+    let deadline = tokio::time::sleep(watch_request.timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            _ = shutdown.changed() => return,
+            _ = tx.closed() => return,
+            event = live.recv() => match event {
+                Ok(e) if watch_request.matches(&e) => {
+                    if tx.send(event_line(e.event_type.as_str(), &e.object)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // The client fell too far behind: tell it to relist, as the real server does.
+                    let _ = tx.send(event_line("ERROR", &ApiError::gone("watch lagged behind").to_status())).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
 }

@@ -107,20 +107,44 @@ pub async fn cold_start(
     limits: Limits,
 ) -> Result<ColdStart, MeasureError> {
     let mut api = RuntimeApi::start(&launch.name).await?;
+    let (started, mut reaper) = spawn(launch, &api)?;
+    let polled_at = first_next(launch, &mut api, &mut reaper, started, limits).await?;
+    let to_first_next = polled_at.saturating_duration_since(started);
+    let init_hwm_kib = proc_status_kib(reaper.pid, "VmHWM").unwrap_or(0);
+
+    let (outcome, invoke) = match event {
+        Some(event) => {
+            let (outcome, invoke) = answer(launch, &mut api, &mut reaper, event, limits).await?;
+            (Some(outcome), Some(invoke))
+        }
+        None => (None, None),
+    };
+
+    let max_rss_kib = proc_status_kib(reaper.pid, "VmHWM").unwrap_or(init_hwm_kib);
+    reaper.stop().await;
+    Ok(ColdStart {
+        to_first_next,
+        init_hwm_kib,
+        max_rss_kib,
+        outcome,
+        invoke,
+    })
+}
+
+/// Starts the function with its log as stdout and stderr, under `api`: when it started (just
+/// before fork + exec), and its pid.
+fn spawn(launch: &Launch, api: &RuntimeApi) -> Result<(Instant, Reaper), MeasureError> {
+    let log_error = |source| MeasureError::Log {
+        name: launch.name.clone(),
+        log: launch.log.display().to_string(),
+        source,
+    };
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&launch.log)
-        .map_err(|source| MeasureError::Log {
-            name: launch.name.clone(),
-            log: launch.log.display().to_string(),
-            source,
-        })?;
-    let log_err = log.try_clone().map_err(|source| MeasureError::Log {
-        name: launch.name.clone(),
-        log: launch.log.display().to_string(),
-        source,
-    })?;
+        .map_err(log_error)?;
+    let log_err = log.try_clone().map_err(log_error)?;
     let mut command = Command::new(&launch.program);
     command
         .args(&launch.args)
@@ -137,26 +161,34 @@ pub async fn cold_start(
         source,
     })?;
     // Reaped by `Reaper`, not by std, so an abandoned run still kills it.
-    let mut reaper = Reaper {
+    let reaper = Reaper {
         pid: child.id() as libc::pid_t,
         reaped: None,
     };
     drop(child);
+    Ok((started, reaper))
+}
 
-    let log_name = || launch.log.display().to_string();
-    // Wait for the first /next, watching for an early exit so a crash is reported at once.
+/// Waits for the first /next, watching for an early exit so a crash is reported at once.
+async fn first_next(
+    launch: &Launch,
+    api: &mut RuntimeApi,
+    reaper: &mut Reaper,
+    started: Instant,
+    limits: Limits,
+) -> Result<Instant, MeasureError> {
     let mut init_error = String::new();
-    let polled_at = loop {
+    loop {
         if started.elapsed() > limits.init {
             return Err(MeasureError::Timeout {
                 name: launch.name.clone(),
                 what: "/next request",
                 secs: limits.init.as_secs(),
-                log: log_name(),
+                log: launch.log.display().to_string(),
             });
         }
         match api.next_event(Duration::from_millis(5)).await {
-            Some(Event::NextPolled { at }) => break at,
+            Some(Event::NextPolled { at }) => return Ok(at),
             Some(Event::InitError { error_type, body }) => {
                 init_error = format!(
                     "; /init/error {error_type}: {}",
@@ -169,76 +201,69 @@ pub async fn cold_start(
                     return Err(MeasureError::ExitedEarly {
                         name: launch.name.clone(),
                         status: describe_status(status),
-                        log: log_name(),
+                        log: launch.log.display().to_string(),
                         init_error,
                     });
                 }
             }
         }
-    };
-    let to_first_next = polled_at.saturating_duration_since(started);
-    let init_hwm_kib = proc_status_kib(reaper.pid, "VmHWM").unwrap_or(0);
+    }
+}
 
-    let mut outcome = None;
-    let mut invoke = None;
-    if let Some(event) = event {
-        let request_id = api.invoke(event);
-        let sent = Instant::now();
-        loop {
-            if sent.elapsed() > limits.invoke {
-                return Err(MeasureError::Timeout {
-                    name: launch.name.clone(),
-                    what: "answer to the event",
-                    secs: limits.invoke.as_secs(),
-                    log: log_name(),
-                });
+/// Hands the function `event` and waits for its answer: what it was, and how long it took.
+async fn answer(
+    launch: &Launch,
+    api: &mut RuntimeApi,
+    reaper: &mut Reaper,
+    event: &serde_json::Value,
+    limits: Limits,
+) -> Result<(Outcome, Duration), MeasureError> {
+    let request_id = api.invoke(event);
+    let sent = Instant::now();
+    loop {
+        if sent.elapsed() > limits.invoke {
+            return Err(MeasureError::Timeout {
+                name: launch.name.clone(),
+                what: "answer to the event",
+                secs: limits.invoke.as_secs(),
+                log: launch.log.display().to_string(),
+            });
+        }
+        match api.next_event(Duration::from_millis(5)).await {
+            Some(Event::Response {
+                request_id: id,
+                body,
+                at,
+            }) if id == request_id => {
+                return Ok((
+                    Outcome::Response(String::from_utf8_lossy(&body).into_owned()),
+                    at.saturating_duration_since(sent),
+                ));
             }
-            match api.next_event(Duration::from_millis(5)).await {
-                Some(Event::Response {
-                    request_id: id,
-                    body,
-                    at,
-                }) if id == request_id => {
-                    outcome = Some(Outcome::Response(
-                        String::from_utf8_lossy(&body).into_owned(),
-                    ));
-                    invoke = Some(at.saturating_duration_since(sent));
-                    break;
-                }
-                Some(Event::Error {
-                    request_id: id,
-                    error_type,
-                    at,
-                    ..
-                }) if id == request_id => {
-                    outcome = Some(Outcome::Error(error_type));
-                    invoke = Some(at.saturating_duration_since(sent));
-                    break;
-                }
-                Some(_) => {}
-                None => {
-                    if let Some(status) = reaper.try_reap() {
-                        return Err(MeasureError::ExitedEarly {
-                            name: launch.name.clone(),
-                            status: format!("{} while handling the event", describe_status(status)),
-                            log: log_name(),
-                            init_error: String::new(),
-                        });
-                    }
+            Some(Event::Error {
+                request_id: id,
+                error_type,
+                at,
+                ..
+            }) if id == request_id => {
+                return Ok((
+                    Outcome::Error(error_type),
+                    at.saturating_duration_since(sent),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(status) = reaper.try_reap() {
+                    return Err(MeasureError::ExitedEarly {
+                        name: launch.name.clone(),
+                        status: format!("{} while handling the event", describe_status(status)),
+                        log: launch.log.display().to_string(),
+                        init_error: String::new(),
+                    });
                 }
             }
         }
     }
-
-    let max_rss_kib = proc_status_kib(reaper.pid, "VmHWM").unwrap_or(init_hwm_kib);
-    reaper.stop().await;
-    Ok(ColdStart {
-        to_first_next,
-        init_hwm_kib,
-        max_rss_kib,
-        outcome,
-        invoke,
-    })
 }
 
 /// Owns the child's pid until it is reaped; kills it if a run is abandoned.

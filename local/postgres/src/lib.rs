@@ -154,6 +154,8 @@ impl PostgresServer {
         Self::start_with(Some(names))
     }
 
+    /// A fresh cluster in a temporary directory (handed to the service user under root), its
+    /// TLS files when `tls_names` are given, then the server on a free port, waited for.
     fn start_with(tls_names: Option<&[&str]>) -> Result<PostgresServer, PostgresError> {
         let bin = Self::bin_dir()?;
         let owner = service_user()?;
@@ -164,41 +166,7 @@ impl PostgresServer {
         let data = dir.path().join("data");
         std::fs::create_dir(&data).map_err(io("creating the data directory"))?;
         let password = random_password();
-        let pwfile = dir.path().join("pwfile");
-        std::fs::write(&pwfile, &password).map_err(io("writing the password file"))?;
-        if let Some((uid, gid)) = owner {
-            for path in [dir.path(), &data, &pwfile] {
-                chown(path, uid, gid).map_err(io("handing the directory to postgres"))?;
-            }
-        }
-
-        let mut initdb = Command::new(bin.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .stdin(Stdio::null());
-        as_user(&mut initdb, owner);
-        let out = initdb.output().map_err(io("running initdb"))?;
-        let _ = std::fs::remove_file(&pwfile);
-        if !out.status.success() {
-            return Err(PostgresError::Initdb {
-                status: out.status.to_string(),
-                output: format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            });
-        }
+        init_cluster(&bin, dir.path(), &data, &password, owner)?;
 
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -207,29 +175,7 @@ impl PostgresServer {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let tls = tls_names.map(generate_tls).transpose()?;
         if let Some(tls) = &tls {
-            // The key must be the server user's and private (0600), or postgres refuses it.
-            for (name, text, mode) in [
-                ("server.crt", &tls.cert_pem, 0o644),
-                ("server.key", &tls.key_pem, 0o600),
-            ] {
-                let path = dir.path().join(name);
-                std::fs::write(&path, text).map_err(io("writing the TLS files"))?;
-                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                    .map_err(io("writing the TLS files"))?;
-                if let Some((uid, gid)) = owner {
-                    chown(&path, uid, gid).map_err(io("handing the TLS files to postgres"))?;
-                }
-            }
-            // Plaintext connections refused: `hostssl` only.
-            let hba = data.join("pg_hba.conf");
-            std::fs::write(
-                &hba,
-                "hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n",
-            )
-            .map_err(io("writing pg_hba.conf"))?;
-            if let Some((uid, gid)) = owner {
-                chown(&hba, uid, gid).map_err(io("handing pg_hba.conf to postgres"))?;
-            }
+            write_tls_files(dir.path(), &data, tls, owner)?;
         }
         let log_path = dir.path().join("postgres.log");
         let log = std::fs::File::create(&log_path).map_err(io("creating the log"))?;
@@ -506,6 +452,85 @@ fn shut_down(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// `initdb` into `data` with the superuser `postgres` and `password` (SCRAM), as the service
+/// user when there is one; the password file is removed again.
+fn init_cluster(
+    bin: &Path,
+    dir: &Path,
+    data: &Path,
+    password: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<(), PostgresError> {
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, password).map_err(io("writing the password file"))?;
+    if let Some((uid, gid)) = owner {
+        for path in [dir, data, &pwfile] {
+            chown(path, uid, gid).map_err(io("handing the directory to postgres"))?;
+        }
+    }
+    let mut initdb = Command::new(bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .stdin(Stdio::null());
+    as_user(&mut initdb, owner);
+    let out = initdb.output().map_err(io("running initdb"))?;
+    let _ = std::fs::remove_file(&pwfile);
+    if !out.status.success() {
+        return Err(PostgresError::Initdb {
+            status: out.status.to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The server's certificate and key in `dir` (the key the server user's and private, 0600, or
+/// postgres refuses it), and a `pg_hba.conf` that refuses plaintext connections.
+fn write_tls_files(
+    dir: &Path,
+    data: &Path,
+    tls: &TlsFiles,
+    owner: Option<(u32, u32)>,
+) -> Result<(), PostgresError> {
+    for (name, text, mode) in [
+        ("server.crt", &tls.cert_pem, 0o644),
+        ("server.key", &tls.key_pem, 0o600),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(io("writing the TLS files"))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io("writing the TLS files"))?;
+        if let Some((uid, gid)) = owner {
+            chown(&path, uid, gid).map_err(io("handing the TLS files to postgres"))?;
+        }
+    }
+    // Plaintext connections refused: `hostssl` only.
+    let hba = data.join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "hostssl all all 127.0.0.1/32 scram-sha-256\nhostssl all all ::1/128 scram-sha-256\n",
+    )
+    .map_err(io("writing pg_hba.conf"))?;
+    if let Some((uid, gid)) = owner {
+        chown(&hba, uid, gid).map_err(io("handing pg_hba.conf to postgres"))?;
+    }
+    Ok(())
 }
 
 /// `Some((uid, gid))` of the `postgres` user when running as root; `None` otherwise.

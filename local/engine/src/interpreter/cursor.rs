@@ -1,7 +1,7 @@
 //! Where each thread of an execution (the execution itself, a Parallel branch, a Map
 //! iteration) is in the history.
 
-use super::{Interp, Prev};
+use super::{Interpreter, Prev};
 use crate::clock::Clock;
 use crate::history::{History, HistoryFull};
 use serde_json::Value;
@@ -37,7 +37,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-impl Interp {
+impl Interpreter {
     /// A cursor whose last event is `last`.
     pub(super) fn cursor(&self, last: Prev) -> Cursor<'_> {
         Cursor {

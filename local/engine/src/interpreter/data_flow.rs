@@ -1,13 +1,13 @@
 //! Data flow: the context object, and the InputPath → Parameters → ResultSelector →
 //! ResultPath → OutputPath pipeline the states share.
 
-use super::{Interp, StatesError, Visit, check_size, ts};
+use super::{Interpreter, StatesError, Visit, check_size, ts};
 use crate::definition::{Compound, Num, ResultPath, State, Template};
 use crate::paths::JsonPath;
 use serde_json::{Map, Value, json};
 
-impl Interp {
-    pub(super) fn context(&self, v: &Visit<'_>) -> Value {
+impl Interpreter {
+    pub(super) fn context(&self, visit: &Visit<'_>) -> Value {
         let mut c = json!({
             "Execution": {
                 "Id": self.info.arn,
@@ -17,13 +17,13 @@ impl Interp {
                 "RoleArn": self.info.role_arn,
                 "RedriveCount": 0,
             },
-            "State": {"Name": v.state, "EnteredTime": ts(v.entered), "RetryCount": v.retry_count},
+            "State": {"Name": visit.state, "EnteredTime": ts(visit.entered), "RetryCount": visit.retry_count},
             "StateMachine": {"Id": self.info.state_machine_arn, "Name": self.info.state_machine_name},
         });
-        if let Some(t) = &v.token {
+        if let Some(t) = &visit.token {
             c["Task"] = json!({"Token": t});
         }
-        if let Some((i, val)) = v.item {
+        if let Some((i, val)) = visit.item {
             c["Map"] = json!({"Item": {"Index": i, "Value": val}});
         }
         c
@@ -31,9 +31,9 @@ impl Interp {
 
     /// The context object, built only when the path reads it (most paths don't, and building
     /// it is the bulk of a Pass state's cost).
-    fn context_for(&self, p: &JsonPath, v: &Visit<'_>) -> Value {
+    fn context_for(&self, p: &JsonPath, visit: &Visit<'_>) -> Value {
         if p.is_context() {
-            self.context(v)
+            self.context(visit)
         } else {
             Value::Null
         }
@@ -43,11 +43,11 @@ impl Interp {
         &self,
         state: &State,
         input: &Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<Value, StatesError> {
         match &state.input_path {
             None => Ok(json!({})),
-            Some(p) => p.select(input, &self.context_for(p, v)).ok_or_else(|| {
+            Some(p) => p.select(input, &self.context_for(p, visit)).ok_or_else(|| {
                 StatesError::runtime(
                     state.name.as_str(),
                     format!("Invalid input path '{p}': could not be found in the input '{input}'"),
@@ -60,18 +60,20 @@ impl Interp {
         &self,
         state: &State,
         output: Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<Value, StatesError> {
         match &state.output_path {
             None => Ok(json!({})),
-            Some(p) => p.select(&output, &self.context_for(p, v)).ok_or_else(|| {
-                StatesError::runtime(
-                    state.name.as_str(),
-                    format!(
-                        "Invalid output path '{p}': could not be found in the output '{output}'"
-                    ),
-                )
-            }),
+            Some(p) => p
+                .select(&output, &self.context_for(p, visit))
+                .ok_or_else(|| {
+                    StatesError::runtime(
+                        state.name.as_str(),
+                        format!(
+                            "Invalid output path '{p}': could not be found in the output '{output}'"
+                        ),
+                    )
+                }),
         }
     }
 
@@ -79,12 +81,12 @@ impl Interp {
         &self,
         t: &Template,
         input: &Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
         field: &str,
     ) -> Result<Value, StatesError> {
-        let ctx = self.context(v);
+        let ctx = self.context(visit);
         resolve_template(t, input, &ctx, field)
-            .map_err(|cause| StatesError::runtime(v.state, cause))
+            .map_err(|cause| StatesError::runtime(visit.state, cause))
     }
 
     pub(super) fn result_path(
@@ -110,15 +112,15 @@ impl Interp {
         state: &State,
         common: &Compound,
         raw: &Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<Value, StatesError> {
-        let eff = self.input_path(state, raw, v)?;
-        let eff = match &common.parameters {
-            Some(t) => self.resolve(t, &eff, v, "Parameters")?,
-            None => eff,
+        let effective_input = self.input_path(state, raw, visit)?;
+        let effective_input = match &common.parameters {
+            Some(t) => self.resolve(t, &effective_input, visit, "Parameters")?,
+            None => effective_input,
         };
-        check_size(&state.name, &eff, "input (after Parameters)")?;
-        Ok(eff)
+        check_size(&state.name, &effective_input, "input (after Parameters)")?;
+        Ok(effective_input)
     }
 
     /// ResultSelector → ResultPath → OutputPath, shared by Task, Parallel and Map.
@@ -128,15 +130,15 @@ impl Interp {
         common: &Compound,
         raw: Value,
         result: Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<Value, StatesError> {
         check_size(&state.name, &result, "result")?;
         let result = match &common.result_selector {
-            Some(t) => self.resolve(t, &result, v, "ResultSelector")?,
+            Some(t) => self.resolve(t, &result, visit, "ResultSelector")?,
             None => result,
         };
         let out = Self::result_path(&state.name, &common.result_path, raw, result)?;
-        self.output_path(state, out, v)
+        self.output_path(state, out, visit)
     }
 }
 
@@ -169,7 +171,7 @@ pub fn resolve_template(
     field: &str,
 ) -> Result<Value, String> {
     match t {
-        Template::Lit(v) => Ok(v.clone()),
+        Template::Lit(value) => Ok(value.clone()),
         Template::Path(p) => p.select(input, ctx).ok_or_else(|| {
             let src = if p.is_context() { ctx } else { input };
             format!("The JSONPath '{p}' specified for the field '{field}.$' could not be found in the input '{src}'")
@@ -177,8 +179,8 @@ pub fn resolve_template(
         Template::Intrinsic(c) => c.eval(input, ctx).map_err(|e| format!("The function for field '{field}.$' failed: {e}")),
         Template::Object(fields) => {
             let mut m = Map::new();
-            for (k, v) in fields {
-                m.insert(k.clone(), resolve_template(v, input, ctx, k)?);
+            for (key, template) in fields {
+                m.insert(key.clone(), resolve_template(template, input, ctx, key)?);
             }
             Ok(Value::Object(m))
         }

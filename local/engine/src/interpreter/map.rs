@@ -3,7 +3,7 @@
 
 use super::cursor::Cursor;
 use super::data_flow::num_value;
-use super::{Interp, StatesError, Visit};
+use super::{Interpreter, StatesError, Visit};
 use crate::definition::{Compound, Num, State, StateMachine, Template};
 use crate::paths::JsonPath;
 use futures::{StreamExt, TryStreamExt};
@@ -18,31 +18,31 @@ pub(super) struct MapSpec<'a> {
     pub common: &'a Compound,
 }
 
-impl Interp {
+impl Interpreter {
     pub(super) async fn map_attempt<'a>(
         &'a self,
         state: &'a State,
         spec: &MapSpec<'a>,
         raw: Value,
         at: &mut Cursor<'a>,
-        v: Visit<'_>,
+        visit: Visit<'_>,
     ) -> Result<Value, StatesError> {
-        let eff = self.input_path(state, &raw, &v)?;
-        let (items, limit) = self.map_items(state, spec, &eff, &v)?;
+        let effective_input = self.input_path(state, &raw, &visit)?;
+        let (items, limit) = self.map_items(state, spec, &effective_input, &visit)?;
         at.record(
             "MapStateStarted",
             Some("mapStateStartedEventDetails"),
             json!({"length": items.len()}),
         )?;
         let entries: Vec<(usize, Value)> = items.into_iter().enumerate().collect();
-        let inputs = self.item_inputs(spec.item_selector, &eff, &entries, &v)?;
+        let inputs = self.item_inputs(spec.item_selector, &effective_input, &entries, &visit)?;
         let result = self
             .run_iterations(&state.name, spec.processor, &entries, inputs, limit, *at)
             .await;
         match result {
             Ok(outs) => {
                 at.record("MapStateSucceeded", None, json!({}))?;
-                self.finish(state, spec.common, raw, Value::Array(outs), &v)
+                self.finish(state, spec.common, raw, Value::Array(outs), &visit)
             }
             Err(e) => {
                 at.record("MapStateFailed", None, json!({}))?;
@@ -56,14 +56,14 @@ impl Interp {
         &self,
         state: &State,
         spec: &MapSpec<'_>,
-        eff: &Value,
-        v: &Visit<'_>,
+        effective_input: &Value,
+        visit: &Visit<'_>,
     ) -> Result<(Vec<Value>, usize), StatesError> {
         let name = state.name.as_str();
-        let ctx = self.context(v);
+        let ctx = self.context(visit);
         let items = match spec.items_path {
             None => json!({}),
-            Some(p) => p.select(eff, &ctx).ok_or_else(|| {
+            Some(p) => p.select(effective_input, &ctx).ok_or_else(|| {
                 StatesError::runtime(
                     name,
                     format!(
@@ -80,7 +80,8 @@ impl Interp {
         };
         let limit = match spec.max_concurrency {
             None => 0,
-            Some(n) => num_value(n, eff, &ctx).map_err(|e| StatesError::runtime(name, e))? as usize,
+            Some(n) => num_value(n, effective_input, &ctx)
+                .map_err(|e| StatesError::runtime(name, e))? as usize,
         };
         let limit = if limit == 0 {
             items.len().max(1)
@@ -94,19 +95,19 @@ impl Interp {
     fn item_inputs(
         &self,
         item_selector: Option<&Template>,
-        eff: &Value,
+        effective_input: &Value,
         entries: &[(usize, Value)],
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<Vec<Value>, StatesError> {
         let mut inputs = Vec::with_capacity(entries.len());
         for entry in entries {
             let item_input = match item_selector {
                 Some(t) => {
-                    let iv = Visit {
+                    let item_visit = Visit {
                         item: Some(entry),
-                        ..v.clone()
+                        ..visit.clone()
                     };
-                    self.resolve(t, eff, &iv, "ItemSelector")?
+                    self.resolve(t, effective_input, &item_visit, "ItemSelector")?
                 }
                 None => entry.1.clone(),
             };

@@ -90,7 +90,7 @@ pub struct ExecInfo {
     pub region: String,
 }
 
-pub struct Interp {
+pub struct Interpreter {
     pub handler: Arc<dyn TaskHandler>,
     pub tokens: Arc<Tokens>,
     pub clock: Arc<Clock>,
@@ -130,8 +130,8 @@ struct Visit<'a> {
     item: Option<&'a (usize, Value)>,
 }
 
-fn check_size(state: &str, v: &Value, what: &str) -> Result<(), StatesError> {
-    let n = serde_json::to_string(v).map(|s| s.len()).unwrap_or(0);
+fn check_size(state: &str, value: &Value, what: &str) -> Result<(), StatesError> {
+    let n = serde_json::to_string(value).map(|s| s.len()).unwrap_or(0);
     if n > MAX_PAYLOAD_BYTES {
         return Err(StatesError::new(
             "States.DataLimitExceeded",
@@ -148,7 +148,7 @@ enum Flow {
     End,
 }
 
-impl Interp {
+impl Interpreter {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
@@ -229,40 +229,47 @@ impl Interp {
     }
 
     /// Runs one state: a flat dispatch on its type; the states that can fail and be retried
-    /// (Task, Parallel, Map) run their attempts under [`Interp::with_retry`].
+    /// (Task, Parallel, Map) run their attempts under [`Interpreter::with_retry`].
     async fn run_state<'s>(
         &'s self,
         state: &'s State,
         input: Value,
         at: &mut Cursor<'s>,
-        v: Visit<'s>,
+        visit: Visit<'s>,
     ) -> Result<(Value, Flow), StatesError> {
         match &state.kind {
             StateKind::Pass {
                 parameters,
                 result,
                 result_path,
-            } => self.pass(state, parameters, result, result_path, input, &v),
-            StateKind::Succeed => self.succeed(state, input, &v),
-            StateKind::Fail { error, cause } => self.fail(state, error, cause, &input, &v),
+            } => self.pass(state, parameters, result, result_path, input, &visit),
+            StateKind::Succeed => self.succeed(state, input, &visit),
+            StateKind::Fail { error, cause } => self.fail(state, error, cause, &input, &visit),
             StateKind::Choice { choices, default } => {
-                self.choice(state, choices, default, input, &v)
+                self.choice(state, choices, default, input, &visit)
             }
-            StateKind::Wait(spec) => self.wait(state, spec, input, &v).await,
+            StateKind::Wait(spec) => self.wait(state, spec, input, &visit).await,
             StateKind::Task(spec) => {
-                self.with_retry(state, &spec.common, input, at, v, |raw, mut at, v| {
-                    Box::pin(async move {
-                        let r = self.task_attempt(state, spec, raw, &mut at, v).await;
-                        (r, at)
-                    })
-                })
+                self.with_retry(
+                    state,
+                    &spec.common,
+                    input,
+                    at,
+                    visit,
+                    |raw, mut at, visit| {
+                        Box::pin(async move {
+                            let r = self.task_attempt(state, spec, raw, &mut at, visit).await;
+                            (r, at)
+                        })
+                    },
+                )
                 .await
             }
             StateKind::Parallel { branches, common } => {
-                self.with_retry(state, common, input, at, v, |raw, mut at, v| {
+                self.with_retry(state, common, input, at, visit, |raw, mut at, visit| {
                     Box::pin(async move {
                         let r = self
-                            .parallel_attempt(state, branches, common, raw, &mut at, v)
+                            .parallel_attempt(state, branches, common, raw, &mut at, visit)
                             .await;
                         (r, at)
                     })
@@ -276,7 +283,7 @@ impl Interp {
                 max_concurrency,
                 common,
             } => {
-                self.with_retry(state, common, input, at, v, |raw, mut at, v| {
+                self.with_retry(state, common, input, at, visit, |raw, mut at, visit| {
                     Box::pin(async move {
                         let spec = map::MapSpec {
                             processor,
@@ -285,7 +292,7 @@ impl Interp {
                             max_concurrency: max_concurrency.as_ref(),
                             common,
                         };
-                        let r = self.map_attempt(state, &spec, raw, &mut at, v).await;
+                        let r = self.map_attempt(state, &spec, raw, &mut at, visit).await;
                         (r, at)
                     })
                 })

@@ -1,11 +1,11 @@
 //! Parallel: runs every branch on the state's effective input; the first failure ends them all.
 
 use super::cursor::Cursor;
-use super::{Interp, StatesError, Visit};
+use super::{Interpreter, StatesError, Visit};
 use crate::definition::{Compound, State, StateMachine};
 use serde_json::{Value, json};
 
-impl Interp {
+impl Interpreter {
     pub(super) async fn parallel_attempt<'a>(
         &'a self,
         state: &State,
@@ -13,20 +13,24 @@ impl Interp {
         common: &Compound,
         raw: Value,
         at: &mut Cursor<'a>,
-        v: Visit<'_>,
+        visit: Visit<'_>,
     ) -> Result<Value, StatesError> {
-        let eff = self.effective_input(state, common, &raw, &v)?;
+        let effective_input = self.effective_input(state, common, &raw, &visit)?;
         at.record("ParallelStateStarted", None, json!({}))?;
         let start = *at;
         let runs = branches.iter().map(|b| {
-            let eff = eff.clone();
-            async move { self.run_from(b, eff, start, None).await.map(|(o, _)| o) }
+            let effective_input = effective_input.clone();
+            async move {
+                self.run_from(b, effective_input, start, None)
+                    .await
+                    .map(|(o, _)| o)
+            }
         });
         // try_join_all drops (aborts) the other branches as soon as one fails, like AWS.
         match futures::future::try_join_all(runs).await {
             Ok(outs) => {
                 at.record("ParallelStateSucceeded", None, json!({}))?;
-                self.finish(state, common, raw, Value::Array(outs), &v)
+                self.finish(state, common, raw, Value::Array(outs), &visit)
             }
             Err(e) => {
                 at.record("ParallelStateFailed", None, json!({}))?;

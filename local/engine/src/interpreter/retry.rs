@@ -1,13 +1,13 @@
 //! Retry and Catch around the attempts of a Task, Parallel or Map state.
 
 use super::cursor::Cursor;
-use super::{Flow, Interp, StatesError, Visit, error_matches};
+use super::{Flow, Interpreter, StatesError, Visit, error_matches};
 use crate::definition::{Catcher, Compound, State};
 use crate::task::BoxFuture;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-impl Interp {
+impl Interpreter {
     /// Runs attempts of a Task/Parallel/Map state under its Retry and Catch rules. An attempt
     /// takes the state's raw input, the cursor and the visit, and hands the cursor back.
     pub(super) async fn with_retry<'s, F>(
@@ -16,7 +16,7 @@ impl Interp {
         common: &'s Compound,
         input: Value,
         at: &mut Cursor<'s>,
-        v: Visit<'s>,
+        visit: Visit<'s>,
         attempt: F,
     ) -> Result<(Value, Flow), StatesError>
     where
@@ -29,11 +29,11 @@ impl Interp {
         let mut counts = vec![0u32; common.retry.len()];
         let mut retry_count = 0u32;
         loop {
-            let visit = Visit {
+            let attempt_visit = Visit {
                 retry_count,
-                ..v.clone()
+                ..visit.clone()
             };
-            let (r, moved) = attempt(input.clone(), *at, visit).await;
+            let (r, moved) = attempt(input.clone(), *at, attempt_visit).await;
             *at = moved;
             let err = match r {
                 Ok(out) => return Ok((out, Self::next_of(state))),

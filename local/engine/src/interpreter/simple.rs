@@ -1,13 +1,13 @@
 //! The states that call nothing: Pass, Succeed, Fail, Choice and Wait.
 
 use super::data_flow::num_value;
-use super::{Flow, Interp, StatesError, Visit};
+use super::{Flow, Interpreter, StatesError, Visit};
 use crate::choice::ChoiceRule;
 use crate::definition::{ResultPath, State, StrSource, Template, WaitSpec};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-impl Interp {
+impl Interpreter {
     pub(super) fn pass(
         &self,
         state: &State,
@@ -15,26 +15,26 @@ impl Interp {
         result: &Option<Value>,
         result_path: &ResultPath,
         input: Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<(Value, Flow), StatesError> {
-        let eff = self.input_path(state, &input, v)?;
+        let effective_input = self.input_path(state, &input, visit)?;
         let res = match (result, parameters) {
             (Some(r), _) => r.clone(),
-            (None, Some(p)) => self.resolve(p, &eff, v, "Parameters")?,
-            (None, None) => eff,
+            (None, Some(p)) => self.resolve(p, &effective_input, visit, "Parameters")?,
+            (None, None) => effective_input,
         };
         let out = Self::result_path(&state.name, result_path, input, res)?;
-        Ok((self.output_path(state, out, v)?, Self::next_of(state)))
+        Ok((self.output_path(state, out, visit)?, Self::next_of(state)))
     }
 
     pub(super) fn succeed(
         &self,
         state: &State,
         input: Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<(Value, Flow), StatesError> {
-        let eff = self.input_path(state, &input, v)?;
-        Ok((self.output_path(state, eff, v)?, Flow::End))
+        let effective_input = self.input_path(state, &input, visit)?;
+        Ok((self.output_path(state, effective_input, visit)?, Flow::End))
     }
 
     /// Always an error: the state's own, or the States.Runtime of a path that can't be read.
@@ -44,9 +44,9 @@ impl Interp {
         error: &Option<StrSource>,
         cause: &Option<StrSource>,
         input: &Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<(Value, Flow), StatesError> {
-        let ctx = self.context(v);
+        let ctx = self.context(visit);
         let error = fail_field(&state.name, error, "Error", input, &ctx)?;
         let cause = fail_field(&state.name, cause, "Cause", input, &ctx)?;
         Err(StatesError {
@@ -61,15 +61,15 @@ impl Interp {
         choices: &[(ChoiceRule, String)],
         default: &Option<String>,
         input: Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<(Value, Flow), StatesError> {
         let name = state.name.as_str();
-        let eff = self.input_path(state, &input, v)?;
-        let ctx = self.context(v);
+        let effective_input = self.input_path(state, &input, visit)?;
+        let ctx = self.context(visit);
         let mut target = None;
         for (rule, next) in choices {
             if rule
-                .eval(&eff, &ctx)
+                .eval(&effective_input, &ctx)
                 .map_err(|e| StatesError::runtime(name, e))?
             {
                 target = Some(next.clone());
@@ -82,7 +82,10 @@ impl Interp {
                 format!("No Matches! (state '{name}')"),
             )
         })?;
-        Ok((self.output_path(state, eff, v)?, Flow::Next(target)))
+        Ok((
+            self.output_path(state, effective_input, visit)?,
+            Flow::Next(target),
+        ))
     }
 
     pub(super) async fn wait(
@@ -90,26 +93,30 @@ impl Interp {
         state: &State,
         spec: &WaitSpec,
         input: Value,
-        v: &Visit<'_>,
+        visit: &Visit<'_>,
     ) -> Result<(Value, Flow), StatesError> {
-        let eff = self.input_path(state, &input, v)?;
-        let until = self.wait_until(&state.name, spec, &eff, v)?;
+        let effective_input = self.input_path(state, &input, visit)?;
+        let until = self.wait_until(&state.name, spec, &effective_input, visit)?;
         self.clock.sleep_until(until).await;
-        Ok((self.output_path(state, eff, v)?, Self::next_of(state)))
+        Ok((
+            self.output_path(state, effective_input, visit)?,
+            Self::next_of(state),
+        ))
     }
 
-    /// When a Wait state with effective input `eff` ends.
+    /// When a Wait state with effective input `effective_input` ends.
     fn wait_until(
         &self,
         name: &str,
         spec: &WaitSpec,
-        eff: &Value,
-        v: &Visit<'_>,
+        effective_input: &Value,
+        visit: &Visit<'_>,
     ) -> Result<DateTime<Utc>, StatesError> {
-        let ctx = self.context(v);
+        let ctx = self.context(visit);
         Ok(match spec {
             WaitSpec::Seconds(n) => {
-                let secs = num_value(n, eff, &ctx).map_err(|e| StatesError::runtime(name, e))?;
+                let secs = num_value(n, effective_input, &ctx)
+                    .map_err(|e| StatesError::runtime(name, e))?;
                 if secs < 0.0 || secs.fract() != 0.0 {
                     return Err(StatesError::runtime(
                         name,
@@ -119,7 +126,7 @@ impl Interp {
                 self.now() + TimeDelta::seconds(secs.min(99_999_999.0) as i64)
             }
             WaitSpec::Timestamp(t) => parse_time(t).map_err(|e| StatesError::runtime(name, e))?,
-            WaitSpec::TimestampPath(p) => match p.select(eff, &ctx) {
+            WaitSpec::TimestampPath(p) => match p.select(effective_input, &ctx) {
                 Some(Value::String(s)) => {
                     parse_time(&s).map_err(|e| StatesError::runtime(name, e))?
                 }

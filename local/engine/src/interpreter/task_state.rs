@@ -4,7 +4,7 @@
 
 use super::cursor::Cursor;
 use super::data_flow::{num_value, params_input};
-use super::{Interp, StatesError, Visit, check_size};
+use super::{Interpreter, StatesError, Visit, check_size};
 use crate::clock::Clock;
 use crate::definition::{Num, State, TaskSpec};
 use crate::history::HistoryFull;
@@ -143,17 +143,17 @@ async fn sleep_until_opt(clock: &Arc<Clock>, d: Option<DateTime<Utc>>) {
     }
 }
 
-impl Interp {
+impl Interpreter {
     pub(super) async fn task_attempt(
         &self,
         state: &State,
         spec: &TaskSpec,
         raw: Value,
         at: &mut Cursor<'_>,
-        mut v: Visit<'_>,
+        mut visit: Visit<'_>,
     ) -> Result<Value, StatesError> {
         let name = state.name.as_str();
-        let call = self.prepare_task(state, spec, &raw, &mut v)?;
+        let call = self.prepare_task(state, spec, &raw, &mut visit)?;
         let events = TaskEvents::new(&call.res);
         // `lambda:invoke` wraps the function's result (after its size is checked).
         let envelope = call.res.kind == ResourceKind::LambdaInvoke
@@ -162,9 +162,9 @@ impl Interp {
         let outcome = self
             .call_task(name, spec, call, &events, at)
             .await?
-            .and_then(|v| {
-                check_size(name, &v, "result")?;
-                Ok(v)
+            .and_then(|value| {
+                check_size(name, &value, "result")?;
+                Ok(value)
             });
         match outcome {
             Ok(result) => {
@@ -174,7 +174,7 @@ impl Interp {
                     result
                 };
                 events.succeeded(at, &result)?;
-                self.finish(state, &spec.common, raw, result, &v)
+                self.finish(state, &spec.common, raw, result, &visit)
             }
             Err(e) => {
                 events.failed(at, &e)?;
@@ -190,24 +190,24 @@ impl Interp {
         state: &State,
         spec: &TaskSpec,
         raw: &Value,
-        v: &mut Visit<'_>,
+        visit: &mut Visit<'_>,
     ) -> Result<Call, StatesError> {
         let name = state.name.as_str();
-        let eff = self.input_path(state, raw, v)?;
+        let effective_input = self.input_path(state, raw, visit)?;
         let res = task::parse_resource(&spec.resource);
         let token = if res.pattern == Pattern::WaitForTaskToken {
             let (t, rx) = self.tokens.issue(&self.info.arn);
-            v.token = Some(t.clone());
+            visit.token = Some(t.clone());
             Some((t, rx))
         } else {
             None
         };
         let params = match &spec.common.parameters {
-            Some(t) => self.resolve(t, &eff, v, "Parameters")?,
-            None => eff,
+            Some(t) => self.resolve(t, &effective_input, visit, "Parameters")?,
+            None => effective_input,
         };
         check_size(name, &params, "input (after Parameters)")?;
-        let ctx = self.context(v);
+        let ctx = self.context(visit);
         let secs = |n: &Option<Num>, what: &str| -> Result<Option<f64>, StatesError> {
             match n {
                 None => Ok(None),
@@ -291,7 +291,7 @@ impl Interp {
                     // the callback completes the task, and the invocation's later failure is
                     // ignored (the approval page may answer before notify's answer is lost).
                     Err(e) => match rx.try_recv() {
-                        Ok(TokenMsg::Success(v)) => Ok(v),
+                        Ok(TokenMsg::Success(value)) => Ok(value),
                         Ok(TokenMsg::Failure { error, cause }) => {
                             Err(StatesError::new(error, cause))
                         }
@@ -324,7 +324,7 @@ impl Interp {
         deadline: Option<DateTime<Utc>>,
         heartbeat: Option<f64>,
     ) -> Result<Value, StatesError> {
-        let mut hb = heartbeat.map(|h| after(&self.clock, h));
+        let mut heartbeat_deadline = heartbeat.map(|h| after(&self.clock, h));
         loop {
             let recv = async {
                 if self.token_waits_hold_clock {
@@ -336,15 +336,15 @@ impl Interp {
             let msg = tokio::select! {
                 m = recv => m,
                 _ = sleep_until_opt(&self.clock, deadline) => return Err(timed_out("States.Timeout")),
-                _ = sleep_until_opt(&self.clock, hb) => return Err(timed_out("States.HeartbeatTimeout")),
+                _ = sleep_until_opt(&self.clock, heartbeat_deadline) => return Err(timed_out("States.HeartbeatTimeout")),
             };
             match msg {
-                Some(TokenMsg::Success(v)) => return Ok(v),
+                Some(TokenMsg::Success(value)) => return Ok(value),
                 Some(TokenMsg::Failure { error, cause }) => {
                     return Err(StatesError::new(error, cause));
                 }
                 Some(TokenMsg::Heartbeat) => {
-                    hb = heartbeat.map(|h| after(&self.clock, h));
+                    heartbeat_deadline = heartbeat.map(|h| after(&self.clock, h));
                 }
                 None => {
                     return Err(StatesError::new(

@@ -66,11 +66,11 @@ pub fn router(engine: Engine, mode: Mode) -> Router {
     )
 }
 
-fn respond(status: StatusCode, v: Value) -> Response {
+fn respond(status: StatusCode, body: Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
-        v.to_string(),
+        body.to_string(),
     )
         .into_response()
 }
@@ -85,18 +85,18 @@ fn error(e: ServiceError) -> Response {
 async fn handle(engine: &Engine, mode: Mode, headers: &HeaderMap, body: &[u8]) -> Response {
     let target = headers
         .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
+        .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let Some(op) = target.strip_prefix("AWSStepFunctions.") else {
+    let Some(operation) = target.strip_prefix("AWSStepFunctions.") else {
         return error(ServiceError::UnknownOperation(format!(
             "missing or unknown X-Amz-Target '{target}'"
         )));
     };
-    let req: Value = if body.is_empty() {
+    let request: Value = if body.is_empty() {
         json!({})
     } else {
         match serde_json::from_slice(body) {
-            Ok(v) => v,
+            Ok(request) => request,
             Err(e) => {
                 return error(ServiceError::ValidationException(format!(
                     "request body is not JSON: {e}"
@@ -104,32 +104,35 @@ async fn handle(engine: &Engine, mode: Mode, headers: &HeaderMap, body: &[u8]) -
             }
         }
     };
-    match dispatch(engine, mode, op, &req).await {
-        Ok(v) => respond(StatusCode::OK, v),
+    match dispatch(engine, mode, operation, &request).await {
+        Ok(answer) => respond(StatusCode::OK, answer),
         Err(e) => error(e),
     }
 }
 
-fn s<'a>(req: &'a Value, k: &str) -> Option<&'a str> {
-    req.get(k).and_then(Value::as_str)
+/// A string field of the request, if it has one.
+fn optional_str<'a>(request: &'a Value, key: &str) -> Option<&'a str> {
+    request.get(key).and_then(Value::as_str)
 }
 
-fn req_s<'a>(req: &'a Value, k: &str) -> Result<&'a str, ServiceError> {
-    s(req, k).ok_or_else(|| ServiceError::ValidationException(format!("1 validation error detected: Value null at '{k}' failed to satisfy constraint: Member must not be null")))
+/// A string field the operation needs: AWS's validation error without it.
+fn required_str<'a>(request: &'a Value, key: &str) -> Result<&'a str, ServiceError> {
+    optional_str(request, key).ok_or_else(|| ServiceError::ValidationException(format!("1 validation error detected: Value null at '{key}' failed to satisfy constraint: Member must not be null")))
 }
 
-fn page(req: &Value, len: usize, default_max: usize) -> Result<(usize, usize), ServiceError> {
-    let start = match s(req, "nextToken") {
+/// The `[start, end)` slice of a listing of `len` items that `nextToken` and `maxResults` ask for.
+fn page(request: &Value, len: usize, default_max: usize) -> Result<(usize, usize), ServiceError> {
+    let start = match optional_str(request, "nextToken") {
         None => 0,
-        Some(t) => t
+        Some(token) => token
             .strip_prefix("page-")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|n| *n <= len)
             .ok_or_else(|| {
-                ServiceError::ValidationException(format!("Invalid pagination token '{t}'"))
+                ServiceError::ValidationException(format!("Invalid pagination token '{token}'"))
             })?,
     };
-    let max = req
+    let max = request
         .get("maxResults")
         .and_then(Value::as_u64)
         .filter(|m| *m > 0)
@@ -138,200 +141,235 @@ fn page(req: &Value, len: usize, default_max: usize) -> Result<(usize, usize), S
     Ok((start, (start + max).min(len)))
 }
 
-fn with_token(mut v: Value, end: usize, len: usize) -> Value {
+fn with_token(mut answer: Value, end: usize, len: usize) -> Value {
     if end < len {
-        v["nextToken"] = json!(format!("page-{end}"));
+        answer["nextToken"] = json!(format!("page-{end}"));
     }
-    v
+    answer
 }
 
-fn describe_json(d: &ExecutionDescription) -> Value {
-    let mut v = json!({
-        "executionArn": d.arn,
-        "stateMachineArn": d.state_machine_arn,
-        "name": d.name,
-        "status": d.status.as_str(),
-        "startDate": epoch(d.start),
-        "input": d.input,
+fn describe_json(description: &ExecutionDescription) -> Value {
+    let mut answer = json!({
+        "executionArn": description.arn,
+        "stateMachineArn": description.state_machine_arn,
+        "name": description.name,
+        "status": description.status.as_str(),
+        "startDate": epoch(description.start),
+        "input": description.input,
         "inputDetails": {"included": true},
     });
-    if let Some(t) = d.stop {
-        v["stopDate"] = json!(epoch(t));
+    if let Some(stop) = description.stop {
+        answer["stopDate"] = json!(epoch(stop));
     }
-    if let Some(o) = &d.output {
-        v["output"] = json!(o);
-        v["outputDetails"] = json!({"included": true});
+    if let Some(output) = &description.output {
+        answer["output"] = json!(output);
+        answer["outputDetails"] = json!({"included": true});
     }
-    if let Some(e) = &d.error {
-        v["error"] = json!(e);
+    if let Some(error) = &description.error {
+        answer["error"] = json!(error);
     }
-    if let Some(c) = &d.cause {
-        v["cause"] = json!(c);
+    if let Some(cause) = &description.cause {
+        answer["cause"] = json!(cause);
     }
-    v
+    answer
 }
 
-/// Runs one API operation. Long because it is a flat table: one short arm per Step Functions
-/// action, each reading its request fields and shaping the answer.
+/// Runs one API operation: a flat table of the execution and task actions, each reading its
+/// request fields and shaping the answer; the state machine actions are in
+/// [`state_machine_operation`].
 async fn dispatch(
     engine: &Engine,
     mode: Mode,
-    op: &str,
-    req: &Value,
+    operation: &str,
+    request: &Value,
+) -> Result<Value, ServiceError> {
+    match operation {
+        "StartExecution" => {
+            let (arn, start) = engine.start_execution(
+                required_str(request, "stateMachineArn")?,
+                optional_str(request, "name"),
+                optional_str(request, "input"),
+            )?;
+            Ok(json!({"executionArn": arn, "startDate": epoch(start)}))
+        }
+        "DescribeExecution" => Ok(describe_json(
+            &engine.describe_execution(required_str(request, "executionArn")?)?,
+        )),
+        "GetExecutionHistory" => execution_history(engine, request),
+        "ListExecutions" => list_executions(engine, request),
+        "StopExecution" => {
+            let stopped = engine
+                .stop_execution(
+                    required_str(request, "executionArn")?,
+                    optional_str(request, "error"),
+                    optional_str(request, "cause"),
+                )
+                .await?;
+            Ok(json!({"stopDate": epoch(stopped)}))
+        }
+        "SendTaskSuccess" => {
+            engine.send_task_success(
+                required_str(request, "taskToken")?,
+                required_str(request, "output")?,
+            )?;
+            Ok(json!({}))
+        }
+        "SendTaskFailure" => {
+            engine.send_task_failure(
+                required_str(request, "taskToken")?,
+                optional_str(request, "error"),
+                optional_str(request, "cause"),
+            )?;
+            Ok(json!({}))
+        }
+        "SendTaskHeartbeat" => {
+            engine.send_task_heartbeat(required_str(request, "taskToken")?)?;
+            Ok(json!({}))
+        }
+        _ => state_machine_operation(engine, mode, operation, request),
+    }
+}
+
+/// GetExecutionHistory: a page of the events, oldest first unless `reverseOrder`, without
+/// their input and output when `includeExecutionData` is false.
+fn execution_history(engine: &Engine, request: &Value) -> Result<Value, ServiceError> {
+    let mut events = engine.history(required_str(request, "executionArn")?)?;
+    if request
+        .get("reverseOrder")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        events.reverse();
+    }
+    let include_data = request
+        .get("includeExecutionData")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let (start, end) = page(request, events.len(), 100)?;
+    let list: Vec<Value> = events[start..end]
+        .iter()
+        .map(|event| {
+            let mut shown = event.to_json();
+            if !include_data
+                && let Some(key) = event.details_key
+                && let Some(Value::Object(details)) = shown.get_mut(key)
+            {
+                for field in ["input", "output", "inputDetails", "outputDetails"] {
+                    details.remove(field);
+                }
+            }
+            shown
+        })
+        .collect();
+    Ok(with_token(json!({"events": list}), end, events.len()))
+}
+
+/// ListExecutions: a page of the executions, of one state machine (which must exist) and
+/// status when the request names them.
+fn list_executions(engine: &Engine, request: &Value) -> Result<Value, ServiceError> {
+    let status = match optional_str(request, "statusFilter") {
+        None => None,
+        Some(filter) => Some(ExecutionStatus::parse(filter).ok_or_else(|| {
+            ServiceError::ValidationException(format!("invalid statusFilter '{filter}'"))
+        })?),
+    };
+    let state_machine = optional_str(request, "stateMachineArn");
+    if let Some(arn) = state_machine {
+        engine.describe_state_machine(arn)?;
+    }
+    let all = engine.list_executions(state_machine, status);
+    let (start, end) = page(request, all.len(), 100)?;
+    let list: Vec<Value> = all[start..end]
+        .iter()
+        .map(|execution| {
+            let mut item = json!({"executionArn": execution.arn, "stateMachineArn": execution.state_machine_arn, "name": execution.name,
+                "status": execution.status.as_str(), "startDate": epoch(execution.start)});
+            if let Some(stop) = execution.stop {
+                item["stopDate"] = json!(epoch(stop));
+            }
+            item
+        })
+        .collect();
+    Ok(with_token(json!({"executions": list}), end, all.len()))
+}
+
+/// The state machine actions, answered in standalone mode only; anything else is an unknown
+/// operation.
+fn state_machine_operation(
+    engine: &Engine,
+    mode: Mode,
+    operation: &str,
+    request: &Value,
 ) -> Result<Value, ServiceError> {
     let standalone = || {
         if mode == Mode::Standalone {
             Ok(())
         } else {
             Err(ServiceError::UnknownOperation(format!(
-                "{op} is only available in standalone mode"
+                "{operation} is only available in standalone mode"
             )))
         }
     };
-    match op {
-        "StartExecution" => {
-            let (arn, start) = engine.start_execution(
-                req_s(req, "stateMachineArn")?,
-                s(req, "name"),
-                s(req, "input"),
-            )?;
-            Ok(json!({"executionArn": arn, "startDate": epoch(start)}))
-        }
-        "DescribeExecution" => Ok(describe_json(
-            &engine.describe_execution(req_s(req, "executionArn")?)?,
-        )),
-        "GetExecutionHistory" => {
-            let mut events = engine.history(req_s(req, "executionArn")?)?;
-            if req
-                .get("reverseOrder")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-            {
-                events.reverse();
-            }
-            let include_data = req
-                .get("includeExecutionData")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            let (a, b) = page(req, events.len(), 100)?;
-            let list: Vec<Value> = events[a..b]
-                .iter()
-                .map(|e| {
-                    let mut j = e.to_json();
-                    if !include_data
-                        && let Some(k) = e.details_key
-                        && let Some(Value::Object(d)) = j.get_mut(k)
-                    {
-                        for f in ["input", "output", "inputDetails", "outputDetails"] {
-                            d.remove(f);
-                        }
-                    }
-                    j
-                })
-                .collect();
-            Ok(with_token(json!({"events": list}), b, events.len()))
-        }
-        "ListExecutions" => {
-            let status = match s(req, "statusFilter") {
-                None => None,
-                Some(x) => Some(ExecutionStatus::parse(x).ok_or_else(|| {
-                    ServiceError::ValidationException(format!("invalid statusFilter '{x}'"))
-                })?),
-            };
-            let sm = s(req, "stateMachineArn");
-            if let Some(a) = sm {
-                engine.describe_state_machine(a)?;
-            }
-            let all = engine.list_executions(sm, status);
-            let (a, b) = page(req, all.len(), 100)?;
-            let list: Vec<Value> = all[a..b]
-                .iter()
-                .map(|d| {
-                    let mut v = json!({"executionArn": d.arn, "stateMachineArn": d.state_machine_arn, "name": d.name,
-                        "status": d.status.as_str(), "startDate": epoch(d.start)});
-                    if let Some(t) = d.stop {
-                        v["stopDate"] = json!(epoch(t));
-                    }
-                    v
-                })
-                .collect();
-            Ok(with_token(json!({"executions": list}), b, all.len()))
-        }
-        "StopExecution" => {
-            let t = engine
-                .stop_execution(
-                    req_s(req, "executionArn")?,
-                    s(req, "error"),
-                    s(req, "cause"),
-                )
-                .await?;
-            Ok(json!({"stopDate": epoch(t)}))
-        }
-        "SendTaskSuccess" => {
-            engine.send_task_success(req_s(req, "taskToken")?, req_s(req, "output")?)?;
-            Ok(json!({}))
-        }
-        "SendTaskFailure" => {
-            engine.send_task_failure(req_s(req, "taskToken")?, s(req, "error"), s(req, "cause"))?;
-            Ok(json!({}))
-        }
-        "SendTaskHeartbeat" => {
-            engine.send_task_heartbeat(req_s(req, "taskToken")?)?;
-            Ok(json!({}))
-        }
+    match operation {
         "CreateStateMachine" => {
             standalone()?;
-            if let Some(t) = s(req, "type")
-                && t != "STANDARD"
-            {
-                return Err(ServiceError::ValidationException(format!(
-                    "only STANDARD state machines are supported, got {t}"
-                )));
-            }
-            let subs: BTreeMap<String, String> = BTreeMap::new();
-            let role = s(req, "roleArn").unwrap_or("arn:aws:iam::123456789012:role/local");
-            let rec = engine.create_state_machine(
-                req_s(req, "name")?,
-                req_s(req, "definition")?,
-                role,
-                &subs,
-            )?;
-            Ok(json!({"stateMachineArn": rec.arn, "creationDate": epoch(rec.created)}))
+            create_state_machine(engine, request)
         }
         "DescribeStateMachine" => {
             standalone()?;
-            let r = engine.describe_state_machine(req_s(req, "stateMachineArn")?)?;
+            let record =
+                engine.describe_state_machine(required_str(request, "stateMachineArn")?)?;
             Ok(
-                json!({"stateMachineArn": r.arn, "name": r.name, "status": "ACTIVE", "definition": r.definition,
-                "roleArn": r.role_arn, "type": "STANDARD", "creationDate": epoch(r.created)}),
+                json!({"stateMachineArn": record.arn, "name": record.name, "status": "ACTIVE", "definition": record.definition,
+                "roleArn": record.role_arn, "type": "STANDARD", "creationDate": epoch(record.created)}),
             )
         }
         "ListStateMachines" => {
             standalone()?;
             let all = engine.list_state_machines();
-            let (a, b) = page(req, all.len(), 100)?;
-            let list: Vec<Value> = all[a..b]
+            let (start, end) = page(request, all.len(), 100)?;
+            let list: Vec<Value> = all[start..end]
                 .iter()
-                .map(|r| json!({"stateMachineArn": r.arn, "name": r.name, "type": "STANDARD", "creationDate": epoch(r.created)}))
+                .map(|record| json!({"stateMachineArn": record.arn, "name": record.name, "type": "STANDARD", "creationDate": epoch(record.created)}))
                 .collect();
-            Ok(with_token(json!({"stateMachines": list}), b, all.len()))
+            Ok(with_token(json!({"stateMachines": list}), end, all.len()))
         }
         "UpdateStateMachine" => {
             standalone()?;
-            let t = engine.update_state_machine(
-                req_s(req, "stateMachineArn")?,
-                s(req, "definition"),
-                s(req, "roleArn"),
+            let updated = engine.update_state_machine(
+                required_str(request, "stateMachineArn")?,
+                optional_str(request, "definition"),
+                optional_str(request, "roleArn"),
             )?;
-            Ok(json!({"updateDate": epoch(t)}))
+            Ok(json!({"updateDate": epoch(updated)}))
         }
         "DeleteStateMachine" => {
             standalone()?;
-            engine.delete_state_machine(req_s(req, "stateMachineArn")?)?;
+            engine.delete_state_machine(required_str(request, "stateMachineArn")?)?;
             Ok(Value::Object(Map::new()))
         }
         other => Err(ServiceError::UnknownOperation(format!(
             "operation '{other}' is not supported by the local engine"
         ))),
     }
+}
+
+/// CreateStateMachine: STANDARD machines only; the role defaults to a local one.
+fn create_state_machine(engine: &Engine, request: &Value) -> Result<Value, ServiceError> {
+    if let Some(kind) = optional_str(request, "type")
+        && kind != "STANDARD"
+    {
+        return Err(ServiceError::ValidationException(format!(
+            "only STANDARD state machines are supported, got {kind}"
+        )));
+    }
+    let substitutions: BTreeMap<String, String> = BTreeMap::new();
+    let role = optional_str(request, "roleArn").unwrap_or("arn:aws:iam::123456789012:role/local");
+    let record = engine.create_state_machine(
+        required_str(request, "name")?,
+        required_str(request, "definition")?,
+        role,
+        &substitutions,
+    )?;
+    Ok(json!({"stateMachineArn": record.arn, "creationDate": epoch(record.created)}))
 }

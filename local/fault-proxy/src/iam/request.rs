@@ -70,6 +70,28 @@ struct Params {
 }
 
 impl Params {
+    /// A request's parameters: its query, with the form body (query protocol) or the JSON body
+    /// (S3's are in the method, path and query; its body is the object).
+    fn of_request(info: &RequestInfo, uri: &Uri, body: &[u8]) -> Params {
+        let mut form: Vec<(String, String)> = uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut json = Value::Null;
+        match info.protocol {
+            Protocol::Query => form.extend(url::form_urlencoded::parse(body).into_owned()),
+            Protocol::Json | Protocol::RestJson => {
+                json = serde_json::from_slice(body).unwrap_or(Value::Null);
+            }
+            Protocol::RestXml => {}
+        }
+        Params { form, json }
+    }
+
     fn get(&self, key: &str) -> Option<String> {
         if let Some((_, v)) = self.form.iter().find(|(k, _)| k == key) {
             return Some(v.clone());
@@ -231,7 +253,8 @@ pub fn tag_on_create(info: &RequestInfo, authz: &Authorization) -> Option<Author
 }
 
 /// The authorization a request needs, or `None` for requests IAM does not see (moto's own API,
-/// unsigned requests).
+/// unsigned requests): the action, the resources it names (deduplicated, `*` when none) and
+/// the condition keys it carries.
 pub fn authorization(
     info: &RequestInfo,
     uri: &Uri,
@@ -240,236 +263,241 @@ pub fn authorization(
 ) -> Option<Authorization> {
     let service = iam_prefix(info.service.as_deref()?).to_owned();
     let region = info.region.clone().unwrap_or_else(|| "us-east-1".into());
-    let mut form: Vec<(String, String)> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut json = Value::Null;
-    match info.protocol {
-        Protocol::Query => form.extend(url::form_urlencoded::parse(body).into_owned()),
-        Protocol::Json | Protocol::RestJson => {
-            json = serde_json::from_slice(body).unwrap_or(Value::Null);
-        }
-        // S3: the request is in the method, path and query; the body is the object.
-        Protocol::RestXml => {}
-    }
-    let params = Params { form, json };
+    let params = Params::of_request(info, uri, body);
     let op = info.operation.as_str();
-    let arn = |kind: &str, sep: &str, id: &str| {
-        if id.starts_with("arn:") {
-            id.to_owned()
-        } else {
-            format!("arn:aws:{service}:{region}:{account}:{kind}{sep}{id}")
-        }
+    let scope = ArnScope {
+        service: &service,
+        region: &region,
+        account,
     };
-    let mut resources = Vec::new();
-    let mut add = |r: String| {
-        if !resources.contains(&r) {
-            resources.push(r);
-        }
-    };
-    let p = |key: &str| params.get(key);
-    // RDS identifiers are case-insensitive and stored (and put in ARNs) in lowercase.
-    let lower = |key: &str| params.get(key).map(|v| v.to_ascii_lowercase());
     let mut action = Some(format!("{service}:{op}"));
-    match (service.as_str(), op) {
-        ("sts", "GetCallerIdentity") => action = None,
-        ("rds", _) => {
-            let db = |k: &str| lower(k).map(|id| arn("db", ":", &id));
-            let cluster = |k: &str| lower(k).map(|id| arn("cluster", ":", &id));
-            let snapshot = |k: &str| lower(k).map(|id| arn("snapshot", ":", &id));
-            let cluster_snapshot = |k: &str| lower(k).map(|id| arn("cluster-snapshot", ":", &id));
-            let subgrp = |k: &str| lower(k).map(|id| arn("subgrp", ":", &id));
-            let pg = |k: &str| lower(k).map(|id| arn("pg", ":", &id));
-            let cluster_pg = |k: &str| lower(k).map(|id| arn("cluster-pg", ":", &id));
-            let og = |k: &str| lower(k).map(|id| arn("og", ":", &id));
-            let found: Vec<Option<String>> = match op {
-                "DescribeDBInstances" | "DescribeDBInstanceAutomatedBackups" => {
-                    vec![db("DBInstanceIdentifier")]
-                }
-                "DescribeDBClusters" => vec![cluster("DBClusterIdentifier")],
-                "DescribeDBSnapshots" => {
-                    vec![db("DBInstanceIdentifier"), snapshot("DBSnapshotIdentifier")]
-                }
-                "DescribeDBClusterSnapshots" => vec![
-                    cluster("DBClusterIdentifier"),
-                    cluster_snapshot("DBClusterSnapshotIdentifier"),
-                ],
-                "ListTagsForResource" | "AddTagsToResource" | "RemoveTagsFromResource" => {
-                    vec![p("ResourceName")]
-                }
-                "CreateDBSnapshot" => {
-                    vec![db("DBInstanceIdentifier"), snapshot("DBSnapshotIdentifier")]
-                }
-                "CreateDBClusterSnapshot" => vec![
-                    cluster("DBClusterIdentifier"),
-                    cluster_snapshot("DBClusterSnapshotIdentifier"),
-                ],
-                "RestoreDBInstanceFromDBSnapshot" => vec![
-                    db("DBInstanceIdentifier"),
-                    snapshot("DBSnapshotIdentifier"),
-                    subgrp("DBSubnetGroupName"),
-                    pg("DBParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "RestoreDBInstanceToPointInTime" => vec![
-                    db("TargetDBInstanceIdentifier"),
-                    db("SourceDBInstanceIdentifier"),
-                    subgrp("DBSubnetGroupName"),
-                    pg("DBParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "RestoreDBClusterFromSnapshot" => vec![
-                    cluster("DBClusterIdentifier"),
-                    // A cluster restores from a cluster snapshot (or, for Aurora, a DB snapshot ARN).
-                    lower("SnapshotIdentifier").map(|id| arn("cluster-snapshot", ":", &id)),
-                    subgrp("DBSubnetGroupName"),
-                    cluster_pg("DBClusterParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "RestoreDBClusterToPointInTime" => vec![
-                    cluster("DBClusterIdentifier"),
-                    cluster("SourceDBClusterIdentifier"),
-                    subgrp("DBSubnetGroupName"),
-                    cluster_pg("DBClusterParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "CreateDBInstance" => vec![
-                    db("DBInstanceIdentifier"),
-                    cluster("DBClusterIdentifier"),
-                    subgrp("DBSubnetGroupName"),
-                    pg("DBParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "ModifyDBInstance" => vec![
-                    db("DBInstanceIdentifier"),
-                    subgrp("DBSubnetGroupName"),
-                    pg("DBParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "ModifyDBCluster" => vec![
-                    cluster("DBClusterIdentifier"),
-                    cluster_pg("DBClusterParameterGroupName"),
-                    og("OptionGroupName"),
-                ],
-                "DeleteDBInstance" => vec![db("DBInstanceIdentifier")],
-                "DeleteDBCluster" => vec![cluster("DBClusterIdentifier")],
-                _ => Vec::new(),
-            };
-            found.into_iter().flatten().for_each(&mut add);
+    let named = match (service.as_str(), op) {
+        ("sts", "GetCallerIdentity") => {
+            action = None;
+            Vec::new()
         }
-        ("ecr", "DescribeRepositories") => params
-            .list("repositoryNames")
-            .iter()
-            .for_each(|name| add(arn("repository", "/", name))),
-        ("ecr", "GetAuthorizationToken") => {}
-        ("ecr", _) => {
-            if let Some(name) = p("repositoryName") {
-                add(arn("repository", "/", &name));
-            }
-        }
-        ("eks", _) => {
-            let segments: Vec<&str> = info.path.trim_matches('/').split('/').collect();
-            if let ["clusters", name, ..] = segments.as_slice() {
-                add(arn("cluster", "/", name));
-            }
-        }
-        ("sns", "Publish") => {
-            if let Some(topic) = p("TopicArn").or_else(|| p("TargetArn")) {
-                add(topic);
-            }
-        }
-        ("secretsmanager", _) => {
-            if let Some(id) = p("SecretId") {
-                // A name stands for the secret's ARN, which AWS suffixes with 6 random
-                // characters; the policy patterns here end in `*`.
-                add(arn("secret", ":", &id));
-            }
-        }
-        ("states", "ListExecutions") => {
-            if let Some(machine) = p("stateMachineArn") {
-                add(machine);
-            }
-        }
-        ("states", "DescribeExecution" | "StopExecution" | "GetExecutionHistory") => {
-            if let Some(execution) = p("executionArn") {
-                add(execution);
-            }
-        }
-        ("ssm", "GetParameter" | "PutParameter" | "DeleteParameter" | "GetParameterHistory") => {
-            if let Some(name) = p("Name") {
-                add(ssm_parameter_arn(&name, &region, account));
-            }
-        }
-        ("ssm", "GetParameters") => params
-            .list("Names")
-            .iter()
-            .for_each(|name| add(ssm_parameter_arn(name, &region, account))),
-        ("ssm", "GetParametersByPath") => {
-            if let Some(path) = p("Path") {
-                let path = path.trim_end_matches('/');
-                add(ssm_parameter_arn(
-                    if path.is_empty() { "/" } else { path },
-                    &region,
-                    account,
-                ));
-            }
-        }
+        ("rds", _) => rds_resources(op, &params, &scope),
         ("s3", _) => {
             let (s3_action, resource) = s3_authorization(op, &info.path);
             action = Some(format!("s3:{s3_action}"));
-            add(resource);
+            vec![resource]
         }
-        // A key id stands for `key/<id>`; the functions pass the key's ARN (an alias would be
-        // checked against the key it names, which needs KMS itself).
-        ("kms", _) => {
-            if let Some(id) = p("KeyId") {
-                add(arn("key", "/", &id));
-            }
+        _ => service_resources(info, op, &params, &scope),
+    };
+    let mut resources: Vec<String> = Vec::new();
+    for resource in named {
+        if !resources.contains(&resource) {
+            resources.push(resource);
         }
-        ("cloudwatch", "DescribeAlarms") => params
-            .list("AlarmNames")
-            .iter()
-            .for_each(|name| add(arn("alarm", ":", name))),
-        ("codebuild", "StartBuild" | "ListBuildsForProject") => {
-            if let Some(name) = p("projectName") {
-                add(arn("project", "/", &name));
-            }
-        }
-        ("logs", "FilterLogEvents") => {
-            if let Some(group) = p("logGroupName").or_else(|| p("logGroupIdentifier")) {
-                add(log_group_arn(&group, &region, account));
-            }
-        }
-        ("codebuild", "BatchGetBuilds") => params
-            .list("ids")
-            .iter()
-            .for_each(|id| add(codebuild_project_of_build(id, &region, account))),
-        _ => {}
     }
     if resources.is_empty() {
         resources.push("*".to_owned());
     }
+    let context = request_context(&service, op, region, &params);
+    Some(Authorization {
+        action,
+        resources,
+        context,
+    })
+}
+
+/// The service, region and account a request's resource ARNs are in.
+struct ArnScope<'a> {
+    service: &'a str,
+    region: &'a str,
+    account: &'a str,
+}
+
+impl ArnScope<'_> {
+    /// `arn:aws:<service>:<region>:<account>:<kind><separator><id>`; an id that is an ARN
+    /// already stays as it is.
+    fn arn(&self, kind: &str, separator: &str, id: &str) -> String {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            let ArnScope {
+                service,
+                region,
+                account,
+            } = self;
+            format!("arn:aws:{service}:{region}:{account}:{kind}{separator}{id}")
+        }
+    }
+}
+
+/// The RDS resources an operation names: instances, clusters, snapshots and the groups it
+/// uses (RDS identifiers are case-insensitive and stored, and put in ARNs, in lowercase).
+fn rds_resources(op: &str, params: &Params, scope: &ArnScope<'_>) -> Vec<String> {
+    let named = |kind: &'static str| move |key: &str| rds_arn(params, scope, kind, key);
+    let db = named("db");
+    let cluster = named("cluster");
+    let snapshot = named("snapshot");
+    let cluster_snapshot = named("cluster-snapshot");
+    let subnet_group = named("subgrp");
+    let parameter_group = named("pg");
+    let cluster_parameter_group = named("cluster-pg");
+    let option_group = named("og");
+    let found: Vec<Option<String>> = match op {
+        "DescribeDBInstances" | "DescribeDBInstanceAutomatedBackups" => {
+            vec![db("DBInstanceIdentifier")]
+        }
+        "DescribeDBClusters" => vec![cluster("DBClusterIdentifier")],
+        "DescribeDBSnapshots" | "CreateDBSnapshot" => {
+            vec![db("DBInstanceIdentifier"), snapshot("DBSnapshotIdentifier")]
+        }
+        "DescribeDBClusterSnapshots" | "CreateDBClusterSnapshot" => vec![
+            cluster("DBClusterIdentifier"),
+            cluster_snapshot("DBClusterSnapshotIdentifier"),
+        ],
+        "ListTagsForResource" | "AddTagsToResource" | "RemoveTagsFromResource" => {
+            vec![params.get("ResourceName")]
+        }
+        "RestoreDBInstanceFromDBSnapshot" => vec![
+            db("DBInstanceIdentifier"),
+            snapshot("DBSnapshotIdentifier"),
+            subnet_group("DBSubnetGroupName"),
+            parameter_group("DBParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "RestoreDBInstanceToPointInTime" => vec![
+            db("TargetDBInstanceIdentifier"),
+            db("SourceDBInstanceIdentifier"),
+            subnet_group("DBSubnetGroupName"),
+            parameter_group("DBParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "RestoreDBClusterFromSnapshot" => vec![
+            cluster("DBClusterIdentifier"),
+            // A cluster restores from a cluster snapshot (or, for Aurora, a DB snapshot ARN).
+            cluster_snapshot("SnapshotIdentifier"),
+            subnet_group("DBSubnetGroupName"),
+            cluster_parameter_group("DBClusterParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "RestoreDBClusterToPointInTime" => vec![
+            cluster("DBClusterIdentifier"),
+            cluster("SourceDBClusterIdentifier"),
+            subnet_group("DBSubnetGroupName"),
+            cluster_parameter_group("DBClusterParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "CreateDBInstance" => vec![
+            db("DBInstanceIdentifier"),
+            cluster("DBClusterIdentifier"),
+            subnet_group("DBSubnetGroupName"),
+            parameter_group("DBParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "ModifyDBInstance" => vec![
+            db("DBInstanceIdentifier"),
+            subnet_group("DBSubnetGroupName"),
+            parameter_group("DBParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "ModifyDBCluster" => vec![
+            cluster("DBClusterIdentifier"),
+            cluster_parameter_group("DBClusterParameterGroupName"),
+            option_group("OptionGroupName"),
+        ],
+        "DeleteDBInstance" => vec![db("DBInstanceIdentifier")],
+        "DeleteDBCluster" => vec![cluster("DBClusterIdentifier")],
+        _ => Vec::new(),
+    };
+    found.into_iter().flatten().collect()
+}
+
+/// The ARN of the RDS resource of `kind` whose identifier is the parameter `key`, lowercased.
+fn rds_arn(params: &Params, scope: &ArnScope<'_>, kind: &str, key: &str) -> Option<String> {
+    params
+        .get(key)
+        .map(|id| scope.arn(kind, ":", &id.to_ascii_lowercase()))
+}
+
+/// The resources the other services' operations name (see the module docs); none for an
+/// operation without resource-level permissions.
+fn service_resources(
+    info: &RequestInfo,
+    op: &str,
+    params: &Params,
+    scope: &ArnScope<'_>,
+) -> Vec<String> {
+    let one = |key: &str, to_arn: &dyn Fn(&str) -> String| -> Vec<String> {
+        params.get(key).map(|id| to_arn(&id)).into_iter().collect()
+    };
+    let each = |key: &str, to_arn: &dyn Fn(&str) -> String| -> Vec<String> {
+        params.list(key).iter().map(|id| to_arn(id)).collect()
+    };
+    let (region, account) = (scope.region, scope.account);
+    match (scope.service, op) {
+        ("ecr", "DescribeRepositories") => each("repositoryNames", &|name| {
+            scope.arn("repository", "/", name)
+        }),
+        ("ecr", "GetAuthorizationToken") => Vec::new(),
+        ("ecr", _) => one("repositoryName", &|name| scope.arn("repository", "/", name)),
+        ("eks", _) => {
+            let segments: Vec<&str> = info.path.trim_matches('/').split('/').collect();
+            match segments.as_slice() {
+                ["clusters", name, ..] => vec![scope.arn("cluster", "/", name)],
+                _ => Vec::new(),
+            }
+        }
+        ("sns", "Publish") => params
+            .get("TopicArn")
+            .or_else(|| params.get("TargetArn"))
+            .into_iter()
+            .collect(),
+        // A name stands for the secret's ARN, which AWS suffixes with 6 random characters;
+        // the policy patterns here end in `*`.
+        ("secretsmanager", _) => one("SecretId", &|id| scope.arn("secret", ":", id)),
+        ("states", "ListExecutions") => one("stateMachineArn", &|arn| arn.to_owned()),
+        ("states", "DescribeExecution" | "StopExecution" | "GetExecutionHistory") => {
+            one("executionArn", &|arn| arn.to_owned())
+        }
+        ("ssm", "GetParameter" | "PutParameter" | "DeleteParameter" | "GetParameterHistory") => {
+            one("Name", &|name| ssm_parameter_arn(name, region, account))
+        }
+        ("ssm", "GetParameters") => each("Names", &|name| ssm_parameter_arn(name, region, account)),
+        ("ssm", "GetParametersByPath") => one("Path", &|path| {
+            let path = path.trim_end_matches('/');
+            ssm_parameter_arn(if path.is_empty() { "/" } else { path }, region, account)
+        }),
+        // A key id stands for `key/<id>`; the functions pass the key's ARN (an alias would be
+        // checked against the key it names, which needs KMS itself).
+        ("kms", _) => one("KeyId", &|id| scope.arn("key", "/", id)),
+        ("cloudwatch", "DescribeAlarms") => {
+            each("AlarmNames", &|name| scope.arn("alarm", ":", name))
+        }
+        ("codebuild", "StartBuild" | "ListBuildsForProject") => {
+            one("projectName", &|name| scope.arn("project", "/", name))
+        }
+        ("logs", "FilterLogEvents") => params
+            .get("logGroupName")
+            .or_else(|| params.get("logGroupIdentifier"))
+            .map(|group| log_group_arn(&group, region, account))
+            .into_iter()
+            .collect(),
+        ("codebuild", "BatchGetBuilds") => {
+            each("ids", &|id| codebuild_project_of_build(id, region, account))
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The condition keys a request sets: its region, the tags it carries, and whether a
+/// `StartBuild` overrides the buildspec.
+fn request_context(service: &str, op: &str, region: String, params: &Params) -> RequestContext {
     let mut context = RequestContext::default();
     context.insert("aws:RequestedRegion", region);
     for (key, value) in params.tags() {
         context.insert(&format!("aws:RequestTag/{key}"), value);
         context.insert("aws:TagKeys", key);
     }
-    if (service.as_str(), op) == ("codebuild", "StartBuild")
-        && let Some(buildspec) = p("buildspecOverride")
+    if (service, op) == ("codebuild", "StartBuild")
+        && let Some(buildspec) = params.get("buildspecOverride")
     {
         context.insert("codebuild:source.buildspec", buildspec);
     }
-    Some(Authorization {
-        action,
-        resources,
-        context,
-    })
+    context
 }
 
 #[cfg(test)]

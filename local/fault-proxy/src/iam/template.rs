@@ -400,94 +400,110 @@ impl Resolver<'_> {
             Value::Array(items) => {
                 let mut out = Vec::new();
                 for item in items {
-                    if let Some(v) = self.resolve_opt(item)? {
-                        out.push(v);
+                    if let Some(resolved) = self.resolve_opt(item)? {
+                        out.push(resolved);
                     }
                 }
                 Ok(Some(Value::Array(out)))
             }
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().expect("one entry");
-                match key.as_str() {
-                    "Ref" => {
-                        let name = arg.as_str().ok_or("Ref needs a name")?;
-                        if name == "AWS::NoValue" {
-                            return Ok(None);
-                        }
-                        let value = self.reference(name)?;
-                        if self.is_list_parameter(name) {
-                            // As CloudFormation: the comma-separated members, each trimmed.
-                            let members: Vec<&str> = value.split(',').map(str::trim).collect();
-                            return Ok(Some(json!(members)));
-                        }
-                        Ok(Some(Value::String(value)))
-                    }
-                    "Fn::GetAtt" => {
-                        let parts = strings(arg, "Fn::GetAtt")?;
-                        let [resource, attribute] = parts.as_slice() else {
-                            return Err(format!("Fn::GetAtt {parts:?}"));
-                        };
-                        self.attribute(resource, attribute)
-                            .map(|s| Some(Value::String(s)))
-                    }
-                    "Fn::Sub" => self.sub(arg).map(|s| Some(Value::String(s))),
-                    "Fn::If" => {
-                        let items = arg
-                            .as_array()
-                            .filter(|a| a.len() == 3)
-                            .ok_or("Fn::If needs 3 items")?;
-                        let name = items[0].as_str().ok_or("Fn::If needs a condition name")?;
-                        let chosen = if self.condition(name)? {
-                            &items[1]
-                        } else {
-                            &items[2]
-                        };
-                        self.resolve_opt(chosen)
-                    }
-                    "Fn::Join" => {
-                        let items = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or("Fn::Join needs 2 items")?;
-                        let separator = items[0].as_str().ok_or("Fn::Join separator")?;
-                        let parts = strings(&self.resolve(&items[1])?, "Fn::Join")?;
-                        Ok(Some(Value::String(parts.join(separator))))
-                    }
-                    "Fn::Select" => {
-                        let items = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or("Fn::Select needs 2 items")?;
-                        let index = match self.resolve(&items[0])? {
-                            Value::String(s) => s.parse::<usize>().map_err(|e| e.to_string())?,
-                            Value::Number(n) => n.as_u64().unwrap_or(0) as usize,
-                            other => return Err(format!("Fn::Select index {other}")),
-                        };
-                        let list = self.resolve(&items[1])?;
-                        list.get(index)
-                            .cloned()
-                            .map(Some)
-                            .ok_or(format!("Fn::Select index {index} out of range"))
-                    }
-                    "Fn::Split" => {
-                        let items = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or("Fn::Split needs 2 items")?;
-                        let separator = items[0].as_str().ok_or("Fn::Split separator")?;
-                        let text = self.resolve(&items[1])?;
-                        let text = text.as_str().ok_or("Fn::Split needs a string")?;
-                        Ok(Some(json!(text.split(separator).collect::<Vec<_>>())))
-                    }
-                    k if k.starts_with("Fn::") => {
-                        Err(format!("{k} is not resolved by the local IAM check"))
-                    }
-                    _ => self.resolve_map(map).map(Some),
-                }
+                self.function(key, arg, map)
             }
             Value::Object(map) => self.resolve_map(map).map(Some),
             other => Ok(Some(other.clone())),
         }
+    }
+
+    /// A one-key object: the intrinsic function it names, or a plain map.
+    fn function(
+        &self,
+        key: &str,
+        arg: &Value,
+        map: &Map<String, Value>,
+    ) -> Result<Option<Value>, String> {
+        match key {
+            "Ref" => self.fn_ref(arg),
+            "Fn::GetAtt" => {
+                let parts = strings(arg, "Fn::GetAtt")?;
+                let [resource, attribute] = parts.as_slice() else {
+                    return Err(format!("Fn::GetAtt {parts:?}"));
+                };
+                self.attribute(resource, attribute)
+                    .map(|s| Some(Value::String(s)))
+            }
+            "Fn::Sub" => self.sub(arg).map(|s| Some(Value::String(s))),
+            "Fn::If" => {
+                let items = arg
+                    .as_array()
+                    .filter(|a| a.len() == 3)
+                    .ok_or("Fn::If needs 3 items")?;
+                let name = items[0].as_str().ok_or("Fn::If needs a condition name")?;
+                let chosen = if self.condition(name)? {
+                    &items[1]
+                } else {
+                    &items[2]
+                };
+                self.resolve_opt(chosen)
+            }
+            "Fn::Join" => {
+                let items = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or("Fn::Join needs 2 items")?;
+                let separator = items[0].as_str().ok_or("Fn::Join separator")?;
+                let parts = strings(&self.resolve(&items[1])?, "Fn::Join")?;
+                Ok(Some(Value::String(parts.join(separator))))
+            }
+            "Fn::Select" => self.fn_select(arg),
+            "Fn::Split" => {
+                let items = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or("Fn::Split needs 2 items")?;
+                let separator = items[0].as_str().ok_or("Fn::Split separator")?;
+                let text = self.resolve(&items[1])?;
+                let text = text.as_str().ok_or("Fn::Split needs a string")?;
+                Ok(Some(json!(text.split(separator).collect::<Vec<_>>())))
+            }
+            k if k.starts_with("Fn::") => {
+                Err(format!("{k} is not resolved by the local IAM check"))
+            }
+            _ => self.resolve_map(map).map(Some),
+        }
+    }
+
+    /// `Ref`: a pseudo parameter, parameter or resource; `AWS::NoValue` disappears, and a list
+    /// parameter is its comma-separated members.
+    fn fn_ref(&self, arg: &Value) -> Result<Option<Value>, String> {
+        let name = arg.as_str().ok_or("Ref needs a name")?;
+        if name == "AWS::NoValue" {
+            return Ok(None);
+        }
+        let value = self.reference(name)?;
+        if self.is_list_parameter(name) {
+            // As CloudFormation: the comma-separated members, each trimmed.
+            let members: Vec<&str> = value.split(',').map(str::trim).collect();
+            return Ok(Some(json!(members)));
+        }
+        Ok(Some(Value::String(value)))
+    }
+
+    fn fn_select(&self, arg: &Value) -> Result<Option<Value>, String> {
+        let items = arg
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .ok_or("Fn::Select needs 2 items")?;
+        let index = match self.resolve(&items[0])? {
+            Value::String(s) => s.parse::<usize>().map_err(|e| e.to_string())?,
+            Value::Number(n) => n.as_u64().unwrap_or(0) as usize,
+            other => return Err(format!("Fn::Select index {other}")),
+        };
+        let list = self.resolve(&items[1])?;
+        list.get(index)
+            .cloned()
+            .map(Some)
+            .ok_or(format!("Fn::Select index {index} out of range"))
     }
 
     fn resolve_map(&self, map: &Map<String, Value>) -> Result<Value, String> {

@@ -1,6 +1,7 @@
 //! Cold start, peak RSS and zipped size of each release Lambda binary, next to a Python
 //! handler that imports boto3. See the crate docs; run via `scripts/bench-lambdas.sh`.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,43 +56,119 @@ struct Row {
     runs: Vec<ColdStart>,
 }
 
+/// Where the bench reads and writes.
+struct Paths {
+    root: PathBuf,
+    release_dir: PathBuf,
+    /// `<target dir>/lambda-bench`: `logs/`, `zip/` and `home/`.
+    out: PathBuf,
+    /// The functions' `HOME`: empty, so no `~/.aws` profile of the machine is read.
+    home: PathBuf,
+    python: PathBuf,
+}
+
+impl Paths {
+    /// The paths `args` give or the defaults, with the output directories created.
+    fn of(args: &Args) -> Result<Paths> {
+        let root = functions::workspace_root();
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let release_dir = args
+            .release_dir
+            .clone()
+            .unwrap_or_else(|| target_dir.join("release"));
+        let out = target_dir.join("lambda-bench");
+        let home = out.join("home");
+        std::fs::create_dir_all(out.join("logs"))?;
+        std::fs::create_dir_all(out.join("zip"))?;
+        std::fs::create_dir_all(&home)?;
+        let python = args
+            .python
+            .clone()
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        Ok(Paths {
+            root,
+            release_dir,
+            out,
+            home,
+            python,
+        })
+    }
+}
+
+/// The link key secret the approval function reads on first use; moto plays Secrets Manager
+/// when a selected function needs it.
+struct LinkKey {
+    /// Kept running for the whole bench.
+    _moto: Option<rollback_moto::MotoServer>,
+    endpoint: Option<String>,
+    secret: String,
+}
+
+impl LinkKey {
+    fn for_functions(selected: &[&FunctionSpec]) -> Result<LinkKey> {
+        let mut link_key = LinkKey {
+            _moto: None,
+            endpoint: None,
+            secret: String::from("rollback-bench-link-key"),
+        };
+        if selected.iter().any(|f| f.needs == Needs::LinkKeySecret) {
+            let moto = rollback_moto::MotoServer::start().context(
+                "the approval function reads its link keys from Secrets Manager; moto serves them",
+            )?;
+            link_key.secret = create_link_key(&moto, &link_key.secret)?;
+            link_key.endpoint = Some(moto.endpoint());
+            link_key._moto = Some(moto);
+        }
+        Ok(link_key)
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
-    let root = functions::workspace_root();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let release_dir = args
-        .release_dir
-        .clone()
-        .unwrap_or_else(|| target_dir.join("release"));
-    let out = target_dir.join("lambda-bench");
-    let home = out.join("home");
-    std::fs::create_dir_all(out.join("logs"))?;
-    std::fs::create_dir_all(out.join("zip"))?;
-    std::fs::create_dir_all(&home)?;
-    let python = args
-        .python
-        .clone()
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let paths = Paths::of(&args)?;
 
     println!("# Lambda cold start and package size");
     println!("machine: {}", machine::describe());
     println!(
         "release profile ({}): {}",
-        root.join("Cargo.toml").display(),
-        release_profile(&root)
+        paths.root.join("Cargo.toml").display(),
+        release_profile(&paths.root)
     );
-    println!("binaries: {}", release_dir.display());
+    println!("binaries: {}", paths.release_dir.display());
 
+    let selected = select(&args.only)?;
+    let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+    let bins = functions::bin_targets(&cargo, &paths.root)?;
+    let link_key = LinkKey::for_functions(&selected)?;
+
+    let mut rows = Vec::new();
+    for spec in &selected {
+        rows.push(function_row(spec, &bins, &paths, &link_key)?);
+    }
+    rows.extend(comparison_rows(&args, &paths)?);
+    for row in &rows {
+        let _ = std::fs::remove_file(&row.launch.log);
+    }
+
+    measure_rounds(&mut rows, args.runs)?;
+    let missed = report(&rows);
+    if args.enforce && missed > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+/// The functions `--only` names (all without it); an error when it names none.
+fn select(only: &[String]) -> Result<Vec<&'static FunctionSpec>> {
     let selected: Vec<&FunctionSpec> = FUNCTIONS
         .iter()
-        .filter(|f| args.only.is_empty() || args.only.iter().any(|o| o == f.name))
+        .filter(|f| only.is_empty() || only.iter().any(|o| o == f.name))
         .collect();
-    if selected.is_empty() && !args.only.is_empty() {
+    if selected.is_empty() && !only.is_empty() {
         bail!(
-            "--only {:?} names no function; the functions are {}",
-            args.only,
+            "--only {only:?} names no function; the functions are {}",
             FUNCTIONS
                 .iter()
                 .map(|f| f.name)
@@ -99,86 +176,92 @@ fn main() -> Result<()> {
                 .join(", ")
         );
     }
-    let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
-    let bins = functions::bin_targets(&cargo, &root)?;
+    Ok(selected)
+}
 
-    // The approval function reads its link keys on first use; moto plays Secrets Manager.
-    let mut _moto = None;
-    let mut link_key_endpoint = None;
-    let mut link_key_secret = String::from("rollback-bench-link-key");
-    if selected.iter().any(|f| f.needs == Needs::LinkKeySecret) {
-        let moto = rollback_moto::MotoServer::start().context(
-            "the approval function reads its link keys from Secrets Manager; moto serves them",
-        )?;
-        link_key_secret = create_link_key(&moto, &link_key_secret)?;
-        link_key_endpoint = Some(moto.endpoint());
-        _moto = Some(moto);
+/// A function's row: its release binary, zipped as `bootstrap`, run with the environment the
+/// template gives it.
+fn function_row(
+    spec: &FunctionSpec,
+    bins: &BTreeMap<String, Vec<String>>,
+    paths: &Paths,
+    link_key: &LinkKey,
+) -> Result<Row> {
+    let bin = match bins.get(spec.package).map(Vec::as_slice) {
+        Some([bin]) => bin.clone(),
+        Some(other) => bail!(
+            "{} has binaries {other:?}; expected exactly one",
+            spec.package
+        ),
+        None => bail!("package {} is not in the workspace", spec.package),
+    };
+    let program = paths.release_dir.join(&bin);
+    if !program.exists() {
+        bail!(
+            "{} is missing: run scripts/bench-lambdas.sh (or cargo build --release -p {})",
+            program.display(),
+            spec.package
+        );
     }
+    let env = function_env(spec, &paths.home, link_key);
+    let zip_path = paths.out.join("zip").join(format!("{}.zip", spec.name));
+    let zip_bytes = package::zip_bootstrap(&python_for_zip(&paths.python), &program, &zip_path)?;
+    Ok(Row {
+        name: spec.name.to_owned(),
+        program: bin,
+        launch: launch(spec.name, program.clone(), vec![], env, &paths.out),
+        zip_bytes: Some(zip_bytes),
+        binary_bytes: std::fs::metadata(&program).ok().map(|m| m.len()),
+        is_function: true,
+        event: spec.bench_event(),
+        runs: Vec::new(),
+    })
+}
 
-    let mut rows = Vec::new();
-    for spec in &selected {
-        let bin = match bins.get(spec.package).map(Vec::as_slice) {
-            Some([bin]) => bin.clone(),
-            Some(other) => bail!(
-                "{} has binaries {other:?}; expected exactly one",
-                spec.package
-            ),
-            None => bail!("package {} is not in the workspace", spec.package),
-        };
-        let program = release_dir.join(&bin);
-        if !program.exists() {
-            bail!(
-                "{} is missing: run scripts/bench-lambdas.sh (or cargo build --release -p {})",
-                program.display(),
-                spec.package
+/// Lambda's environment for the function, the decision key every function reads, and what
+/// its `main` needs besides.
+fn function_env(spec: &FunctionSpec, home: &Path, link_key: &LinkKey) -> Vec<(OsString, OsString)> {
+    let endpoint = match spec.needs {
+        Needs::LinkKeySecret => link_key
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| DEAD_ENDPOINT.into()),
+        _ => DEAD_ENDPOINT.into(),
+    };
+    let mut env = functions::lambda_env(spec.name, spec.memory_mb, &endpoint, home);
+    let mut set = |k: &str, v: &str| env.push((OsString::from(k), OsString::from(v)));
+    // As the template's Globals give every function; read at init, used lazily (no call).
+    set(functions::DECISION_KEY_ENV, functions::BENCH_DECISION_KEY);
+    match spec.needs {
+        Needs::Nothing => {}
+        // rollback_core::plan_store::PARAMETER_ENV; the plan is read per execution.
+        Needs::Plan => set("ROLLBACK_PLAN_PARAMETER", "/rollback/mint-replica/plan"),
+        Needs::NotifyConfig => {
+            set(
+                "ROLLBACK_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:rollback-notices",
             );
+            set(
+                "ROLLBACK_ESCALATION_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:rollback-escalation",
+            );
+            set(
+                "ROLLBACK_APPROVAL_URL",
+                "https://approval.example.invalid/approval",
+            );
+            set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key.secret);
         }
-        let endpoint = match spec.needs {
-            Needs::LinkKeySecret => link_key_endpoint
-                .clone()
-                .unwrap_or_else(|| DEAD_ENDPOINT.into()),
-            _ => DEAD_ENDPOINT.into(),
-        };
-        let mut env = functions::lambda_env(spec.name, spec.memory_mb, &endpoint, &home);
-        let mut set = |k: &str, v: &str| env.push((OsString::from(k), OsString::from(v)));
-        // As the template's Globals give every function; read at init, used lazily (no call).
-        set(functions::DECISION_KEY_ENV, functions::BENCH_DECISION_KEY);
-        match spec.needs {
-            Needs::Nothing => {}
-            // rollback_core::plan_store::PARAMETER_ENV; the plan is read per execution.
-            Needs::Plan => set("ROLLBACK_PLAN_PARAMETER", "/rollback/mint-replica/plan"),
-            Needs::NotifyConfig => {
-                set(
-                    "ROLLBACK_TOPIC_ARN",
-                    "arn:aws:sns:us-east-1:123456789012:rollback-notices",
-                );
-                set(
-                    "ROLLBACK_ESCALATION_TOPIC_ARN",
-                    "arn:aws:sns:us-east-1:123456789012:rollback-escalation",
-                );
-                set(
-                    "ROLLBACK_APPROVAL_URL",
-                    "https://approval.example.invalid/approval",
-                );
-                set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key_secret);
-            }
-            Needs::LinkKeySecret => set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key_secret),
-            Needs::RestoreActions(actions) => set("ROLLBACK_RESTORE_ACTIONS", actions),
-        }
-        let zip_path = out.join("zip").join(format!("{}.zip", spec.name));
-        let zip_bytes = package::zip_bootstrap(&python_for_zip(&python), &program, &zip_path)?;
-        rows.push(Row {
-            name: spec.name.to_owned(),
-            program: bin,
-            launch: launch(spec.name, program.clone(), vec![], env, &out),
-            zip_bytes: Some(zip_bytes),
-            binary_bytes: std::fs::metadata(&program).ok().map(|m| m.len()),
-            is_function: true,
-            event: spec.bench_event(),
-            runs: Vec::new(),
-        });
+        Needs::LinkKeySecret => set("ROLLBACK_APPROVAL_KEY_SECRET", &link_key.secret),
+        Needs::RestoreActions(actions) => set("ROLLBACK_RESTORE_ACTIONS", actions),
     }
-    // The floor: lambda_runtime alone (built alongside the bench, same profile).
+    env
+}
+
+/// The rows the functions are compared with: the floor, lambda_runtime alone (built
+/// alongside the bench, same profile), when it is there; and Python + boto3 unless
+/// `--no-python`.
+fn comparison_rows(args: &Args, paths: &Paths) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     let echo = std::env::current_exe()?.with_file_name("lambda-bench-echo");
     if echo.exists() {
         rows.push(Row {
@@ -188,8 +271,8 @@ fn main() -> Result<()> {
                 "echo",
                 echo.clone(),
                 vec![],
-                functions::lambda_env("echo", 128, DEAD_ENDPOINT, &home),
-                &out,
+                functions::lambda_env("echo", 128, DEAD_ENDPOINT, &paths.home),
+                &paths.out,
             ),
             zip_bytes: None,
             binary_bytes: std::fs::metadata(&echo).ok().map(|m| m.len()),
@@ -199,10 +282,10 @@ fn main() -> Result<()> {
         });
     }
     if !args.no_python {
-        if !python.exists() {
+        if !paths.python.exists() {
             bail!(
                 "{} is missing: run `make venv` (boto3 comes with moto), or pass --no-python",
-                python.display()
+                paths.python.display()
             );
         }
         let handler = functions::python_handler();
@@ -211,10 +294,10 @@ fn main() -> Result<()> {
             program: "handler.py".into(),
             launch: launch(
                 "python",
-                python.clone(),
+                paths.python.clone(),
                 vec![handler.into_os_string()],
-                functions::lambda_env("python", 256, DEAD_ENDPOINT, &home),
-                &out,
+                functions::lambda_env("python", 256, DEAD_ENDPOINT, &paths.home),
+                &paths.out,
             ),
             zip_bytes: None,
             binary_bytes: None,
@@ -223,16 +306,17 @@ fn main() -> Result<()> {
             runs: Vec::new(),
         });
     }
-    for row in &rows {
-        let _ = std::fs::remove_file(&row.launch.log);
-    }
+    Ok(rows)
+}
 
+/// One discarded warm-up round, then `runs` measured rounds, round-robin over the rows.
+fn measure_rounds(rows: &mut [Row], runs: usize) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let limits = Limits::default();
     println!("load average before: {}", machine::load_average());
-    for round in 0..=args.runs {
+    for round in 0..=runs {
         for row in rows.iter_mut() {
             let run = runtime
                 .block_on(measure::cold_start(&row.launch, Some(&row.event), limits))
@@ -245,14 +329,8 @@ fn main() -> Result<()> {
     }
     println!("load average after:  {}", machine::load_average());
     println!(
-        "runs: {} per row after 1 warm-up round, round-robin; one invalid event per run\n",
-        args.runs
+        "runs: {runs} per row after 1 warm-up round, round-robin; one invalid event per run\n"
     );
-
-    let missed = report(&rows);
-    if args.enforce && missed > 0 {
-        std::process::exit(2);
-    }
     Ok(())
 }
 
@@ -340,14 +418,31 @@ fn outcome(run: Option<&ColdStart>) -> String {
     }
 }
 
+/// One row's figures over its runs.
+struct Line<'a> {
+    row: &'a Row,
+    time: Summary,
+    init_hwm: u64,
+    max_rss: u64,
+}
+
+/// Prints each verdict, counting the targets missed.
+#[derive(Default)]
+struct Verdicts {
+    missed: usize,
+}
+
+impl Verdicts {
+    fn check(&mut self, ok: bool, text: String) {
+        if !ok {
+            self.missed += 1;
+        }
+        println!("{} {text}", if ok { "PASS" } else { "MISS" });
+    }
+}
+
 /// Prints the tables and verdicts; returns how many targets were missed.
 fn report(rows: &[Row]) -> usize {
-    struct Line<'a> {
-        row: &'a Row,
-        time: Summary,
-        init_hwm: u64,
-        max_rss: u64,
-    }
     let lines: Vec<Line> = rows
         .iter()
         .filter_map(|row| {
@@ -360,13 +455,22 @@ fn report(rows: &[Row]) -> usize {
             })
         })
         .collect();
+    print_cold_starts(&lines);
+    let mut verdicts = Verdicts::default();
+    println!("\n## Targets");
+    check_function_targets(&lines, &mut verdicts);
+    print_zips(rows, &mut verdicts);
+    verdicts.missed
+}
 
+/// The cold start table: times, RSS and the answer to the event, per row.
+fn print_cold_starts(lines: &[Line]) {
     println!("## Cold start: exec → first GET /invocation/next");
     println!(
         "{:<28} {:<22} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}  answer to the event",
         "function", "binary", "min ms", "median", "p95", "max", "init RSS MB", "peak RSS MB",
     );
-    for l in &lines {
+    for l in lines {
         println!(
             "{:<28} {:<22} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.1} {:>11.1}  {}",
             l.row.name,
@@ -390,61 +494,60 @@ fn report(rows: &[Row]) -> usize {
         "(init RSS: max VmHWM at the first /next; peak RSS: max VmHWM after the event was \
          answered; MB = 10^6 bytes)"
     );
+}
 
-    let mut missed = 0;
-    let mut verdict = |ok: bool, text: String| {
-        if !ok {
-            missed += 1;
-        }
-        println!("{} {text}", if ok { "PASS" } else { "MISS" });
-    };
-    println!("\n## Targets");
+/// The functions' cold start and peak RSS targets, and the Python comparison.
+fn check_function_targets(lines: &[Line], verdicts: &mut Verdicts) {
     let functions: Vec<&Line> = lines.iter().filter(|l| l.row.is_function).collect();
-    if let (Some(slowest), Some(heaviest)) = (
+    let (Some(slowest), Some(heaviest)) = (
         functions.iter().max_by_key(|l| l.time.p95),
         functions.iter().max_by_key(|l| l.max_rss),
-    ) {
-        let slowest_median = functions
-            .iter()
-            .map(|l| l.time.median)
-            .max()
-            .unwrap_or_default();
-        verdict(
-            ms(slowest.time.p95) <= TARGET_MS,
+    ) else {
+        return;
+    };
+    let slowest_median = functions
+        .iter()
+        .map(|l| l.time.median)
+        .max()
+        .unwrap_or_default();
+    verdicts.check(
+        ms(slowest.time.p95) <= TARGET_MS,
+        format!(
+            "cold start ≤ {TARGET_MS} ms per function: slowest p95 {:.2} ms ({}), slowest median {:.2} ms",
+            ms(slowest.time.p95),
+            slowest.row.name,
+            ms(slowest_median)
+        ),
+    );
+    verdicts.check(
+        kib_mb(heaviest.max_rss) <= TARGET_RSS_MB,
+        format!(
+            "peak RSS ≤ {TARGET_RSS_MB} MB per function: largest {:.1} MB ({})",
+            kib_mb(heaviest.max_rss),
+            heaviest.row.name
+        ),
+    );
+    if let Some(py) = lines.iter().find(|l| l.row.program == "handler.py") {
+        let ratio = ms(py.time.median) / ms(slowest_median).max(1e-9);
+        let ratio_p95 = ms(py.time.p95) / ms(slowest.time.p95).max(1e-9);
+        verdicts.check(
+            ratio >= TARGET_RATIO,
             format!(
-                "cold start ≤ {TARGET_MS} ms per function: slowest p95 {:.2} ms ({}), slowest median {:.2} ms",
-                ms(slowest.time.p95),
-                slowest.row.name,
+                "Python + boto3 / slowest Rust function ≥ {TARGET_RATIO}×: {ratio:.0}× on the median ({:.1} ms / {:.2} ms), {ratio_p95:.0}× on p95",
+                ms(py.time.median),
                 ms(slowest_median)
             ),
         );
-        verdict(
-            kib_mb(heaviest.max_rss) <= TARGET_RSS_MB,
-            format!(
-                "peak RSS ≤ {TARGET_RSS_MB} MB per function: largest {:.1} MB ({})",
-                kib_mb(heaviest.max_rss),
-                heaviest.row.name
-            ),
+        let lightest_ratio = kib_mb(py.max_rss) / kib_mb(heaviest.max_rss).max(1e-9);
+        println!(
+            "     memory: Python + boto3 peaks at {:.1} MB, {lightest_ratio:.1}× the heaviest Rust function",
+            kib_mb(py.max_rss)
         );
-        if let Some(py) = lines.iter().find(|l| l.row.program == "handler.py") {
-            let ratio = ms(py.time.median) / ms(slowest_median).max(1e-9);
-            let ratio_p95 = ms(py.time.p95) / ms(slowest.time.p95).max(1e-9);
-            verdict(
-                ratio >= TARGET_RATIO,
-                format!(
-                    "Python + boto3 / slowest Rust function ≥ {TARGET_RATIO}×: {ratio:.0}× on the median ({:.1} ms / {:.2} ms), {ratio_p95:.0}× on p95",
-                    ms(py.time.median),
-                    ms(slowest_median)
-                ),
-            );
-            let lightest_ratio = kib_mb(py.max_rss) / kib_mb(heaviest.max_rss).max(1e-9);
-            println!(
-                "     memory: Python + boto3 peaks at {:.1} MB, {lightest_ratio:.1}× the heaviest Rust function",
-                kib_mb(py.max_rss)
-            );
-        }
     }
+}
 
+/// The zipped release binaries and the package size target.
+fn print_zips(rows: &[Row], verdicts: &mut Verdicts) {
     println!("\n## Release binaries: `bootstrap` zipped (deflate), target ≤ {TARGET_ZIP_MB} MB");
     println!(
         "{:<28} {:<22} {:>12} {:>12}",
@@ -464,7 +567,7 @@ fn report(rows: &[Row]) -> usize {
         .filter(|r| r.zip_bytes.is_some())
         .max_by_key(|r| r.zip_bytes)
     {
-        verdict(
+        verdicts.check(
             mb(largest.zip_bytes.unwrap_or(0)) <= TARGET_ZIP_MB,
             format!(
                 "zip ≤ {TARGET_ZIP_MB} MB: largest {:.2} MB ({}); built for {} (the template deploys arm64)",
@@ -474,5 +577,4 @@ fn report(rows: &[Row]) -> usize {
             ),
         );
     }
-    missed
 }
