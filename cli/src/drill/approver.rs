@@ -29,7 +29,6 @@ pub fn username(email: &str) -> &str {
 
 /// What the approval page says for a link whose task is gone while the execution still runs
 /// (`rollback_approval::fate`).
-const STALE_LINK: &str = "is still running, but it no longer waits for this link";
 
 /// Answers the approval request in `mail` as `approve` says. Returns true once decided.
 pub async fn decide(
@@ -70,7 +69,11 @@ pub async fn decide(
         let html = open_page(&client, &link, person, sign_in, quiet).await?;
         let form = Form::of(&html, sign_in)?;
         let page_url = link.split('?').next().unwrap_or(&link);
-        let (status, answer) = press(&client, page_url, &form, person).await?;
+        let Pressed {
+            status,
+            html: answer,
+            execution_state,
+        } = press(&client, page_url, &form, person).await?;
         let title = answer
             .split("<title>")
             .nth(1)
@@ -88,7 +91,8 @@ pub async fn decide(
         };
         // A link of an approval request that was sent again (its notify task was retried,
         // so the task waits on a newer token): as a person would, wait for the newer email.
-        if status == reqwest::StatusCode::CONFLICT && answer.contains(STALE_LINK) {
+        if status == reqwest::StatusCode::CONFLICT && execution_state.as_deref() == Some("running")
+        {
             if !quiet {
                 println!("  that link was superseded by a newer approval email; waiting for it");
             }
@@ -175,12 +179,16 @@ impl Form {
 /// Decides as `person`. A person presses the button again when the page says "Try again"
 /// (503: Step Functions, the decision key or the ledger did not answer); so does the drill,
 /// for up to about 30 s (a fault schedule can fail several calls in a row).
-async fn press(
-    client: &reqwest::Client,
-    page: &str,
-    form: &Form,
-    person: &str,
-) -> Result<(reqwest::StatusCode, String)> {
+/// The approval page's answer to a press.
+struct Pressed {
+    status: reqwest::StatusCode,
+    html: String,
+    /// For a link whose task no longer waits, the execution's state
+    /// (`rollback_approval::fate::EXECUTION_STATE_HEADER`).
+    execution_state: Option<String>,
+}
+
+async fn press(client: &reqwest::Client, page: &str, form: &Form, person: &str) -> Result<Pressed> {
     let origin = page.split("/approval").next().unwrap_or_default();
     let mut attempts = 0;
     loop {
@@ -197,9 +205,18 @@ async fn press(
             .await
             .context("submitting the approval form")?;
         let status = answer.status();
+        let execution_state = answer
+            .headers()
+            .get(rollback_approval::fate::EXECUTION_STATE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let html = answer.text().await?;
         if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempts >= 15 {
-            return Ok((status, html));
+            return Ok(Pressed {
+                status,
+                html,
+                execution_state,
+            });
         }
         let pause = 200 * (1u64 << attempts.min(4));
         tokio::time::sleep(std::time::Duration::from_millis(pause)).await;

@@ -24,6 +24,25 @@ pub enum ExecutionFate {
     TimedOut(DateTime<Utc>),
 }
 
+/// Response header of a page for a link whose task no longer waits: the execution's state in
+/// one word ([`ExecutionFate::word`]), for programs that follow links (the drill) so they
+/// need not read the page's prose.
+pub const EXECUTION_STATE_HEADER: &str = "x-rollback-execution-state";
+
+impl ExecutionFate {
+    /// One word for [`EXECUTION_STATE_HEADER`]: `running` (the task waits on a newer link, or
+    /// someone decided), `succeeded`, `failed`, `stopped`, `timed-out`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            ExecutionFate::Running => "running",
+            ExecutionFate::Succeeded(_) => "succeeded",
+            ExecutionFate::Failed(..) => "failed",
+            ExecutionFate::Stopped(_) => "stopped",
+            ExecutionFate::TimedOut(_) => "timed-out",
+        }
+    }
+}
+
 /// The execution's ARN from the state machine's and the execution's name (an ARN passes
 /// through).
 pub fn execution_arn(state_machine_arn: &str, execution: &str) -> Option<String> {

@@ -649,18 +649,25 @@ fn failure_page(
 ) -> Response<String> {
     tracing::warn!(execution = %payload.execution, failure = ?failure, fate = ?fate, "decision not recorded");
     match failure {
-        SfnFailure::AlreadyDecided(code) => respond(
-            StatusCode::CONFLICT,
-            html::notice(
-                match fate {
-                    Some(fate::ExecutionFate::Stopped(_)) => "Rollback stopped",
-                    Some(fate::ExecutionFate::Running) | None => "Already decided",
-                    Some(_) => "Rollback ended",
-                },
-                "warn",
-                &fate::explain(&payload.execution, fate, &code),
-            ),
-        ),
+        SfnFailure::AlreadyDecided(code) => {
+            let mut response = respond(
+                StatusCode::CONFLICT,
+                html::notice(
+                    match fate {
+                        Some(fate::ExecutionFate::Stopped(_)) => "Rollback stopped",
+                        Some(fate::ExecutionFate::Running) | None => "Already decided",
+                        Some(_) => "Rollback ended",
+                    },
+                    "warn",
+                    &fate::explain(&payload.execution, fate, &code),
+                ),
+            );
+            response.headers_mut().insert(
+                fate::EXECUTION_STATE_HEADER,
+                http::HeaderValue::from_static(fate.map_or("unknown", fate::ExecutionFate::word)),
+            );
+            response
+        }
         SfnFailure::Unavailable(why) => respond(
             StatusCode::SERVICE_UNAVAILABLE,
             html::notice(
@@ -875,6 +882,37 @@ mod tests {
 
     fn link_payload() -> LinkPayload {
         super::test_link(Decision::Approve, rollback_core::request::Scope::APP)
+    }
+
+    /// Programs that follow links (the drill) read the execution's state from a header, not
+    /// from the page's prose.
+    #[test]
+    fn a_page_for_a_task_that_no_longer_waits_names_the_execution_state() {
+        let state = |fate: Option<&fate::ExecutionFate>| {
+            let failure = SfnFailure::AlreadyDecided("TaskTimedOut".into());
+            let response = failure_page(&link_payload(), failure, fate);
+            assert_eq!(response.status(), StatusCode::CONFLICT);
+            response.headers()[fate::EXECUTION_STATE_HEADER]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let at = Utc::now();
+        assert_eq!(state(Some(&fate::ExecutionFate::Running)), "running");
+        assert_eq!(state(Some(&fate::ExecutionFate::Stopped(at))), "stopped");
+        assert_eq!(
+            state(Some(&fate::ExecutionFate::Failed(at, None))),
+            "failed"
+        );
+        assert_eq!(state(Some(&fate::ExecutionFate::TimedOut(at))), "timed-out");
+        assert_eq!(
+            state(Some(&fate::ExecutionFate::Succeeded(at))),
+            "succeeded"
+        );
+        assert_eq!(state(None), "unknown");
+        // Other failures are not about the execution's state.
+        let busy = failure_page(&link_payload(), SfnFailure::Unavailable("503".into()), None);
+        assert!(!busy.headers().contains_key(fate::EXECUTION_STATE_HEADER));
     }
 
     /// Step Functions' messages name the caller's role and account; the page shows the code.
