@@ -20,6 +20,10 @@
 //!
 //! The link keys are read on the first request that carries a link ([`LinkKeySource`]), not
 //! at cold start.
+//!
+//! Deployed as `ApprovalFunction` (infra/template.yaml) behind the HTTP API; `main.rs` serves
+//! the library with `lambda_http`. Tests: `cargo test -p rollback-approval` (moto via
+//! `make venv`; the browser test drives Chromium and chromedriver).
 
 pub mod fate;
 mod html;

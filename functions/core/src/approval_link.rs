@@ -52,11 +52,14 @@ pub const KEY_SECRET_ENV: &str = "ROLLBACK_APPROVAL_KEY_SECRET";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Decision {
+    /// Go ahead with the rollback in the link's scope.
     Approve,
+    /// Stop the rollback: the approval task fails with `Rollback.Rejected`.
     Reject,
 }
 
 impl Decision {
+    /// The wire name (`approve`, `reject`), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Approve => "approve",
@@ -69,7 +72,9 @@ impl Decision {
 /// is being decided without any storage behind it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSummary {
+    /// The plan's service (at most 60 characters once [`LinkSummary::bounded`]).
     pub service: String,
+    /// Why the rollback was started (at most 200 characters once bounded).
     #[serde(default)]
     pub reason: String,
     /// One line per action (restore db …, retag repo …, undo deployment …).
@@ -78,7 +83,9 @@ pub struct LinkSummary {
 }
 
 impl LinkSummary {
+    /// Most action lines a link carries; the rest are counted in one last line.
     pub const MAX_LINES: usize = 12;
+    /// Each action line is cut to this many characters.
     pub const MAX_LINE_CHARS: usize = 160;
 
     /// Cuts every field to its bound (counted in characters) so links stay short.
@@ -111,17 +118,22 @@ fn cut(text: &str, max: usize) -> String {
 /// The sealed content of one link.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkPayload {
+    /// The approval task's Step Functions task token: what the page completes. Never printed.
     pub task_token: String,
+    /// What following this link decides.
     pub decision: Decision,
+    /// The scope an approval through this link covers.
     pub scope: Scope,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Name of the execution the link decides on.
     pub execution: String,
     /// Fingerprint of what was resolved, which the approver is shown.
     pub fingerprint: String,
     /// Fingerprint of the plan the execution runs; the signed decision carries it.
     #[serde(default)]
     pub plan_fingerprint: String,
+    /// What the confirmation page shows about the plan.
     #[serde(default)]
     pub summary: LinkSummary,
     /// Who may decide and how many must approve, from the plan's approval policy.
@@ -194,6 +206,7 @@ pub fn is_email(text: &str) -> bool {
 }
 
 impl LinkPayload {
+    /// The expiry as a time (`expires_at` is Unix seconds; out of range reads as long past).
     pub fn expires_at(&self) -> DateTime<Utc> {
         Utc.timestamp_opt(self.expires_at, 0)
             .single()
@@ -220,12 +233,17 @@ impl fmt::Debug for LinkPayload {
 /// Why a link cannot be used. None of these says which byte was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
+    /// Not a link: empty, too long, not base64url, or too short.
     #[error("the link is incomplete or garbled; open it again from the email, or copy it whole")]
     Malformed,
+    /// It fails authentication, or names a key this side does not hold (altered, forged, or
+    /// sealed with a retired key).
     #[error("the link was altered or was not issued by this rollback system")]
     Tampered,
+    /// Its expiry has passed (when it expired).
     #[error("the link expired at {0}")]
     Expired(DateTime<Utc>),
+    /// Sealing would make a link longer than [`MAX_LINK_CHARS`] (its length).
     #[error("the link would be too long ({0} characters)")]
     TooLong(usize),
 }
@@ -273,6 +291,7 @@ impl fmt::Debug for LinkKey {
 }
 
 impl LinkKey {
+    /// The key made of 32 secret bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> LinkKey {
         LinkKey {
             cipher: Aes256Gcm::new(bytes.into()),
@@ -290,6 +309,7 @@ impl LinkKey {
         LinkKey::from_bytes(&Self::generate_secret_bytes())
     }
 
+    /// 32 random bytes for a new key (store them with [`LinkKey::encode_secret`]).
     pub fn generate_secret_bytes() -> [u8; 32] {
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
@@ -532,10 +552,12 @@ impl LinkKeys {
         LinkKeys::new(key, None)
     }
 
+    /// The key of the secret's `AWSCURRENT` version: the one notify seals with.
     pub fn current(&self) -> &LinkKey {
         &self.current
     }
 
+    /// The key of its `AWSPREVIOUS` version, after a rotation to a different value.
     pub fn previous(&self) -> Option<&LinkKey> {
         self.previous.as_ref()
     }
@@ -600,6 +622,7 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
+    /// A cache that reads the key from the secret `secret_id` (ARN or name) on first use.
     pub fn new(secret_id: impl Into<String>) -> KeyCache {
         KeyCache {
             secret_id: secret_id.into(),

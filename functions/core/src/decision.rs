@@ -61,6 +61,7 @@ pub enum Identity {
 /// What the approver decided, as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionClaims {
+    /// Always `rollback-decision/v1`; [`DecisionKey::open`] refuses any other format.
     pub format: String,
     /// `$$.Execution.Name` of the execution the approver decided on.
     pub execution: String,
@@ -69,12 +70,16 @@ pub struct DecisionClaims {
     /// Fingerprint of what the execution resolved (databases, images, deployments): what the
     /// approver was shown.
     pub fingerprint: String,
+    /// What the approver allowed to change: the actions a destructive step needs must be covered.
     pub scope: Scope,
     /// Everyone who approved, distinct, in the order they approved (the last one completed
     /// the decision).
     pub approvers: Vec<String>,
+    /// How the approvers were identified.
     pub identity: Identity,
+    /// When the decision was completed.
     pub decided_at: DateTime<Utc>,
+    /// When the decision stops being valid: [`DECISION_LIFETIME_HOURS`] after `decided_at`.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -118,6 +123,7 @@ pub fn assemble(signing_input: &str, signature_der: &[u8]) -> String {
 /// resolved (the document its fingerprint covers).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalProof {
+    /// The signed decision in the wire format.
     pub decision: String,
     /// `{databases, images, deployments}` as fingerprinted before approval.
     #[serde(default)]
@@ -190,6 +196,7 @@ pub struct DecisionVerifier {
 }
 
 impl DecisionVerifier {
+    /// A verifier for the KMS key `key_id` (its ARN); nothing is fetched until [`Self::key`].
     pub fn new(kms: aws_sdk_kms::Client, key_id: impl Into<String>) -> DecisionVerifier {
         DecisionVerifier {
             kms,
@@ -198,6 +205,7 @@ impl DecisionVerifier {
         }
     }
 
+    /// The public half of the key, fetched with `kms:GetPublicKey` on the first call and kept.
     pub async fn key(&self) -> Result<&DecisionKey, RollbackError> {
         self.key
             .get_or_try_init(|| async {
@@ -224,6 +232,7 @@ pub struct DecisionSigner {
 }
 
 impl DecisionSigner {
+    /// A signer with the KMS key `key_id` (its ARN).
     pub fn new(kms: aws_sdk_kms::Client, key_id: impl Into<String>) -> DecisionSigner {
         DecisionSigner {
             kms,

@@ -22,6 +22,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// What every EKS token starts with (the format's version).
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 /// The header that binds a token to one cluster (signed, never sent by us).
 pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
@@ -33,12 +34,16 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// starts with it cannot reach the server with an expired one.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(2 * 60);
 
+/// Why no token could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The credentials provider gave none.
     #[error("no AWS credentials to sign the EKS token with: {0}")]
     Credentials(String),
+    /// The configuration has no region (the token is signed for the regional STS endpoint).
     #[error("no AWS region configured; the EKS token is signed for the regional STS endpoint")]
     NoRegion,
+    /// SigV4 presigning failed.
     #[error("could not sign the EKS token: {0}")]
     Signing(String),
 }
@@ -47,6 +52,7 @@ pub enum TokenError {
 #[derive(Clone)]
 pub struct EksToken {
     token: String,
+    /// The signing time (`X-Amz-Date`).
     pub issued_at: SystemTime,
 }
 
@@ -56,6 +62,7 @@ impl EksToken {
         &self.token
     }
 
+    /// When the cluster stops accepting it: [`TOKEN_LIFETIME`] after `issued_at`.
     pub fn expires_at(&self) -> SystemTime {
         self.issued_at + TOKEN_LIFETIME
     }
@@ -141,6 +148,7 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// A cache that signs tokens for `cluster` with `credentials`, for `region`'s STS endpoint.
     pub fn new(
         credentials: SharedCredentialsProvider,
         region: impl Into<String>,
@@ -166,6 +174,7 @@ impl TokenCache {
         Ok(TokenCache::new(credentials, region.as_ref(), cluster))
     }
 
+    /// The EKS cluster name the tokens are for.
     pub fn cluster(&self) -> &str {
         &self.cluster
     }

@@ -119,6 +119,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
     pub const ALL: [ErrorKind; 26] = [
         ErrorKind::InvalidPlan,
         ErrorKind::InvalidRequest,
@@ -180,6 +181,7 @@ impl ErrorKind {
         }
     }
 
+    /// The kind whose [`ErrorKind::error_name`] is `name`; `None` for any other name.
     pub fn from_error_name(name: &str) -> Option<ErrorKind> {
         ErrorKind::ALL.into_iter().find(|k| k.error_name() == name)
     }
@@ -190,51 +192,76 @@ impl ErrorKind {
     }
 }
 
+/// The error every function returns; [`RollbackError::kind`] says which Step Functions error
+/// name it surfaces as.
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
+    /// [`ErrorKind::InvalidPlan`], with every field error.
     #[error("invalid plan: {0}")]
     InvalidPlan(ValidationErrors),
+    /// [`ErrorKind::InvalidRequest`], with every field error.
     #[error("invalid request: {0}")]
     InvalidRequest(ValidationErrors),
+    /// [`ErrorKind::InvalidInput`].
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// [`ErrorKind::SnapshotNotFound`].
     #[error("{0}")]
     SnapshotNotFound(String),
+    /// [`ErrorKind::SnapshotFailed`].
     #[error("{0}")]
     SnapshotFailed(String),
+    /// [`ErrorKind::RestoreFailed`].
     #[error("{0}")]
     RestoreFailed(String),
+    /// [`ErrorKind::SwapFailed`].
     #[error("{0}")]
     SwapFailed(String),
+    /// [`ErrorKind::StableImageNotFound`].
     #[error("{0}")]
     StableImageNotFound(String),
+    /// [`ErrorKind::RetagFailed`].
     #[error("{0}")]
     RetagFailed(String),
+    /// [`ErrorKind::NoRolloutHistory`].
     #[error("{0}")]
     NoRolloutHistory(String),
+    /// [`ErrorKind::RolloutStuck`].
     #[error("{0}")]
     RolloutStuck(String),
+    /// [`ErrorKind::PlanDrifted`].
     #[error("the approved plan no longer matches live state: {0}")]
     PlanDrifted(String),
     /// A destructive action without a signed decision that covers it; nothing was changed.
     #[error("not approved: {0}")]
     NotApproved(String),
+    /// [`ErrorKind::ConcurrentRollback`].
     #[error("{0}")]
     ConcurrentRollback(String),
+    /// [`ErrorKind::Rejected`].
     #[error("rejected: {0}")]
     Rejected(String),
+    /// [`ErrorKind::WaitTimedOut`].
     #[error("{0}")]
     WaitTimedOut(String),
+    /// [`ErrorKind::SmokeConfig`].
     #[error("smoke test configuration: {0}")]
     SmokeConfig(String),
+    /// [`ErrorKind::InfrastructureFailed`].
     #[error("infrastructure: {0}")]
     InfrastructureFailed(String),
+    /// [`ErrorKind::PlanStale`].
     #[error("the approved Terraform plan is stale: {0}")]
     PlanStale(String),
+    /// A Kubernetes API failure: [`ErrorKind::Transient`] when `retryable`, else
+    /// [`ErrorKind::Kubernetes`].
     #[error("kubernetes {operation}: {message}")]
     Kubernetes {
+        /// The request that failed (`rollout restart`, `eks:DescribeCluster`, …).
         operation: String,
+        /// What went wrong, with the fix when there is one.
         message: String,
+        /// Worth retrying (a timeout, a dropped connection, a 5xx).
         retryable: bool,
     },
     /// An app store's credentials are missing, unreadable or refused; nothing was changed.
@@ -243,21 +270,39 @@ pub enum RollbackError {
     /// An app store refused a change for good; the message has its reason and the fix.
     #[error("store refused: {0}")]
     StoreRefused(String),
+    /// [`ErrorKind::Throttled`]: the operation and AWS's code and message.
     #[error("{operation} was throttled: {message}")]
-    Throttled { operation: String, message: String },
-    #[error("{operation} failed transiently: {message}")]
-    Transient { operation: String, message: String },
-    #[error("{operation} failed: {code}: {message}")]
-    Aws {
+    Throttled {
+        /// The AWS operation (`GetSecretValue`, …).
         operation: String,
-        code: String,
+        /// AWS's code and message.
         message: String,
     },
+    /// [`ErrorKind::Transient`]: the operation and what went wrong.
+    #[error("{operation} failed transiently: {message}")]
+    Transient {
+        /// The call that failed (`GetObject`, an app store request, …).
+        operation: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// [`ErrorKind::Aws`]: AWS refused the call for good.
+    #[error("{operation} failed: {code}: {message}")]
+    Aws {
+        /// The AWS operation (`GetSecretValue`, …).
+        operation: String,
+        /// AWS's error code (`AccessDeniedException`, …; `Unknown` when there is none).
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// [`ErrorKind::Internal`].
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl RollbackError {
+    /// The kind this error surfaces as.
     pub fn kind(&self) -> ErrorKind {
         match self {
             RollbackError::InvalidPlan(_) => ErrorKind::InvalidPlan,
@@ -299,6 +344,7 @@ impl RollbackError {
         self.kind().error_name()
     }
 
+    /// Whether the definition retries this error ([`ErrorKind::is_retryable`]).
     pub fn is_retryable(&self) -> bool {
         self.kind().is_retryable()
     }

@@ -12,10 +12,12 @@ use sha2::{Digest, Sha256};
 pub struct ExecutionId(pub String);
 
 impl ExecutionId {
+    /// Wraps an execution name.
     pub fn new(name: impl Into<String>) -> Self {
         ExecutionId(name.into())
     }
 
+    /// The execution name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -68,6 +70,7 @@ pub enum Derived {
 }
 
 impl Derived {
+    /// Every kind of derived identifier.
     pub const ALL: [Derived; 3] = [Derived::Aside, Derived::Restored, Derived::Drill];
 
     /// The word in the derived name.

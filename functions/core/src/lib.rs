@@ -4,6 +4,9 @@
 //! lives here once: the rollback plan and its validation, the request that starts an
 //! execution, the envelope every function receives, the error kinds that surface as
 //! Step Functions error names, resource naming, and AWS client configuration.
+//!
+//! A library; `cargo test -p rollback-core` runs its tests alone (no moto or other local
+//! service needed).
 
 pub mod approval_link;
 pub mod aws;

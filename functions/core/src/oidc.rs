@@ -26,8 +26,11 @@ use ring::signature::{self, RsaParameters, RsaPublicKeyComponents};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// Env var with the identity provider's issuer URL; unset: the approval page asks for no sign-in.
 pub const ISSUER_VAR: &str = "ROLLBACK_OIDC_ISSUER";
+/// Env var with the approval page's client id at the identity provider (the token's audience).
 pub const AUDIENCE_VAR: &str = "ROLLBACK_OIDC_AUDIENCE";
+/// Env var naming the claim that identifies the approver (default [`DEFAULT_IDENTITY_CLAIM`]).
 pub const IDENTITY_CLAIM_VAR: &str = "ROLLBACK_OIDC_IDENTITY_CLAIM";
 /// The claim that names the approver unless `ROLLBACK_OIDC_IDENTITY_CLAIM` says otherwise.
 pub const DEFAULT_IDENTITY_CLAIM: &str = "email";
@@ -43,12 +46,14 @@ pub struct OidcConfig {
     pub issuer: String,
     /// The client id the identity provider puts in `aud` (or `client_id`).
     pub audience: String,
+    /// The claim whose value names the approver (`email` by default).
     pub identity_claim: String,
 }
 
 /// Why the OIDC settings in the environment cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidcConfigError {
+    /// An issuer is set without an audience.
     #[error(
         "{ISSUER_VAR} is set but {AUDIENCE_VAR} is not: set it to the approval page's client id \
          at the identity provider (the value its tokens carry in aud or client_id)"
@@ -99,15 +104,21 @@ impl OidcConfig {
 /// One key of a JWKS document, as published (RFC 7517). Members other than these are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Jwk {
+    /// Key type; only `RSA` keys can verify a token.
     pub kty: String,
+    /// Key id, which a token's header names.
     #[serde(default)]
     pub kid: Option<String>,
+    /// The algorithm the key is for, when the provider says.
     #[serde(default)]
     pub alg: Option<String>,
+    /// `use`: `sig` for a signing key, when the provider says.
     #[serde(default, rename = "use")]
     pub key_use: Option<String>,
+    /// RSA modulus, base64url.
     #[serde(default)]
     pub n: Option<String>,
+    /// RSA exponent, base64url.
     #[serde(default)]
     pub e: Option<String>,
 }
@@ -116,6 +127,7 @@ pub struct Jwk {
 /// or not: a token naming an unusable one gets an error that says why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Jwks {
+    /// Every key of the document.
     pub keys: Vec<Jwk>,
 }
 
@@ -125,10 +137,12 @@ pub struct Jwks {
 pub struct JwksError(#[source] serde_json::Error);
 
 impl Jwks {
+    /// Reads a JWKS document from its JSON text.
     pub fn from_json(text: &str) -> Result<Jwks, JwksError> {
         serde_json::from_str(text).map_err(JwksError)
     }
 
+    /// Reads a JWKS document already parsed as JSON.
     pub fn from_value(document: Value) -> Result<Jwks, JwksError> {
         serde_json::from_value(document).map_err(JwksError)
     }
@@ -156,10 +170,12 @@ impl Claims {
         &self.raw
     }
 
+    /// Every claim, taking them out.
     pub fn into_raw(self) -> Map<String, Value> {
         self.raw
     }
 
+    /// The `sub` claim, when it is a string.
     pub fn subject(&self) -> Option<&str> {
         self.raw.get("sub").and_then(Value::as_str)
     }
@@ -195,64 +211,96 @@ impl Claims {
 /// Why a token is refused: one variant per check, each saying what to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TokenError {
+    /// Not three base64url parts with JSON header and payload (what is wrong).
     #[error("the token is not a signed JWT: {0}")]
     Malformed(&'static str),
+    /// The header's `alg` is not RS256, RS384 or RS512.
     #[error(
         "token algorithm {0} is not accepted: API Gateway's JWT authorizer supports only \
          RSA signatures, so the identity provider must sign with RS256 (or RS384/RS512); \
          `none`, HMAC (HS*), elliptic-curve (ES*) and RSA-PSS (PS*) tokens are refused"
     )]
     UnsupportedAlgorithm(String),
+    /// The header names no key.
     #[error("the token header has no kid: API Gateway needs it to pick the key in the JWKS")]
     MissingKid,
+    /// No JWKS key has the header's `kid`.
     #[error(
         "no key in the identity provider's JWKS has kid {0}: refresh the JWKS from its \
          jwks_uri (the provider may have rotated keys), or the token comes from another issuer"
     )]
     UnknownKid(String),
+    /// The named key cannot verify this token (not RSA, another algorithm or use, a bad modulus).
     #[error("the JWKS key {kid} cannot check this token: {reason}")]
-    UnusableKey { kid: String, reason: String },
+    UnusableKey {
+        /// The key the token names (quoted).
+        kid: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The signature does not verify with the named key.
     #[error(
         "the token's signature does not verify with the JWKS key it names: it was not signed \
          by the configured identity provider, or it was altered"
     )]
     BadSignature,
+    /// A claim API Gateway requires is missing.
     #[error("the token has no {0} claim, which API Gateway requires")]
     MissingClaim(String),
+    /// A claim has the wrong type.
     #[error("the token's {claim} claim is not valid: {reason}")]
     InvalidClaim {
+        /// The claim.
         claim: &'static str,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// `iss` is not the configured issuer.
     #[error(
         "the token was issued by {found}, not by the configured issuer {expected} \
          ({ISSUER_VAR}): the two must be equal character for character, trailing slash included"
     )]
-    WrongIssuer { expected: String, found: String },
+    WrongIssuer {
+        /// The configured issuer (quoted).
+        expected: String,
+        /// The token's `iss` (quoted).
+        found: String,
+    },
+    /// Neither `aud` nor (without `aud`) `client_id` includes the configured audience.
     #[error(
         "the token's {claim} is {found}, which does not include the configured audience \
          {expected} ({AUDIENCE_VAR}): the token was issued to another client"
     )]
     WrongAudience {
+        /// `aud`, or `client_id` when there is no `aud`.
         claim: &'static str,
+        /// The configured audience.
         expected: String,
+        /// What the token carries.
         found: String,
     },
+    /// `exp` is not after now.
     #[error(
         "the token expired at {expired_at} (now {now}): sign in again; API Gateway allows no \
          clock skew, so if it only just expired check this machine's clock"
     )]
     Expired {
+        /// The token's `exp`.
         expired_at: DateTime<Utc>,
+        /// The time it was checked at.
         now: DateTime<Utc>,
     },
+    /// `nbf` or `iat` is after now.
     #[error(
         "the token's {claim} is {at}, after now ({now}): the identity provider's clock or this \
          machine's is wrong (API Gateway allows no clock skew)"
     )]
     NotYetValid {
+        /// `nbf` or `iat`.
         claim: &'static str,
+        /// Its value.
         at: DateTime<Utc>,
+        /// The time it was checked at.
         now: DateTime<Utc>,
     },
 }

@@ -15,27 +15,41 @@ pub mod mobile;
 pub use auto_approve::AutoApprovePolicy;
 pub use mobile::{AndroidRef, AppConfigRef, IosRef, MinimumVersionRef, MobileRef};
 
+/// Most databases one plan may list.
 pub const MAX_DATABASES: usize = 10;
+/// Most images one plan may list.
 pub const MAX_IMAGES: usize = 20;
+/// Most deployments one plan's cluster may list.
 pub const MAX_DEPLOYMENTS: usize = 20;
+/// Most HTTP checks in `smoke.http`.
 pub const MAX_HTTP_CHECKS: usize = 20;
+/// Most SQL probes in `smoke.sql`.
 pub const MAX_SQL_PROBES: usize = 20;
+/// Most alarms in `smoke.alarms`.
 pub const MAX_ALARMS: usize = 20;
+/// Most logs checks in `smoke.logs`.
 pub const MAX_LOGS_CHECKS: usize = 3;
 /// Log groups one logs check searches (one FilterLogEvents query each).
 pub const MAX_LOG_GROUPS_PER_CHECK: usize = 5;
 /// CloudWatch Logs' own limits: log group names and filter patterns.
 pub const MAX_LOG_GROUP_CHARS: usize = 512;
+/// Longest filter pattern CloudWatch Logs accepts.
 pub const MAX_FILTER_PATTERN_CHARS: usize = 1024;
 /// A logs check's threshold; the check stops counting one match above it.
 pub const MAX_LOG_MATCHES: u32 = 1000;
+/// Longest look-back of a logs check (`window_minutes`): one day.
 pub const MAX_LOGS_WINDOW_MINUTES: u32 = 1440;
+/// Most extra headers one HTTP check may send.
 pub const MAX_HTTP_HEADERS: usize = 10;
+/// Longest header name.
 pub const MAX_HEADER_NAME_CHARS: usize = 64;
+/// Longest header value.
 pub const MAX_HEADER_VALUE_CHARS: usize = 512;
 /// A request body as sent (a JSON body serialized).
 pub const MAX_HTTP_BODY_CHARS: usize = 4096;
+/// Most JSON expectations one HTTP check may hold.
 pub const MAX_JSON_EXPECTATIONS: usize = 10;
+/// Longest JSON pointer of an expectation.
 pub const MAX_JSON_POINTER_CHARS: usize = 256;
 /// An expected JSON value, serialized.
 pub const MAX_JSON_EXPECTED_CHARS: usize = 512;
@@ -44,25 +58,35 @@ pub const MAX_JSON_EXPECTED_CHARS: usize = 512;
 /// logs checks' log groups and filter patterns and the SQL probes' comparisons share this many
 /// bytes, as JSON (see [`SmokeChecks::detail_bytes`]).
 pub const MAX_SMOKE_DETAIL_BYTES: usize = 3072;
+/// Most GitOps objects in `cluster.gitops`.
 pub const MAX_GITOPS: usize = 5;
 
+/// The rollback plan of one service: what to put back, how to check it, and who approves.
+/// Parse it with [`Plan::from_json`], which validates it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Lowercase DNS label naming the service; it prefixes every resource the rollback creates.
     pub service: String,
+    /// The RDS and DocumentDB databases to restore (empty: databases are left alone).
     #[serde(default)]
     pub databases: Vec<DatabaseRef>,
+    /// The ECR images whose release tag goes back to the stable digest.
     #[serde(default)]
     pub images: Vec<ImageRef>,
+    /// The EKS deployments to roll back (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterRef>,
+    /// What must pass after the rollback.
     #[serde(default)]
     pub smoke: SmokeChecks,
+    /// Who approves, how many, and how long they have.
     #[serde(default)]
     pub approval: ApprovalPolicy,
+    /// How often and how long the rollback waits on slow operations.
     #[serde(default)]
     pub polling: PollingPolicy,
+    /// Which alarm transitions may start a rollback.
     #[serde(default)]
     pub triggers: TriggerPolicy,
     /// What happens to the deployments `pause` scaled to zero when the rollback then fails
@@ -101,6 +125,7 @@ pub struct InfrastructureRef {
     pub current_commit_parameter: Option<String>,
     /// Bucket where the build writes the saved plan, its JSON and its SHA-256.
     pub artifact_bucket: String,
+    /// Key prefix of the build artifacts in `artifact_bucket` (default `rollback-plans`).
     #[serde(default = "defaults::artifact_prefix")]
     pub artifact_prefix: String,
     /// Resource types whose destroy or replacement the approver must allow explicitly.
@@ -135,6 +160,7 @@ pub enum OnFailure {
 }
 
 impl OnFailure {
+    /// The plan value (`stay-paused`, `resume`), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             OnFailure::StayPaused => "stay-paused",
@@ -143,9 +169,11 @@ impl OnFailure {
     }
 }
 
+/// One database the rollback restores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseRef {
+    /// What kind of database it is.
     pub kind: DatabaseKind,
     /// DB instance identifier (`rds-instance`) or DB cluster identifier (clusters).
     pub id: String,
@@ -174,10 +202,12 @@ pub enum RestoreMethod {
 }
 
 impl RestoreMethod {
+    /// Whether this is the default, [`RestoreMethod::Snapshot`] (left out when serialized).
     pub fn is_snapshot(&self) -> bool {
         matches!(self, RestoreMethod::Snapshot)
     }
 
+    /// The plan value (`snapshot`, `point-in-time`, …), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             RestoreMethod::Snapshot => "snapshot",
@@ -187,20 +217,25 @@ impl RestoreMethod {
     }
 }
 
+/// Which RDS API a plan database is managed through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatabaseKind {
+    /// An RDS DB instance (`rds-instance`).
     RdsInstance,
+    /// An Aurora DB cluster (`aurora-cluster`).
     AuroraCluster,
     /// DocumentDB speaks the RDS cluster API.
     DocdbCluster,
 }
 
 impl DatabaseKind {
+    /// Whether it is managed as a DB cluster (Aurora, DocumentDB).
     pub fn is_cluster(self) -> bool {
         !matches!(self, DatabaseKind::RdsInstance)
     }
 
+    /// The plan value (`rds-instance`, `aurora-cluster`, `docdb-cluster`), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             DatabaseKind::RdsInstance => "rds-instance",
@@ -210,9 +245,11 @@ impl DatabaseKind {
     }
 }
 
+/// One ECR image whose release tag the rollback points back at the stable image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRef {
+    /// The ECR repository name.
     pub repository: String,
     /// The tag the cluster deploys (the bad release points here now).
     pub release_tag: String,
@@ -223,12 +260,15 @@ pub struct ImageRef {
     pub registry_id: Option<String>,
 }
 
+/// The EKS cluster and the deployments the rollback undoes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterRef {
     /// EKS cluster name.
     pub name: String,
+    /// The namespace of the deployments.
     pub namespace: String,
+    /// Deployment names in that namespace.
     pub deployments: Vec<String>,
     /// GitOps controllers that apply these deployments from git: unless their auto-sync is
     /// suspended they put the bad release back. `deploy-undo suspend-gitops` suspends each
@@ -244,6 +284,7 @@ pub struct ClusterRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitOpsRef {
+    /// Which controller it is.
     pub kind: GitOpsKind,
     /// Argo CD: the Application's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,14 +297,18 @@ pub struct GitOpsRef {
     pub namespace: Option<String>,
 }
 
+/// Which GitOps controller syncs the deployments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GitOpsKind {
+    /// Argo CD (an Application).
     Argocd,
+    /// Flux (a Kustomization).
     Flux,
 }
 
 impl GitOpsKind {
+    /// The plan value (`argocd`, `flux`), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             GitOpsKind::Argocd => "argocd",
@@ -279,6 +324,7 @@ impl GitOpsKind {
         }
     }
 
+    /// Where the controller's objects usually live (`argocd`, `flux-system`).
     pub fn default_namespace(self) -> &'static str {
         match self {
             GitOpsKind::Argocd => "argocd",
@@ -312,6 +358,7 @@ impl GitOpsRef {
         }
     }
 
+    /// The object's namespace: the plan's, else the kind's default.
     pub fn namespace(&self) -> &str {
         self.namespace
             .as_deref()
@@ -331,11 +378,14 @@ impl GitOpsRef {
     }
 }
 
+/// What the smoke tests check after the rollback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmokeChecks {
+    /// HTTP requests against the service.
     #[serde(default)]
     pub http: Vec<HttpCheck>,
+    /// SQL probes against the plan's databases.
     #[serde(default)]
     pub sql: Vec<SqlProbe>,
     /// CloudWatch alarms that must be back to OK.
@@ -372,18 +422,24 @@ impl Default for SmokeChecks {
     }
 }
 
+/// What state of the smoke alarms passes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlarmPolicy {
+    /// Every alarm must be OK.
     #[default]
     Ok,
+    /// Anything but ALARM passes (INSUFFICIENT_DATA too).
     NotAlarm,
 }
 
+/// An HTTP request the smoke test sends, and what its answer must be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// Names the check in reports and notices.
     pub name: String,
+    /// The URL requested.
     pub url: String,
     /// `GET` (default), `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE` or `OPTIONS`.
     #[serde(default, skip_serializing_if = "HttpMethod::is_get")]
@@ -400,15 +456,19 @@ pub struct HttpCheck {
     /// `{"type": "basic", "username": …, "password": …}`; read once per smoke run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
+    /// The status the answer must have (default 200).
     #[serde(default = "defaults::expect_status")]
     pub expect_status: u16,
+    /// A text the body must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
+    /// A regular expression the body must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_regex: Option<String>,
     /// Values the JSON response must hold, each at a JSON pointer (RFC 6901).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect_json: Vec<JsonExpectation>,
+    /// Timeout of one attempt, in milliseconds (default 3000).
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
     /// Extra attempts after a transient failure (connection error, 5xx, timeout), whatever the
@@ -424,24 +484,34 @@ impl HttpCheck {
     }
 }
 
+/// The method of an HTTP check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
+    /// `GET`, the default.
     #[default]
     Get,
+    /// `HEAD`.
     Head,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
+    /// `OPTIONS`.
     Options,
 }
 
 impl HttpMethod {
+    /// Whether this is the default, `GET` (left out when serialized).
     pub fn is_get(&self) -> bool {
         matches!(self, HttpMethod::Get)
     }
 
+    /// The method's name (`GET`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             HttpMethod::Get => "GET",
@@ -465,7 +535,9 @@ impl HttpMethod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonExpectation {
+    /// JSON pointer (RFC 6901) into the response, e.g. `/status`.
     pub pointer: String,
+    /// The value expected there.
     pub equals: serde_json::Value,
 }
 
@@ -475,6 +547,7 @@ pub struct JsonExpectation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsCheck {
+    /// Names the check in reports and notices.
     pub name: String,
     /// Log group names, e.g. `/aws/containerinsights/<cluster>/application`.
     pub log_groups: Vec<String>,
@@ -484,6 +557,7 @@ pub struct LogsCheck {
     /// Most matching events that still pass (default 0: any match fails the check).
     #[serde(default)]
     pub max_matches: u32,
+    /// How far before the smoke run to search, in minutes (1-1440, default 15).
     #[serde(default = "defaults::logs_window_minutes")]
     pub window_minutes: u32,
     /// For the whole search (every group and page).
@@ -491,15 +565,19 @@ pub struct LogsCheck {
     pub timeout_ms: u64,
 }
 
+/// A SQL query the smoke test runs against a plan database, and what it must return.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlProbe {
+    /// Names the probe in reports and notices (and its baseline's snapshot tag).
     pub name: String,
     /// The plan database (its `id`) the probe connects to.
     pub database: String,
     /// Secrets Manager secret (ARN or name) holding RDS-style JSON credentials.
     pub secret_arn: String,
+    /// The query to run.
     pub query: String,
+    /// How many rows the query must return.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_rows: Option<u64>,
     /// Expected value of the first column of the first row.
@@ -509,6 +587,7 @@ pub struct SqlProbe {
     /// baseline recorded when the pre-deploy snapshot was taken (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<SqlComparison>,
+    /// Timeout of the probe, in milliseconds (default 3000).
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
 }
@@ -526,24 +605,34 @@ impl SqlProbe {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlComparison {
+    /// The comparison.
     pub op: CompareOp,
+    /// A fixed value to compare with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Number>,
+    /// A recorded baseline to compare with instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<SqlBaseline>,
 }
 
+/// How a SQL probe's value compares with the expected one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompareOp {
+    /// Equal.
     Eq,
+    /// Greater than or equal.
     Ge,
+    /// Greater than.
     Gt,
+    /// Less than or equal.
     Le,
+    /// Less than.
     Lt,
 }
 
 impl CompareOp {
+    /// The operator as the reports print it (`=`, `≥`, …).
     pub fn symbol(self) -> &'static str {
         match self {
             CompareOp::Eq => "=",
@@ -577,11 +666,14 @@ pub enum SqlBaseline {
     PreDeploySnapshot,
 }
 
+/// Who approves a rollback, how many, and how long they have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalPolicy {
+    /// How long the approval task waits for a decision, in minutes (default 60); the links expire then too.
     #[serde(default = "defaults::approval_timeout_minutes")]
     pub timeout_minutes: u32,
+    /// After this many minutes without a decision, the escalation topic is told (default 15).
     #[serde(default = "defaults::escalate_after_minutes")]
     pub escalate_after_minutes: u32,
     /// Who may approve or reject: email addresses, or `group:<value>` for a value of the
@@ -635,6 +727,7 @@ impl ApprovalPolicy {
     }
 }
 
+/// How the rollback waits on operations that take time (backups, restores, renames, rollouts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollingPolicy {
@@ -776,6 +869,7 @@ mod defaults {
 pub mod rules {
     use super::*;
 
+    /// The service name: a lowercase DNS label of at most 40 characters.
     pub static SERVICE: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[a-z]([a-z0-9]|-[a-z0-9])*$",
@@ -794,6 +888,7 @@ pub mod rules {
              and have no two consecutive hyphens and no trailing hyphen",
         )
     });
+    /// ECR repository names.
     pub static ECR_REPOSITORY: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$",
@@ -802,6 +897,7 @@ pub mod rules {
             "ECR repository names have 2-256 lowercase letters, digits, and . _ - / separators",
         )
     });
+    /// Image tags.
     pub static IMAGE_TAG: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[a-zA-Z0-9_][a-zA-Z0-9._-]*$",
@@ -810,6 +906,7 @@ pub mod rules {
             "image tags have 1-128 letters, digits, _ . -, and do not start with . or -",
         )
     });
+    /// CodeBuild project names.
     pub static CODEBUILD_PROJECT: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
@@ -820,6 +917,7 @@ pub mod rules {
     });
     // SSM allows 1011 characters; the plan travels in the execution's state (256 KiB), and a
     // commit's parameter is a short path.
+    /// SSM parameter names.
     pub static SSM_PARAMETER: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^/?[a-zA-Z0-9_.-]+(/[a-zA-Z0-9_.-]+)*$",
@@ -828,6 +926,7 @@ pub mod rules {
             "SSM parameter names (here at most 256 characters) have letters, digits and _ . - between / separators",
         )
     });
+    /// S3 bucket names.
     pub static S3_BUCKET: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
@@ -836,6 +935,7 @@ pub mod rules {
             "S3 bucket names have 3-63 lowercase letters, digits, . and -, starting and ending with a letter or digit",
         )
     });
+    /// S3 key prefixes.
     pub static S3_PREFIX: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$",
@@ -844,6 +944,7 @@ pub mod rules {
             "a key prefix of safe characters between / separators, without leading or trailing /",
         )
     });
+    /// Terraform resource types (`aws_db_instance`).
     pub static TERRAFORM_TYPE: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[a-z0-9]+_[a-z0-9_]+$",
@@ -852,8 +953,10 @@ pub mod rules {
             "a Terraform resource type such as aws_db_instance (provider prefix, underscore, name)",
         )
     });
+    /// AWS account ids.
     pub static ACCOUNT_ID: LazyLock<Rule> =
         LazyLock::new(|| Rule::new(r"^[0-9]{12}$", 12, 12, "an AWS account id is 12 digits"));
+    /// EKS cluster names.
     pub static EKS_CLUSTER: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[0-9A-Za-z][A-Za-z0-9_-]*$",
@@ -882,6 +985,7 @@ pub mod rules {
              at most 253 characters",
         )
     });
+    /// CloudWatch alarm names.
     pub static ALARM_NAME: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[^\x00-\x1f\x7f]+$",
@@ -892,6 +996,7 @@ pub mod rules {
     });
     // Secrets Manager names have at most 512 characters; an ARN adds its prefix (partition,
     // region, account) and the 7-character suffix: 600 covers every one.
+    /// Secrets Manager secret ARNs or names.
     pub static SECRET_ID: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]+)$",
@@ -900,6 +1005,7 @@ pub mod rules {
             "give a Secrets Manager secret ARN or name (letters, digits and /_+=.@-)",
         )
     });
+    /// CloudWatch Logs log group names.
     pub static LOG_GROUP: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[A-Za-z0-9_./#-]+$",
@@ -917,6 +1023,7 @@ pub mod rules {
             "header names have 1-64 letters, digits and !#$%&'*+.^_`|~-",
         )
     });
+    /// Smoke check names.
     pub static CHECK_NAME: LazyLock<Rule> = LazyLock::new(|| {
         Rule::new(
             r"^[^\x00-\x1f\x7f]+$",
@@ -938,6 +1045,7 @@ impl Plan {
         Plan::from_value(value)
     }
 
+    /// Validates an already parsed JSON document as a plan.
     pub fn from_value(value: serde_json::Value) -> Result<Plan, ValidationErrors> {
         let plan: Plan = validation::from_value(value)?;
         plan.validate()?;
@@ -1277,6 +1385,7 @@ impl Plan {
         }
     }
 
+    /// The plan database with this `id`.
     pub fn database(&self, id: &str) -> Option<&DatabaseRef> {
         self.databases.iter().find(|d| d.id == id)
     }

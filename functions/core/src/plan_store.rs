@@ -32,7 +32,9 @@ pub const MAX_PARAMETER_NAME_CHARS: usize = 1011;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSource {
+    /// The SSM parameter name.
     pub parameter: String,
+    /// The parameter version `validate` read.
     pub version: i64,
 }
 
@@ -148,11 +150,14 @@ pub fn check_parameter_name(name: &str) -> Result<(), String> {
 /// The SSM tier a plan of `bytes` needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
+    /// Values up to [`STANDARD_TIER_MAX_BYTES`].
     Standard,
+    /// Values up to [`ADVANCED_TIER_MAX_BYTES`], for plans too large for the standard tier.
     Advanced,
 }
 
 impl Tier {
+    /// The tier a plan of `bytes` (compact JSON) needs; an error when it fits neither.
     pub fn for_size(bytes: usize) -> Result<Tier, String> {
         if bytes <= STANDARD_TIER_MAX_BYTES {
             Ok(Tier::Standard)
@@ -166,6 +171,7 @@ impl Tier {
         }
     }
 
+    /// The tier's name as SSM's `Tier` parameter takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::Standard => "Standard",

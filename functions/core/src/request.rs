@@ -7,14 +7,18 @@ use serde_json::Value;
 use crate::plan_store::PlanSource;
 use crate::validation::{self, ValidationErrors};
 
+/// Longest `reason` of a request (and an alarm's state reason, which is cut to it).
 pub const MAX_REASON_CHARS: usize = 1000;
 
 /// The normalized request every function receives as `request`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
+    /// What started the execution.
     pub trigger: Trigger,
+    /// Why, in one line (`alarm X went OK → ALARM`, or the person's reason).
     pub reason: String,
+    /// What the rollback may change (default `app`).
     #[serde(default)]
     pub scope: Scope,
     /// Restore databases to their state before this instant (default: the bad release's rollout time).
@@ -23,6 +27,7 @@ pub struct RollbackRequest {
     /// The release being rolled back, as recorded in pre-deploy snapshot tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// Live, or a drill that changes nothing.
     #[serde(default)]
     pub mode: Mode,
     /// The plan this execution runs with (parameter and version), set by `validate` when it
@@ -45,29 +50,39 @@ impl Default for RollbackRequest {
     }
 }
 
+/// What started an execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Trigger {
+    /// A person, from the console or `rollbackctl`.
     Manual {
+        /// Who, when they say (an email address or name).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         requested_by: Option<String>,
     },
+    /// A CloudWatch alarm's transition, delivered by EventBridge.
     Alarm(AlarmTrigger),
 }
 
+/// The alarm transition that started an execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmTrigger {
+    /// The alarm's name.
     pub alarm_name: String,
+    /// The alarm's ARN, when the event carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_arn: Option<String>,
+    /// The state it went into.
     pub state: AlarmState,
+    /// The state it came from.
     pub previous_state: AlarmState,
     /// When the alarm entered `state`.
     pub state_changed_at: DateTime<Utc>,
     /// When the alarm entered `previous_state`, if the event says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_state_changed_at: Option<DateTime<Utc>>,
+    /// CloudWatch's reason for the transition (cut to [`MAX_REASON_CHARS`]).
     #[serde(default)]
     pub state_reason: String,
     /// EventBridge event id (for tracing duplicates).
@@ -75,11 +90,15 @@ pub struct AlarmTrigger {
     pub event_id: Option<String>,
 }
 
+/// A CloudWatch alarm state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlarmState {
+    /// `OK`.
     Ok,
+    /// `ALARM`.
     Alarm,
+    /// `INSUFFICIENT_DATA`.
     InsufficientData,
 }
 
@@ -220,18 +239,22 @@ impl Scope {
         label
     }
 
+    /// Whether databases are restored.
     pub fn includes_database(self) -> bool {
         self.database
     }
 
+    /// Whether Terraform is applied.
     pub fn includes_infrastructure(self) -> bool {
         self.infrastructure
     }
 
+    /// Whether the infrastructure apply may destroy protected resource types.
     pub fn allows_destroys(self) -> bool {
         self.infrastructure && self.destroys
     }
 
+    /// Whether the mobile releases are halted.
     pub fn includes_mobile(self) -> bool {
         self.mobile
     }
@@ -281,9 +304,11 @@ impl<'de> Deserialize<'de> for Scope {
     }
 }
 
+/// Whether an execution changes things.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// The real rollback (the default).
     #[default]
     Live,
     /// Every step in its non-destructive form.
@@ -291,6 +316,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Whether this is a drill.
     pub fn is_drill(self) -> bool {
         matches!(self, Mode::Drill)
     }
@@ -345,6 +371,7 @@ struct AlarmStateDetail {
     timestamp: String,
 }
 
+/// The `detail-type` of the EventBridge events alarms send.
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 
 /// An execution's input, read: the service it names (if any) and the request.
@@ -353,6 +380,7 @@ pub struct StartInput {
     /// `service` of the input (`{"service": "mint-replica", …}`, or the EventBridge rule's
     /// `{"service": …, "event": …}`): whose plan to run. `None`: the stack's only plan.
     pub service: Option<String>,
+    /// The request it starts.
     pub request: RollbackRequest,
 }
 
@@ -514,6 +542,8 @@ impl RollbackRequest {
         })
     }
 
+    /// Checks the fields serde cannot: a reason of 1-[`MAX_REASON_CHARS`] characters, a valid
+    /// release name, a cutoff not in the future, a `requested_by` of at most 200 characters.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         if self.reason.trim().is_empty() {
@@ -600,6 +630,7 @@ impl RollbackRequest {
 }
 
 impl AlarmState {
+    /// The state as CloudWatch writes it (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
     pub fn as_str(self) -> &'static str {
         match self {
             AlarmState::Ok => "OK",

@@ -15,15 +15,21 @@ use crate::plan::{DatabaseKind, RestoreMethod};
 /// what RDS is asked for and what it reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatabaseResolution {
+    /// Plan database id.
     pub database: String,
+    /// What kind of database it is.
     pub kind: DatabaseKind,
+    /// The snapshot to restore (`point-in-time:<restore time>` for a point-in-time restore).
     pub snapshot_id: String,
+    /// When the snapshot was taken (the restore time for a point-in-time restore).
     pub snapshot_created_at: DateTime<Utc>,
     /// `manual` (pre-deploy snapshots), `automated` (`rds:` daily snapshots) or
     /// `point-in-time`.
     pub snapshot_type: String,
+    /// The release the snapshot was taken for (its `rollback:release` tag), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// The writes a restore to this snapshot loses.
     pub data_loss: DataLossWindow,
     /// `snapshot` (default) or `point-in-time`.
     #[serde(default, skip_serializing_if = "RestoreMethod::is_snapshot")]
@@ -44,6 +50,7 @@ pub struct DatabaseResolution {
 }
 
 impl DatabaseResolution {
+    /// Whether RDS restores this database to a point in time rather than from a snapshot.
     pub fn is_point_in_time(&self) -> bool {
         self.method == RestoreMethod::PointInTime
     }
@@ -69,8 +76,10 @@ impl DatabaseResolution {
 /// not report that end (it is then unknown, not assumed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestorableWindow {
+    /// `EarliestRestorableTime`, when RDS reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earliest: Option<DateTime<Utc>>,
+    /// `LatestRestorableTime`, when RDS reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<DateTime<Utc>>,
     /// When `earliest` is unknown: a time it is certainly not before (the database's creation,
@@ -111,14 +120,18 @@ impl RestorableWindow {
 /// Writes made to the live database in this window are not in the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataLossWindow {
+    /// Start of the window: the snapshot's time (or the restore time).
     pub from: DateTime<Utc>,
+    /// End of the window: when it was resolved.
     pub to: DateTime<Utc>,
+    /// Its length in seconds (0 when `to` is not after `from`).
     pub seconds: i64,
     /// e.g. "writes from 2024-05-01 11:02 UTC to 12:30 UTC (1 h 28 min) …".
     pub summary: String,
 }
 
 impl DataLossWindow {
+    /// The window from `from` to `to`, with its summary for a snapshot restore.
     pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         let seconds = (to - from).num_seconds().max(0);
         let summary = format!(
@@ -172,20 +185,28 @@ pub fn human_duration(seconds: i64) -> String {
 /// The digests behind one repository's tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageResolution {
+    /// The ECR repository.
     pub repository: String,
+    /// The plan's release tag (the tag the cluster deploys).
     pub release_tag: String,
+    /// The plan's stable tag.
     pub stable_tag: String,
+    /// The digest the stable tag points at: what the release tag is moved to.
     pub stable_digest: String,
     /// `None` when the release tag does not exist (nothing to move aside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_digest: Option<String>,
+    /// When the stable image was pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_pushed_at: Option<DateTime<Utc>>,
+    /// When the release tag's image was pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_pushed_at: Option<DateTime<Utc>>,
+    /// The release tag does not already point at the stable digest.
     pub retag_needed: bool,
     /// Tags are immutable: the release tag cannot be moved; deploy-undo pins the digest instead.
     pub immutable_tags: bool,
+    /// Anything the approver should know about this image, in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -193,17 +214,24 @@ pub struct ImageResolution {
 /// One deployment's current and target revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentResolution {
+    /// The deployment's name.
     pub name: String,
+    /// Its namespace.
     pub namespace: String,
+    /// The revision running now.
     pub current_revision: i64,
+    /// The revision to go back to (`None`: there is no earlier revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_revision: Option<i64>,
+    /// Container images of the current revision.
     pub current_images: Vec<String>,
+    /// Container images of the target revision.
     #[serde(default)]
     pub target_images: Vec<String>,
     /// When the current revision rolled out: the default database cutoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_rolled_out_at: Option<DateTime<Utc>>,
+    /// The replica count to restore after a pause: the one `pause` recorded, else the spec's.
     pub replicas: i32,
     /// `Some(false)` when the target revision's images are not the stable digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,6 +248,7 @@ pub struct DeploymentResolution {
     /// it, restart or not. The fix: pin the image by digest, or `imagePullPolicy: Always`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pull_policy_keeps_cache: bool,
+    /// Warnings for the approver (image mismatch, restart or pull-policy needs), in plain words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

@@ -15,9 +15,12 @@ use crate::validation;
 /// (`#[serde(tag = "action", rename_all = "kebab-case")]`), carrying the action's own fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepInput<A> {
+    /// The action and its own fields (flattened: `action` is a key of the input).
     #[serde(flatten)]
     pub action: A,
+    /// The plan the execution runs (as `validate` read it).
     pub plan: Plan,
+    /// The validated request.
     #[serde(default)]
     pub request: RollbackRequest,
     /// `$$.Execution.Name`: names of created resources derive from it.

@@ -27,12 +27,16 @@ pub const MAX_PROVIDERS: usize = 10;
 /// The approver's view of a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanSummary {
+    /// The Terraform version that made the plan (`unknown` when it does not say).
     pub terraform_version: String,
     /// Provider name → version constraint, from the configuration.
     #[serde(default)]
     pub providers: BTreeMap<String, String>,
+    /// Resources created (replacements included).
     pub add: usize,
+    /// Resources updated in place.
     pub change: usize,
+    /// Resources destroyed (replacements included).
     pub destroy: usize,
     /// Replacements (each also counted in `add` and `destroy`).
     pub replace: usize,
@@ -66,6 +70,7 @@ impl PlanSummary {
         line
     }
 
+    /// Whether applying the plan would change nothing (no add, change, destroy or forget).
     pub fn changes_nothing(&self) -> bool {
         self.add == 0 && self.change == 0 && self.destroy == 0 && self.forget == 0
     }
@@ -74,21 +79,29 @@ impl PlanSummary {
 /// Why a plan document cannot be summarized: nothing is applied from it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// Not JSON, or JSON of the wrong shape (what is wrong).
     #[error("the plan is not JSON from `terraform show -json`: {0}")]
     NotJson(String),
+    /// Larger than [`MAX_PLAN_BYTES`] (its size).
     #[error("the plan is {0} bytes, more than the {MAX_PLAN_BYTES} a service's plan may be")]
     TooLarge(usize),
+    /// No `format_version`: not `terraform show -json` output.
     #[error("the plan has no format_version: it is not `terraform show -json` output")]
     NoFormatVersion,
+    /// A `format_version` other than 1.x.
     #[error(
         "the plan's format_version {0:?} is not 1.x, the version this reads; upgrade the \
          rollback system or pin Terraform"
     )]
     UnsupportedFormat(String),
+    /// One resource change cannot be read.
     #[error("resource_changes[{index}] ({address}): {why}")]
     BadChange {
+        /// Its index in `resource_changes`.
         index: usize,
+        /// Its address (`?` when it has none).
         address: String,
+        /// What is wrong with it.
         why: String,
     },
 }

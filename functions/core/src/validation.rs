@@ -20,6 +20,7 @@ pub struct FieldError {
 pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
+    /// Records a problem at `path` (`smoke.http[0].url`).
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError {
             path: path.into(),
@@ -27,14 +28,17 @@ impl ValidationErrors {
         });
     }
 
+    /// Whether no problem was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many problems were recorded.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// The problems, in the order they were recorded.
     pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
         self.0.iter()
     }
@@ -149,6 +153,8 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A rule: `pattern` (a regex), `min` to `max` characters, and `describe`, the error's
+    /// explanation of what is valid. Panics if `pattern` does not compile.
     pub fn new(pattern: &str, min: usize, max: usize, describe: &'static str) -> Self {
         Rule {
             pattern: Regex::new(pattern).expect("identifier rule regex compiles"),
@@ -158,11 +164,13 @@ impl Rule {
         }
     }
 
+    /// Whether `value` has `min` to `max` characters and matches the pattern.
     pub fn is_valid(&self, value: &str) -> bool {
         let len = value.chars().count();
         len >= self.min && len <= self.max && self.pattern.is_match(value)
     }
 
+    /// Records an error at `path` when `value` is not valid.
     pub fn check(&self, errors: &mut ValidationErrors, path: &str, value: &str) {
         if !self.is_valid(value) {
             errors.push(

@@ -20,6 +20,11 @@
 //!
 //! # Actions
 //! See `rollback_core::contract::deploy_undo`.
+//!
+//! Deployed as `DeployUndoFunction` (infra/template.yaml): the state machine invokes it with
+//! `StepInput<DeployUndoAction>` JSON and gets the action's output, or a `Rollback.*` error.
+//! Tests: `cargo test -p rollback-deploy-undo` (moto via `make venv`, kubectl; the local
+//! Kubernetes API runs in-process).
 
 mod cluster;
 mod gitops;

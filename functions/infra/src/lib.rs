@@ -6,6 +6,10 @@
 //! destroyed, replaced); the apply build applies exactly that saved plan, checked by its SHA-256
 //! in the buildspec (`infra/terraform/buildspec.yml`), and Terraform itself refuses it if the
 //! state moved since ("stale"). See `rollback_core::contract::infra` for the actions.
+//!
+//! Deployed as `InfraFunction`: invoked with `StepInput<InfraAction>` JSON, it answers the
+//! action's output or a `Rollback.*` error. Tests: `cargo test -p rollback-infra` (moto via
+//! `make venv`).
 
 mod apply;
 mod artifacts;

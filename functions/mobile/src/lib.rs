@@ -5,6 +5,10 @@
 //! keep it; Play serves the previous completed release to new and eligible users), App Store
 //! Connect pauses the phased release (anyone may still update by hand). The forced update is
 //! the backend's minimum supported version, raised only when a safe build is live.
+//!
+//! Deployed as `MobileFunction`: invoked with `StepInput<MobileAction>` JSON, it answers the
+//! action's output or a `Rollback.*` error. Tests: `cargo test -p rollback-mobile` (moto via
+//! `make venv`; the local app stores run in-process).
 
 mod appstore;
 mod credentials;

@@ -4,6 +4,10 @@
 //! `report` publishes nothing: just before the final notice it writes the post-mortem
 //! (`report.md`, `history.json`) to the stack's report bucket ([`report`]), and the notice
 //! links to it.
+//!
+//! Deployed as `NotifyFunction`: invoked with `StepInput<NotifyAction>` JSON, it answers the
+//! published message and each channel's outcome (`report`: where the report is), or a
+//! `Rollback.*` error. Tests: `cargo test -p rollback-notify` (moto via `make venv`).
 
 pub mod approval;
 pub mod channels;

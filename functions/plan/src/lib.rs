@@ -8,6 +8,9 @@
 //!   naming another service do not count);
 //! - [`preapprove::pre_approve`]: the plan's `approval.auto_approve_app_only` policy applied
 //!   to one execution (a signed decision, or why people decide).
+//!
+//! Deployed as `PlanFunction`; inputs and outputs in `rollback_core::contract::plan`. Tests:
+//! `cargo test -p rollback-plan` (moto via `make venv`).
 
 mod guard;
 pub mod preapprove;

@@ -1,6 +1,11 @@
 //! The `restore` function: resolve the snapshot each database goes back to, restore it beside
 //! the live database, and swap identifiers so the application's endpoint stays the same.
 //! See `rollback_core::contract::restore` for the contract.
+//!
+//! Input: `StepInput<RestoreAction>` JSON from the state machine; output: the action's answer,
+//! or a `Rollback.*` error. Deployed twice (infra/template.yaml): `RestoreFunction` serves every
+//! action but `cleanup-drill`, which only `DrillCleanupFunction` (the role that may delete)
+//! serves. Tests: `cargo test -p rollback-restore` (moto via `make venv`).
 
 pub mod cleanup;
 pub mod db;

@@ -8,6 +8,9 @@
 //! `rolled-back-<execution>` so the bad image stays inspectable and no lifecycle policy can
 //! sweep it as untagged. Digests are only ever compared, never computed: ECR (and moto) decide
 //! what a digest is.
+//!
+//! Deployed as `RetagFunction`; inputs and outputs in `rollback_core::contract::retag`. Tests:
+//! `cargo test -p rollback-retag` (moto via `make venv`).
 
 mod apply;
 mod ecr;

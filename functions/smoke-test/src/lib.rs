@@ -3,6 +3,10 @@
 //! with its timing and a one-line reason; a failed check is a result, so the state machine
 //! decides whether to retry or give up. Only configuration problems (unknown secret, alarm or
 //! log group, unsupported engine) are errors.
+//!
+//! Deployed as `SmokeTestFunction`: invoked with `StepInput<SmokeAction>` JSON (`run`), it
+//! answers a `SmokeReport` (`rollback_core::contract::smoke`) or a `Rollback.*` error. Tests:
+//! `cargo test -p rollback-smoke-test` (moto via `make venv`, Debian PostgreSQL).
 
 mod alarm;
 mod baseline;

@@ -1,6 +1,11 @@
 //! The `snapshot` function: backs up the plan's databases before a rollback restores them
 //! (`create`, `status`) and takes the pre-deploy snapshot a rollback restores (`pre-deploy`).
 //! See `rollback_core::contract::snapshot` for the contract.
+//!
+//! Input: `StepInput<SnapshotAction>` JSON, from the state machine or, for `pre-deploy`, from
+//! `rollbackctl snapshot --pre-deploy` in a deploy pipeline; output: a `SnapshotOutput`, or a
+//! `Rollback.*` error. Deployed as `SnapshotFunction`. Tests: `cargo test -p rollback-snapshot`
+//! (moto via `make venv`, Debian PostgreSQL for the baselines).
 
 pub mod baseline;
 pub mod rds;

@@ -12,6 +12,8 @@
 //!   up, the server's `statement_timeout` stops the query).
 //!
 //! A password never appears in a `Debug` output, an error or a message.
+//!
+//! Tests: `cargo test -p rollback-sql-probe` (Debian PostgreSQL, started by `rollback-postgres`).
 
 mod number;
 pub mod tls;

@@ -15,6 +15,9 @@
 //! server error or a lost answer after it was applied). Never laxer than the real services:
 //! what they refuse is refused here; where their exact wording is not documented, the refusal
 //! is all the same and its wording local.
+//!
+//! Tests and the drill start them in-process; `cargo test -p rollback-channels` needs no other
+//! service.
 
 // The handlers build their refusals as the services' HTTP answers (`Response`) and return them
 // as they are: boxing them would buy nothing on a loopback test server (as in local/stores).

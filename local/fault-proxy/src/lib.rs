@@ -49,6 +49,8 @@
 //! reproduces the run. [`FaultSchedule::fail_next`] adds explicit rules ("the next 2
 //! `CreateDBSnapshot` calls are dropped") for targeted tests; [`FaultProxy::set_schedule`]
 //! swaps the schedule between phases. Requests to moto's own `/moto-api` are never faulted.
+//!
+//! Tests: `cargo test -p rollback-fault-proxy` (moto via `make venv`).
 
 pub mod gate;
 pub mod iam;

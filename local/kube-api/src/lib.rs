@@ -19,6 +19,9 @@
 //! kube.write_kubeconfig("/tmp/kubeconfig", rollback_kube_api::DEFAULT_TOKEN)?;
 //! # Ok(()) }
 //! ```
+//!
+//! Standalone: `cargo run -p rollback-kube-api -- --seed-mint --kubeconfig /tmp/kubeconfig`, then
+//! `kubectl --kubeconfig /tmp/kubeconfig …`. Tests: `cargo test -p rollback-kube-api` (kubectl).
 
 mod api;
 mod auth;

@@ -1,6 +1,10 @@
 //! Starts a pinned moto server (from the project's `.venv`) on a free loopback port, waits
 //! until it answers, and stops it when dropped. The child also gets SIGTERM if the test
 //! process dies first, so no moto outlives its tests.
+//!
+//! Input: a moto_server binary (`make venv` installs the pinned one into .venv, or set
+//! `ROLLBACK_MOTO_SERVER`); output: a running [`MotoServer`] with its endpoint and an SDK
+//! configuration that points at it. Tests: `cargo test -p rollback-moto` (after `make venv`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

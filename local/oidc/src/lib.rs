@@ -17,6 +17,9 @@
 //!
 //! The test helpers [`OidcIssuer::mint`], [`OidcIssuer::mint_with_foreign_key`] and
 //! [`OidcIssuer::rotate_key`] make the tokens that validation must refuse or keep accepting.
+//!
+//! Tests and the drill start it in-process; `cargo test -p rollback-oidc-issuer` needs no other
+//! service.
 
 mod grants;
 mod html;

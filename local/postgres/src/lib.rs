@@ -10,6 +10,9 @@
 //! with a certificate for the names it is given, signed by a CA generated for the server
 //! ([`PostgresServer::ca_pem`]): clients verify it as they verify RDS (`verify-full`), and a
 //! test can give a deliberately wrong name.
+//!
+//! Tests: `cargo test -p rollback-postgres` (needs Debian's `postgresql` package:
+//! `make system-deps` installs it).
 
 use std::ffi::CString;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -44,6 +44,9 @@
 //! [`StoreServer::put_phased_release`], [`StoreServer::set_in_review`]), then read what the
 //! store shows ([`StoreServer::play_track`], [`StoreServer::phased_release`],
 //! [`StoreServer::reviews_cancelled`], [`StoreServer::requests`]).
+//!
+//! Tests and the drill start it in-process; `cargo test -p rollback-stores` needs no other
+//! service.
 
 // The handlers build their refusals as the stores' HTTP answers (`Response`) and return them
 // as they are: boxing them would buy nothing on a loopback test server.

@@ -21,7 +21,9 @@ pub const REJECTED_ERROR: &str = "Rollback.Rejected";
 /// says whether databases may be restored (`app+database`) or not (`app`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalDecision {
+    /// Always [`Decision::Approve`] here: a reject fails the task with [`REJECTED_ERROR`] instead.
     pub decision: Decision,
+    /// What was approved: `app`, or `app+database` (databases may be restored too).
     pub scope: Scope,
     /// Who completed the decision: their email address as typed on the confirmation page, or
     /// the identity provider's claim when the page requires a login (`identity`).
@@ -33,7 +35,10 @@ pub struct ApprovalDecision {
     /// How the approvers' identity was established.
     #[serde(default = "self_asserted")]
     pub identity: Identity,
+    /// When the decision was completed.
     pub decided_at: DateTime<Utc>,
+    /// Fingerprint of what was resolved and shown to the approver: destructive steps refuse when
+    /// the live plan no longer matches it.
     pub fingerprint: String,
     /// The decision signed with the decision key: what destructive steps verify
     /// ([`crate::decision`]).
@@ -71,8 +76,12 @@ pub fn approved_by(approver: &str, approvers: &[String], identity: Identity) -> 
 /// rejected and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectionCause {
+    /// Who rejected (as for [`ApprovalDecision::approver`]).
     pub approver: String,
+    /// When the reject was decided.
     pub decided_at: DateTime<Utc>,
+    /// Fingerprint of what the approver was shown.
     pub fingerprint: String,
+    /// Human-readable explanation of the reject, for the notice and the report.
     pub message: String,
 }

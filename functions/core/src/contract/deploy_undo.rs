@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::GitOpsKind;
 use crate::resolved::{DeploymentResolution, ImageResolution};
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &[
     "resolve",
     "pause",
@@ -69,9 +70,11 @@ pub const KUBERNETES_GROUP: &str = "rollback-deploy-undo";
 /// to the repository root (`kubectl apply -f` it; the local Kubernetes API enforces it).
 pub const RBAC_MANIFEST: &str = "infra/k8s/rollback-rbac.yaml";
 
+/// The input of one `deploy-undo` invocation, tagged by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum DeployUndoAction {
+    /// Find each deployment's current and target revision; changes nothing.
     Resolve {
         /// retag's resolved images: the target revision's images are compared with them.
         #[serde(default)]
@@ -80,14 +83,18 @@ pub enum DeployUndoAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to_revision: Option<i64>,
     },
+    /// Scale every deployment to zero, recording its replica count.
     Pause,
+    /// Suspend the auto-sync of the plan's GitOps objects.
     SuspendGitops,
+    /// Scale every deployment back to its recorded replica count.
     Resume {
         /// resolve's output: the replica counts to fall back on when a deployment was scaled
         /// to zero but its pause annotation is gone.
         #[serde(default)]
         deployments: Vec<DeploymentResolution>,
     },
+    /// Roll each deployment back to its target revision (`kubectl rollout undo`).
     Undo {
         /// The approved resolve output (drift check and target revision).
         deployments: Vec<DeploymentResolution>,
@@ -95,6 +102,7 @@ pub enum DeployUndoAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to_revision: Option<i64>,
     },
+    /// Restart the tag-pinned deployments after the retag (`kubectl rollout restart`).
     Restart {
         /// The approved resolve output: only deployments flagged `restart_needed` restart.
         deployments: Vec<DeploymentResolution>,
@@ -102,6 +110,7 @@ pub enum DeployUndoAction {
         /// retry of the step, so a retry does not restart twice.
         restarted_at: DateTime<Utc>,
     },
+    /// Report each deployment's rollout (`kubectl rollout status`).
     Status {
         /// Look again, `polling.interval_seconds` apart, for up to
         /// `polling.status_wait_seconds` until done (the definition's wait loops); otherwise
@@ -111,8 +120,10 @@ pub enum DeployUndoAction {
     },
 }
 
+/// Output of `resolve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolveOutput {
+    /// One resolution per plan deployment.
     pub deployments: Vec<DeploymentResolution>,
     /// When the bad release started rolling out: the earliest current-revision rollout time
     /// over the deployments (the default database cutoff).
@@ -127,33 +138,49 @@ pub struct ResolveOutput {
     pub restart_needed: bool,
 }
 
+/// Output of `pause` and `resume`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScaleOutput {
+    /// The execution ran in drill mode (server-side dry runs only).
     pub drill: bool,
+    /// One result per deployment.
     pub deployments: Vec<ScaleResult>,
 }
 
+/// One deployment scaled by `pause` or `resume`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScaleResult {
+    /// The deployment's name.
     pub name: String,
+    /// Its namespace.
     pub namespace: String,
+    /// `pause`: the replica count it recorded; `resume`: the spec's count before this call.
     pub replicas_before: i32,
+    /// Replicas after this call: 0 for `pause`, the count scaled back to for `resume`.
     pub replicas_after: i32,
     /// False when the deployment was already in the wanted state (a retry, or nothing to do).
     pub changed: bool,
+    /// What happened, in plain words.
     pub message: String,
 }
 
+/// Output of `undo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UndoOutput {
+    /// The execution ran in drill mode (server-side dry runs only).
     pub drill: bool,
+    /// One result per deployment.
     pub deployments: Vec<UndoResult>,
 }
 
+/// One deployment rolled back by `undo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UndoResult {
+    /// The deployment's name.
     pub name: String,
+    /// Its namespace.
     pub namespace: String,
+    /// What happened.
     pub outcome: UndoOutcome,
     /// The revision that was current before the undo.
     pub from_revision: i64,
@@ -165,12 +192,15 @@ pub struct UndoResult {
     pub new_revision: Option<i64>,
     /// Container images of the restored template.
     pub images: Vec<String>,
+    /// What happened, in plain words.
     pub message: String,
 }
 
+/// What `undo` did to one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UndoOutcome {
+    /// Its pod template is now the target revision's.
     RolledBack,
     /// The deployment already runs the target template (a retry, or undo to the current one).
     AlreadyAtTarget,
@@ -178,28 +208,38 @@ pub enum UndoOutcome {
     DryRun,
 }
 
+/// Output of `restart`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestartOutput {
+    /// The execution ran in drill mode (server-side dry runs only).
     pub drill: bool,
+    /// One result per deployment.
     pub deployments: Vec<RestartResult>,
 }
 
+/// One deployment's `restart`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestartResult {
+    /// The deployment's name.
     pub name: String,
+    /// Its namespace.
     pub namespace: String,
+    /// What happened.
     pub outcome: RestartOutcome,
     /// The [`RESTARTED_AT`] value written (or found).
     pub restarted_at: String,
     /// The tag references whose pods were restarted.
     #[serde(default)]
     pub images: Vec<String>,
+    /// What happened, in plain words.
     pub message: String,
 }
 
+/// What `restart` did to one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartOutcome {
+    /// The restart annotation was written now.
     Restarted,
     /// The template already carries this restart (a retry, or a lost answer observed).
     AlreadyRestarted,
@@ -212,19 +252,25 @@ pub enum RestartOutcome {
 /// `suspend-gitops`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GitOpsOutput {
+    /// The execution ran in drill mode (server-side dry runs only).
     pub drill: bool,
+    /// One result per GitOps object the plan names.
     pub objects: Vec<GitOpsResult>,
     /// One line for the progress record.
     pub summary: String,
 }
 
+/// One GitOps object's `suspend-gitops`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitOpsResult {
+    /// Argo CD or Flux.
     pub kind: GitOpsKind,
+    /// The object's namespace.
     pub namespace: String,
     /// `None` when the plan does not name the object (nothing could be suspended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// What happened.
     pub outcome: GitOpsOutcome,
     /// Argo CD: the `automated` policy that was removed (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +302,7 @@ impl GitOpsResult {
     }
 }
 
+/// What `suspend-gitops` did to one GitOps object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GitOpsOutcome {
@@ -275,8 +322,11 @@ pub enum GitOpsOutcome {
 /// A GitOps object's auto-sync as `status` observed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitOpsState {
+    /// Argo CD or Flux.
     pub kind: GitOpsKind,
+    /// The object's namespace.
     pub namespace: String,
+    /// The object's name (`None`: the plan does not name it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `Some(true)`: it does not sync on its own; `None`: not observed (see `message`).
@@ -288,6 +338,7 @@ pub struct GitOpsState {
     /// Argo CD: the `automated` policy a rollback recorded when it suspended it (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// What was observed, in plain words (or why nothing could be).
     pub message: String,
 }
 
@@ -380,31 +431,43 @@ pub fn gitops_suspend_command(kind: GitOpsKind, namespace: &str, name: &str) -> 
     kubectl_patch(kind, namespace, name, &patch)
 }
 
+/// Output of `status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusOutput {
     /// Every deployment's rollout is complete.
     pub complete: bool,
+    /// One status per deployment.
     pub deployments: Vec<RolloutStatus>,
     /// The plan's GitOps objects, as observed (only when the plan names some).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gitops: Vec<GitOpsState>,
 }
 
+/// One deployment's rollout, as `kubectl rollout status` sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutStatus {
+    /// The deployment's name.
     pub name: String,
+    /// Its namespace.
     pub namespace: String,
+    /// The rollout is complete.
     pub complete: bool,
+    /// The deployment's revision annotation, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// `metadata.generation`: the spec version the controller should act on.
     pub generation: i64,
+    /// `status.observedGeneration`: the spec version the controller has seen.
     pub observed_generation: i64,
     /// Desired replicas (`spec.replicas`).
     pub replicas: i32,
+    /// Pods of the current template (`status.updatedReplicas`).
     pub updated_replicas: i32,
     /// All pods, old and new (`status.replicas`).
     pub total_replicas: i32,
+    /// Pods available (`status.availableReplicas`).
     pub available_replicas: i32,
+    /// Container images of the pod template.
     pub images: Vec<String>,
     /// The replica count `pause` recorded (its annotation) while the deployment is paused:
     /// what `resume` (or a person) scales it back to.

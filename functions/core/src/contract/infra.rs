@@ -21,13 +21,18 @@ use crate::contract::notify::StepError;
 use crate::ids::ExecutionId;
 use crate::terraform_plan::PlanSummary;
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &["resolve", "plan", "status", "summary", "apply"];
 
 /// Environment variables the buildspec reads (`infra/terraform/buildspec.yml`).
 pub mod build_env {
+    /// `plan` or `apply`: which half of the rollback the build runs ([`super::BuildPurpose`]).
     pub const ACTION: &str = "ROLLBACK_TF_ACTION";
+    /// The S3 bucket the builds keep their artifacts in.
     pub const BUCKET: &str = "ROLLBACK_ARTIFACT_BUCKET";
+    /// The key prefix of this execution's artifacts in that bucket.
     pub const KEY: &str = "ROLLBACK_PLAN_KEY";
+    /// The approved plan's SHA-256: the apply build refuses any other saved plan.
     pub const SHA256: &str = "ROLLBACK_PLAN_SHA256";
     /// Not read by the buildspec: it marks the build as this execution's, so a retried start
     /// finds it.
@@ -36,22 +41,30 @@ pub mod build_env {
 
 /// Objects the builds write under the artifact key.
 pub mod artifact {
+    /// The saved Terraform plan the apply build applies.
     pub const PLAN: &str = "plan.tfplan";
+    /// The plan as `terraform show -json` prints it, for the summary.
     pub const PLAN_JSON: &str = "plan.json";
+    /// SHA-256 of the saved plan.
     pub const PLAN_SHA256: &str = "plan.sha256";
     /// `{"outcome": "applied" | "stale" | "hash-mismatch" | …, "detail": …}`.
     pub const APPLY_RESULT: &str = "apply-result.json";
 }
 
+/// The input of one `infra` invocation, tagged by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum InfraAction {
+    /// Read the stable (and current) commit; changes nothing.
     Resolve,
+    /// Start the plan build of the stable commit.
     Plan {
         /// `resolve`'s output.
         infrastructure: InfrastructureResolution,
     },
+    /// Read a build's status.
     Status {
+        /// The build to read.
         build: BuildRef,
         /// Look again, `polling.interval_seconds` apart, for up to
         /// `polling.status_wait_seconds` until done (the definition's wait loops); otherwise
@@ -59,11 +72,14 @@ pub enum InfraAction {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         keep_looking: bool,
     },
+    /// Summarize what the plan build wrote, for the approver.
     Summary {
         /// `resolve`'s output and the plan build.
         infrastructure: InfrastructureResolution,
+        /// The finished plan build.
         build: BuildRef,
     },
+    /// Start the apply build of the approved plan.
     Apply {
         /// The approved resolution (`resolved.infrastructure`).
         infrastructure: InfrastructureResolution,
@@ -74,6 +90,7 @@ pub enum InfraAction {
 /// fingerprinted with the rest of the resolved plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfrastructureResolution {
+    /// The team's CodeBuild project that runs Terraform (the plan's `infrastructure`).
     pub codebuild_project: String,
     /// The commit the release pipeline recorded as stable.
     pub stable_commit: String,
@@ -84,6 +101,7 @@ pub struct InfrastructureResolution {
     pub needs_plan: bool,
     /// Where the builds keep the saved plan and its JSON (`s3://bucket/key/…`).
     pub artifact_bucket: String,
+    /// The key prefix of this execution's artifacts ([`artifact_key`]).
     pub artifact_key: String,
     /// The plan build, once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +109,7 @@ pub struct InfrastructureResolution {
     /// SHA-256 of the saved plan (`plan.tfplan`): the apply build applies only this plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_sha256: Option<String>,
+    /// What the saved plan changes, once the plan build is summarized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<PlanSummary>,
     /// Why there is no plan to approve: the planning step's error (`{Error, Cause}`, put here
@@ -135,10 +154,13 @@ pub fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
+/// Which Terraform run a build is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuildPurpose {
+    /// `terraform plan` of the stable commit, saved for approval.
     Plan,
+    /// `terraform apply` of the approved saved plan.
     Apply,
 }
 
@@ -155,11 +177,17 @@ impl BuildPurpose {
 /// A build this execution started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRef {
+    /// CodeBuild's build id (empty when `skipped`).
     pub id: String,
+    /// Whether it plans or applies.
     pub purpose: BuildPurpose,
+    /// The CodeBuild project it runs in.
     pub codebuild_project: String,
+    /// The commit it builds (the stable commit).
     pub source_version: String,
+    /// The bucket it keeps its artifacts in.
     pub artifact_bucket: String,
+    /// The key prefix of its artifacts.
     pub artifact_key: String,
     /// `false`: an earlier attempt had started it (found by its execution tag).
     #[serde(default)]
@@ -169,17 +197,22 @@ pub struct BuildRef {
     pub skipped: Option<String>,
 }
 
+/// Output of `status`: one look at a build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildStatus {
+    /// The build looked at.
     pub build: BuildRef,
     /// The build finished and succeeded (a failed build is an error, not `done`).
     pub done: bool,
     /// CodeBuild's `buildStatus` (`IN_PROGRESS`, `SUCCEEDED`, …).
     pub status: String,
+    /// CodeBuild's current phase while it runs (`BUILD`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// When the build started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When the build ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
     /// The build's log in the console (CloudWatch deep link), for the report.

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::notify::StepError;
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &["resolve", "halt", "status", "raise-minimum"];
 
 /// A Play track's releases listed in a resolution at most (the newest): Play keeps a few
@@ -34,12 +35,16 @@ pub const MAX_LISTED_RELEASES: usize = 4;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum MobileAction {
+    /// Read the store credentials and what is live in each store; changes nothing.
     Resolve,
+    /// Halt the Play release and pause the App Store phased release that were approved.
     Halt {
         /// The approved resolution (`resolved.mobile`).
         mobile: MobileResolution,
     },
+    /// Read what is live now, for the report.
     Status,
+    /// Write each platform's stable version as its minimum supported version.
     RaiseMinimum {
         /// The approved resolution (`resolved.mobile`).
         mobile: MobileResolution,
@@ -50,8 +55,10 @@ pub enum MobileAction {
 /// approver and fingerprinted with the rest of the resolved plan.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MobileResolution {
+    /// Google Play, when the plan names an Android app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub android: Option<PlayResolution>,
+    /// The App Store, when the plan names an iOS app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<AppStoreResolution>,
     /// Why the stores could not be read before the approval (the definition's catch of
@@ -88,9 +95,11 @@ impl MobileResolution {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PlayStatus {
+    /// Not yet sent to users.
     Draft,
     /// A staged rollout (`userFraction` below 1).
     InProgress,
+    /// Halted: no longer offered to new users.
     Halted,
     /// Rolled out to every user.
     Completed,
@@ -102,9 +111,12 @@ pub enum PlayStatus {
 /// One release of a Play track, as `edits.tracks.get` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayRelease {
+    /// The release name (`4.2.0`), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The version codes the release ships.
     pub version_codes: Vec<String>,
+    /// Its rollout status.
     pub status: PlayStatus,
     /// The staged rollout's fraction of users (0-1); none for a completed release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,7 +161,9 @@ pub fn percent(fraction: f64) -> String {
 /// What the Play track holds and what `halt` would do to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayResolution {
+    /// The application id (`com.example.app`).
     pub package_name: String,
+    /// The Play track read (`production`, …).
     pub track: String,
     /// Every active release on the track, as Play lists them.
     pub releases: Vec<PlayRelease>,
@@ -163,6 +177,7 @@ pub struct PlayResolution {
     /// The newest completed release: what new users get once the staged rollout is halted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<PlayRelease>,
+    /// The Android minimum supported version, when the plan sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_version: Option<MinimumVersionResolution>,
 }
@@ -170,8 +185,11 @@ pub struct PlayResolution {
 /// What `halt` acts on, picked from a track's releases by [`PlayResolution::choose`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlayChoice {
+    /// See [`PlayResolution::to_halt`].
     pub to_halt: Option<PlayRelease>,
+    /// See [`PlayResolution::already_halted`].
     pub already_halted: Option<PlayRelease>,
+    /// See [`PlayResolution::completed`].
     pub completed: Option<PlayRelease>,
 }
 
@@ -203,8 +221,6 @@ impl PlayResolution {
         }
     }
 
-    /// `Google Play production: 4.2.0 (42) at 20 % → halted; …; users who installed 4.2.0
-    /// keep it`, then the minimum version.
     /// A release to halt, or a minimum version to raise.
     pub fn has_work(&self) -> bool {
         self.to_halt.is_some()
@@ -214,6 +230,8 @@ impl PlayResolution {
                 .is_some_and(|m| m.would_raise())
     }
 
+    /// `Google Play production: 4.2.0 (42) at 20 % → halted; …; users who installed 4.2.0
+    /// keep it`, then the minimum version.
     pub fn headline(&self) -> String {
         let what = match (&self.to_halt, &self.already_halted, &self.completed) {
             (Some(release), _, _) if release.status == PlayStatus::Completed => format!(
@@ -256,10 +274,13 @@ impl PlayResolution {
 pub enum PhasedReleaseState {
     /// Set up, not started (the version is not released yet).
     Inactive,
+    /// Releasing day by day: what `halt` pauses.
     Active,
+    /// Paused (by a rollback or a person).
     Paused,
     /// Released to every user.
     Complete,
+    /// A state this version does not know.
     #[serde(other)]
     Unknown,
 }
@@ -267,7 +288,9 @@ pub enum PhasedReleaseState {
 /// A version's phased release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhasedRelease {
+    /// App Store Connect's id of the phased release.
     pub id: String,
+    /// Its state.
     pub state: PhasedReleaseState,
     /// Day 1-7 of the 7-day release (Apple's `currentDayNumber`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,21 +312,23 @@ pub fn phased_release_percent(day: u32) -> Option<u32> {
 /// The App Store version and its phased release, and what `halt` would do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppStoreResolution {
+    /// The app's Apple ID.
     pub app_id: String,
     /// The bad version, when the App Store has it (`None`: no live version found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// App Store Connect's id of that version, so `halt` can tell the approved version from a newer one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
     /// The version's phased release; none when it was released to everyone at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phased_release: Option<PhasedRelease>,
+    /// The iOS minimum supported version, when the plan sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_version: Option<MinimumVersionResolution>,
 }
 
 impl AppStoreResolution {
-    /// Whether `halt` would pause something.
     /// A phased release to pause, or a minimum version to raise.
     pub fn has_work(&self) -> bool {
         self.pausable()
@@ -313,6 +338,7 @@ impl AppStoreResolution {
                 .is_some_and(|m| m.would_raise())
     }
 
+    /// Whether `halt` would pause something: the version's phased release is active.
     pub fn pausable(&self) -> bool {
         self.phased_release
             .as_ref()
@@ -366,11 +392,14 @@ fn phased_line(version: &str, phased: &PhasedRelease) -> String {
 /// A platform's minimum supported version, now and after `raise-minimum`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MinimumVersionResolution {
+    /// The SSM parameter the backend reads the minimum version from.
     pub ssm_parameter: String,
     /// The value now; none when the parameter does not exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
+    /// The plan's `stable_version`: what `raise-minimum` writes.
     pub stable_version: String,
+    /// The plan's `safe_build_live`: the minimum is raised only when true.
     pub safe_build_live: bool,
 }
 
@@ -457,7 +486,9 @@ pub enum HaltOutcome {
 /// One platform's `halt`, with the line for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformHalt {
+    /// What happened.
     pub outcome: HaltOutcome,
+    /// One line for the report.
     pub summary: String,
 }
 
@@ -467,9 +498,12 @@ pub struct PlatformHalt {
 // Not serde's inferred `T: Default` (from the fields' `default`): a missing platform is None.
 #[serde(bound(deserialize = "T: Deserialize<'de>", serialize = "T: Serialize"))]
 pub struct PerPlatform<T> {
+    /// The execution ran in drill mode: nothing was committed to a store or written to SSM.
     pub drill: bool,
+    /// Google Play's result, when the plan names an Android app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub android: Option<T>,
+    /// The App Store's result, when the plan names an iOS app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<T>,
     /// The platforms' lines joined with `; `, or `nothing to do`.
@@ -479,6 +513,7 @@ pub struct PerPlatform<T> {
 
 /// A platform's result with its one line for the report.
 pub trait PlatformLine {
+    /// The platform's one line for the report.
     fn line(&self) -> &str;
 }
 
@@ -525,11 +560,14 @@ pub enum RaiseOutcome {
 /// One platform's `raise-minimum`, with the line for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformRaise {
+    /// What happened.
     pub outcome: RaiseOutcome,
+    /// The SSM parameter written (or left alone).
     pub ssm_parameter: String,
     /// The value before (none: the parameter did not exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// One line for the report.
     pub summary: String,
 }
 

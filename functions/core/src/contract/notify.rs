@@ -15,6 +15,7 @@ use crate::contract::smoke::SmokeReport;
 use crate::contract::{deploy_undo, retag};
 use crate::resolved::{DatabaseResolution, DeploymentResolution, ImageResolution};
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &[
     "approval-request",
     "progress",
@@ -24,24 +25,34 @@ pub const ACTIONS: &[&str] = &[
     "report",
 ];
 
+/// The input of one `notify` invocation, tagged by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum NotifyAction {
+    /// Email the approver the signed decision links.
     ApprovalRequest(ApprovalRequest),
+    /// Tell the subscribers a stage started or finished.
     Progress(ProgressNotice),
+    /// The rollback finished and the smoke tests passed.
     Success(SuccessNotice),
+    /// The contingency notice: something failed.
     Failure(FailureNotice),
+    /// Nobody decided in time: tell the escalation topic.
     Escalate(EscalateNotice),
+    /// Write the post-mortem to the report bucket; publishes nothing.
     Report(ReportRequest),
 }
 
 /// What the resolve steps found: restore/retag/deploy-undo `resolve` outputs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedPlan {
+    /// restore `resolve`'s databases.
     #[serde(default)]
     pub databases: Vec<DatabaseResolution>,
+    /// retag `resolve`'s images.
     #[serde(default)]
     pub images: Vec<ImageResolution>,
+    /// deploy-undo `resolve`'s deployments.
     #[serde(default)]
     pub deployments: Vec<DeploymentResolution>,
     /// `infra` `summary` (or `resolve`) output; `null` when the plan has no infrastructure.
@@ -55,6 +66,7 @@ pub struct ResolvedPlan {
 }
 
 impl ResolvedPlan {
+    /// Nothing was resolved: no databases, images, deployments, infrastructure or mobile section.
     pub fn is_empty(&self) -> bool {
         self.databases.is_empty()
             && self.images.is_empty()
@@ -72,6 +84,7 @@ impl ResolvedPlan {
 pub struct ApprovalRequest {
     /// `$$.Task.Token`. Sealed into the links, never printed.
     pub task_token: String,
+    /// What the approver is asked to approve.
     #[serde(default)]
     pub resolved: ResolvedPlan,
     /// Fingerprint of the plan being approved (`rollback_core::fingerprint` of what the
@@ -81,6 +94,7 @@ pub struct ApprovalRequest {
     /// Base URL of the approval page; defaults to `ROLLBACK_APPROVAL_URL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_url: Option<String>,
+    /// SNS topic to publish to, instead of `ROLLBACK_TOPIC_ARN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
     /// When the links stop working; defaults to now + `plan.approval.timeout_minutes`.
@@ -157,12 +171,16 @@ pub struct SmokeWait {
 pub struct ProgressNotice {
     /// e.g. `restoring databases`.
     pub stage: String,
+    /// More about the stage, printed under it.
     #[serde(default)]
     pub message: String,
+    /// What the execution has done so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ProgressRecord>,
+    /// When the execution started (`$$.Execution.StartTime`), for the header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// SNS topic to publish to, instead of `ROLLBACK_TOPIC_ARN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
     /// The post-mortem the `report` step wrote (a rejection's notice), or why it did not.
@@ -174,10 +192,13 @@ pub struct ProgressNotice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuccessNotice {
+    /// What was rolled back.
     #[serde(default)]
     pub resolved: ResolvedPlan,
+    /// The approval decision the rollback ran under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<ApprovalDecision>,
+    /// The smoke run that passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<SmokeReport>,
     /// How long the smoke tests were re-run before passing, and why they could be.
@@ -187,10 +208,13 @@ pub struct SuccessNotice {
     /// says so and gives each resume command, since nothing resumes them automatically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gitops: Vec<deploy_undo::GitOpsResult>,
+    /// What the execution has done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ProgressRecord>,
+    /// When the execution started (`$$.Execution.StartTime`), for the header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// SNS topic to publish to, instead of `ROLLBACK_TOPIC_ARN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
     /// The post-mortem the `report` step wrote, or why it did not.
@@ -202,7 +226,9 @@ pub struct SuccessNotice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureNotice {
+    /// The error that ended the rollback (a Catch's `{Error, Cause}`).
     pub error: StepError,
+    /// What the execution had done before it failed.
     #[serde(default)]
     pub progress: ProgressRecord,
     /// What the failure path's `restore:revert` (only an unfinished swap) did.
@@ -211,8 +237,10 @@ pub struct FailureNotice {
     /// What is live now, observed by the failure path just before this notice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<LiveState>,
+    /// When the execution started (`$$.Execution.StartTime`), for the header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// SNS topic to publish to, instead of `ROLLBACK_TOPIC_ARN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
     /// The post-mortem the `report` step wrote, or why it did not.
@@ -227,8 +255,10 @@ pub struct EscalateNotice {
     /// When the approval request went out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<DateTime<Utc>>,
+    /// What is waiting for a decision.
     #[serde(default)]
     pub resolved: ResolvedPlan,
+    /// SNS topic to publish to, instead of `ROLLBACK_ESCALATION_TOPIC_ARN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_arn: Option<String>,
 }
@@ -280,6 +310,7 @@ impl ReportOutcome {
 /// Output of `report`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportOutput {
+    /// The bucket the report was written to.
     pub bucket: String,
     /// `<prefix>/<execution name>/report.md`.
     pub report_key: String,
@@ -303,26 +334,35 @@ pub struct ReportOutput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ReportLink {
+    /// The report step's output: where the report is.
     Written(ReportLocation),
+    /// The report step failed: its error.
     NotWritten(StepError),
 }
 
 /// Where the report is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportLocation {
+    /// `s3://<bucket>/<prefix>/<execution name>/report.md`.
     pub uri: String,
+    /// `s3://<bucket>/<prefix>/<execution name>/history.json`.
     pub history_uri: String,
+    /// The S3 console page of `report.md`.
     pub console_url: String,
 }
 
 /// `restore:revert`'s answer as the state machine keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevertSummary {
+    /// Nothing more to wait for (see [`crate::contract::restore::RevertOutput`]).
     pub complete: bool,
+    /// Some database needs a person.
     #[serde(default)]
     pub needs_person: bool,
+    /// A completed swap was kept.
     #[serde(default)]
     pub kept_swap: bool,
+    /// One report per database.
     #[serde(default)]
     pub databases: Vec<RevertReport>,
 }
@@ -330,9 +370,13 @@ pub struct RevertSummary {
 /// Each resource's live state, from the read-only actions of the functions that own it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveState {
+    /// What each plan database's identifiers hold (restore `observe`).
     pub databases: Observed<ObserveOutput>,
+    /// What each image's tags point at (retag `resolve`).
     pub images: Observed<retag::ResolveOutput>,
+    /// The deployments' rollout state (deploy-undo `status`).
     pub deployments: Observed<deploy_undo::StatusOutput>,
+    /// When the observation was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
 }
@@ -341,15 +385,22 @@ pub struct LiveState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Observed<T> {
+    /// The action's answer.
     Seen(T),
-    NotSeen { not_observed: String },
+    /// Why the action gave no answer (the failure path did not reach it, or it failed).
+    NotSeen {
+        /// Why, in plain words.
+        not_observed: String,
+    },
 }
 
 /// What a Step Functions Catch puts at its ResultPath: `{"Error": …, "Cause": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepError {
+    /// The error name (`Rollback.SwapFailed`, `States.TaskFailed`, …).
     #[serde(rename = "Error")]
     pub error: String,
+    /// The error's cause: a message, often JSON text.
     #[serde(rename = "Cause", default)]
     pub cause: String,
 }
@@ -357,6 +408,7 @@ pub struct StepError {
 /// What the execution has done so far; the state machine appends to it as steps finish.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressRecord {
+    /// Each step so far, in order.
     #[serde(default)]
     pub steps: Vec<StepRecord>,
     /// Current state of each resource the rollback touches.
@@ -368,28 +420,39 @@ pub struct ProgressRecord {
     pub backups: Vec<BackupRecord>,
 }
 
+/// One step of the execution and how it went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// e.g. `snapshot`, `restore`, `swap`, `retag`, `undo`, `smoke`.
     pub name: String,
+    /// How it went.
     pub status: StepStatus,
+    /// One line of detail (what changed, or why it failed).
     #[serde(default)]
     pub detail: String,
+    /// When the status was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
 }
 
+/// How a step went, as the notices print it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {
+    /// Finished.
     Done,
+    /// Failed.
     Failed,
+    /// Started, not finished.
     InProgress,
+    /// Not reached yet.
     NotStarted,
+    /// Left alone on purpose (e.g. databases with scope `app`).
     Skipped,
 }
 
 impl StepStatus {
+    /// The text the notices print (`done`, `FAILED`, `in progress`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Done => "done",
@@ -401,6 +464,7 @@ impl StepStatus {
     }
 }
 
+/// One resource's current state, for the notices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceState {
     /// e.g. `rds-instance mint-replica-db`, `ecr mint-replica-backend:prod`.
@@ -409,8 +473,10 @@ pub struct ResourceState {
     pub state: String,
 }
 
+/// The backups kept of one database: how to get the pre-rollback state back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRecord {
+    /// Plan database id.
     pub database: String,
     /// Snapshot of the state just before the rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -423,8 +489,11 @@ pub struct BackupRecord {
 /// Output of every notify action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyOutput {
+    /// SNS's id of the published message.
     pub message_id: String,
+    /// The topic published to.
     pub topic_arn: String,
+    /// The message's subject line.
     pub subject: String,
 }
 
@@ -433,8 +502,10 @@ pub struct NotifyOutput {
 /// here (and logged), briefly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeOutput {
+    /// The SNS message.
     #[serde(flatten)]
     pub notice: NotifyOutput,
+    /// What each of the plan's channels did with the notice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<ChannelOutcome>,
 }

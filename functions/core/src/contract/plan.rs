@@ -17,6 +17,7 @@ use crate::ids::ExecutionId;
 use crate::plan::Plan;
 use crate::request::RollbackRequest;
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &["validate", "guard", "fingerprint", "pre-approve"];
 
 /// `validate`'s input. The plan is not an input: the function reads it itself from the stack's
@@ -37,8 +38,11 @@ pub struct ValidateInput {
 /// `validate`'s output: the execution's state from here on (the definition keeps it at `$`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
+    /// The validated plan, as read from SSM at the start of the execution.
     pub plan: Plan,
+    /// The validated request (its `plan_source` names the plan's parameter and version).
     pub request: RollbackRequest,
+    /// This execution's name.
     pub execution: ExecutionId,
     /// `false`: the trigger does not call for a rollback (see `skip_reason`); the execution
     /// ends quietly.
@@ -53,6 +57,7 @@ pub struct ValidateOutput {
     pub dedup_key: Option<String>,
     /// What the execution touches, for the definition's Choice states.
     pub scope: ScopeFlags,
+    /// The plan's time limits for the definition's Wait and timeout fields.
     pub timing: Timing,
 }
 
@@ -61,7 +66,9 @@ pub struct ValidateOutput {
 pub struct ScopeFlags {
     /// The request asks for `app+database` and the plan lists databases.
     pub databases: bool,
+    /// The plan lists images (ECR tags to move back).
     pub images: bool,
+    /// The plan names an EKS cluster (deployments to undo).
     pub cluster: bool,
     /// The plan names `infrastructure`: the Terraform plan is made and shown to the approver,
     /// who decides whether it is applied.
@@ -76,11 +83,14 @@ pub struct ScopeFlags {
 /// The plan's time limits in the units ASL needs (Wait `SecondsPath`, `TimeoutSecondsPath`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
+    /// `approval.timeout_minutes` in seconds: the approval task's timeout.
     pub approval_timeout_seconds: u64,
+    /// `approval.escalate_after_minutes` in seconds: when the escalation notice goes out.
     pub escalate_after_seconds: u64,
     /// The escalation branch waits this long after escalating: past the approval timeout, so
     /// the approval task's own timeout always ends the wait first.
     pub escalation_tail_seconds: u64,
+    /// `polling.interval_seconds` (at least 1): the wait between polls.
     pub poll_interval_seconds: u64,
     /// Polls of a loop that acts on every iteration (swap, revert, drill clean-up) before
     /// `Rollback.WaitTimedOut`.
@@ -116,15 +126,18 @@ pub const ESCALATION_TAIL_GRACE_SECONDS: u64 = 60;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum PlanAction {
+    /// Whether another execution of this service's state machine is already running.
     Guard(GuardInput),
     /// The fingerprint of the resolved plan the approver is shown (`crate::fingerprint` of the
     /// typed [`ResolvedPlan`], as notify computes it), for the decision check after approval.
     Fingerprint {
+        /// The resolved plan to fingerprint.
         resolved: ResolvedPlan,
     },
     /// Whether the plan's `approval.auto_approve_app_only` policy approves this execution
     /// without asking people, and if so the signed decision ([`PreApproveOutput`]).
     PreApprove {
+        /// The resolved plan the policy judges.
         resolved: ResolvedPlan,
         /// `fingerprint`'s output for `resolved`: what the decision approves.
         fingerprint: String,
@@ -154,9 +167,11 @@ pub struct PreApproveOutput {
 /// `fingerprint`'s output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FingerprintOutput {
+    /// The resolved plan's fingerprint (`crate::fingerprint`).
     pub fingerprint: String,
 }
 
+/// `guard`'s input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuardInput {
     /// `$$.StateMachine.Id`: the state machine whose running executions are checked.

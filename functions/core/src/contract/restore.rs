@@ -83,6 +83,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::DatabaseKind;
 use crate::resolved::DatabaseResolution;
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &[
     "resolve",
     "start",
@@ -95,12 +96,14 @@ pub const ACTIONS: &[&str] = &[
 
 /// Tag keys written on restored databases, so later steps (and people) recognise them.
 pub mod tags {
+    /// The execution that made the copy.
     pub const EXECUTION: &str = "rollback:execution";
     /// `restored` or `drill`.
     pub const ROLE: &str = "rollback:role";
     /// The plan database the copy was made for; `start` reuses an existing copy only when
     /// execution, role and source all match (`Target::owns`).
     pub const SOURCE: &str = "rollback:source";
+    /// The snapshot the copy was restored from (snapshot restores only).
     pub const SNAPSHOT: &str = "rollback:snapshot";
     /// Clusters: how many instances `start` creates (`<target>-1` … `<target>-n`).
     pub const INSTANCES: &str = "rollback:instances";
@@ -108,19 +111,23 @@ pub mod tags {
     pub const REVERTED: &str = "rollback:reverted";
 }
 
+/// The input of one `restore` invocation, tagged by `action`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum RestoreAction {
+    /// Pick, per database, the snapshot (or point in time) to restore; changes nothing.
     Resolve {
         /// When the bad release rolled out (`deploy-undo:resolve` reports it); the cutoff when
         /// the request gives none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         release_time: Option<DateTime<Utc>>,
     },
+    /// Restore each approved resolution into a new identifier beside the live database.
     Start {
         /// The approved resolutions (`resolve`'s `databases`).
         resolved: Vec<DatabaseResolution>,
     },
+    /// Report whether the restored copies are available.
     Status {
         /// Plan database ids (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,27 +138,36 @@ pub enum RestoreAction {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         keep_looking: bool,
     },
+    /// Rename the live databases aside and the restored copies into their identifiers.
     Swap {
+        /// Plan database ids (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
     },
+    /// Put every database back under its original identifier.
     Revert {
+        /// Plan database ids (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
         /// Keep a swap that completed for every database (the execution failed later).
         #[serde(default)]
         only_if_incomplete: bool,
     },
+    /// Read-only: what each database's identifiers hold now.
     Observe {
+        /// Plan database ids (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
     },
+    /// Delete a drill's scratch copies.
     CleanupDrill {
+        /// Plan database ids (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
     },
 }
 
+/// Where `resolve`'s cutoff came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CutoffSource {
@@ -163,86 +179,119 @@ pub enum CutoffSource {
     Now,
 }
 
+/// Output of `resolve`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolveOutput {
     /// False when the request's scope leaves databases alone (nothing resolved).
     pub in_scope: bool,
+    /// Snapshots must have been created before this time.
     pub cutoff: DateTime<Utc>,
+    /// Where `cutoff` came from.
     pub cutoff_source: CutoffSource,
+    /// One resolution per database in scope.
     pub databases: Vec<DatabaseResolution>,
     /// Why each snapshot was chosen, in plain words (one per database).
     pub notes: Vec<ResolveNote>,
 }
 
+/// Why one database's snapshot was chosen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolveNote {
+    /// Plan database id.
     pub database: String,
     /// `pre-deploy` (preferred), `fallback` (automated snapshot, AWS Backup recovery point or
     /// other manual snapshot; the explanation says which), or `point-in-time`.
     pub source: String,
     /// Snapshots of the database that were looked at.
     pub considered: usize,
+    /// The choice in plain words, for the approver.
     pub explanation: String,
 }
 
+/// Output of `start`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartOutput {
+    /// The execution ran in drill mode (copies are scratch copies).
     pub drill: bool,
+    /// One restore per database.
     pub databases: Vec<StartedRestore>,
 }
 
+/// One database's restore as `start` left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartedRestore {
+    /// Plan database id.
     pub database: String,
+    /// What kind of database it is.
     pub kind: DatabaseKind,
+    /// The snapshot restored from (as resolved).
     pub snapshot_id: String,
     /// Identifier the restore goes to.
     pub target: String,
     /// Clusters: the instances created in the restored cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<String>,
+    /// RDS status of the target (`creating`, `available`, …).
     pub status: String,
     /// False when a previous attempt had already started it.
     pub created_now: bool,
 }
 
+/// Output of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusOutput {
+    /// The execution ran in drill mode.
     pub drill: bool,
+    /// One status per database.
     pub databases: Vec<TargetStatus>,
+    /// Every target (and each cluster's instances) is available.
     pub all_available: bool,
 }
 
+/// One database's restore target as `status` observed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetStatus {
+    /// Plan database id.
     pub database: String,
+    /// What kind of database it is.
     pub kind: DatabaseKind,
     /// Where the restored data lives now: the restore id, or the original id after the swap.
     pub target: String,
+    /// The restored data already sits at the original identifier.
     pub swapped: bool,
+    /// RDS status of the target (`modifying` while `status` applies the remaining settings).
     pub status: String,
+    /// Clusters: each instance of the restored cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceStatus>,
+    /// The target is available (and so is every cluster instance).
     pub available: bool,
 }
 
+/// One cluster instance and its RDS status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
+    /// The instance identifier.
     pub id: String,
+    /// RDS status (`missing` when it does not exist).
     pub status: String,
 }
 
+/// Output of `swap`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapOutput {
+    /// The execution ran in drill mode (nothing renamed).
     pub drill: bool,
     /// True when every database holds the restored data under its original identifier.
     pub complete: bool,
+    /// One report per database.
     pub databases: Vec<SwapReport>,
     /// Databases renamed aside (the pre-rollback state): keep until nobody needs them, then
     /// delete by hand.
     pub aside: Vec<String>,
 }
 
+/// How far one database's swap got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SwapState {
@@ -256,15 +305,20 @@ pub enum SwapState {
     SkippedDrill,
 }
 
+/// One database's swap as this call left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwapReport {
+    /// Plan database id.
     pub database: String,
+    /// What kind of database it is.
     pub kind: DatabaseKind,
+    /// How far the swap got.
     pub state: SwapState,
     /// Where the previous database is (or will be) kept.
     pub aside: String,
     /// The restore identifier the restored database came from.
     pub restored_from: String,
+    /// What happened, in plain words.
     pub note: String,
 }
 
@@ -314,25 +368,36 @@ impl Placement {
 /// What one plan database's identifiers hold, observed just now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedDatabase {
+    /// Plan database id.
     pub database: String,
+    /// What kind of database it is.
     pub kind: DatabaseKind,
+    /// What the identifiers hold, taken together.
     pub placement: Placement,
     /// RDS status at the original identifier (`None`: nothing there).
     pub status: Option<String>,
+    /// The aside identifier (`<db>-pre-rollback-<exec>`).
     pub aside: String,
+    /// RDS status at the aside identifier (`None`: nothing there).
     pub aside_status: Option<String>,
+    /// The restore identifier (`<db>-restored-<exec>`).
     pub restore_id: String,
+    /// RDS status at the restore identifier (`None`: nothing there).
     pub restore_status: Option<String>,
     /// The observation in one plain sentence.
     pub summary: String,
 }
 
+/// Output of `observe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObserveOutput {
+    /// The execution ran in drill mode.
     pub drill: bool,
+    /// One observation per database.
     pub databases: Vec<ObservedDatabase>,
 }
 
+/// How far one database's revert got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RevertState {
@@ -348,23 +413,30 @@ pub enum RevertState {
     SkippedDrill,
 }
 
+/// One database's revert as this call left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevertReport {
+    /// Plan database id.
     pub database: String,
+    /// What kind of database it is.
     pub kind: DatabaseKind,
+    /// How far the revert got.
     pub state: RevertState,
     /// What was observed at the identifiers after this call's renames were asked for.
     pub observed: ObservedDatabase,
     /// True when this execution renamed something back for this database (now or earlier).
     pub reverted: bool,
+    /// What happened, in plain words.
     pub note: String,
     /// Exact commands for a person (`needs-person`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
 }
 
+/// Output of `revert`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevertOutput {
+    /// The execution ran in drill mode (nothing renamed).
     pub drill: bool,
     /// Nothing more to wait for: every database is back, kept swapped, or needs a person.
     pub complete: bool,
@@ -374,21 +446,29 @@ pub struct RevertOutput {
     /// leaves the service paused rather than resume the bad release on the restored data.
     #[serde(default)]
     pub kept_swap: bool,
+    /// One report per database.
     pub databases: Vec<RevertReport>,
 }
 
+/// Output of `cleanup-drill`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupOutput {
+    /// Every scratch copy is gone; otherwise call again.
     pub complete: bool,
+    /// One report per database.
     pub databases: Vec<CleanupReport>,
 }
 
+/// One database's scratch copy being deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupReport {
+    /// Plan database id.
     pub database: String,
+    /// The scratch copy's identifier.
     pub target: String,
     /// `deleting`, `deleted` (gone), or `waiting-for-instances` (clusters).
     pub state: String,
+    /// Clusters: the instances still being deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceStatus>,
 }

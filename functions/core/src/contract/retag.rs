@@ -14,35 +14,48 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ExecutionId;
 use crate::resolved::ImageResolution;
 
+/// The actions the state machine may call on this function.
 pub const ACTIONS: &[&str] = &["resolve", "apply"];
 
+/// The input of one `retag` invocation, tagged by `action`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum RetagAction {
+    /// Read the digests behind each plan image's stable and release tags; changes nothing.
     Resolve,
+    /// Point each release tag at its stable digest (or write a drill tag in drill mode).
     Apply {
         /// The approved `resolve` output, one entry per plan image (matched by repository).
         images: Vec<ImageResolution>,
     },
 }
 
+/// Output of `resolve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolveOutput {
+    /// One resolution per plan image.
     pub images: Vec<ImageResolution>,
 }
 
+/// Output of `apply`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApplyOutput {
+    /// The execution ran in drill mode (only drill tags were written).
     pub drill: bool,
+    /// One result per plan image.
     pub images: Vec<RetagResult>,
 }
 
+/// What `apply` did to one repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetagResult {
+    /// The ECR repository.
     pub repository: String,
     /// The tag written: the release tag, or `drill-<execution>` in drill mode.
     pub tag: String,
+    /// Whether a tag was written.
     pub outcome: RetagOutcome,
+    /// The digest the stable tag points at (what the release tag now points at).
     pub stable_digest: String,
     /// What `tag` pointed at before this step (`None`: the tag did not exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,9 +65,11 @@ pub struct RetagResult {
     pub kept_as: Option<String>,
     /// Manifest media type of the stable image (kept as it was).
     pub media_type: String,
+    /// Human-readable line for the notice and the report.
     pub message: String,
 }
 
+/// What `apply` did to one image's tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RetagOutcome {

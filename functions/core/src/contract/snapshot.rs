@@ -26,13 +26,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::DatabaseKind;
 
+/// The actions the state machine (or the deploy pipeline) may call on this function.
 pub const ACTIONS: &[&str] = &["create", "status", "pre-deploy"];
 
 /// Tag keys the snapshot function writes and `restore:resolve` reads.
 pub mod tags {
+    /// The execution that took the snapshot.
     pub const EXECUTION: &str = "rollback:execution";
+    /// Why it was taken: `pre-rollback` or `pre-deploy` ([`super::SnapshotPurpose`]).
     pub const PURPOSE: &str = "rollback:purpose";
+    /// The release it was taken for, when known.
     pub const RELEASE: &str = "rollback:release";
+    /// The plan's service.
     pub const SERVICE: &str = "rollback:service";
     /// `rollback:baseline:<probe name>` on a pre-deploy snapshot: the value of that SQL probe
     /// (`compare.baseline: "pre-deploy-snapshot"`) just before the snapshot was taken.
@@ -47,6 +52,7 @@ pub mod tags {
 /// RDS tag values have at most this many characters; a baseline is a number's text.
 pub const MAX_BASELINE_VALUE_CHARS: usize = 256;
 
+/// The input of one `snapshot` invocation, tagged by `action`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum SnapshotAction {
@@ -58,6 +64,7 @@ pub enum SnapshotAction {
     },
     /// Report the snapshots `create` (or `pre-deploy`) made.
     Status {
+        /// Plan database ids to report (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
         /// Which snapshots: `pre-rollback` (default) or `pre-deploy` (then `release` is needed).
@@ -77,11 +84,13 @@ pub enum SnapshotAction {
         /// The release about to be deployed (default: `request.release`; one of them is required).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         release: Option<String>,
+        /// Plan database ids to snapshot (default: every database in the plan).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         databases: Option<Vec<String>>,
     },
 }
 
+/// Why a snapshot was taken; written as the `rollback:purpose` tag.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SnapshotPurpose {
@@ -93,6 +102,7 @@ pub enum SnapshotPurpose {
 }
 
 impl SnapshotPurpose {
+    /// The tag value (`pre-rollback`, `pre-deploy`), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             SnapshotPurpose::PreRollback => "pre-rollback",
@@ -101,26 +111,35 @@ impl SnapshotPurpose {
     }
 }
 
+/// What every `snapshot` action answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotOutput {
+    /// One report per database.
     pub snapshots: Vec<SnapshotReport>,
     /// True when every snapshot is `available` (or skipped in a drill).
     pub all_available: bool,
+    /// The execution ran in drill mode (nothing was created).
     #[serde(default)]
     pub drill: bool,
 }
 
+/// One database's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotReport {
     /// Plan database id.
     pub database: String,
+    /// What kind of database it is (RDS instance, Aurora or DocumentDB cluster).
     pub kind: DatabaseKind,
+    /// The RDS snapshot identifier.
     pub snapshot_id: String,
+    /// Why the snapshot was taken.
     pub purpose: SnapshotPurpose,
     /// RDS status: `creating`, `available`, …, or `skipped-drill`.
     pub status: String,
+    /// RDS's snapshot creation time, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
+    /// RDS's progress of the snapshot, in percent, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_percent: Option<i32>,
     /// False when this call found the snapshot already there (a retry, or a second call).

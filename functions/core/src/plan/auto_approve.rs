@@ -12,6 +12,8 @@ pub const MAX_AUTO_APPROVE_ALARMS: usize = 20;
 /// Longest grace period: the rollback is meant to be quick.
 pub const MAX_GRACE_SECONDS: u32 = 900;
 
+/// `approval.auto_approve_app_only`: which alarms may start an app-only rollback that goes
+/// ahead without waiting for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutoApprovePolicy {

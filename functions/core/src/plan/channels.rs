@@ -29,19 +29,25 @@ pub const MAX_COMPONENTS: usize = 5;
 pub const MAX_MESSAGE_CHARS: usize = 280;
 /// Incident names.
 pub const MAX_NAME_CHARS: usize = 100;
+/// Longest `api_base` URL.
 pub const MAX_API_BASE_CHARS: usize = 200;
 /// Atlassian Statuspage's API.
 pub const DEFAULT_STATUSPAGE_API: &str = "https://api.statuspage.io/v1";
 /// Slack's incoming webhooks are under this (a webhook URL is `…/services/T…/B…/…`).
 pub const SLACK_WEBHOOK_PREFIX: &str = "https://hooks.slack.com/";
 
+/// The incident's name unless the plan gives one.
 pub const DEFAULT_INCIDENT_NAME: &str = "Problems after our latest release";
+/// Opens the incident when the rollback is approved, unless the plan gives its own text.
 pub const DEFAULT_IDENTIFIED: &str = "We found a problem with our latest release and are putting \
      the previous version back. Some features may be unavailable until then.";
+/// Posted when the release is back and being verified, unless the plan gives its own text.
 pub const DEFAULT_MONITORING: &str =
     "The previous version is back in place. We are checking that everything works.";
+/// Resolves the incident when the rollback succeeded, unless the plan gives its own text.
 pub const DEFAULT_RESOLVED: &str =
     "The previous version is live again and working. Thank you for your patience.";
+/// Posted when the rollback failed, unless the plan gives its own text.
 pub const DEFAULT_FAILED: &str = "Putting the previous version back did not complete. Our \
      engineers are working on it and will post an update here.";
 
@@ -49,8 +55,10 @@ pub const DEFAULT_FAILED: &str = "Putting the previous version back did not comp
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsRef {
+    /// A Statuspage incident for the service's users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statuspage: Option<StatuspageRef>,
+    /// The notices, posted to the team's Slack channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackRef>,
 }
@@ -101,18 +109,23 @@ impl StatusMessages {
     fn is_default(&self) -> bool {
         *self == StatusMessages::default()
     }
+    /// The incident's name.
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(DEFAULT_INCIDENT_NAME)
     }
+    /// The text that opens the incident.
     pub fn identified(&self) -> &str {
         self.identified.as_deref().unwrap_or(DEFAULT_IDENTIFIED)
     }
+    /// The text posted while the rollback is verified.
     pub fn monitoring(&self) -> &str {
         self.monitoring.as_deref().unwrap_or(DEFAULT_MONITORING)
     }
+    /// The text that resolves the incident.
     pub fn resolved(&self) -> &str {
         self.resolved.as_deref().unwrap_or(DEFAULT_RESOLVED)
     }
+    /// The text posted when the rollback failed.
     pub fn failed(&self) -> &str {
         self.failed.as_deref().unwrap_or(DEFAULT_FAILED)
     }

@@ -20,8 +20,10 @@ use super::rules;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MobileRef {
+    /// The Android app in Google Play, when the service has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub android: Option<AndroidRef>,
+    /// The iOS app in App Store Connect, when the service has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ios: Option<IosRef>,
 }
@@ -45,6 +47,7 @@ pub struct AndroidRef {
     /// usually the stable one; turn it on where releases go to 100 % at once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub halt_completed: bool,
+    /// Where its minimum supported version is, and what to raise it to (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_version: Option<MinimumVersionRef>,
 }
@@ -62,6 +65,7 @@ pub struct IosRef {
     /// Secrets Manager secret (ARN or name) holding `{"key_id", "issuer_id", "private_key"}`:
     /// an App Store Connect API key (role App Manager or Admin) and its `.p8` PEM.
     pub credentials_secret: String,
+    /// Where its minimum supported version is, and what to raise it to (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_version: Option<MinimumVersionRef>,
 }
@@ -91,8 +95,11 @@ pub struct MinimumVersionRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfigRef {
+    /// The AppConfig application.
     pub application: String,
+    /// The AppConfig environment.
     pub environment: String,
+    /// The AppConfig configuration profile.
     pub profile: String,
 }
 

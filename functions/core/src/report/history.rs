@@ -10,11 +10,15 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
+    /// The event's number in the history (from 1).
     pub id: i64,
+    /// The event it follows (0 for the first).
     #[serde(default)]
     pub previous_event_id: i64,
+    /// The event type (`TaskStateEntered`, `LambdaFunctionFailed`, …).
     #[serde(rename = "type")]
     pub kind: String,
+    /// When it happened.
     #[serde(with = "epoch_or_rfc3339")]
     pub timestamp: DateTime<Utc>,
     /// Every `*EventDetails` field, keyed as AWS keys it.
@@ -28,6 +32,7 @@ impl Event {
         self.details.values().find_map(Value::as_object)
     }
 
+    /// A string field of the details object (`name`, `error`, `cause`, …).
     pub fn detail_str(&self, key: &str) -> Option<&str> {
         self.detail()?.get(key)?.as_str()
     }
@@ -106,10 +111,12 @@ fn redact(value: &mut Value) -> bool {
 /// The whole `{"events": [...]}` document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct History {
+    /// The events, oldest first.
     pub events: Vec<Event>,
 }
 
 impl History {
+    /// The document from the SDK's `GetExecutionHistory` events.
     pub fn from_sdk(events: &[HistoryEvent]) -> History {
         History {
             events: events.iter().map(event_from_sdk).collect(),

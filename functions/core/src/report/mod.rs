@@ -39,34 +39,49 @@ pub const REPORT_ACTION: &str = "report";
 /// One state's activity: loops (status polls) fold into one row with a count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineRow {
+    /// The state's name.
     pub state: String,
+    /// When it was first entered.
     pub entered: DateTime<Utc>,
+    /// When it was last exited (`None`: still running).
     pub exited: Option<DateTime<Utc>>,
+    /// How many times it was entered.
     pub visits: u32,
 }
 
 /// What the report found in the history, before rendering.
 #[derive(Debug, Clone, Default)]
 pub struct Findings {
+    /// The execution name.
     pub execution: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `ABORTED` or `TIMED_OUT`.
     pub status: String,
+    /// When the execution started.
     pub started: Option<DateTime<Utc>>,
+    /// When it ended (`None`: no end event yet).
     pub ended: Option<DateTime<Utc>>,
+    /// The rollback request: the validated one once `validate` ran, else the start input.
     pub request: Option<RollbackRequest>,
     /// The stored plan the execution ran (`validate`'s `request.plan_source`).
     pub plan_source: Option<crate::plan_store::PlanSource>,
+    /// Each state entered, in first-entered order.
     pub timeline: Vec<TimelineRow>,
+    /// The approval decision, as the approval task returned it.
     pub decision: Option<Value>,
+    /// Each failure as `(state, error, cause)`; `(execution)` for the execution's own.
     pub failures: Vec<(String, String, String)>,
     /// Facts found in state outputs, by category, deduplicated, in first-seen order.
     pub changes: BTreeMap<&'static str, Vec<String>>,
+    /// The data-loss window of each restored database, one line each.
     pub data_loss: Vec<String>,
+    /// States entered, loops counted each time.
     pub transitions: usize,
     /// When the history has no end event but the execution's report step ran: when it was
     /// scheduled (the history ends there; the final notice and the end come after).
     pub report_written: Option<DateTime<Utc>>,
 }
 
+/// The findings of a whole history (see [`Analysis`] to read one event at a time).
 pub fn analyse(execution: &str, history: &History) -> Findings {
     let mut analysis = Analysis::new(execution);
     for event in &history.events {
@@ -97,6 +112,7 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// An analysis of `execution` that has read no event yet.
     pub fn new(execution: &str) -> Analysis {
         Analysis {
             f: Findings {
