@@ -147,49 +147,98 @@ pub async fn suspend(
         };
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &ns, &api_resource(g.kind));
-        let obj = get(&api, g, name).await?;
-        let sync = sync_of(g.kind, &obj);
-        let result = |outcome, sync: &Sync, message: String| GitOpsResult {
-            kind: g.kind,
-            namespace: ns.clone(),
-            name: Some(name.to_owned()),
+        let target = Target {
+            api: &api,
+            g,
+            ns: &ns,
+            name,
+            execution,
+            drill,
+        };
+        objects.push(target.suspend().await?);
+    }
+    let summary = summary(&objects, drill);
+    Ok(GitOpsOutput {
+        drill,
+        objects,
+        summary: rollback_core::validation::truncate(&summary, 300),
+    })
+}
+
+/// One named GitOps object to suspend, for this execution.
+struct Target<'a> {
+    api: &'a Api<DynamicObject>,
+    g: &'a GitOpsRef,
+    ns: &'a String,
+    name: &'a str,
+    execution: &'a ExecutionId,
+    drill: bool,
+}
+
+impl Target<'_> {
+    fn result(&self, outcome: GitOpsOutcome, sync: &Sync, message: String) -> GitOpsResult {
+        GitOpsResult {
+            kind: self.g.kind,
+            namespace: self.ns.clone(),
+            name: Some(self.name.to_owned()),
             outcome,
             previous: sync.automated.as_ref().map(Value::to_string),
             suspended_by: match outcome {
                 GitOpsOutcome::Suspended | GitOpsOutcome::AlreadySuspended => {
-                    Some(execution.as_str().to_owned())
+                    Some(self.execution.as_str().to_owned())
                 }
                 GitOpsOutcome::NotAutoSyncing => sync.by.clone(),
                 GitOpsOutcome::NotNamed | GitOpsOutcome::DryRun => None,
             },
             message,
-        };
-        if sync.suspended {
-            let ours = sync.by.as_deref() == Some(execution.as_str());
-            objects.push(if ours {
-                result(
-                    GitOpsOutcome::AlreadySuspended,
-                    &sync,
-                    "auto-sync SUSPENDED by this rollback (already, on an earlier attempt); \
-                     nothing resumes it automatically"
-                        .to_owned(),
-                )
-            } else {
-                result(
-                    GitOpsOutcome::NotAutoSyncing,
-                    &sync,
-                    match &sync.by {
-                        Some(other) => format!(
-                            "auto-sync was already suspended by rollback {other}; left as it is"
-                        ),
-                        None => "auto-sync was already off before the rollback; left as it is"
-                            .to_owned(),
-                    },
-                )
-            });
-            continue;
         }
-        let patch = match g.kind {
+    }
+
+    /// Reads the object; one that does not sync on its own is left as it is, any other is
+    /// patched.
+    async fn suspend(&self) -> Result<GitOpsResult, RollbackError> {
+        let obj = get(self.api, self.g, self.name).await?;
+        let sync = sync_of(self.g.kind, &obj);
+        if sync.suspended {
+            return Ok(self.already_suspended(&sync));
+        }
+        self.patch(&sync).await
+    }
+
+    /// The object does not sync on its own: suspended by this execution earlier, or by someone
+    /// else (another rollback, or by hand).
+    fn already_suspended(&self, sync: &Sync) -> GitOpsResult {
+        let ours = sync.by.as_deref() == Some(self.execution.as_str());
+        if ours {
+            self.result(
+                GitOpsOutcome::AlreadySuspended,
+                sync,
+                "auto-sync SUSPENDED by this rollback (already, on an earlier attempt); \
+                 nothing resumes it automatically"
+                    .to_owned(),
+            )
+        } else {
+            self.result(
+                GitOpsOutcome::NotAutoSyncing,
+                sync,
+                match &sync.by {
+                    Some(other) => {
+                        format!(
+                            "auto-sync was already suspended by rollback {other}; left as it is"
+                        )
+                    }
+                    None => {
+                        "auto-sync was already off before the rollback; left as it is".to_owned()
+                    }
+                },
+            )
+        }
+    }
+
+    /// The suspending merge patch, carrying the resourceVersion read.
+    fn suspend_patch(&self, sync: &Sync) -> Value {
+        let execution = self.execution;
+        match self.g.kind {
             GitOpsKind::Argocd => json!({
                 "metadata": {
                     "annotations": {
@@ -207,25 +256,33 @@ pub async fn suspend(
                 },
                 "spec": {"suspend": true}
             }),
-        };
+        }
+    }
+
+    /// Sends the patch (a server-side dry run in a drill); after a failed one, the object is
+    /// read again.
+    async fn patch(&self, sync: &Sync) -> Result<GitOpsResult, RollbackError> {
+        let (api, g, name, execution, drill) =
+            (self.api, self.g, self.name, self.execution, self.drill);
+        let patch = self.suspend_patch(sync);
         let params = PatchParams {
             field_manager: Some(MANAGER.into()),
             dry_run: drill,
             ..Default::default()
         };
         let operation = format!("patch {} (suspend auto-sync)", g.kind.resource());
-        match api.patch(name, &params, &Patch::Merge(&patch)).await {
-            Ok(_) if drill => objects.push(result(
+        let result = match api.patch(name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) if drill => self.result(
                 GitOpsOutcome::DryRun,
-                &sync,
+                sync,
                 "drill: suspending its auto-sync passed a server-side dry run; nothing changed"
                     .to_owned(),
-            )),
-            Ok(_) => objects.push(result(
+            ),
+            Ok(_) => self.result(
                 GitOpsOutcome::Suspended,
-                &sync,
+                sync,
                 "auto-sync SUSPENDED by this rollback; nothing resumes it automatically".to_owned(),
-            )),
+            ),
             Err(err) => {
                 let err = k8s_error_granted_by(&operation, err, manifest(g.kind));
                 if drill {
@@ -234,21 +291,25 @@ pub async fn suspend(
                 // Observe before deciding: the patch may have taken effect.
                 let seen = api.get(name).await.ok().map(|o| sync_of(g.kind, &o));
                 match seen {
-                    Some(s) if s.suspended && s.by.as_deref() == Some(execution.as_str()) => {
-                        objects.push(result(
+                    Some(s) if s.suspended && s.by.as_deref() == Some(execution.as_str()) => self
+                        .result(
                             GitOpsOutcome::Suspended,
                             &s,
                             "auto-sync SUSPENDED by this rollback (the answer to the patch was \
                              lost; observed it suspended); nothing resumes it automatically"
                                 .to_owned(),
-                        ))
-                    }
+                        ),
                     _ => return Err(err),
                 }
             }
-        }
+        };
         tracing::info!(object = %g.describe(), drill, "GitOps auto-sync suspended");
+        Ok(result)
     }
+}
+
+/// The step's one-line summary: what was suspended, and what the plan does not name.
+fn summary(objects: &[GitOpsResult], drill: bool) -> String {
     let suspended: Vec<String> = objects
         .iter()
         .filter(|o| {
@@ -278,11 +339,7 @@ pub async fn suspend(
             "; {not_named} GitOps object(s) not named in the plan were NOT suspended"
         ));
     }
-    Ok(GitOpsOutput {
-        drill,
-        objects,
-        summary: rollback_core::validation::truncate(&summary, 300),
-    })
+    summary
 }
 
 /// Each named object's auto-sync as it is now, for `status` (the failure notice reads it).

@@ -53,23 +53,61 @@ pub async fn restart(
     let mut results = Vec::with_capacity(deployments.len());
     for name in deployments {
         let resolution = approved.iter().find(|r| &r.name == name);
-        let result = |outcome, images: Vec<String>, message: String| RestartResult {
-            name: name.clone(),
-            namespace: ns.clone(),
-            outcome,
-            restarted_at: value.clone(),
-            images,
-            message,
+        let one = Restart {
+            api: &api,
+            ns,
+            name,
+            value: &value,
+            drill,
         };
         if !resolution.is_some_and(|r| r.restart_needed) {
-            results.push(result(
+            results.push(one.result(
                 RestartOutcome::NotNeeded,
                 Vec::new(),
                 format!("{name} is not tag-pinned: undo alone puts its image back"),
             ));
             continue;
         }
-        let current = api
+        results.push(one.run().await?);
+    }
+    Ok(RestartOutput {
+        drill,
+        deployments: results,
+    })
+}
+
+/// One tag-pinned deployment's restart, with the annotation value this step writes.
+struct Restart<'a> {
+    api: &'a Api<Deployment>,
+    ns: &'a String,
+    name: &'a String,
+    value: &'a String,
+    drill: bool,
+}
+
+impl Restart<'_> {
+    fn result(
+        &self,
+        outcome: RestartOutcome,
+        images: Vec<String>,
+        message: String,
+    ) -> RestartResult {
+        RestartResult {
+            name: self.name.clone(),
+            namespace: self.ns.clone(),
+            outcome,
+            restarted_at: self.value.clone(),
+            images,
+            message,
+        }
+    }
+
+    /// Reads the deployment, leaves it alone if this step already restarted it, refuses a
+    /// paused one, and otherwise patches it.
+    async fn run(&self) -> Result<RestartResult, RollbackError> {
+        let (name, ns, value) = (self.name, self.ns, self.value);
+        let current = self
+            .api
             .get(name)
             .await
             .map_err(|e| k8s_error("get deployment", e))?;
@@ -79,12 +117,11 @@ pub async fn restart(
             .filter(|i| !i.contains('@'))
             .collect();
         if restarted_value(&current) == Some(value.as_str()) {
-            results.push(result(
+            return Ok(self.result(
                 RestartOutcome::AlreadyRestarted,
                 images,
                 format!("{name} was already restarted by this step ({RESTARTED_AT}={value})"),
             ));
-            continue;
         }
         if current.spec.paused == Some(true) {
             return Err(RollbackError::Kubernetes {
@@ -97,6 +134,13 @@ pub async fn restart(
                 retryable: false,
             });
         }
+        self.patch(images).await
+    }
+
+    /// The `restartedAt` patch (a dry run in a drill); after a failed one, the deployment is
+    /// read again.
+    async fn patch(&self, images: Vec<String>) -> Result<RestartResult, RollbackError> {
+        let (api, name, value, drill) = (self.api, self.name, self.value, self.drill);
         let patch =
             json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: value}}}}});
         let params = PatchParams {
@@ -104,16 +148,16 @@ pub async fn restart(
             dry_run: drill,
             ..Default::default()
         };
-        match api.patch(name, &params, &Patch::Strategic(&patch)).await {
-            Ok(_) if drill => results.push(result(
+        let result = match api.patch(name, &params, &Patch::Strategic(&patch)).await {
+            Ok(_) if drill => self.result(
                 RestartOutcome::DryRun,
                 images,
                 format!(
                     "drill: restarting {name} ({RESTARTED_AT}={value}) passed a server-side dry \
                      run; nothing changed"
                 ),
-            )),
-            Ok(_) => results.push(result(
+            ),
+            Ok(_) => self.result(
                 RestartOutcome::Restarted,
                 images.clone(),
                 format!(
@@ -121,7 +165,7 @@ pub async fn restart(
                      its new pods pull {} again, now the stable image",
                     images.join(", ")
                 ),
-            )),
+            ),
             Err(err) => {
                 let err = k8s_error("patch deployment (rollout restart)", err);
                 if drill {
@@ -130,25 +174,22 @@ pub async fn restart(
                 // Observe before deciding: the patch may have taken effect.
                 let seen = api.get(name).await.ok();
                 if seen.as_ref().and_then(restarted_value) == Some(value.as_str()) {
-                    results.push(result(
+                    self.result(
                         RestartOutcome::Restarted,
                         images,
                         format!(
                             "restarted {name} ({RESTARTED_AT}={value}): the answer to the patch \
                              was lost, and the restart was observed in place"
                         ),
-                    ));
+                    )
                 } else {
                     return Err(err);
                 }
             }
-        }
+        };
         tracing::info!(deployment = %name, value = %value, "rollout restart");
+        Ok(result)
     }
-    Ok(RestartOutput {
-        drill,
-        deployments: results,
-    })
 }
 
 #[cfg(test)]

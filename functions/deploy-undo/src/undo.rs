@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::Api;
 use kube::api::PostParams;
 use rollback_core::RollbackError;
@@ -114,6 +115,8 @@ pub async fn undo(
     })
 }
 
+/// Checks one deployment against its approved resolution (before anything changes) and says
+/// what undo does with it.
 fn plan_one(
     namespace: &str,
     history: &History,
@@ -141,38 +144,47 @@ fn plan_one(
             history.revision_history_limit()
         ))
     })?;
-    let current_rs = history.current();
     let current_revision = history.current_revision().unwrap_or(0);
-    let images = |rs: Option<&ReplicaSet>| history::images(rs.and_then(rs_template));
-    let skip = |message: String| {
-        Step::Skip(UndoResult {
-            name: name.clone(),
-            namespace: namespace.to_owned(),
-            outcome: UndoOutcome::AlreadyAtTarget,
-            from_revision: current_revision,
-            to_revision: target_revision,
-            new_revision: None,
-            images: history::images(history.template()),
-            message,
-        })
-    };
 
     if current_revision != approved.current_revision {
-        // An earlier attempt of this step may have done it: the restored ReplicaSet then has a
-        // new revision number and remembers the old one.
-        if current_rs.is_some_and(|rs| revision_history(rs).contains(&target_revision)) {
-            return Ok(skip(format!(
-                "{name} already runs revision {target_revision}'s template (now revision \
-                 {current_revision}): nothing to do"
-            )));
-        }
-        return Err(RollbackError::PlanDrifted(format!(
-            "deployment {namespace}/{name} is now at revision {current_revision}, but the \
-             approved plan saw revision {} (someone deployed since approval); resolve again and \
-             re-approve",
-            approved.current_revision
-        )));
+        return done_or_drifted(
+            namespace,
+            history,
+            approved,
+            current_revision,
+            target_revision,
+        );
     }
+    let (target, target_template) = target_of(namespace, history, target_revision)?;
+    if templates_equal(target_template, &spec.template) {
+        return Ok(skip_step(
+            namespace,
+            history,
+            current_revision,
+            target_revision,
+            format!(
+                "{name}'s current template already matches revision {target_revision}: skipped \
+                 rollback, like kubectl"
+            ),
+        ));
+    }
+    Ok(rollback_step(
+        namespace,
+        history,
+        target,
+        target_template,
+        current_revision,
+        target_revision,
+    ))
+}
+
+/// The target revision's ReplicaSet and its pod template.
+fn target_of<'h>(
+    namespace: &str,
+    history: &'h History,
+    target_revision: i64,
+) -> Result<(&'h ReplicaSet, &'h PodTemplateSpec), RollbackError> {
+    let name = history.name();
     let target = history.by_revision(target_revision).ok_or_else(|| {
         RollbackError::NoRolloutHistory(format!(
             "revision {target_revision} of deployment {namespace}/{name} is not in its \
@@ -185,13 +197,76 @@ fn plan_one(
             "revision {target_revision} of {namespace}/{name} has no pod template"
         ))
     })?;
-    if templates_equal(target_template, &spec.template) {
-        return Ok(skip(format!(
-            "{name}'s current template already matches revision {target_revision}: skipped \
-             rollback, like kubectl"
-        )));
-    }
+    Ok((target, target_template))
+}
 
+/// Nothing to change: the deployment already runs the target revision's template.
+fn skip_step(
+    namespace: &str,
+    history: &History,
+    current_revision: i64,
+    target_revision: i64,
+    message: String,
+) -> Step {
+    Step::Skip(UndoResult {
+        name: history.name(),
+        namespace: namespace.to_owned(),
+        outcome: UndoOutcome::AlreadyAtTarget,
+        from_revision: current_revision,
+        to_revision: target_revision,
+        new_revision: None,
+        images: history::images(history.template()),
+        message,
+    })
+}
+
+/// The deployment is no longer at the approved revision: either this step already rolled it
+/// back (a skip), or someone deployed since the approval (the plan drifted).
+fn done_or_drifted(
+    namespace: &str,
+    history: &History,
+    approved: &DeploymentResolution,
+    current_revision: i64,
+    target_revision: i64,
+) -> Result<Step, RollbackError> {
+    let name = history.name();
+    // An earlier attempt of this step may have done it: the restored ReplicaSet then has a
+    // new revision number and remembers the old one.
+    if history
+        .current()
+        .is_some_and(|rs| revision_history(rs).contains(&target_revision))
+    {
+        return Ok(skip_step(
+            namespace,
+            history,
+            current_revision,
+            target_revision,
+            format!(
+                "{name} already runs revision {target_revision}'s template (now revision \
+                 {current_revision}): nothing to do"
+            ),
+        ));
+    }
+    Err(RollbackError::PlanDrifted(format!(
+        "deployment {namespace}/{name} is now at revision {current_revision}, but the \
+         approved plan saw revision {} (someone deployed since approval); resolve again and \
+         re-approve",
+        approved.current_revision
+    )))
+}
+
+/// The deployment with the target ReplicaSet's template (minus its `pod-template-hash` label)
+/// and kubectl's annotations, ready to be sent as an update.
+fn rollback_step(
+    namespace: &str,
+    history: &History,
+    target: &ReplicaSet,
+    target_template: &PodTemplateSpec,
+    current_revision: i64,
+    target_revision: i64,
+) -> Step {
+    let name = history.name();
+    let deployment = &history.deployment;
     let mut template = target_template.clone();
     if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(POD_TEMPLATE_HASH);
@@ -200,7 +275,7 @@ fn plan_one(
     updated.status = None;
     updated.spec.template = template;
     updated.metadata.annotations = Some(rollback_annotations(deployment, target));
-    Ok(Step::Rollback {
+    Step::Rollback {
         deployment: Box::new(updated),
         result: UndoResult {
             name: name.clone(),
@@ -209,13 +284,13 @@ fn plan_one(
             from_revision: current_revision,
             to_revision: revision_of(target).unwrap_or(target_revision),
             new_revision: None,
-            images: images(Some(target)),
+            images: history::images(rs_template(target)),
             message: format!(
                 "rolled {name} back from revision {current_revision} to revision \
                  {target_revision}'s template"
             ),
         },
-    })
+    }
 }
 
 /// kubectl's annotation handling: the skipped keys keep the deployment's values, everything

@@ -98,7 +98,25 @@ pub async fn start_one(
         return Ok(report(current.status, Vec::new(), false, db.id.clone()));
     }
 
-    let from = if resolution.is_point_in_time() {
+    let from = restore_from(rds, db, resolution).await?;
+    let tags = restore_tags(target, from);
+    if db.kind.is_cluster() {
+        let (state, instances) = start_cluster(rds, target, &target_id, from, tags).await?;
+        Ok(report(state.status, instances, true, target_id))
+    } else {
+        let state = start_instance(rds, target, &target_id, from, tags).await?;
+        Ok(report(state.status, Vec::new(), true, target_id))
+    }
+}
+
+/// What the copy is made from: the approved restore time, still restorable, or the approved
+/// snapshot, still the one approved.
+async fn restore_from<'a>(
+    rds: &Client,
+    db: &DatabaseRef,
+    resolution: &'a DatabaseResolution,
+) -> Result<RestoreFrom<'a>, RollbackError> {
+    if resolution.is_point_in_time() {
         let at = resolution.restore_time.ok_or_else(|| {
             RollbackError::InvalidInput(format!(
                 "resolved: {} is a point-in-time resolution without restore_time; pass the \
@@ -110,20 +128,26 @@ pub async fn start_one(
         // out of the retention since the approval).
         let window = crate::resolve_pitr::window(rds, db, Utc::now()).await?;
         crate::resolve_pitr::check(db, at, &window, "the approved restore time")?;
-        RestoreFrom::PointInTime(at)
+        Ok(RestoreFrom::PointInTime(at))
     } else {
         check_snapshot(rds, db, resolution).await?;
-        RestoreFrom::Snapshot(&resolution.snapshot_id)
-    };
-    let missing = || {
-        RollbackError::RestoreFailed(format!(
-            "{} ({}) no longer exists, so its settings (class, network, parameter groups, \
-             storage, monitoring, tags) cannot be copied; nothing was restored",
-            db.id,
-            db.kind.as_str()
-        ))
-    };
+        Ok(RestoreFrom::Snapshot(&resolution.snapshot_id))
+    }
+}
 
+/// The source database is gone, so there are no settings to copy.
+fn source_missing(db: &DatabaseRef) -> RollbackError {
+    RollbackError::RestoreFailed(format!(
+        "{} ({}) no longer exists, so its settings (class, network, parameter groups, \
+         storage, monitoring, tags) cannot be copied; nothing was restored",
+        db.id,
+        db.kind.as_str()
+    ))
+}
+
+/// This execution's tags on the copy: execution, role, source, and what it is made from.
+fn restore_tags(target: &Target<'_>, from: RestoreFrom<'_>) -> Vec<Tag> {
+    let db = target.db;
     let mut tags = vec![
         db::tag(tags::EXECUTION, target.execution.as_str()),
         db::tag(tags::ROLE, target.role()),
@@ -136,29 +160,50 @@ pub async fn start_one(
             &at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         )),
     }
-    if db.kind.is_cluster() {
-        let source = db::describe_cluster(rds, &db.id)
-            .await?
-            .ok_or_else(missing)?;
-        let member_ids: Vec<String> = DbState::from(&source).members;
-        let cluster = ClusterSettings::of(&source, db.kind, target.drill);
-        let members = planned_members(rds, target, &db.id, &member_ids).await?;
-        tags.push(db::tag(tags::INSTANCES, &members.len().to_string()));
-        let tags = merged_tags(&cluster.source_tags, tags);
-        let state = restore_cluster(rds, target, &target_id, from, &cluster, tags).await?;
-        let instances = ensure_members(rds, target, &state, Some(members)).await?;
-        tracing::info!(database = %db.id, target = %target_id, "cluster restore started");
-        Ok(report(state.status, instances, true, target_id))
-    } else {
-        let source = db::describe_instance(rds, &db.id)
-            .await?
-            .ok_or_else(missing)?;
-        let wanted = InstanceSettings::of(&source, target.drill);
-        let tags = merged_tags(&wanted.source_tags, tags);
-        let state = restore_instance(rds, target, &target_id, from, &wanted, tags).await?;
-        tracing::info!(database = %db.id, target = %target_id, "instance restore started");
-        Ok(report(state.status, Vec::new(), true, target_id))
-    }
+    tags
+}
+
+/// Restores a cluster with the source's settings, then creates its instances. Returns the
+/// cluster's state and its instance ids.
+async fn start_cluster(
+    rds: &Client,
+    target: &Target<'_>,
+    target_id: &str,
+    from: RestoreFrom<'_>,
+    mut tags: Vec<Tag>,
+) -> Result<(DbState, Vec<String>), RollbackError> {
+    let db = target.db;
+    let source = db::describe_cluster(rds, &db.id)
+        .await?
+        .ok_or_else(|| source_missing(db))?;
+    let member_ids: Vec<String> = DbState::from(&source).members;
+    let cluster = ClusterSettings::of(&source, db.kind, target.drill);
+    let members = planned_members(rds, target, &db.id, &member_ids).await?;
+    tags.push(db::tag(tags::INSTANCES, &members.len().to_string()));
+    let tags = merged_tags(&cluster.source_tags, tags);
+    let state = restore_cluster(rds, target, target_id, from, &cluster, tags).await?;
+    let instances = ensure_members(rds, target, &state, Some(members)).await?;
+    tracing::info!(database = %db.id, target = %target_id, "cluster restore started");
+    Ok((state, instances))
+}
+
+/// Restores an instance with the source's settings.
+async fn start_instance(
+    rds: &Client,
+    target: &Target<'_>,
+    target_id: &str,
+    from: RestoreFrom<'_>,
+    tags: Vec<Tag>,
+) -> Result<DbState, RollbackError> {
+    let db = target.db;
+    let source = db::describe_instance(rds, &db.id)
+        .await?
+        .ok_or_else(|| source_missing(db))?;
+    let wanted = InstanceSettings::of(&source, target.drill);
+    let tags = merged_tags(&wanted.source_tags, tags);
+    let state = restore_instance(rds, target, target_id, from, &wanted, tags).await?;
+    tracing::info!(database = %db.id, target = %target_id, "instance restore started");
+    Ok(state)
 }
 
 /// The approval covered this snapshot; if it is gone or changed, the plan drifted.

@@ -100,87 +100,111 @@ pub async fn check_source(
     db: &DatabaseRef,
     index: usize,
 ) -> Result<String, RollbackError> {
-    let path = format!("plan.databases[{index}]");
-    let invalid = |field: &str, message: String| {
-        let mut errors = ValidationErrors::default();
-        errors.push(format!("{path}.{field}"), message);
-        RollbackError::InvalidPlan(errors)
-    };
     if db.kind.is_cluster() {
-        let out = match rds
-            .describe_db_clusters()
-            .db_cluster_identifier(&db.id)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if error_code(&e) == Some("DBClusterNotFoundFault") => {
-                return Err(invalid(
-                    "id",
-                    format!(
-                        "no DB cluster {:?} in this account and region; give the cluster \
-                         identifier (kind {})",
-                        db.id,
-                        db.kind.as_str()
-                    ),
-                ));
-            }
-            Err(e) => return Err(RollbackError::from_sdk("DescribeDBClusters", e)),
-        };
-        let cluster = out.db_clusters().first();
-        let engine = cluster.and_then(|c| c.engine()).unwrap_or_default();
-        let is_docdb = engine == "docdb";
-        if is_docdb != (db.kind == DatabaseKind::DocdbCluster) {
-            let should = if is_docdb {
-                "docdb-cluster"
-            } else {
-                "aurora-cluster"
-            };
-            return Err(invalid(
-                "kind",
-                format!("{:?} runs engine {engine:?}; its kind is {should}", db.id),
+        check_cluster_source(rds, db, index).await
+    } else {
+        check_instance_source(rds, db, index).await
+    }
+}
+
+/// The plan error for `plan.databases[index].field`.
+fn invalid_source(index: usize, field: &str, message: String) -> RollbackError {
+    let path = format!("plan.databases[{index}]");
+    let mut errors = ValidationErrors::default();
+    errors.push(format!("{path}.{field}"), message);
+    RollbackError::InvalidPlan(errors)
+}
+
+/// [`check_source`] for a cluster kind: the cluster exists and its engine matches the kind.
+async fn check_cluster_source(
+    rds: &Client,
+    db: &DatabaseRef,
+    index: usize,
+) -> Result<String, RollbackError> {
+    let out = match rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&db.id)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if error_code(&e) == Some("DBClusterNotFoundFault") => {
+            return Err(invalid_source(
+                index,
+                "id",
+                format!(
+                    "no DB cluster {:?} in this account and region; give the cluster \
+                     identifier (kind {})",
+                    db.id,
+                    db.kind.as_str()
+                ),
             ));
         }
-        Ok(cluster
-            .and_then(|c| c.status())
-            .unwrap_or("unknown")
-            .to_owned())
-    } else {
-        let out = match rds
-            .describe_db_instances()
-            .db_instance_identifier(&db.id)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if error_code(&e) == Some("DBInstanceNotFound") => {
-                return Err(invalid(
-                    "id",
-                    format!(
-                        "no DB instance {:?} in this account and region; give the DB instance \
-                         identifier (kind rds-instance)",
-                        db.id
-                    ),
-                ));
-            }
-            Err(e) => return Err(RollbackError::from_sdk("DescribeDBInstances", e)),
+        Err(e) => return Err(RollbackError::from_sdk("DescribeDBClusters", e)),
+    };
+    let cluster = out.db_clusters().first();
+    let engine = cluster.and_then(|c| c.engine()).unwrap_or_default();
+    let is_docdb = engine == "docdb";
+    if is_docdb != (db.kind == DatabaseKind::DocdbCluster) {
+        let should = if is_docdb {
+            "docdb-cluster"
+        } else {
+            "aurora-cluster"
         };
-        let instance = out.db_instances().first();
-        if let Some(cluster) = instance.and_then(|i| i.db_cluster_identifier()) {
-            return Err(invalid(
-                "kind",
+        return Err(invalid_source(
+            index,
+            "kind",
+            format!("{:?} runs engine {engine:?}; its kind is {should}", db.id),
+        ));
+    }
+    Ok(cluster
+        .and_then(|c| c.status())
+        .unwrap_or("unknown")
+        .to_owned())
+}
+
+/// [`check_source`] for `rds-instance`: the instance exists and is not a cluster member.
+async fn check_instance_source(
+    rds: &Client,
+    db: &DatabaseRef,
+    index: usize,
+) -> Result<String, RollbackError> {
+    let out = match rds
+        .describe_db_instances()
+        .db_instance_identifier(&db.id)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if error_code(&e) == Some("DBInstanceNotFound") => {
+            return Err(invalid_source(
+                index,
+                "id",
                 format!(
-                    "{:?} is an instance of cluster {cluster:?}: cluster data is snapshotted per \
-                     cluster; list the cluster with kind aurora-cluster or docdb-cluster",
+                    "no DB instance {:?} in this account and region; give the DB instance \
+                     identifier (kind rds-instance)",
                     db.id
                 ),
             ));
         }
-        Ok(instance
-            .and_then(|i| i.db_instance_status())
-            .unwrap_or("unknown")
-            .to_owned())
+        Err(e) => return Err(RollbackError::from_sdk("DescribeDBInstances", e)),
+    };
+    let instance = out.db_instances().first();
+    if let Some(cluster) = instance.and_then(|i| i.db_cluster_identifier()) {
+        return Err(invalid_source(
+            index,
+            "kind",
+            format!(
+                "{:?} is an instance of cluster {cluster:?}: cluster data is snapshotted per \
+                 cluster; list the cluster with kind aurora-cluster or docdb-cluster",
+                db.id
+            ),
+        ));
     }
+    Ok(instance
+        .and_then(|i| i.db_instance_status())
+        .unwrap_or("unknown")
+        .to_owned())
 }
 
 /// Starts a snapshot. `Ok(None)` when a snapshot with this id already exists (a retry raced us).
@@ -243,7 +267,8 @@ pub async fn create_snapshot(
     }
 }
 
-/// Tags as a map (a tag without a value maps to "").
+/// Tags as a map (a tag without a value maps to ""): how both the snapshot and the restore
+/// function read RDS tags.
 pub fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
     list.iter()
         .filter_map(|t| {

@@ -496,46 +496,18 @@ pub async fn converge(
     copy_id: &str,
     drill: bool,
 ) -> Result<Vec<&'static str>, RollbackError> {
-    let (follow_up, arn, already) = if kind.is_cluster() {
-        let (Some(source), Some(copy)) = (
-            describe_cluster(rds, source_id).await?,
-            describe_cluster(rds, copy_id).await?,
-        ) else {
-            return Ok(Vec::new());
-        };
-        if copy.status() != Some("available") {
-            return Ok(Vec::new());
-        }
-        (
-            FollowUp::for_cluster(
-                &ClusterSettings::of(&source, kind, drill),
-                &ClusterSettings::of(&copy, kind, drill),
-            ),
-            copy.db_cluster_arn().map(str::to_owned),
-            copy.tag_list()
-                .iter()
-                .any(|t| t.key() == Some(FOLLOW_UP_TAG)),
-        )
+    let observed = if kind.is_cluster() {
+        observe_cluster(rds, kind, source_id, copy_id, drill).await?
     } else {
-        let (Some(source), Some(copy)) = (
-            describe_instance(rds, source_id).await?,
-            describe_instance(rds, copy_id).await?,
-        ) else {
-            return Ok(Vec::new());
-        };
-        if copy.db_instance_status() != Some("available") {
-            return Ok(Vec::new());
-        }
-        (
-            FollowUp::for_instance(
-                &InstanceSettings::of(&source, drill),
-                &InstanceSettings::of(&copy, drill),
-            ),
-            copy.db_instance_arn().map(str::to_owned),
-            copy.tag_list()
-                .iter()
-                .any(|t| t.key() == Some(FOLLOW_UP_TAG)),
-        )
+        observe_instance(rds, source_id, copy_id, drill).await?
+    };
+    let Some(Observed {
+        follow_up,
+        arn,
+        already,
+    }) = observed
+    else {
+        return Ok(Vec::new());
     };
     if follow_up.is_empty() {
         return Ok(Vec::new());
@@ -547,77 +519,12 @@ pub async fn converge(
         return Ok(Vec::new());
     }
     let sent = if kind.is_cluster() {
-        rds.modify_db_cluster()
-            .db_cluster_identifier(copy_id)
-            .apply_immediately(true)
-            .set_preferred_maintenance_window(follow_up.maintenance_window.clone())
-            .set_backup_retention_period(follow_up.backup_retention)
-            .set_preferred_backup_window(follow_up.backup_window.clone())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                let code = error_code(&e).map(str::to_owned);
-                (code, RollbackError::from_sdk("ModifyDBCluster", e))
-            })
+        modify_cluster(rds, copy_id, &follow_up).await
     } else {
-        let (pi, pi_key, pi_days) = follow_up
-            .performance_insights
-            .clone()
-            .map(|(on, k, d)| (Some(on), k, d))
-            .unwrap_or_default();
-        let (interval, role) = follow_up
-            .monitoring
-            .clone()
-            .map(|(n, r)| (Some(n), r))
-            .unwrap_or_default();
-        rds.modify_db_instance()
-            .db_instance_identifier(copy_id)
-            .apply_immediately(true)
-            .set_preferred_maintenance_window(follow_up.maintenance_window.clone())
-            .set_enable_performance_insights(pi)
-            .set_performance_insights_kms_key_id(pi_key)
-            .set_performance_insights_retention_period(pi_days)
-            .set_monitoring_interval(interval)
-            .set_monitoring_role_arn(role)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                let code = error_code(&e).map(str::to_owned);
-                (code, RollbackError::from_sdk("ModifyDBInstance", e))
-            })
+        modify_instance(rds, copy_id, &follow_up).await
     };
-    match sent {
-        Ok(()) => {}
-        // Busy (e.g. our own earlier call whose answer was lost): observe again next poll.
-        Err((Some(code), _))
-            if matches!(
-                code.as_str(),
-                "InvalidDBInstanceState"
-                    | "InvalidDBInstanceStateFault"
-                    | "InvalidDBClusterStateFault"
-            ) =>
-        {
-            return Ok(fields);
-        }
-        Err((
-            _,
-            RollbackError::Aws {
-                operation,
-                code,
-                message,
-            },
-        )) => {
-            return Err(RollbackError::RestoreFailed(format!(
-                "{operation} on the restored copy {copy_id} failed: {code}: {message}; it could \
-                 not be given the source's {}. The live database {source_id} is untouched; fix \
-                 the cause (e.g. the role's kms or iam:PassRole permissions) and poll status \
-                 again",
-                fields.join(", ")
-            )));
-        }
-        Err((_, other)) => return Err(other),
+    if let Err(err) = sent {
+        return follow_up_failed(err, copy_id, source_id, fields);
     }
     if let Some(arn) = arn {
         rds.add_tags_to_resource()
@@ -629,4 +536,170 @@ pub async fn converge(
     }
     tracing::info!(copy = %copy_id, ?fields, "settings the restore call could not take applied");
     Ok(fields)
+}
+
+/// The copy as observed beside its source, for [`converge`].
+struct Observed {
+    /// What still differs.
+    follow_up: FollowUp,
+    /// The copy's ARN, to tag.
+    arn: Option<String>,
+    /// The copy carries [`FOLLOW_UP_TAG`]: the follow-up was sent before.
+    already: bool,
+}
+
+/// A cluster copy and its source; `None` while either is missing or the copy is not
+/// `available`.
+async fn observe_cluster(
+    rds: &Client,
+    kind: DatabaseKind,
+    source_id: &str,
+    copy_id: &str,
+    drill: bool,
+) -> Result<Option<Observed>, RollbackError> {
+    let (Some(source), Some(copy)) = (
+        describe_cluster(rds, source_id).await?,
+        describe_cluster(rds, copy_id).await?,
+    ) else {
+        return Ok(None);
+    };
+    if copy.status() != Some("available") {
+        return Ok(None);
+    }
+    Ok(Some(Observed {
+        follow_up: FollowUp::for_cluster(
+            &ClusterSettings::of(&source, kind, drill),
+            &ClusterSettings::of(&copy, kind, drill),
+        ),
+        arn: copy.db_cluster_arn().map(str::to_owned),
+        already: copy
+            .tag_list()
+            .iter()
+            .any(|t| t.key() == Some(FOLLOW_UP_TAG)),
+    }))
+}
+
+/// An instance copy and its source; `None` while either is missing or the copy is not
+/// `available`.
+async fn observe_instance(
+    rds: &Client,
+    source_id: &str,
+    copy_id: &str,
+    drill: bool,
+) -> Result<Option<Observed>, RollbackError> {
+    let (Some(source), Some(copy)) = (
+        describe_instance(rds, source_id).await?,
+        describe_instance(rds, copy_id).await?,
+    ) else {
+        return Ok(None);
+    };
+    if copy.db_instance_status() != Some("available") {
+        return Ok(None);
+    }
+    Ok(Some(Observed {
+        follow_up: FollowUp::for_instance(
+            &InstanceSettings::of(&source, drill),
+            &InstanceSettings::of(&copy, drill),
+        ),
+        arn: copy.db_instance_arn().map(str::to_owned),
+        already: copy
+            .tag_list()
+            .iter()
+            .any(|t| t.key() == Some(FOLLOW_UP_TAG)),
+    }))
+}
+
+/// A failed `ModifyDB*`: its error code, if RDS answered, and the error.
+type ModifyFailed = (Option<String>, RollbackError);
+
+/// `ModifyDBCluster` with the follow-up's cluster fields, applied immediately.
+async fn modify_cluster(
+    rds: &Client,
+    copy_id: &str,
+    follow_up: &FollowUp,
+) -> Result<(), ModifyFailed> {
+    rds.modify_db_cluster()
+        .db_cluster_identifier(copy_id)
+        .apply_immediately(true)
+        .set_preferred_maintenance_window(follow_up.maintenance_window.clone())
+        .set_backup_retention_period(follow_up.backup_retention)
+        .set_preferred_backup_window(follow_up.backup_window.clone())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let code = error_code(&e).map(str::to_owned);
+            (code, RollbackError::from_sdk("ModifyDBCluster", e))
+        })
+}
+
+/// `ModifyDBInstance` with the follow-up's instance fields, applied immediately.
+async fn modify_instance(
+    rds: &Client,
+    copy_id: &str,
+    follow_up: &FollowUp,
+) -> Result<(), ModifyFailed> {
+    let (pi, pi_key, pi_days) = follow_up
+        .performance_insights
+        .clone()
+        .map(|(on, k, d)| (Some(on), k, d))
+        .unwrap_or_default();
+    let (interval, role) = follow_up
+        .monitoring
+        .clone()
+        .map(|(n, r)| (Some(n), r))
+        .unwrap_or_default();
+    rds.modify_db_instance()
+        .db_instance_identifier(copy_id)
+        .apply_immediately(true)
+        .set_preferred_maintenance_window(follow_up.maintenance_window.clone())
+        .set_enable_performance_insights(pi)
+        .set_performance_insights_kms_key_id(pi_key)
+        .set_performance_insights_retention_period(pi_days)
+        .set_monitoring_interval(interval)
+        .set_monitoring_role_arn(role)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let code = error_code(&e).map(str::to_owned);
+            (code, RollbackError::from_sdk("ModifyDBInstance", e))
+        })
+}
+
+/// What [`converge`] answers after a failed `ModifyDB*`.
+fn follow_up_failed(
+    err: ModifyFailed,
+    copy_id: &str,
+    source_id: &str,
+    fields: Vec<&'static str>,
+) -> Result<Vec<&'static str>, RollbackError> {
+    match err {
+        // Busy (e.g. our own earlier call whose answer was lost): observe again next poll.
+        (Some(code), _)
+            if matches!(
+                code.as_str(),
+                "InvalidDBInstanceState"
+                    | "InvalidDBInstanceStateFault"
+                    | "InvalidDBClusterStateFault"
+            ) =>
+        {
+            Ok(fields)
+        }
+        (
+            _,
+            RollbackError::Aws {
+                operation,
+                code,
+                message,
+            },
+        ) => Err(RollbackError::RestoreFailed(format!(
+            "{operation} on the restored copy {copy_id} failed: {code}: {message}; it could \
+             not be given the source's {}. The live database {source_id} is untouched; fix \
+             the cause (e.g. the role's kms or iam:PassRole permissions) and poll status \
+             again",
+            fields.join(", ")
+        ))),
+        (_, other) => Err(other),
+    }
 }
