@@ -59,16 +59,8 @@ pub fn render(
     request: &ApprovalRequest,
     page: &ApprovalPage<'_>,
 ) -> Result<RenderedApproval, RollbackError> {
-    let (base_url, key) = (page.url, page.key);
-    let base = url::Url::parse(base_url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| {
-            RollbackError::InvalidInput(format!(
-                "approval_url {:?} is not an absolute http(s) URL",
-                clean(base_url, 100)
-            ))
-        })?;
+    let key = page.key;
+    let base = approval_base(page.url)?;
     if request.task_token.is_empty() {
         return Err(RollbackError::InvalidInput(
             "task_token is empty; pass $$.Task.Token".into(),
@@ -79,15 +71,7 @@ pub fn render(
         .fingerprint
         .clone()
         .unwrap_or_else(|| rollback_core::fingerprint::fingerprint(resolved));
-    let expires_at = request.expires_at.unwrap_or_else(|| {
-        ctx.now + Duration::minutes(i64::from(ctx.plan.approval.timeout_minutes))
-    });
-    if expires_at <= ctx.now {
-        return Err(RollbackError::InvalidInput(format!(
-            "expires_at {} is in the past",
-            fmt_time(expires_at)
-        )));
-    }
+    let expires_at = deadline(ctx, request)?;
     let reason = why(&ctx.trigger_short(), &clean(&ctx.request.reason, 150));
     if let Some(grace) = &request.pre_approved {
         let stop = crate::preapproved::StopLink {
@@ -99,12 +83,69 @@ pub fn render(
         return crate::preapproved::render(ctx, request, grace, &stop);
     }
 
-    let choices = choices(resolved);
+    let links = signed_links(ctx, request, &base, key, &reason, expires_at, &fingerprint)?;
+
+    let mut body = String::new();
+    resent_notice(&mut body, request.attempt);
+    opening(&mut body, ctx, request, expires_at);
+    what_will_be_done(&mut body, ctx, request);
+    decide(&mut body, &links);
+    who_decides(&mut body, ctx, !resolved.databases.is_empty(), page.login);
+    provenance(&mut body, ctx, &fingerprint);
+    let subject = subject(ctx, request.attempt);
+    Ok(RenderedApproval {
+        message: Message { subject, body },
+        links,
+        expires_at,
+        fingerprint,
+    })
+}
+
+/// The approval page's URL, which must be an absolute http(s) URL.
+fn approval_base(base_url: &str) -> Result<url::Url, RollbackError> {
+    url::Url::parse(base_url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            RollbackError::InvalidInput(format!(
+                "approval_url {:?} is not an absolute http(s) URL",
+                clean(base_url, 100)
+            ))
+        })
+}
+
+/// When the links stop working: the request's own deadline, or the plan's approval timeout
+/// from now; never one already past.
+fn deadline(ctx: &Context<'_>, request: &ApprovalRequest) -> Result<DateTime<Utc>, RollbackError> {
+    let expires_at = request.expires_at.unwrap_or_else(|| {
+        ctx.now + Duration::minutes(i64::from(ctx.plan.approval.timeout_minutes))
+    });
+    if expires_at <= ctx.now {
+        return Err(RollbackError::InvalidInput(format!(
+            "expires_at {} is in the past",
+            fmt_time(expires_at)
+        )));
+    }
+    Ok(expires_at)
+}
+
+/// One sealed link per choice (see [`choices`]), each carrying its page summary and the
+/// approval rules that apply to it.
+fn signed_links(
+    ctx: &Context<'_>,
+    request: &ApprovalRequest,
+    base: &url::Url,
+    key: &LinkKey,
+    reason: &str,
+    expires_at: DateTime<Utc>,
+    fingerprint: &str,
+) -> Result<Vec<ApprovalLink>, RollbackError> {
+    let resolved = &request.resolved;
     let mut links = Vec::new();
-    for (label, decision, scope) in choices {
+    for (label, decision, scope) in choices(resolved) {
         let summary = LinkSummary {
             service: ctx.plan.service.clone(),
-            reason: reason.clone(),
+            reason: reason.to_owned(),
             lines: render::summary_lines(resolved, changed_by(decision, scope)),
         }
         .bounded();
@@ -114,12 +155,12 @@ pub fn render(
             scope,
             expires_at: expires_at.timestamp(),
             execution: ctx.execution.as_str().to_owned(),
-            fingerprint: fingerprint.clone(),
+            fingerprint: fingerprint.to_owned(),
             plan_fingerprint: rollback_core::fingerprint::fingerprint(ctx.plan),
             summary,
             rules: approver_rules(ctx, decision, scope),
         };
-        let url = sealed_url(&base, key, &payload, &label)?;
+        let url = sealed_url(base, key, &payload, &label)?;
         links.push(ApprovalLink {
             label,
             decision,
@@ -127,31 +168,48 @@ pub fn render(
             url,
         });
     }
+    Ok(links)
+}
 
-    let mut body = String::new();
-    if request.attempt > 0 {
+/// A resent request (attempt > 0) opens by saying the earlier links no longer work.
+fn resent_notice(body: &mut String, attempt: u32) {
+    if attempt > 0 {
         let _ = writeln!(
             body,
             "RESENT (attempt {}): earlier approval links no longer work — use the links in \
              this email. An earlier attempt to send this request failed after it may already \
              have reached you; its links carry a task token that is no longer waited for.\n",
-            request.attempt + 1
+            attempt + 1
         );
     }
+}
+
+/// What is asked, the execution's header, and the deadline.
+fn opening(
+    body: &mut String,
+    ctx: &Context<'_>,
+    request: &ApprovalRequest,
+    expires_at: DateTime<Utc>,
+) {
     let _ = writeln!(
         body,
         "Rollback of {} needs your decision. Nothing changes until someone approves.\n",
         ctx.service()
     );
-    ctx.header(&mut body, request.started_at);
+    ctx.header(body, request.started_at);
     let _ = writeln!(
         body,
         "Decide by: {} (in {}); after that the rollback stops without changes.",
         fmt_time(expires_at),
         rollback_core::resolved::human_duration((expires_at - ctx.now).num_seconds().max(0))
     );
+}
+
+/// WHAT WILL BE DONE: the resolved plan, the smoke tests' settle, and what the status page
+/// will say.
+fn what_will_be_done(body: &mut String, ctx: &Context<'_>, request: &ApprovalRequest) {
     let _ = writeln!(body, "\nWHAT WILL BE DONE");
-    render::resolved_plan(&mut body, ctx, resolved, true);
+    render::resolved_plan(body, ctx, &request.resolved, true);
     if let Some(settle) = &request.smoke_settle {
         let _ = writeln!(
             body,
@@ -174,8 +232,12 @@ pub fn render(
             clean(m.identified(), 300)
         );
     }
+}
+
+/// DECIDE: the links, and how they work.
+fn decide(body: &mut String, links: &[ApprovalLink]) {
     let _ = writeln!(body, "\nDECIDE");
-    for link in &links {
+    for link in links {
         let _ = writeln!(body, "{}:\n  {}\n", link.label, link.url);
     }
     let _ = writeln!(
@@ -183,30 +245,31 @@ pub fn render(
         "Each link opens a confirmation page; nothing happens until you confirm there. The \
          links are for you only: anyone holding one can make that decision."
     );
-    who_decides(&mut body, ctx, !resolved.databases.is_empty(), page.login);
-    let _ = writeln!(body, "\nPlan fingerprint: {}", clean(&fingerprint, 80));
+}
+
+/// The closing lines: the plan fingerprint, and which stored plan this execution runs.
+fn provenance(body: &mut String, ctx: &Context<'_>, fingerprint: &str) {
+    let _ = writeln!(body, "\nPlan fingerprint: {}", clean(fingerprint, 80));
     // Which stored plan this execution runs (read when it started): `plan: /path@version`.
     if let Some(source) = &ctx.request.plan_source {
         let parameter = clean(&source.parameter, 150);
         let _ = writeln!(body, "plan: {parameter}@{}", source.version);
     }
-    let subject = crate::text::subject(&format!(
+}
+
+/// `APPROVAL NEEDED: <service> (<trigger>)`, saying so when the request is resent.
+fn subject(ctx: &Context<'_>, attempt: u32) -> String {
+    crate::text::subject(&format!(
         "{}{} APPROVAL NEEDED: {} ({})",
         ctx.subject_prefix(),
-        if request.attempt > 0 {
+        if attempt > 0 {
             " RESENT - earlier links no longer work -"
         } else {
             ""
         },
         ctx.service(),
         ctx.trigger_short()
-    ));
-    Ok(RenderedApproval {
-        message: Message { subject, body },
-        links,
-        expires_at,
-        fingerprint,
-    })
+    ))
 }
 
 /// The page's "Why:" line: the trigger and the reason, once each (an alarm's reason already

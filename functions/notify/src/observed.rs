@@ -14,6 +14,15 @@ pub fn live_lines(live: &LiveState) -> Vec<String> {
         .map(|t| format!(" at {}", crate::render::fmt_time(t)))
         .unwrap_or_default();
     lines.push(format!("(observed{at}, after the failure)"));
+    database_lines(&mut lines, live);
+    image_lines(&mut lines, live);
+    deployment_lines(&mut lines, live);
+    gitops_lines(&mut lines, live);
+    lines
+}
+
+/// Each database identifier as observed, or that they were not.
+fn database_lines(lines: &mut Vec<String>, live: &LiveState) {
     match &live.databases {
         Observed::Seen(out) => {
             for db in &out.databases {
@@ -31,6 +40,10 @@ pub fn live_lines(live: &LiveState) -> Vec<String> {
             clean(not_observed, 300)
         )),
     }
+}
+
+/// Each release tag and the digest it points at, or that they were not observed.
+fn image_lines(lines: &mut Vec<String>, live: &LiveState) {
     match &live.images {
         Observed::Seen(out) => {
             for image in &out.images {
@@ -58,6 +71,10 @@ pub fn live_lines(live: &LiveState) -> Vec<String> {
             clean(not_observed, 300)
         )),
     }
+}
+
+/// Each deployment's revision, images and replicas, or that they were not observed.
+fn deployment_lines(lines: &mut Vec<String>, live: &LiveState) {
     match &live.deployments {
         Observed::Seen(out) => {
             for d in &out.deployments {
@@ -83,6 +100,10 @@ pub fn live_lines(live: &LiveState) -> Vec<String> {
             clean(not_observed, 300)
         )),
     }
+}
+
+/// What each GitOps source said, observed with the deployments.
+fn gitops_lines(lines: &mut Vec<String>, live: &LiveState) {
     if let Observed::Seen(out) = &live.deployments {
         for g in &out.gitops {
             lines.push(format!(
@@ -92,7 +113,6 @@ pub fn live_lines(live: &LiveState) -> Vec<String> {
             ));
         }
     }
-    lines
 }
 
 /// What the failure path's revert did to each database, and the commands where it could not.

@@ -71,76 +71,40 @@ pub fn backups(ctx: &Context<'_>, record: &ProgressRecord) -> Vec<String> {
 
 /// What the on-call engineer does next, from the runbook, by error name.
 pub fn next_steps(ctx: &Context<'_>, error: &str, record: &ProgressRecord) -> Vec<String> {
-    let exec = ctx.execution;
-    let first_db = ctx.plan.databases.first();
-    let db_hint = |f: &dyn Fn(&str) -> String| -> Vec<String> {
-        ctx.plan.databases.iter().map(|d| f(&d.id)).collect()
-    };
     let failed_step = record
         .steps
         .iter()
         .find(|s| s.status == StepStatus::Failed)
         .map(|s| clean(&s.name, 80));
-    let mut steps = match ErrorKind::from_error_name(error) {
-        Some(ErrorKind::SwapFailed) => {
-            let mut s = vec![
-                "The database swap stopped halfway. FIRST make sure each database identifier \
-                 exists exactly once:"
-                    .to_owned(),
-            ];
-            s.extend(db_hint(&|db| {
-                format!(
-                    "  {db}: if it is missing, rename {} back to {db} \
-                     (aws rds modify-db-instance --db-instance-identifier {} \
-                     --new-db-instance-identifier {db} --apply-immediately; clusters: \
-                     modify-db-cluster); the restored copy is {}",
-                    ids::aside_identifier(db, exec),
-                    ids::aside_identifier(db, exec),
-                    ids::restore_identifier(db, exec, false)
-                )
-            }));
-            s
-        }
-        Some(ErrorKind::RestoreFailed) => {
-            let mut s = vec![
-                "The live databases were NOT changed. Delete any partial restore, then retry \
-                 the rollback or restore by hand:"
-                    .to_owned(),
-            ];
-            s.extend(db_hint(&|db| {
-                format!(
-                    "  {db}: partial restore {} (aws rds delete-db-instance \
-                     --skip-final-snapshot only after checking it is the restore)",
-                    ids::restore_identifier(db, exec, false)
-                )
-            }));
-            s
-        }
+    let mut steps = by_error(ctx, error, failed_step.as_deref());
+    if let Some(mobile) = ctx
+        .plan
+        .mobile
+        .as_ref()
+        .filter(|_| failed_step.as_deref() == Some("mobile"))
+    {
+        steps.extend(crate::mobile::by_hand(mobile));
+    }
+    steps.push(
+        "Never delete the backups listed above until the service is confirmed healthy.".into(),
+    );
+    steps
+}
+
+/// The runbook's steps for the error, before the mobile ones and the closing warning.
+fn by_error(ctx: &Context<'_>, error: &str, failed_step: Option<&str>) -> Vec<String> {
+    match ErrorKind::from_error_name(error) {
+        Some(ErrorKind::SwapFailed) => swap_failed(ctx),
+        Some(ErrorKind::RestoreFailed) => restore_failed(ctx),
         Some(ErrorKind::SnapshotFailed | ErrorKind::SnapshotNotFound) => vec![
             "No database was restored. Check the snapshots (aws rds describe-db-snapshots \
              / describe-db-cluster-snapshots); if no pre-deploy snapshot exists, decide with \
              the service owner whether to roll back the app only (start again with scope app)."
                 .to_owned(),
         ],
-        Some(ErrorKind::StableImageNotFound | ErrorKind::RetagFailed) => vec![format!(
-            "Check the image tags in ECR (aws ecr describe-images --repository-name <repo>); \
-             point the release tag back at the stable digest by hand (aws ecr batch-get-image \
-             + put-image with the stable manifest), or fix the stable tag and start again. \
-             The bad digest is tagged rolled-back-{} if the retag got that far.",
-            clean(exec.as_str(), 80)
-        )],
+        Some(ErrorKind::StableImageNotFound | ErrorKind::RetagFailed) => image_tags(ctx),
         Some(ErrorKind::RolloutStuck | ErrorKind::Kubernetes | ErrorKind::NoRolloutHistory) => {
-            let ns = ctx
-                .plan
-                .cluster
-                .as_ref()
-                .map(|c| clean(&c.namespace, 63))
-                .unwrap_or_else(|| "<namespace>".into());
-            vec![format!(
-                "Look at the rollout: kubectl -n {ns} rollout status deployment/<name> and \
-                 kubectl -n {ns} get pods; if pods crash, kubectl -n {ns} rollout undo \
-                 deployment/<name> --to-revision=<stable revision> by hand."
-            )]
+            rollout(ctx)
         }
         Some(ErrorKind::PlanDrifted) => vec![
             "Live state changed after the approval (someone deployed or restored meanwhile). \
@@ -168,30 +132,95 @@ pub fn next_steps(ctx: &Context<'_>, error: &str, record: &ProgressRecord) -> Ve
                     .to_owned(),
             ]
         }
-        _ => vec![format!(
-            "Read the cause and the execution history{}; the resources are in the state listed \
-             above. If the databases were swapped, {} is the previous database.",
-            failed_step
-                .as_deref()
-                .map(|s| format!(" (step {s} failed)"))
-                .unwrap_or_default(),
-            first_db
-                .map(|d| ids::aside_identifier(&d.id, exec))
-                .unwrap_or_else(|| "<db>-pre-rollback-<exec>".to_owned())
-        )],
-    };
-    if let Some(mobile) = ctx
-        .plan
-        .mobile
-        .as_ref()
-        .filter(|_| failed_step.as_deref() == Some("mobile"))
-    {
-        steps.extend(crate::mobile::by_hand(mobile));
+        _ => any_other(ctx, failed_step),
     }
-    steps.push(
-        "Never delete the backups listed above until the service is confirmed healthy.".into(),
-    );
-    steps
+}
+
+/// One line per database of the plan.
+fn per_database(ctx: &Context<'_>, f: impl Fn(&str) -> String) -> Vec<String> {
+    ctx.plan.databases.iter().map(|d| f(&d.id)).collect()
+}
+
+/// `SwapFailed`: put each identifier back first.
+fn swap_failed(ctx: &Context<'_>) -> Vec<String> {
+    let exec = ctx.execution;
+    let mut s = vec![
+        "The database swap stopped halfway. FIRST make sure each database identifier \
+         exists exactly once:"
+            .to_owned(),
+    ];
+    s.extend(per_database(ctx, |db| {
+        format!(
+            "  {db}: if it is missing, rename {} back to {db} \
+             (aws rds modify-db-instance --db-instance-identifier {} \
+             --new-db-instance-identifier {db} --apply-immediately; clusters: \
+             modify-db-cluster); the restored copy is {}",
+            ids::aside_identifier(db, exec),
+            ids::aside_identifier(db, exec),
+            ids::restore_identifier(db, exec, false)
+        )
+    }));
+    s
+}
+
+/// `RestoreFailed`: the live databases are untouched; delete the partial restores.
+fn restore_failed(ctx: &Context<'_>) -> Vec<String> {
+    let exec = ctx.execution;
+    let mut s = vec![
+        "The live databases were NOT changed. Delete any partial restore, then retry \
+         the rollback or restore by hand:"
+            .to_owned(),
+    ];
+    s.extend(per_database(ctx, |db| {
+        format!(
+            "  {db}: partial restore {} (aws rds delete-db-instance \
+             --skip-final-snapshot only after checking it is the restore)",
+            ids::restore_identifier(db, exec, false)
+        )
+    }));
+    s
+}
+
+/// `StableImageNotFound`, `RetagFailed`: point the release tag back by hand.
+fn image_tags(ctx: &Context<'_>) -> Vec<String> {
+    vec![format!(
+        "Check the image tags in ECR (aws ecr describe-images --repository-name <repo>); \
+         point the release tag back at the stable digest by hand (aws ecr batch-get-image \
+         + put-image with the stable manifest), or fix the stable tag and start again. \
+         The bad digest is tagged rolled-back-{} if the retag got that far.",
+        clean(ctx.execution.as_str(), 80)
+    )]
+}
+
+/// `RolloutStuck`, `Kubernetes`, `NoRolloutHistory`: look at the rollout, undo it by hand.
+fn rollout(ctx: &Context<'_>) -> Vec<String> {
+    let ns = ctx
+        .plan
+        .cluster
+        .as_ref()
+        .map(|c| clean(&c.namespace, 63))
+        .unwrap_or_else(|| "<namespace>".into());
+    vec![format!(
+        "Look at the rollout: kubectl -n {ns} rollout status deployment/<name> and \
+         kubectl -n {ns} get pods; if pods crash, kubectl -n {ns} rollout undo \
+         deployment/<name> --to-revision=<stable revision> by hand."
+    )]
+}
+
+/// Any other error: read the cause and the history; where the previous database is.
+fn any_other(ctx: &Context<'_>, failed_step: Option<&str>) -> Vec<String> {
+    vec![format!(
+        "Read the cause and the execution history{}; the resources are in the state listed \
+         above. If the databases were swapped, {} is the previous database.",
+        failed_step
+            .map(|s| format!(" (step {s} failed)"))
+            .unwrap_or_default(),
+        ctx.plan
+            .databases
+            .first()
+            .map(|d| ids::aside_identifier(&d.id, ctx.execution))
+            .unwrap_or_else(|| "<db>-pre-rollback-<exec>".to_owned())
+    )]
 }
 
 /// A follow-up checklist from the team runbook

@@ -1,6 +1,6 @@
 //! The plans in SSM Parameter Store, read by `validate` at the start of every execution.
 
-use aws_sdk_ssm::types::ParameterType;
+use aws_sdk_ssm::types::{Parameter, ParameterType};
 use rollback_core::RollbackError;
 use rollback_core::plan_store::{PARAMETER_ENV, PATH_ENV, PlanLocation, PlanSource};
 use rollback_core::validation::ValidationErrors;
@@ -73,10 +73,28 @@ impl PlanStore {
                 ),
             ));
         };
+        let parameter = self.get_parameter(location, service, &name).await?;
+        check_type(&parameter, &name)?;
+        Ok(StoredPlan {
+            text: parameter.value.unwrap_or_default(),
+            source: PlanSource {
+                parameter: parameter.name.unwrap_or(name),
+                version: parameter.version,
+            },
+        })
+    }
+
+    /// GetParameter `name`; a missing one is reported with the location's fix (`missing`).
+    async fn get_parameter(
+        &self,
+        location: &PlanLocation,
+        service: Option<&str>,
+        name: &str,
+    ) -> Result<Parameter, RollbackError> {
         let answer = self
             .ssm
             .get_parameter()
-            .name(&name)
+            .name(name)
             .with_decryption(false)
             .send()
             .await;
@@ -94,52 +112,42 @@ impl PlanStore {
                         err,
                     ));
                 }
-                return Err(match location {
-                    PlanLocation::Path(path) => invalid_request(
-                        "service",
-                        format!(
-                            "no plan for service {:?}: there is no parameter {name}. Plans \
-                             under {path}: {}. Name one of them, or store this service's \
-                             plan: rollbackctl plan push PLAN.json --parameter {name}",
-                            service.unwrap_or_default(),
-                            self.listing(location).await
-                        ),
-                    ),
-                    PlanLocation::Parameter(_) => invalid_plan(
-                        ".",
-                        format!(
-                            "no rollback plan stored: the SSM parameter {name} does not exist \
-                             (the stack's RollbackPlanParameter). Store it: rollbackctl plan \
-                             push PLAN.json --parameter {name}"
-                        ),
-                    ),
-                });
+                return Err(self.missing(location, service, name).await);
             }
         };
-        let parameter = parameter.ok_or_else(|| {
+        parameter.ok_or_else(|| {
             RollbackError::Internal(format!("GetParameter {name} answered without a parameter"))
-        })?;
-        match parameter.r#type() {
-            Some(ParameterType::String) | None => {}
-            Some(other) => {
-                return Err(invalid_plan(
-                    ".",
-                    format!(
-                        "the SSM parameter {name} is a {}; store the plan as a String (it holds \
-                         no secrets: SQL probes name their secret by ARN): rollbackctl plan push \
-                         PLAN.json --parameter {name}",
-                        other.as_str()
-                    ),
-                ));
-            }
-        }
-        Ok(StoredPlan {
-            text: parameter.value.unwrap_or_default(),
-            source: PlanSource {
-                parameter: parameter.name.unwrap_or(name),
-                version: parameter.version,
-            },
         })
+    }
+
+    /// No parameter `name`: under a path, the service named is wrong (the error lists the
+    /// plans there); a single parameter is not stored yet.
+    async fn missing(
+        &self,
+        location: &PlanLocation,
+        service: Option<&str>,
+        name: &str,
+    ) -> RollbackError {
+        match location {
+            PlanLocation::Path(path) => invalid_request(
+                "service",
+                format!(
+                    "no plan for service {:?}: there is no parameter {name}. Plans \
+                     under {path}: {}. Name one of them, or store this service's \
+                     plan: rollbackctl plan push PLAN.json --parameter {name}",
+                    service.unwrap_or_default(),
+                    self.listing(location).await
+                ),
+            ),
+            PlanLocation::Parameter(_) => invalid_plan(
+                ".",
+                format!(
+                    "no rollback plan stored: the SSM parameter {name} does not exist \
+                     (the stack's RollbackPlanParameter). Store it: rollbackctl plan \
+                     push PLAN.json --parameter {name}"
+                ),
+            ),
+        }
     }
 
     /// The plan parameters that exist where `location` says, for an error message.
@@ -193,6 +201,22 @@ impl PlanStore {
             out.push_str(&format!(" and {more} more"));
         }
         out
+    }
+}
+
+/// A plan is stored as a String parameter (a SecureString or StringList is refused).
+fn check_type(parameter: &Parameter, name: &str) -> Result<(), RollbackError> {
+    match parameter.r#type() {
+        Some(ParameterType::String) | None => Ok(()),
+        Some(other) => Err(invalid_plan(
+            ".",
+            format!(
+                "the SSM parameter {name} is a {}; store the plan as a String (it holds \
+                 no secrets: SQL probes name their secret by ARN): rollbackctl plan push \
+                 PLAN.json --parameter {name}",
+                other.as_str()
+            ),
+        )),
     }
 }
 

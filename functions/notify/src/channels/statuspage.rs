@@ -9,7 +9,7 @@
 //! it) never opens a second incident or posts an update twice, and resolving an incident that
 //! is already resolved does nothing.
 
-use rollback_core::plan::channels::StatuspageRef;
+use rollback_core::plan::channels::{StatusMessages, StatuspageRef};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -150,6 +150,15 @@ fn call_name(path: &str) -> String {
     }
 }
 
+/// What a milestone asks of the incident: open it with a text, update it, or both (a failure
+/// after approval opens it if it is not yet).
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    open_with: Option<&'a str>,
+    /// The update's incident status, text, and component status (if the components change).
+    update: Option<(&'static str, &'a str, Option<&'static str>)>,
+}
+
 /// Does the notice's part on the status page; returns what it did.
 pub(crate) async fn drive(
     http: &reqwest::Client,
@@ -157,22 +166,8 @@ pub(crate) async fn drive(
     page: &StatuspageRef,
     notice: &Notice<'_>,
 ) -> Result<String, ChannelError> {
-    let m = &page.messages;
-    // What this milestone asks of the incident: open it with a text, update it, or nothing.
-    let (open_with, update) = match notice.milestone {
-        Milestone::Started | Milestone::Rejected => {
-            return Ok("nothing to show users before approval".into());
-        }
-        Milestone::Approved => (Some(m.identified()), None),
-        Milestone::Progress => (None, Some(("monitoring", m.monitoring(), None))),
-        Milestone::Succeeded => (
-            None,
-            Some(("resolved", m.resolved(), Some(RESOLVED_COMPONENT_STATUS))),
-        ),
-        Milestone::Failed if notice.approved => {
-            (Some(m.failed()), Some(("identified", m.failed(), None)))
-        }
-        Milestone::Failed => (None, Some(("identified", m.failed(), None))),
+    let Some(asked) = asked_of(notice, &page.messages) else {
+        return Ok("nothing to show users before approval".into());
     };
     let key = secret_value(secrets, &page.api_key_secret, "the Statuspage API key").await?;
     let api = Api {
@@ -181,12 +176,6 @@ pub(crate) async fn drive(
         key,
     };
     let marker = marker(notice.execution);
-    let components = |status: &str| {
-        page.component_ids
-            .iter()
-            .map(|id| (id.clone(), json!(status)))
-            .collect::<serde_json::Map<_, _>>()
-    };
 
     // Two tries, each looking first: after a failed POST or PATCH (a timeout after Statuspage
     // applied it, a 5xx), the look tells whether it was applied.
@@ -199,53 +188,90 @@ pub(crate) async fn drive(
                 continue;
             }
         };
-        let result = match (found, open_with, update) {
-            (None, Some(text), _) => {
-                let mut incident = json!({
-                    "name": m.name(),
-                    "status": "identified",
-                    "body": format!("{text}\n\n{marker}"),
-                    "deliver_notifications": true,
-                });
-                if !page.component_ids.is_empty() {
-                    incident["component_ids"] = json!(page.component_ids);
-                    incident["components"] = Value::Object(components(OPEN_COMPONENT_STATUS));
-                }
-                api.create(&incident)
-                    .await
-                    .map(|id| format!("incident {id} opened (identified)"))
-            }
-            (None, None, _) => Ok(match notice.milestone {
-                Milestone::Succeeded => "no open incident: nothing to resolve".into(),
-                _ => "no open incident: nothing to update".into(),
-            }),
-            (Some(incident), _, None) => Ok(format!(
-                "incident {} already open ({})",
-                incident.id, incident.status
-            )),
-            (Some(incident), _, Some((status, text, component_status))) => {
-                if incident.says(status, text) {
-                    Ok(format!("incident {} already {status}", incident.id))
-                } else {
-                    let mut change = json!({"status": status, "body": text});
-                    if let Some(component_status) = component_status
-                        && !page.component_ids.is_empty()
-                    {
-                        change["component_ids"] = json!(page.component_ids);
-                        change["components"] = Value::Object(components(component_status));
-                    }
-                    api.update(&incident.id, &change)
-                        .await
-                        .map(|()| format!("incident {} {status}", incident.id))
-                }
-            }
-        };
-        match result {
+        match apply(&api, page, notice.milestone, &marker, found, asked).await {
             Ok(done) => return Ok(done),
             Err(e) => last_error = Some(e),
         }
     }
     Err(last_error.expect("two attempts, each failed"))
+}
+
+/// What this milestone asks of the incident; `None` before approval (nothing to show users).
+fn asked_of<'a>(notice: &Notice<'_>, m: &'a StatusMessages) -> Option<Asked<'a>> {
+    let (open_with, update) = match notice.milestone {
+        Milestone::Started | Milestone::Rejected => return None,
+        Milestone::Approved => (Some(m.identified()), None),
+        Milestone::Progress => (None, Some(("monitoring", m.monitoring(), None))),
+        Milestone::Succeeded => (
+            None,
+            Some(("resolved", m.resolved(), Some(RESOLVED_COMPONENT_STATUS))),
+        ),
+        Milestone::Failed if notice.approved => {
+            (Some(m.failed()), Some(("identified", m.failed(), None)))
+        }
+        Milestone::Failed => (None, Some(("identified", m.failed(), None))),
+    };
+    Some(Asked { open_with, update })
+}
+
+/// One try's change, given the incident `found` (if any): opens it, updates it, or says why
+/// nothing was needed.
+async fn apply(
+    api: &Api<'_>,
+    page: &StatuspageRef,
+    milestone: Milestone,
+    marker: &str,
+    found: Option<Incident>,
+    asked: Asked<'_>,
+) -> Result<String, ChannelError> {
+    match (found, asked.open_with, asked.update) {
+        (None, Some(text), _) => {
+            let mut incident = json!({
+                "name": page.messages.name(),
+                "status": "identified",
+                "body": format!("{text}\n\n{marker}"),
+                "deliver_notifications": true,
+            });
+            if !page.component_ids.is_empty() {
+                incident["component_ids"] = json!(page.component_ids);
+                incident["components"] = Value::Object(components(page, OPEN_COMPONENT_STATUS));
+            }
+            api.create(&incident)
+                .await
+                .map(|id| format!("incident {id} opened (identified)"))
+        }
+        (None, None, _) => Ok(match milestone {
+            Milestone::Succeeded => "no open incident: nothing to resolve".into(),
+            _ => "no open incident: nothing to update".into(),
+        }),
+        (Some(incident), _, None) => Ok(format!(
+            "incident {} already open ({})",
+            incident.id, incident.status
+        )),
+        (Some(incident), _, Some((status, text, component_status))) => {
+            if incident.says(status, text) {
+                return Ok(format!("incident {} already {status}", incident.id));
+            }
+            let mut change = json!({"status": status, "body": text});
+            if let Some(component_status) = component_status
+                && !page.component_ids.is_empty()
+            {
+                change["component_ids"] = json!(page.component_ids);
+                change["components"] = Value::Object(components(page, component_status));
+            }
+            api.update(&incident.id, &change)
+                .await
+                .map(|()| format!("incident {} {status}", incident.id))
+        }
+    }
+}
+
+/// The page's components, each with `status`.
+fn components(page: &StatuspageRef, status: &str) -> serde_json::Map<String, Value> {
+    page.component_ids
+        .iter()
+        .map(|id| (id.clone(), json!(status)))
+        .collect()
 }
 
 #[cfg(test)]
