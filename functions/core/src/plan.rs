@@ -1056,16 +1056,7 @@ impl Plan {
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         rules::SERVICE.check(&mut errors, "service", &self.service);
-
-        check_len(&mut errors, "databases", &self.databases, MAX_DATABASES);
-        let mut seen = HashSet::new();
-        for (i, db) in self.databases.iter().enumerate() {
-            let path = format!("databases[{i}].id");
-            rules::RDS_IDENTIFIER.check(&mut errors, &path, &db.id);
-            if !seen.insert(db.id.to_ascii_lowercase()) {
-                errors.push(path, format!("database {:?} is listed twice", db.id));
-            }
-        }
+        self.validate_databases(&mut errors);
         self.validate_derived_names(&mut errors);
         if let Some(infrastructure) = &self.infrastructure {
             infrastructure.validate(&mut errors);
@@ -1076,67 +1067,9 @@ impl Plan {
         if let Some(channels) = &self.channels {
             channels.validate(&mut errors);
         }
-
-        check_len(&mut errors, "images", &self.images, MAX_IMAGES);
-        let mut seen = HashSet::new();
-        for (i, image) in self.images.iter().enumerate() {
-            let path = format!("images[{i}]");
-            rules::ECR_REPOSITORY.check(
-                &mut errors,
-                &format!("{path}.repository"),
-                &image.repository,
-            );
-            rules::IMAGE_TAG.check(
-                &mut errors,
-                &format!("{path}.release_tag"),
-                &image.release_tag,
-            );
-            rules::IMAGE_TAG.check(
-                &mut errors,
-                &format!("{path}.stable_tag"),
-                &image.stable_tag,
-            );
-            if image.release_tag == image.stable_tag {
-                errors.push(
-                    format!("{path}.stable_tag"),
-                    "must differ from release_tag: the stable tag is what the release tag is reset to",
-                );
-            }
-            if let Some(registry) = &image.registry_id {
-                rules::ACCOUNT_ID.check(&mut errors, &format!("{path}.registry_id"), registry);
-            }
-            if !seen.insert((image.registry_id.clone(), image.repository.clone())) {
-                errors.push(
-                    format!("{path}.repository"),
-                    format!("repository {:?} is listed twice", image.repository),
-                );
-            }
-        }
-
+        self.validate_images(&mut errors);
         if let Some(cluster) = &self.cluster {
-            rules::EKS_CLUSTER.check(&mut errors, "cluster.name", &cluster.name);
-            rules::K8S_NAMESPACE.check(&mut errors, "cluster.namespace", &cluster.namespace);
-            if cluster.deployments.is_empty() {
-                errors.push(
-                    "cluster.deployments",
-                    "list at least one deployment to undo",
-                );
-            }
-            check_len(
-                &mut errors,
-                "cluster.deployments",
-                &cluster.deployments,
-                MAX_DEPLOYMENTS,
-            );
-            let mut seen = HashSet::new();
-            for (i, name) in cluster.deployments.iter().enumerate() {
-                let path = format!("cluster.deployments[{i}]");
-                rules::K8S_NAME.check(&mut errors, &path, name);
-                if !seen.insert(name) {
-                    errors.push(path, format!("deployment {name:?} is listed twice"));
-                }
-            }
-            validate_gitops(&mut errors, &cluster.gitops);
+            validate_cluster(&mut errors, cluster);
         }
 
         if self.databases.is_empty() && self.images.is_empty() && self.cluster.is_none() {
@@ -1149,6 +1082,47 @@ impl Plan {
         self.validate_smoke(&mut errors);
         self.validate_policies(&mut errors);
         errors.into_result(())
+    }
+
+    /// `databases`: how many, each id valid and listed once.
+    fn validate_databases(&self, errors: &mut ValidationErrors) {
+        check_len(errors, "databases", &self.databases, MAX_DATABASES);
+        let mut seen = HashSet::new();
+        for (i, db) in self.databases.iter().enumerate() {
+            let path = format!("databases[{i}].id");
+            rules::RDS_IDENTIFIER.check(errors, &path, &db.id);
+            if !seen.insert(db.id.to_ascii_lowercase()) {
+                errors.push(path, format!("database {:?} is listed twice", db.id));
+            }
+        }
+    }
+
+    /// `images`: how many, each repository and tag valid, the stable tag not the release tag,
+    /// each repository (per registry) listed once.
+    fn validate_images(&self, errors: &mut ValidationErrors) {
+        check_len(errors, "images", &self.images, MAX_IMAGES);
+        let mut seen = HashSet::new();
+        for (i, image) in self.images.iter().enumerate() {
+            let path = format!("images[{i}]");
+            rules::ECR_REPOSITORY.check(errors, &format!("{path}.repository"), &image.repository);
+            rules::IMAGE_TAG.check(errors, &format!("{path}.release_tag"), &image.release_tag);
+            rules::IMAGE_TAG.check(errors, &format!("{path}.stable_tag"), &image.stable_tag);
+            if image.release_tag == image.stable_tag {
+                errors.push(
+                    format!("{path}.stable_tag"),
+                    "must differ from release_tag: the stable tag is what the release tag is reset to",
+                );
+            }
+            if let Some(registry) = &image.registry_id {
+                rules::ACCOUNT_ID.check(errors, &format!("{path}.registry_id"), registry);
+            }
+            if !seen.insert((image.registry_id.clone(), image.repository.clone())) {
+                errors.push(
+                    format!("{path}.repository"),
+                    format!("repository {:?} is listed twice", image.repository),
+                );
+            }
+        }
     }
 
     /// The copies a rollback makes of each database (moved aside, restored, drill) are named
@@ -1224,67 +1198,22 @@ impl Plan {
         }
     }
 
+    /// `smoke`: the HTTP and logs checks, the SQL probes, then the alarms and time limits.
     fn validate_smoke(&self, errors: &mut ValidationErrors) {
-        let smoke = &self.smoke;
-        check_len(errors, "smoke.http", &smoke.http, MAX_HTTP_CHECKS);
-        for (i, check) in smoke.http.iter().enumerate() {
-            check.validate(errors, &format!("smoke.http[{i}]"));
-        }
-        check_len(errors, "smoke.logs", &smoke.logs, MAX_LOGS_CHECKS);
-        for (i, check) in smoke.logs.iter().enumerate() {
-            check.validate(errors, &format!("smoke.logs[{i}]"));
-        }
-        let detail = smoke.detail_bytes();
-        if detail > MAX_SMOKE_DETAIL_BYTES {
-            errors.push(
-                "smoke",
-                format!(
-                    "the HTTP checks' headers, bodies, expect_json and credentials_secret, \
-                     the logs checks' log_groups and filter patterns and the SQL probes' \
-                     compare take {detail} bytes as JSON; at most {MAX_SMOKE_DETAIL_BYTES} (the plan travels in the \
-                     execution's state): shorten them or drop some"
-                ),
-            );
-        }
+        validate_smoke_http_and_logs(errors, &self.smoke);
+        self.validate_sql_probes(errors);
+        validate_smoke_alarms_and_limits(errors, &self.smoke);
+    }
 
-        check_len(errors, "smoke.sql", &smoke.sql, MAX_SQL_PROBES);
-        for (i, probe) in smoke.sql.iter().enumerate() {
-            let path = format!("smoke.sql[{i}]");
-            rules::CHECK_NAME.check(errors, &format!("{path}.name"), &probe.name);
-            if !self.databases.iter().any(|db| db.id == probe.database) {
-                errors.push(
-                    format!("{path}.database"),
-                    format!(
-                        "{:?} is not one of the plan's databases ({})",
-                        validation::truncate(&probe.database, 80),
-                        self.databases
-                            .iter()
-                            .map(|d| validation::truncate(&d.id, 63))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
-            }
-            rules::SECRET_ID.check(errors, &format!("{path}.secret_arn"), &probe.secret_arn);
-            if probe.query.trim().is_empty() {
-                errors.push(format!("{path}.query"), "give the SQL query to run");
-            }
-            if probe.expect_rows.is_none()
-                && probe.expect_value.is_none()
-                && probe.compare.is_none()
-            {
-                errors.push(
-                    format!("{path}.expect_rows"),
-                    "give expect_rows, expect_value or compare, or the probe cannot fail",
-                );
-            }
-            if let Some(compare) = &probe.compare {
-                validate_sql_comparison(errors, &path, probe, compare);
-            }
-            check_timeout(errors, &format!("{path}.timeout_ms"), probe.timeout_ms);
+    /// `smoke.sql`: how many, each probe, then baselines recorded under distinct names.
+    fn validate_sql_probes(&self, errors: &mut ValidationErrors) {
+        let sql = &self.smoke.sql;
+        check_len(errors, "smoke.sql", sql, MAX_SQL_PROBES);
+        for (i, probe) in sql.iter().enumerate() {
+            self.validate_sql_probe(errors, &format!("smoke.sql[{i}]"), probe);
         }
         let mut baselines = HashSet::new();
-        for (i, probe) in smoke.sql.iter().enumerate() {
+        for (i, probe) in sql.iter().enumerate() {
             if probe.records_baseline()
                 && !baselines.insert((probe.database.as_str(), probe.name.as_str()))
             {
@@ -1299,29 +1228,40 @@ impl Plan {
                 );
             }
         }
+    }
 
-        check_len(errors, "smoke.alarms", &smoke.alarms, MAX_ALARMS);
-        for (i, alarm) in smoke.alarms.iter().enumerate() {
-            rules::ALARM_NAME.check(errors, &format!("smoke.alarms[{i}]"), alarm);
-        }
-        if !(1..=900).contains(&smoke.budget_seconds) {
+    /// One SQL probe: its name, a database of this plan, its secret, query, expectation,
+    /// comparison and timeout.
+    fn validate_sql_probe(&self, errors: &mut ValidationErrors, path: &str, probe: &SqlProbe) {
+        rules::CHECK_NAME.check(errors, &format!("{path}.name"), &probe.name);
+        if !self.databases.iter().any(|db| db.id == probe.database) {
             errors.push(
-                "smoke.budget_seconds",
-                "use 1-900 seconds (a Lambda runs at most 15 minutes)",
-            );
-        }
-        let settle = crate::history_budget::MAX_SETTLE_MINUTES_RANGE;
-        if !settle.contains(&smoke.max_settle_minutes) {
-            errors.push(
-                "smoke.max_settle_minutes",
+                format!("{path}.database"),
                 format!(
-                    "use {}-{} minutes: the longest the rollback re-runs failing smoke tests \
-                     while the alarms settle (default 30)",
-                    settle.start(),
-                    settle.end()
+                    "{:?} is not one of the plan's databases ({})",
+                    validation::truncate(&probe.database, 80),
+                    self.databases
+                        .iter()
+                        .map(|d| validation::truncate(&d.id, 63))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
+        rules::SECRET_ID.check(errors, &format!("{path}.secret_arn"), &probe.secret_arn);
+        if probe.query.trim().is_empty() {
+            errors.push(format!("{path}.query"), "give the SQL query to run");
+        }
+        if probe.expect_rows.is_none() && probe.expect_value.is_none() && probe.compare.is_none() {
+            errors.push(
+                format!("{path}.expect_rows"),
+                "give expect_rows, expect_value or compare, or the probe cannot fail",
+            );
+        }
+        if let Some(compare) = &probe.compare {
+            validate_sql_comparison(errors, path, probe, compare);
+        }
+        check_timeout(errors, &format!("{path}.timeout_ms"), probe.timeout_ms);
     }
 
     fn validate_policies(&self, errors: &mut ValidationErrors) {
@@ -1388,6 +1328,85 @@ impl Plan {
     /// The plan database with this `id`.
     pub fn database(&self, id: &str) -> Option<&DatabaseRef> {
         self.databases.iter().find(|d| d.id == id)
+    }
+}
+
+/// `cluster`: its name and namespace, at least one deployment, each listed once, its GitOps
+/// repositories.
+fn validate_cluster(errors: &mut ValidationErrors, cluster: &ClusterRef) {
+    rules::EKS_CLUSTER.check(errors, "cluster.name", &cluster.name);
+    rules::K8S_NAMESPACE.check(errors, "cluster.namespace", &cluster.namespace);
+    if cluster.deployments.is_empty() {
+        errors.push(
+            "cluster.deployments",
+            "list at least one deployment to undo",
+        );
+    }
+    check_len(
+        errors,
+        "cluster.deployments",
+        &cluster.deployments,
+        MAX_DEPLOYMENTS,
+    );
+    let mut seen = HashSet::new();
+    for (i, name) in cluster.deployments.iter().enumerate() {
+        let path = format!("cluster.deployments[{i}]");
+        rules::K8S_NAME.check(errors, &path, name);
+        if !seen.insert(name) {
+            errors.push(path, format!("deployment {name:?} is listed twice"));
+        }
+    }
+    validate_gitops(errors, &cluster.gitops);
+}
+
+/// `smoke.http` and `smoke.logs`: how many, each check, and the bytes their details (and the
+/// SQL probes' comparisons) take in the execution's state.
+fn validate_smoke_http_and_logs(errors: &mut ValidationErrors, smoke: &SmokeChecks) {
+    check_len(errors, "smoke.http", &smoke.http, MAX_HTTP_CHECKS);
+    for (i, check) in smoke.http.iter().enumerate() {
+        check.validate(errors, &format!("smoke.http[{i}]"));
+    }
+    check_len(errors, "smoke.logs", &smoke.logs, MAX_LOGS_CHECKS);
+    for (i, check) in smoke.logs.iter().enumerate() {
+        check.validate(errors, &format!("smoke.logs[{i}]"));
+    }
+    let detail = smoke.detail_bytes();
+    if detail > MAX_SMOKE_DETAIL_BYTES {
+        errors.push(
+            "smoke",
+            format!(
+                "the HTTP checks' headers, bodies, expect_json and credentials_secret, \
+                 the logs checks' log_groups and filter patterns and the SQL probes' \
+                 compare take {detail} bytes as JSON; at most {MAX_SMOKE_DETAIL_BYTES} (the plan travels in the \
+                 execution's state): shorten them or drop some"
+            ),
+        );
+    }
+}
+
+/// `smoke.alarms`, `smoke.budget_seconds` and `smoke.max_settle_minutes`.
+fn validate_smoke_alarms_and_limits(errors: &mut ValidationErrors, smoke: &SmokeChecks) {
+    check_len(errors, "smoke.alarms", &smoke.alarms, MAX_ALARMS);
+    for (i, alarm) in smoke.alarms.iter().enumerate() {
+        rules::ALARM_NAME.check(errors, &format!("smoke.alarms[{i}]"), alarm);
+    }
+    if !(1..=900).contains(&smoke.budget_seconds) {
+        errors.push(
+            "smoke.budget_seconds",
+            "use 1-900 seconds (a Lambda runs at most 15 minutes)",
+        );
+    }
+    let settle = crate::history_budget::MAX_SETTLE_MINUTES_RANGE;
+    if !settle.contains(&smoke.max_settle_minutes) {
+        errors.push(
+            "smoke.max_settle_minutes",
+            format!(
+                "use {}-{} minutes: the longest the rollback re-runs failing smoke tests \
+                 while the alarms settle (default 30)",
+                settle.start(),
+                settle.end()
+            ),
+        );
     }
 }
 

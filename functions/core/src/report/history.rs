@@ -126,6 +126,21 @@ impl History {
 
 fn event_from_sdk(e: &HistoryEvent) -> Event {
     let mut details = Map::new();
+    state_details(e, &mut details);
+    task_details(e, &mut details);
+    execution_details(e, &mut details);
+    let millis = e.timestamp.to_millis().unwrap_or_default();
+    Event {
+        id: e.id,
+        previous_event_id: e.previous_event_id,
+        kind: e.r#type.as_str().to_owned(),
+        timestamp: DateTime::from_timestamp_millis(millis).unwrap_or_default(),
+        details,
+    }
+}
+
+/// A state's entered/exited details, keyed as the AWS CLI prints them.
+fn state_details(e: &HistoryEvent, details: &mut Map<String, Value>) {
     let mut put = |key: &str, value: Value| {
         details.insert(key.to_owned(), value);
     };
@@ -141,6 +156,13 @@ fn event_from_sdk(e: &HistoryEvent) -> Event {
             json!({"name": d.name, "output": d.output}),
         );
     }
+}
+
+/// A task's (or Lambda function's) scheduled/succeeded/failed/timed-out details.
+fn task_details(e: &HistoryEvent, details: &mut Map<String, Value>) {
+    let mut put = |key: &str, value: Value| {
+        details.insert(key.to_owned(), value);
+    };
     if let Some(d) = &e.task_scheduled_event_details {
         put(
             "taskScheduledEventDetails",
@@ -171,6 +193,13 @@ fn event_from_sdk(e: &HistoryEvent) -> Event {
             json!({"error": d.error, "cause": d.cause}),
         );
     }
+}
+
+/// The execution's own started/succeeded/failed/aborted/timed-out details.
+fn execution_details(e: &HistoryEvent, details: &mut Map<String, Value>) {
+    let mut put = |key: &str, value: Value| {
+        details.insert(key.to_owned(), value);
+    };
     if let Some(d) = &e.execution_started_event_details {
         put(
             "executionStartedEventDetails",
@@ -200,14 +229,6 @@ fn event_from_sdk(e: &HistoryEvent) -> Event {
             "executionTimedOutEventDetails",
             json!({"error": d.error, "cause": d.cause}),
         );
-    }
-    let millis = e.timestamp.to_millis().unwrap_or_default();
-    Event {
-        id: e.id,
-        previous_event_id: e.previous_event_id,
-        kind: e.r#type.as_str().to_owned(),
-        timestamp: DateTime::from_timestamp_millis(millis).unwrap_or_default(),
-        details,
     }
 }
 

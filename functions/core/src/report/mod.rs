@@ -139,62 +139,10 @@ impl Analysis {
             }
             "ExecutionSucceeded" => finish(f, event, "SUCCEEDED"),
             "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut" => {
-                let status = event.kind.trim_start_matches("Execution").to_uppercase();
-                finish(f, event, &status);
-                if let (Some(error), cause) = (event.detail_str("error"), event.detail_str("cause"))
-                {
-                    f.failures.push((
-                        "(execution)".to_owned(),
-                        error.to_owned(),
-                        cause.unwrap_or_default().to_owned(),
-                    ));
-                }
+                execution_failed(f, event);
             }
-            kind if kind.ends_with("StateEntered") => {
-                let name = event.detail_str("name").unwrap_or("?").to_owned();
-                f.transitions += 1;
-                self.last_state = name.clone();
-                match f.timeline.iter().position(|r| r.state == name) {
-                    Some(i) => {
-                        f.timeline[i].visits += 1;
-                        self.open.insert(name, i);
-                    }
-                    None => {
-                        f.timeline.push(TimelineRow {
-                            state: name.clone(),
-                            entered: event.timestamp,
-                            exited: None,
-                            visits: 1,
-                        });
-                        self.open.insert(name, f.timeline.len() - 1);
-                    }
-                }
-            }
-            kind if kind.ends_with("StateExited") => {
-                let name = event.detail_str("name").unwrap_or("?");
-                if let Some(&i) = self.open.get(name) {
-                    f.timeline[i].exited = Some(event.timestamp);
-                }
-                if let Some(output) = event.detail_json("output") {
-                    if !self.request_validated
-                        && let Some(request) = output
-                            .get("request")
-                            .and_then(|r| serde_json::from_value(r.clone()).ok())
-                    {
-                        // One source of truth with the notices: an alarm's scope is the plan's
-                        // `triggers.alarm_scope`, which the input does not carry.
-                        f.request = Some(request);
-                        self.request_validated = true;
-                    }
-                    if f.plan_source.is_none() {
-                        f.plan_source = output
-                            .get("request")
-                            .and_then(|r| r.get("plan_source"))
-                            .and_then(|s| serde_json::from_value(s.clone()).ok());
-                    }
-                    collect_facts(&output, f);
-                }
-            }
+            kind if kind.ends_with("StateEntered") => self.state_entered(event),
+            kind if kind.ends_with("StateExited") => self.state_exited(event),
             "TaskFailed" | "LambdaFunctionFailed" | "TaskTimedOut" | "LambdaFunctionTimedOut" => {
                 f.failures.push((
                     self.last_state.clone(),
@@ -213,6 +161,58 @@ impl Analysis {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A state entered: counted, and a timeline row opened (or a loop's row revisited).
+    fn state_entered(&mut self, event: &Event) {
+        let f = &mut self.f;
+        let name = event.detail_str("name").unwrap_or("?").to_owned();
+        f.transitions += 1;
+        self.last_state = name.clone();
+        match f.timeline.iter().position(|r| r.state == name) {
+            Some(i) => {
+                f.timeline[i].visits += 1;
+                self.open.insert(name, i);
+            }
+            None => {
+                f.timeline.push(TimelineRow {
+                    state: name.clone(),
+                    entered: event.timestamp,
+                    exited: None,
+                    visits: 1,
+                });
+                self.open.insert(name, f.timeline.len() - 1);
+            }
+        }
+    }
+
+    /// A state exited: its row closed, and its output read for the request, the plan source
+    /// and the facts.
+    fn state_exited(&mut self, event: &Event) {
+        let f = &mut self.f;
+        let name = event.detail_str("name").unwrap_or("?");
+        if let Some(&i) = self.open.get(name) {
+            f.timeline[i].exited = Some(event.timestamp);
+        }
+        if let Some(output) = event.detail_json("output") {
+            if !self.request_validated
+                && let Some(request) = output
+                    .get("request")
+                    .and_then(|r| serde_json::from_value(r.clone()).ok())
+            {
+                // One source of truth with the notices: an alarm's scope is the plan's
+                // `triggers.alarm_scope`, which the input does not carry.
+                f.request = Some(request);
+                self.request_validated = true;
+            }
+            if f.plan_source.is_none() {
+                f.plan_source = output
+                    .get("request")
+                    .and_then(|r| r.get("plan_source"))
+                    .and_then(|s| serde_json::from_value(s.clone()).ok());
+            }
+            collect_facts(&output, f);
         }
     }
 
@@ -259,107 +259,27 @@ fn finish(f: &mut Findings, event: &Event, status: &str) {
     f.ended = Some(event.timestamp);
 }
 
+/// `ExecutionFailed`, `ExecutionAborted` or `ExecutionTimedOut`: the end, and the execution's
+/// own error as a failure.
+fn execution_failed(f: &mut Findings, event: &Event) {
+    let status = event.kind.trim_start_matches("Execution").to_uppercase();
+    finish(f, event, &status);
+    if let (Some(error), cause) = (event.detail_str("error"), event.detail_str("cause")) {
+        f.failures.push((
+            "(execution)".to_owned(),
+            error.to_owned(),
+            cause.unwrap_or_default().to_owned(),
+        ));
+    }
+}
+
 /// Walks a state's output and records what the rollback did, reading every object as the
 /// function contracts (`rollback_core::contract`) that could have produced it.
 fn collect_facts(value: &Value, f: &mut Findings) {
     match value {
         Value::Array(items) => items.iter().for_each(|v| collect_facts(v, f)),
         Value::Object(map) => {
-            let as_type = |v: &Value| v.clone();
-            if let Ok(d) = serde_json::from_value::<ApprovalDecision>(as_type(value)) {
-                f.decision = Some(serde_json::to_value(d).unwrap_or_default());
-            } else if let Ok(s) = serde_json::from_value::<SnapshotReport>(as_type(value)) {
-                if s.purpose == SnapshotPurpose::PreRollback {
-                    push(
-                        f,
-                        "Databases",
-                        format!(
-                            "{}: backup snapshot `{}` of the state before the rollback",
-                            s.database, s.snapshot_id
-                        ),
-                    );
-                }
-            } else if let Ok(r) = serde_json::from_value::<DatabaseResolution>(as_type(value)) {
-                let line = match (r.is_point_in_time(), r.restore_time) {
-                    (true, Some(at)) => format!(
-                        "{}: restored to point in time {} (point-in-time restore)",
-                        r.database,
-                        stamp(at)
-                    ),
-                    _ => format!(
-                        "{}: restored from snapshot `{}` taken {}",
-                        r.database,
-                        r.snapshot_id,
-                        stamp(r.snapshot_created_at)
-                    ),
-                };
-                push(f, "Databases", line);
-                let line = format!("{}: {}", r.database, r.data_loss.summary);
-                if !f.data_loss.contains(&line) {
-                    f.data_loss.push(line);
-                }
-            } else if let Ok(s) = serde_json::from_value::<SwapReport>(as_type(value)) {
-                if matches!(s.state, SwapState::Done) {
-                    push(
-                        f,
-                        "Databases",
-                        format!(
-                            "{}: now the restored copy; the previous database is kept as `{}` (delete it once the incident is closed)",
-                            s.database, s.aside
-                        ),
-                    );
-                }
-            } else if let Ok(r) = serde_json::from_value::<RetagResult>(as_type(value)) {
-                let old = r.previous_digest.as_deref().unwrap_or("(none)");
-                let kept = r
-                    .kept_as
-                    .map(|k| format!("; the bad image stays tagged `{k}`"))
-                    .unwrap_or_default();
-                push(
-                    f,
-                    "Images",
-                    format!(
-                        "{}:{}: {} → {} ({}){kept}",
-                        r.repository,
-                        r.tag,
-                        short_digest(old),
-                        short_digest(&r.stable_digest),
-                        r.message
-                    ),
-                );
-            } else if let Ok(b) = serde_json::from_value::<BuildStatus>(as_type(value)) {
-                if b.done && b.build.skipped.is_none() {
-                    push(
-                        f,
-                        "Infrastructure",
-                        format!(
-                            "Terraform {} build `{}` of commit {}: {}{}",
-                            b.build.purpose.as_str(),
-                            b.build.id,
-                            b.build.source_version,
-                            b.status,
-                            b.log_url
-                                .map(|url| format!(" ([log]({url}))"))
-                                .unwrap_or_default()
-                        ),
-                    );
-                }
-            } else if let Some(line) = mobile_step(value) {
-                push(f, "Mobile", line);
-            } else if let Ok(u) = serde_json::from_value::<UndoResult>(as_type(value)) {
-                let now = u
-                    .new_revision
-                    .map(|n| format!(", now revision {n}"))
-                    .unwrap_or_default();
-                push(
-                    f,
-                    "Deployments",
-                    format!(
-                        "{}/{}: revision {} → template of revision {}{now} ({})",
-                        u.namespace, u.name, u.from_revision, u.to_revision, u.message
-                    ),
-                );
-            }
+            record_object(value, f);
             for v in map.values() {
                 if v.is_object() || v.is_array() {
                     collect_facts(v, f);
@@ -368,6 +288,111 @@ fn collect_facts(value: &Value, f: &mut Findings) {
         }
         _ => {}
     }
+}
+
+/// One object, read as the first contract it parses as (in this order: a looser contract
+/// later in the chain could also parse an earlier one's output).
+fn record_object(value: &Value, f: &mut Findings) {
+    let as_type = |v: &Value| v.clone();
+    if let Ok(d) = serde_json::from_value::<ApprovalDecision>(as_type(value)) {
+        f.decision = Some(serde_json::to_value(d).unwrap_or_default());
+    } else if let Ok(s) = serde_json::from_value::<SnapshotReport>(as_type(value)) {
+        if s.purpose == SnapshotPurpose::PreRollback {
+            push(
+                f,
+                "Databases",
+                format!(
+                    "{}: backup snapshot `{}` of the state before the rollback",
+                    s.database, s.snapshot_id
+                ),
+            );
+        }
+    } else if let Ok(r) = serde_json::from_value::<DatabaseResolution>(as_type(value)) {
+        record_restore(f, &r);
+    } else if let Ok(s) = serde_json::from_value::<SwapReport>(as_type(value)) {
+        if matches!(s.state, SwapState::Done) {
+            push(
+                f,
+                "Databases",
+                format!(
+                    "{}: now the restored copy; the previous database is kept as `{}` (delete it once the incident is closed)",
+                    s.database, s.aside
+                ),
+            );
+        }
+    } else if let Ok(r) = serde_json::from_value::<RetagResult>(as_type(value)) {
+        push(f, "Images", retag_line(r));
+    } else if let Ok(b) = serde_json::from_value::<BuildStatus>(as_type(value)) {
+        if b.done && b.build.skipped.is_none() {
+            push(f, "Infrastructure", build_line(b));
+        }
+    } else if let Some(line) = mobile_step(value) {
+        push(f, "Mobile", line);
+    } else if let Ok(u) = serde_json::from_value::<UndoResult>(as_type(value)) {
+        let now = u
+            .new_revision
+            .map(|n| format!(", now revision {n}"))
+            .unwrap_or_default();
+        push(
+            f,
+            "Deployments",
+            format!(
+                "{}/{}: revision {} → template of revision {}{now} ({})",
+                u.namespace, u.name, u.from_revision, u.to_revision, u.message
+            ),
+        );
+    }
+}
+
+/// A database's restore: what it was restored to, and its data-loss window.
+fn record_restore(f: &mut Findings, r: &DatabaseResolution) {
+    let line = match (r.is_point_in_time(), r.restore_time) {
+        (true, Some(at)) => format!(
+            "{}: restored to point in time {} (point-in-time restore)",
+            r.database,
+            stamp(at)
+        ),
+        _ => format!(
+            "{}: restored from snapshot `{}` taken {}",
+            r.database,
+            r.snapshot_id,
+            stamp(r.snapshot_created_at)
+        ),
+    };
+    push(f, "Databases", line);
+    let line = format!("{}: {}", r.database, r.data_loss.summary);
+    if !f.data_loss.contains(&line) {
+        f.data_loss.push(line);
+    }
+}
+
+fn retag_line(r: RetagResult) -> String {
+    let old = r.previous_digest.as_deref().unwrap_or("(none)");
+    let kept = r
+        .kept_as
+        .map(|k| format!("; the bad image stays tagged `{k}`"))
+        .unwrap_or_default();
+    format!(
+        "{}:{}: {} → {} ({}){kept}",
+        r.repository,
+        r.tag,
+        short_digest(old),
+        short_digest(&r.stable_digest),
+        r.message
+    )
+}
+
+fn build_line(b: BuildStatus) -> String {
+    format!(
+        "Terraform {} build `{}` of commit {}: {}{}",
+        b.build.purpose.as_str(),
+        b.build.id,
+        b.build.source_version,
+        b.status,
+        b.log_url
+            .map(|url| format!(" ([log]({url}))"))
+            .unwrap_or_default()
+    )
 }
 
 /// The mobile step's record once it ended: what the stores and the minimum versions now do
@@ -401,6 +426,25 @@ fn short_digest(digest: &str) -> String {
 /// Markdown for `report.md`.
 pub fn render(f: &Findings) -> String {
     let mut out = String::new();
+    render_summary(&mut out, f);
+    render_trigger(&mut out, f);
+    render_decision(&mut out, f);
+    render_timeline(&mut out, f);
+    render_changes(&mut out, f);
+    render_data_loss(&mut out, f);
+    render_failures(&mut out, f);
+    let _ = writeln!(
+        out,
+        "\n## Post-mortem (to fill in)\n\n### Root cause\n\n_What in the release caused the failure?_\n\n\
+         ### Impact\n\n_Who was affected, for how long, and what data (see the data-loss window)?_\n\n\
+         ### Lessons\n\n_What went well, what went badly, where we were lucky._\n\n\
+         ### Preventive measures\n\n_What changes so this cannot recur; owners and dates._"
+    );
+    out
+}
+
+/// The title and the summary list: outcome, times, plan, transitions.
+fn render_summary(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "# Rollback report: {}\n", f.execution);
     let _ = writeln!(out, "- **Outcome:** {}", f.status);
     if let Some(started) = f.started {
@@ -435,47 +479,48 @@ pub fn render(f: &Findings) -> String {
         let _ = writeln!(out, "- **Plan:** `{}`", one_line(&source.to_string()));
     }
     let _ = writeln!(out, "- **State transitions:** {}\n", f.transitions);
+}
 
+fn render_trigger(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "## Trigger\n");
-    match &f.request {
-        Some(request) => {
-            match &request.trigger {
-                Trigger::Alarm(alarm) => {
-                    let _ = writeln!(
-                        out,
-                        "CloudWatch alarm `{}` went {} → {} at {}: {}",
-                        alarm.alarm_name,
-                        alarm.previous_state.as_str(),
-                        alarm.state.as_str(),
-                        stamp(alarm.state_changed_at),
-                        one_line(&alarm.state_reason)
-                    );
-                }
-                Trigger::Manual { requested_by } => {
-                    let _ = writeln!(
-                        out,
-                        "Manual start by {}.",
-                        requested_by.as_deref().unwrap_or("an operator (console)")
-                    );
-                }
-            }
+    let Some(request) = &f.request else {
+        let _ = writeln!(
+            out,
+            "(the execution input could not be read as a rollback request)\n"
+        );
+        return;
+    };
+    match &request.trigger {
+        Trigger::Alarm(alarm) => {
             let _ = writeln!(
                 out,
-                "\nReason: {}. Requested scope: {} (`{}`). Mode: `{:?}`.\n",
-                one_line(&request.reason),
-                request.scope.label(),
-                request.scope.as_str(),
-                request.mode
+                "CloudWatch alarm `{}` went {} → {} at {}: {}",
+                alarm.alarm_name,
+                alarm.previous_state.as_str(),
+                alarm.state.as_str(),
+                stamp(alarm.state_changed_at),
+                one_line(&alarm.state_reason)
             );
         }
-        None => {
+        Trigger::Manual { requested_by } => {
             let _ = writeln!(
                 out,
-                "(the execution input could not be read as a rollback request)\n"
+                "Manual start by {}.",
+                requested_by.as_deref().unwrap_or("an operator (console)")
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\nReason: {}. Requested scope: {} (`{}`). Mode: `{:?}`.\n",
+        one_line(&request.reason),
+        request.scope.label(),
+        request.scope.as_str(),
+        request.mode
+    );
+}
 
+fn render_decision(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "## Decision\n");
     match &f.decision {
         Some(d) => {
@@ -497,7 +542,9 @@ pub fn render(f: &Findings) -> String {
             let _ = writeln!(out, "No approval decision was recorded.\n");
         }
     }
+}
 
+fn render_timeline(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "## Timeline\n");
     let _ = writeln!(out, "| Entered (UTC) | State | Duration | Visits |");
     let _ = writeln!(out, "|---|---|---|---|");
@@ -514,7 +561,9 @@ pub fn render(f: &Findings) -> String {
             row.visits
         );
     }
+}
 
+fn render_changes(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "\n## Changes made\n");
     if f.changes.is_empty() {
         let _ = writeln!(out, "None recorded.");
@@ -526,7 +575,9 @@ pub fn render(f: &Findings) -> String {
         }
         let _ = writeln!(out);
     }
+}
 
+fn render_data_loss(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "\n## Data-loss window\n");
     if f.data_loss.is_empty() {
         let _ = writeln!(out, "No database was restored.");
@@ -534,7 +585,9 @@ pub fn render(f: &Findings) -> String {
     for line in &f.data_loss {
         let _ = writeln!(out, "- {line}");
     }
+}
 
+fn render_failures(out: &mut String, f: &Findings) {
     let _ = writeln!(out, "\n## Failures\n");
     if f.failures.is_empty() {
         let _ = writeln!(out, "None.");
@@ -542,15 +595,6 @@ pub fn render(f: &Findings) -> String {
     for (state, error, cause) in &f.failures {
         let _ = writeln!(out, "- in `{state}`: `{error}` — {}", one_line(cause));
     }
-
-    let _ = writeln!(
-        out,
-        "\n## Post-mortem (to fill in)\n\n### Root cause\n\n_What in the release caused the failure?_\n\n\
-         ### Impact\n\n_Who was affected, for how long, and what data (see the data-loss window)?_\n\n\
-         ### Lessons\n\n_What went well, what went badly, where we were lucky._\n\n\
-         ### Preventive measures\n\n_What changes so this cannot recur; owners and dates._"
-    );
-    out
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
