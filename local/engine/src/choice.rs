@@ -4,48 +4,85 @@ use crate::paths::JsonPath;
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 
+/// A parsed choice rule: a comparison on one variable, or And/Or/Not over nested rules.
 #[derive(Debug, Clone)]
 pub enum ChoiceRule {
+    /// True when every nested rule is true (evaluated in order, stopping at the first false).
     And(Vec<ChoiceRule>),
+    /// True when any nested rule is true (evaluated in order, stopping at the first true).
     Or(Vec<ChoiceRule>),
+    /// True when the nested rule is false.
     Not(Box<ChoiceRule>),
+    /// A comparison of the value at `variable` with `operand`.
     Cmp {
+        /// The `Variable` path, over the effective input or (`$$`) the context object.
         variable: JsonPath,
+        /// The comparison operator (the rule's field name, without `Path`).
         op: Op,
+        /// What the value is compared with.
         operand: Operand,
     },
 }
 
+/// The right-hand side of a comparison.
 #[derive(Debug, Clone)]
 pub enum Operand {
+    /// A literal (`"StringEquals": "x"`), whose type is checked when the definition loads.
     Lit(Value),
+    /// A value read when the rule is evaluated (`"StringEqualsPath": "$.x"`).
     Path(JsonPath),
 }
 
+/// A comparison operator, named as in ASL. All but `StringMatches` and the `Is…` tests also have a
+/// `…Path` form.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
+    /// Both are strings and equal.
     StringEquals,
+    /// Both are strings and the value sorts before the operand.
     StringLessThan,
+    /// Both are strings and the value sorts after the operand.
     StringGreaterThan,
+    /// Both are strings and the value does not sort after the operand.
     StringLessThanEquals,
+    /// Both are strings and the value does not sort before the operand.
     StringGreaterThanEquals,
+    /// The value is a string matching the pattern, where `*` is any run of characters (see
+    /// [`string_matches`]).
     StringMatches,
+    /// Both are numbers and equal.
     NumericEquals,
+    /// Both are numbers and the value is less.
     NumericLessThan,
+    /// Both are numbers and the value is greater.
     NumericGreaterThan,
+    /// Both are numbers and the value is not greater.
     NumericLessThanEquals,
+    /// Both are numbers and the value is not less.
     NumericGreaterThanEquals,
+    /// Both are booleans and equal.
     BooleanEquals,
+    /// Both are RFC 3339 timestamps of the same instant.
     TimestampEquals,
+    /// Both are RFC 3339 timestamps and the value is earlier.
     TimestampLessThan,
+    /// Both are RFC 3339 timestamps and the value is later.
     TimestampGreaterThan,
+    /// Both are RFC 3339 timestamps and the value is not later.
     TimestampLessThanEquals,
+    /// Both are RFC 3339 timestamps and the value is not earlier.
     TimestampGreaterThanEquals,
+    /// The value is null (operand `true`) or is not (`false`).
     IsNull,
+    /// The variable's path selects something (operand `true`) or nothing (`false`).
     IsPresent,
+    /// The value is a number (operand `true`) or is not (`false`).
     IsNumeric,
+    /// The value is a string (operand `true`) or is not (`false`).
     IsString,
+    /// The value is a boolean (operand `true`) or is not (`false`).
     IsBoolean,
+    /// The value is an RFC 3339 timestamp string (operand `true`) or is not (`false`).
     IsTimestamp,
 }
 
@@ -178,6 +215,7 @@ fn literal_fits(op: Op, l: &Value) -> bool {
     }
 }
 
+/// Parses an RFC 3339 timestamp, as the `Timestamp…` comparisons and `IsTimestamp` read them.
 pub fn parse_ts(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(s).ok()
 }
@@ -210,6 +248,8 @@ pub fn string_matches(s: &str, pattern: &str) -> bool {
 pub struct ChoiceError(pub String);
 
 impl ChoiceRule {
+    /// Evaluates the rule against the effective input and the context object. An error means a path
+    /// the rule compares selected nothing (AWS: States.Runtime).
     pub fn eval(&self, input: &Value, ctx: &Value) -> Result<bool, ChoiceError> {
         match self {
             ChoiceRule::And(rs) => {

@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+/// Which time an execution runs on: virtual (the default) or the wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClockMode {
     /// Waits, retries and timeouts take no real time.
@@ -28,6 +29,8 @@ pub enum ClockMode {
     Real,
 }
 
+/// One execution's clock, shared by its interpreter and the engine: its time, its sleepers and its
+/// outstanding external waits.
 pub struct Clock {
     mode: ClockMode,
     state: Mutex<State>,
@@ -46,6 +49,7 @@ struct State {
 const JUMPS_PER_POLL: usize = 64;
 
 impl Clock {
+    /// A clock in `mode`; virtual time starts at `start` (real mode reads the wall clock).
     pub fn new(mode: ClockMode, start: DateTime<Utc>) -> Arc<Clock> {
         Arc::new(Clock {
             mode,
@@ -65,10 +69,12 @@ impl Clock {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The mode the clock was created with.
     pub fn mode(&self) -> ClockMode {
         self.mode
     }
 
+    /// The current time: virtual time, or the wall clock in real mode.
     pub fn now(&self) -> DateTime<Utc> {
         match self.mode {
             ClockMode::Real => Utc::now(),
@@ -106,6 +112,7 @@ impl Clock {
         }
     }
 
+    /// A future that completes `d` from [`Clock::now`] on this clock.
     pub fn sleep(self: &Arc<Self>, d: std::time::Duration) -> Sleep {
         let deadline = self.now() + TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
         self.sleep_until(deadline)
@@ -176,37 +183,56 @@ impl Drop for ExternalGuard {
 
 /// Lifts one external wait for its lifetime (see [`Clock::sleep_in_task`]); dropped early, it
 /// still puts the wait back, so the handler's own guard stays balanced.
-struct ExternalRelease(Arc<Clock>);
+struct ExternalRelease {
+    clock: Arc<Clock>,
+    /// Whether an external wait was lifted (none is outside a task handler): only that one
+    /// is put back.
+    lifted: bool,
+}
 
 impl ExternalRelease {
     fn new(clock: Arc<Clock>) -> Self {
-        let driver = {
+        let (lifted, driver) = {
             let mut s = clock.lock();
-            s.external = s.external.saturating_sub(1);
-            if s.external == 0 {
-                s.driver.clone()
-            } else {
-                None
+            let lifted = s.external > 0;
+            if lifted {
+                s.external -= 1;
             }
+            (
+                lifted,
+                if s.external == 0 {
+                    s.driver.clone()
+                } else {
+                    None
+                },
+            )
         };
         if let Some(driver) = driver {
             driver.wake();
         }
-        ExternalRelease(clock)
+        ExternalRelease { clock, lifted }
     }
 }
 
 impl Drop for ExternalRelease {
     fn drop(&mut self) {
-        self.0.lock().external += 1;
+        if self.lifted {
+            self.clock.lock().external += 1;
+        }
     }
 }
 
+/// The future [`Clock::sleep`] and [`Clock::sleep_until`] return.
 pub enum Sleep {
+    /// Real mode: a Tokio timer.
     Real(Pin<Box<tokio::time::Sleep>>),
+    /// Virtual mode: woken by the clock once its time reaches `deadline`.
     Virtual {
+        /// The clock that wakes the sleep.
         clock: Arc<Clock>,
+        /// When the sleep completes, in the clock's time.
         deadline: DateTime<Utc>,
+        /// The sleep's key among the clock's sleepers, once it has been polled.
         id: Option<u64>,
     },
 }
@@ -252,6 +278,8 @@ impl Drop for Sleep {
     }
 }
 
+/// The future [`Clock::drive`] returns: the execution, with virtual time jumped forward whenever
+/// the execution is blocked on the clock alone.
 pub struct Drive<F: Future> {
     clock: Arc<Clock>,
     fut: Pin<Box<F>>,
@@ -355,6 +383,24 @@ mod tests {
             0,
             "every external wait was put back and ended"
         );
+    }
+
+    #[tokio::test]
+    async fn a_sleep_in_task_outside_a_task_leaves_time_free() {
+        let t0 = Utc::now();
+        let c = Clock::new(ClockMode::Virtual, t0);
+        let c2 = c.clone();
+        let run = c.drive(async move {
+            c2.sleep_in_task(Duration::from_secs(30)).await;
+            c2.sleep(Duration::from_secs(30)).await;
+            c2.now()
+        });
+        // A leaked external wait would stop the clock for good: bound the test in real time.
+        let end = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("virtual time stopped after the sleep");
+        assert_eq!(end - t0, TimeDelta::seconds(60));
+        assert_eq!(c.lock().external, 0);
     }
 
     #[tokio::test]

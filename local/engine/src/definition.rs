@@ -7,10 +7,14 @@ use crate::paths::JsonPath;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
 
+/// Why a definition was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionError {
+    /// The text is not JSON.
     #[error("definition is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The JSON is not a valid state machine: every problem found, each starting with where it is
+    /// (e.g. `/States/A/Next`).
     #[error("invalid state machine definition:\n  - {}", .0.join("\n  - "))]
     Invalid(Vec<String>),
 }
@@ -26,52 +30,87 @@ pub fn substitute(definition: &str, subs: &BTreeMap<String, String>) -> String {
     .into_owned()
 }
 
+/// A validated state machine: the top-level definition, a Parallel branch or a Map's item
+/// processor.
 #[derive(Debug, Clone)]
 pub struct StateMachine {
+    /// `StartAt`: the state the machine begins in.
     pub start_at: String,
+    /// The states, by name.
     pub states: BTreeMap<String, State>,
+    /// `TimeoutSeconds` of the whole execution; read at the top level only.
     pub timeout_seconds: Option<u64>,
 }
 
+/// One state: the fields every type shares, and its type-specific part.
 #[derive(Debug, Clone)]
 pub struct State {
+    /// The state's name (its key in `States`).
     pub name: String,
+    /// `InputPath` (default `$`); `None` (JSON null) gives the state `{}` as input.
     pub input_path: Option<JsonPath>,
+    /// `OutputPath` (default `$`); `None` (JSON null) makes the output `{}`.
     pub output_path: Option<JsonPath>,
+    /// `Next`; `None` when the state has `End: true` or is a Choice, Succeed or Fail.
     pub next: Option<String>,
+    /// The type and its own fields.
     pub kind: StateKind,
 }
 
 /// `ResultPath`: `None` (JSON null) discards the result and keeps the input.
 pub type ResultPath = Option<JsonPath>;
 
+/// A state's type and the fields only that type has.
 #[derive(Debug, Clone)]
 pub enum StateKind {
+    /// Pass: outputs `Result`, else the resolved `Parameters`, else its effective input.
     Pass {
+        /// `Parameters`: a template over the effective input.
         parameters: Option<Template>,
+        /// `Result`: a fixed value, used in place of the input.
         result: Option<Value>,
+        /// `ResultPath`: where the result goes in the state's input.
         result_path: ResultPath,
     },
+    /// Task: runs `Resource` through the engine's [`TaskHandler`](crate::task::TaskHandler).
     Task(Box<TaskSpec>),
+    /// Choice: goes to the `Next` of the first rule that matches, else to `Default`.
     Choice {
+        /// `Choices`: the rules in order, each with the state it leads to.
         choices: Vec<(ChoiceRule, String)>,
+        /// `Default`; without it, no match fails the execution with States.NoChoiceMatched.
         default: Option<String>,
     },
+    /// Wait: waits on the execution's clock for a time, or until a timestamp.
     Wait(WaitSpec),
+    /// Succeed: ends the machine successfully.
     Succeed,
+    /// Fail: ends the machine with an error and cause.
     Fail {
+        /// `Error` or `ErrorPath`.
         error: Option<StrSource>,
+        /// `Cause` or `CausePath`.
         cause: Option<StrSource>,
     },
+    /// Parallel: runs every branch on the same input; the output is the array of their outputs.
     Parallel {
+        /// `Branches`: one sub-machine each.
         branches: Vec<StateMachine>,
+        /// Parameters, ResultSelector, ResultPath, Retry and Catch.
         common: Box<Compound>,
     },
+    /// Map (INLINE only): runs `processor` once per item of an array; the output is the array of
+    /// their outputs.
     Map {
+        /// `ItemProcessor` (or the older `Iterator`).
         processor: Box<StateMachine>,
+        /// `ItemsPath` (default `$`): where the items are in the effective input.
         items_path: Option<JsonPath>,
+        /// `ItemSelector` (or the older `Parameters`): each iteration's input, built per item.
         item_selector: Option<Template>,
+        /// `MaxConcurrency` or `MaxConcurrencyPath`: iterations at a time; absent or 0 means all.
         max_concurrency: Option<Num>,
+        /// Parameters (moved into `item_selector`), ResultSelector, ResultPath, Retry and Catch.
         common: Box<Compound>,
     },
 }
@@ -79,70 +118,110 @@ pub enum StateKind {
 /// The data-flow and error-handling fields Task, Parallel and Map share.
 #[derive(Debug, Clone)]
 pub struct Compound {
+    /// `Parameters`: the effective input, as a template over the input.
     pub parameters: Option<Template>,
+    /// `ResultSelector`: reshapes the raw result before `ResultPath` places it.
     pub result_selector: Option<Template>,
+    /// `ResultPath` (default `$`): where the result goes in the state's input.
     pub result_path: ResultPath,
+    /// `Retry`, in order; the first retrier whose errors match handles a failure.
     pub retry: Vec<Retrier>,
+    /// `Catch`, in order; consulted once retries are exhausted.
     pub catch: Vec<Catcher>,
 }
 
+/// A Task state's fields.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
+    /// `Resource`, after definition substitutions.
     pub resource: String,
+    /// Parameters, ResultSelector, ResultPath, Retry and Catch.
     pub common: Compound,
+    /// `TimeoutSeconds` or `TimeoutSecondsPath`; absent means no timeout.
     pub timeout: Option<Num>,
+    /// `HeartbeatSeconds` or `HeartbeatSecondsPath`: the longest a `.waitForTaskToken` task may go
+    /// without SendTaskHeartbeat.
     pub heartbeat: Option<Num>,
 }
 
 /// A number given literally or through a `*Path` field.
 #[derive(Debug, Clone)]
 pub enum Num {
+    /// A literal number.
     Lit(f64),
+    /// A path to the number, read when the state runs.
     Path(JsonPath),
 }
 
+/// A string given literally, by a path, or by an intrinsic function (the `…Path` fields accept
+/// either).
 #[derive(Debug, Clone)]
 pub enum StrSource {
+    /// A literal string.
     Lit(String),
+    /// A path to the string, read when the state runs.
     Path(JsonPath),
+    /// An intrinsic function call, such as `States.Format(...)`.
     Intrinsic(Call),
 }
 
+/// What a Wait state waits for.
 #[derive(Debug, Clone)]
 pub enum WaitSpec {
+    /// `Seconds` or `SecondsPath`.
     Seconds(Num),
+    /// `Timestamp`: an RFC 3339 time, checked when the definition loads.
     Timestamp(String),
+    /// `TimestampPath`: a path to an RFC 3339 time.
     TimestampPath(JsonPath),
 }
 
+/// One `Retry` entry.
 #[derive(Debug, Clone)]
 pub struct Retrier {
+    /// `ErrorEquals`: the error names it handles.
     pub errors: Vec<String>,
+    /// `IntervalSeconds` (default 1): the wait before the first retry.
     pub interval: f64,
+    /// `MaxAttempts` (default 3): retries allowed; 0 means none.
     pub max_attempts: u32,
+    /// `BackoffRate` (default 2.0): the factor each further wait is multiplied by.
     pub backoff: f64,
+    /// `MaxDelaySeconds`: a cap on any one wait.
     pub max_delay: Option<f64>,
+    /// `JitterStrategy: FULL`: each wait is a random fraction of the computed one.
     pub jitter_full: bool,
 }
 
+/// One `Catch` entry.
 #[derive(Debug, Clone)]
 pub struct Catcher {
+    /// `ErrorEquals`: the error names it handles.
     pub errors: Vec<String>,
+    /// `Next`: the state to go to.
     pub next: String,
+    /// `ResultPath` (default `$`): where the error output goes in the state's input.
     pub result_path: ResultPath,
 }
 
 /// A `Parameters`-style payload template with `.$` fields compiled.
 #[derive(Debug, Clone)]
 pub enum Template {
+    /// A value used as is.
     Lit(Value),
+    /// A `key.$` path, resolved against the input or the context object.
     Path(JsonPath),
+    /// A `key.$` intrinsic function call.
     Intrinsic(Call),
+    /// An object, its fields in order (keys without the `.$` suffix).
     Object(Vec<(String, Template)>),
+    /// An array of templates.
     Array(Vec<Template>),
 }
 
 impl Template {
+    /// Compiles the JSON template `v` found at `at`, adding any problems to `errs`; a bad field
+    /// compiles to null so that the rest is still checked.
     pub fn compile(v: &Value, at: &str, errs: &mut Vec<String>) -> Template {
         match v {
             Value::Object(o) => Template::Object(
@@ -189,11 +268,13 @@ impl Template {
 }
 
 impl StateMachine {
+    /// Parses and validates definition text (substitutions already applied).
     pub fn from_json_str(s: &str) -> Result<StateMachine, DefinitionError> {
         let v: Value = serde_json::from_str(s)?;
         Self::from_value(&v)
     }
 
+    /// Validates a JSON definition, reporting every problem found at once.
     pub fn from_value(v: &Value) -> Result<StateMachine, DefinitionError> {
         let mut errs = Vec::new();
         let sm = parse_machine(v, "", &mut errs, true);

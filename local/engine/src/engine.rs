@@ -18,32 +18,47 @@ use tokio::sync::{oneshot, watch};
 /// Errors named and shaped like the Step Functions API's (`__type` on the wire).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ServiceError {
+    /// An ARN is malformed.
     #[error("{0}")]
     InvalidArn(String),
+    /// A state machine or execution name is not 1-80 letters, digits, `-` or `_`.
     #[error("{0}")]
     InvalidName(String),
+    /// The definition does not parse or validate.
     #[error("{0}")]
     InvalidDefinition(String),
+    /// The execution input is not JSON, or exceeds the payload limit.
     #[error("{0}")]
     InvalidExecutionInput(String),
+    /// SendTaskSuccess output is not JSON.
     #[error("{0}")]
     InvalidOutput(String),
+    /// A task token that does not decode.
     #[error("{0}")]
     InvalidToken(String),
+    /// A well-formed task token that this engine never issued.
     #[error("{0}")]
     TaskDoesNotExist(String),
+    /// A task token whose task has already finished.
     #[error("{0}")]
     TaskTimedOut(String),
+    /// An execution of that name exists (and is not the same running one started again).
     #[error("{0}")]
     ExecutionAlreadyExists(String),
+    /// No execution has that ARN.
     #[error("{0}")]
     ExecutionDoesNotExist(String),
+    /// No state machine has that ARN.
     #[error("{0}")]
     StateMachineDoesNotExist(String),
+    /// A different state machine already has that name.
     #[error("{0}")]
     StateMachineAlreadyExists(String),
+    /// A request refused for another reason: a missing field, a bad filter or pagination token, an
+    /// unsupported option.
     #[error("{0}")]
     ValidationException(String),
+    /// An operation the endpoint does not answer (state machine operations in embedded mode).
     #[error("{0}")]
     UnknownOperation(String),
 }
@@ -80,10 +95,15 @@ impl From<TokenError> for ServiceError {
     }
 }
 
+/// Engine-wide settings. The default: virtual clock, region `us-east-1`, account `123456789012`,
+/// token waits holding the clock.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// The clock mode every execution runs on.
     pub clock: ClockMode,
+    /// The region written into ARNs and TaskScheduled events.
     pub region: String,
+    /// The account id written into ARNs.
     pub account: String,
     /// Token waits hold the virtual clock still (the default; a person may be about to answer).
     pub token_waits_hold_clock: bool,
@@ -100,16 +120,23 @@ impl Default for EngineConfig {
     }
 }
 
+/// An execution's status, as the API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionStatus {
+    /// Still running.
     Running,
+    /// Reached its end successfully.
     Succeeded,
+    /// Ended with an error: a Fail state or an error nothing caught.
     Failed,
+    /// Ran past the machine's `TimeoutSeconds`.
     TimedOut,
+    /// Stopped by StopExecution.
     Aborted,
 }
 
 impl ExecutionStatus {
+    /// The API's spelling (`RUNNING`, `TIMED_OUT`, …).
     pub fn as_str(&self) -> &'static str {
         match self {
             ExecutionStatus::Running => "RUNNING",
@@ -119,6 +146,7 @@ impl ExecutionStatus {
             ExecutionStatus::Aborted => "ABORTED",
         }
     }
+    /// The status with the API spelling `s`, as ListExecutions' `statusFilter` gives it.
     pub fn parse(s: &str) -> Option<Self> {
         [
             Self::Running,
@@ -132,29 +160,47 @@ impl ExecutionStatus {
     }
 }
 
+/// A registered state machine, as DescribeStateMachine reports it.
 #[derive(Debug, Clone)]
 pub struct StateMachineRecord {
+    /// The state machine ARN.
     pub arn: String,
+    /// The state machine name.
     pub name: String,
+    /// The definition text as stored (CreateStateMachine applies substitutions first).
     pub definition: String,
+    /// The role ARN; only reported (history, context object), never checked.
     pub role_arn: String,
+    /// When it was created (wall clock).
     pub created: DateTime<Utc>,
+    /// When UpdateStateMachine last changed it.
     pub updated: Option<DateTime<Utc>>,
+    /// The validated model that new executions run.
     pub parsed: Arc<StateMachine>,
 }
 
 /// A snapshot of an execution, as DescribeExecution reports it.
 #[derive(Debug, Clone)]
 pub struct ExecutionDescription {
+    /// The execution ARN.
     pub arn: String,
+    /// The execution name.
     pub name: String,
+    /// The ARN of the state machine it runs.
     pub state_machine_arn: String,
+    /// Its status when the snapshot was taken.
     pub status: ExecutionStatus,
+    /// When it started.
     pub start: DateTime<Utc>,
+    /// When it ended, on the execution's clock; `None` while running.
     pub stop: Option<DateTime<Utc>>,
+    /// The input, as sent.
     pub input: String,
+    /// The output JSON, once it has succeeded.
     pub output: Option<String>,
+    /// The error name, once it has failed, timed out, or been stopped with one.
     pub error: Option<String>,
+    /// The cause that goes with `error`.
     pub cause: Option<String>,
 }
 
@@ -261,6 +307,8 @@ struct Inner {
     tokens: Arc<Tokens>,
 }
 
+/// The local Step Functions service: state machines, executions and task tokens. Cheap to clone;
+/// clones share everything.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -274,6 +322,7 @@ fn valid_name(n: &str) -> bool {
 }
 
 impl Engine {
+    /// An engine whose Task states run through `handler`.
     pub fn new(handler: Arc<dyn TaskHandler>, cfg: EngineConfig) -> Engine {
         Engine {
             inner: Arc::new(Inner {
@@ -286,6 +335,7 @@ impl Engine {
         }
     }
 
+    /// The settings the engine was created with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.cfg
     }
@@ -339,16 +389,20 @@ impl Engine {
         Ok(rec)
     }
 
+    /// DescribeStateMachine: the machine registered at `arn`.
     pub fn describe_state_machine(&self, arn: &str) -> Result<StateMachineRecord, ServiceError> {
         lock(&self.inner.machines).get(arn).cloned().ok_or_else(|| {
             ServiceError::StateMachineDoesNotExist(format!("State Machine Does Not Exist: '{arn}'"))
         })
     }
 
+    /// ListStateMachines: every registered machine, in ARN order.
     pub fn list_state_machines(&self) -> Vec<StateMachineRecord> {
         lock(&self.inner.machines).values().cloned().collect()
     }
 
+    /// UpdateStateMachine: replaces the definition (validated, not substituted) and/or the role;
+    /// returns the update time. Running executions keep the definition they started with.
     pub fn update_state_machine(
         &self,
         arn: &str,
@@ -372,6 +426,8 @@ impl Engine {
         Ok(now)
     }
 
+    /// DeleteStateMachine: forgets the machine (an unknown ARN is not an error); its executions
+    /// keep running and stay listed.
     pub fn delete_state_machine(&self, arn: &str) -> Result<(), ServiceError> {
         lock(&self.inner.machines).remove(arn);
         Ok(())
@@ -504,10 +560,12 @@ impl Engine {
             })
     }
 
+    /// DescribeExecution: a snapshot of the execution at `arn`.
     pub fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ServiceError> {
         Ok(self.find(arn)?.describe())
     }
 
+    /// GetExecutionHistory: every event of the execution so far, oldest first.
     pub fn history(&self, arn: &str) -> Result<Vec<HistoryEvent>, ServiceError> {
         Ok(self.find(arn)?.history.snapshot())
     }
@@ -547,6 +605,9 @@ impl Engine {
             .collect()
     }
 
+    /// StopExecution: aborts the execution with the optional error and cause, waits (at most 5 s
+    /// real time) for the abort to be recorded, and returns the stop date. A finished execution is
+    /// left as it is.
     pub async fn stop_execution(
         &self,
         arn: &str,
@@ -592,6 +653,7 @@ impl Engine {
         Ok(e.describe())
     }
 
+    /// SendTaskSuccess: completes the task waiting on `token` with `output` (JSON text).
     pub fn send_task_success(&self, token: &str, output: &str) -> Result<(), ServiceError> {
         let v: Value = serde_json::from_str(output)
             .map_err(|e| ServiceError::InvalidOutput(format!("Invalid JSON output: {e}")))?;
@@ -599,6 +661,7 @@ impl Engine {
         Ok(())
     }
 
+    /// SendTaskFailure: fails the task waiting on `token` (error and cause empty when absent).
     pub fn send_task_failure(
         &self,
         token: &str,
@@ -615,6 +678,7 @@ impl Engine {
         Ok(())
     }
 
+    /// SendTaskHeartbeat: restarts the heartbeat timeout of the task waiting on `token`.
     pub fn send_task_heartbeat(&self, token: &str) -> Result<(), ServiceError> {
         self.inner.tokens.send(token, TokenMsg::Heartbeat)?;
         Ok(())

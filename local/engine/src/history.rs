@@ -8,14 +8,20 @@ use std::sync::Mutex;
 /// also bounds runaway loops under the virtual clock.
 pub const MAX_EVENTS: usize = 25_000;
 
+/// One event of an execution's history.
 #[derive(Debug, Clone)]
 pub struct HistoryEvent {
+    /// Its 1-based position in the history.
     pub id: u64,
+    /// The id of the event it follows in its branch (0 for the first).
     pub previous_event_id: u64,
+    /// When it happened, on the execution's clock.
     pub timestamp: DateTime<Utc>,
+    /// The event type, e.g. `TaskStateEntered` or `ExecutionSucceeded`.
     pub event_type: String,
     /// e.g. `taskScheduledEventDetails`; `None` for events without details.
     pub details_key: Option<&'static str>,
+    /// The details object, reported under `details_key`.
     pub details: Value,
 }
 
@@ -34,15 +40,18 @@ impl HistoryEvent {
     }
 }
 
+/// Epoch seconds with millisecond precision: how the AWS JSON protocol writes timestamps.
 pub fn epoch(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
+/// An execution's events, appended by the interpreter and read by the API, from any thread.
 #[derive(Default)]
 pub struct History {
     events: Mutex<Vec<HistoryEvent>>,
 }
 
+/// The error when an event would exceed [`MAX_EVENTS`]; it fails the execution with States.Runtime.
 #[derive(Debug, thiserror::Error)]
 #[error("the execution history exceeded the limit of {MAX_EVENTS} events")]
 pub struct HistoryFull;
@@ -100,18 +109,22 @@ impl History {
         id
     }
 
+    /// A copy of every event so far, oldest first.
     pub fn snapshot(&self) -> Vec<HistoryEvent> {
         self.lock().clone()
     }
 
+    /// The number of events so far.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    /// Whether no event has been recorded yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The id of the latest event (0 when there is none).
     pub fn last_id(&self) -> u64 {
         self.lock().len() as u64
     }

@@ -7,23 +7,38 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use sha2::Digest;
 
+/// One argument of an intrinsic function call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
+    /// A literal: a string, number, boolean or null.
     Lit(Value),
+    /// A path, read from the input or the context object when the call is evaluated.
     Path(JsonPath),
+    /// A nested call, evaluated first.
     Call(Box<Call>),
 }
 
+/// A parsed intrinsic function call, e.g. `States.Format('{}', $.x)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
+    /// The function name, e.g. `States.Format`.
     pub name: String,
+    /// The arguments, in order.
     pub args: Vec<Arg>,
 }
 
+/// Why an intrinsic function could not be parsed or evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IntrinsicError {
+    /// The expression does not parse (found when the definition loads).
     #[error("invalid intrinsic function '{expr}': {reason}")]
-    Syntax { expr: String, reason: String },
+    Syntax {
+        /// The expression as written.
+        expr: String,
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// Evaluation failed (bad arguments, a path that selects nothing, …).
     #[error("{0}")]
     Eval(String),
 }
@@ -50,6 +65,7 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 impl Call {
+    /// Parses an expression such as `States.Format('{}', $.x)`; unknown function names are refused.
     pub fn parse(expr: &str) -> Result<Call, IntrinsicError> {
         let chars: Vec<char> = expr.trim().chars().collect();
         let mut p = Parser {
@@ -65,6 +81,7 @@ impl Call {
         Ok(call)
     }
 
+    /// Evaluates the call against the input and the context object.
     pub fn eval(&self, input: &Value, ctx: &Value) -> Result<Value, IntrinsicError> {
         let mut args = Vec::with_capacity(self.args.len());
         for a in &self.args {

@@ -6,6 +6,18 @@
 //! - [`task`]: the [`TaskHandler`] trait embedders implement, and a [`LambdaRegistry`];
 //! - [`engine`]: Step Functions API semantics (executions, history, tokens);
 //! - [`service::http`]: the AWS JSON 1.0 endpoint for `aws-sdk-sfn`, the AWS CLI and boto3.
+//!
+//! Inputs: ASL definitions (JSON text, with optional `${Name}` substitutions), execution input
+//! JSON, task results from a [`TaskHandler`] (usually Lambda functions registered in a
+//! [`LambdaRegistry`]) and SendTask* answers to task tokens. Outputs: execution status, output
+//! or error and cause, and GetExecutionHistory-shaped event histories, through [`Engine`]'s
+//! methods or the HTTP endpoint ([`serve`], [`serve_on_loopback`], [`serve_standalone`]).
+//!
+//! On its own: `cargo test -p rollback-engine` runs its tests (no AWS account needed).
+//! `cargo run -p rollback-engine -- serve [--port N] [--real-time]` serves a standalone endpoint
+//! (state machine operations included) on `127.0.0.1:N`, default 8083, on the virtual clock
+//! unless `--real-time`. It has no Lambda functions registered, so its Task states fail with
+//! States.TaskFailed. Point the AWS CLI at it with `--endpoint-url http://127.0.0.1:8083`.
 
 pub mod choice;
 pub mod clock;

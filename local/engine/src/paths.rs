@@ -9,14 +9,28 @@
 
 use serde_json::{Map, Value};
 
+/// Why a path could not be parsed or applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PathError {
+    /// The path does not parse.
     #[error("invalid JSONPath '{path}': {reason}")]
-    Syntax { path: String, reason: String },
+    Syntax {
+        /// The path as written.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An indefinite path where only keys and indexes are allowed.
     #[error("'{0}' is not a reference path (only keys and indexes are allowed here)")]
     NotReference(String),
+    /// `ResultPath` could not write the result into the input.
     #[error("ResultPath '{path}' cannot be applied: {reason}")]
-    Set { path: String, reason: String },
+    Set {
+        /// The path as written.
+        path: String,
+        /// What stood in the way.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +57,7 @@ struct Filter {
     cmp: Option<(String, Value)>,
 }
 
+/// A parsed path, `$`-rooted (over the input) or `$$`-rooted (over the context object).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPath {
     raw: String,
@@ -57,6 +72,7 @@ impl std::fmt::Display for JsonPath {
 }
 
 impl JsonPath {
+    /// Parses any supported path (see the module docs).
     pub fn parse(raw: &str) -> Result<Self, PathError> {
         let err = |reason: &str| PathError::Syntax {
             path: raw.to_string(),
@@ -86,14 +102,17 @@ impl JsonPath {
         Ok(p)
     }
 
+    /// The path as written.
     pub fn raw(&self) -> &str {
         &self.raw
     }
 
+    /// Whether the path is `$$`-rooted, reading the context object.
     pub fn is_context(&self) -> bool {
         self.context
     }
 
+    /// Whether the path has only keys and indexes, so that it selects one value or nothing.
     pub fn is_definite(&self) -> bool {
         self.segs
             .iter()

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+/// A boxed `Send` future, as task handlers and Lambda functions return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How a Task's `Resource` is integrated.
@@ -23,20 +24,31 @@ pub enum ResourceKind {
 /// Integration pattern, from the resource's suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pattern {
+    /// Call the resource and take its answer as the result.
     RequestResponse,
+    /// `.waitForTaskToken`: call the resource, then wait for SendTaskSuccess or SendTaskFailure on
+    /// the token.
     WaitForTaskToken,
+    /// `.sync` (or `.sync:N`): recognised, but run like `RequestResponse`.
     Sync,
 }
 
+/// A Task's `Resource` taken apart: how to call it, and how history names it.
 #[derive(Debug, Clone)]
 pub struct ParsedResource {
+    /// How the resource is integrated.
     pub kind: ResourceKind,
+    /// The integration pattern.
     pub pattern: Pattern,
-    /// History `resourceType` (e.g. `lambda`), and `resource` (e.g. `invoke.waitForTaskToken`).
+    /// History `resourceType`, e.g. `lambda`.
     pub resource_type: String,
+    /// History `resource`: e.g. `invoke.waitForTaskToken`, or the whole ARN when it is not an
+    /// `arn:aws:states:::` integration.
     pub resource_name: String,
 }
 
+/// Classifies a Task's `Resource`: its integration, its pattern (from the suffix) and its names for
+/// history.
 pub fn parse_resource(arn: &str) -> ParsedResource {
     let pattern = if arn.ends_with(".waitForTaskToken") {
         Pattern::WaitForTaskToken
@@ -81,7 +93,9 @@ pub fn parse_resource(arn: &str) -> ParsedResource {
 pub struct TaskRequest {
     /// The resource exactly as written in the definition (after substitutions).
     pub resource: String,
+    /// How the resource is integrated.
     pub kind: ResourceKind,
+    /// The integration pattern.
     pub pattern: Pattern,
     /// For Lambda resources: `Parameters.FunctionName` (lambda:invoke) or the ARN itself.
     pub function: Option<String>,
@@ -91,20 +105,26 @@ pub struct TaskRequest {
     pub parameters: Value,
     /// Set for `.waitForTaskToken` resources.
     pub task_token: Option<String>,
+    /// The Task state's name.
     pub state_name: String,
+    /// The ARN of the execution running the task.
     pub execution_arn: String,
     /// The context object as the state saw it (`$$`).
     pub context: Value,
 }
 
+/// A failed task attempt, as a handler reports it; Retry and Catch match on `error`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{error}: {cause}")]
 pub struct TaskFailure {
+    /// The error name, e.g. `States.TaskFailed` or a function's own.
     pub error: String,
+    /// A human-readable explanation.
     pub cause: String,
 }
 
 impl TaskFailure {
+    /// A failure with this error name and cause.
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
         TaskFailure {
             error: error.into(),
@@ -116,6 +136,8 @@ impl TaskFailure {
 /// Runs tasks. For `.waitForTaskToken` resources the returned value is ignored (the task waits
 /// for SendTaskSuccess/Failure) but an `Err` fails the task at once, like a failed invocation.
 pub trait TaskHandler: Send + Sync {
+    /// Runs one attempt of the task `req` describes. `Ok` is the task's result; the interpreter
+    /// wraps `lambda:invoke` results in AWS's envelope itself.
     fn invoke(&self, req: TaskRequest) -> BoxFuture<'static, Result<Value, TaskFailure>>;
 }
 
@@ -146,6 +168,7 @@ pub fn unsupported(req: &TaskRequest, known: &[String]) -> TaskFailure {
     )
 }
 
+/// An in-process Lambda function: called with the payload and the whole request.
 pub type LambdaFn =
     Arc<dyn Fn(Value, TaskRequest) -> BoxFuture<'static, Result<Value, TaskFailure>> + Send + Sync>;
 
@@ -166,10 +189,13 @@ pub fn function_name(f: &str) -> &str {
 }
 
 impl LambdaRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Registers `f` under `name` (a function name, or an ARN reduced to its name), replacing any
+    /// function registered there before.
     pub fn register<F, Fut>(&self, name: &str, f: F)
     where
         F: Fn(Value, TaskRequest) -> Fut + Send + Sync + 'static,
@@ -182,6 +208,7 @@ impl LambdaRegistry {
             .insert(function_name(name).to_string(), f);
     }
 
+    /// The registered function names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.fns
             .read()

@@ -12,19 +12,32 @@ use tokio::sync::mpsc;
 
 const PREFIX: &str = "rbt1.";
 
+/// What a SendTask* call delivers to the task waiting on a token.
 #[derive(Debug)]
 pub enum TokenMsg {
+    /// SendTaskSuccess, with the parsed output.
     Success(Value),
-    Failure { error: String, cause: String },
+    /// SendTaskFailure.
+    Failure {
+        /// The error name (empty when not given).
+        error: String,
+        /// The cause (empty when not given).
+        cause: String,
+    },
+    /// SendTaskHeartbeat.
     Heartbeat,
 }
 
+/// Why a SendTask* call was refused; each maps to the API error of the same meaning.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The token does not decode (holds its first 64 characters).
     #[error("Invalid Token: '{0}'")]
     Invalid(String),
+    /// A well-formed token that was never issued here.
     #[error("Task does not exist anymore")]
     DoesNotExist,
+    /// The token's task has already finished.
     #[error("Task Timed Out: 'Provided task does not exist anymore'")]
     TimedOut,
 }
@@ -34,6 +47,8 @@ enum Slot {
     Closed,
 }
 
+/// Every task token the engine issued, shared by all executions. Finished tokens stay (closed) so
+/// that late answers get `TimedOut`.
 #[derive(Default)]
 pub struct Tokens {
     slots: Mutex<HashMap<String, Slot>>,
@@ -44,6 +59,8 @@ impl Tokens {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Issues a token for a task of `execution_arn`, with the receiver the task's answers arrive
+    /// on.
     pub fn issue(&self, execution_arn: &str) -> (String, mpsc::UnboundedReceiver<TokenMsg>) {
         let body = json!({"e": execution_arn, "n": uuid::Uuid::new_v4().to_string()}).to_string();
         let token = format!(
@@ -55,6 +72,7 @@ impl Tokens {
         (token, rx)
     }
 
+    /// Marks the token's task finished, so later SendTask* calls get `TimedOut`.
     pub fn close(&self, token: &str) {
         if let Some(s) = self.lock().get_mut(token) {
             *s = Slot::Closed;
@@ -75,6 +93,7 @@ impl Tokens {
             .ok_or_else(invalid)
     }
 
+    /// Delivers `msg` to the task waiting on `token`; a success or failure also closes the token.
     pub fn send(&self, token: &str, msg: TokenMsg) -> Result<(), TokenError> {
         Self::execution_of(token)?;
         let mut slots = self.lock();

@@ -1,12 +1,12 @@
 //! The ASL interpreter: runs one execution as a single future (see `clock` for why).
 //!
 //! One module per concern:
-//! - [`cursor`]: where each thread of the execution is in the history;
-//! - [`data_flow`]: the context object, InputPath/Parameters/ResultSelector/ResultPath/OutputPath;
-//! - [`simple`]: the states that call nothing (Pass, Succeed, Fail, Choice, Wait);
-//! - [`retry`]: Retry and Catch around the attempts of Task, Parallel and Map;
-//! - [`task_state`]: Task (scheduling, invoking or waiting for the token, the outcome);
-//! - [`parallel`] and [`map`]: the states that run sub-machines.
+//! - `cursor`: where each thread of the execution is in the history;
+//! - `data_flow`: the context object, InputPath/Parameters/ResultSelector/ResultPath/OutputPath;
+//! - `simple`: the states that call nothing (Pass, Succeed, Fail, Choice, Wait);
+//! - `retry`: Retry and Catch around the attempts of Task, Parallel and Map;
+//! - `task_state`: Task (scheduling, invoking or waiting for the token, the outcome);
+//! - `parallel` and `map`: the states that run sub-machines.
 
 mod cursor;
 mod data_flow;
@@ -34,11 +34,14 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{error}: {cause}")]
 pub struct StatesError {
+    /// The error name, e.g. `States.Timeout`; Retry and Catch match on it.
     pub error: String,
+    /// A human-readable explanation.
     pub cause: String,
 }
 
 impl StatesError {
+    /// A failure with this error name and cause.
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
         StatesError {
             error: error.into(),
@@ -80,21 +83,35 @@ pub fn error_matches(list: &[String], error: &str) -> bool {
 /// Fixed facts about an execution that the context object exposes.
 #[derive(Debug, Clone)]
 pub struct ExecInfo {
+    /// The execution ARN.
     pub arn: String,
+    /// The execution name.
     pub name: String,
+    /// The execution's input.
     pub input: Value,
+    /// When the execution started.
     pub start: DateTime<Utc>,
+    /// The state machine's role ARN.
     pub role_arn: String,
+    /// The state machine ARN.
     pub state_machine_arn: String,
+    /// The state machine name.
     pub state_machine_name: String,
+    /// The engine's region, written into TaskScheduled events.
     pub region: String,
 }
 
+/// Runs one execution: calls tasks, records history and keeps time on the execution's clock.
 pub struct Interpreter {
+    /// Runs the Task states.
     pub handler: Arc<dyn TaskHandler>,
+    /// Issues `.waitForTaskToken` tokens (the engine's, shared by all executions).
     pub tokens: Arc<Tokens>,
+    /// The execution's clock.
     pub clock: Arc<Clock>,
+    /// The execution's history.
     pub history: Arc<History>,
+    /// What the context object (`$$`) reports about the execution.
     pub info: ExecInfo,
     /// When false, token waits don't hold the virtual clock still (see `clock`).
     pub token_waits_hold_clock: bool,

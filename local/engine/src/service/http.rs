@@ -21,13 +21,17 @@ pub enum Mode {
     Standalone,
 }
 
+/// A running endpoint; it stops serving when dropped or shut down.
 pub struct Server {
+    /// `http://<addr>`, for an SDK's endpoint URL.
     pub url: String,
+    /// The address it listens on (the actual port when 0 was asked for).
     pub addr: SocketAddr,
     handle: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
+    /// Stops serving (as dropping the server does).
     pub fn shutdown(self) {
         self.handle.abort();
     }
@@ -56,6 +60,8 @@ pub async fn serve(engine: Engine, mode: Mode, addr: SocketAddr) -> std::io::Res
     })
 }
 
+/// The routes answering the JSON 1.0 protocol for `engine`; [`serve`] runs them on a listener of
+/// its own.
 pub fn router(engine: Engine, mode: Mode) -> Router {
     Router::new().route(
         "/",
