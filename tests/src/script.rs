@@ -223,31 +223,7 @@ impl Script {
     async fn default_outcome(&self, call: &Call) -> Outcome {
         let p = call.payload.clone();
         match call.function.as_str() {
-            "plan" => {
-                let real = |p: Value| async move {
-                    let clients = self
-                        .inner
-                        .plan_clients
-                        .get()
-                        .ok_or_else(|| failure("Rollback.Internal", "plan clients not set"))?;
-                    let plans = match self.inner.plan_store.get() {
-                        Some(store) => rollback_plan::Plans::Stored(store),
-                        None => rollback_plan::Plans::Given(&self.inner.plan_text),
-                    };
-                    rollback_plan::handle_with(clients, plans, p)
-                        .await
-                        .map_err(rollback_failure)
-                };
-                if call.action == "guard" && !self.inner.real_guard {
-                    let _ = StepInput::<PlanAction>::parse(p).map_err(rollback_failure)?;
-                    return to_value(GuardOutput {
-                        proceed: true,
-                        duplicate_of: None,
-                        running_checked: 1,
-                    });
-                }
-                real(p).await
-            }
+            "plan" => self.plan_outcome(call, p).await,
             "snapshot" => {
                 let s = StepInput::<SnapshotAction>::parse(p).map_err(rollback_failure)?;
                 let available = !matches!(s.action, SnapshotAction::Create { .. });
@@ -260,38 +236,7 @@ impl Script {
             }
             // One binary, two deployments (infra/template.yaml): cleanup-drill runs only in
             // drill-cleanup, everything else only in restore; each refuses the other's actions.
-            "restore" | "drill-cleanup" => {
-                let s = StepInput::<RestoreAction>::parse(p).map_err(rollback_failure)?;
-                let cleanup = matches!(s.action, RestoreAction::CleanupDrill { .. });
-                if cleanup != (call.function == "drill-cleanup") {
-                    return Err(rollback_failure(RollbackError::InvalidInput(format!(
-                        "action: {} does not run in the {} deployment",
-                        call.action, call.function
-                    ))));
-                }
-                match &s.action {
-                    RestoreAction::Resolve { release_time } => {
-                        to_value(canned::restore_resolve(&s.plan, &s.request, *release_time))
-                    }
-                    RestoreAction::Start { resolved } => {
-                        to_value(canned::restore_start(&s.request, &s.execution, resolved))
-                    }
-                    RestoreAction::Status { .. } => to_value(canned::restore_status(
-                        &s.plan,
-                        &s.request,
-                        &s.execution,
-                        true,
-                    )),
-                    RestoreAction::Swap { .. } => {
-                        to_value(canned::swap(&s.plan, &s.request, &s.execution))
-                    }
-                    RestoreAction::Revert { .. } => to_value(canned::revert(&s.request)),
-                    RestoreAction::Observe { .. } => to_value(canned::observe(&s.request)),
-                    RestoreAction::CleanupDrill { .. } => {
-                        to_value(canned::cleanup_drill(&s.plan, &s.execution))
-                    }
-                }
-            }
+            "restore" | "drill-cleanup" => restore_outcome(call, p),
             "retag" => {
                 let s = StepInput::<RetagAction>::parse(p).map_err(rollback_failure)?;
                 match &s.action {
@@ -301,47 +246,8 @@ impl Script {
                     }
                 }
             }
-            "deploy-undo" => {
-                let s = StepInput::<DeployUndoAction>::parse(p).map_err(rollback_failure)?;
-                match &s.action {
-                    DeployUndoAction::Resolve { .. } => to_value(canned::undo_resolve(&s.plan)),
-                    DeployUndoAction::Pause => to_value(canned::scale(&s.plan, &s.request, true)),
-                    DeployUndoAction::SuspendGitops => {
-                        to_value(canned::suspend_gitops(&s.plan, &s.request, &s.execution))
-                    }
-                    DeployUndoAction::Restart { deployments, .. } => {
-                        to_value(canned::restart(&s.request, deployments))
-                    }
-                    DeployUndoAction::Resume { .. } => {
-                        to_value(canned::scale(&s.plan, &s.request, false))
-                    }
-                    DeployUndoAction::Undo { deployments, .. } => {
-                        to_value(canned::undo(&s.request, deployments))
-                    }
-                    DeployUndoAction::Status { .. } => {
-                        to_value(canned::rollout_status(&s.plan, true))
-                    }
-                }
-            }
-            "infra" => {
-                let s = StepInput::<InfraAction>::parse(p).map_err(rollback_failure)?;
-                match &s.action {
-                    InfraAction::Resolve => to_value(canned::infra_resolve(&s.plan, &s.execution)),
-                    InfraAction::Plan { infrastructure } => {
-                        to_value(canned::infra_build(infrastructure, BuildPurpose::Plan))
-                    }
-                    InfraAction::Status { build, .. } => {
-                        to_value(canned::infra_status(build, true))
-                    }
-                    InfraAction::Summary {
-                        infrastructure,
-                        build,
-                    } => to_value(canned::infra_summary(infrastructure, build)),
-                    InfraAction::Apply { infrastructure } => {
-                        to_value(canned::infra_build(infrastructure, BuildPurpose::Apply))
-                    }
-                }
-            }
+            "deploy-undo" => deploy_undo_outcome(p),
+            "infra" => infra_outcome(p),
             "mobile" => {
                 let s = StepInput::<MobileAction>::parse(p).map_err(rollback_failure)?;
                 match &s.action {
@@ -367,6 +273,102 @@ impl Script {
                 "States.TaskFailed",
                 &format!("no function '{other}' in the script"),
             )),
+        }
+    }
+
+    /// The plan function runs for real (with the harness's clients and plan); `guard` is
+    /// canned unless the test asks for the real one.
+    async fn plan_outcome(&self, call: &Call, p: Value) -> Outcome {
+        let real = |p: Value| async move {
+            let clients = self
+                .inner
+                .plan_clients
+                .get()
+                .ok_or_else(|| failure("Rollback.Internal", "plan clients not set"))?;
+            let plans = match self.inner.plan_store.get() {
+                Some(store) => rollback_plan::Plans::Stored(store),
+                None => rollback_plan::Plans::Given(&self.inner.plan_text),
+            };
+            rollback_plan::handle_with(clients, plans, p)
+                .await
+                .map_err(rollback_failure)
+        };
+        if call.action == "guard" && !self.inner.real_guard {
+            let _ = StepInput::<PlanAction>::parse(p).map_err(rollback_failure)?;
+            return to_value(GuardOutput {
+                proceed: true,
+                duplicate_of: None,
+                running_checked: 1,
+            });
+        }
+        real(p).await
+    }
+}
+
+fn restore_outcome(call: &Call, p: Value) -> Outcome {
+    let s = StepInput::<RestoreAction>::parse(p).map_err(rollback_failure)?;
+    let cleanup = matches!(s.action, RestoreAction::CleanupDrill { .. });
+    if cleanup != (call.function == "drill-cleanup") {
+        return Err(rollback_failure(RollbackError::InvalidInput(format!(
+            "action: {} does not run in the {} deployment",
+            call.action, call.function
+        ))));
+    }
+    match &s.action {
+        RestoreAction::Resolve { release_time } => {
+            to_value(canned::restore_resolve(&s.plan, &s.request, *release_time))
+        }
+        RestoreAction::Start { resolved } => {
+            to_value(canned::restore_start(&s.request, &s.execution, resolved))
+        }
+        RestoreAction::Status { .. } => to_value(canned::restore_status(
+            &s.plan,
+            &s.request,
+            &s.execution,
+            true,
+        )),
+        RestoreAction::Swap { .. } => to_value(canned::swap(&s.plan, &s.request, &s.execution)),
+        RestoreAction::Revert { .. } => to_value(canned::revert(&s.request)),
+        RestoreAction::Observe { .. } => to_value(canned::observe(&s.request)),
+        RestoreAction::CleanupDrill { .. } => {
+            to_value(canned::cleanup_drill(&s.plan, &s.execution))
+        }
+    }
+}
+
+fn deploy_undo_outcome(p: Value) -> Outcome {
+    let s = StepInput::<DeployUndoAction>::parse(p).map_err(rollback_failure)?;
+    match &s.action {
+        DeployUndoAction::Resolve { .. } => to_value(canned::undo_resolve(&s.plan)),
+        DeployUndoAction::Pause => to_value(canned::scale(&s.plan, &s.request, true)),
+        DeployUndoAction::SuspendGitops => {
+            to_value(canned::suspend_gitops(&s.plan, &s.request, &s.execution))
+        }
+        DeployUndoAction::Restart { deployments, .. } => {
+            to_value(canned::restart(&s.request, deployments))
+        }
+        DeployUndoAction::Resume { .. } => to_value(canned::scale(&s.plan, &s.request, false)),
+        DeployUndoAction::Undo { deployments, .. } => {
+            to_value(canned::undo(&s.request, deployments))
+        }
+        DeployUndoAction::Status { .. } => to_value(canned::rollout_status(&s.plan, true)),
+    }
+}
+
+fn infra_outcome(p: Value) -> Outcome {
+    let s = StepInput::<InfraAction>::parse(p).map_err(rollback_failure)?;
+    match &s.action {
+        InfraAction::Resolve => to_value(canned::infra_resolve(&s.plan, &s.execution)),
+        InfraAction::Plan { infrastructure } => {
+            to_value(canned::infra_build(infrastructure, BuildPurpose::Plan))
+        }
+        InfraAction::Status { build, .. } => to_value(canned::infra_status(build, true)),
+        InfraAction::Summary {
+            infrastructure,
+            build,
+        } => to_value(canned::infra_summary(infrastructure, build)),
+        InfraAction::Apply { infrastructure } => {
+            to_value(canned::infra_build(infrastructure, BuildPurpose::Apply))
         }
     }
 }
