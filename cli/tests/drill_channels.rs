@@ -28,7 +28,7 @@ fn options(name: &str) -> DrillOptions {
 /// The `progress` stages the definition sends, in document order.
 fn definition_stages() -> Vec<String> {
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/rollback.asl.json"),
+        rollback_moto::workspace_root().join("statemachine/rollback.asl.json"),
     )
     .unwrap();
     text.split("\"stage\": \"")

@@ -17,6 +17,7 @@ use rollback_core::contract::snapshot::{SnapshotOutput, tags};
 use rollback_core::{ErrorKind, ids};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
+use rollback_moto::rds::Postgres;
 use rollbackctl::pre_deploy::{
     self, BoxFuture, InProcess, Invoked, PlanFrom, PreDeployError, SnapshotFunction, WaitOptions,
 };
@@ -27,21 +28,27 @@ use serde_json::{Value, json};
 const SERVICE: &str = "pdp";
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:pdp-stack-snapshot";
 
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
+/// The instances here keep automated backups for a day.
+const ONE_DAY_BACKUPS: Postgres = Postgres {
+    tags: &[],
+    backup_retention_days: Some(1),
+};
 
 fn rds() -> Client {
-    Client::new(&moto().sdk_config())
+    Client::new(&MotoServer::shared().sdk_config())
 }
 
 fn ssm() -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&moto().sdk_config())
+    aws_sdk_ssm::Client::new(&MotoServer::shared().sdk_config())
 }
 
 /// `function`'s IAM gate in front of moto, for the stack of [`SERVICE`].
 fn gate(function: &str) -> IamGate {
-    IamGate::start(&moto().endpoint(), function, &test_stack(SERVICE))
+    IamGate::start(
+        &MotoServer::shared().endpoint(),
+        function,
+        &test_stack(SERVICE),
+    )
 }
 
 /// The snapshot function as the pipeline reaches it, through its role's gate.
@@ -74,42 +81,6 @@ impl Lines {
     }
 }
 
-async fn instance(id: &str) {
-    rds()
-        .create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("password123")
-        .allocated_storage(20)
-        .backup_retention_period(1)
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn aurora(id: &str) {
-    rds()
-        .create_db_cluster()
-        .db_cluster_identifier(id)
-        .engine("aurora-postgresql")
-        .master_username("admin")
-        .master_user_password("password123")
-        .send()
-        .await
-        .unwrap();
-    rds()
-        .create_db_instance()
-        .db_instance_identifier(format!("{id}-1"))
-        .db_cluster_identifier(id)
-        .db_instance_class("db.r6g.large")
-        .engine("aurora-postgresql")
-        .send()
-        .await
-        .unwrap();
-}
-
 fn plan_json(databases: Value) -> Value {
     json!({
         "service": SERVICE,
@@ -123,37 +94,6 @@ async fn push(parameter: &str, plan: &Value) {
     rollbackctl::plan_push::push(&ssm(), &plan.to_string(), parameter)
         .await
         .unwrap();
-}
-
-async fn tags_of_instance_snapshot(id: &str) -> Vec<(String, String)> {
-    let out = rds()
-        .describe_db_snapshots()
-        .db_snapshot_identifier(id)
-        .send()
-        .await
-        .unwrap();
-    pairs(out.db_snapshots()[0].tag_list())
-}
-
-async fn tags_of_cluster_snapshot(id: &str) -> Vec<(String, String)> {
-    let out = rds()
-        .describe_db_cluster_snapshots()
-        .db_cluster_snapshot_identifier(id)
-        .send()
-        .await
-        .unwrap();
-    pairs(out.db_cluster_snapshots()[0].tag_list())
-}
-
-fn pairs(tags: &[aws_sdk_rds::types::Tag]) -> Vec<(String, String)> {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
 }
 
 async fn manual_snapshots(instance: &str, cluster: &str) -> (usize, usize) {
@@ -181,8 +121,12 @@ async fn manual_snapshots(instance: &str, cluster: &str) -> (usize, usize) {
 async fn every_plan_database_is_snapshotted_with_the_release_and_a_second_run_reuses_it() {
     let snapshot_gate = gate("snapshot");
     let function = function(&snapshot_gate);
-    instance("pdp-orders-db").await;
-    aurora("pdp-orders-docs").await;
+    MotoServer::shared()
+        .postgres_instance("pdp-orders-db", ONE_DAY_BACKUPS)
+        .await;
+    MotoServer::shared()
+        .aurora_postgres("pdp-orders-docs")
+        .await;
     let parameter = "/rollback/plans/pdp";
     push(
         parameter,
@@ -245,8 +189,8 @@ async fn every_plan_database_is_snapshotted_with_the_release_and_a_second_run_re
     assert!(printed.contains("(taken now)"), "{printed}");
 
     for tags in [
-        tags_of_instance_snapshot(&db_id).await,
-        tags_of_cluster_snapshot(&docs_id).await,
+        MotoServer::shared().instance_snapshot_tags(&db_id).await,
+        MotoServer::shared().cluster_snapshot_tags(&docs_id).await,
     ] {
         for (k, v) in [
             (tags::PURPOSE, "pre-deploy"),
@@ -369,7 +313,9 @@ impl SnapshotFunction for SlowRds<'_> {
 async fn it_waits_with_progress_until_available_and_gives_up_at_the_timeout() {
     let snapshot_gate = gate("snapshot");
     let function = function(&snapshot_gate);
-    instance("pdp-wait-db").await;
+    MotoServer::shared()
+        .postgres_instance("pdp-wait-db", ONE_DAY_BACKUPS)
+        .await;
     let plan = rollback_core::Plan::from_json(
         &plan_json(json!([{"kind": "rds-instance", "id": "pdp-wait-db"}])).to_string(),
     )
@@ -514,7 +460,7 @@ async fn rollbackctl_with_env(
     command
         .args(args)
         .arg("--endpoint-url")
-        .arg(moto().endpoint())
+        .arg(MotoServer::shared().endpoint())
         .env("AWS_REGION", rollback_core::aws::LOCAL_REGION)
         .env_remove("ROLLBACK_ENDPOINT_URL")
         .env_remove("ROLLBACK_PLAN_PARAMETER")
@@ -540,7 +486,9 @@ fn text(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_invokes_the_function_and_prints_the_snapshot_ids() {
     let lambda = fake_lambda().await;
-    instance("pdp-cli-db").await;
+    MotoServer::shared()
+        .postgres_instance("pdp-cli-db", ONE_DAY_BACKUPS)
+        .await;
     let parameter = "/rollback/pdp-cli/plan";
     push(
         parameter,
@@ -746,7 +694,7 @@ fn pipeline_gate() -> IamGate {
     let stack =
         test_stack(SERVICE).resource("SnapshotFunction", FUNCTION_ARN, &[("Arn", FUNCTION_ARN)]);
     IamGate::start_with_template(
-        &moto().endpoint(),
+        &MotoServer::shared().endpoint(),
         "pipeline",
         &template.to_string(),
         &stack,
@@ -790,7 +738,7 @@ async fn the_pipeline_policy_allows_the_plan_read_the_guard_the_alarm_check_and_
     // The stable tag moves to a healthy release's digest as DEPLOY.md does it: the manifest
     // from BatchGetImage, put back under the tag with PutImage (same bytes, media type and
     // digest); the guard (DescribeImages) first.
-    let ecr = aws_sdk_ecr::Client::new(&moto().sdk_config());
+    let ecr = aws_sdk_ecr::Client::new(&MotoServer::shared().sdk_config());
     ecr.create_repository()
         .repository_name("pdp-backend")
         .send()
@@ -881,7 +829,9 @@ async fn the_documented_lambda_payloads_are_accepted_by_the_function() {
     // infra/DEPLOY.md's `aws lambda invoke` payloads: no request, the plan as stored.
     let snapshot_gate = gate("snapshot");
     let function = function(&snapshot_gate);
-    instance("pdp-raw-db").await;
+    MotoServer::shared()
+        .postgres_instance("pdp-raw-db", ONE_DAY_BACKUPS)
+        .await;
     let plan = plan_json(json!([{"kind": "rds-instance", "id": "pdp-raw-db"}]));
     let payload = json!({"action": "pre-deploy", "release": "2024.07.0", "plan": plan,
                          "execution": "pre-deploy-2024.07.0"});

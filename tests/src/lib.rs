@@ -6,7 +6,6 @@ pub mod script;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,50 +18,28 @@ use rollback_core::{Scope, StepInput};
 use rollback_engine::{Engine, EngineConfig, ExecutionDescription, ExecutionStatus};
 use serde_json::{Value, json};
 
-pub use rollback_core::contract::FUNCTIONS;
+use rollback_core::contract::DESTRUCTIVE;
+use rollback_moto::workspace_root;
 pub use script::{Call, Script};
 
 pub const APPROVAL_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:rollback-approvals";
 
-pub use rollback_core::contract::DESTRUCTIVE;
-
 /// notify actions that end an execution (one per execution, last).
 pub const NOTICES: &[&str] = &["success", "failure", "progress"];
 
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 pub fn definition() -> String {
-    std::fs::read_to_string(repo_root().join("statemachine/rollback.asl.json"))
+    std::fs::read_to_string(workspace_root().join("statemachine/rollback.asl.json"))
         .expect("statemachine/rollback.asl.json")
 }
 
 /// The example plan the repository ships (two databases, two images, two deployments).
 pub fn plan_text() -> String {
-    std::fs::read_to_string(repo_root().join("infra/plans/mint-replica.json"))
+    std::fs::read_to_string(workspace_root().join("infra/plans/mint-replica.json"))
         .expect("infra/plans/mint-replica.json")
 }
 
 pub fn plan() -> rollback_core::Plan {
     rollback_core::Plan::from_json(&plan_text()).expect("the example plan is valid")
-}
-
-pub fn substitutions() -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = FUNCTIONS
-        .iter()
-        .map(|(key, name)| {
-            (
-                key.to_string(),
-                format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
-            )
-        })
-        .collect();
-    map.insert("ApprovalTopicArn".into(), APPROVAL_TOPIC.into());
-    map
 }
 
 /// An EventBridge "CloudWatch Alarm State Change" event.
@@ -172,7 +149,7 @@ impl Harness {
                 "mint-replica-rollback",
                 &definition(),
                 "arn:aws:iam::123456789012:role/rollback",
-                &substitutions(),
+                &rollback_core::contract::local_substitutions(APPROVAL_TOPIC),
             )
             .expect("the engine accepts the definition");
         Harness {

@@ -27,9 +27,6 @@ pub fn username(email: &str) -> &str {
     email.split('@').next().unwrap_or(email)
 }
 
-/// What the approval page says for a link whose task is gone while the execution still runs
-/// (`rollback_approval::fate`).
-
 /// Answers the approval request in `mail` as `approve` says. Returns true once decided.
 pub async fn decide(
     mail: &Mail,

@@ -11,25 +11,8 @@ use rollback_engine::{
 };
 
 use super::latency::{self, LatencyModel, Marks};
-pub use rollback_core::contract::FUNCTIONS;
+pub use rollback_core::contract::{FUNCTIONS, local_substitutions as substitutions};
 use serde_json::Value;
-
-pub fn function_arn(name: &str) -> String {
-    format!(
-        "arn:aws:lambda:{}:123456789012:function:{name}",
-        rollback_core::aws::LOCAL_REGION
-    )
-}
-
-/// The substitutions the SAM template provides in AWS, with local ARNs.
-pub fn substitutions(approval_topic_arn: &str) -> std::collections::BTreeMap<String, String> {
-    let mut map: std::collections::BTreeMap<String, String> = FUNCTIONS
-        .iter()
-        .map(|(key, name)| (key.to_string(), function_arn(name)))
-        .collect();
-    map.insert("ApprovalTopicArn".to_owned(), approval_topic_arn.to_owned());
-    map
-}
 
 /// Everything the functions need, built once for the drill.
 pub struct FunctionClients {

@@ -1,17 +1,18 @@
 //! The approval handler against moto's real Step Functions executor.
 
-mod support;
+mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
+use common::*;
 use http::{Method, StatusCode};
 use rollback_approval::{handle_at, handle_request};
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::contract::approval::{ApprovalDecision, RejectionCause};
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
-use support::*;
+use rollback_moto::MotoServer;
 
 async fn still_running(arn: &str) {
     assert_eq!(
@@ -81,8 +82,8 @@ async fn approve_then_a_second_decision_is_already_decided() {
     assert!(decision.decided_at >= before - Duration::seconds(1));
     // The signed decision verifies with the decision key's public half and says the same.
     let verifier = rollback_core::decision::DecisionVerifier::new(
-        aws_sdk_kms::Client::new(&moto().sdk_config()),
-        moto().decision_key(),
+        aws_sdk_kms::Client::new(&MotoServer::shared_executing().sdk_config()),
+        MotoServer::shared_executing().decision_key(),
     );
     let claims = verifier
         .key()
@@ -104,7 +105,7 @@ async fn approve_then_a_second_decision_is_already_decided() {
     // Double click, or another approver with the app-only link.
     for again in [
         link.clone(),
-        support::link(&key, &payload(&w.token, Decision::Approve, Scope::APP)),
+        common::link(&key, &payload(&w.token, Decision::Approve, Scope::APP)),
     ] {
         let response = handle_request(&approval, post(&again, "other@example.com")).await;
         assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -335,9 +336,15 @@ async fn the_local_server_serves_the_same_handler() {
 /// approval role: the stack's link key, by the ARN the template gives it (`!Ref ApprovalLinkKey`).
 #[tokio::test]
 async fn the_link_key_is_read_under_the_approval_role() {
-    let (bytes, arn) = moto().link_key_secret("appr-key-approval-link-key").await;
+    let (bytes, arn) = MotoServer::shared_executing()
+        .link_key_secret("appr-key-approval-link-key")
+        .await;
     let stack = test_stack("appr-key").resource("ApprovalLinkKey", &arn, &[]);
-    let gate = IamGate::start(&moto().endpoint(), "approval", &stack);
+    let gate = IamGate::start(
+        &MotoServer::shared_executing().endpoint(),
+        "approval",
+        &stack,
+    );
     let secrets = aws_sdk_secretsmanager::Client::new(&gate.sdk_config());
     let key = LinkKey::load(&secrets, &arn).await.unwrap();
     let sealed = LinkKey::from_bytes(&bytes)

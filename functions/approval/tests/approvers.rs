@@ -3,14 +3,15 @@
 //! second sends the task token), and a starter who may not approve alone. Against moto's real
 //! Step Functions executor, S3 and KMS, under the approval role.
 
-mod support;
+mod common;
 
+use common::*;
 use http::StatusCode;
 use rollback_approval::{Services, handle_request};
 use rollback_core::approval_link::{ApproverRules, Decision, LinkKey};
 use rollback_core::contract::approval::ApprovalDecision;
 use rollback_core::request::Scope;
-use support::*;
+use rollback_moto::MotoServer;
 
 fn rules(approvers: &[&str], needed: u8, starter: Option<&str>) -> ApproverRules {
     ApproverRules {
@@ -132,8 +133,8 @@ async fn two_people_for_databases_the_first_is_recorded_and_shown_to_the_second(
             .starts_with("alice@example.com and bob@example.com")
     );
     let claims = rollback_core::decision::DecisionVerifier::new(
-        aws_sdk_kms::Client::new(&moto().sdk_config()),
-        moto().decision_key(),
+        aws_sdk_kms::Client::new(&MotoServer::shared_executing().sdk_config()),
+        MotoServer::shared_executing().decision_key(),
     )
     .key()
     .await

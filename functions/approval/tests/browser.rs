@@ -5,18 +5,20 @@
 //! Needs Debian's `chromium` and `chromium-driver`. Set ROLLBACK_SKIP_BROWSER_TESTS=1 to skip
 //! explicitly; otherwise a missing browser fails the test with the install command.
 
-mod support;
+mod common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::*;
 use rollback_core::approval_link::LinkKey;
 use rollback_core::contract::approval::ApprovalDecision;
 use rollback_core::request::Scope;
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use serde_json::{Value, json};
-use support::*;
 
 const SKIP_ENV: &str = "ROLLBACK_SKIP_BROWSER_TESTS";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -226,55 +228,6 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Topic + raw-delivery queue for the approval mail.
-async fn mail_topic(name: &str) -> (String, String) {
-    let config = moto().sdk_config();
-    let sns = aws_sdk_sns::Client::new(&config);
-    let topic_arn = sns
-        .create_topic()
-        .name(name)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
-    let queue_url = sqs()
-        .create_queue()
-        .queue_name(format!("{name}-mail"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}-mail"))
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    (topic_arn, queue_url)
-}
-
-async fn read_mail(queue_url: &str) -> String {
-    for _ in 0..50 {
-        let out = sqs()
-            .receive_message()
-            .queue_url(queue_url)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = out.messages().first() {
-            return m.body().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no approval mail");
-}
-
 /// Chromium and chromedriver, or `None` when skipped explicitly; a missing browser fails.
 fn browser() -> Option<(PathBuf, PathBuf)> {
     if std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
@@ -308,7 +261,9 @@ async fn chromium_approves_from_the_email_link() {
         rollback_approval::serve_local(([127, 0, 0, 1], 0).into(), page(&gate, &key))
             .await
             .unwrap();
-    let (topic_arn, mail_queue) = mail_topic("appr-browser-approvals").await;
+    let (topic_arn, mail_queue) = MotoServer::shared_executing()
+        .topic_with_queue("appr-browser-approvals", Delivery::Raw)
+        .await;
     let config =
         rollback_notify::Config::local(&topic_arn, &format!("http://{addr}/approval"), key.clone());
     let notify = notify_gate("appr-browser");
@@ -344,7 +299,9 @@ async fn chromium_approves_from_the_email_link() {
     )
     .await
     .unwrap();
-    let mail = read_mail(&mail_queue).await;
+    let mail = MotoServer::shared_executing()
+        .next_message(&mail_queue)
+        .await;
     let lines: Vec<&str> = mail.lines().collect();
     let at = lines
         .iter()
@@ -432,7 +389,7 @@ async fn chromium_signs_in_at_the_identity_provider_and_approves() {
         Scope::APP,
     );
     p.rules.approvers = vec!["group:sre".into()];
-    let link = format!("{page_url}?t={}", support::link(&key, &p));
+    let link = format!("{page_url}?t={}", common::link(&key, &p));
 
     let driver = Driver::start(&chromedriver).await;
     let session = Session::new(&driver, &chromium).await;

@@ -4,7 +4,7 @@
 //! token. The Step Functions side is the local engine's real endpoint with a waitForTaskToken
 //! task; the ledger is moto's S3 under the approval role.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use rollback_core::approval_link::{ApproverRules, Decision, LinkKey, LinkPayload
 use rollback_core::request::Scope;
 use rollback_engine::{Engine, LambdaRegistry, Mode};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
 const DEFINITION: &str = r#"{
@@ -86,9 +87,9 @@ impl Race {
         let sfn = aws_sdk_sfn::Client::new(&gate.sdk_config());
         let key = LinkKey::generate();
         // Signing and the ledger go to moto, under the approval role too.
-        let moto = support::moto();
+        let moto = MotoServer::shared_executing();
         let moto_gate = IamGate::start(&moto.endpoint(), "approval", &stack);
-        let ledger = support::ledger(&moto_gate).await;
+        let ledger = common::ledger(&moto_gate).await;
         let services = rollback_approval::Services::with_key(
             sfn,
             key.clone(),

@@ -5,17 +5,17 @@
 //! exactly the element structure of the same page rendered from harmless input: no `<` from
 //! input survives unescaped, and no attribute is broken out of.
 
-mod support;
-
-use std::time::Duration;
+mod common;
 
 use chrono::Utc;
+use common::*;
 use http::StatusCode;
 use rollback_approval::handle_request;
 use rollback_core::approval_link::{Decision, LinkKey, LinkPayload, LinkSummary};
 use rollback_core::request::Scope;
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use serde_json::{Value, json};
-use support::*;
 
 fn hostile(pad: usize) -> String {
     format!(
@@ -201,34 +201,10 @@ async fn hostile_link_parameters_are_not_reflected() {
 #[tokio::test]
 async fn an_alarm_description_reaches_the_page_escaped() {
     let gate = gate();
-    let config = moto().sdk_config();
-    let (sns, sqs) = (aws_sdk_sns::Client::new(&config), sqs());
-    let topic_arn = sns
-        .create_topic()
-        .name("appr-hostile-mail-approvals")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("appr-hostile-mail-q")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint("arn:aws:sqs:us-east-1:123456789012:appr-hostile-mail-q")
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
+    let moto = MotoServer::shared_executing();
+    let (topic_arn, queue_url) = moto
+        .topic_with_queue("appr-hostile-mail-approvals", Delivery::Raw)
+        .await;
     let key = LinkKey::generate();
     let approval = page(&gate, &key);
     let notify = notify_gate("appr-hostile-mail");
@@ -257,21 +233,7 @@ async fn an_alarm_description_reaches_the_page_escaped() {
     rollback_notify::handle(&clients, &notify_config, input)
         .await
         .unwrap();
-    let mut body = None;
-    for _ in 0..50 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = out.messages().first() {
-            body = m.body().map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let body = body.expect("notify published nothing");
+    let body = moto.next_message(&queue_url).await;
     let link = body
         .lines()
         .map(str::trim)

@@ -1,14 +1,15 @@
 //! Logs never carry the task token, the link payload or the key, even at TRACE (which also
 //! records what the AWS SDK logs).
 
-mod support;
+mod common;
 
+use common::*;
 use rollback_approval::{LinkKeySource, Services, handle_request};
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_moto::MotoServer;
 use rollback_moto::log_capture::capture_all_logs;
-use support::*;
 
 #[tokio::test]
 async fn logs_never_carry_the_token_or_the_payload() {
@@ -17,9 +18,15 @@ async fn logs_never_carry_the_token_or_the_payload() {
     let approval = page(&gate, &key);
     let w = waiting_execution("appr-logs", None).await;
     // A page that reads its keys from the secret, as the Lambda does.
-    let (bytes, arn) = moto().link_key_secret("logs-approval-link-key").await;
+    let (bytes, arn) = MotoServer::shared_executing()
+        .link_key_secret("logs-approval-link-key")
+        .await;
     let stack = test_stack("logs").resource("ApprovalLinkKey", &arn, &[]);
-    let keys_gate = IamGate::start(&moto().endpoint(), "approval", &stack);
+    let keys_gate = IamGate::start(
+        &MotoServer::shared_executing().endpoint(),
+        "approval",
+        &stack,
+    );
     let from_secret = Services::new(
         approval_sfn(&gate),
         LinkKeySource::from_secret(
@@ -36,7 +43,7 @@ async fn logs_never_carry_the_token_or_the_payload() {
     let tampered = String::from_utf8(tampered).unwrap();
     handle_request(&approval, get(&link)).await;
     handle_request(&approval, get(&tampered)).await;
-    let sealed = support::link(
+    let sealed = common::link(
         &LinkKey::from_bytes(&bytes),
         &payload(&w.token, Decision::Approve, Scope::APP),
     );

@@ -3,22 +3,27 @@
 //! mailed before a rotation still open) and Step Functions' error text (role ARNs, account
 //! ids), which is logged, not shown.
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
+use common::*;
 use http::{Request, StatusCode};
 use rollback_approval::{LinkKeySource, MAX_AGE, Services, handle_request};
 use rollback_core::approval_link::{Decision, KeyCache, LinkKey};
 use rollback_core::contract::approval::ApprovalDecision;
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
-use support::*;
+use rollback_moto::MotoServer;
 
 /// The approval role of a stack whose `ApprovalLinkKey` is the secret `arn`.
 fn keyed_gate(service: &str, arn: &str) -> IamGate {
     let stack = test_stack(service).resource("ApprovalLinkKey", arn, &[]);
-    IamGate::start(&moto().endpoint(), "approval", &stack)
+    IamGate::start(
+        &MotoServer::shared_executing().endpoint(),
+        "approval",
+        &stack,
+    )
 }
 
 /// The page as the Lambda builds it: the keys read from the secret on first use, under the
@@ -31,7 +36,7 @@ fn page_from_secret(gate: &IamGate, arn: &str, reload_after: Duration) -> Servic
 
 /// What notify seals with: the secret's current version.
 async fn notify_key(arn: &str) -> LinkKey {
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
+    let secrets = aws_sdk_secretsmanager::Client::new(&MotoServer::shared_executing().sdk_config());
     LinkKey::load(&secrets, arn).await.unwrap()
 }
 
@@ -39,7 +44,7 @@ async fn notify_key(arn: &str) -> LinkKey {
 /// `AWSPREVIOUS`.
 async fn rotate(arn: &str) -> LinkKey {
     let bytes = LinkKey::generate_secret_bytes();
-    aws_sdk_secretsmanager::Client::new(&moto().sdk_config())
+    aws_sdk_secretsmanager::Client::new(&MotoServer::shared_executing().sdk_config())
         .put_secret_value()
         .secret_id(arn)
         .secret_string(LinkKey::encode_secret(&bytes))
@@ -60,7 +65,9 @@ fn secret_reads(gate: &IamGate) -> usize {
 
 #[tokio::test]
 async fn the_keys_are_read_on_the_first_link_not_at_start() {
-    let (bytes, arn) = moto().link_key_secret("lazy-approval-link-key").await;
+    let (bytes, arn) = MotoServer::shared_executing()
+        .link_key_secret("lazy-approval-link-key")
+        .await;
     let keys_gate = keyed_gate("lazy", &arn);
     let approval = gate();
     let page = Services::new(
@@ -98,7 +105,9 @@ async fn the_keys_are_read_on_the_first_link_not_at_start() {
 
 #[tokio::test]
 async fn links_sealed_before_a_rotation_still_open_and_decide() {
-    let (_, arn) = moto().link_key_secret("rot-approval-link-key").await;
+    let (_, arn) = MotoServer::shared_executing()
+        .link_key_secret("rot-approval-link-key")
+        .await;
     let gate = keyed_gate("rot", &arn);
     let warm = page_from_secret(&gate, &arn, Duration::ZERO);
     let w = waiting_execution("rot-before", None).await;
@@ -149,7 +158,9 @@ async fn links_sealed_before_a_rotation_still_open_and_decide() {
 
 #[tokio::test]
 async fn only_the_current_and_the_previous_key_open_links() {
-    let (_, arn) = moto().link_key_secret("retire-approval-link-key").await;
+    let (_, arn) = MotoServer::shared_executing()
+        .link_key_secret("retire-approval-link-key")
+        .await;
     let gate = keyed_gate("retire", &arn);
     let w = waiting_execution("rot-retire", None).await;
     let oldest = notify_key(&arn).await;
@@ -190,9 +201,11 @@ async fn only_the_current_and_the_previous_key_open_links() {
 /// maximum age, so after two rotations it does not seal with a retired key.
 #[tokio::test]
 async fn notify_seals_with_the_rotated_key_after_its_maximum_age() {
-    let (bytes, arn) = moto().link_key_secret("warm-approval-link-key").await;
+    let (bytes, arn) = MotoServer::shared_executing()
+        .link_key_secret("warm-approval-link-key")
+        .await;
     let stack = test_stack("warm").resource("ApprovalLinkKey", &arn, &[]);
-    let notify = IamGate::start(&moto().endpoint(), "notify", &stack);
+    let notify = IamGate::start(&MotoServer::shared_executing().endpoint(), "notify", &stack);
     let secrets = aws_sdk_secretsmanager::Client::new(&notify.sdk_config());
     let young = KeyCache::new(&arn);
     let old = KeyCache::new(&arn).max_age(Duration::ZERO);
@@ -240,7 +253,11 @@ async fn a_page_that_cannot_read_its_keys_says_try_again() {
 /// role's ARN and the account. The page shows the error code only.
 #[tokio::test]
 async fn step_functions_errors_show_their_code_only() {
-    let notify_role = IamGate::start(&moto().endpoint(), "notify", &test_stack("mint-replica"));
+    let notify_role = IamGate::start(
+        &MotoServer::shared_executing().endpoint(),
+        "notify",
+        &test_stack("mint-replica"),
+    );
     let approval_role = gate();
     let key = LinkKey::generate();
     let page = Services::with_key(

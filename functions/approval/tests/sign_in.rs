@@ -3,10 +3,11 @@
 //! is refused before the handler runs; a valid one decides as the token's person, whatever
 //! the form says. The script's part of the flow runs in a real browser in browser.rs.
 
-mod support;
+mod common;
 
 use std::net::SocketAddr;
 
+use common::*;
 use rollback_approval::login::Login;
 use rollback_core::approval_link::{ApproverRules, Decision, LinkKey};
 use rollback_core::contract::approval::{ApprovalDecision, Identity};
@@ -14,7 +15,6 @@ use rollback_core::oidc::OidcConfig;
 use rollback_core::request::Scope;
 use rollback_oidc_issuer::OidcIssuer;
 use serde_json::json;
-use support::*;
 
 const CLIENT: &str = "rollback-approval";
 
@@ -40,7 +40,7 @@ async fn sign_in() -> SignIn {
     let gate = gate();
     let key = LinkKey::generate();
     let services =
-        support::page(&gate, &key).with_login(Login::new(OidcConfig::new(issuer.issuer(), CLIENT)));
+        common::page(&gate, &key).with_login(Login::new(OidcConfig::new(issuer.issuer(), CLIENT)));
     rollback_approval::serve_local(SocketAddr::from(([127, 0, 0, 1], port)), services)
         .await
         .unwrap();

@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{NS, REGISTRY, Retag, ecr, env, moto, repository, tag_digest};
+use common::{NS, REGISTRY, Retag, ecr, env, repository, tag_digest};
 use rollback_kube_api::MintImages;
+use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -90,7 +91,8 @@ async fn application_rollback_ends_on_the_stable_digests() {
     // 4. undo, with pods coming up one step at a time
     e.kube.set_auto_progress(false);
     let mut undo = envelope(json!({"action": "undo", "deployments": resolved["deployments"]}));
-    rollback_moto::decision::approve(moto(), &mut undo, rollback_core::Scope::APP).await;
+    rollback_moto::decision::approve(MotoServer::shared(), &mut undo, rollback_core::Scope::APP)
+        .await;
     let undone = rollback_deploy_undo::handle(&e.clients, undo)
         .await
         .unwrap();

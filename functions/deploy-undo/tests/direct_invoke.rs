@@ -6,6 +6,7 @@ mod common;
 
 use common::{BAD, NS, STABLE, env};
 use rollback_core::Scope;
+use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -33,7 +34,8 @@ async fn cluster_changes_refuse_without_a_decision_that_covers_them() {
         envelope["request"] =
             json!({"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"});
         let cases =
-            rollback_moto::decision::refusal_cases(common::moto(), &envelope, Scope::APP).await;
+            rollback_moto::decision::refusal_cases(MotoServer::shared(), &envelope, Scope::APP)
+                .await;
         assert_eq!(cases.len(), 6);
         for (case, input) in cases {
             let err = rollback_deploy_undo::handle(&e.clients, input)

@@ -16,6 +16,7 @@ use common::{
 use rollback_core::contract::deploy_undo::{GitOpsOutput, GitOpsResult, GitOpsState, StatusOutput};
 use rollback_core::{ErrorKind, RollbackError};
 use rollback_kube_api::{DEFAULT_TOKEN, Fault};
+use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
 const ARGO: (&str, &str) = ("argoproj.io/v1alpha1", "Application");
@@ -255,7 +256,12 @@ async fn a_lost_patch_answer_and_a_retry_are_fine_and_keep_the_first_record() {
     let mut suspend = json!({"action": "suspend-gitops", "plan": plan(&e.cluster, argo_only()),
                "execution": "restarted-after-a-crash",
                "request": {"trigger": {"kind": "manual"}, "reason": "test", "mode": "live"}});
-    rollback_moto::decision::approve(common::moto(), &mut suspend, rollback_core::Scope::APP).await;
+    rollback_moto::decision::approve(
+        MotoServer::shared(),
+        &mut suspend,
+        rollback_core::Scope::APP,
+    )
+    .await;
     let restarted = rollback_deploy_undo::handle(&e.clients, suspend)
         .await
         .unwrap();

@@ -4,15 +4,17 @@
 //! answer creates one incident; Slack gets every milestone and never an approval link; and a
 //! channel that fails never fails the notice.
 
-mod support;
+mod common;
 
+use common::*;
 use rollback_channels::{Fault, SlackWebhook, StatuspageServer};
 use rollback_core::approval_link::LinkKey;
 use rollback_fault_proxy::gate::test_stack;
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use rollback_notify::channels::marker;
 use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
-use support::*;
 
 const PAGE: &str = "kctbh9vrtdwd";
 const COMPONENT: &str = "8kbf7d35c070";
@@ -35,7 +37,9 @@ async fn world(service: &str) -> World {
     page.add_component(COMPONENT, "Checkout");
     let slack = SlackWebhook::start().await;
     seed_channel_secrets(service, &key, &slack.url()).await;
-    let (topic_arn, queue) = topic(&format!("{service}-notices")).await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue(&format!("{service}-notices"), Delivery::Raw)
+        .await;
     World {
         page,
         slack,
@@ -75,7 +79,7 @@ impl World {
             .await
             .expect("the notice goes out whatever the channels do");
         // Every notice reached the topic.
-        next_message(&self.queue).await;
+        MotoServer::shared().next_message(&self.queue).await;
         assert!(gate.violations().is_empty(), "{:?}", gate.violations());
         out
     }
@@ -322,7 +326,7 @@ async fn an_open_whose_answer_was_lost_creates_exactly_one_incident() {
 async fn failing_channels_never_fail_the_notice_and_never_echo_their_secrets() {
     let w = world("notify-ch-down").await;
     // The page refuses the key (another key in the secret), Slack is down after applying.
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
+    let secrets = aws_sdk_secretsmanager::Client::new(&MotoServer::shared().sdk_config());
     secrets
         .put_secret_value()
         .secret_id("notice-channels/notify-ch-down/statuspage")
@@ -365,7 +369,7 @@ async fn failing_channels_never_fail_the_notice_and_never_echo_their_secrets() {
     )
     .await
     .unwrap();
-    next_message(&w.queue).await;
+    MotoServer::shared().next_message(&w.queue).await;
     let slack = &out["channels"][1];
     assert_eq!(slack["ok"], false, "{out}");
     assert!(
@@ -400,7 +404,7 @@ async fn failing_channels_never_fail_the_notice_and_never_echo_their_secrets() {
     )
     .await
     .unwrap();
-    next_message(&w.queue).await;
+    MotoServer::shared().next_message(&w.queue).await;
     let detail = out["channels"][1]["detail"].as_str().unwrap();
     assert!(
         detail.contains("must start with https://hooks.slack.com/") && !detail.contains("leaky"),
@@ -411,7 +415,9 @@ async fn failing_channels_never_fail_the_notice_and_never_echo_their_secrets() {
 #[tokio::test]
 async fn the_approval_email_shows_what_the_status_page_will_say() {
     let w = world("notify-ch-mail").await;
-    let (approvals, queue) = topic("notify-ch-mail-approvals").await;
+    let (approvals, queue) = MotoServer::shared()
+        .topic_with_queue("notify-ch-mail-approvals", Delivery::Raw)
+        .await;
     let mut payload = json!({"action": "approval-request", "task_token": "tok-1", "topic_arn": approvals,
         "plan": w.plan(), "execution": "exec-mail-1",
         "request": {"trigger": {"kind": "manual"}, "reason": "5xx", "scope": "app"}});
@@ -420,7 +426,7 @@ async fn the_approval_email_shows_what_the_status_page_will_say() {
         "stable_digest": "sha256:600d", "release_digest": "sha256:bad", "retag_needed": true, "immutable_tags": false}]});
     let gate = gate(&test_stack(&w.service));
     handle(&clients(&gate), &w.config(), payload).await.unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(
         body.contains("Status page will say (on approval): \"Problems after our latest release: Checkout may fail: we are putting the previous version back.\""),
         "{body}"

@@ -3,15 +3,17 @@
 //! the channels work, when they are refused, and when an answer is lost. Mirrors
 //! functions/approval/tests/logs.rs (its own test binary: the capture is global).
 
-mod support;
+mod common;
 
+use common::*;
 use rollback_channels::{Fault, SlackWebhook, StatuspageServer};
 use rollback_core::approval_link::LinkKey;
 use rollback_fault_proxy::gate::test_stack;
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use rollback_moto::log_capture::capture_all_logs;
 use rollback_notify::{Config, handle};
 use serde_json::json;
-use support::*;
 
 const KEY: &str = "sp-live-key-7f3c9a1e";
 
@@ -22,7 +24,9 @@ async fn channel_credentials_never_reach_the_logs() {
     let page = StatuspageServer::start("logpage1", KEY).await;
     let slack = SlackWebhook::start().await;
     seed_channel_secrets(service, KEY, &slack.url()).await;
-    let (topic_arn, queue) = topic(&format!("{service}-notices")).await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue(&format!("{service}-notices"), Delivery::Raw)
+        .await;
     let plan = json!({
         "service": service,
         "images": [{"repository": "logs-backend", "release_tag": "prod", "stable_tag": "stable"}],
@@ -55,7 +59,7 @@ async fn channel_credentials_never_reach_the_logs() {
         )
         .await
         .unwrap();
-        next_message(&queue).await;
+        MotoServer::shared().next_message(&queue).await;
         outputs.push(out.to_string());
     }
     // Statuspage throttles both looks: the failure is logged and returned.
@@ -67,7 +71,7 @@ async fn channel_credentials_never_reach_the_logs() {
     )
     .await
     .unwrap();
-    next_message(&queue).await;
+    MotoServer::shared().next_message(&queue).await;
     outputs.push(out.to_string());
 
     let text = logs.text();

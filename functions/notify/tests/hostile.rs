@@ -6,93 +6,24 @@
 //! no line an attacker started, and a bounded size. Plan fields cannot carry such content at
 //! all: a hostile plan is refused before anything is published.
 
-mod support;
+mod common;
 
-use std::time::Duration;
-
+use common::{clients, gate};
 use rollback_core::approval_link::LinkKey;
 use rollback_fault_proxy::gate::test_stack;
 use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
-use support::{clients, gate};
-
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
-/// A topic with an SQS subscription delivering the SNS envelope: (topic ARN, queue URL).
-async fn topic(name: &str) -> (String, String) {
-    let config = moto().sdk_config();
-    let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic_arn = sns
-        .create_topic()
-        .name(name)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{name}-q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}-q"))
-        .send()
-        .await
-        .unwrap();
-    (topic_arn, queue_url)
-}
 
 /// The next message's (Subject, Message) from the SNS envelope (bounded wait).
 async fn next_envelope(queue_url: &str) -> (String, String) {
-    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
-    for _ in 0..50 {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = out.messages().first() {
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-            let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            return (
-                envelope["Subject"].as_str().unwrap_or_default().to_owned(),
-                envelope["Message"].as_str().unwrap().to_owned(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no message on {queue_url}");
-}
-
-async fn queue_is_empty(queue_url: &str) -> bool {
-    let sqs = aws_sdk_sqs::Client::new(&moto().sdk_config());
-    sqs.receive_message()
-        .queue_url(queue_url)
-        .send()
-        .await
-        .unwrap()
-        .messages()
-        .is_empty()
+    let body = MotoServer::shared().next_message(queue_url).await;
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    (
+        envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+        envelope["Message"].as_str().unwrap().to_owned(),
+    )
 }
 
 const BIG: usize = 100_000;
@@ -200,7 +131,9 @@ fn hostile_progress() -> Value {
 #[tokio::test]
 async fn every_message_neutralises_hostile_alarm_and_step_content() {
     let gate = gate(&test_stack("hostile-all"));
-    let (topic_arn, queue) = topic("hostile-all-notices").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("hostile-all-notices", Delivery::Envelope)
+        .await;
     let key = LinkKey::generate();
     let mut config = Config::local(&topic_arn, "http://approve.test/approval", key);
     config.escalation_topic_arn = Some(topic_arn.clone());
@@ -262,7 +195,9 @@ async fn every_message_neutralises_hostile_alarm_and_step_content() {
 #[tokio::test]
 async fn a_hostile_plan_is_refused_before_anything_is_published() {
     let gate = gate(&test_stack("hostile-plan"));
-    let (topic_arn, queue) = topic("hostile-plan-notices").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("hostile-plan-notices", Delivery::Envelope)
+        .await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     for (field, value) in [
         ("/service", json!("<script>alert(1)</script>")),
@@ -295,13 +230,18 @@ async fn a_hostile_plan_is_refused_before_anything_is_published() {
         );
         assert!(text.len() < 2_000, "{field}: error of {} bytes", text.len());
     }
-    assert!(queue_is_empty(&queue).await, "something was published");
+    assert!(
+        MotoServer::shared().queue_is_empty(&queue).await,
+        "something was published"
+    );
 }
 
 #[tokio::test]
 async fn a_fingerprint_too_big_for_a_link_is_a_typed_error_and_nothing_is_sent() {
     let gate = gate(&test_stack("hostile-fingerprint"));
-    let (topic_arn, queue) = topic("hostile-fingerprint-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("hostile-fingerprint-approvals", Delivery::Envelope)
+        .await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     let err = handle(
         &clients(&gate),
@@ -315,7 +255,7 @@ async fn a_fingerprint_too_big_for_a_link_is_a_typed_error_and_nothing_is_sent()
     assert_eq!(err.error_name(), "Rollback.InvalidInput");
     assert!(err.to_string().contains("too long"), "{err}");
     assert!(
-        queue_is_empty(&queue).await,
+        MotoServer::shared().queue_is_empty(&queue).await,
         "a mail without links was published"
     );
 }

@@ -2,15 +2,17 @@
 //! subscribed with RawMessageDelivery (moto's /moto-api/data.json breaks once RDS resources
 //! exist, so it is not used).
 
-mod support;
+mod common;
 
 use chrono::Utc;
+use common::*;
 use rollback_core::approval_link::{Decision, LinkKey};
 use rollback_core::request::Scope;
 use rollback_fault_proxy::gate::test_stack;
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
-use support::*;
 
 fn plan() -> Value {
     json!({
@@ -89,7 +91,9 @@ fn assert_clean(body: &str) {
 #[tokio::test]
 async fn approval_request_renders_the_plan_and_signed_links() {
     let gate = gate(&test_stack("notify-approval"));
-    let (topic_arn, queue) = topic("notify-approval-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-approval-approvals", Delivery::Raw)
+        .await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/approval", key.clone());
     let token = "AAAAKgAAAAIAAAAAAAAAAQ-very-secret-task-token";
@@ -119,7 +123,7 @@ async fn approval_request_renders_the_plan_and_signed_links() {
     assert!(subject.len() < 100);
     assert_eq!(out["topic_arn"], json!(topic_arn));
 
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     println!("{body}");
     assert_clean(&body);
     assert!(
@@ -186,7 +190,9 @@ async fn approval_request_renders_the_plan_and_signed_links() {
 #[tokio::test]
 async fn approval_links_carry_the_plans_approver_rules_and_the_mail_says_who_decides() {
     let gate = gate(&test_stack("notify-approvers"));
-    let (topic_arn, queue) = topic("notify-approvers-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-approvers-approvals", Delivery::Raw)
+        .await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/approval", key.clone());
     let mut plan = plan();
@@ -207,7 +213,7 @@ async fn approval_links_carry_the_plans_approver_rules_and_the_mail_says_who_dec
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     for expected in [
         "WHO DECIDES",
         "Only: Oncall@Example.com, dba@example.com, group:SRE. Others are refused.",
@@ -245,7 +251,9 @@ async fn approval_links_carry_the_plans_approver_rules_and_the_mail_says_who_dec
 #[tokio::test]
 async fn without_databases_there_is_no_database_approval() {
     let gate = gate(&test_stack("notify-approval-nodb"));
-    let (topic_arn, queue) = topic("notify-approval-nodb-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-approval-nodb-approvals", Delivery::Raw)
+        .await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/", key.clone());
     let mut resolved = resolved("");
@@ -260,7 +268,7 @@ async fn without_databases_there_is_no_database_approval() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(!body.contains("Approve app + database"));
     let urls = links(&body);
     assert_eq!(urls.len(), 2);
@@ -277,7 +285,9 @@ async fn without_databases_there_is_no_database_approval() {
 #[tokio::test]
 async fn failure_is_a_contingency_notice() {
     let gate = gate(&test_stack("notify-failure"));
-    let (topic_arn, queue) = topic("notify-failure-notices").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-failure-notices", Delivery::Raw)
+        .await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     let out = handle(
         &clients(&gate),
@@ -312,7 +322,7 @@ async fn failure_is_a_contingency_notice() {
             .unwrap()
             .starts_with("[rollback] FAILED: mint-replica - manual action needed")
     );
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     println!("{body}");
     assert_clean(&body);
     let completed = body.find("WHAT COMPLETED").unwrap();
@@ -340,7 +350,9 @@ async fn failure_is_a_contingency_notice() {
 #[tokio::test]
 async fn failure_without_a_record_still_says_where_backups_would_be() {
     let gate = gate(&test_stack("notify-failure-bare"));
-    let (topic_arn, queue) = topic("notify-failure-bare-notices").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-failure-bare-notices", Delivery::Raw)
+        .await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     handle(
         &clients(&gate),
@@ -350,7 +362,7 @@ async fn failure_without_a_record_still_says_where_backups_would_be() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     let exec = rollback_core::ExecutionId::new("exec-failure-2");
     assert!(body.contains(&rollback_core::ids::rollback_snapshot_id(
         "mint-replica",
@@ -364,8 +376,12 @@ async fn failure_without_a_record_still_says_where_backups_would_be() {
 #[tokio::test]
 async fn progress_success_and_escalation() {
     let gate = gate(&test_stack("notify-progress"));
-    let (topic_arn, queue) = topic("notify-progress-notices").await;
-    let (escalation_arn, escalation_queue) = topic("notify-progress-escalations").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-progress-notices", Delivery::Raw)
+        .await;
+    let (escalation_arn, escalation_queue) = MotoServer::shared()
+        .topic_with_queue("notify-progress-escalations", Delivery::Raw)
+        .await;
     let mut config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     config.escalation_topic_arn = Some(escalation_arn);
 
@@ -382,7 +398,7 @@ async fn progress_success_and_escalation() {
         out["subject"],
         json!("[rollback] mint-replica: restoring databases")
     );
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(body.contains("restore of mint-replica-db started"));
 
     let started = (Utc::now() - chrono::Duration::minutes(42)).to_rfc3339();
@@ -400,7 +416,7 @@ async fn progress_success_and_escalation() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     println!("{body}");
     assert!(body.contains("finished and the smoke tests passed"));
     assert!(body.contains("Took:       42 min"));
@@ -422,10 +438,10 @@ async fn progress_success_and_escalation() {
         out["subject"],
         json!("[rollback] ESCALATION: mint-replica approval pending 16 min")
     );
-    let body = next_message(&escalation_queue).await;
+    let body = MotoServer::shared().next_message(&escalation_queue).await;
     assert!(body.contains("waiting for approval for 16 min"));
     assert!(
-        queue_is_empty(&queue).await,
+        MotoServer::shared().queue_is_empty(&queue).await,
         "escalation went to the main topic"
     );
 }
@@ -474,10 +490,14 @@ async fn missing_configuration_is_invalid_input() {
 
 #[tokio::test]
 async fn the_key_comes_from_secrets_manager() {
-    let (bytes, key_arn) = moto().link_key_secret("notify-key-approval-link-key").await;
+    let (bytes, key_arn) = MotoServer::shared()
+        .link_key_secret("notify-key-approval-link-key")
+        .await;
     // The stack's link key is that secret, and notify is given its ARN (`!Ref ApprovalLinkKey`).
     let gate = gate(&test_stack("notify-key").resource("ApprovalLinkKey", &key_arn, &[]));
-    let (topic_arn, queue) = topic("notify-key-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-key-approvals", Delivery::Raw)
+        .await;
     let config = Config {
         topic_arn: Some(topic_arn),
         escalation_topic_arn: None,
@@ -497,7 +517,7 @@ async fn the_key_comes_from_secrets_manager() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     let url = &links(&body)[0];
     let opened = LinkKey::from_bytes(&bytes)
         .open(&token_of(url), Utc::now())
@@ -505,7 +525,7 @@ async fn the_key_comes_from_secrets_manager() {
     assert_eq!(opened.task_token, "tok");
 
     // The stack's link key does not exist: the role may read it, and AWS says it is not there.
-    let no_key = support::gate(&test_stack("notify-no-key"));
+    let no_key = common::gate(&test_stack("notify-no-key"));
     let missing = Config {
         key: rollback_core::approval_link::KeyCache::new(MISSING_KEY_ARN),
         ..config
@@ -529,7 +549,9 @@ const MISSING_KEY_ARN: &str =
 #[tokio::test]
 async fn approval_request_warns_about_read_replicas() {
     let gate = gate(&test_stack("notify-approval-replicas"));
-    let (topic_arn, queue) = topic("notify-approval-replicas-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-approval-replicas-approvals", Delivery::Raw)
+        .await;
     let key = LinkKey::generate();
     let config = Config::local(&topic_arn, "http://approve.test/approval", key);
     let mut with_replicas = resolved("note");
@@ -550,7 +572,7 @@ async fn approval_request_warns_about_read_replicas() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert_clean(&body);
     let exec = rollback_core::ExecutionId::new("exec-approval-replicas");
     let aside = rollback_core::ids::aside_identifier("mint-replica-db", &exec);
@@ -595,14 +617,16 @@ async fn approval_request_warns_about_read_replicas() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(!body.contains("READ REPLICAS"), "{body}");
 }
 
 #[tokio::test]
 async fn approval_request_shows_the_point_in_time_and_its_data_loss_window() {
     let gate = gate(&test_stack("notify-approval-pitr"));
-    let (topic_arn, queue) = topic("notify-approval-pitr-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-approval-pitr-approvals", Delivery::Raw)
+        .await;
     let config = Config::local(
         &topic_arn,
         "http://approve.test/approval",
@@ -632,7 +656,7 @@ async fn approval_request_shows_the_point_in_time_and_its_data_loss_window() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert_clean(&body);
     let folded = body.split_whitespace().collect::<Vec<_>>().join(" ");
     for expected in [

@@ -1,18 +1,22 @@
 //! The approval request names the stored plan the execution runs, `plan: /path@version`, next
 //! to the plan fingerprint (notify against moto, under its role).
 
-mod support;
+mod common;
 
+use common::*;
 use rollback_core::approval_link::LinkKey;
 use rollback_fault_proxy::gate::test_stack;
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use rollback_notify::{Config, handle};
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn the_approval_request_shows_the_plan_parameter_and_version() {
     let gate = gate(&test_stack("notify-plansource"));
-    let (topic_arn, queue) = topic("notify-plansource-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-plansource-approvals", Delivery::Raw)
+        .await;
     let config = Config::local(
         &topic_arn,
         "http://approve.test/approval",
@@ -30,7 +34,7 @@ async fn the_approval_request_shows_the_plan_parameter_and_version() {
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(
         body.contains("Plan fingerprint: f1ngerprint\nplan: /rollback/plans/mint-replica@7\n"),
         "{body}"

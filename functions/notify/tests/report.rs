@@ -4,11 +4,12 @@
 //! whose last task is the real function's `report` action, as the rollback definition's is,
 //! and reads what it wrote back from moto.
 
-mod support;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::*;
 use rollback_core::contract::notify::{
     ReportLink, ReportLocation, ReportOutput, StepError, SuccessNotice,
 };
@@ -17,9 +18,9 @@ use rollback_core::report::{analyse, render};
 use rollback_engine::{Engine, EngineConfig, ExecutionStatus, LambdaRegistry, TaskFailure};
 use rollback_fault_proxy::gate::{IamGate, report_bucket, test_stack};
 use rollback_fault_proxy::{FaultKind, FaultSchedule};
+use rollback_moto::MotoServer;
 use rollback_notify::{Clients, Config};
 use serde_json::{Value, json};
-use support::*;
 
 fn plan(service: &str) -> Value {
     json!({"service": service, "databases": [{"kind": "rds-instance", "id": format!("{service}-db")}]})
@@ -132,7 +133,7 @@ impl Stack {
     }
 
     async fn create_bucket(&self) {
-        let s3 = rollback_notify::s3_client(&moto().sdk_config());
+        let s3 = rollback_notify::s3_client(&MotoServer::shared().sdk_config());
         let bucket = report_bucket(&self.service);
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         s3.put_bucket_versioning()
@@ -161,7 +162,7 @@ impl Stack {
     }
 
     async fn object(&self, key: &str) -> Option<(String, Option<String>)> {
-        let s3 = rollback_notify::s3_client(&moto().sdk_config());
+        let s3 = rollback_notify::s3_client(&MotoServer::shared().sdk_config());
         let out = s3
             .get_object()
             .bucket(report_bucket(&self.service))
@@ -322,7 +323,7 @@ async fn a_failed_part_aborts_the_upload_and_fails_retryably() {
             .await
             .is_none()
     );
-    let s3 = rollback_notify::s3_client(&moto().sdk_config());
+    let s3 = rollback_notify::s3_client(&MotoServer::shared().sdk_config());
     let uploads = s3
         .list_multipart_uploads()
         .bucket(report_bucket("notify-abort"))

@@ -2,13 +2,15 @@
 //! real moto alarm by the plan function's `validate`), and a resent approval request says
 //! that the earlier links no longer work.
 
-mod support;
+mod common;
 
+use common::*;
 use rollback_core::approval_link::LinkKey;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
+use rollback_moto::MotoServer;
+use rollback_moto::inbox::Delivery;
 use rollback_notify::{Config, handle};
 use serde_json::{Value, json};
-use support::*;
 
 const PLAN: &str = r#"{
     "service": "mint-replica",
@@ -42,7 +44,7 @@ fn approval_payload(attempt: u32, settle: Option<&str>) -> Value {
 
 #[tokio::test]
 async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_approval_email() {
-    let config = moto().sdk_config();
+    let config = MotoServer::shared().sdk_config();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
     cloudwatch
         .put_metric_alarm()
@@ -60,7 +62,11 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
 
     // The plan function's validate reads the alarm (DescribeAlarms) and derives the window;
     // its calls are checked against the plan role.
-    let plan_gate = IamGate::start(&moto().endpoint(), "plan", &test_stack("mint-replica"));
+    let plan_gate = IamGate::start(
+        &MotoServer::shared().endpoint(),
+        "plan",
+        &test_stack("mint-replica"),
+    );
     let plan_clients = rollback_plan::Clients::new(&plan_gate.sdk_config());
     let out = rollback_plan::handle(
         &plan_clients,
@@ -86,7 +92,9 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
 
     // The definition passes timing.smoke_settle_reason to the approval request.
     let gate = gate(&test_stack("notify-settle"));
-    let (topic_arn, queue) = topic("notify-settle-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-settle-approvals", Delivery::Raw)
+        .await;
     let notify_config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     handle(
         &clients(&gate),
@@ -95,7 +103,7 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
     )
     .await
     .unwrap();
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(
         body.contains(
             "Smoke tests: re-run while they fail; waits up to 15 min for mint-replica-5xx-slow: \
@@ -123,7 +131,9 @@ async fn an_alarm_of_300_s_times_3_gets_a_15_minute_settle_window_shown_in_the_a
 #[tokio::test]
 async fn a_resent_approval_request_says_the_earlier_links_no_longer_work() {
     let gate = gate(&test_stack("notify-resent"));
-    let (topic_arn, queue) = topic("notify-resent-approvals").await;
+    let (topic_arn, queue) = MotoServer::shared()
+        .topic_with_queue("notify-resent-approvals", Delivery::Raw)
+        .await;
     let config = Config::local(&topic_arn, "http://approve.test/", LinkKey::generate());
     let clients = clients(&gate);
 
@@ -132,7 +142,7 @@ async fn a_resent_approval_request_says_the_earlier_links_no_longer_work() {
         .unwrap();
     let first = out["subject"].as_str().unwrap().to_owned();
     assert!(!first.contains("RESENT"), "{first}");
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(!body.contains("RESENT"), "{body}");
 
     let out = handle(&clients, &config, approval_payload(2, None))
@@ -143,7 +153,7 @@ async fn a_resent_approval_request_says_the_earlier_links_no_longer_work() {
         subject,
         "[rollback] RESENT - earlier links no longer work - APPROVAL NEEDED: mint-replica (manual)"
     );
-    let body = next_message(&queue).await;
+    let body = MotoServer::shared().next_message(&queue).await;
     assert!(
         body.starts_with(
             "RESENT (attempt 3): earlier approval links no longer work — use the links in this email."

@@ -8,6 +8,7 @@ use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use rollback_core::RollbackError;
 use rollback_core::plan::DatabaseKind;
+use rollback_snapshot::rds::tag_map;
 
 /// A DB instance or DB cluster as the restore actions need it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,17 +46,6 @@ impl DbState {
     }
 }
 
-fn tags_of(list: &[Tag]) -> BTreeMap<String, String> {
-    list.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            ))
-        })
-        .collect()
-}
-
 /// The instance's DB subnet group name.
 pub fn instance_subnet_group(i: &DbInstance) -> Option<String> {
     i.db_subnet_group()
@@ -85,7 +75,7 @@ impl From<&DbInstance> for DbState {
             id: i.db_instance_identifier().unwrap_or_default().to_owned(),
             arn: i.db_instance_arn().map(str::to_owned),
             status: i.db_instance_status().unwrap_or("unknown").to_owned(),
-            tags: tags_of(i.tag_list()),
+            tags: tag_map(i.tag_list()),
             engine: i.engine().map(str::to_owned),
             engine_version: i.engine_version().map(str::to_owned),
             class: i.db_instance_class().map(str::to_owned),
@@ -110,7 +100,7 @@ impl From<&DbCluster> for DbState {
             id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
             arn: c.db_cluster_arn().map(str::to_owned),
             status: c.status().unwrap_or("unknown").to_owned(),
-            tags: tags_of(c.tag_list()),
+            tags: tag_map(c.tag_list()),
             engine: c.engine().map(str::to_owned),
             engine_version: c.engine_version().map(str::to_owned),
             class: c.db_cluster_instance_class().map(str::to_owned),

@@ -9,6 +9,7 @@ use rollback_core::contract::restore::{CutoffSource, ResolveNote, ResolveOutput}
 use rollback_core::contract::snapshot::tags;
 use rollback_core::plan::DatabaseRef;
 use rollback_core::resolved::{DataLossWindow, DatabaseResolution};
+use rollback_snapshot::rds::tag_map;
 
 use crate::db::error_code;
 
@@ -23,17 +24,6 @@ pub struct Candidate {
     /// made: see [`is_aws_backup`]).
     pub snapshot_type: String,
     pub tags: BTreeMap<String, String>,
-}
-
-fn tags_of(list: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
-    list.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            ))
-        })
-        .collect()
 }
 
 fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -69,7 +59,7 @@ pub async fn list_snapshots(
                     status: s.status().unwrap_or("unknown").to_owned(),
                     created_at: s.snapshot_create_time().and_then(to_chrono),
                     snapshot_type: s.snapshot_type().unwrap_or("unknown").to_owned(),
-                    tags: tags_of(s.tag_list()),
+                    tags: tag_map(s.tag_list()),
                 }
             }));
         }
@@ -102,7 +92,7 @@ pub async fn list_snapshots(
                         status: s.status().unwrap_or("unknown").to_owned(),
                         created_at: s.snapshot_create_time().and_then(to_chrono),
                         snapshot_type: s.snapshot_type().unwrap_or("unknown").to_owned(),
-                        tags: tags_of(s.tag_list()),
+                        tags: tag_map(s.tag_list()),
                     });
                 }
             }

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use rollback_core::Scope;
+use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
 /// Every database here is named `di-…`: the roles' `DatabaseIdPrefix`.
@@ -56,9 +57,12 @@ async fn start_and_swap_refuse_without_a_decision_that_covers_them() {
     let mut refused = 0;
     for action in actions {
         let envelope = unapproved(action.clone(), databases.clone(), request.clone(), EXEC);
-        let cases =
-            rollback_moto::decision::refusal_cases(moto(), &envelope, Scope::APP_AND_DATABASE)
-                .await;
+        let cases = rollback_moto::decision::refusal_cases(
+            MotoServer::shared(),
+            &envelope,
+            Scope::APP_AND_DATABASE,
+        )
+        .await;
         assert_eq!(cases.len(), 8);
         for (case, input) in cases {
             let err = rollback_restore::handle(&clients, input)
@@ -101,7 +105,8 @@ async fn start_and_swap_refuse_without_a_decision_that_covers_them() {
         request,
         EXEC,
     );
-    rollback_moto::decision::approve(moto(), &mut approved, Scope::APP_AND_DATABASE).await;
+    rollback_moto::decision::approve(MotoServer::shared(), &mut approved, Scope::APP_AND_DATABASE)
+        .await;
     let out: Value = rollback_restore::handle(&clients, approved).await.unwrap();
     assert_eq!(out["databases"][0]["created_now"], true, "{out}");
 }

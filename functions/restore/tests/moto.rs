@@ -184,56 +184,72 @@ async fn resolve_with_app_scope_resolves_nothing() {
     assert!(out.databases.is_empty());
 }
 
-async fn resolved(gate: &IamGate, db: &str, kind: &str, exec: &str, mode: &str) -> Value {
-    let out = handle(
-        &clients(gate),
-        envelope(
-            json!({"action": "resolve"}),
-            json!([{"kind": kind, "id": db}]),
-            request(mode, json!({})),
-            exec,
-        ),
-    )
-    .await
-    .unwrap();
-    out["databases"].clone()
+/// One database of a test and the execution acting on it: the restore function's calls
+/// about it go through `gate` (`restore`, or `drill-cleanup` for cleanup-drill).
+#[derive(Clone, Copy)]
+struct Db<'a> {
+    gate: &'a IamGate,
+    id: &'a str,
+    kind: &'a str,
+    exec: &'a str,
+    mode: &'a str,
 }
 
-/// Calls the restore function with its clients from `gate` (`restore`, or `drill-cleanup`
-/// for cleanup-drill).
-async fn act(
-    gate: &IamGate,
-    action: Value,
-    db: &str,
-    kind: &str,
-    exec: &str,
-    mode: &str,
-) -> Result<Value, rollback_core::RollbackError> {
-    handle(
-        &clients(gate),
-        envelope(
-            action,
-            json!([{"kind": kind, "id": db}]),
-            request(mode, json!({})),
-            exec,
-        ),
-    )
-    .await
-}
-
-/// Calls swap until it reports complete: RDS (and the local moto rules) rename asynchronously.
-async fn swap_until_complete(gate: &IamGate, db: &str, kind: &str, exec: &str) -> SwapOutput {
-    for _ in 0..20 {
-        let out: SwapOutput = parse(
-            act(gate, json!({"action": "swap"}), db, kind, exec, "live")
-                .await
-                .unwrap(),
-        );
-        if out.complete {
-            return out;
-        }
+impl<'a> Db<'a> {
+    /// The same database and execution, its calls through `gate`.
+    fn through(self, gate: &'a IamGate) -> Db<'a> {
+        Db { gate, ..self }
     }
-    panic!("swap of {db} did not complete within 20 calls");
+
+    /// Calls the restore function with `action` about this database.
+    async fn act(&self, action: Value) -> Result<Value, rollback_core::RollbackError> {
+        handle(
+            &clients(self.gate),
+            envelope(
+                action,
+                json!([{"kind": self.kind, "id": self.id}]),
+                request(self.mode, json!({})),
+                self.exec,
+            ),
+        )
+        .await
+    }
+
+    /// [`Db::act`], which must succeed, its output read as `T`.
+    async fn ok<T: serde::de::DeserializeOwned>(&self, action: Value) -> T {
+        parse(self.act(action).await.unwrap())
+    }
+
+    /// What resolve finds for this database (its output's `databases`).
+    async fn resolved(&self) -> Value {
+        self.act(json!({"action": "resolve"})).await.unwrap()["databases"].clone()
+    }
+
+    /// Calls swap until it reports complete: RDS (and the local moto rules) rename
+    /// asynchronously.
+    async fn swap_until_complete(&self) -> SwapOutput {
+        for _ in 0..20 {
+            let out: SwapOutput = self.ok(json!({"action": "swap"})).await;
+            if out.complete {
+                return out;
+            }
+        }
+        panic!("swap of {} did not complete within 20 calls", self.id);
+    }
+
+    /// Calls status until the copy is available (a follow-up call or two).
+    async fn available_after_follow_up(&self) -> StatusOutput {
+        for _ in 0..5 {
+            let status: StatusOutput = self.ok(json!({"action": "status"})).await;
+            if status.all_available {
+                return status;
+            }
+        }
+        panic!(
+            "the copy of {} did not become available after the follow-up",
+            self.id
+        );
+    }
 }
 
 #[tokio::test]
@@ -242,39 +258,21 @@ async fn start_copies_the_source_settings_and_is_idempotent() {
     let rds = rds();
     instance(&rds, "res-start-db", "db.m5.large").await;
     gates.pre_deploy("res-start-db", "rds-instance", "v1").await;
-    let resolved = resolved(
-        &gates.restore,
-        "res-start-db",
-        "rds-instance",
-        "exec-start",
-        "live",
-    )
-    .await;
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-start-db",
+        kind: "rds-instance",
+        exec: "exec-start",
+        mode: "live",
+    };
+    let resolved = database.resolved().await;
 
-    let first: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-start-db",
-            "rds-instance",
-            "exec-start",
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
-    let again: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-start-db",
-            "rds-instance",
-            "exec-start",
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let first: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
+    let again: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
     let target = ids::restore_identifier("res-start-db", &ExecutionId::new("exec-start"), false);
     assert_eq!(first.databases[0].target, target);
     assert!(first.databases[0].created_now);
@@ -298,18 +296,7 @@ async fn start_copies_the_source_settings_and_is_idempotent() {
         .collect();
     assert_eq!(groups, ["sg-0a1", "sg-0b2"]);
 
-    let status: StatusOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "status"}),
-            "res-start-db",
-            "rds-instance",
-            "exec-start",
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let status: StatusOutput = database.ok(json!({"action": "status"})).await;
     assert!(status.all_available);
     assert_eq!(status.databases[0].target, target);
     assert!(!status.databases[0].swapped);
@@ -321,29 +308,23 @@ async fn start_refuses_a_snapshot_that_is_gone() {
     let rds = rds();
     instance(&rds, "res-drift-db", "db.t3.micro").await;
     gates.pre_deploy("res-drift-db", "rds-instance", "v1").await;
-    let resolved = resolved(
-        &gates.restore,
-        "res-drift-db",
-        "rds-instance",
-        "exec-drift",
-        "live",
-    )
-    .await;
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-drift-db",
+        kind: "rds-instance",
+        exec: "exec-drift",
+        mode: "live",
+    };
+    let resolved = database.resolved().await;
     rds.delete_db_snapshot()
         .db_snapshot_identifier(resolved[0]["snapshot_id"].as_str().unwrap())
         .send()
         .await
         .unwrap();
-    let err = act(
-        &gates.restore,
-        json!({"action": "start", "resolved": resolved}),
-        "res-drift-db",
-        "rds-instance",
-        "exec-drift",
-        "live",
-    )
-    .await
-    .unwrap_err();
+    let err = database
+        .act(json!({"action": "start", "resolved": resolved}))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PlanDrifted);
     assert!(err.to_string().contains("no longer exists"), "{err}");
     let target = ids::restore_identifier("res-drift-db", &ExecutionId::new("exec-drift"), false);
@@ -357,7 +338,14 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     instance(&rds, "res-swap-db", "db.t3.micro").await;
     gates.pre_deploy("res-swap-db", "rds-instance", "v1").await;
     let exec = "exec-swap";
-    let resolved = resolved(&gates.restore, "res-swap-db", "rds-instance", exec, "live").await;
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-swap-db",
+        kind: "rds-instance",
+        exec,
+        mode: "live",
+    };
+    let resolved = database.resolved().await;
     let endpoint_before = instance_state(&rds, "res-swap-db")
         .await
         .unwrap()
@@ -365,18 +353,12 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
         .unwrap()
         .address()
         .map(str::to_owned);
-    act(
-        &gates.restore,
-        json!({"action": "start", "resolved": resolved}),
-        "res-swap-db",
-        "rds-instance",
-        exec,
-        "live",
-    )
-    .await
-    .unwrap();
+    database
+        .act(json!({"action": "start", "resolved": resolved}))
+        .await
+        .unwrap();
 
-    let swap = swap_until_complete(&gates.restore, "res-swap-db", "rds-instance", exec).await;
+    let swap = database.swap_until_complete().await;
     let aside = ids::aside_identifier("res-swap-db", &ExecutionId::new(exec));
     assert!(swap.complete);
     assert_eq!(swap.databases[0].state, SwapState::Done);
@@ -400,48 +382,17 @@ async fn swap_keeps_the_identifier_and_is_idempotent() {
     let restored_id = ids::restore_identifier("res-swap-db", &ExecutionId::new(exec), false);
     assert!(instance_state(&rds, &restored_id).await.is_none());
 
-    let again: SwapOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "swap"}),
-            "res-swap-db",
-            "rds-instance",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let again: SwapOutput = database.ok(json!({"action": "swap"})).await;
     assert!(again.complete);
     assert!(instance_state(&rds, &aside).await.is_some());
 
     // status and start after the swap find the restored database at the original identifier.
-    let status: StatusOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "status"}),
-            "res-swap-db",
-            "rds-instance",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let status: StatusOutput = database.ok(json!({"action": "status"})).await;
     assert!(status.databases[0].swapped && status.all_available);
     assert_eq!(status.databases[0].target, "res-swap-db");
-    let restart: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-swap-db",
-            "rds-instance",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let restart: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
     assert!(!restart.databases[0].created_now);
     assert_eq!(restart.databases[0].target, "res-swap-db");
 }
@@ -451,16 +402,14 @@ async fn swap_before_the_restore_renames_nothing() {
     let gates = Gates::start(PREFIX);
     let rds = rds();
     instance(&rds, "res-early-db", "db.t3.micro").await;
-    let err = act(
-        &gates.restore,
-        json!({"action": "swap"}),
-        "res-early-db",
-        "rds-instance",
-        "exec-early",
-        "live",
-    )
-    .await
-    .unwrap_err();
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-early-db",
+        kind: "rds-instance",
+        exec: "exec-early",
+        mode: "live",
+    };
+    let err = database.act(json!({"action": "swap"})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SwapFailed);
     assert!(err.to_string().contains("Nothing was renamed"), "{err}");
     assert!(instance_state(&rds, "res-early-db").await.is_some());
@@ -473,21 +422,19 @@ async fn aurora_cluster_restores_with_its_instances_and_swaps() {
     aurora(&rds, "res-aurora").await;
     gates.pre_deploy("res-aurora", "aurora-cluster", "v1").await;
     let exec = "exec-aurora";
-    let resolved = resolved(&gates.restore, "res-aurora", "aurora-cluster", exec, "live").await;
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-aurora",
+        kind: "aurora-cluster",
+        exec,
+        mode: "live",
+    };
+    let resolved = database.resolved().await;
     assert_eq!(resolved[0]["snapshot_type"], "manual");
 
-    let started: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-aurora",
-            "aurora-cluster",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let started: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
     let target = ids::restore_identifier("res-aurora", &ExecutionId::new(exec), false);
     assert_eq!(
         started.databases[0].instances,
@@ -509,36 +456,16 @@ async fn aurora_cluster_restores_with_its_instances_and_swaps() {
     let classes: Vec<_> = futures_classes(&rds, &started.databases[0].instances).await;
     assert_eq!(classes, ["db.r6g.large", "db.r6g.xlarge"]);
 
-    let again: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-aurora",
-            "aurora-cluster",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let again: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
     assert!(!again.databases[0].created_now);
 
-    let status: StatusOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "status"}),
-            "res-aurora",
-            "aurora-cluster",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
+    let status: StatusOutput = database.ok(json!({"action": "status"})).await;
     assert!(status.all_available, "{status:?}");
     assert_eq!(status.databases[0].instances.len(), 2);
 
-    let swap = swap_until_complete(&gates.restore, "res-aurora", "aurora-cluster", exec).await;
+    let swap = database.swap_until_complete().await;
     assert!(swap.complete);
     let aside = ids::aside_identifier("res-aurora", &ExecutionId::new(exec));
     let current = rds
@@ -588,84 +515,37 @@ async fn drill_restores_to_scratch_and_leaves_production_unchanged() {
     let exec = "exec-drill";
     let before = instance_state(&rds, "res-drill-db").await.unwrap();
     let snapshots_before = snapshot_ids(&rds, "res-drill-db").await;
-
-    let resolved = resolved(
-        &gates.restore,
-        "res-drill-db",
-        "rds-instance",
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-drill-db",
+        kind: "rds-instance",
         exec,
-        "drill",
-    )
-    .await;
-    let started: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-drill-db",
-            "rds-instance",
-            exec,
-            "drill",
-        )
-        .await
-        .unwrap(),
-    );
+        mode: "drill",
+    };
+
+    let resolved = database.resolved().await;
+    let started: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
     let scratch = ids::restore_identifier("res-drill-db", &ExecutionId::new(exec), true);
     assert!(started.drill);
     assert_eq!(started.databases[0].target, scratch);
-    let status: StatusOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "status"}),
-            "res-drill-db",
-            "rds-instance",
-            exec,
-            "drill",
-        )
-        .await
-        .unwrap(),
-    );
+    let status: StatusOutput = database.ok(json!({"action": "status"})).await;
     assert!(status.all_available);
-    let swap: SwapOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "swap"}),
-            "res-drill-db",
-            "rds-instance",
-            exec,
-            "drill",
-        )
-        .await
-        .unwrap(),
-    );
+    let swap: SwapOutput = database.ok(json!({"action": "swap"})).await;
     assert_eq!(swap.databases[0].state, SwapState::SkippedDrill);
     assert!(swap.aside.is_empty());
 
-    let cleanup: CleanupOutput = parse(
-        act(
-            &drill_cleanup,
-            json!({"action": "cleanup-drill"}),
-            "res-drill-db",
-            "rds-instance",
-            exec,
-            "drill",
-        )
-        .await
-        .unwrap(),
-    );
+    let cleanup: CleanupOutput = database
+        .through(&drill_cleanup)
+        .ok(json!({"action": "cleanup-drill"}))
+        .await;
     assert!(cleanup.complete);
     assert!(instance_state(&rds, &scratch).await.is_none());
-    let again: CleanupOutput = parse(
-        act(
-            &drill_cleanup,
-            json!({"action": "cleanup-drill"}),
-            "res-drill-db",
-            "rds-instance",
-            exec,
-            "drill",
-        )
-        .await
-        .unwrap(),
-    );
+    let again: CleanupOutput = database
+        .through(&drill_cleanup)
+        .ok(json!({"action": "cleanup-drill"}))
+        .await;
     assert!(again.complete);
 
     let after = instance_state(&rds, "res-drill-db").await.unwrap();
@@ -689,26 +569,17 @@ async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
         .pre_deploy("res-drill-cl", "aurora-cluster", "v1")
         .await;
     let exec = "exec-drill-cl";
-    let resolved = resolved(
-        &gates.restore,
-        "res-drill-cl",
-        "aurora-cluster",
+    let database = Db {
+        gate: &gates.restore,
+        id: "res-drill-cl",
+        kind: "aurora-cluster",
         exec,
-        "drill",
-    )
-    .await;
-    let started: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            "res-drill-cl",
-            "aurora-cluster",
-            exec,
-            "drill",
-        )
-        .await
-        .unwrap(),
-    );
+        mode: "drill",
+    };
+    let resolved = database.resolved().await;
+    let started: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
     assert_eq!(
         started.databases[0].instances.len(),
         1,
@@ -716,18 +587,10 @@ async fn drill_cleanup_of_a_cluster_deletes_instances_then_cluster() {
     );
     let mut complete = false;
     for _ in 0..5 {
-        let out: CleanupOutput = parse(
-            act(
-                &drill_cleanup,
-                json!({"action": "cleanup-drill"}),
-                "res-drill-cl",
-                "aurora-cluster",
-                exec,
-                "drill",
-            )
-            .await
-            .unwrap(),
-        );
+        let out: CleanupOutput = database
+            .through(&drill_cleanup)
+            .ok(json!({"action": "cleanup-drill"}))
+            .await;
         if out.complete {
             complete = true;
             break;
@@ -1003,25 +866,6 @@ fn assert_same_settings(
     );
 }
 
-async fn available_after_follow_up(
-    gate: &IamGate,
-    db: &str,
-    kind: &str,
-    exec: &str,
-) -> StatusOutput {
-    for _ in 0..5 {
-        let status: StatusOutput = parse(
-            act(gate, json!({"action": "status"}), db, kind, exec, "live")
-                .await
-                .unwrap(),
-        );
-        if status.all_available {
-            return status;
-        }
-    }
-    panic!("the copy of {db} did not become available after the follow-up");
-}
-
 #[tokio::test]
 async fn restored_instance_is_configured_like_its_source_field_by_field() {
     let gates = Gates::start(PREFIX);
@@ -1093,18 +937,19 @@ async fn restored_instance_is_configured_like_its_source_field_by_field() {
         .unwrap();
     gates.pre_deploy(db, "rds-instance", "v1").await;
     let exec = "exec-fields";
-    let resolved = resolved(&gates.restore, db, "rds-instance", exec, "live").await;
-    act(
-        &gates.restore,
-        json!({"action": "start", "resolved": resolved}),
-        db,
-        "rds-instance",
+    let database = Db {
+        gate: &gates.restore,
+        id: db,
+        kind: "rds-instance",
         exec,
-        "live",
-    )
-    .await
-    .unwrap();
-    available_after_follow_up(&gates.restore, db, "rds-instance", exec).await;
+        mode: "live",
+    };
+    let resolved = database.resolved().await;
+    database
+        .act(json!({"action": "start", "resolved": resolved}))
+        .await
+        .unwrap();
+    database.available_after_follow_up().await;
 
     let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
     let source = instance_state(&rds, db).await.unwrap();
@@ -1324,20 +1169,18 @@ async fn restored_aurora_cluster_is_configured_like_its_source_field_by_field() 
     }
     gates.pre_deploy(db, "aurora-cluster", "v1").await;
     let exec = "exec-fields-aurora";
-    let resolved = resolved(&gates.restore, db, "aurora-cluster", exec, "live").await;
-    let started: StartOutput = parse(
-        act(
-            &gates.restore,
-            json!({"action": "start", "resolved": resolved}),
-            db,
-            "aurora-cluster",
-            exec,
-            "live",
-        )
-        .await
-        .unwrap(),
-    );
-    available_after_follow_up(&gates.restore, db, "aurora-cluster", exec).await;
+    let database = Db {
+        gate: &gates.restore,
+        id: db,
+        kind: "aurora-cluster",
+        exec,
+        mode: "live",
+    };
+    let resolved = database.resolved().await;
+    let started: StartOutput = database
+        .ok(json!({"action": "start", "resolved": resolved}))
+        .await;
+    database.available_after_follow_up().await;
 
     let target = ids::restore_identifier(db, &ExecutionId::new(exec), false);
     let describe = |id: String| {

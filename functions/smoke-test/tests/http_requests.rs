@@ -3,13 +3,13 @@
 //! JSON fields. The endpoint is a local server that requires the credentials; the secrets are
 //! in moto, read under smoke-test's role (the IAM gate).
 
-mod support;
+mod common;
 
+use common::*;
 use rollback_core::contract::smoke::{CheckKind, SmokeReport};
 use rollback_core::plan::Plan;
 use rollback_smoke_test::{Clients, run};
 use serde_json::{Value, json};
-use support::*;
 
 fn plan(http: Value) -> Plan {
     Plan::from_value(json!({

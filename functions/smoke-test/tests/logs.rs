@@ -12,15 +12,16 @@ use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_smoke_test::{handle, run};
 use serde_json::{Value, json};
 
-mod support;
-use support::{check, clients, gate, moto};
+mod common;
+use common::{check, clients, gate};
+use rollback_moto::MotoServer;
 
 const APP_GROUP: &str = "/aws/containerinsights/smoke-svc-eks/application";
 
 /// smoke-test's role reading the groups under `/smoke-svc/`.
 fn prefix_gate() -> IamGate {
     let stack = test_stack("smoke-svc").parameter("SmokeLogGroupPrefix", "/smoke-svc/");
-    IamGate::start(&moto().endpoint(), "smoke-test", &stack)
+    IamGate::start(&MotoServer::shared().endpoint(), "smoke-test", &stack)
 }
 
 fn plan(logs: Value) -> Plan {
@@ -33,7 +34,7 @@ fn plan(logs: Value) -> Plan {
 }
 
 fn logs_client() -> aws_sdk_cloudwatchlogs::Client {
-    aws_sdk_cloudwatchlogs::Client::new(&moto().sdk_config())
+    aws_sdk_cloudwatchlogs::Client::new(&MotoServer::shared().sdk_config())
 }
 
 /// Creates the group (once) and a stream, and writes `lines` at `minutes_ago`.

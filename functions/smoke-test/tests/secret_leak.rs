@@ -5,15 +5,16 @@
 //! SDK logs every response at TRACE; the stack runs at INFO). Mirrors
 //! functions/approval/tests/logs.rs.
 
-mod support;
+mod common;
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use base64::Engine;
+use common::*;
 use rollback_core::plan::Plan;
+use rollback_moto::MotoServer;
 use rollback_moto::log_capture::capture_all_logs;
 use rollback_smoke_test::{Clients, handle, run};
 use serde_json::{Value, json};
-use support::*;
 
 const APP_GROUP: &str = "/aws/containerinsights/smoke-svc-eks/application";
 /// Credentials the application itself logged, which the logs check quotes a line of.
@@ -21,7 +22,7 @@ const LOGGED_KEY: &str = "sk_live_9fQ2mZ7xR4tW1pL8";
 const LOGGED_TOKEN: &str = "app-bearer-5d1e7a";
 
 async fn log_a_leaky_line() {
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto().sdk_config());
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&MotoServer::shared().sdk_config());
     let _ = logs
         .create_log_group()
         .log_group_name(APP_GROUP)

@@ -17,8 +17,9 @@ use rollback_postgres::PostgresServer;
 use rollback_smoke_test::{handle, run};
 use serde_json::{Value, json};
 
-mod support;
-use support::{check, clients, gate, moto, put_secret};
+mod common;
+use common::{check, clients, gate, put_secret};
+use rollback_moto::MotoServer;
 
 fn plan(smoke: Value) -> Plan {
     Plan::from_value(json!({
@@ -293,7 +294,7 @@ async fn alarm(cw: &aws_sdk_cloudwatch::Client, name: &str, state: StateValue, r
 #[tokio::test]
 async fn alarm_checks_follow_the_policy() {
     let gate = gate();
-    let cw = aws_sdk_cloudwatch::Client::new(&moto().sdk_config());
+    let cw = aws_sdk_cloudwatch::Client::new(&MotoServer::shared().sdk_config());
     alarm(&cw, "smoke-ok", StateValue::Ok, "fine").await;
     alarm(
         &cw,

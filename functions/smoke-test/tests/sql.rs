@@ -3,15 +3,16 @@
 //! snapshot (by the real snapshot function, in moto). smoke-test runs under its role in
 //! infra/template.yaml (the IAM gate) for a stack of service `smoke-svc`.
 
-use aws_sdk_rds::types::Tag;
 use rollback_core::contract::smoke::SmokeReport;
 use rollback_core::plan::Plan;
 use rollback_postgres::{LOOPBACK_NAMES, PostgresServer};
 use rollback_smoke_test::{RunOptions, run, run_with};
 use serde_json::{Value, json};
 
-mod support;
-use support::{check, clients, gate, moto, put_secret};
+mod common;
+use common::{check, clients, gate, put_secret};
+use rollback_moto::MotoServer;
+use rollback_moto::rds::Postgres;
 
 async fn postgres(names: &'static [&'static str]) -> PostgresServer {
     tokio::task::spawn_blocking(move || PostgresServer::start_tls(names))
@@ -202,37 +203,20 @@ async fn comparisons_with_a_value_say_what_was_compared() {
 
 /// Snapshot function clients straight to moto (the pipeline's side, seeding).
 fn snapshot_clients() -> rollback_snapshot::Clients {
-    rollback_snapshot::Clients::new(&moto().sdk_config())
-}
-
-async fn instance(rds: &aws_sdk_rds::Client, id: &str, tags: &[(&str, &str)]) {
-    rds.create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("password123")
-        .allocated_storage(20)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap();
+    rollback_snapshot::Clients::new(&MotoServer::shared().sdk_config())
 }
 
 #[tokio::test]
 async fn baselines_come_from_the_pre_deploy_snapshot() {
     let gate = gate();
-    let rds = aws_sdk_rds::Client::new(&moto().sdk_config());
     let pg = postgres(LOOPBACK_NAMES).await;
     pg.psql("create table accounts (id int); insert into accounts select generate_series(1, 1204)")
         .unwrap();
     let secret = put_secret("smoke-svc/baseline", &pg.rds_secret()).await;
     let db = "smoke-base-db";
-    instance(&rds, db, &[]).await;
+    MotoServer::shared()
+        .postgres_instance(db, Postgres::default())
+        .await;
     let sql = json!([
         probe(
             "accounts kept",
@@ -328,13 +312,14 @@ async fn baselines_come_from_the_pre_deploy_snapshot() {
 #[tokio::test]
 async fn a_restored_database_is_compared_with_the_snapshot_it_came_from() {
     let gate = gate();
-    let rds = aws_sdk_rds::Client::new(&moto().sdk_config());
     let pg = postgres(LOOPBACK_NAMES).await;
     pg.psql("create table accounts (id int); insert into accounts select generate_series(1, 50)")
         .unwrap();
     let secret = put_secret("smoke-svc/restored", &pg.rds_secret()).await;
     let source = "smoke-restored-src";
-    instance(&rds, source, &[]).await;
+    MotoServer::shared()
+        .postgres_instance(source, Postgres::default())
+        .await;
     let sql = |db: &str| {
         json!([probe(
             "accounts kept",
@@ -356,15 +341,19 @@ async fn a_restored_database_is_compared_with_the_snapshot_it_came_from() {
     // The database as the restore leaves it under the plan's identifier: tagged with the
     // execution and the snapshot it was restored from.
     let db = "smoke-restored-db";
-    instance(
-        &rds,
-        db,
-        &[
-            ("rollback:execution", "exec-restored"),
-            ("rollback:snapshot", &snapshot),
-        ],
-    )
-    .await;
+    let tags = [
+        ("rollback:execution", "exec-restored"),
+        ("rollback:snapshot", snapshot.as_str()),
+    ];
+    MotoServer::shared()
+        .postgres_instance(
+            db,
+            Postgres {
+                tags: &tags,
+                ..Postgres::default()
+            },
+        )
+        .await;
     let the_plan = plan(db, sql(db));
     let options = |execution: &str| RunOptions {
         execution: Some(execution.into()),

@@ -7,6 +7,7 @@ use rollback_core::contract::snapshot::{SnapshotOutput, tags};
 use rollback_core::{ErrorKind, ExecutionId, ids};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
+use rollback_moto::rds::Postgres;
 use rollback_snapshot::{Clients, handle};
 use serde_json::{Value, json};
 
@@ -17,58 +18,21 @@ const SERVICE: &str = "svc";
 /// Every database here is named `snap-…`: the role's `DatabaseIdPrefix`.
 const PREFIX: &str = "snap";
 
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
 /// The test's own client (seeding and assertions): straight to moto, never IAM-checked.
 fn rds() -> Client {
-    Client::new(&moto().sdk_config())
+    Client::new(&MotoServer::shared().sdk_config())
 }
 
 /// The snapshot function's IAM gate in front of moto; the test fails when it is dropped if
 /// the role refused a call.
 fn snapshot_gate() -> IamGate {
     let stack = test_stack(SERVICE).parameter("DatabaseIdPrefix", PREFIX);
-    IamGate::start(&moto().endpoint(), "snapshot", &stack)
+    IamGate::start(&MotoServer::shared().endpoint(), "snapshot", &stack)
 }
 
 /// The function's clients, through `gate`.
 fn clients(gate: &IamGate) -> Clients {
     Clients::new(&gate.sdk_config())
-}
-
-async fn instance(rds: &Client, id: &str) {
-    rds.create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("password123")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn aurora(rds: &Client, id: &str) {
-    rds.create_db_cluster()
-        .db_cluster_identifier(id)
-        .engine("aurora-postgresql")
-        .master_username("admin")
-        .master_user_password("password123")
-        .send()
-        .await
-        .unwrap();
-    rds.create_db_instance()
-        .db_instance_identifier(format!("{id}-1"))
-        .db_cluster_identifier(id)
-        .db_instance_class("db.r6g.large")
-        .engine("aurora-postgresql")
-        .send()
-        .await
-        .unwrap();
 }
 
 fn envelope(action: Value, databases: Value, execution: &str) -> Value {
@@ -82,31 +46,14 @@ fn out(v: Value) -> SnapshotOutput {
     serde_json::from_value(v).unwrap()
 }
 
-async fn snapshot_tags(rds: &Client, id: &str) -> Vec<(String, String)> {
-    let out = rds
-        .describe_db_snapshots()
-        .db_snapshot_identifier(id)
-        .send()
-        .await
-        .unwrap();
-    out.db_snapshots()[0]
-        .tag_list()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_owned(),
-                t.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn create_is_idempotent_and_tags_the_backup() {
     let gate = snapshot_gate();
     let c = clients(&gate);
     let rds = rds();
-    instance(&rds, "snap-idem-db").await;
+    MotoServer::shared()
+        .postgres_instance("snap-idem-db", Postgres::default())
+        .await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-idem-db"}]);
     let mut input = envelope(json!({"action": "create"}), dbs, "exec-idem");
     input["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "release": "v2"});
@@ -135,7 +82,7 @@ async fn create_is_idempotent_and_tags_the_backup() {
         .unwrap();
     assert_eq!(manual.db_snapshots().len(), 1, "exactly one backup");
 
-    let tags = snapshot_tags(&rds, &expected).await;
+    let tags = MotoServer::shared().instance_snapshot_tags(&expected).await;
     for (k, v) in [
         (tags::EXECUTION, "exec-idem"),
         (tags::PURPOSE, "pre-rollback"),
@@ -154,7 +101,7 @@ async fn cluster_snapshots_use_the_cluster_api() {
     let gate = snapshot_gate();
     let c = clients(&gate);
     let rds = rds();
-    aurora(&rds, "snap-aurora").await;
+    MotoServer::shared().aurora_postgres("snap-aurora").await;
     let dbs = json!([{"kind": "aurora-cluster", "id": "snap-aurora"}]);
     let input = envelope(json!({"action": "create"}), dbs.clone(), "exec-aurora");
     let first = out(handle(&c, input.clone()).await.unwrap());
@@ -186,8 +133,9 @@ async fn cluster_snapshots_use_the_cluster_api() {
 async fn status_without_create_is_snapshot_not_found() {
     let gate = snapshot_gate();
     let c = clients(&gate);
-    let rds = rds();
-    instance(&rds, "snap-missing-db").await;
+    MotoServer::shared()
+        .postgres_instance("snap-missing-db", Postgres::default())
+        .await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-missing-db"}]);
     let err = handle(&c, envelope(json!({"action": "status"}), dbs, "exec-never"))
         .await
@@ -201,8 +149,9 @@ async fn status_without_create_is_snapshot_not_found() {
 async fn pre_deploy_snapshots_carry_the_release() {
     let gate = snapshot_gate();
     let c = clients(&gate);
-    let rds = rds();
-    instance(&rds, "snap-predeploy-db").await;
+    MotoServer::shared()
+        .postgres_instance("snap-predeploy-db", Postgres::default())
+        .await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-predeploy-db"}]);
     let input = envelope(
         json!({"action": "pre-deploy", "release": "v1.4.0"}),
@@ -213,7 +162,7 @@ async fn pre_deploy_snapshots_carry_the_release() {
     let id = ids::pre_deploy_snapshot_id("svc", "v1.4.0", "snap-predeploy-db");
     assert_eq!(first.snapshots[0].snapshot_id, id);
     assert!(!out(handle(&c, input).await.unwrap()).snapshots[0].created_now);
-    let tags = snapshot_tags(&rds, &id).await;
+    let tags = MotoServer::shared().instance_snapshot_tags(&id).await;
     assert!(tags.contains(&(tags::PURPOSE.into(), "pre-deploy".into())));
     assert!(tags.contains(&(tags::RELEASE.into(), "v1.4.0".into())));
 
@@ -247,7 +196,9 @@ async fn drill_creates_nothing() {
     let gate = snapshot_gate();
     let c = clients(&gate);
     let rds = rds();
-    instance(&rds, "snap-drill-db").await;
+    MotoServer::shared()
+        .postgres_instance("snap-drill-db", Postgres::default())
+        .await;
     let dbs = json!([{"kind": "rds-instance", "id": "snap-drill-db"}]);
     let mut input = envelope(json!({"action": "create"}), dbs, "exec-drill");
     input["request"] = json!({"trigger": {"kind": "manual"}, "reason": "r", "mode": "drill"});
@@ -272,8 +223,9 @@ async fn drill_creates_nothing() {
 async fn plan_and_input_mistakes_name_the_field() {
     let gate = snapshot_gate();
     let c = clients(&gate);
-    let rds = rds();
-    aurora(&rds, "snap-kind-cluster").await;
+    MotoServer::shared()
+        .aurora_postgres("snap-kind-cluster")
+        .await;
 
     // A database that does not exist.
     let err = handle(
@@ -372,7 +324,7 @@ async fn baseline_database(name: &str, rows: u32) -> (rollback_postgres::Postgre
         "create table accounts (id int); insert into accounts select generate_series(1, {rows})"
     ))
     .unwrap();
-    let arn = aws_sdk_secretsmanager::Client::new(&moto().sdk_config())
+    let arn = aws_sdk_secretsmanager::Client::new(&MotoServer::shared().sdk_config())
         .create_secret()
         .name(format!("svc/{name}"))
         .secret_string(pg.rds_secret().to_string())
@@ -398,15 +350,16 @@ fn baseline_plan(db: &str, secret: &str, query: &str) -> Value {
 async fn pre_deploy_records_baselines_as_snapshot_tags() {
     let gate = snapshot_gate();
     let c = clients(&gate);
-    let rds = rds();
-    instance(&rds, "snap-baseline-db").await;
+    MotoServer::shared()
+        .postgres_instance("snap-baseline-db", Postgres::default())
+        .await;
     let (pg, secret) = baseline_database("baseline-db", 1204).await;
     let plan = baseline_plan("snap-baseline-db", &secret, "select count(*) from accounts");
     let input = json!({"action": "pre-deploy", "release": "v7", "plan": plan,
         "execution": "deploy-v7"});
     out(handle(&c, input.clone()).await.unwrap());
     let id = ids::pre_deploy_snapshot_id("svc", "v7", "snap-baseline-db");
-    let tags = snapshot_tags(&rds, &id).await;
+    let tags = MotoServer::shared().instance_snapshot_tags(&id).await;
     assert!(
         tags.contains(&("rollback:baseline:accounts rows".into(), "1204".into())),
         "{tags:?}"
@@ -420,7 +373,7 @@ async fn pre_deploy_records_baselines_as_snapshot_tags() {
     pg.psql("insert into accounts values (0)").unwrap();
     let again = out(handle(&c, input).await.unwrap());
     assert!(!again.snapshots[0].created_now);
-    let tags = snapshot_tags(&rds, &id).await;
+    let tags = MotoServer::shared().instance_snapshot_tags(&id).await;
     assert!(tags.contains(&("rollback:baseline:accounts rows".into(), "1204".into())));
 }
 
@@ -429,7 +382,9 @@ async fn a_baseline_that_cannot_be_recorded_stops_the_snapshot() {
     let gate = snapshot_gate();
     let c = clients(&gate);
     let rds = rds();
-    instance(&rds, "snap-nobase-db").await;
+    MotoServer::shared()
+        .postgres_instance("snap-nobase-db", Postgres::default())
+        .await;
     let (_pg, secret) = baseline_database("nobase-db", 3).await;
     for (query, says) in [
         ("select count(*) from no_such_table", "no_such_table"),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -237,6 +237,9 @@ struct Change {
     components: Option<Map<String, Value>>,
 }
 
+/// The request body's `incident`, checked in this order: JSON with an `incident` object, no
+/// unknown attributes, the status, the component ids, the component statuses, then the name's
+/// and body's types.
 fn parse_change(page: &Page, body: &[u8]) -> Result<Change, Response> {
     let value: Value = serde_json::from_slice(body).map_err(|_| {
         error(
@@ -251,98 +254,95 @@ fn parse_change(page: &Page, body: &[u8]) -> Result<Change, Response> {
         .keys()
         .find(|k| !INCIDENT_FIELDS.contains(&k.as_str()))
     {
-        return Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("unknown incident attribute {unknown:?}"),
-        ));
+        return Err(unprocessable(&format!(
+            "unknown incident attribute {unknown:?}"
+        )));
     }
-    let string = |key: &str| -> Result<Option<String>, Response> {
-        match incident.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("{key} must be a string"),
-            )),
-        }
-    };
-    let status = string("status")?;
+    let status = string_attribute(incident, "status")?;
     if let Some(status) = &status
         && !INCIDENT_STATUSES.contains(&status.as_str())
     {
-        return Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!(
-                "Status {status:?} is not included in the list ({})",
-                INCIDENT_STATUSES.join(", ")
-            ),
-        ));
+        return Err(unprocessable(&format!(
+            "Status {status:?} is not included in the list ({})",
+            INCIDENT_STATUSES.join(", ")
+        )));
     }
-    let component_ids = match incident.get("component_ids") {
-        None | Some(Value::Null) => None,
+    let component_ids = component_ids(page, incident)?;
+    let components = component_statuses(page, incident)?;
+    Ok(Change {
+        name: string_attribute(incident, "name")?,
+        status,
+        body: string_attribute(incident, "body")?,
+        component_ids,
+        components,
+    })
+}
+
+fn unprocessable(message: &str) -> Response {
+    error(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+/// An optional string attribute of the incident (`null` is absent).
+fn string_attribute(incident: &Map<String, Value>, key: &str) -> Result<Option<String>, Response> {
+    match incident.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(unprocessable(&format!("{key} must be a string"))),
+    }
+}
+
+/// `component_ids`: strings, each a component of the page.
+fn component_ids(
+    page: &Page,
+    incident: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, Response> {
+    match incident.get("component_ids") {
+        None | Some(Value::Null) => Ok(None),
         Some(Value::Array(ids)) => {
-            let ids: Option<Vec<String>> =
-                ids.iter().map(|v| v.as_str().map(str::to_owned)).collect();
-            let ids = ids.ok_or_else(|| {
-                error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "component_ids must be strings",
-                )
-            })?;
+            let ids: Option<Vec<String>> = ids
+                .iter()
+                .map(|id| id.as_str().map(str::to_owned))
+                .collect();
+            let ids = ids.ok_or_else(|| unprocessable("component_ids must be strings"))?;
             if let Some(id) = ids.iter().find(|id| !page.components.contains_key(*id)) {
-                return Err(error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("Component {id:?} is not on this page"),
-                ));
+                return Err(unprocessable(&format!(
+                    "Component {id:?} is not on this page"
+                )));
             }
-            Some(ids)
+            Ok(Some(ids))
         }
-        Some(_) => {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "component_ids must be an array",
-            ));
-        }
-    };
-    let components = match incident.get("components") {
-        None | Some(Value::Null) => None,
+        Some(_) => Err(unprocessable("component_ids must be an array")),
+    }
+}
+
+/// `components`: an object of the page's component ids to component statuses.
+fn component_statuses(
+    page: &Page,
+    incident: &Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, Response> {
+    match incident.get("components") {
+        None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => {
             for (id, status) in map {
                 if !page.components.contains_key(id) {
-                    return Err(error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        &format!("Component {id:?} is not on this page"),
-                    ));
+                    return Err(unprocessable(&format!(
+                        "Component {id:?} is not on this page"
+                    )));
                 }
                 if !status
                     .as_str()
                     .is_some_and(|s| COMPONENT_STATUSES.contains(&s))
                 {
-                    return Err(error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        &format!(
-                            "Component status {status} is not included in the list ({})",
-                            COMPONENT_STATUSES.join(", ")
-                        ),
-                    ));
+                    return Err(unprocessable(&format!(
+                        "Component status {status} is not included in the list ({})",
+                        COMPONENT_STATUSES.join(", ")
+                    )));
                 }
             }
-            Some(map.clone())
+            Ok(Some(map.clone()))
         }
-        Some(_) => {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "components must be an object",
-            ));
-        }
-    };
-    Ok(Change {
-        name: string("name")?,
-        status,
-        body: string("body")?,
-        component_ids,
-        components,
-    })
+        Some(_) => Err(unprocessable("components must be an object")),
+    }
 }
 
 fn apply_components(page: &mut Page, change: &Change) {
@@ -416,20 +416,30 @@ async fn body_bytes(request: Request) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// What `create` and `update` start with: the key and the page checked, then the body read
+/// and its `incident` parsed with the page locked. Returns the locked page and the change.
+async fn checked_change<'a>(
+    shared: &'a Shared,
+    headers: &HeaderMap,
+    page_id: &str,
+    request: Request,
+) -> Result<(MutexGuard<'a, Page>, Change), Response> {
+    check(shared, headers, page_id)?;
+    let bytes = body_bytes(request).await;
+    let page = lock(&shared.page);
+    let change = parse_change(&page, &bytes).map_err(authorized)?;
+    Ok((page, change))
+}
+
 async fn create(
     State(shared): State<Arc<Shared>>,
     Path(page_id): Path<String>,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    if let Err(refused) = check(&shared, &headers, &page_id) {
-        return refused;
-    }
-    let bytes = body_bytes(request).await;
-    let mut page = lock(&shared.page);
-    let change = match parse_change(&page, &bytes) {
-        Ok(change) => change,
-        Err(refused) => return authorized(refused),
+    let (mut page, change) = match checked_change(&shared, &headers, &page_id, request).await {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
     let Some(name) = change.name.clone().filter(|n| !n.trim().is_empty()) else {
         return authorized(error(
@@ -476,14 +486,9 @@ async fn update(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    if let Err(refused) = check(&shared, &headers, &page_id) {
-        return refused;
-    }
-    let bytes = body_bytes(request).await;
-    let mut page = lock(&shared.page);
-    let change = match parse_change(&page, &bytes) {
-        Ok(change) => change,
-        Err(refused) => return authorized(refused),
+    let (mut page, change) = match checked_change(&shared, &headers, &page_id, request).await {
+        Ok(checked) => checked,
+        Err(refused) => return refused,
     };
     let Some(index) = page.incidents.iter().position(|i| i.id == id) else {
         return authorized(error(

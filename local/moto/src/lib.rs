@@ -18,7 +18,9 @@ use aws_config::SdkConfig;
 
 pub mod ci_runner;
 pub mod decision;
+pub mod inbox;
 pub mod log_capture;
+pub mod rds;
 mod seed;
 
 /// How long moto may take to start answering (it imports a lot of Python).
@@ -47,6 +49,18 @@ pub enum MotoError {
     NoRules { binary: PathBuf, rules: PathBuf },
     #[error("moto answered {path} with: {answer}")]
     Api { path: String, answer: String },
+    #[error("{call}: {detail}")]
+    Sdk { call: &'static str, detail: String },
+}
+
+impl MotoError {
+    /// An SDK call to moto that failed (or answered without what it should have).
+    pub fn sdk(call: &'static str, detail: impl std::fmt::Display) -> MotoError {
+        MotoError::Sdk {
+            call,
+            detail: detail.to_string(),
+        }
+    }
 }
 
 pub struct MotoServer {
@@ -104,6 +118,20 @@ impl MotoServer {
     pub fn shared() -> &'static MotoServer {
         static SHARED: OnceLock<MotoServer> = OnceLock::new();
         SHARED.get_or_init(|| MotoServer::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// [`MotoServer::shared`] with its Step Functions running state machines
+    /// ([`MotoServer::enable_state_machine_execution`], once per process: call this before
+    /// creating any machine).
+    pub fn shared_executing() -> &'static MotoServer {
+        static EXECUTION_ENABLED: OnceLock<()> = OnceLock::new();
+        let server = Self::shared();
+        EXECUTION_ENABLED.get_or_init(|| {
+            server
+                .enable_state_machine_execution()
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        server
     }
 
     fn wait_ready(&self) -> Result<(), MotoError> {

@@ -28,6 +28,26 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("NotifyFunctionArn", "rollback-notify"),
 ];
 
+/// The ARN the local engine (the drill, the end-to-end tests) gives the function `name` of
+/// [`FUNCTIONS`]: the local account in the local region.
+pub fn local_function_arn(name: &str) -> String {
+    format!(
+        "arn:aws:lambda:{}:123456789012:function:{name}",
+        crate::aws::LOCAL_REGION
+    )
+}
+
+/// The `DefinitionSubstitutions` the SAM template provides in AWS, with the local engine's
+/// function ARNs ([`local_function_arn`]) and `approval_topic_arn`.
+pub fn local_substitutions(approval_topic_arn: &str) -> std::collections::BTreeMap<String, String> {
+    let mut map: std::collections::BTreeMap<String, String> = FUNCTIONS
+        .iter()
+        .map(|(key, name)| (key.to_string(), local_function_arn(name)))
+        .collect();
+    map.insert("ApprovalTopicArn".to_owned(), approval_topic_arn.to_owned());
+    map
+}
+
 /// Actions that change something live (databases, tags, infrastructure, deployments, store
 /// releases), by
 /// function (its name without `rollback-`). None may run before an approval, and none at all

@@ -21,7 +21,7 @@ use crate::validation::{Rule, ValidationErrors, check_len, truncate};
 use super::rules;
 
 /// The whole section, as JSON. The plan is part of the execution's state (256 KiB, measured by
-/// functions/plan/tests/definition.rs at every maximum): this is the room it has.
+/// tests/tests/definition.rs at every maximum): this is the room it has.
 pub const MAX_CHANNELS_BYTES: usize = 600;
 /// Components a status page incident marks.
 pub const MAX_COMPONENTS: usize = 5;

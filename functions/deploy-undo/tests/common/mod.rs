@@ -24,11 +24,6 @@ pub const BAD: &str = "registry.local/mint/backend@sha256:2222222222222222222222
 /// moto's ECR registry (the account and region of the local SDK configuration).
 pub const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-pub fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
 pub struct Env {
     pub kube: LocalKube,
     /// deploy-undo's clients: its own credentials, through `gate`.
@@ -70,7 +65,7 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
     })
     .await
     .unwrap();
-    let eks = aws_sdk_eks::Client::new(&moto().sdk_config());
+    let eks = aws_sdk_eks::Client::new(&MotoServer::shared().sdk_config());
     eks.create_cluster()
         .name(cluster)
         .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
@@ -83,10 +78,10 @@ pub async fn env_with(cluster: &str, extra_tokens: Vec<String>, rbac_manifest: &
         .await
         .unwrap();
     let stack = test_stack("mint-replica").parameter("ClusterName", cluster);
-    let gate = IamGate::start(&moto().endpoint(), "deploy-undo", &stack);
+    let gate = IamGate::start(&MotoServer::shared().endpoint(), "deploy-undo", &stack);
     let clients = Clients::new(
         &gate.sdk_config(),
-        moto().decision_key(),
+        MotoServer::shared().decision_key(),
         Some(ApiOverride {
             url: kube.url(),
             ca_pem: kube.ca_pem().map(str::to_owned),
@@ -156,7 +151,12 @@ impl Env {
             "reason": "test",
             "mode": if drill { "drill" } else { "live" },
         });
-        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::APP).await;
+        rollback_moto::decision::approve(
+            MotoServer::shared(),
+            &mut input,
+            rollback_core::Scope::APP,
+        )
+        .await;
         rollback_deploy_undo::handle(&self.clients, input).await
     }
 
@@ -255,7 +255,7 @@ fn manifest(flavour: &str) -> String {
 
 /// The test's own ECR client: straight to moto, never IAM-checked.
 pub fn ecr() -> aws_sdk_ecr::Client {
-    aws_sdk_ecr::Client::new(&moto().sdk_config())
+    aws_sdk_ecr::Client::new(&MotoServer::shared().sdk_config())
 }
 
 /// Pushes the `flavour` manifest to `repo` under `tag`; returns its digest.
@@ -310,9 +310,16 @@ pub struct Retag {
 
 impl Retag {
     pub fn new() -> Retag {
-        let gate = IamGate::start(&moto().endpoint(), "retag", &test_stack("mint-replica"));
+        let gate = IamGate::start(
+            &MotoServer::shared().endpoint(),
+            "retag",
+            &test_stack("mint-replica"),
+        );
         Retag {
-            clients: rollback_retag::Clients::new(&gate.sdk_config(), moto().decision_key()),
+            clients: rollback_retag::Clients::new(
+                &gate.sdk_config(),
+                MotoServer::shared().decision_key(),
+            ),
             _gate: gate,
         }
     }
@@ -323,7 +330,12 @@ impl Retag {
         let mut input = action;
         input["plan"] = plan.clone();
         input["execution"] = json!("alarm-mint-replica-5xx-20240501T120000Z");
-        rollback_moto::decision::approve(moto(), &mut input, rollback_core::Scope::APP).await;
+        rollback_moto::decision::approve(
+            MotoServer::shared(),
+            &mut input,
+            rollback_core::Scope::APP,
+        )
+        .await;
         rollback_retag::handle(&self.clients, input).await.unwrap()
     }
 }

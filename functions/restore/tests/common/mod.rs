@@ -8,14 +8,9 @@ use rollback_moto::MotoServer;
 use rollback_restore::Clients;
 use serde_json::{Value, json};
 
-/// One moto per test process (the harness keeps it alive past the first test's thread).
-pub fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
 /// The test's own client (seeding and assertions): straight to moto, never IAM-checked.
 pub fn rds() -> Client {
-    Client::new(&moto().sdk_config())
+    Client::new(&MotoServer::shared().sdk_config())
 }
 
 /// The plan service of every [`envelope`]: it names the snapshots (`predeploy-svc-…`,
@@ -32,7 +27,7 @@ pub fn stack(prefix: &str) -> StackValues {
 /// function's calls through it are checked against `infra/template.yaml`, and the test fails
 /// when the gate is dropped if the role refused any.
 pub fn gate(function: &str, prefix: &str) -> IamGate {
-    IamGate::start(&moto().endpoint(), function, &stack(prefix))
+    IamGate::start(&MotoServer::shared().endpoint(), function, &stack(prefix))
 }
 
 /// One test's gates for the restore function and the snapshot function (which makes the
@@ -74,7 +69,7 @@ impl Gates {
 
 /// Restore-binary clients through `gate` (a `restore` or `drill-cleanup` gate).
 pub fn clients(gate: &IamGate) -> Clients {
-    Clients::new(&gate.sdk_config(), moto().decision_key())
+    Clients::new(&gate.sdk_config(), MotoServer::shared().decision_key())
 }
 
 /// The snapshot function's clients through `gate` (a `snapshot` gate).
@@ -170,7 +165,7 @@ pub fn request(mode: &str, extra: Value) -> Value {
 pub fn envelope(action: Value, databases: Value, request: Value, execution: &str) -> Value {
     let mut envelope = unapproved(action, databases, request, execution);
     rollback_moto::decision::approve_blocking(
-        moto(),
+        MotoServer::shared(),
         &mut envelope,
         rollback_core::Scope::APP_AND_DATABASE,
     );

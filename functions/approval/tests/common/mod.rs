@@ -1,12 +1,12 @@
-//! A real Step Functions executor for the approval tests: a moto server of our own with
-//! state machine execution switched on, running a `waitForTaskToken` task whose token moto
-//! hands out through an SQS message (`$$.Task.Token` in the message body). The page decides
-//! through the IAM gate ([`gate`], [`approval_sfn`]): every call it makes is checked against
-//! the approval role in infra/template.yaml; the tests seed and read with moto's own [`sfn`].
+//! A real Step Functions executor for the approval tests: the shared moto with state machine
+//! execution switched on (`MotoServer::shared_executing`), running a `waitForTaskToken` task
+//! whose token moto hands out through an SQS message (`$$.Task.Token` in the message body).
+//! The page decides through the IAM gate ([`gate`], [`approval_sfn`]): every call it makes is
+//! checked against the approval role in infra/template.yaml; the tests seed and read with
+//! moto's own [`sfn`].
 
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,26 +16,18 @@ use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use serde_json::{Value, json};
 
-/// One moto per test process, with execution enabled before any machine exists.
-pub fn moto() -> &'static MotoServer {
-    static EXECUTION_ENABLED: OnceLock<()> = OnceLock::new();
-    let server = MotoServer::shared();
-    EXECUTION_ENABLED.get_or_init(|| server.enable_state_machine_execution().unwrap());
-    server
-}
-
 pub fn sfn() -> aws_sdk_sfn::Client {
-    aws_sdk_sfn::Client::new(&moto().sdk_config())
-}
-
-pub fn sqs() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(&moto().sdk_config())
+    aws_sdk_sfn::Client::new(&MotoServer::shared_executing().sdk_config())
 }
 
 /// The approval role in front of moto (SendTaskSuccess / SendTaskFailure on `*`; the link
 /// key `mint-replica-approval-link-key`).
 pub fn gate() -> IamGate {
-    IamGate::start(&moto().endpoint(), "approval", &test_stack("mint-replica"))
+    IamGate::start(
+        &MotoServer::shared_executing().endpoint(),
+        "approval",
+        &test_stack("mint-replica"),
+    )
 }
 
 /// The page's Step Functions client: the approval role's credentials, through `gate`.
@@ -53,7 +45,7 @@ pub fn page(gate: &IamGate, key: &LinkKey) -> rollback_approval::Services {
 pub fn signer(gate: &IamGate) -> rollback_core::decision::DecisionSigner {
     rollback_core::decision::DecisionSigner::new(
         aws_sdk_kms::Client::new(&gate.sdk_config()),
-        moto().decision_key(),
+        MotoServer::shared_executing().decision_key(),
     )
 }
 
@@ -61,7 +53,7 @@ pub fn signer(gate: &IamGate) -> rollback_core::decision::DecisionSigner {
 /// (through `gate`); the bucket is made with moto's own credentials.
 pub async fn ledger(gate: &IamGate) -> rollback_approval::ledger::Ledger {
     let bucket = rollback_fault_proxy::gate::report_bucket("mint-replica");
-    let _ = rollback_core::aws::s3_client(&moto().sdk_config())
+    let _ = rollback_core::aws::s3_client(&MotoServer::shared_executing().sdk_config())
         .create_bucket()
         .bucket(&bucket)
         .send()
@@ -75,7 +67,11 @@ pub async fn ledger(gate: &IamGate) -> rollback_approval::ledger::Ledger {
 /// notify, which mails the links, under its own role: its topics are
 /// `<service>-approvals|notices|escalations`.
 pub fn notify_gate(service: &str) -> IamGate {
-    IamGate::start(&moto().endpoint(), "notify", &test_stack(service))
+    IamGate::start(
+        &MotoServer::shared_executing().endpoint(),
+        "notify",
+        &test_stack(service),
+    )
 }
 
 /// An execution waiting in its approval task.
@@ -86,8 +82,7 @@ pub struct Waiting {
 
 /// Starts a machine whose only state waits for a task token; `timeout` bounds the wait.
 pub async fn waiting_execution(name: &str, timeout_seconds: Option<u32>) -> Waiting {
-    let sqs = sqs();
-    let queue_url = sqs
+    let queue_url = aws_sdk_sqs::Client::new(&MotoServer::shared_executing().sdk_config())
         .create_queue()
         .queue_name(format!("{name}-tokens"))
         .send()
@@ -131,21 +126,9 @@ pub async fn waiting_execution(name: &str, timeout_seconds: Option<u32>) -> Wait
 }
 
 async fn read_token(queue_url: &str) -> String {
-    let sqs = sqs();
-    for _ in 0..100 {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = out.messages().first() {
-            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            return body["token"].as_str().unwrap().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("moto never sent the task token to {queue_url}");
+    let body = MotoServer::shared_executing().next_message(queue_url).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    body["token"].as_str().unwrap().to_owned()
 }
 
 /// Status, output and error of an execution.

@@ -22,13 +22,13 @@ pub const WRONG_TOKEN: &str = "tok-Wr0ng-bearer-value-0c1d";
 pub const USERNAME: &str = "smoke-probe";
 pub const PASSWORD: &str = "pw-Kq8zR2-basic-secret-55e1";
 
-pub fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
 /// smoke-test's role, checking every call it makes.
 pub fn gate() -> IamGate {
-    IamGate::start(&moto().endpoint(), "smoke-test", &test_stack("smoke-svc"))
+    IamGate::start(
+        &MotoServer::shared().endpoint(),
+        "smoke-test",
+        &test_stack("smoke-svc"),
+    )
 }
 
 /// smoke-test's clients: its own credentials, through `gate`.
@@ -48,7 +48,7 @@ pub fn check<'a>(report: &'a SmokeReport, name: &str) -> &'a CheckResult {
 /// Stores `value` as secret `name` (the test stack's role reads `smoke-svc/…`); an existing
 /// secret of that name (another test in the same process) gets the value as a new version.
 pub async fn put_secret(name: &str, value: &Value) -> String {
-    let sm = aws_sdk_secretsmanager::Client::new(&moto().sdk_config());
+    let sm = aws_sdk_secretsmanager::Client::new(&MotoServer::shared().sdk_config());
     match sm
         .create_secret()
         .name(name)

@@ -5,10 +5,10 @@
 //! far below Step Functions' 256 KB limit at the plan's maximum sizes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use rollback_core::ErrorKind;
 use rollback_core::contract;
+use rollback_moto::workspace_root;
 use serde_json::{Value, json};
 
 const CONTINGENCY: &str = "Report failure";
@@ -98,13 +98,8 @@ const RETRIED: &[&str] = &[
     "Lambda.TooManyRequestsException",
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn definition() -> Value {
-    let text = std::fs::read_to_string(root().join("statemachine/rollback.asl.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&rollback_e2e::definition()).unwrap()
 }
 
 /// One state-graph scope: the top level or one Parallel branch.
@@ -522,7 +517,7 @@ fn every_rollback_error_name_exists_in_core() {
 /// `DefinitionSubstitutions:` keys in the template (a line scan: the template uses CloudFormation
 /// tags that plain YAML parsers reject).
 fn template_substitutions() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    let text = std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap();
     let mut keys = BTreeSet::new();
     let mut indent: Option<usize> = None;
     for line in text.lines() {
@@ -552,8 +547,7 @@ fn template_substitutions() -> BTreeSet<String> {
 
 #[test]
 fn every_substitution_is_provided_by_the_template() {
-    let text = std::fs::read_to_string(root().join("statemachine/rollback.asl.json")).unwrap();
-    let re = regex_lite(&text);
+    let re = regex_lite(&rollback_e2e::definition());
     let provided = template_substitutions();
     assert!(
         !provided.is_empty(),
@@ -571,7 +565,7 @@ fn every_substitution_is_provided_by_the_template() {
 /// The `ROLLBACK_RESTORE_ACTIONS` of the template's function `logical_id` (a line scan, as
 /// above), when it sets one: the actions that deployment of the restore binary serves.
 fn template_served_actions(logical_id: &str) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    let text = std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap();
     let header = format!("{logical_id}:");
     let mut inside = false;
     for line in text.lines() {
