@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollback_core::contract::{
-    deploy_undo, infra, mobile, notify, restore, retag, smoke, snapshot,
+    deploy_undo, infra, mobile, notify, restore, retag, smoke_test, snapshot,
     snapshot::{SKIPPED_DRILL, SnapshotPurpose},
 };
 use rollback_core::resolved::{
@@ -487,9 +487,9 @@ pub fn snapshots(
     }
 }
 
-pub fn smoke(passed: bool) -> smoke::SmokeReport {
-    let check = smoke::CheckResult {
-        kind: smoke::CheckKind::Http,
+pub fn smoke(passed: bool) -> smoke_test::SmokeReport {
+    let check = smoke_test::CheckResult {
+        kind: smoke_test::CheckKind::Http,
         name: "api health".into(),
         passed,
         elapsed_ms: 12,
@@ -500,7 +500,7 @@ pub fn smoke(passed: bool) -> smoke::SmokeReport {
             "503 Service Unavailable".into()
         },
     };
-    smoke::SmokeReport {
+    smoke_test::SmokeReport {
         passed,
         summary: if passed {
             "1 of 1 checks passed".into()

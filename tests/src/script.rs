@@ -13,7 +13,7 @@ use rollback_core::contract::notify::NotifyAction;
 use rollback_core::contract::plan::{GuardOutput, PlanAction};
 use rollback_core::contract::restore::RestoreAction;
 use rollback_core::contract::retag::RetagAction;
-use rollback_core::contract::smoke::SmokeAction;
+use rollback_core::contract::smoke_test::SmokeAction;
 use rollback_core::contract::snapshot::SnapshotAction;
 use rollback_core::{RollbackError, StepInput};
 use rollback_engine::task::{BoxFuture, function_name};

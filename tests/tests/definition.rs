@@ -395,7 +395,7 @@ fn contract_actions(function: &str) -> &'static [&'static str] {
         "RestoreFunctionArn" | "DrillCleanupFunctionArn" => contract::restore::ACTIONS,
         "RetagFunctionArn" => contract::retag::ACTIONS,
         "DeployUndoFunctionArn" => contract::deploy_undo::ACTIONS,
-        "SmokeTestFunctionArn" => contract::smoke::ACTIONS,
+        "SmokeTestFunctionArn" => contract::smoke_test::ACTIONS,
         "NotifyFunctionArn" => contract::notify::ACTIONS,
         "InfraFunctionArn" => contract::infra::ACTIONS,
         "MobileFunctionArn" => contract::mobile::ACTIONS,
@@ -775,10 +775,10 @@ fn worst_case_state() -> Value {
         "note": long("renaming failed: ", 0, 600),
         "commands": (0..5).map(|i| long("aws rds modify-db-cluster --db-cluster-identifier ", i, 220)).collect::<Vec<_>>()})).collect::<Vec<_>>()});
     let mut checks: Vec<Value> = (0..MAX_HTTP_CHECKS + MAX_SQL_PROBES + MAX_ALARMS).map(|i| json!({
-        "kind": "http", "name": long("h", i, 255), "passed": true, "elapsed_ms": 1234, "attempts": 3, "reason": long("200 OK ", i, rollback_core::contract::smoke::MAX_REASON_CHARS)})).collect();
+        "kind": "http", "name": long("h", i, 255), "passed": true, "elapsed_ms": 1234, "attempts": 3, "reason": long("200 OK ", i, rollback_core::contract::smoke_test::MAX_REASON_CHARS)})).collect();
     checks.extend((0..MAX_LOGS_CHECKS).map(|i| json!({
         "kind": "logs", "name": long("l", i, 100), "passed": false, "elapsed_ms": 1234, "attempts": 1,
-        "reason": long("1001 matches ", i, rollback_core::contract::smoke::MAX_LOGS_REASON_CHARS)})));
+        "reason": long("1001 matches ", i, rollback_core::contract::smoke_test::MAX_LOGS_REASON_CHARS)})));
     json!({
         "plan": plan,
         "request": {"trigger": {"kind": "alarm", "alarm_name": long("a", 0, 255), "alarm_arn": format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}", long("a", 0, 255)),

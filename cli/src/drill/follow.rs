@@ -219,7 +219,8 @@ fn smoke_failures(out: &mut impl Write, output: &serde_json::Value) {
         .get("smoke")
         .filter(|s| s.get("passed") == Some(&serde_json::Value::Bool(false)))
         .and_then(|s| {
-            serde_json::from_value::<rollback_core::contract::smoke::SmokeReport>(s.clone()).ok()
+            serde_json::from_value::<rollback_core::contract::smoke_test::SmokeReport>(s.clone())
+                .ok()
         })
     else {
         return;

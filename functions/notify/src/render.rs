@@ -9,7 +9,7 @@ use rollback_core::contract::notify::{
     EscalateNotice, FailureNotice, ProgressNotice, ProgressRecord, ReportLink, ResolvedPlan,
     StepStatus, SuccessNotice,
 };
-use rollback_core::contract::smoke::SmokeReport;
+use rollback_core::contract::smoke_test::SmokeReport;
 use rollback_core::ids::{self, ExecutionId};
 use rollback_core::plan::Plan;
 use rollback_core::request::{RollbackRequest, Scope, Trigger};
@@ -765,10 +765,10 @@ pub fn smoke_lines(out: &mut String, smoke: &SmokeReport) {
             clean(
                 &c.reason,
                 match c.kind {
-                    rollback_core::contract::smoke::CheckKind::Logs => {
-                        rollback_core::contract::smoke::MAX_LOGS_REASON_CHARS
+                    rollback_core::contract::smoke_test::CheckKind::Logs => {
+                        rollback_core::contract::smoke_test::MAX_LOGS_REASON_CHARS
                     }
-                    _ => rollback_core::contract::smoke::MAX_REASON_CHARS,
+                    _ => rollback_core::contract::smoke_test::MAX_REASON_CHARS,
                 }
             ),
             c.elapsed_ms

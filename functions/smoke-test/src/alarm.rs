@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use rollback_core::RollbackError;
-use rollback_core::contract::smoke::{CheckKind, CheckResult};
+use rollback_core::contract::smoke_test::{CheckKind, CheckResult};
 use rollback_core::plan::{AlarmPolicy, SmokeChecks};
 
 use crate::{millis, one_line};

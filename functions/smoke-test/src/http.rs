@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use rollback_core::RollbackError;
-use rollback_core::contract::smoke::{CheckKind, CheckResult};
+use rollback_core::contract::smoke_test::{CheckKind, CheckResult};
 use rollback_core::plan::{HttpCheck, JsonExpectation, body_text};
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 //! log group, unsupported engine) are errors.
 //!
 //! Deployed as `SmokeTestFunction`: invoked with `StepInput<SmokeAction>` JSON (`run`), it
-//! answers a `SmokeReport` (`rollback_core::contract::smoke`) or a `Rollback.*` error. Tests:
+//! answers a `SmokeReport` (`rollback_core::contract::smoke_test`) or a `Rollback.*` error. Tests:
 //! `cargo test -p rollback-smoke-test` (moto via `make venv`, Debian PostgreSQL).
 
 mod alarm;
@@ -19,7 +19,7 @@ mod sql;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rollback_core::contract::smoke::{CheckKind, CheckResult, SmokeAction, SmokeReport};
+use rollback_core::contract::smoke_test::{CheckKind, CheckResult, SmokeAction, SmokeReport};
 use rollback_core::plan::Plan;
 use rollback_core::validation::one_line;
 use rollback_core::{RollbackError, StepInput};
@@ -220,8 +220,8 @@ impl Bound<'_> {
 /// The check with its reason cut to what the notice shows (the state carries every reason).
 fn bounded_reason(mut check: CheckResult) -> CheckResult {
     let max = match check.kind {
-        CheckKind::Logs => rollback_core::contract::smoke::MAX_LOGS_REASON_CHARS,
-        _ => rollback_core::contract::smoke::MAX_REASON_CHARS,
+        CheckKind::Logs => rollback_core::contract::smoke_test::MAX_LOGS_REASON_CHARS,
+        _ => rollback_core::contract::smoke_test::MAX_REASON_CHARS,
     };
     if check.reason.chars().count() > max {
         check.reason = one_line(&check.reason, max);

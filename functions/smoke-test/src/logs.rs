@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rollback_core::RollbackError;
-use rollback_core::contract::smoke::{
+use rollback_core::contract::smoke_test::{
     CheckKind, CheckResult, MAX_LOG_SAMPLE_CHARS, MAX_LOG_SAMPLES, MAX_LOGS_REASON_CHARS,
 };
 use rollback_core::plan::LogsCheck;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rollback_core::RollbackError;
-use rollback_core::contract::smoke::{CheckKind, CheckResult};
+use rollback_core::contract::smoke_test::{CheckKind, CheckResult};
 use rollback_core::plan::{SqlComparison, SqlProbe};
 use rollback_sql_probe::{Number, Rows, SecretError, Target};
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use rollback_core::contract::smoke::{CheckKind, SmokeReport};
+use rollback_core::contract::smoke_test::{CheckKind, SmokeReport};
 use rollback_core::plan::Plan;
 use rollback_smoke_test::{Clients, run};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use chrono::{Duration, Utc};
-use rollback_core::contract::smoke::CheckKind;
+use rollback_core::contract::smoke_test::CheckKind;
 use rollback_core::plan::Plan;
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_smoke_test::{handle, run};

@@ -11,7 +11,7 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use rollback_core::contract::smoke::{CheckKind, SmokeReport};
+use rollback_core::contract::smoke_test::{CheckKind, SmokeReport};
 use rollback_core::plan::Plan;
 use rollback_postgres::PostgresServer;
 use rollback_smoke_test::{handle, run};

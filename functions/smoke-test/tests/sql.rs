@@ -3,7 +3,7 @@
 //! snapshot (by the real snapshot function, in moto). smoke-test runs under its role in
 //! infra/template.yaml (the IAM gate) for a stack of service `smoke-svc`.
 
-use rollback_core::contract::smoke::SmokeReport;
+use rollback_core::contract::smoke_test::SmokeReport;
 use rollback_core::plan::Plan;
 use rollback_postgres::{LOOPBACK_NAMES, PostgresServer};
 use rollback_smoke_test::{RunOptions, run, run_with};

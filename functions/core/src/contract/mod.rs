@@ -10,7 +10,7 @@ pub mod notify;
 pub mod plan;
 pub mod restore;
 pub mod retag;
-pub mod smoke;
+pub mod smoke_test;
 pub mod snapshot;
 
 /// `${Key}` in the definition → the Lambda function that serves it, by the name the local

@@ -11,7 +11,7 @@ use crate::contract::approval::ApprovalDecision;
 use crate::contract::infra::InfrastructureResolution;
 use crate::contract::mobile::MobileResolution;
 use crate::contract::restore::{ObserveOutput, RevertReport};
-use crate::contract::smoke::SmokeReport;
+use crate::contract::smoke_test::SmokeReport;
 use crate::contract::{deploy_undo, retag};
 use crate::resolved::{DatabaseResolution, DeploymentResolution, ImageResolution};
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use base64::Engine;
-use rollback_core::contract::smoke::{CheckResult, SmokeReport};
+use rollback_core::contract::smoke_test::{CheckResult, SmokeReport};
 use rollback_fault_proxy::gate::{IamGate, test_stack};
 use rollback_moto::MotoServer;
 use rollback_smoke_test::Clients;
