@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::Client;
-use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+use aws_sdk_rds::types::{DbCluster, DbInstance};
 use rollback_core::RollbackError;
 use rollback_core::plan::DatabaseKind;
 use rollback_snapshot::rds::tag_map;
+pub use rollback_snapshot::rds::{error_code, tag};
 
 /// A DB instance or DB cluster as the restore actions need it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -124,10 +124,6 @@ impl From<&DbCluster> for DbState {
                 .and_then(|s| Some((s.min_capacity()?, s.max_capacity()?))),
         }
     }
-}
-
-pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
-    err.as_service_error().and_then(|e| e.code())
 }
 
 /// The instance as RDS describes it (every field), or `None`.
@@ -271,10 +267,6 @@ pub async fn add_tag(rds: &Client, arn: &str, key: &str, value: &str) -> Result<
         .await
         .map(|_| ())
         .map_err(|e| RollbackError::from_sdk("AddTagsToResource", e))
-}
-
-pub fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
 }
 
 /// Instance ids of a restored cluster: `<target>-1` … `<target>-n`. When that does not fit 63

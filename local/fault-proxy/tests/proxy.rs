@@ -15,10 +15,6 @@ use rollback_core::error::{ErrorKind, RollbackError};
 use rollback_fault_proxy::{FaultKind, FaultProxy, FaultSchedule, Matcher, Protocol, Rule};
 use rollback_moto::MotoServer;
 
-fn moto() -> &'static MotoServer {
-    MotoServer::shared()
-}
-
 /// The functions' configuration (`for_endpoint`), pointed at the proxy, with test-chosen
 /// retries and attempt timeout.
 fn sdk(url: &str, retry: RetryConfig, attempt_timeout: Duration) -> SdkConfig {
@@ -225,7 +221,7 @@ impl Clients {
 /// moto imports each service's backend on first use, which under load can take longer than
 /// an attempt timeout; tests that count attempts get that out of the way directly.
 async fn warm_up_moto() {
-    let direct = Clients::new(&moto().sdk_config());
+    let direct = Clients::new(&MotoServer::shared().sdk_config());
     for svc in Svc::ALL {
         direct
             .probe(svc)
@@ -235,7 +231,7 @@ async fn warm_up_moto() {
 }
 
 fn start(schedule: FaultSchedule) -> FaultProxy {
-    FaultProxy::start(&moto().endpoint(), schedule).expect("fault proxy starts")
+    FaultProxy::start(&MotoServer::shared().endpoint(), schedule).expect("fault proxy starts")
 }
 
 #[tokio::test]
@@ -315,7 +311,7 @@ async fn passes_every_protocol_through_and_logs_each_call() {
         .expect("PutObject");
 
     // What went through the proxy is really in moto.
-    let direct = Clients::new(&moto().sdk_config());
+    let direct = Clients::new(&MotoServer::shared().sdk_config());
     let dbs = direct
         .rds
         .describe_db_instances()
@@ -494,7 +490,7 @@ async fn slow_answers_time_out_the_client_but_the_call_took_effect() {
         .map_err(|e| failure("CreateRepository", e))
         .expect_err("times out");
     assert_eq!(err.class, "timeout");
-    let repos = aws_sdk_ecr::Client::new(&moto().sdk_config())
+    let repos = aws_sdk_ecr::Client::new(&MotoServer::shared().sdk_config())
         .describe_repositories()
         .repository_names("fp-slow-repo")
         .send()

@@ -178,13 +178,7 @@ pub fn bin_targets(
 }
 
 /// The workspace this crate belongs to.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("local/lambda-bench sits two levels below the workspace")
-        .to_path_buf()
-}
+pub use rollback_moto::workspace_root;
 
 /// The Python handler the Rust functions are compared with.
 pub fn python_handler() -> PathBuf {
