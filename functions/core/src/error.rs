@@ -452,6 +452,8 @@ fn describe_chain(err: &dyn StdError, io: bool) -> String {
     if io { format!("{text} (I/O)") } else { text }
 }
 
+/// The error a Lambda returns: its type is the name the definition's Retry and Catch match.
+#[cfg(feature = "lambda")]
 impl From<RollbackError> for lambda_runtime::Diagnostic {
     fn from(err: RollbackError) -> Self {
         lambda_runtime::Diagnostic {
@@ -655,6 +657,7 @@ mod tests {
         assert_eq!(names.len(), ErrorKind::ALL.len());
     }
 
+    #[cfg(feature = "lambda")]
     #[test]
     fn diagnostic_carries_the_step_functions_name() {
         let diag: lambda_runtime::Diagnostic =

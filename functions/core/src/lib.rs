@@ -5,7 +5,11 @@
 //! execution, the envelope every function receives, the error kinds that surface as
 //! Step Functions error names, resource naming, and AWS client configuration.
 //!
-//! A library; `cargo test -p rollback-core` runs its tests alone (no moto or other local
+//! The `lambda` feature adds `From<RollbackError> for lambda_runtime::Diagnostic`; only the
+//! Lambda crates turn it on, so the engine, the drill and the local services build core
+//! without the Lambda runtime.
+//!
+//! A library; `cargo test -p rollback-core --features lambda` runs its tests alone (no moto or other local
 //! service needed).
 
 pub mod approval_link;
@@ -16,6 +20,7 @@ pub mod eks_token;
 pub mod error;
 pub mod fingerprint;
 pub mod history_budget;
+pub mod html;
 pub mod ids;
 pub mod oidc;
 pub mod plan;
