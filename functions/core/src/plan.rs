@@ -1035,6 +1035,36 @@ pub mod rules {
 }
 
 impl Plan {
+    /// The databases an action applies to (`filter`: the action's `databases`, `None` for
+    /// all), each with its index in the plan for error paths. An empty filter or an id the
+    /// plan does not have is refused, naming the entry.
+    pub fn select_databases(
+        &self,
+        filter: Option<&[String]>,
+    ) -> Result<Vec<(usize, &DatabaseRef)>, crate::RollbackError> {
+        let all = self.databases.iter().enumerate();
+        let Some(filter) = filter else {
+            return Ok(all.collect());
+        };
+        if filter.is_empty() {
+            return Err(crate::RollbackError::InvalidInput(
+                "databases: the list is empty; omit it to mean every database in the plan".into(),
+            ));
+        }
+        if let Some((i, id)) = filter
+            .iter()
+            .enumerate()
+            .find(|(_, id)| !self.databases.iter().any(|d| &d.id == *id))
+        {
+            let known: Vec<&str> = self.databases.iter().map(|d| d.id.as_str()).collect();
+            return Err(crate::RollbackError::InvalidInput(format!(
+                "databases[{i}]: {id:?} is not one of the plan's databases ({})",
+                known.join(", ")
+            )));
+        }
+        Ok(all.filter(|(_, d)| filter.contains(&d.id)).collect())
+    }
+
     /// Parses and validates a plan document. Every problem is reported, each with its path.
     pub fn from_json(text: &str) -> Result<Plan, ValidationErrors> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {

@@ -42,6 +42,46 @@ fn example_plan_validates() {
 }
 
 #[test]
+fn an_action_selects_its_databases_by_id_and_names_a_bad_entry() {
+    let plan = Plan::from_value(example()).unwrap();
+    let ids = |filter: Option<&[String]>| -> Vec<(usize, String)> {
+        let selected = plan.select_databases(filter).unwrap();
+        selected
+            .into_iter()
+            .map(|(i, d)| (i, d.id.clone()))
+            .collect()
+    };
+    assert_eq!(
+        ids(None),
+        [
+            (0, "mint-replica-db".into()),
+            (1, "mint-replica-docs".into())
+        ]
+    );
+    // The plan's index stays with each database, for error paths.
+    assert_eq!(
+        ids(Some(&["mint-replica-docs".into()])),
+        [(1, "mint-replica-docs".into())]
+    );
+    let unknown = plan
+        .select_databases(Some(&["mint-replica-docs".into(), "orders".into()]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains(
+            "databases[1]: \"orders\" is not one of the plan's databases \
+             (mint-replica-db, mint-replica-docs)"
+        ),
+        "{unknown}"
+    );
+    let empty = plan.select_databases(Some(&[])).unwrap_err().to_string();
+    assert!(
+        empty.contains("databases: the list is empty; omit it"),
+        "{empty}"
+    );
+}
+
+#[test]
 fn unknown_field_is_named_with_its_path() {
     assert_rejects(
         |p| p["databases"][1]["engine"] = json!("docdb"),

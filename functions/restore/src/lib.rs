@@ -217,10 +217,10 @@ pub async fn status(
     filter: Option<&[String]>,
     keep_looking: bool,
 ) -> Result<StatusOutput, RollbackError> {
-    let selected = select_databases(&input.plan, filter)?;
+    let selected = input.plan.select_databases(filter)?;
     let look = || async {
         let mut databases = Vec::new();
-        for db in &selected {
+        for (_, db) in &selected {
             databases.push(status::status_one(&clients.rds, &target(input, db)).await?);
         }
         let all_available = databases.iter().all(|d| d.available);
@@ -242,11 +242,11 @@ pub async fn swap(
     filter: Option<&[String]>,
 ) -> Result<SwapOutput, RollbackError> {
     let drill = input.request.mode.is_drill();
-    let dbs = select_databases(&input.plan, filter)?;
+    let dbs = input.plan.select_databases(filter)?;
     if !drill {
         require_database_scope(input, "swap")?;
     }
-    let targets: Vec<_> = dbs.into_iter().map(|db| target(input, db)).collect();
+    let targets: Vec<_> = dbs.into_iter().map(|(_, db)| target(input, db)).collect();
     let reports = if drill {
         targets
             .iter()
@@ -290,11 +290,11 @@ pub async fn revert(
     let drill = input.request.mode.is_drill();
     let in_scope = input.request.scope.includes_database();
     let dbs = if in_scope {
-        select_databases(&input.plan, filter)?
+        input.plan.select_databases(filter)?
     } else {
         Vec::new()
     };
-    let targets: Vec<_> = dbs.into_iter().map(|db| target(input, db)).collect();
+    let targets: Vec<_> = dbs.into_iter().map(|(_, db)| target(input, db)).collect();
     let databases = if drill || targets.is_empty() {
         Vec::new()
     } else {
@@ -321,7 +321,7 @@ pub async fn observe(
     filter: Option<&[String]>,
 ) -> Result<ObserveOutput, RollbackError> {
     let mut databases = Vec::new();
-    for db in select_databases(&input.plan, filter)? {
+    for (_, db) in input.plan.select_databases(filter)? {
         let t = target(input, db);
         let o = placement::Observation::take(&clients.rds, &t).await?;
         databases.push(o.report(&db.id));
@@ -346,7 +346,7 @@ pub async fn cleanup_drill(
         ));
     }
     let mut databases = Vec::new();
-    for db in select_databases(&input.plan, filter)? {
+    for (_, db) in input.plan.select_databases(filter)? {
         databases.push(cleanup::cleanup_one(&clients.rds, &target(input, db)).await?);
     }
     let complete = databases.iter().all(|d| d.state == "deleted");
@@ -385,36 +385,4 @@ fn require_database_scope(input: &Input, action: &str) -> Result<(), RollbackErr
         )));
     }
     require_databases(&input.plan)
-}
-
-/// The plan databases an action applies to.
-pub fn select_databases<'p>(
-    plan: &'p Plan,
-    filter: Option<&[String]>,
-) -> Result<Vec<&'p DatabaseRef>, RollbackError> {
-    let Some(filter) = filter else {
-        return Ok(plan.databases.iter().collect());
-    };
-    if filter.is_empty() {
-        return Err(RollbackError::InvalidInput(
-            "databases: the list is empty; omit it to mean every database in the plan".into(),
-        ));
-    }
-    for (i, id) in filter.iter().enumerate() {
-        if !plan.databases.iter().any(|d| &d.id == id) {
-            return Err(RollbackError::InvalidInput(format!(
-                "databases[{i}]: {id:?} is not one of the plan's databases ({})",
-                plan.databases
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    Ok(plan
-        .databases
-        .iter()
-        .filter(|d| filter.contains(&d.id))
-        .collect())
 }

@@ -82,7 +82,7 @@ pub async fn create(
 ) -> Result<SnapshotOutput, RollbackError> {
     let drill = input.request.mode.is_drill();
     let mut snapshots = Vec::new();
-    for (index, db) in select_databases(&input.plan, filter)? {
+    for (index, db) in input.plan.select_databases(filter)? {
         let snapshot_id = ids::rollback_snapshot_id(&input.plan.service, &input.execution, &db.id);
         if drill {
             rds::check_source(&clients.rds, db, index).await?;
@@ -129,7 +129,7 @@ pub async fn pre_deploy(
     release: &str,
 ) -> Result<SnapshotOutput, RollbackError> {
     let mut snapshots = Vec::new();
-    for (index, db) in select_databases(&input.plan, filter)? {
+    for (index, db) in input.plan.select_databases(filter)? {
         let snapshot_id = ids::pre_deploy_snapshot_id(&input.plan.service, release, &db.id);
         let tags = snapshot_tags(input, SnapshotPurpose::PreDeploy, Some(release));
         snapshots.push(
@@ -181,7 +181,7 @@ async fn look(
     };
     let drill = input.request.mode.is_drill() && purpose == SnapshotPurpose::PreRollback;
     let mut snapshots = Vec::new();
-    for (_, db) in select_databases(&input.plan, filter)? {
+    for (_, db) in input.plan.select_databases(filter)? {
         let snapshot_id = match &release {
             Some(release) => ids::pre_deploy_snapshot_id(&input.plan.service, release, &db.id),
             None => ids::rollback_snapshot_id(&input.plan.service, &input.execution, &db.id),
@@ -354,33 +354,4 @@ fn release_of(
         ));
     }
     Ok(release.to_owned())
-}
-
-/// The plan databases the action applies to, with their index in the plan (for error paths).
-pub fn select_databases<'p>(
-    plan: &'p Plan,
-    filter: Option<&[String]>,
-) -> Result<Vec<(usize, &'p DatabaseRef)>, RollbackError> {
-    let all = plan.databases.iter().enumerate();
-    let Some(filter) = filter else {
-        return Ok(all.collect());
-    };
-    if filter.is_empty() {
-        return Err(RollbackError::InvalidInput(
-            "databases: the list is empty; omit it to mean every database in the plan".into(),
-        ));
-    }
-    for (i, id) in filter.iter().enumerate() {
-        if !plan.databases.iter().any(|d| &d.id == id) {
-            return Err(RollbackError::InvalidInput(format!(
-                "databases[{i}]: {id:?} is not one of the plan's databases ({})",
-                plan.databases
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    Ok(all.filter(|(_, d)| filter.contains(&d.id)).collect())
 }
