@@ -1,6 +1,7 @@
 //! The two pages a person sees: the login form and an error page.
 
-/// Escapes text for HTML content and double- or single-quoted attribute values.
+/// Escapes text for HTML content and double- or single-quoted attribute values. Not
+/// `rollback_core::html::escape`: core's tests use this issuer, so it does not depend on core.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
