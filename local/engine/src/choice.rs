@@ -137,6 +137,25 @@ pub fn parse_rule(v: &Value, at: &str, top: bool) -> Result<ChoiceRule, String> 
             return Err(format!("{at}: unknown field '{k}' in choice rule"));
         }
     }
+    // A rule is exactly one thing: And, Or, Not, or one comparison of its Variable.
+    let kinds: Vec<&str> = o
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !["Next", "Variable", "Comment"].contains(k))
+        .collect();
+    if kinds.len() > 1 {
+        return Err(format!(
+            "{at}: a choice rule has exactly one of And, Or, Not or a comparison operator, \
+             this one has {}",
+            kinds.join(", ")
+        ));
+    }
+    if kinds.iter().any(|k| ["And", "Or", "Not"].contains(k)) && o.contains_key("Variable") {
+        return Err(format!(
+            "{at}/Variable: not allowed beside {}; put it in the nested comparisons",
+            kinds[0]
+        ));
+    }
     if o.contains_key("And") {
         return Ok(ChoiceRule::And(list("And")?));
     }

@@ -701,17 +701,40 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
 fn parse_retrier(r: &Value, here: &str, errs: &mut Vec<String>) -> Retrier {
     let empty = Map::new();
     let r = r.as_object().unwrap_or(&empty);
-    let f = |k: &str, d: f64| r.get(k).map(|v| v.as_f64()).unwrap_or(Some(d));
-    let interval = f("IntervalSeconds", 1.0);
-    let max_attempts = f("MaxAttempts", 3.0);
-    let backoff = f("BackoffRate", 2.0);
-    let max_delay = r.get("MaxDelaySeconds").map(Value::as_f64);
-    match (interval, max_attempts, backoff) {
-        (Some(iv), Some(ma), Some(b)) if iv >= 1.0 && ma >= 0.0 && b >= 1.0 => {}
-        _ => errs.push(format!(
-            "{here}: IntervalSeconds must be an integer >= 1, MaxAttempts >= 0, BackoffRate >= 1.0"
-        )),
-    }
+    // Step Functions' limits; a value outside them fails CreateStateMachine.
+    let mut number =
+        |key: &str, default: f64, valid: &dyn Fn(f64) -> bool, rule: &str| match r.get(key) {
+            None => Some(default),
+            Some(v) => match v.as_f64().filter(|n| valid(*n)) {
+                Some(n) => Some(n),
+                None => {
+                    errs.push(format!("{here}/{key}: must be {rule}, got {v}"));
+                    None
+                }
+            },
+        };
+    let whole = |n: f64, low: f64, high: f64| n.fract() == 0.0 && (low..=high).contains(&n);
+    let interval = number(
+        "IntervalSeconds",
+        1.0,
+        &|n| whole(n, 1.0, 99_999_999.0),
+        "an integer from 1 to 99999999",
+    );
+    let max_attempts = number(
+        "MaxAttempts",
+        3.0,
+        &|n| whole(n, 0.0, 99_999_999.0),
+        "an integer from 0 to 99999999",
+    );
+    let backoff = number("BackoffRate", 2.0, &|n| n >= 1.0, "a number >= 1.0");
+    let max_delay = r.get("MaxDelaySeconds").and_then(|_| {
+        number(
+            "MaxDelaySeconds",
+            0.0,
+            &|n| whole(n, 1.0, 31_622_400.0),
+            "an integer from 1 to 31622400",
+        )
+    });
     let jitter_full = match r.get("JitterStrategy").and_then(Value::as_str) {
         None | Some("NONE") => false,
         Some("FULL") => true,
@@ -725,9 +748,9 @@ fn parse_retrier(r: &Value, here: &str, errs: &mut Vec<String>) -> Retrier {
     Retrier {
         errors: error_list(r.get("ErrorEquals"), here, errs),
         interval: interval.unwrap_or(1.0),
-        max_attempts: max_attempts.unwrap_or(3.0).clamp(0.0, 99_999_999.0) as u32,
+        max_attempts: max_attempts.unwrap_or(3.0) as u32,
         backoff: backoff.unwrap_or(2.0),
-        max_delay: max_delay.flatten(),
+        max_delay,
         jitter_full,
     }
 }
@@ -927,6 +950,20 @@ fn parse_map(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> StateK
             "{at}/{key}/ProcessorConfig/Mode: only INLINE maps are supported, got {mode}"
         ));
     }
+    // Failure tolerance and labels belong to DISTRIBUTED maps (child executions, map runs);
+    // an INLINE map fails at its first failed iteration.
+    for key in [
+        "ToleratedFailurePercentage",
+        "ToleratedFailureCount",
+        "Label",
+    ] {
+        if o.contains_key(key) {
+            errs.push(format!(
+                "{at}/{key}: only DISTRIBUTED maps have it, and the local engine runs INLINE \
+                 maps only"
+            ));
+        }
+    }
     if o.contains_key("ItemSelector") && o.contains_key("Parameters") {
         errs.push(format!(
             "{at}: only one of ItemSelector and Parameters may be set"
@@ -980,6 +1017,86 @@ mod tests {
             json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A", "End": true}}}),
         );
         assert!(e.contains("exactly one of Next or End"), "{e}");
+    }
+
+    /// A Task state `A` with `retry` as its only Retry entry.
+    fn with_retry(retry: Value) -> String {
+        errors(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "x",
+            "End": true, "Retry": [retry]}}}),
+        )
+    }
+
+    #[test]
+    fn retry_numbers_follow_step_functions_limits() {
+        let ok = with_retry(json!({"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2,
+            "MaxAttempts": 0, "BackoffRate": 1.5, "MaxDelaySeconds": 60}));
+        assert_eq!(ok, "");
+        for (field, value, says) in [
+            (
+                "IntervalSeconds",
+                json!(1.5),
+                "an integer from 1 to 99999999",
+            ),
+            ("IntervalSeconds", json!(0), "an integer from 1 to 99999999"),
+            ("MaxAttempts", json!(-1), "an integer from 0 to 99999999"),
+            ("BackoffRate", json!(0.5), "a number >= 1.0"),
+            (
+                "MaxDelaySeconds",
+                json!("60"),
+                "an integer from 1 to 31622400",
+            ),
+            ("MaxDelaySeconds", json!(0), "an integer from 1 to 31622400"),
+        ] {
+            let mut retry = json!({"ErrorEquals": ["States.ALL"]});
+            retry[field] = value.clone();
+            let e = with_retry(retry);
+            assert!(
+                e.contains(&format!("Retry[0]/{field}: must be {says}, got {value}")),
+                "{field} {value}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_choice_rule_is_exactly_one_thing() {
+        let choice = |rule: Value| {
+            let mut rule = rule;
+            rule["Next"] = json!("B");
+            errors(json!({"StartAt": "A", "States": {
+                "A": {"Type": "Choice", "Choices": [rule], "Default": "B"},
+                "B": {"Type": "Succeed"}}}))
+        };
+        let e = choice(json!({"Variable": "$.n", "NumericEquals": 1, "NumericGreaterThan": 0}));
+        assert!(e.contains("exactly one of And, Or, Not or a comparison operator, this one has NumericEquals, NumericGreaterThan"), "{e}");
+        let e = choice(json!({"And": [{"Variable": "$.n", "IsPresent": true}],
+            "Or": [{"Variable": "$.n", "IsNull": false}]}));
+        assert!(e.contains("this one has And, Or"), "{e}");
+        let e = choice(json!({"Variable": "$.n", "Not": {"Variable": "$.n", "IsNull": true}}));
+        assert!(e.contains("Variable: not allowed beside Not"), "{e}");
+        assert_eq!(choice(json!({"Variable": "$.n", "NumericEquals": 1})), "");
+    }
+
+    #[test]
+    fn an_inline_map_refuses_distributed_fields() {
+        for field in [
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+            "Label",
+        ] {
+            let mut map = json!({"Type": "Map", "End": true,
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}});
+            map[field] = if field == "Label" {
+                json!("items")
+            } else {
+                json!(10)
+            };
+            let e = errors(json!({"StartAt": "M", "States": {"M": map}}));
+            assert!(
+                e.contains(&format!("M/{field}: only DISTRIBUTED maps have it")),
+                "{field}: {e}"
+            );
+        }
     }
 
     #[test]
