@@ -10,6 +10,7 @@ use rollback_engine::{
     LambdaRegistry, TaskFailure, TaskHandler, TaskRequest, clock::Clock, task::BoxFuture,
 };
 
+use super::alarm::AlarmFollower;
 use super::latency::{self, LatencyModel, Marks};
 pub use rollback_core::contract::{FUNCTIONS, local_substitutions as substitutions};
 use serde_json::Value;
@@ -96,6 +97,8 @@ pub struct DrillHandler {
     pub marks: Arc<Marks>,
     /// Set once the engine exists (the engine owns this handler).
     pub engine: OnceLock<rollback_engine::Engine>,
+    /// Set once the demo app runs: the alarm catches up with its health before every task.
+    pub alarm: OnceLock<Arc<AlarmFollower>>,
 }
 
 pub const INJECTED_ERROR: &str = "Rollback.Internal";
@@ -124,7 +127,11 @@ impl TaskHandler for DrillHandler {
         // Status checks that keep looking wait on the execution's clock, as its Wait states do.
         let call = wait::with_pause(pause_on(clock.clone()), self.inner.invoke(req));
         let marks = self.marks.clone();
+        let alarm = self.alarm.get().cloned();
         Box::pin(async move {
+            if let Some(alarm) = alarm {
+                alarm.catch_up().await;
+            }
             let mut output = call.await?;
             if let Some((model, call)) = modelled {
                 let took = latency::apply(&model, &marks, &call, clock.now(), &mut output);

@@ -2,6 +2,7 @@
 //! on this machine, from alarm to report, against moto, a local Kubernetes API, the local
 //! engine's Step Functions endpoint and the approval page.
 
+mod alarm;
 mod approver;
 pub mod channels;
 mod demo_app;
