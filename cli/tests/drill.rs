@@ -2,21 +2,13 @@
 //! to the report, for each way it can end. State is checked in moto and the Kubernetes API,
 //! not only in what the drill says.
 
+mod common;
+use common::{options, prod_digest};
+
 use std::time::Duration;
 
 use rollback_stores::ReleaseStatus;
 use rollbackctl::drill::{Approve, Drill, DrillOptions, LatencyModel, Outcome, mobile};
-
-fn options(name: &str) -> DrillOptions {
-    DrillOptions {
-        output_dir: std::env::temp_dir()
-            .join(format!("rollback-drill-test-{name}-{}", std::process::id())),
-        timeout: Duration::from_secs(300),
-        quiet: true,
-        postgres: false,
-        ..Default::default()
-    }
-}
 
 async fn db_identifiers(drill: &Drill) -> Vec<String> {
     let rds = aws_sdk_rds::Client::new(&drill.stack.sdk);
@@ -34,22 +26,6 @@ async fn snapshot_ids(drill: &Drill) -> Vec<String> {
         .iter()
         .filter_map(|s| s.db_snapshot_identifier().map(str::to_owned))
         .collect()
-}
-
-async fn release_digest(drill: &Drill, repository: &str) -> String {
-    let ecr = aws_sdk_ecr::Client::new(&drill.stack.sdk);
-    let out = ecr
-        .describe_images()
-        .repository_name(repository)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag("prod")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.image_details()[0].image_digest().unwrap().to_owned()
 }
 
 /// The execution wrote its post-mortem to the report bucket in moto's S3 before its final
@@ -117,7 +93,7 @@ async fn approved_drill_rolls_back_app_and_databases_and_writes_the_report() {
     assert!(on_stable(&drill), "every deployment runs its stable image");
     assert!(drill.stack.health().await.starts_with("200"));
     for (repository, _, stable, _) in &drill.stack.seeded.images {
-        let digest = release_digest(&drill, repository).await;
+        let digest = prod_digest(&drill, repository).await.unwrap().unwrap();
         assert!(
             stable.ends_with(&digest),
             "{repository}:prod points at the stable digest"
@@ -218,7 +194,7 @@ async fn rejected_drill_changes_nothing() {
     let digests_before: Vec<String> = {
         let mut v = Vec::new();
         for (repository, ..) in &drill.stack.seeded.images {
-            v.push(release_digest(&drill, repository).await);
+            v.push(prod_digest(&drill, repository).await.unwrap().unwrap());
         }
         v
     };
@@ -227,7 +203,10 @@ async fn rejected_drill_changes_nothing() {
     assert_eq!(report.outcome.exit_code(), 3);
     assert!(!on_stable(&drill), "nothing was rolled back");
     for ((repository, ..), before) in drill.stack.seeded.images.iter().zip(digests_before) {
-        assert_eq!(release_digest(&drill, repository).await, before);
+        assert_eq!(
+            prod_digest(&drill, repository).await.unwrap().unwrap(),
+            before
+        );
     }
     let dbs = db_identifiers(&drill).await;
     assert!(
@@ -370,13 +349,16 @@ async fn stop_it_now_ends_a_pre_approved_drill_with_nothing_changed() {
     .unwrap();
     let mut digests_before = Vec::new();
     for (repository, ..) in &drill.stack.seeded.images {
-        digests_before.push(release_digest(&drill, repository).await);
+        digests_before.push(prod_digest(&drill, repository).await.unwrap().unwrap());
     }
     let report = drill.execute().await.unwrap();
     assert_eq!(report.outcome, Outcome::Rejected, "{:?}", report.error);
     assert!(!on_stable(&drill), "nothing was rolled back");
     for ((repository, ..), before) in drill.stack.seeded.images.iter().zip(digests_before) {
-        assert_eq!(release_digest(&drill, repository).await, before);
+        assert_eq!(
+            prod_digest(&drill, repository).await.unwrap().unwrap(),
+            before
+        );
     }
     assert!(
         report

@@ -7,23 +7,11 @@
 //! no incident to resolve and a failure after approval opens it, left open. The expectations
 //! follow the definition, so they tighten by themselves when those states are added.
 
-use std::time::Duration;
+mod common;
+use common::options;
 
 use rollbackctl::drill::channels::events;
 use rollbackctl::drill::{Drill, DrillOptions, Outcome};
-
-fn options(name: &str) -> DrillOptions {
-    DrillOptions {
-        output_dir: std::env::temp_dir().join(format!(
-            "rollback-drill-channels-{name}-{}",
-            std::process::id()
-        )),
-        timeout: Duration::from_secs(300),
-        quiet: true,
-        postgres: false,
-        ..Default::default()
-    }
-}
 
 /// The `progress` stages the definition sends, in document order.
 fn definition_stages() -> Vec<String> {

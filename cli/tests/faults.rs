@@ -6,6 +6,8 @@
 //! The default run is small enough for `make test`; `make faults` runs the full counts
 //! (`ROLLBACK_FAULT_RUNS=200`, `ROLLBACK_CRASH_EVERY=1`). A failing run prints its seed.
 
+mod common;
+
 use std::time::Duration;
 
 use rollback_fault_proxy::{FaultKind, FaultSchedule};
@@ -18,14 +20,12 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A fault run's drill: quiet unless `ROLLBACK_FAULT_VERBOSE` is set.
 fn options(tag: &str) -> DrillOptions {
     DrillOptions {
-        output_dir: std::env::temp_dir()
-            .join(format!("rollback-faults-{tag}-{}", std::process::id())),
         timeout: Duration::from_secs(240),
         quiet: std::env::var("ROLLBACK_FAULT_VERBOSE").is_err(),
-        postgres: false,
-        ..Default::default()
+        ..common::options(tag)
     }
 }
 
@@ -187,20 +187,8 @@ async fn check_invariants(drill: &Drill, report: &DrillReport) -> Result<(), Str
         }
     }
     // 3. Every release tag points at a digest that exists.
-    let ecr = aws_sdk_ecr::Client::new(sdk);
     for (repository, ..) in &drill.stack.seeded.images {
-        let images = ecr
-            .describe_images()
-            .repository_name(repository)
-            .image_ids(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_tag("prod")
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| format!("{repository}:prod does not resolve: {e}"))?;
-        if images.image_details().is_empty() {
+        if common::prod_digest(drill, repository).await?.is_none() {
             return Err(format!("{repository}:prod points nowhere"));
         }
     }

@@ -3,21 +3,12 @@
 //! and every action a role grants is used by some drill run, or listed with a reason in
 //! `local/fault-proxy/iam-unused.txt`.
 
+mod common;
+use common::options;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use rollbackctl::drill::{Approve, Drill, DrillOptions, IamViolations, Outcome, Restore};
-
-fn options(name: &str) -> DrillOptions {
-    DrillOptions {
-        output_dir: std::env::temp_dir()
-            .join(format!("rollback-iam-{name}-{}", std::process::id())),
-        timeout: Duration::from_secs(300),
-        quiet: true,
-        postgres: false,
-        ..Default::default()
-    }
-}
 
 const UNUSED_LIST: &str = "local/fault-proxy/iam-unused.txt";
 

@@ -130,9 +130,14 @@ pub async fn seed(inputs: SeedInputs<'_>) -> Result<Seeded> {
     seed_cluster(&aws_sdk_eks::Client::new(sdk)).await?;
     seed_alarm(&aws_sdk_cloudwatch::Client::new(sdk)).await?;
     seed_app_logs(&aws_sdk_cloudwatchlogs::Client::new(sdk)).await?;
-    let (topic_arn, queue_url) = seed_notices(
+    // Notices go to a topic; the drill reads them as a mail client would, through a
+    // raw-delivery SQS subscription.
+    let (topic_arn, queue_url) = rollback_moto::inbox::topic_with_queue(
         &aws_sdk_sns::Client::new(sdk),
         &aws_sdk_sqs::Client::new(sdk),
+        "mint-replica-rollback",
+        "mint-replica-rollback-inbox",
+        rollback_moto::inbox::Delivery::Raw,
     )
     .await?;
     seed_report_bucket(sdk).await?;
@@ -310,52 +315,6 @@ async fn seed_alarm(cloudwatch: &aws_sdk_cloudwatch::Client) -> Result<()> {
         "5xx rate normal",
     )
     .await
-}
-
-/// Notices go to a topic; the drill reads them through a raw-delivery SQS subscription.
-/// Returns the topic ARN and the queue URL.
-async fn seed_notices(
-    sns: &aws_sdk_sns::Client,
-    sqs: &aws_sdk_sqs::Client,
-) -> Result<(String, String)> {
-    let topic_arn = sns
-        .create_topic()
-        .name("mint-replica-rollback")
-        .send()
-        .await
-        .context("CreateTopic")?
-        .topic_arn
-        .context("no topic ARN")?;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("mint-replica-rollback-inbox")
-        .send()
-        .await
-        .context("CreateQueue")?
-        .queue_url
-        .context("no queue URL")?;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .context("GetQueueAttributes")?
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .context("no queue ARN")?;
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .context("Subscribe")?;
-    Ok((topic_arn, queue_url))
 }
 
 /// The report bucket as the template makes it: versioned, encrypted (SSE-S3).

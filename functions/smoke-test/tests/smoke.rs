@@ -164,12 +164,9 @@ async fn the_overall_budget_bounds_the_run() {
 async fn sql_probes_against_a_real_postgres() {
     let gate = gate();
     // TLS with a generated CA (the secret's sslrootcert), verified as verify-full.
-    let pg = tokio::task::spawn_blocking(|| {
-        PostgresServer::start_tls(rollback_postgres::LOOPBACK_NAMES)
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e}"));
+    let pg = PostgresServer::start_tls_async(rollback_postgres::LOOPBACK_NAMES)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     pg.psql(
         "create table releases (v text); insert into releases values ('v41'); \
          create table orders (id int); insert into orders select generate_series(1, 3);",

@@ -15,9 +15,8 @@ use rollback_moto::MotoServer;
 use rollback_moto::rds::Postgres;
 
 async fn postgres(names: &'static [&'static str]) -> PostgresServer {
-    tokio::task::spawn_blocking(move || PostgresServer::start_tls(names))
+    PostgresServer::start_tls_async(names)
         .await
-        .unwrap()
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -101,10 +100,7 @@ async fn verify_full_refuses_a_wrong_name_and_an_unknown_ca() {
 #[tokio::test]
 async fn plaintext_only_when_the_secret_says_so_and_the_result_says_it() {
     let gate = gate();
-    let plain = tokio::task::spawn_blocking(PostgresServer::start)
-        .await
-        .unwrap()
-        .unwrap();
+    let plain = PostgresServer::start_async().await.unwrap();
     // rds_secret says "sslmode": "disable" for a server without TLS.
     let explicit = put_secret("smoke-svc/plain-explicit", &plain.rds_secret()).await;
     let mut silent = plain.rds_secret();

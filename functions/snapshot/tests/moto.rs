@@ -314,12 +314,9 @@ async fn plan_and_input_mistakes_name_the_field() {
 /// A real PostgreSQL serving TLS with a generated CA, its secret in moto as `svc/<name>` (the
 /// role reads the stack's `<service>/…` secrets), and an `accounts` table of `rows` rows.
 async fn baseline_database(name: &str, rows: u32) -> (rollback_postgres::PostgresServer, String) {
-    let pg = tokio::task::spawn_blocking(|| {
-        rollback_postgres::PostgresServer::start_tls(rollback_postgres::LOOPBACK_NAMES)
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e}"));
+    let pg = rollback_postgres::PostgresServer::start_tls_async(rollback_postgres::LOOPBACK_NAMES)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     pg.psql(&format!(
         "create table accounts (id int); insert into accounts select generate_series(1, {rows})"
     ))

@@ -8,9 +8,8 @@ use rollback_sql_probe::{DbSecret, SslMode, Target, query};
 use serde_json::{Value, json};
 
 async fn server(names: &'static [&'static str]) -> PostgresServer {
-    tokio::task::spawn_blocking(move || PostgresServer::start_tls(names))
+    PostgresServer::start_tls_async(names)
         .await
-        .unwrap()
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -78,10 +77,7 @@ async fn an_unknown_ca_is_refused() {
 #[tokio::test]
 async fn plaintext_only_when_the_secret_says_disable() {
     // A server without TLS: verify-full (the default) refuses to go on in plaintext.
-    let plain = tokio::task::spawn_blocking(PostgresServer::start)
-        .await
-        .unwrap()
-        .unwrap();
+    let plain = PostgresServer::start_async().await.unwrap();
     let mut secret = plain.rds_secret();
     secret.as_object_mut().unwrap().remove("sslmode");
     let err = run(&target(secret), "select 1").await.unwrap_err();

@@ -68,7 +68,7 @@ fn main() {
         RUNS / CONCURRENT * CONCURRENT
     );
 
-    let python = manifest.join("../../.venv/bin/python");
+    let python = rollback_moto::venv_python();
     if python.exists() {
         let out = std::process::Command::new(&python)
             .arg(manifest.join("benches/moto_transitions.py"))

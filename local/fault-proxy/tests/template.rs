@@ -10,11 +10,8 @@ use rollback_fault_proxy::iam::template::template_json;
 use serde_json::{Value, json};
 
 fn template() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../infra/template.yaml"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(rollback_moto::workspace_root().join("infra/template.yaml"))
+        .unwrap();
     template_json(&text).unwrap()
 }
 
@@ -475,10 +472,9 @@ fn functions_whose_status_checks_keep_looking_outlast_the_longest_status_wait() 
     use rollback_core::wait::STATUS_FUNCTION_TIMEOUT_SECONDS;
     let template = template();
     let definition: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../statemachine/rollback.asl.json"
-        ))
+        &std::fs::read_to_string(
+            rollback_moto::workspace_root().join("statemachine/rollback.asl.json"),
+        )
         .unwrap(),
     )
     .unwrap();

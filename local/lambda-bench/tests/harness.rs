@@ -191,7 +191,7 @@ async fn a_function_that_dies_at_init_is_reported_with_its_log() {
 
 #[tokio::test]
 async fn python_handler_importing_boto3_speaks_the_same_api() {
-    let python = functions::workspace_root().join(".venv/bin/python");
+    let python = rollback_moto::venv_python();
     assert!(
         python.exists(),
         "{} is missing: run `make venv`",

@@ -310,6 +310,11 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// The Python the Makefile installs with moto (`.venv`, which has boto3 too).
+pub fn venv_python() -> PathBuf {
+    workspace_root().join(".venv/bin/python")
+}
+
 /// A port nobody listens on right now (the OS picks it).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -58,6 +58,20 @@ pub enum PostgresError {
     },
 }
 
+/// Runs a blocking start on tokio's blocking pool; a panic in it resumes in the caller.
+async fn off_the_runtime(
+    start: impl FnOnce() -> Result<PostgresServer, PostgresError> + Send + 'static,
+) -> Result<PostgresServer, PostgresError> {
+    match tokio::task::spawn_blocking(start).await {
+        Ok(started) => started,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(PostgresError::Io {
+            step: "starting postgres on the blocking pool",
+            source: std::io::Error::other(join),
+        }),
+    }
+}
+
 fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> PostgresError {
     move |source| PostgresError::Io { step, source }
 }
@@ -155,6 +169,19 @@ impl PostgresServer {
     /// names or IP addresses; [`LOOPBACK_NAMES`] are the right ones) signed by a fresh CA.
     pub fn start_tls(names: &[&str]) -> Result<PostgresServer, PostgresError> {
         Self::start_with(Some(names))
+    }
+
+    /// [`PostgresServer::start`] from async code: `initdb` and the start block for seconds,
+    /// so they run on tokio's blocking pool instead of a runtime worker.
+    pub async fn start_async() -> Result<PostgresServer, PostgresError> {
+        off_the_runtime(|| Self::start_with(None)).await
+    }
+
+    /// [`PostgresServer::start_tls`] from async code, on tokio's blocking pool.
+    pub async fn start_tls_async(
+        names: &'static [&'static str],
+    ) -> Result<PostgresServer, PostgresError> {
+        off_the_runtime(move || Self::start_with(Some(names))).await
     }
 
     /// A fresh cluster in a temporary directory (handed to the service user under root), its

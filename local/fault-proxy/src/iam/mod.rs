@@ -237,11 +237,9 @@ mod tests {
     use super::*;
 
     fn checker() -> IamChecker {
-        let template = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../infra/template.yaml"
-        ))
-        .unwrap();
+        let template =
+            std::fs::read_to_string(rollback_moto::workspace_root().join("infra/template.yaml"))
+                .unwrap();
         IamChecker::from_template(&template, &drill_values()).unwrap()
     }
 
@@ -443,11 +441,9 @@ mod tests {
 
     #[test]
     fn the_infra_role_reaches_its_project_commits_and_artifacts_only() {
-        let template = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../infra/template.yaml"
-        ))
-        .unwrap();
+        let template =
+            std::fs::read_to_string(rollback_moto::workspace_root().join("infra/template.yaml"))
+                .unwrap();
         let values = drill_values().parameter("TerraformArtifactBucket", "mint-replica-tf");
         let checker = IamChecker::from_template(&template, &values).unwrap();
         let infra = checker.role_for_key("ASIAINFRA").expect("infra role");

@@ -86,7 +86,7 @@ impl Paths {
         let python = args
             .python
             .clone()
-            .unwrap_or_else(|| root.join(".venv/bin/python"));
+            .unwrap_or_else(rollback_moto::venv_python);
         Ok(Paths {
             root,
             release_dir,
