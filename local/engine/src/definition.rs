@@ -843,6 +843,13 @@ fn parse_task(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> State
             errs.push(format!("{at}/Resource: missing or not a string"));
             ""
         });
+    if o.contains_key("Credentials") {
+        // Running the task as another role is not something the engine can honour: refusing
+        // beats calling the function as the state machine's own role without a word.
+        errs.push(format!(
+            "{at}/Credentials: the local engine does not assume roles for a task; remove it"
+        ));
+    }
     let timeout = num_field(o, "TimeoutSeconds", at, errs, true);
     let heartbeat = num_field(o, "HeartbeatSeconds", at, errs, true);
     if let (Some(Num::Lit(t)), Some(Num::Lit(h))) = (&timeout, &heartbeat)
@@ -1075,6 +1082,18 @@ mod tests {
         let e = choice(json!({"Variable": "$.n", "Not": {"Variable": "$.n", "IsNull": true}}));
         assert!(e.contains("Variable: not allowed beside Not"), "{e}");
         assert_eq!(choice(json!({"Variable": "$.n", "NumericEquals": 1})), "");
+    }
+
+    #[test]
+    fn a_task_with_credentials_is_refused_not_run_as_another_role() {
+        let e = errors(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "x",
+            "End": true, "Credentials": {"RoleArn": "arn:aws:iam::111122223333:role/other"}}}}),
+        );
+        assert!(
+            e.contains("A/Credentials: the local engine does not assume roles"),
+            "{e}"
+        );
     }
 
     #[test]
