@@ -115,6 +115,68 @@ impl Marks {
     }
 }
 
+/// What one kind of call means to the model.
+enum Modelled {
+    /// Starts the operation with this mark.
+    Starts(&'static str),
+    /// A status check of an operation: which one (from the output, for the infra function's
+    /// two builds), and the output field that says it is done.
+    Checks(fn(&Value) -> Operation, &'static str),
+    /// Takes this long itself.
+    Takes(fn(&LatencyModel) -> Duration),
+}
+
+/// A modelled operation: its start mark and how long it takes.
+type Operation = (&'static str, fn(&LatencyModel) -> Duration);
+
+const SNAPSHOT: Operation = ("snapshot", |m| m.snapshot);
+const RESTORE: Operation = ("restore", |m| m.restore);
+const ROLLOUT: Operation = ("rollout", |m| m.rollout);
+const TERRAFORM_PLAN: Operation = ("terraform_plan", |m| m.terraform_plan);
+const TERRAFORM_APPLY: Operation = ("terraform_apply", |m| m.terraform_apply);
+
+/// (function, action) → what the call means; calls not listed take no modelled time.
+const CALLS: &[(&str, &str, Modelled)] = &[
+    ("rollback-snapshot", "create", Modelled::Starts(SNAPSHOT.0)),
+    (
+        "rollback-snapshot",
+        "status",
+        Modelled::Checks(|_| SNAPSHOT, "all_available"),
+    ),
+    ("rollback-restore", "start", Modelled::Starts(RESTORE.0)),
+    (
+        "rollback-restore",
+        "status",
+        Modelled::Checks(|_| RESTORE, "all_available"),
+    ),
+    ("rollback-deploy-undo", "undo", Modelled::Starts(ROLLOUT.0)),
+    (
+        "rollback-deploy-undo",
+        "status",
+        Modelled::Checks(|_| ROLLOUT, "complete"),
+    ),
+    ("rollback-infra", "plan", Modelled::Starts(TERRAFORM_PLAN.0)),
+    (
+        "rollback-infra",
+        "apply",
+        Modelled::Starts(TERRAFORM_APPLY.0),
+    ),
+    (
+        "rollback-infra",
+        "status",
+        Modelled::Checks(infra_build, "done"),
+    ),
+    ("rollback-smoke-test", "run", Modelled::Takes(|m| m.smoke)),
+];
+
+/// The infra function's status answers for the build it was given: the apply or the plan.
+fn infra_build(output: &Value) -> Operation {
+    match output.pointer("/build/purpose").and_then(Value::as_str) {
+        Some("apply") => TERRAFORM_APPLY,
+        _ => TERRAFORM_PLAN,
+    }
+}
+
 /// Applies the model to one task: records starts, and rewrites status outputs to "not yet".
 /// Returns how much virtual time the task itself takes: a status check that keeps looking
 /// (`looking`: the plan's polling, [`rollback_core::wait`]) takes until the operation is done,
@@ -126,74 +188,53 @@ pub fn apply(
     now: DateTime<Utc>,
     output: &mut Value,
 ) -> Duration {
-    // How long the check takes and whether it sees the operation done by then.
-    let check = |what: &'static str, duration: Duration| -> (Duration, bool) {
-        let Some(start) = marks.started(what) else {
-            return (Duration::ZERO, true);
-        };
-        let remaining = duration.saturating_sub((now - start).to_std().unwrap_or_default());
-        if remaining.is_zero() {
-            return (Duration::ZERO, true);
+    let modelled = CALLS
+        .iter()
+        .find(|(function, action, _)| *function == call.function && *action == call.action);
+    match modelled.map(|(.., m)| m) {
+        None => Duration::ZERO,
+        Some(Modelled::Starts(mark)) => {
+            marks.mark(mark, now);
+            Duration::ZERO
         }
-        let Some(polling) = &call.looking else {
-            return (Duration::ZERO, false);
-        };
-        let interval = u64::from(polling.interval_seconds.max(1));
-        let longest = (u64::from(wait::looks_per_check(polling)) - 1) * interval;
-        let needed = remaining.as_secs().div_ceil(interval) * interval;
-        if needed <= longest {
-            (Duration::from_secs(needed), true)
-        } else {
-            (Duration::from_secs(longest), false)
+        Some(Modelled::Takes(duration)) => duration(model),
+        Some(Modelled::Checks(operation, done_field)) => {
+            let (mark, duration) = operation(output);
+            let (took, done) = check(marks.started(mark), duration(model), call, now);
+            if !done {
+                output[*done_field] = Value::Bool(false);
+            }
+            took
         }
-    };
-    let (took, done, field) = match (call.function.as_str(), call.action.as_str()) {
-        ("rollback-snapshot", "create") => {
-            marks.mark("snapshot", now);
-            return Duration::ZERO;
-        }
-        ("rollback-snapshot", "status") => {
-            let (took, done) = check("snapshot", model.snapshot);
-            (took, done, "all_available")
-        }
-        ("rollback-restore", "start") => {
-            marks.mark("restore", now);
-            return Duration::ZERO;
-        }
-        ("rollback-restore", "status") => {
-            let (took, done) = check("restore", model.restore);
-            (took, done, "all_available")
-        }
-        ("rollback-deploy-undo", "undo") => {
-            marks.mark("rollout", now);
-            return Duration::ZERO;
-        }
-        ("rollback-deploy-undo", "status") => {
-            let (took, done) = check("rollout", model.rollout);
-            (took, done, "complete")
-        }
-        ("rollback-infra", "plan") => {
-            marks.mark("terraform_plan", now);
-            return Duration::ZERO;
-        }
-        ("rollback-infra", "apply") => {
-            marks.mark("terraform_apply", now);
-            return Duration::ZERO;
-        }
-        ("rollback-infra", "status") => {
-            let (took, done) = match output.pointer("/build/purpose").and_then(Value::as_str) {
-                Some("apply") => check("terraform_apply", model.terraform_apply),
-                _ => check("terraform_plan", model.terraform_plan),
-            };
-            (took, done, "done")
-        }
-        ("rollback-smoke-test", "run") => return model.smoke,
-        _ => return Duration::ZERO,
-    };
-    if !done {
-        output[field] = Value::Bool(false);
     }
-    took
+}
+
+/// How long a status check takes and whether it sees the operation (started at `start`,
+/// taking `duration`) done by then.
+fn check(
+    start: Option<DateTime<Utc>>,
+    duration: Duration,
+    call: &Call,
+    now: DateTime<Utc>,
+) -> (Duration, bool) {
+    let Some(start) = start else {
+        return (Duration::ZERO, true);
+    };
+    let remaining = duration.saturating_sub((now - start).to_std().unwrap_or_default());
+    if remaining.is_zero() {
+        return (Duration::ZERO, true);
+    }
+    let Some(polling) = &call.looking else {
+        return (Duration::ZERO, false);
+    };
+    let interval = u64::from(polling.interval_seconds.max(1));
+    let longest = (u64::from(wait::looks_per_check(polling)) - 1) * interval;
+    let needed = remaining.as_secs().div_ceil(interval) * interval;
+    if needed <= longest {
+        (Duration::from_secs(needed), true)
+    } else {
+        (Duration::from_secs(longest), false)
+    }
 }
 
 /// What the model needs to know of one task call.
