@@ -1,5 +1,9 @@
 //! Test support for the end-to-end suites (`tests/tests/*.rs`): the real definition on the
 //! local engine, with the functions played by a [`script::Script`].
+//!
+//! Input: `statemachine/rollback.asl.json` and `infra/plans/mint-replica.json`; output: each
+//! path's execution history, asserted call by call. Alone: `cargo test -p rollback-e2e` (the
+//! pre-approved and stored-plan suites use the shared moto: `make venv` first).
 
 pub mod canned;
 pub mod script;
