@@ -17,6 +17,9 @@ use super::seed;
 
 /// How often the background look runs.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// The longest one look may take (the health request and the alarm update): a task waits for
+/// it, so it is bounded.
+const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The alarm and the health URL it follows.
 pub struct AlarmFollower {
@@ -38,8 +41,13 @@ impl AlarmFollower {
         })
     }
 
-    /// Looks at the app once; when it has just become healthy, the alarm goes back to OK.
+    /// Looks at the app once; when it has just become healthy, the alarm goes back to OK. A
+    /// look that takes longer than [`LOOK_TIMEOUT`] is abandoned (the next one retries).
     pub async fn catch_up(&self) {
+        let _ = tokio::time::timeout(LOOK_TIMEOUT, self.look()).await;
+    }
+
+    async fn look(&self) {
         let mut was_healthy = self.was_healthy.lock().await;
         let healthy = matches!(
             self.http.get(&self.health_url).send().await,
