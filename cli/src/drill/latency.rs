@@ -126,6 +126,8 @@ enum Modelled {
     Takes(fn(&LatencyModel) -> Duration),
 }
 
+use Modelled::{Checks, Starts, Takes};
+
 /// A modelled operation: its start mark and how long it takes.
 type Operation = (&'static str, fn(&LatencyModel) -> Duration);
 
@@ -136,37 +138,18 @@ const TERRAFORM_PLAN: Operation = ("terraform_plan", |m| m.terraform_plan);
 const TERRAFORM_APPLY: Operation = ("terraform_apply", |m| m.terraform_apply);
 
 /// (function, action) → what the call means; calls not listed take no modelled time.
+#[rustfmt::skip] // one row per call reads as a table
 const CALLS: &[(&str, &str, Modelled)] = &[
-    ("rollback-snapshot", "create", Modelled::Starts(SNAPSHOT.0)),
-    (
-        "rollback-snapshot",
-        "status",
-        Modelled::Checks(|_| SNAPSHOT, "all_available"),
-    ),
-    ("rollback-restore", "start", Modelled::Starts(RESTORE.0)),
-    (
-        "rollback-restore",
-        "status",
-        Modelled::Checks(|_| RESTORE, "all_available"),
-    ),
-    ("rollback-deploy-undo", "undo", Modelled::Starts(ROLLOUT.0)),
-    (
-        "rollback-deploy-undo",
-        "status",
-        Modelled::Checks(|_| ROLLOUT, "complete"),
-    ),
-    ("rollback-infra", "plan", Modelled::Starts(TERRAFORM_PLAN.0)),
-    (
-        "rollback-infra",
-        "apply",
-        Modelled::Starts(TERRAFORM_APPLY.0),
-    ),
-    (
-        "rollback-infra",
-        "status",
-        Modelled::Checks(infra_build, "done"),
-    ),
-    ("rollback-smoke-test", "run", Modelled::Takes(|m| m.smoke)),
+    ("rollback-snapshot", "create", Starts(SNAPSHOT.0)),
+    ("rollback-snapshot", "status", Checks(|_| SNAPSHOT, "all_available")),
+    ("rollback-restore", "start", Starts(RESTORE.0)),
+    ("rollback-restore", "status", Checks(|_| RESTORE, "all_available")),
+    ("rollback-deploy-undo", "undo", Starts(ROLLOUT.0)),
+    ("rollback-deploy-undo", "status", Checks(|_| ROLLOUT, "complete")),
+    ("rollback-infra", "plan", Starts(TERRAFORM_PLAN.0)),
+    ("rollback-infra", "apply", Starts(TERRAFORM_APPLY.0)),
+    ("rollback-infra", "status", Checks(infra_build, "done")),
+    ("rollback-smoke-test", "run", Takes(|m| m.smoke)),
 ];
 
 /// The infra function's status answers for the build it was given: the apply or the plan.
@@ -193,12 +176,12 @@ pub fn apply(
         .find(|(function, action, _)| *function == call.function && *action == call.action);
     match modelled.map(|(.., m)| m) {
         None => Duration::ZERO,
-        Some(Modelled::Starts(mark)) => {
+        Some(Starts(mark)) => {
             marks.mark(mark, now);
             Duration::ZERO
         }
-        Some(Modelled::Takes(duration)) => duration(model),
-        Some(Modelled::Checks(operation, done_field)) => {
+        Some(Takes(duration)) => duration(model),
+        Some(Checks(operation, done_field)) => {
             let (mark, duration) = operation(output);
             let (took, done) = check(marks.started(mark), duration(model), call, now);
             if !done {
