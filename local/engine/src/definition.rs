@@ -701,40 +701,33 @@ fn compound(o: &Map<String, Value>, at: &str, errs: &mut Vec<String>) -> Compoun
 fn parse_retrier(r: &Value, here: &str, errs: &mut Vec<String>) -> Retrier {
     let empty = Map::new();
     let r = r.as_object().unwrap_or(&empty);
-    // Step Functions' limits; a value outside them fails CreateStateMachine.
-    let mut number =
-        |key: &str, default: f64, valid: &dyn Fn(f64) -> bool, rule: &str| match r.get(key) {
-            None => Some(default),
-            Some(v) => match v.as_f64().filter(|n| valid(*n)) {
-                Some(n) => Some(n),
-                None => {
-                    errs.push(format!("{here}/{key}: must be {rule}, got {v}"));
-                    None
-                }
-            },
-        };
+    // Step Functions' limits; a value outside them fails CreateStateMachine. `None` when the
+    // field is absent (the default applies) or refused.
+    let mut number = |key: &str, valid: &dyn Fn(f64) -> bool, rule: &str| {
+        let v = r.get(key)?;
+        let n = v.as_f64().filter(|n| valid(*n));
+        if n.is_none() {
+            errs.push(format!("{here}/{key}: must be {rule}, got {v}"));
+        }
+        n
+    };
     let whole = |n: f64, low: f64, high: f64| n.fract() == 0.0 && (low..=high).contains(&n);
     let interval = number(
         "IntervalSeconds",
-        1.0,
         &|n| whole(n, 1.0, 99_999_999.0),
         "an integer from 1 to 99999999",
     );
     let max_attempts = number(
         "MaxAttempts",
-        3.0,
         &|n| whole(n, 0.0, 99_999_999.0),
         "an integer from 0 to 99999999",
     );
-    let backoff = number("BackoffRate", 2.0, &|n| n >= 1.0, "a number >= 1.0");
-    let max_delay = r.get("MaxDelaySeconds").and_then(|_| {
-        number(
-            "MaxDelaySeconds",
-            0.0,
-            &|n| whole(n, 1.0, 31_622_400.0),
-            "an integer from 1 to 31622400",
-        )
-    });
+    let backoff = number("BackoffRate", &|n| n >= 1.0, "a number >= 1.0");
+    let max_delay = number(
+        "MaxDelaySeconds",
+        &|n| whole(n, 1.0, 31_622_400.0),
+        "an integer from 1 to 31622400",
+    );
     let jitter_full = match r.get("JitterStrategy").and_then(Value::as_str) {
         None | Some("NONE") => false,
         Some("FULL") => true,
